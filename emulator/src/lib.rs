@@ -1,0 +1,1 @@
+//! A local Infor ION API Gateway (work in progress: see issue 3).

@@ -1,0 +1,46 @@
+//! The stable ABI between the ionport host and its connector plugins.
+//!
+//! This crate is the one API boundary between `ionport-core` (the host) and a connector
+//! library (a `cdylib`). It holds:
+//!
+//! - [`ABI_VERSION`], the ABI's own semantic version, independent of every crate version;
+//! - [`PluginMod`], the root module every plugin exports (an `abi_stable` prefix type);
+//! - the FFI traits [`FfiConnector`] (implemented by a plugin) and [`FfiHost`]
+//!   (implemented by the host and handed into every call), and the FFI-safe values that
+//!   cross the boundary ([`PluginError`], [`FfiHttpRequest`], [`FfiHttpResponse`],
+//!   [`RecordBatch`], [`LogLevel`]);
+//! - [`wire`], the serde types of the JSON payloads that cross as text;
+//! - [`load`], the host-side loader that opens a library and checks its ABI.
+//!
+//! What this crate is not: it does no HTTP, holds no secret and knows no connector.
+//! Connector authors use `ionport-plugin-sdk`, which wraps everything here in safe,
+//! typed Rust; the host uses it through `ionport-core`.
+//!
+//! # Compatibility rules
+//!
+//! A plugin built for ABI `X.Y.Z` loads into a host speaking ABI `X.W.V` when the majors
+//! match and the host's minor is not newer than the plugin's (abi_stable's rule for the
+//! root module version). Fields may only be appended after `last_prefix_field`; the JSON
+//! payloads may gain optional fields in a minor version and nothing else.
+
+// abi_stable's derive and trait macros generate impls that trip this lint on recent
+// compilers; it is allowed here only, so that clippy `-D warnings` still guards the rest.
+#![allow(non_local_definitions)]
+
+// The unsafe in `ffi` and `root` is abi_stable's generated code (trait-object vtables,
+// prefix types); this crate writes no unsafe block of its own.
+#[allow(unsafe_code)]
+mod ffi;
+pub mod load;
+#[allow(unsafe_code)]
+mod root;
+pub mod wire;
+
+pub use abi_stable;
+pub use ffi::*;
+pub use root::*;
+
+/// The version of the plugin ABI this crate defines (semver, independent of crate
+/// versions). Bump the major for any incompatible change to a type below or to the
+/// meaning of a JSON payload; bump the minor for appended fields and optional payload keys.
+pub const ABI_VERSION: &str = "1.0.0";

@@ -1,0 +1,170 @@
+//! The JSON payloads that cross the boundary as text.
+//!
+//! These types are part of the ABI: a field may be added in a minor ABI version only when
+//! it is optional (`#[serde(default)]`), and unknown fields are always ignored, so that a
+//! newer host can talk to an older plugin and the other way round.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Stable identifier, lowercase with dashes, e.g. `infor-m3`.
+    pub id: String,
+    /// Human name, e.g. `Infor M3`.
+    pub name: String,
+    /// The connector's own version (semver).
+    pub version: String,
+    /// The plugin ABI version the connector was built for ([`crate::ABI_VERSION`]).
+    pub abi_version: String,
+    /// One paragraph: what the connector reaches and how.
+    pub description: String,
+}
+
+/// How a task reads: everything, or what changed since a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Read everything, every time.
+    FullRefresh,
+    /// Read what changed since the saved state (cursor).
+    Incremental,
+}
+
+impl SyncMode {
+    /// The wire name (`full_refresh`, `incremental`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::FullRefresh => "full_refresh",
+            SyncMode::Incremental => "incremental",
+        }
+    }
+}
+
+/// A predefined replication task (a stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Task name, unique within the connector, e.g. `customers`.
+    pub name: String,
+    /// What the task replicates.
+    pub description: String,
+    /// JSON Schema of one record.
+    pub record_schema: Value,
+    /// The fields that identify a record (destinations upsert on them).
+    pub primary_key: Vec<String>,
+    /// The field incremental reads advance on, when the task supports them.
+    #[serde(default)]
+    pub cursor_field: Option<String>,
+    /// The sync modes the task supports.
+    pub sync_modes: Vec<SyncMode>,
+}
+
+/// A connection as a plugin sees it: the form's values with every secret field removed
+/// by the host. A plugin reaches the gateway through the host, never on its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionConfig {
+    /// The non-secret values of the connection form.
+    #[serde(default)]
+    pub settings: Value,
+}
+
+/// The result of a connection test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Whether the connection works.
+    pub success: bool,
+    /// A sentence for the user: who is connected, or what failed and what to do.
+    pub message: String,
+    /// On failure, the part that failed: `token`, `rights`, `product`, `company`,
+    /// `settings` or `network`.
+    #[serde(default)]
+    pub failed_part: Option<String>,
+    /// Facts found on the way (user, company, division, ...).
+    #[serde(default)]
+    pub details: Value,
+}
+
+/// What the tenant has, as far as one connector can see.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// The streams that can be read.
+    pub streams: Vec<DiscoveredStream>,
+    /// Anything else the connector found (programs, services, catalog size, ...).
+    #[serde(default)]
+    pub details: Value,
+}
+
+/// One readable stream found by `discover`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscoveredStream {
+    /// The task spec of the stream.
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    /// Whether this is one of the connector's predefined tasks.
+    pub predefined: bool,
+    /// Whether the tenant allows reading it now.
+    pub available: bool,
+    /// Why it is not available, or a hint.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A request to run one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadRequest {
+    /// The connection (secrets removed).
+    pub connection: ConnectionConfig,
+    /// The task name.
+    pub task: String,
+    /// Full refresh or incremental.
+    pub sync_mode: SyncMode,
+    /// The task's last checkpointed state, for incremental reads and resumption.
+    #[serde(default)]
+    pub state: Option<Value>,
+    /// Records per page the connector should ask for, when the user set one.
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    /// Task-specific options (e.g. the table of an EXPORTMI task).
+    #[serde(default)]
+    pub options: Value,
+}
+
+/// What a read did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadSummary {
+    /// Records emitted.
+    pub records: u64,
+    /// Pages (gateway calls that returned data) read.
+    pub pages: u64,
+    /// The final state, also checkpointed.
+    #[serde(default)]
+    pub state: Option<Value>,
+}
+
+/// The head of a gateway request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRequestHead {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path relative to the connection's API base (`iu/ti`), e.g.
+    /// `M3/m3api-rest/v2/execute/CRS610MI/LstByNumber`. Never an absolute URL.
+    pub path: String,
+    /// Query parameters, in order.
+    #[serde(default)]
+    pub query: Vec<(String, String)>,
+    /// Extra headers. `Authorization` is the host's and is refused.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Per-request timeout in seconds, when the plugin needs one other than the default.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// The head of a gateway response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayResponseHead {
+    /// Response headers, in order, names lowercase.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}

@@ -1,0 +1,81 @@
+//! The error a connector returns.
+
+use ionport_plugin_abi::{PluginError, error_kind};
+
+/// An error from a connector operation. It crosses the ABI as a [`PluginError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectorError {
+    kind: &'static str,
+    message: String,
+}
+
+impl ConnectorError {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The operation is not implemented.
+    pub fn not_supported(message: impl Into<String>) -> Self {
+        Self::new(error_kind::NOT_SUPPORTED, message)
+    }
+
+    /// The request (settings, task, state) is invalid.
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(error_kind::INVALID_INPUT, message)
+    }
+
+    /// The gateway or the remote system failed.
+    pub fn gateway(message: impl Into<String>) -> Self {
+        Self::new(error_kind::GATEWAY, message)
+    }
+
+    /// The host asked the connector to stop.
+    pub fn cancelled() -> Self {
+        Self::new(error_kind::CANCELLED, "cancelled")
+    }
+
+    /// Any other failure of the connector.
+    pub fn connector(message: impl Into<String>) -> Self {
+        Self::new(error_kind::CONNECTOR, message)
+    }
+
+    /// One of [`ionport_plugin_abi::error_kind`].
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether this error means the host cancelled the work.
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == error_kind::CANCELLED
+    }
+}
+
+impl From<ConnectorError> for PluginError {
+    fn from(e: ConnectorError) -> Self {
+        PluginError::new(e.kind, e.message)
+    }
+}
+
+impl From<PluginError> for ConnectorError {
+    fn from(e: PluginError) -> Self {
+        let kind = match e.kind.as_str() {
+            error_kind::PANIC => error_kind::PANIC,
+            error_kind::NOT_SUPPORTED => error_kind::NOT_SUPPORTED,
+            error_kind::INVALID_INPUT => error_kind::INVALID_INPUT,
+            error_kind::GATEWAY => error_kind::GATEWAY,
+            error_kind::CANCELLED => error_kind::CANCELLED,
+            error_kind::HOST => error_kind::HOST,
+            _ => error_kind::CONNECTOR,
+        };
+        Self::new(kind, e.message.into_string())
+    }
+}

@@ -1,0 +1,73 @@
+//! Write an ionport connector.
+//!
+//! A connector is a `cdylib` that implements [`Connector`] and calls [`export_connector!`]
+//! once. The SDK turns it into a plugin the ionport host loads through the stable ABI of
+//! `ionport-plugin-abi`: every entry point runs under a panic guard (a panic becomes an
+//! error value, never a crash of the host), payloads are converted to and from JSON, and
+//! the host's services arrive as a typed [`Host`].
+//!
+//! A connector never holds a secret, a token or an HTTP client: it names a path on the
+//! connection's gateway and the host does the rest ([`Host::gateway`]).
+//!
+//! What this crate gives an author:
+//! - [`Connector`], the trait to implement, and [`export_connector!`];
+//! - [`Host`], [`GatewayRequest`], [`GatewayResponse`] and [`RecordWriter`];
+//! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
+//! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
+//!
+//! What it is not: a host. Loading plugins, vaulting credentials and talking HTTP live in
+//! `ionport-core`.
+//!
+//! ```ignore
+//! use ionport_plugin_sdk::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct Hello;
+//!
+//! impl Connector for Hello {
+//!     fn info(&self) -> ConnectorInfo { /* id, name, version, description */ }
+//!     fn connection_form(&self) -> serde_json::Value { form::form_schema::<HelloForm>() }
+//!     fn tasks(&self) -> Vec<TaskSpec> { vec![/* ... */] }
+//!     // check, discover and read have defaults that say "not supported".
+//! }
+//!
+//! export_connector!(Hello::default());
+//! ```
+
+mod connector;
+mod error;
+mod export;
+mod host;
+mod writer;
+
+pub mod conformance;
+pub mod form;
+
+pub use connector::{Connector, ConnectorInfo};
+pub use error::ConnectorError;
+pub use host::{GatewayRequest, GatewayResponse, Host};
+pub use ionport_plugin_abi::wire::{
+    CheckReport, ConnectionConfig, DiscoveredStream, Discovery, Manifest, ReadRequest,
+    ReadSummary, SyncMode, TaskSpec,
+};
+pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
+pub use writer::RecordWriter;
+
+/// Everything a connector usually needs, in one import.
+pub mod prelude {
+    pub use crate::form::{self, IonApiCredentials};
+    pub use crate::{
+        CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo,
+        DiscoveredStream, Discovery, GatewayRequest, GatewayResponse, Host, LogLevel,
+        ReadRequest, ReadSummary, RecordWriter, SyncMode, TaskSpec, export_connector,
+    };
+}
+
+/// Items used by the code [`export_connector!`] generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::{new_connector, root_module};
+    pub use ionport_plugin_abi::abi_stable::export_root_module;
+    pub use ionport_plugin_abi::{FfiConnectorBox, PluginError, PluginModRef};
+    pub use ionport_plugin_abi::abi_stable::std_types::RResult;
+}
