@@ -1,0 +1,203 @@
+//! Fault injection: error statuses, connection resets, slow, truncated and malformed
+//! responses, at a rate, for some or all APIs. Set through `/__emulator/faults`.
+
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use crate::counters::Api;
+use crate::rng::SplitMix64;
+use crate::server::ConnControl;
+use crate::state::Shared;
+use crate::util::gateway_error;
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// HTTP 500 with an error body.
+    #[serde(rename = "500")]
+    Status500,
+    /// HTTP 502.
+    #[serde(rename = "502")]
+    Status502,
+    /// HTTP 503.
+    #[serde(rename = "503")]
+    Status503,
+    /// HTTP 504.
+    #[serde(rename = "504")]
+    Status504,
+    /// The TCP connection is reset (RST) before any response byte.
+    #[serde(rename = "reset")]
+    Reset,
+    /// The response is delayed by `delay_ms` (504 when that exceeds the gateway timeout).
+    #[serde(rename = "slow")]
+    Slow,
+    /// Headers announce the full length, half the body is sent, the connection is cut.
+    #[serde(rename = "truncated")]
+    Truncated,
+    /// A complete HTTP response whose JSON body is cut in half (invalid JSON).
+    #[serde(rename = "malformed_json")]
+    MalformedJson,
+}
+
+/// One fault rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// What to do.
+    pub kind: FaultKind,
+    /// Probability per matching request (1.0 = always).
+    #[serde(default = "one")]
+    pub rate: f64,
+    /// At most this many injections (then the rule is spent).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Only requests of this API (`auth`, `users`, `m3`, `ln`, `datalake`); by default every
+    /// API except the authorization server.
+    #[serde(default)]
+    pub api: Option<Api>,
+    /// Only requests whose path contains this text.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+    /// Delay of `slow` faults, milliseconds (default 2000).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Injections so far (output only).
+    #[serde(default)]
+    pub injected: u64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The active rules and the deterministic dice.
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    rules: Vec<FaultRule>,
+    rng: SplitMix64,
+}
+
+impl FaultState {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rules: Vec::new(),
+            rng: SplitMix64::new(seed ^ 0xFA_017),
+        }
+    }
+
+    pub fn set(&mut self, rules: Vec<FaultRule>) {
+        self.rules = rules;
+    }
+
+    pub fn add(&mut self, rules: Vec<FaultRule>) {
+        self.rules.extend(rules);
+    }
+
+    pub fn rules(&self) -> Vec<FaultRule> {
+        self.rules.clone()
+    }
+
+    /// The fault to inject into this request, if any.
+    pub fn pick(&mut self, api: Api, path: &str) -> Option<FaultRule> {
+        for rule in &mut self.rules {
+            let api_ok = match rule.api {
+                Some(a) => a == api,
+                None => api != Api::Auth,
+            };
+            let path_ok = rule
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p));
+            let left = rule.count.is_none_or(|c| rule.injected < c);
+            if !(api_ok && path_ok && left) {
+                continue;
+            }
+            if rule.rate >= 1.0 || self.rng.unit() < rule.rate {
+                rule.injected += 1;
+                return Some(rule.clone());
+            }
+        }
+        None
+    }
+}
+
+/// Picks a fault for a request (and counts it).
+pub(crate) fn pick(st: &Shared, api: Api, path: &str) -> Option<FaultRule> {
+    let rule = crate::state::lock(&st.faults).pick(api, path);
+    if let Some(r) = &rule {
+        tracing::debug!(kind = ?r.kind, path, "injecting fault");
+        st.count(|c| c.faults_injected += 1);
+    }
+    rule
+}
+
+/// Runs a request with a fault applied.
+pub(crate) async fn apply(rule: FaultRule, req: Request, next: Next) -> Response {
+    match rule.kind {
+        FaultKind::Status500 => gateway_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error (injected fault)",
+        ),
+        FaultKind::Status502 => {
+            gateway_error(StatusCode::BAD_GATEWAY, "Bad gateway (injected fault)")
+        }
+        FaultKind::Status503 => gateway_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable (injected fault)",
+        ),
+        FaultKind::Status504 => gateway_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Gateway timeout (injected fault)",
+        ),
+        FaultKind::Reset => {
+            if let Some(conn) = req.extensions().get::<ConnControl>() {
+                conn.reset();
+                std::future::pending::<()>().await;
+            }
+            gateway_error(StatusCode::BAD_GATEWAY, "connection reset (injected fault)")
+        }
+        FaultKind::Slow => {
+            tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(2000))).await;
+            next.run(req).await
+        }
+        FaultKind::Truncated => {
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let full = bytes.len().max(2);
+            let half = bytes.slice(..bytes.len() / 2);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(full));
+            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "truncated (injected fault)",
+                )),
+            ];
+            Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+        }
+        FaultKind::MalformedJson => {
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let cut = if bytes.len() < 2 {
+                bytes::Bytes::from_static(b"{\"")
+            } else {
+                bytes.slice(..bytes.len() / 2)
+            };
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Response::from_parts(parts, Body::from(cut))
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! LN OData.
+use crate::state::Shared;
+use axum::Router;
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+}

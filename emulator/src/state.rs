@@ -1,0 +1,78 @@
+//! The shared state of one running emulator.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::EmulatorConfig;
+use crate::counters::Counters;
+use crate::data::{Changes, Dataset};
+use crate::datalake::JobStore;
+use crate::faults::FaultState;
+use crate::quota::QuotaTracker;
+use crate::tokens::TokenStore;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub config: EmulatorConfig,
+    pub base_url: String,
+    pub data: Dataset,
+    pub changes: RwLock<Changes>,
+    pub tokens: Mutex<TokenStore>,
+    pub counters: Mutex<Counters>,
+    pub quota: Mutex<QuotaTracker>,
+    pub faults: Mutex<FaultState>,
+    pub jobs: Mutex<JobStore>,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+/// Locks a mutex, ignoring poisoning (a panicked handler must not wedge the emulator).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AppState {
+    pub fn new(config: EmulatorConfig, base_url: String) -> Self {
+        let data = Dataset::new(config.seed, config.scale);
+        let faults = FaultState::new(config.seed);
+        Self {
+            config,
+            base_url,
+            data,
+            changes: RwLock::new(Changes::default()),
+            tokens: Mutex::default(),
+            counters: Mutex::default(),
+            quota: Mutex::default(),
+            faults: Mutex::new(faults),
+            jobs: Mutex::default(),
+        }
+    }
+
+    /// Updates the counters.
+    pub fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut lock(&self.counters));
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        lock(&self.counters).clone()
+    }
+
+    pub fn changes(&self) -> RwLockReadGuard<'_, Changes> {
+        self.changes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn changes_mut(&self) -> RwLockWriteGuard<'_, Changes> {
+        self.changes.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets tokens, counters, quota windows, faults, record changes and jobs.
+    pub fn reset(&self) {
+        *lock(&self.tokens) = TokenStore::default();
+        *lock(&self.counters) = Counters::default();
+        lock(&self.quota).clear();
+        *lock(&self.faults) = FaultState::new(self.config.seed);
+        *self.changes_mut() = Changes::default();
+        *lock(&self.jobs) = JobStore::default();
+    }
+}

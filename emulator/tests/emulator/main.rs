@@ -1,0 +1,5 @@
+//! Integration tests: drive the emulator over real HTTP with reqwest.
+
+mod auth;
+mod common;
+mod control;
