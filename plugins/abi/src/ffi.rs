@@ -152,8 +152,7 @@ pub trait FfiConnector: Send + Sync {
     fn check(&self, host: FfiHostArc, connection: RStr<'_>) -> RResult<RString, PluginError>;
 
     /// Lists what the tenant has; returns JSON of [`crate::wire::Discovery`].
-    fn discover(&self, host: FfiHostArc, connection: RStr<'_>)
-    -> RResult<RString, PluginError>;
+    fn discover(&self, host: FfiHostArc, connection: RStr<'_>) -> RResult<RString, PluginError>;
 
     /// Runs one task (JSON of [`crate::wire::ReadRequest`]), emitting batches and
     /// checkpoints through `host`; returns JSON of [`crate::wire::ReadSummary`].

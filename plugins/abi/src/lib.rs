@@ -29,6 +29,7 @@
 
 // The unsafe in `ffi` and `root` is abi_stable's generated code (trait-object vtables,
 // prefix types); this crate writes no unsafe block of its own.
+mod elf;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod load;

@@ -128,6 +128,10 @@ pub fn open(path: &Path) -> Result<PluginModRef, LoadError> {
             path: path.to_path_buf(),
         });
     }
+    crate::elf::check_complete(path).map_err(|reason| LoadError::Open {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let header = lib_header_from_path(path).map_err(|e| classify(path, e))?;
     header
         .init_root_module::<PluginModRef>()

@@ -15,8 +15,8 @@ use ionport_plugin_abi::abi_stable::sabi_trait::TD_Opaque;
 use ionport_plugin_abi::abi_stable::std_types::{RArc, RResult, RStr, RString};
 use ionport_plugin_abi::wire::{Manifest, TaskSpec};
 use ionport_plugin_abi::{
-    ABI_VERSION, FfiConnectorBox, FfiHost, FfiHost_TO, FfiHostArc, FfiHttpRequest,
-    FfiHttpResponse, LogLevel, PluginError, RecordBatch, error_kind, load,
+    ABI_VERSION, FfiConnectorBox, FfiHost, FfiHost_TO, FfiHostArc, FfiHttpRequest, FfiHttpResponse,
+    LogLevel, PluginError, RecordBatch, error_kind, load,
 };
 use serde_json::{Value, json};
 
@@ -104,7 +104,11 @@ pub fn verify_library(path: &Path) -> ConformanceReport {
     let connector: FfiConnectorBox = match (module.new_connector())() {
         RResult::ROk(c) => c,
         RResult::RErr(e) => {
-            report.push("construct", vec![format!("creating the connector failed: {e}")], "");
+            report.push(
+                "construct",
+                vec![format!("creating the connector failed: {e}")],
+                "",
+            );
             return report;
         }
     };
@@ -115,14 +119,25 @@ pub fn verify_library(path: &Path) -> ConformanceReport {
     match &manifest {
         Ok(m) => {
             report.connector_id = Some(m.id.clone());
-            report.push("manifest", check_manifest(m), format!("{} {} ({})", m.id, m.version, m.name));
+            report.push(
+                "manifest",
+                check_manifest(m),
+                format!("{} {} ({})", m.id, m.version, m.name),
+            );
         }
         Err(e) => report.push("manifest", vec![e.clone()], ""),
     }
     match decode::<Value>("connection form", connector.connection_form()) {
         Ok(form) => {
-            let n = form.get("properties").and_then(Value::as_object).map_or(0, |p| p.len());
-            report.push("connection_form", check_form(&form), format!("{n} top-level fields"));
+            let n = form
+                .get("properties")
+                .and_then(Value::as_object)
+                .map_or(0, |p| p.len());
+            report.push(
+                "connection_form",
+                check_form(&form),
+                format!("{n} top-level fields"),
+            );
         }
         Err(e) => report.push("connection_form", vec![e], ""),
     }
@@ -130,7 +145,11 @@ pub fn verify_library(path: &Path) -> ConformanceReport {
     match &tasks {
         Ok(t) => {
             let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
-            report.push("tasks", check_tasks(t), format!("{} tasks: {}", t.len(), names.join(", ")));
+            report.push(
+                "tasks",
+                check_tasks(t),
+                format!("{} tasks: {}", t.len(), names.join(", ")),
+            );
         }
         Err(e) => report.push("tasks", vec![e.clone()], ""),
     }
@@ -172,7 +191,11 @@ pub fn verify_library(path: &Path) -> ConformanceReport {
             let outcome = connector.read(OfflineHost::arc(), RStr::from_str(&req));
             problems.extend(no_panic(&format!("read of task '{}'", t.name), &outcome));
         }
-        report.push("read_without_gateway", problems, "every task returns without a panic");
+        report.push(
+            "read_without_gateway",
+            problems,
+            "every task returns without a panic",
+        );
     }
     report
 }
@@ -182,7 +205,9 @@ fn decode<T: serde::de::DeserializeOwned>(
     r: RResult<RString, PluginError>,
 ) -> Result<T, String> {
     match r {
-        RResult::ROk(s) => serde_json::from_str(&s).map_err(|e| format!("the {what} is not valid: {e}")),
+        RResult::ROk(s) => {
+            serde_json::from_str(&s).map_err(|e| format!("the {what} is not valid: {e}"))
+        }
         RResult::RErr(e) => Err(format!("the plugin failed to give its {what}: {e}")),
     }
 }
@@ -190,7 +215,10 @@ fn decode<T: serde::de::DeserializeOwned>(
 fn no_panic(what: &str, r: &RResult<RString, PluginError>) -> Vec<String> {
     match r {
         RResult::RErr(e) if e.kind == error_kind::PANIC => {
-            vec![format!("{what} panicked (caught by the SDK guard): {}", e.message)]
+            vec![format!(
+                "{what} panicked (caught by the SDK guard): {}",
+                e.message
+            )]
         }
         _ => vec![],
     }
@@ -206,7 +234,8 @@ fn describe(r: &RResult<RString, PluginError>) -> String {
 fn is_id(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('a'..='z'))
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.ends_with('-')
         && !s.contains("--")
 }
@@ -214,7 +243,8 @@ fn is_id(s: &str) -> bool {
 fn is_task_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('a'..='z'))
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Problems with a manifest (empty when it is well-formed).
@@ -233,9 +263,15 @@ pub fn check_manifest(m: &Manifest) -> Vec<String> {
         p.push("manifest.description is empty".into());
     }
     if semver::Version::parse(&m.version).is_err() {
-        p.push(format!("manifest.version {:?} is not a semantic version", m.version));
+        p.push(format!(
+            "manifest.version {:?} is not a semantic version",
+            m.version
+        ));
     }
-    match (semver::Version::parse(&m.abi_version), semver::Version::parse(ABI_VERSION)) {
+    match (
+        semver::Version::parse(&m.abi_version),
+        semver::Version::parse(ABI_VERSION),
+    ) {
         (Ok(found), Ok(host)) if found.major == host.major => {}
         (Ok(found), _) => p.push(format!(
             "manifest.abi_version {found} is not compatible with this host's ABI {ABI_VERSION}"
@@ -252,7 +288,9 @@ pub fn check_manifest(m: &Manifest) -> Vec<String> {
 pub fn check_form(form: &Value) -> Vec<String> {
     let mut p = Vec::new();
     if let Err(e) = jsonschema::validator_for(form) {
-        p.push(format!("the connection form is not a valid JSON Schema: {e}"));
+        p.push(format!(
+            "the connection form is not a valid JSON Schema: {e}"
+        ));
         return p;
     }
     if form.get("type").and_then(Value::as_str) != Some("object") {
@@ -265,7 +303,17 @@ pub fn check_form(form: &Value) -> Vec<String> {
     p
 }
 
-const SECRET_NAMES: [&str; 5] = ["password", "secret", "token", "private_key", "api_key"];
+/// Whether a field name reads like a secret: its last word is password, secret, token,
+/// passphrase or key (`client_secret`, `api_token`, `private_key`), not merely
+/// mentions one (`token_url`).
+fn looks_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let last = lower.rsplit(['_', '-']).next().unwrap_or("");
+    matches!(
+        last,
+        "password" | "passwd" | "secret" | "token" | "passphrase" | "apikey"
+    ) || (last == "key" && lower.len() > 3)
+}
 
 fn check_secret_marks(root: &Value, schema: &Value, prefix: &str, p: &mut Vec<String>, depth: u8) {
     if depth > 8 {
@@ -288,8 +336,7 @@ fn check_secret_marks(root: &Value, schema: &Value, prefix: &str, p: &mut Vec<St
         let write_only = [prop, resolved]
             .iter()
             .any(|s| s.get("writeOnly").and_then(Value::as_bool) == Some(true));
-        let lower = name.to_ascii_lowercase();
-        if !marked && SECRET_NAMES.iter().any(|s| lower.contains(s)) {
+        if !marked && looks_secret(name) {
             p.push(format!(
                 "form field '{path}' looks like a secret but is not marked \"{SECRET_KEYWORD}\": true"
             ));
@@ -324,13 +371,12 @@ pub fn check_tasks(tasks: &[TaskSpec]) -> Vec<String> {
             p.push(format!("{at}: the description is empty"));
         }
         if let Err(e) = jsonschema::validator_for(&t.record_schema) {
-            p.push(format!("{at}: the record schema is not a valid JSON Schema: {e}"));
+            p.push(format!(
+                "{at}: the record schema is not a valid JSON Schema: {e}"
+            ));
             continue;
         }
-        let props = t
-            .record_schema
-            .get("properties")
-            .and_then(Value::as_object);
+        let props = t.record_schema.get("properties").and_then(Value::as_object);
         if props.is_none() {
             p.push(format!("{at}: the record schema has no properties"));
         }
@@ -339,18 +385,23 @@ pub fn check_tasks(tasks: &[TaskSpec]) -> Vec<String> {
         }
         for k in &t.primary_key {
             if props.is_some_and(|props| !props.contains_key(k)) {
-                p.push(format!("{at}: primary key field '{k}' is not in the record schema"));
+                p.push(format!(
+                    "{at}: primary key field '{k}' is not in the record schema"
+                ));
             }
         }
         if let Some(c) = &t.cursor_field
             && props.is_some_and(|props| !props.contains_key(c))
         {
-            p.push(format!("{at}: cursor field '{c}' is not in the record schema"));
+            p.push(format!(
+                "{at}: cursor field '{c}' is not in the record schema"
+            ));
         }
         if t.sync_modes.is_empty() {
             p.push(format!("{at}: no sync modes"));
         }
-        if t.sync_modes.contains(&ionport_plugin_abi::wire::SyncMode::Incremental)
+        if t.sync_modes
+            .contains(&ionport_plugin_abi::wire::SyncMode::Incremental)
             && t.cursor_field.is_none()
         {
             p.push(format!("{at}: incremental sync needs a cursor field"));

@@ -107,7 +107,9 @@ impl<C: Connector> FfiConnector for Adapter<C> {
 }
 
 /// Creates the connector under the panic guard. Called by generated code.
-pub fn new_connector<C: Connector>(make: impl FnOnce() -> C) -> RResult<FfiConnectorBox, PluginError> {
+pub fn new_connector<C: Connector>(
+    make: impl FnOnce() -> C,
+) -> RResult<FfiConnectorBox, PluginError> {
     guard("the connector constructor", || {
         Ok(FfiConnector_TO::from_value(Adapter(make()), TD_Opaque))
     })

@@ -167,7 +167,9 @@ fn remove_path(v: &mut Value, path: &str) {
     let mut parts = path.split('.').peekable();
     let mut cur = v;
     while let Some(p) = parts.next() {
-        let Some(obj) = cur.as_object_mut() else { return };
+        let Some(obj) = cur.as_object_mut() else {
+            return;
+        };
         if parts.peek().is_none() {
             obj.remove(p);
             return;

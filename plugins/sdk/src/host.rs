@@ -83,7 +83,12 @@ impl Host {
     }
 
     /// Hands a batch of records (already NDJSON, `count` lines) to the host.
-    pub fn emit_ndjson(&self, stream: &str, count: u64, ndjson: Vec<u8>) -> Result<(), ConnectorError> {
+    pub fn emit_ndjson(
+        &self,
+        stream: &str,
+        count: u64,
+        ndjson: Vec<u8>,
+    ) -> Result<(), ConnectorError> {
         let batch = RecordBatch {
             stream: stream.into(),
             count,

@@ -47,8 +47,8 @@ pub use connector::{Connector, ConnectorInfo};
 pub use error::ConnectorError;
 pub use host::{GatewayRequest, GatewayResponse, Host};
 pub use ionport_plugin_abi::wire::{
-    CheckReport, ConnectionConfig, DiscoveredStream, Discovery, Manifest, ReadRequest,
-    ReadSummary, SyncMode, TaskSpec,
+    CheckReport, ConnectionConfig, DiscoveredStream, Discovery, Manifest, ReadRequest, ReadSummary,
+    SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
 pub use writer::RecordWriter;
@@ -57,9 +57,9 @@ pub use writer::RecordWriter;
 pub mod prelude {
     pub use crate::form::{self, IonApiCredentials};
     pub use crate::{
-        CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo,
-        DiscoveredStream, Discovery, GatewayRequest, GatewayResponse, Host, LogLevel,
-        ReadRequest, ReadSummary, RecordWriter, SyncMode, TaskSpec, export_connector,
+        CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, DiscoveredStream,
+        Discovery, GatewayRequest, GatewayResponse, Host, LogLevel, ReadRequest, ReadSummary,
+        RecordWriter, SyncMode, TaskSpec, export_connector,
     };
 }
 
@@ -68,6 +68,6 @@ pub mod prelude {
 pub mod __private {
     pub use crate::export::{new_connector, root_module};
     pub use ionport_plugin_abi::abi_stable::export_root_module;
-    pub use ionport_plugin_abi::{FfiConnectorBox, PluginError, PluginModRef};
     pub use ionport_plugin_abi::abi_stable::std_types::RResult;
+    pub use ionport_plugin_abi::{FfiConnectorBox, PluginError, PluginModRef};
 }

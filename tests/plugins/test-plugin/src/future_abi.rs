@@ -1,7 +1,7 @@
 //! What a plugin built for a future, incompatible ABI looks like to this host: a root
 //! module declaring ABI 2.0.0 with a different shape.
 
-#![allow(non_local_definitions, unsafe_code)]
+#![allow(non_local_definitions, unsafe_code, dead_code)]
 
 use abi_stable::{
     StableAbi, declare_root_module_statics, export_root_module, library::RootModule,
@@ -12,7 +12,7 @@ use abi_stable::{
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = FutureModRef)))]
 #[sabi(missing_field(panic))]
-#[allow(missing_debug_implementations, dead_code)]
+#[allow(missing_debug_implementations)]
 pub struct FutureMod {
     #[sabi(last_prefix_field)]
     pub describe: extern "C" fn() -> RString,

@@ -66,7 +66,10 @@ fn misbehave(conn: &ConnectionConfig, op: &str) -> Result<(), ConnectorError> {
 }
 
 fn opt_u64(req: &ReadRequest, key: &str, default: u64) -> u64 {
-    req.options.get(key).and_then(Value::as_u64).unwrap_or(default)
+    req.options
+        .get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or(default)
 }
 
 impl Connector for TestConnector {
@@ -234,7 +237,10 @@ fn read_blob(host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorErr
     let bytes = opt_u64(req, "bytes", 1 << 20) as usize;
     let batches = opt_u64(req, "batches", 1);
     // One line of 100 bytes, repeated: a realistic NDJSON batch of `bytes` bytes.
-    let line = format!("{{\"id\":0,\"square\":0,\"label\":\"{}\"}}\n", "x".repeat(62));
+    let line = format!(
+        "{{\"id\":0,\"square\":0,\"label\":\"{}\"}}\n",
+        "x".repeat(62)
+    );
     let lines = (bytes / line.len()).max(1);
     let template = line.repeat(lines).into_bytes();
     for _ in 0..batches {

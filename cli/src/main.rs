@@ -1,0 +1,69 @@
+//! `ionport`: the command line of the ionport host.
+//!
+//! Only this crate parses command lines; everything it does is a call into
+//! `ionport-core` (or the emulator), printed for people (`--json` for scripts).
+
+mod plugins;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ionport: replicate Infor M3, LN and Data Lake data through connector plugins.
+#[derive(Debug, Parser)]
+#[command(name = "ionport", version, about, long_about = None)]
+struct Cli {
+    /// Plugin directories or library files, separated like PATH
+    /// (default: beside the executable, then the user's data directory).
+    #[arg(long, global = true, env = "IONPORT_PLUGIN_PATH", value_name = "PATHS")]
+    plugin_path: Option<std::ffi::OsString>,
+
+    /// Show full reports (e.g. abi_stable's layout report for a refused plugin).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    /// Log filter (e.g. `info`, `ionport_core=debug`); logs go to stderr.
+    #[arg(long, global = true, env = "IONPORT_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List, show and verify connector plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+impl Cli {
+    fn plugin_entries(&self) -> Vec<PathBuf> {
+        match &self.plugin_path {
+            Some(p) if !p.is_empty() => std::env::split_paths(p).collect(),
+            _ => ionport_core::plugin::default_search_path(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Plugins(cmd) => plugins::run(&cli, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! `ionport plugins ...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
+use ionport_plugin_sdk::conformance::verify_library;
+use ionport_plugin_sdk::form::{is_secret, resolve};
+use serde_json::{Value, json};
+
+use crate::Cli;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the plugins found, and the libraries refused.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one plugin's manifest, connection form and predefined tasks.
+    Show {
+        /// The plugin id, e.g. infor-m3.
+        id: String,
+        /// Print JSON (manifest, connection_form, tasks).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance kit on a plugin library; exits non-zero when a check fails.
+    Verify {
+        /// The library file (e.g. target/debug/libionport_connector_m3.so).
+        path: PathBuf,
+    },
+}
+
+pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
+    match cmd {
+        PluginsCommand::List { json } => list(cli, *json),
+        PluginsCommand::Show { id, json } => show(cli, id, *json),
+        PluginsCommand::Verify { path } => verify(path),
+    }
+}
+
+fn list(cli: &Cli, as_json: bool) -> Result<ExitCode> {
+    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    if as_json {
+        let plugins: Vec<Value> = reg
+            .plugins()
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id(),
+                    "name": p.manifest().name,
+                    "version": p.manifest().version,
+                    "abi_version": p.manifest().abi_version,
+                    "description": p.manifest().description,
+                    "path": p.path(),
+                    "tasks": p.tasks().iter().map(|t| &t.name).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let refused: Vec<Value> = reg
+            .refused()
+            .iter()
+            .map(|r| json!({ "path": r.path(), "reason": r.to_string() }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "plugins": plugins, "refused": refused }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if reg.plugins().is_empty() {
+        println!("No plugins found. Searched: {}", search_list(cli));
+    } else {
+        println!(
+            "{:<18} {:<9} {:<6} {:<6} NAME",
+            "ID", "VERSION", "ABI", "TASKS"
+        );
+        for p in reg.plugins() {
+            let m = p.manifest();
+            println!(
+                "{:<18} {:<9} {:<6} {:<6} {}",
+                m.id,
+                m.version,
+                m.abi_version,
+                p.tasks().len(),
+                m.name
+            );
+        }
+    }
+    print_refused(cli, &reg);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn search_list(cli: &Cli) -> String {
+    cli.plugin_entries()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_refused(cli: &Cli, reg: &PluginRegistry) {
+    if reg.refused().is_empty() {
+        return;
+    }
+    eprintln!("\nRefused libraries:");
+    for r in reg.refused() {
+        eprintln!("  {r}");
+        if cli.verbose
+            && let Some(report) = r.report()
+        {
+            eprintln!("{report}");
+        }
+    }
+}
+
+fn find<'a>(cli: &Cli, reg: &'a PluginRegistry, id: &str) -> Result<&'a LoadedPlugin> {
+    match reg.get(id) {
+        Some(p) => Ok(p),
+        None => {
+            print_refused(cli, reg);
+            let known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
+            bail!(
+                "no plugin with id '{id}' (found: {}; searched: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                },
+                search_list(cli)
+            )
+        }
+    }
+}
+
+fn show(cli: &Cli, id: &str, as_json: bool) -> Result<ExitCode> {
+    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    let p = find(cli, &reg, id)?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "manifest": p.manifest(),
+                "connection_form": p.connection_form(),
+                "tasks": p.tasks(),
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = p.manifest();
+    println!("{} {} — {}", m.id, m.version, m.name);
+    println!("  ABI {}   library {}", m.abi_version, p.path().display());
+    println!("  {}", m.description);
+    println!("\nConnection form:");
+    print_form(p.connection_form(), p.connection_form(), "", 0);
+    println!("\nPredefined tasks:");
+    for t in p.tasks() {
+        let modes: Vec<&str> = t.sync_modes.iter().map(|m| m.as_str()).collect();
+        println!("  {:<22} {}", t.name, t.description);
+        println!(
+            "  {:<22} key: {}; cursor: {}; modes: {}",
+            "",
+            t.primary_key.join(", "),
+            t.cursor_field.as_deref().unwrap_or("-"),
+            modes.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_form(root: &Value, schema: &Value, prefix: &str, depth: usize) {
+    let schema = resolve(root, schema);
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, prop) in props {
+        let resolved = resolve(root, prop);
+        let title = prop
+            .get("title")
+            .or_else(|| resolved.get("title"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let ty = resolved
+            .get("type")
+            .map(|t| match t {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .or_else(|| resolved.get("enum").map(|e| format!("one of {e}")))
+            .or_else(|| resolved.get("oneOf").map(|_| "choice".to_string()))
+            .unwrap_or_default();
+        let mut flags = Vec::new();
+        if required.contains(&name.as_str()) {
+            flags.push("required");
+        }
+        if is_secret(prop) || is_secret(resolved) {
+            flags.push("secret");
+        }
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        println!(
+            "  {:indent$}{:<28} {:<10} {:<20} {}",
+            "",
+            path,
+            ty,
+            title,
+            flags.join(", "),
+            indent = depth * 2
+        );
+        if resolved.get("properties").is_some() {
+            print_form(root, resolved, &path, depth + 1);
+        }
+    }
+}
+
+fn verify(path: &PathBuf) -> Result<ExitCode> {
+    let report = verify_library(path);
+    println!(
+        "Conformance of {}{}",
+        path.display(),
+        report
+            .connector_id
+            .as_deref()
+            .map(|id| format!(" ({id})"))
+            .unwrap_or_default()
+    );
+    for c in &report.checks {
+        let mark = if c.passed { "ok  " } else { "FAIL" };
+        let mut lines = c.detail.lines();
+        println!("  {mark} {:<24} {}", c.name, lines.next().unwrap_or(""));
+        for l in lines {
+            println!("       {:<24} {l}", "");
+        }
+    }
+    if report.passed() {
+        println!("passed: {} checks", report.checks.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let failed = report.failures().count();
+        println!("failed: {failed} of {} checks", report.checks.len());
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,30 @@
+//! The Data Lake connection form.
+
+use ionport_plugin_sdk::form::IonApiCredentials;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+fn default_page_rows() -> u32 {
+    100_000
+}
+
+fn default_max_wait() -> u32 {
+    600
+}
+
+/// How to reach the Data Lake.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Infor Data Lake connection")]
+#[serde(deny_unknown_fields)]
+pub struct DataLakeConnectionForm {
+    /// ION API Gateway credentials (from the tenant's `.ionapi` file).
+    pub credentials: IonApiCredentials,
+    /// Rows per Compass result page (the service allows at most 100,000 and 10 MB).
+    #[serde(default = "default_page_rows")]
+    #[schemars(title = "Rows per result page", range(min = 1, max = 100000))]
+    pub page_rows: u32,
+    /// How long to wait for a Compass query before cancelling it, in seconds.
+    #[serde(default = "default_max_wait")]
+    #[schemars(title = "Query timeout (s)", range(min = 1, max = 72000))]
+    pub query_timeout_secs: u32,
+}

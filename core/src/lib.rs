@@ -1,0 +1,15 @@
+//! The ionport host runtime.
+//!
+//! `ionport-core` loads connector plugins through the stable ABI and gives them what
+//! every connector needs and none should write again. It is organised by concept:
+//!
+//! - [`plugin`]: finding, loading and validating plugin libraries ([`plugin::PluginRegistry`])
+//!   and calling them through typed wrappers ([`plugin::LoadedPlugin`]);
+//! - [`host`]: the host-services object handed to every plugin call
+//!   ([`host::HostCallbacks`]).
+//!
+//! What it is not: a command line (that is `ionport`, the `cli` crate), and it knows no
+//! connector by name — everything connector-specific arrives through the ABI.
+
+pub mod host;
+pub mod plugin;

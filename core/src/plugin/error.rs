@@ -1,0 +1,100 @@
+//! Errors of loading and calling plugins.
+
+use std::path::PathBuf;
+
+use ionport_plugin_abi::{PluginError, error_kind, load::LoadError};
+
+/// A library that was not accepted as a plugin, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedPlugin {
+    /// The ABI loader refused the library.
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    /// The library loaded but its descriptor breaks the rules.
+    #[error("{}: refused: {}", path.display(), problems.join("; "))]
+    Invalid {
+        /// The library.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// Another plugin already has this id.
+    #[error("{}: refused: plugin id '{id}' is already taken by {}", path.display(), first.display())]
+    DuplicateId {
+        /// The library refused.
+        path: PathBuf,
+        /// The id.
+        id: String,
+        /// The library that has it.
+        first: PathBuf,
+    },
+}
+
+impl RefusedPlugin {
+    /// The library refused.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            RefusedPlugin::Load(e) => e.path(),
+            RefusedPlugin::Invalid { path, .. } | RefusedPlugin::DuplicateId { path, .. } => path,
+        }
+    }
+
+    /// A long report behind the one-line message, when there is one (`--verbose`).
+    pub fn report(&self) -> Option<&str> {
+        match self {
+            RefusedPlugin::Load(e) => e.report(),
+            _ => None,
+        }
+    }
+}
+
+/// A plugin call that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned an error value (a caught panic included).
+    #[error("{plugin}: {operation} failed: {message}")]
+    Plugin {
+        /// The plugin id.
+        plugin: String,
+        /// check, discover, read, ...
+        operation: &'static str,
+        /// One of [`ionport_plugin_abi::error_kind`].
+        kind: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin answered with JSON the host cannot read.
+    #[error("{plugin}: {operation} returned an invalid answer: {message}")]
+    BadAnswer {
+        /// The plugin id.
+        plugin: String,
+        /// The operation.
+        operation: &'static str,
+        /// The decoding error.
+        message: String,
+    },
+}
+
+impl CallError {
+    pub(crate) fn from_plugin(plugin: &str, operation: &'static str, e: PluginError) -> Self {
+        CallError::Plugin {
+            plugin: plugin.to_string(),
+            operation,
+            kind: e.kind.into_string(),
+            message: e.message.into_string(),
+        }
+    }
+
+    /// The error kind ([`ionport_plugin_abi::error_kind`]), for plugin errors.
+    pub fn kind(&self) -> &str {
+        match self {
+            CallError::Plugin { kind, .. } => kind,
+            CallError::BadAnswer { .. } => error_kind::CONNECTOR,
+        }
+    }
+
+    /// Whether the plugin panicked (and the SDK guard caught it).
+    pub fn is_panic(&self) -> bool {
+        self.kind() == error_kind::PANIC
+    }
+}

@@ -1,0 +1,15 @@
+//! Plugins: finding libraries, loading them through the ABI, validating them, and calling
+//! them through typed wrappers.
+//!
+//! One bad library never stops the good ones: every refusal is kept, with the library's
+//! path and the reason, beside the plugins that loaded.
+
+mod error;
+mod loaded;
+mod registry;
+
+pub use error::{CallError, RefusedPlugin};
+pub use loaded::LoadedPlugin;
+pub use registry::{
+    PLUGIN_PATH_ENV, PluginRegistry, default_search_path, is_library_file, looks_like_plugin,
+};

@@ -1,0 +1,83 @@
+//! Support for ionport's black-box tests: where the built artifacts are.
+//!
+//! The tests use what `cargo build --workspace` produced (`cargo xtask test` builds it
+//! first): the plugin cdylibs and the `ionport` binary, from the same target directory
+//! as the test binary itself.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The profile directory (`target/debug` or `target/release`) of the running test or
+/// bench binary.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/<binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The library file of the plugin package `crate_name` (underscored), e.g.
+/// `ionport_connector_m3`. Panics with instructions when it was not built.
+pub fn plugin_lib(crate_name: &str) -> PathBuf {
+    let path = profile_dir().join(format!(
+        "{}{crate_name}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`, which `cargo xtask test` runs)",
+        path.display()
+    );
+    path
+}
+
+/// The three shipped connectors.
+pub fn connector_libs() -> Vec<PathBuf> {
+    [
+        "ionport_connector_m3",
+        "ionport_connector_ln",
+        "ionport_connector_datalake",
+    ]
+    .iter()
+    .map(|c| plugin_lib(c))
+    .collect()
+}
+
+/// The `ionport` binary.
+pub fn ionport_bin() -> PathBuf {
+    let path = profile_dir().join(format!("ionport{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first",
+        path.display()
+    );
+    path
+}
+
+/// Runs `ionport` with `args`, plugins from `plugin_path` only.
+pub fn ionport(plugin_path: &[PathBuf], args: &[&str]) -> Output {
+    let joined = std::env::join_paths(plugin_path).expect("plugin paths join");
+    Command::new(ionport_bin())
+        .args(args)
+        .env("IONPORT_PLUGIN_PATH", joined)
+        .env_remove("IONPORT_LOG")
+        .output()
+        .expect("ionport runs")
+}
+
+/// A shared library that is not an ionport plugin: one of the proc-macro libraries
+/// cargo built for the workspace.
+pub fn non_plugin_library() -> PathBuf {
+    let deps = profile_dir().join("deps");
+    std::fs::read_dir(&deps)
+        .expect("target/<profile>/deps exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("libserde_derive-") && name.ends_with(std::env::consts::DLL_EXTENSION)
+        })
+        .expect("serde_derive's proc-macro library is in target/<profile>/deps")
+}

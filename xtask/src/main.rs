@@ -1,0 +1,153 @@
+//! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
+//!
+//! - `cargo xtask test`: format check, build of every crate (the plugin cdylibs too),
+//!   clippy with `-D warnings`, the `schemas/` freshness check, then every test.
+//! - `cargo xtask demo`: builds, then runs the main job against the embedded emulator.
+//! - `cargo xtask schemas [--check]`: writes (or verifies) the generated JSON Schemas.
+//! - `cargo xtask bench`: builds release plugins and runs the benchmarks.
+
+mod schemas;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Format check, build, clippy -D warnings, schemas check, all tests.
+    Test {
+        /// Skip fmt and clippy (for a quick local loop).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Build, then run the demo against the embedded emulator.
+    Demo,
+    /// Write the generated JSON Schemas into schemas/ (or verify them with --check).
+    Schemas {
+        /// Fail when schemas/ is not current instead of writing it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Build release plugins and run the benchmarks; prints figures.
+    Bench,
+}
+
+/// The plugin libraries the workspace builds (package names).
+pub const PLUGIN_PACKAGES: &[&str] = &[
+    "ionport-connector-m3",
+    "ionport-connector-ln",
+    "ionport-connector-datalake",
+    "ionport-test-plugin",
+    "ionport-test-plugin-incompatible",
+    "ionport-test-plugin-broken",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn build_plugins(release: bool) -> Result<()> {
+    let mut args = vec!["build", "--quiet"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["-p", "ionport"]);
+    for p in PLUGIN_PACKAGES {
+        args.extend(["-p", p]);
+    }
+    cargo(&args)
+}
+
+fn test(quick: bool) -> Result<()> {
+    if !quick {
+        cargo(&["fmt", "--all", "--check"])?;
+    }
+    cargo(&["build", "--workspace", "--all-targets"])?;
+    if !quick {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+    }
+    schemas::run(&root(), &target_dir().join("debug"), true)?;
+    cargo(&["test", "--workspace", "--no-fail-fast"])?;
+    eprintln!("xtask test: all steps passed");
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    build_plugins(false)?;
+    let bin = target_dir().join("debug").join("ionport");
+    let run = |args: &[&str]| -> Result<()> {
+        eprintln!("$ ionport {}", args.join(" "));
+        let status = Command::new(&bin)
+            .args(args)
+            .env("IONPORT_PLUGIN_PATH", target_dir().join("debug"))
+            .status()
+            .with_context(|| format!("running {}", bin.display()))?;
+        if !status.success() {
+            bail!("ionport {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["plugins", "list"])?;
+    for id in ["infor-m3", "infor-ln", "infor-datalake"] {
+        println!();
+        run(&["plugins", "show", id])?;
+    }
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    build_plugins(true)?;
+    cargo(&["bench", "-p", "ionport-tests", "--bench", "abi"])
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    match args.task {
+        Task::Test { quick } => test(quick),
+        Task::Demo => demo(),
+        Task::Schemas { check } => {
+            build_plugins(false)?;
+            schemas::run(&root(), &target_dir().join("debug"), check)
+        }
+        Task::Bench => bench(),
+    }
+}
