@@ -36,6 +36,8 @@ enum Command {
     /// List, show and verify connector plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Run a local ION API Gateway (token server, M3, LN, Data Lake) for demos and tests.
+    Emulator(ionport_emulator::cli::EmulatorArgs),
 }
 
 impl Cli {
@@ -45,6 +47,12 @@ impl Cli {
             _ => ionport_core::plugin::default_search_path(),
         }
     }
+}
+
+fn run_emulator(args: ionport_emulator::cli::EmulatorArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(ionport_emulator::cli::run(args))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -58,6 +66,7 @@ fn main() -> ExitCode {
         .init();
     let result = match &cli.command {
         Command::Plugins(cmd) => plugins::run(&cli, cmd),
+        Command::Emulator(args) => run_emulator(args.clone()),
     };
     match result {
         Ok(code) => code,
