@@ -13,6 +13,7 @@
 //! - [`Connector`], the trait to implement, and [`export_connector!`];
 //! - [`Host`], [`GatewayRequest`], [`GatewayResponse`] and [`RecordWriter`];
 //! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
+//! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
 //! What it is not: a host. Loading plugins, vaulting credentials and talking HTTP live in
@@ -42,6 +43,7 @@ mod writer;
 
 pub mod conformance;
 pub mod form;
+pub mod paging;
 
 pub use connector::{Connector, ConnectorInfo};
 pub use error::ConnectorError;
@@ -56,6 +58,7 @@ pub use writer::RecordWriter;
 /// Everything a connector usually needs, in one import.
 pub mod prelude {
     pub use crate::form::{self, IonApiCredentials};
+    pub use crate::paging::{AdaptivePageSize, CursorTracker, KeyPager};
     pub use crate::{
         CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, DiscoveredStream,
         Discovery, GatewayRequest, GatewayResponse, Host, LogLevel, ReadRequest, ReadSummary,
