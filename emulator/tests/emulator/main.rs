@@ -3,3 +3,4 @@
 mod auth;
 mod common;
 mod control;
+mod m3;
