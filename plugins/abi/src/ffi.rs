@@ -18,6 +18,9 @@ pub mod error_kind {
     pub const INVALID_INPUT: &str = "invalid_input";
     /// The gateway or the remote system failed.
     pub const GATEWAY: &str = "gateway";
+    /// The host could not authenticate the connection (token endpoint refused the
+    /// credentials, or a refresh failed): the credentials need attention.
+    pub const AUTH: &str = "auth";
     /// The host cancelled the operation.
     pub const CANCELLED: &str = "cancelled";
     /// Any other connector failure.

@@ -36,6 +36,13 @@ pub trait Connector: Send + Sync + 'static {
     /// The predefined replication tasks.
     fn tasks(&self) -> Vec<TaskSpec>;
 
+    /// Whether `name`, which is not a predefined task, is a stream this connector can read
+    /// (a stream offered by [`Connector::discover`], e.g. any table of the tenant). The
+    /// SDK refuses a read of any other name before [`Connector::read`] is called.
+    fn accepts_stream(&self, _name: &str) -> bool {
+        false
+    }
+
     /// Tests a connection ("Test Connection").
     fn check(
         &self,

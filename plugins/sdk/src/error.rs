@@ -53,6 +53,12 @@ impl ConnectorError {
         &self.message
     }
 
+    /// Whether the host could not authenticate the connection (wrong credentials, token
+    /// endpoint refusal): what a connection check reports as a token problem.
+    pub fn is_auth(&self) -> bool {
+        self.kind == error_kind::AUTH
+    }
+
     /// Whether this error means the host cancelled the work.
     pub fn is_cancelled(&self) -> bool {
         self.kind == error_kind::CANCELLED
@@ -72,6 +78,7 @@ impl From<PluginError> for ConnectorError {
             error_kind::NOT_SUPPORTED => error_kind::NOT_SUPPORTED,
             error_kind::INVALID_INPUT => error_kind::INVALID_INPUT,
             error_kind::GATEWAY => error_kind::GATEWAY,
+            error_kind::AUTH => error_kind::AUTH,
             error_kind::CANCELLED => error_kind::CANCELLED,
             error_kind::HOST => error_kind::HOST,
             _ => error_kind::CONNECTOR,

@@ -14,6 +14,7 @@
 //! - [`Host`], [`GatewayRequest`], [`GatewayResponse`] and [`RecordWriter`];
 //! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
+//! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
 //! What it is not: a host. Loading plugins, vaulting credentials and talking HTTP live in
@@ -43,6 +44,7 @@ mod writer;
 
 pub mod conformance;
 pub mod form;
+pub mod mi;
 pub mod paging;
 
 pub use connector::{Connector, ConnectorInfo};
