@@ -22,6 +22,7 @@ mod value;
 pub use changes::{Change, ChangeReport, Changes};
 pub use tables::{ColDef, Kind, Surface, TableDef};
 pub use value::Val;
+pub(crate) use value::write_json_str as value_json_str;
 
 use serde::{Deserialize, Serialize};
 

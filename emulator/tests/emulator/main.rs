@@ -3,4 +3,5 @@
 mod auth;
 mod common;
 mod control;
+mod ln;
 mod m3;
