@@ -3,5 +3,6 @@
 mod auth;
 mod common;
 mod control;
+mod datalake;
 mod ln;
 mod m3;
