@@ -1,16 +1,33 @@
 //! The Infor M3 connector.
 //!
-//! Reads M3 through MI programs over the ION API Gateway (`M3/m3api-rest`): list
-//! transactions paged by key for customers, items, suppliers and order lines, and
-//! `EXPORTMI/Select` for whole tables with incremental reads on the change stamps.
+//! Reads M3 through MI programs over the ION API Gateway (`M3/m3api-rest`, v1 or v2
+//! shape): list transactions paged by key for customers, items, suppliers and order
+//! lines, and `EXPORTMI/Select` for whole tables with incremental reads on the change
+//! timestamps. `discover` lists the programs and transactions (`MRS001MI`) and offers
+//! every standard table EXPORTMI can read as a stream `table:NAME`.
 //!
 //! What it is not: an HTTP client. Every call goes through the host's gateway, which holds
 //! the credentials and the token; this crate never sees a secret.
 
-mod form;
+mod check;
+mod columns;
+mod discover;
+mod export;
+mod list;
+mod orders;
+mod settings;
 mod tasks;
 
+use ionport_plugin_sdk::paging::AdaptivePageSize;
 use ionport_plugin_sdk::prelude::*;
+
+use crate::export::Export;
+use crate::list::Listing;
+use crate::settings::M3Settings;
+use crate::tasks::Source;
+
+/// Records per page unless the pipeline sets a page size.
+pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
 /// The M3 connector.
 #[derive(Debug, Default)]
@@ -31,11 +48,70 @@ impl Connector for M3Connector {
     }
 
     fn connection_form(&self) -> serde_json::Value {
-        form::form_schema::<form::M3ConnectionForm>()
+        form::form_schema::<settings::M3ConnectionForm>()
     }
 
     fn tasks(&self) -> Vec<TaskSpec> {
-        tasks::predefined()
+        tasks::TASKS.iter().map(tasks::M3Task::spec).collect()
+    }
+
+    fn accepts_stream(&self, name: &str) -> bool {
+        tasks::table_stream(name).is_some()
+    }
+
+    fn check(&self, host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, ConnectorError> {
+        check::check(host, connection)
+    }
+
+    fn discover(&self, host: &Host, connection: &ConnectionConfig) -> Result<Discovery, ConnectorError> {
+        discover::discover(host, connection)
+    }
+
+    fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
+        let s = M3Settings::from_connection(&req.connection)?;
+        let size = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 100_000);
+        let mut page = AdaptivePageSize::new(size, 10.min(size), size.max(DEFAULT_PAGE_SIZE));
+        let incremental = req.sync_mode == SyncMode::Incremental;
+        let state = req.state.as_ref();
+        let (records, pages, state) = if let Some(task) = tasks::find(&req.task) {
+            match task.source {
+                Source::List { program, transaction, key } => {
+                    let listing = Listing {
+                        program,
+                        transaction,
+                        key: Some(key),
+                        inputs: vec![("CONO", s.cono())],
+                        cols: task.cols,
+                    };
+                    list::read_list(host, &s, task.name, &listing, &mut page, state)?
+                }
+                Source::OrderLines => orders::read_order_lines(host, &s, task.name, &mut page, state)?,
+                Source::Export { table } => {
+                    let export = Export {
+                        table: table.into(),
+                        columns: columns::names(task.cols).iter().map(|c| (*c).to_string()).collect(),
+                        key: task.pk.iter().map(|k| (*k).to_string()).collect(),
+                        types: columns::types(task.cols),
+                    };
+                    export.read(host, &s, task.name, &mut page, state, incremental)?
+                }
+            }
+        } else if let Some((table, key, _)) = tasks::table_stream(&req.task) {
+            let cols = discover::table_columns(host, &s, table, key[0])?.ok_or_else(|| {
+                ConnectorError::invalid_input(format!("M3 table {table} cannot be read through EXPORTMI on this tenant"))
+            })?;
+            let types = cols.iter().map(|c| (c.clone(), discover::column_type(c).0)).collect();
+            let export = Export {
+                table: (*table).into(),
+                columns: cols,
+                key: key.iter().map(|k| (*k).to_string()).collect(),
+                types,
+            };
+            export.read(host, &s, &req.task, &mut page, state, incremental)?
+        } else {
+            return Err(ConnectorError::invalid_input(format!("infor-m3 has no task '{}'", req.task)));
+        };
+        Ok(ReadSummary { records, pages, state: Some(state) })
     }
 }
 

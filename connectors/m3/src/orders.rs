@@ -1,0 +1,85 @@
+//! Customer order lines: the orders of the company from `OOHEAD` (EXPORTMI, paged by
+//! order number), then `OIS100MI/LstLine` for each order. The state keeps the last order
+//! whose lines were all emitted, so a restart resumes after it.
+
+use ionport_plugin_sdk::mi::{MiCall, typed_row};
+use ionport_plugin_sdk::paging::AdaptivePageSize;
+use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
+use serde_json::{Value, json};
+
+use crate::columns;
+use crate::export::SEPARATOR;
+use crate::list::field_types;
+use crate::settings::M3Settings;
+
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+/// Reads every order line of the company (and division, when set).
+pub fn read_order_lines(
+    host: &Host,
+    s: &M3Settings,
+    stream: &str,
+    page: &mut AdaptivePageSize,
+    state: Option<&Value>,
+) -> Result<(u64, u64, Value), ConnectorError> {
+    let types = field_types(host, s, "OIS100MI", "LstLine")?;
+    let fallback = columns::types(columns::ORDER_LINE);
+    let mut last_order = state
+        .filter(|st| st.get("complete") == Some(&Value::Bool(false)))
+        .and_then(|st| st.get("last_order"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut out = RecordWriter::new(host, stream, 1000);
+    let mut pages = 0u64;
+    loop {
+        host.check_cancelled()?;
+        let mut query = format!("OAORNO from OOHEAD where OACONO = {}", s.company);
+        if let Some(d) = s.divi() {
+            query.push_str(&format!(" and OADIVI = {}", quote(d)));
+        }
+        if let Some(o) = &last_order {
+            query.push_str(&format!(" and OAORNO > {}", quote(o)));
+        }
+        let call_for = |n: u32| {
+            MiCall::new("EXPORTMI", "Select")
+                .input("SEPC", SEPARATOR)
+                .input("HDRS", "0")
+                .input("QERY", query.clone())
+                .maxrecs(n)
+        };
+        let (resp, size) = page.fetch(host, |n| call_for(n).request(s.shape()))?;
+        let call = call_for(size);
+        let answer = call.parse(&resp)?;
+        pages += 1;
+        let orders: Vec<String> = answer
+            .rows
+            .iter()
+            .filter_map(|r| r.iter().find(|(k, _)| k == "REPL").map(|(_, v)| v.trim().to_string()))
+            .filter(|o| !o.is_empty())
+            .collect();
+        for order in &orders {
+            host.check_cancelled()?;
+            let lines = MiCall::new("OIS100MI", "LstLine")
+                .input("CONO", s.cono())
+                .input("ORNO", order.clone())
+                .maxrecs(0)
+                .returncols(columns::names(columns::ORDER_LINE));
+            let answer = lines.parse(&host.gateway(&lines.request(s.shape()))?)?;
+            pages += 1;
+            let types = if answer.types.is_empty() { &types } else { &answer.types };
+            for row in &answer.rows {
+                out.push(&typed_row(row, types, &fallback))?;
+            }
+            last_order = Some(order.clone());
+        }
+        if orders.len() < size as usize {
+            break;
+        }
+        out.commit(&json!({ "complete": false, "last_order": last_order }))?;
+    }
+    let done = json!({ "complete": true });
+    out.commit(&done)?;
+    Ok((out.written(), pages, done))
+}
