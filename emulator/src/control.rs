@@ -128,8 +128,10 @@ async fn change(State(st): State<Shared>, body: Bytes) -> Response {
         &st.data,
         entity,
         cono,
-        req.count,
-        req.indices.as_deref(),
+        match req.indices.as_deref() {
+            Some(ix) => crate::data::Selection::Indices(ix),
+            None => crate::data::Selection::Count(req.count),
+        },
         req.delete,
         crate::time::now_ms(),
     );

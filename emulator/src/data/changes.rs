@@ -29,6 +29,15 @@ pub struct Changes {
     rounds: u64,
 }
 
+/// Which records a change request picks.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection<'a> {
+    /// This many pseudo-randomly chosen live records.
+    Count(u64),
+    /// These record indices.
+    Indices(&'a [u64]),
+}
+
 /// What one change request did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeReport {
@@ -93,8 +102,7 @@ impl Changes {
         ds: &Dataset,
         entity: Entity,
         cono: u32,
-        count: u64,
-        indices: Option<&[u64]>,
+        which: Selection<'_>,
         delete: bool,
         now_ms: i64,
     ) -> ChangeReport {
@@ -102,11 +110,11 @@ impl Changes {
         self.last_ms = ms;
         self.rounds += 1;
         let total = ds.count(entity, cono);
-        let mut chosen: Vec<u64> = match indices {
-            Some(ix) => ix.iter().copied().filter(|i| *i < total).collect(),
-            None => {
+        let mut chosen: Vec<u64> = match which {
+            Selection::Indices(ix) => ix.iter().copied().filter(|i| *i < total).collect(),
+            Selection::Count(count) => {
                 let want = count.min(total);
-                let mut rng = SplitMix64::new(mix(ds.seed() ^ 0xC4A7_6E5, self.rounds));
+                let mut rng = SplitMix64::new(mix(ds.seed() ^ 0x0C4A_76E5, self.rounds));
                 let mut set = std::collections::BTreeSet::new();
                 let mut tries = 0u64;
                 while (set.len() as u64) < want && tries < want * 20 + 100 {

@@ -19,7 +19,7 @@ mod generate;
 pub mod tables;
 mod value;
 
-pub use changes::{Change, ChangeReport, Changes};
+pub use changes::{Change, ChangeReport, Changes, Selection};
 pub use tables::{ColDef, Kind, Surface, TableDef};
 pub use value::Val;
 pub(crate) use value::write_json_str as value_json_str;

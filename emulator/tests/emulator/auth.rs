@@ -244,7 +244,12 @@ async fn access_tokens_expire() {
 async fn gateway_requires_a_bearer_token() {
     let emu = start_default().await;
     let c = client();
-    for path in ["/ifsservice/usermgt/v2/users/me"] {
+    for path in [
+        "/ifsservice/usermgt/v2/users/me",
+        "/M3/m3api-rest/v2/execute/CRS610MI/LstByNumber",
+        "/LN/lnapi/odata/tcapi.comBusinessPartner/BusinessPartners",
+        "/DATAFABRIC/compass/v2/jobs/",
+    ] {
         let resp = c
             .get(format!("{}{path}", emu.api_base()))
             .send()
@@ -256,8 +261,11 @@ async fn gateway_requires_a_bearer_token() {
     let (status, _) = get_json(&emu, "not-a-token", "/ifsservice/usermgt/v2/users/me").await;
     assert_eq!(status, 401);
     let counters = emu.counters();
-    assert_eq!(counters.unauthorized, 2);
+    assert_eq!(counters.unauthorized, 5);
     assert_eq!(counters.requests.users, 2);
+    assert_eq!(counters.requests.m3, 1);
+    assert_eq!(counters.requests.ln, 1);
+    assert_eq!(counters.requests.datalake, 1);
 }
 
 #[tokio::test]

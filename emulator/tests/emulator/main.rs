@@ -4,5 +4,6 @@ mod auth;
 mod common;
 mod control;
 mod datalake;
+mod faults;
 mod ln;
 mod m3;
