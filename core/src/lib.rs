@@ -13,3 +13,6 @@
 
 pub mod host;
 pub mod plugin;
+pub mod credentials;
+pub mod vault;
+pub mod token;
