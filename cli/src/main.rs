@@ -4,6 +4,7 @@
 //! `ionport-core` (or the emulator), printed for people (`--json` for scripts).
 
 mod plugins;
+mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

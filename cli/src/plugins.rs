@@ -28,6 +28,18 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a new connector crate (builds and passes the conformance kit as generated).
+    New {
+        /// The connector id, e.g. acme-erp (the crate is NAME-connector).
+        name: String,
+        /// Where to create the crate.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The ionport-plugin-sdk to depend on (default: this source tree's, else the
+        /// published version).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
     /// Run the conformance kit on a plugin library; exits non-zero when a check fails.
     Verify {
         /// The library file (e.g. target/debug/libionport_connector_m3.so).
@@ -40,6 +52,12 @@ pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
         PluginsCommand::List { json } => list(cli, *json),
         PluginsCommand::Show { id, json } => show(cli, id, *json),
         PluginsCommand::Verify { path } => verify(path),
+        PluginsCommand::New { name, dir, sdk_path } => {
+            let root = crate::scaffold::new_connector(name, dir, sdk_path.as_deref())?;
+            println!("created {}", root.display());
+            println!("next: cd {} && cargo test   (builds the plugin and runs the conformance kit)", root.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
