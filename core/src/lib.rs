@@ -16,3 +16,5 @@ pub mod plugin;
 pub mod credentials;
 pub mod vault;
 pub mod token;
+pub mod gateway;
+pub mod connection;

@@ -1,0 +1,419 @@
+//! A connection's host services: credentials resolved (an `.ionapi` file, a vault entry
+//! or the connection form) into a [`TokenManager`] and a [`GatewayClient`], and the
+//! [`HostCallbacks`] object that plugins get ([`ConnectionHost`]).
+//!
+//! A plugin names a path; the host resolves it under the connection's API base, adds the
+//! bearer token, retries, rate-limits. The plugin never sees a token or a secret.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ionport_plugin_abi::wire::GatewayRequestHead;
+use ionport_plugin_abi::{PluginError, RecordBatch, error_kind};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::credentials::{Credentials, CredentialsError, IonApiCredentials};
+use crate::gateway::{
+    GatewayClient, GatewayError, GatewayRequest, GatewaySettings, http_client,
+};
+use crate::host::{HostCallbacks, HostResponse};
+use crate::token::{
+    MemoryRefreshStore, RefreshTokenStore, TokenError, TokenManager, TokenSettings,
+    VaultRefreshStore,
+};
+use crate::vault::{Vault, VaultError};
+
+/// Where a connection's credentials come from.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// An `.ionapi` file (refresh tokens are kept in memory).
+    IonApiFile(PathBuf),
+    /// A vault entry (rotated refresh tokens are persisted to it).
+    Vault {
+        /// The vault.
+        vault: Arc<Vault>,
+        /// The entry name.
+        name: String,
+    },
+    /// The connection form's credentials block.
+    Form(IonApiCredentials),
+    /// Credentials already read.
+    Credentials(Arc<Credentials>),
+}
+
+/// Settings of a connection's host services.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionSettings {
+    /// Token lifecycle.
+    pub token: TokenSettings,
+    /// Gateway HTTP.
+    pub gateway: GatewaySettings,
+}
+
+/// Why a connection could not be opened or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The vault.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The credentials.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The gateway (includes token errors).
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// A check answer that is not a success.
+    #[error("{message}")]
+    Check {
+        /// `token`, `rights`, `settings` or `network`.
+        failed_part: String,
+        /// What failed and what to do.
+        message: String,
+    },
+}
+
+impl ConnectionError {
+    /// The part that failed, for a check report: `token`, `rights`, `settings`,
+    /// `network`.
+    pub fn failed_part(&self) -> &str {
+        match self {
+            Self::Vault(_) | Self::Credentials(_) => "settings",
+            Self::Gateway(GatewayError::Token(TokenError::Transport { .. })) => "network",
+            Self::Gateway(GatewayError::Token(_) | GatewayError::Unauthorized { .. }) => "token",
+            Self::Gateway(GatewayError::Refused(_)) => "settings",
+            Self::Gateway(_) => "network",
+            Self::Check { failed_part, .. } => failed_part,
+        }
+    }
+}
+
+/// Who the service account is (from `ifsservice/usermgt/v2/users/me`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceAccountInfo {
+    /// The tenant the credentials belong to.
+    pub tenant: String,
+    /// User id.
+    pub id: Option<String>,
+    /// User name (often an e-mail address).
+    pub user_name: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Status (`Active`, ...).
+    pub status: Option<String>,
+    /// Security groups / roles.
+    pub groups: Vec<String>,
+}
+
+impl ServiceAccountInfo {
+    /// One line: `ionport service account (ionport.service@x) on tenant T`.
+    pub fn describe(&self) -> String {
+        let who = match (&self.display_name, &self.user_name) {
+            (Some(d), Some(u)) => format!("{d} ({u})"),
+            (Some(d), None) => d.clone(),
+            (None, Some(u)) => u.clone(),
+            (None, None) => self.id.clone().unwrap_or_else(|| "an unnamed user".into()),
+        };
+        format!("{who} on tenant {}", self.tenant)
+    }
+
+    fn from_json(tenant: &str, v: &Value) -> Self {
+        // `{"response":{"userlist":[{...}]}}`, or the user object itself.
+        let user = v
+            .pointer("/response/userlist/0")
+            .or_else(|| v.pointer("/userlist/0"))
+            .or_else(|| v.get("user"))
+            .unwrap_or(v);
+        let s = |k: &str| user.get(k).and_then(Value::as_str).map(str::to_string);
+        let groups = user
+            .get("groups")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|g| {
+                        g.get("display")
+                            .or_else(|| g.get("name"))
+                            .and_then(Value::as_str)
+                            .or_else(|| g.as_str())
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            tenant: s("tenant").unwrap_or_else(|| tenant.to_string()),
+            id: s("id"),
+            user_name: s("userName").or_else(|| s("username")),
+            display_name: s("displayName"),
+            email: s("email"),
+            status: s("status"),
+            groups,
+        }
+    }
+}
+
+/// The path of the host's own connection check.
+pub const USERS_ME: &str = "ifsservice/usermgt/v2/users/me";
+
+/// One connection's host services: credentials, tokens, gateway.
+#[derive(Debug)]
+pub struct Connection {
+    credentials: Arc<Credentials>,
+    tokens: TokenManager,
+    gateway: GatewayClient,
+    keepalive: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Connection {
+    /// Resolves `source` and builds the token manager and the gateway client (one pooled
+    /// HTTP client for both). When called inside a tokio runtime, the token keep-alive
+    /// starts too.
+    pub fn open(
+        source: CredentialSource,
+        settings: ConnectionSettings,
+    ) -> Result<Self, ConnectionError> {
+        let (credentials, store): (Arc<Credentials>, Arc<dyn RefreshTokenStore>) = match source {
+            CredentialSource::IonApiFile(p) => (
+                Arc::new(Credentials::from_ionapi_file(p)?),
+                Arc::new(MemoryRefreshStore::default()),
+            ),
+            CredentialSource::Vault { vault, name } => {
+                let entry = vault.get(&name)?;
+                (
+                    Arc::new(entry.credentials),
+                    Arc::new(VaultRefreshStore::new(vault, name)),
+                )
+            }
+            CredentialSource::Form(f) => (
+                Arc::new(Credentials::from_form(&f)?),
+                Arc::new(MemoryRefreshStore::default()),
+            ),
+            CredentialSource::Credentials(c) => (c, Arc::new(MemoryRefreshStore::default())),
+        };
+        let http = http_client(&settings.gateway)?;
+        let tokens = TokenManager::new(
+            Arc::clone(&credentials),
+            settings.token,
+            store,
+            Some(http.clone()),
+        );
+        let gateway = GatewayClient::new(tokens.clone(), settings.gateway, Some(http))?;
+        let keepalive = tokio::runtime::Handle::try_current()
+            .ok()
+            .and_then(|_| tokens.spawn_keepalive());
+        Ok(Self {
+            credentials,
+            tokens,
+            gateway,
+            keepalive,
+        })
+    }
+
+    /// The credentials (secrets masked in `Debug`).
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.credentials
+    }
+
+    /// The token manager.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// The gateway client.
+    pub fn gateway(&self) -> &GatewayClient {
+        &self.gateway
+    }
+
+    /// The host's own check: `GET ifsservice/usermgt/v2/users/me`, who the service
+    /// account is.
+    pub async fn whoami(&self) -> Result<ServiceAccountInfo, ConnectionError> {
+        let resp = self.gateway.send(GatewayRequest::get(USERS_ME)).await?;
+        let base = self.gateway.base().as_str().trim_end_matches('/').to_string();
+        match resp.status {
+            200..=299 => {
+                let v: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+                    ConnectionError::Check {
+                        failed_part: "network".into(),
+                        message: format!("{base}/{USERS_ME} answered with invalid JSON: {e}"),
+                    }
+                })?;
+                Ok(ServiceAccountInfo::from_json(&self.credentials.tenant, &v))
+            }
+            403 => Err(ConnectionError::Check {
+                failed_part: "rights".into(),
+                message: format!(
+                    "{base}/{USERS_ME} answered 403 Forbidden: the token works, but the service account's user lacks rights; give it an IFS security role (for M3: GRID-Administrator or GRID-RunAsM3User)"
+                ),
+            }),
+            404 => Err(ConnectionError::Check {
+                failed_part: "settings".into(),
+                message: format!(
+                    "{base}/{USERS_ME} answered 404 Not Found: check the ION API URL (`iu`) and tenant (`ti`)"
+                ),
+            }),
+            s => Err(ConnectionError::Check {
+                failed_part: "network".into(),
+                message: format!(
+                    "{base}/{USERS_ME} answered HTTP {s}: {}",
+                    String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)])
+                ),
+            }),
+        }
+    }
+
+    /// The host-services object for plugin calls on this connection. Plugin calls run on
+    /// blocking threads (`spawn_blocking`); `handle` runs the gateway calls.
+    pub fn host(&self, handle: tokio::runtime::Handle) -> ConnectionHost {
+        ConnectionHost::new(handle, self.gateway.clone())
+    }
+
+    /// Stops the keep-alive and revokes the refresh token (see
+    /// [`TokenManager::shutdown`]). Returns whether a revocation was sent.
+    pub async fn shutdown(&self) -> Result<bool, TokenError> {
+        if let Some(k) = &self.keepalive {
+            k.abort();
+        }
+        self.tokens.shutdown().await
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(k) = &self.keepalive {
+            k.abort();
+        }
+    }
+}
+
+/// Receives what a `read` produces.
+pub trait RecordSink: Send + Sync + 'static {
+    /// A batch of records.
+    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError>;
+    /// The task's state; commits the records emitted before it.
+    fn checkpoint(&self, state: &str) -> Result<(), PluginError>;
+}
+
+/// The [`HostCallbacks`] of a connection: the gateway through [`GatewayClient`], records
+/// to an optional [`RecordSink`] (refused without one), cancellation by flag.
+pub struct ConnectionHost {
+    handle: tokio::runtime::Handle,
+    gateway: GatewayClient,
+    sink: Option<Arc<dyn RecordSink>>,
+    cancelled: AtomicBool,
+}
+
+impl std::fmt::Debug for ConnectionHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHost")
+            .field("gateway", &self.gateway)
+            .field("has_sink", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionHost {
+    /// Host services over `gateway`, running its calls on `handle`.
+    pub fn new(handle: tokio::runtime::Handle, gateway: GatewayClient) -> Self {
+        Self {
+            handle,
+            gateway,
+            sink: None,
+            cancelled: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends records and checkpoints to `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn RecordSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Asks the plugin to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// The gateway client.
+    pub fn gateway(&self) -> &GatewayClient {
+        &self.gateway
+    }
+
+    /// Converts a plugin's request head and body into a gateway request.
+    pub fn request(head: GatewayRequestHead, body: Vec<u8>) -> GatewayRequest {
+        GatewayRequest {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            headers: head.headers,
+            body,
+            timeout: head.timeout_secs.map(std::time::Duration::from_secs),
+        }
+    }
+}
+
+fn plugin_error(e: &GatewayError) -> PluginError {
+    let kind = match e {
+        GatewayError::Refused(_) => error_kind::INVALID_INPUT,
+        _ => error_kind::GATEWAY,
+    };
+    PluginError::new(kind, e.to_string())
+}
+
+impl HostCallbacks for ConnectionHost {
+    fn gateway(
+        &self,
+        head: GatewayRequestHead,
+        body: Vec<u8>,
+    ) -> Result<HostResponse, PluginError> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(PluginError::new(error_kind::CANCELLED, "the call was cancelled"));
+        }
+        let req = Self::request(head, body);
+        let gateway = self.gateway.clone();
+        let handle = self.handle.clone();
+        // block_on panics when called on a runtime worker thread; never let that unwind
+        // into the plugin.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            handle.block_on(gateway.send(req))
+        }));
+        match run {
+            Ok(Ok(r)) => Ok(HostResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body.to_vec(),
+            }),
+            Ok(Err(e)) => Err(plugin_error(&e)),
+            Err(_) => Err(PluginError::new(
+                error_kind::HOST,
+                "the host's gateway was called on an async worker thread; plugin calls must run on a blocking thread (spawn_blocking)",
+            )),
+        }
+    }
+
+    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
+        match &self.sink {
+            Some(s) => s.emit(batch),
+            None => Err(PluginError::new(
+                error_kind::HOST,
+                "this call takes no records (only read does)",
+            )),
+        }
+    }
+
+    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
+        match &self.sink {
+            Some(s) => s.checkpoint(state),
+            None => Err(PluginError::new(
+                error_kind::HOST,
+                "this call takes no checkpoints (only read does)",
+            )),
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,299 @@
+//! The attempt layer (one HTTP request: Retry-After, concurrency, rate limit, token, 401)
+//! and the retry classification of reads and writes.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::Extensions;
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Request, Response};
+use reqwest_middleware::{Error, Middleware, Next};
+use reqwest_retry::{Retryable, RetryableStrategy, default_on_request_failure};
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use super::GatewaySettings;
+use super::metrics::{Counters, add};
+use crate::token::{AccessToken, TokenError, TokenManager};
+
+/// Statuses retried for reads: too many requests, bad gateway, unavailable, timeout.
+pub const RETRYABLE_STATUSES: [u16; 4] = [429, 502, 503, 504];
+
+/// What happened during one call, shared by its attempts (a request extension).
+#[derive(Debug)]
+pub(crate) struct CallTrace {
+    attempts: AtomicU32,
+    deadline: Instant,
+    not_before: Mutex<Option<Instant>>,
+    token_error: Mutex<Option<TokenError>>,
+    gave_up: Mutex<Option<String>>,
+    reauthenticated: AtomicBool,
+}
+
+impl CallTrace {
+    pub fn new(deadline: Instant) -> Self {
+        Self {
+            attempts: AtomicU32::new(0),
+            deadline,
+            not_before: Mutex::new(None),
+            token_error: Mutex::new(None),
+            gave_up: Mutex::new(None),
+            reauthenticated: AtomicBool::new(false),
+        }
+    }
+
+    /// HTTP requests sent for this call.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    pub fn token_error(&self) -> Option<TokenError> {
+        self.token_error.lock().ok().and_then(|g| g.clone())
+    }
+
+    pub fn gave_up(&self) -> Option<String> {
+        self.gave_up.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn set<T>(slot: &Mutex<Option<T>>, v: T) {
+        if let Ok(mut g) = slot.lock() {
+            *g = Some(v);
+        }
+    }
+
+    fn take_not_before(&self) -> Option<Instant> {
+        self.not_before.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct LayerError(String);
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date.
+pub(crate) fn retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = text.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs.min(1e9)));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// Reads: retried on 429/502/503/504, connection failures, resets, timeouts and bodies
+/// cut short.
+pub(crate) struct ReadStrategy;
+
+impl RetryableStrategy for ReadStrategy {
+    fn handle(&self, res: &Result<Response, Error>) -> Option<Retryable> {
+        match res {
+            Ok(r) if RETRYABLE_STATUSES.contains(&r.status().as_u16()) => {
+                Some(Retryable::Transient)
+            }
+            Ok(_) => None,
+            Err(Error::Reqwest(e)) if e.is_body() || e.is_timeout() => Some(Retryable::Transient),
+            Err(e) => default_on_request_failure(e),
+        }
+    }
+}
+
+/// Writes: retried only when the request was certainly not processed: 429, or the
+/// connection could not be made.
+pub(crate) struct WriteStrategy;
+
+impl RetryableStrategy for WriteStrategy {
+    fn handle(&self, res: &Result<Response, Error>) -> Option<Retryable> {
+        match res {
+            Ok(r) if r.status().as_u16() == 429 => Some(Retryable::Transient),
+            Ok(_) => None,
+            Err(e) if e.is_connect() => Some(Retryable::Transient),
+            Err(_) => Some(Retryable::Fatal),
+        }
+    }
+}
+
+/// One attempt: Retry-After wait, concurrency permit, rate-limit cell, bearer token,
+/// one re-send after a 401, metrics.
+pub(crate) struct AttemptLayer {
+    tokens: TokenManager,
+    limiter: Option<DefaultDirectRateLimiter>,
+    permits: Semaphore,
+    max_retry_after: Duration,
+    metrics: Arc<Counters>,
+}
+
+impl AttemptLayer {
+    pub fn new(tokens: TokenManager, settings: &GatewaySettings, metrics: Arc<Counters>) -> Self {
+        let limiter = settings.rate_limit.and_then(|rl| {
+            let burst = NonZeroU32::new(rl.burst.max(1))?;
+            Quota::with_period(rl.interval().max(Duration::from_nanos(1)))
+                .map(|q| RateLimiter::direct(q.allow_burst(burst)))
+        });
+        Self {
+            tokens,
+            limiter,
+            permits: Semaphore::new(settings.concurrency.max(1)),
+            max_retry_after: settings.max_retry_after,
+            metrics,
+        }
+    }
+
+    async fn token(&self, trace: Option<&CallTrace>) -> Result<Arc<AccessToken>, Error> {
+        match self.tokens.access_token().await {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                if let Some(t) = trace {
+                    CallTrace::set(&t.token_error, e.clone());
+                }
+                Err(Error::middleware(e))
+            }
+        }
+    }
+
+    /// Sends `req` once with `token`; the body is read here, so that a body cut short
+    /// is an error the retry layer sees.
+    async fn send_once(
+        &self,
+        mut req: Request,
+        token: &AccessToken,
+        ext: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response, Error> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::middleware(LayerError(e.to_string())))?;
+        if let Some(l) = &self.limiter {
+            let waited = Instant::now();
+            l.until_ready().await;
+            add(
+                &self.metrics.rate_wait_us,
+                waited.elapsed().as_micros() as u64,
+            );
+        }
+        let bearer = Zeroizing::new(format!("Bearer {}", token.secret().expose_secret()));
+        let mut value = HeaderValue::from_str(&bearer)
+            .map_err(|_| Error::middleware(LayerError("the access token is not a valid header value".into())))?;
+        value.set_sensitive(true);
+        req.headers_mut().insert(AUTHORIZATION, value);
+        add(&self.metrics.requests, 1);
+        let resp = match next.run(req, ext).await {
+            Ok(r) => r,
+            Err(e) => {
+                add(&self.metrics.transport_errors, 1);
+                return Err(e);
+            }
+        };
+        let status = resp.status();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                add(&self.metrics.transport_errors, 1);
+                return Err(Error::Reqwest(e));
+            }
+        };
+        match status.as_u16() {
+            401 => add(&self.metrics.unauthorized, 1),
+            429 => add(&self.metrics.rate_limited, 1),
+            s if s >= 500 => add(&self.metrics.server_errors, 1),
+            _ => {}
+        }
+        let mut rebuilt = http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        Ok(Response::from(rebuilt))
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for AttemptLayer {
+    async fn handle(
+        &self,
+        req: Request,
+        ext: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let trace = ext.get::<Arc<CallTrace>>().cloned();
+        if let Some(t) = &trace {
+            if t.attempts.fetch_add(1, Ordering::Relaxed) > 0 {
+                add(&self.metrics.retries, 1);
+            }
+            if let Some(nb) = t.take_not_before() {
+                tokio::time::sleep_until(nb.into()).await;
+            }
+        }
+        let again = req.try_clone();
+        let token = self.token(trace.as_deref()).await?;
+        let mut result = self.send_once(req, &token, ext, next.clone()).await;
+        if let Ok(r) = &result
+            && r.status().as_u16() == 401
+            && let Some(again) = again
+        {
+            let first = trace
+                .as_ref()
+                .is_none_or(|t| !t.reauthenticated.swap(true, Ordering::Relaxed));
+            if first {
+                tracing::debug!("401 from the gateway: invalidating the token and sending once more");
+                self.tokens.invalidate(&token);
+                let token = self.token(trace.as_deref()).await?;
+                if let Some(t) = &trace {
+                    t.attempts.fetch_add(1, Ordering::Relaxed);
+                }
+                result = self.send_once(again, &token, ext, next).await;
+            }
+        }
+        if let (Ok(r), Some(t)) = (&result, &trace) {
+            let status = r.status().as_u16();
+            if (status == 429 || status == 503)
+                && let Some(wait) = r.headers().get(RETRY_AFTER).and_then(retry_after)
+            {
+                let at = Instant::now() + wait;
+                if wait > self.max_retry_after || at > t.deadline {
+                    let why = format!(
+                        "HTTP {status} with Retry-After {} s, longer than the retry bound allows",
+                        wait.as_secs()
+                    );
+                    CallTrace::set(&t.gave_up, why.clone());
+                    return Err(Error::middleware(LayerError(why)));
+                }
+                tracing::debug!(status, wait_ms = wait.as_millis() as u64, "honouring Retry-After");
+                CallTrace::set(&t.not_before, at);
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_retry_after() {
+        assert_eq!(
+            retry_after(&HeaderValue::from_static("3")),
+            Some(Duration::from_secs(3))
+        );
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(10));
+        assert_eq!(
+            retry_after(&HeaderValue::from_str(&past).unwrap()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&HeaderValue::from_static("soon")), None);
+    }
+}

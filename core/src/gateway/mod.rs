@@ -1,0 +1,537 @@
+//! Gateway HTTP for one connection ([`GatewayClient`]).
+//!
+//! One pooled `reqwest` client (rustls) per connection; every path is relative to the
+//! API base `iu + "/" + ti`. The stack, outermost first:
+//!
+//! 1. `reqwest-retry`'s [`RetryTransientMiddleware`]: exponential backoff with jitter,
+//!    bounded in count (`max_retries`) and total time (`retry_total`). Reads
+//!    (GET/HEAD/OPTIONS) are retried on 429/502/503/504, connection errors, resets,
+//!    timeouts and cut bodies; other methods only on 429 and on connection failures (the
+//!    request never left), so a write is never sent twice.
+//! 2. The attempt layer (this module): waits out a `Retry-After` from the previous
+//!    attempt, takes a permit of the concurrency bound (`tokio::sync::Semaphore`) and a
+//!    cell of the client-side rate limiter (`governor`, set to the tenant's quota), adds
+//!    the bearer token from the [`TokenManager`], and after a 401 invalidates that token
+//!    and sends once more with a new one. It counts the metrics.
+//!
+//! Plugins never name a host: absolute URLs, paths that leave the API base and an
+//! `Authorization` header are refused ([`GatewayError::Refused`]).
+
+mod layer;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_retry::policies::ExponentialBackoff;
+use reqwest_retry::{Jitter, RetryDecision, RetryPolicy, RetryTransientMiddleware};
+
+pub use layer::RETRYABLE_STATUSES;
+pub use metrics::GatewayMetrics;
+
+use crate::token::{TokenError, TokenManager, error_chain};
+use layer::{AttemptLayer, CallTrace, ReadStrategy, WriteStrategy};
+
+/// The client-side rate limit: at most `requests` per `per`, minus `headroom`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Requests allowed per window (the tenant's quota).
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
+    /// The fraction kept free for clock and latency jitter between client and gateway
+    /// (default 0.05: the client sends at 95% of the quota).
+    pub headroom: f64,
+    /// Requests that may go at once after an idle period (default 1: evenly spaced).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `requests` per `per`, with the default headroom and burst.
+    pub fn new(requests: u32, per: Duration) -> Self {
+        Self {
+            requests,
+            per,
+            headroom: 0.05,
+            burst: 1,
+        }
+    }
+
+    /// The interval between two requests the limiter lets through.
+    pub fn interval(&self) -> Duration {
+        let effective = f64::from(self.requests.max(1)) * (1.0 - self.headroom.clamp(0.0, 0.9));
+        Duration::from_secs_f64(self.per.as_secs_f64() / effective.max(1e-9))
+    }
+}
+
+impl Default for RateLimit {
+    /// The gateway's default quota: 1000 requests per 60 s.
+    fn default() -> Self {
+        Self::new(1000, Duration::from_secs(60))
+    }
+}
+
+/// Settings of a gateway client.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Timeout of one request (default 5 minutes: the gateway's longest target timeout).
+    pub timeout: Duration,
+    /// The longest timeout a plugin may ask for (default 5 minutes).
+    pub max_timeout: Duration,
+    /// TCP/TLS connect timeout (default 30 s).
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt (default 5).
+    pub max_retries: u32,
+    /// First backoff (default 250 ms); doubles, with jitter, up to `retry_max`.
+    pub retry_min: Duration,
+    /// Longest backoff (default 30 s).
+    pub retry_max: Duration,
+    /// No retry starts later than this after the call began (default 2 minutes).
+    pub retry_total: Duration,
+    /// The longest `Retry-After` honoured; a longer one ends the call (default 2 minutes).
+    pub max_retry_after: Duration,
+    /// The client-side rate limit (default 1000 per 60 s); `None` for none.
+    pub rate_limit: Option<RateLimit>,
+    /// At most this many requests in flight (default 16).
+    pub concurrency: usize,
+    /// The `User-Agent`.
+    pub user_agent: String,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            max_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(30),
+            max_retries: 5,
+            retry_min: Duration::from_millis(250),
+            retry_max: Duration::from_secs(30),
+            retry_total: Duration::from_secs(120),
+            max_retry_after: Duration::from_secs(120),
+            rate_limit: Some(RateLimit::default()),
+            concurrency: 16,
+            user_agent: format!("ionport/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Why a gateway call failed. No message contains a secret or a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The request was refused before sending (a path outside the API base, an absolute
+    /// URL, an `Authorization` header, an invalid method or header).
+    #[error("gateway request refused: {0}")]
+    Refused(String),
+    /// No token.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The gateway refused a fresh token too.
+    #[error(
+        "{method} {path}: the gateway answered 401 Unauthorized twice, the second time with a newly fetched token: {body}"
+    )]
+    Unauthorized {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// The body excerpt.
+        body: String,
+    },
+    /// Still failing after the retry bound.
+    #[error("{method} {path}: gave up after {attempts} attempt(s) in {elapsed_ms} ms: {last}")]
+    Exhausted {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed_ms: u64,
+        /// The last answer or error.
+        last: String,
+    },
+    /// A transport failure that is not retried (or a write).
+    #[error("{method} {path}: {message} (after {attempts} attempt(s))")]
+    Transport {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What failed.
+        message: String,
+    },
+    /// The client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// A request relative to the API base.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayRequest {
+    /// HTTP method (`GET` when empty).
+    pub method: String,
+    /// Path relative to `iu/ti`, e.g. `ifsservice/usermgt/v2/users/me`.
+    pub path: String,
+    /// Query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// Extra headers (never `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// Body (empty for none).
+    pub body: Vec<u8>,
+    /// A timeout other than the default.
+    pub timeout: Option<Duration>,
+}
+
+impl GatewayRequest {
+    /// A GET of `path`.
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: "GET".into(),
+            path: path.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A gateway answer (any status other than the ones that end in an error).
+#[derive(Debug, Clone)]
+pub struct GatewayResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lowercase, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: bytes::Bytes,
+}
+
+/// Exponential backoff bounded both in count and in total time.
+#[derive(Debug, Clone, Copy)]
+struct BoundedBackoff {
+    backoff: ExponentialBackoff,
+    total: Duration,
+}
+
+impl RetryPolicy for BoundedBackoff {
+    fn should_retry(
+        &self,
+        request_start_time: std::time::SystemTime,
+        n_past_retries: u32,
+    ) -> RetryDecision {
+        match self.backoff.should_retry(request_start_time, n_past_retries) {
+            RetryDecision::Retry { execute_after }
+                if execute_after <= request_start_time + self.total =>
+            {
+                RetryDecision::Retry { execute_after }
+            }
+            _ => RetryDecision::DoNotRetry,
+        }
+    }
+}
+
+/// The HTTP client of one connection's gateway. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct GatewayClient {
+    base: Url,
+    reads: ClientWithMiddleware,
+    writes: ClientWithMiddleware,
+    tokens: TokenManager,
+    settings: Arc<GatewaySettings>,
+    metrics: Arc<metrics::Counters>,
+}
+
+impl std::fmt::Debug for GatewayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayClient")
+            .field("base", &self.base.as_str())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pooled HTTP client with ionport's defaults (rustls, connect timeout, user agent).
+pub fn http_client(settings: &GatewaySettings) -> Result<reqwest::Client, GatewayError> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(settings.user_agent.clone())
+        .build()
+        .map_err(|e| GatewayError::Client(error_chain(&e)))
+}
+
+impl GatewayClient {
+    /// A client for the API base of `tokens`' credentials, sending with `http` (made with
+    /// [`http_client`] when `None`).
+    pub fn new(
+        tokens: TokenManager,
+        settings: GatewaySettings,
+        http: Option<reqwest::Client>,
+    ) -> Result<Self, GatewayError> {
+        let http = match http {
+            Some(h) => h,
+            None => http_client(&settings)?,
+        };
+        let base = tokens.credentials().api_base();
+        let metrics = Arc::new(metrics::Counters::default());
+        let layer = Arc::new(AttemptLayer::new(
+            tokens.clone(),
+            &settings,
+            Arc::clone(&metrics),
+        ));
+        let policy = BoundedBackoff {
+            backoff: ExponentialBackoff::builder()
+                .retry_bounds(settings.retry_min, settings.retry_max.max(settings.retry_min))
+                .jitter(Jitter::Bounded)
+                .base(2)
+                .build_with_max_retries(settings.max_retries),
+            total: settings.retry_total,
+        };
+        let reads = ClientBuilder::new(http.clone())
+            .with(RetryTransientMiddleware::new_with_policy_and_strategy(
+                policy,
+                ReadStrategy,
+            ))
+            .with_arc(layer.clone())
+            .build();
+        let writes = ClientBuilder::new(http)
+            .with(RetryTransientMiddleware::new_with_policy_and_strategy(
+                policy,
+                WriteStrategy,
+            ))
+            .with_arc(layer)
+            .build();
+        Ok(Self {
+            base,
+            reads,
+            writes,
+            tokens,
+            settings: Arc::new(settings),
+            metrics,
+        })
+    }
+
+    /// The API base (`iu/ti/`).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The token manager.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> GatewayMetrics {
+        self.metrics.snapshot()
+    }
+
+    /// The URL of `path` under the API base, with `query`; refuses absolute URLs and paths
+    /// that leave the base.
+    pub fn resolve(&self, path: &str, query: &[(String, String)]) -> Result<Url, GatewayError> {
+        let refuse = |why: &str| {
+            Err(GatewayError::Refused(format!(
+                "path '{}' {why}; paths are relative to the connection's API base {}",
+                path.chars().take(200).collect::<String>(),
+                self.base
+            )))
+        };
+        if path.contains("://") || path.starts_with("//") {
+            return refuse("is an absolute URL");
+        }
+        if path.chars().any(|c| c.is_control() || c == '\\') {
+            return refuse("contains a control character or a backslash");
+        }
+        if path.contains(['?', '#']) {
+            return refuse("contains '?' or '#' (put query parameters in `query`)");
+        }
+        let rel = path.strip_prefix('/').unwrap_or(path);
+        for seg in rel.split('/') {
+            let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+            let name = lower.split(';').next().unwrap_or("");
+            if name == "." || name == ".." {
+                return refuse("contains a '.' or '..' segment");
+            }
+        }
+        if let Some(first) = rel.split('/').next()
+            && let Some((scheme, _)) = first.split_once(':')
+            && !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        {
+            return refuse("starts like a URL scheme");
+        }
+        let mut url = match self.base.join(rel) {
+            Ok(u) => u,
+            Err(e) => return refuse(&format!("is not a valid path ({e})")),
+        };
+        if url.origin() != self.base.origin() || !url.path().starts_with(self.base.path()) {
+            return refuse("leaves the API base");
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        Ok(url)
+    }
+
+    fn headers(&self, headers: &[(String, String)]) -> Result<HeaderMap, GatewayError> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let lower = name.trim().to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "authorization" | "proxy-authorization" | "host" | "cookie"
+            ) {
+                return Err(GatewayError::Refused(format!(
+                    "the header '{name}' is set by the host, not by a plugin"
+                )));
+            }
+            let n = HeaderName::from_bytes(lower.as_bytes())
+                .map_err(|_| GatewayError::Refused(format!("'{name}' is not a header name")))?;
+            let v = HeaderValue::from_str(value).map_err(|_| {
+                GatewayError::Refused(format!("the value of header '{name}' is not valid"))
+            })?;
+            map.append(n, v);
+        }
+        Ok(map)
+    }
+
+    /// Sends a request; retries, rate limit, concurrency bound and token as described in
+    /// the module documentation.
+    pub async fn send(&self, req: GatewayRequest) -> Result<GatewayResponse, GatewayError> {
+        let method_text = if req.method.trim().is_empty() {
+            "GET".to_string()
+        } else {
+            req.method.trim().to_ascii_uppercase()
+        };
+        let method = match method_text.as_str() {
+            "GET" => Method::GET,
+            "HEAD" => Method::HEAD,
+            "OPTIONS" => Method::OPTIONS,
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            other => {
+                return Err(GatewayError::Refused(format!(
+                    "the method '{}' is not supported",
+                    other.chars().take(20).collect::<String>()
+                )));
+            }
+        };
+        let url = self.resolve(&req.path, &req.query)?;
+        let headers = self.headers(&req.headers)?;
+        let read = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let client = if read { &self.reads } else { &self.writes };
+        let timeout = req
+            .timeout
+            .unwrap_or(self.settings.timeout)
+            .min(self.settings.max_timeout)
+            .max(Duration::from_millis(1));
+        let started = Instant::now();
+        let trace = Arc::new(CallTrace::new(started + self.settings.retry_total));
+        let bytes_out = req.body.len() as u64;
+        let mut rb = client
+            .request(method.clone(), url)
+            .timeout(timeout)
+            .headers(headers)
+            .with_extension(Arc::clone(&trace));
+        if !req.body.is_empty() {
+            rb = rb.body(req.body);
+        }
+        let result = rb.send().await;
+        let path = req.path;
+        let attempts = trace.attempts();
+        let outcome = match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers: Vec<(String, String)> = resp
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let body = resp.bytes().await.unwrap_or_default();
+                let excerpt = || {
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                        .replace(['\n', '\r'], " ")
+                };
+                if status == 401 {
+                    Err(GatewayError::Unauthorized {
+                        method: method_text.clone(),
+                        path: path.clone(),
+                        body: excerpt(),
+                    })
+                } else if (read && RETRYABLE_STATUSES.contains(&status))
+                    || (!read && status == 429 && attempts > 1)
+                {
+                    Err(GatewayError::Exhausted {
+                        method: method_text.clone(),
+                        path: path.clone(),
+                        attempts,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                        last: format!("HTTP {status}: {}", excerpt()),
+                    })
+                } else {
+                    Ok(GatewayResponse {
+                        status,
+                        headers,
+                        body,
+                    })
+                }
+            }
+            Err(e) => Err(if let Some(te) = trace.token_error() {
+                GatewayError::Token(te)
+            } else if let Some(why) = trace.gave_up() {
+                GatewayError::Exhausted {
+                    method: method_text.clone(),
+                    path: path.clone(),
+                    attempts,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    last: why,
+                }
+            } else if attempts > 1 {
+                GatewayError::Exhausted {
+                    method: method_text.clone(),
+                    path: path.clone(),
+                    attempts,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    last: error_chain(&e),
+                }
+            } else {
+                GatewayError::Transport {
+                    method: method_text.clone(),
+                    path: path.clone(),
+                    attempts,
+                    message: error_chain(&e),
+                }
+            }),
+        };
+        self.metrics.call(
+            started.elapsed(),
+            bytes_out,
+            outcome.as_ref().map(|r| r.body.len() as u64).unwrap_or(0),
+            outcome.is_ok(),
+        );
+        if let Err(e) = &outcome {
+            tracing::debug!(error = %e, "gateway call failed");
+        }
+        outcome
+    }
+
+    /// GET `path` and return the body when the status is 2xx.
+    pub async fn get_ok(&self, path: &str) -> Result<GatewayResponse, GatewayError> {
+        self.send(GatewayRequest::get(path)).await
+    }
+}
