@@ -69,8 +69,11 @@ impl Connector for M3Connector {
 
     fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
         let s = M3Settings::from_connection(&req.connection)?;
-        let size = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 100_000);
-        let mut page = AdaptivePageSize::new(size, 10.min(size), size.max(DEFAULT_PAGE_SIZE));
+        // At least 2: a key-paged listing repeats its first row, so a page of one record
+        // could never advance.
+        let size = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(2, 100_000);
+        // Shrinks on gateway timeouts, grows back up to the configured size.
+        let mut page = AdaptivePageSize::new(size, (size / 32).max(2), size);
         let incremental = req.sync_mode == SyncMode::Incremental;
         let state = req.state.as_ref();
         let (records, pages, state) = if let Some(task) = tasks::find(&req.task) {

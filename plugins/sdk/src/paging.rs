@@ -22,7 +22,12 @@ pub struct AdaptivePageSize {
     fast_streak: u32,
     grow_after: u32,
     fast_below: Duration,
+    timeouts_at_min: u32,
 }
+
+/// How many timeouts in a row at the minimum page size end the read: one may be the
+/// gateway's bad moment, three are a page that cannot be served.
+const TIMEOUTS_AT_MIN: u32 = 3;
 
 impl AdaptivePageSize {
     /// Starts at `initial`, stays within `[min, max]`.
@@ -36,6 +41,7 @@ impl AdaptivePageSize {
             fast_streak: 0,
             grow_after: 3,
             fast_below: Duration::from_secs(10),
+            timeouts_at_min: 0,
         }
     }
 
@@ -44,14 +50,19 @@ impl AdaptivePageSize {
         self.current
     }
 
-    /// The gateway timed out: halve the page. Fails when already at the minimum.
+    /// The gateway timed out: halve the page. Fails after a few timeouts in a row at the
+    /// minimum.
     pub fn on_timeout(&mut self) -> Result<(), ConnectorError> {
         self.fast_streak = 0;
         if self.current <= self.min {
-            return Err(ConnectorError::gateway(format!(
-                "the gateway timed out (HTTP 504) even for pages of {} records",
-                self.current
-            )));
+            self.timeouts_at_min += 1;
+            if self.timeouts_at_min >= TIMEOUTS_AT_MIN {
+                return Err(ConnectorError::gateway(format!(
+                    "the gateway timed out (HTTP 504) {TIMEOUTS_AT_MIN} times in a row even for pages of {} records",
+                    self.current
+                )));
+            }
+            return Ok(());
         }
         self.current = (self.current / 2).max(self.min);
         Ok(())
@@ -59,6 +70,7 @@ impl AdaptivePageSize {
 
     /// A page came back in `elapsed`: after a few fast pages in a row, grow by half.
     pub fn on_success(&mut self, elapsed: Duration) {
+        self.timeouts_at_min = 0;
         if elapsed < self.fast_below {
             self.fast_streak += 1;
             if self.fast_streak >= self.grow_after && self.current < self.max {
@@ -226,7 +238,8 @@ mod tests {
         }
         assert_eq!(p.get(), 1000, "never above the maximum");
         let mut tiny = AdaptivePageSize::new(10, 10, 10);
-        assert!(tiny.on_timeout().is_err(), "a 504 at the minimum is an error");
+        assert!(tiny.on_timeout().is_ok() && tiny.on_timeout().is_ok());
+        assert!(tiny.on_timeout().is_err(), "the third 504 in a row at the minimum is an error");
     }
 
     #[test]
