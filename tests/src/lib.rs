@@ -4,6 +4,8 @@
 //! first): the plugin cdylibs and the `ionport` binary, from the same target directory
 //! as the test binary itself.
 
+pub mod gateway_host;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

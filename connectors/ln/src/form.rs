@@ -23,4 +23,9 @@ pub struct LnConnectionForm {
     #[serde(default = "default_language")]
     #[schemars(title = "Language", example = "en-US")]
     pub language: String,
+    /// OData services (`module.Service`) that `discover` lists; empty for the services of
+    /// the predefined tasks.
+    #[serde(default)]
+    #[schemars(title = "OData services")]
+    pub services: Vec<String>,
 }

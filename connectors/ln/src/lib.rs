@@ -4,14 +4,121 @@
 //! (`LN/lnapi/odata/{module}.{Service}/{EntitySet}`): business partners, sales orders and
 //! items, paged by `@odata.nextLink` (or `$top`/`$skip` over a stable `$orderby`), for the
 //! company in `X-Infor-LnCompany`, incremental by `$filter` on the last-modified time.
+//! Any other entity set of a configured service can be read as a stream named
+//! `{module}.{Service}/{EntitySet}` (see `docs/connectors.md`).
 //!
 //! What it is not: an HTTP client. Every call goes through the host's gateway; this crate
 //! never sees a secret.
 
+mod check;
 mod form;
+mod read;
 mod tasks;
 
 use ionport_plugin_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use read::{LnState, Paging, Target};
+
+fn default_language() -> String {
+    "en-US".into()
+}
+
+/// The connection's settings as the connector receives them (the form minus credentials).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LnSettings {
+    /// `X-Infor-LnCompany`; `None` for the service user's default company.
+    #[serde(default)]
+    pub company: Option<u16>,
+    /// `Content-Language`.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Services that `discover` lists.
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+impl LnSettings {
+    /// Parses the settings of a connection.
+    pub fn from_connection(c: &ConnectionConfig) -> Result<Self, ConnectorError> {
+        let v = if c.settings.is_null() {
+            Value::Object(Default::default())
+        } else {
+            c.settings.clone()
+        };
+        serde_json::from_value(v).map_err(|e| {
+            ConnectorError::invalid_input(format!("the LN connection settings are invalid: {e}"))
+        })
+    }
+
+    /// The services to discover: the configured ones, else those of the predefined tasks.
+    pub fn services(&self) -> Vec<String> {
+        if self.services.is_empty() {
+            let mut v: Vec<String> = tasks::LN_TASKS
+                .iter()
+                .map(|t| t.service.to_string())
+                .collect();
+            v.dedup();
+            v
+        } else {
+            self.services.clone()
+        }
+    }
+}
+
+/// Whether `name` has the shape of a non-predefined stream: `module.Service/EntitySet`.
+fn parse_stream(name: &str) -> Option<(&str, &str)> {
+    let (service, set) = name.split_once('/')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    };
+    (ok(service) && service.contains('.') && ok(set) && !set.contains('.'))
+        .then_some((service, set))
+}
+
+fn target_of(req: &ReadRequest) -> Result<Target, ConnectorError> {
+    if let Some(t) = tasks::task(&req.task) {
+        return Ok(Target {
+            stream: t.name.into(),
+            service: t.service.into(),
+            entity_set: t.entity_set.into(),
+            keys: t.key.iter().map(|k| (*k).to_string()).collect(),
+            cursor: Some(t.cursor.into()),
+        });
+    }
+    let Some((service, set)) = parse_stream(&req.task) else {
+        return Err(ConnectorError::invalid_input(format!(
+            "infor-ln has no task '{}': use a predefined task or a stream named module.Service/EntitySet",
+            req.task
+        )));
+    };
+    let strings = |name: &str| -> Option<Vec<String>> {
+        match req.options.get(name)? {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(a) => Some(
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    };
+    let predefined = tasks::task_for(service, set);
+    Ok(Target {
+        stream: req.task.clone(),
+        service: service.into(),
+        entity_set: set.into(),
+        keys: strings("key")
+            .or_else(|| predefined.map(|t| t.key.iter().map(|k| (*k).to_string()).collect()))
+            .unwrap_or_default(),
+        cursor: strings("cursor_field")
+            .and_then(|v| v.into_iter().next())
+            .or_else(|| predefined.map(|t| t.cursor.to_string())),
+    })
+}
 
 /// The LN connector.
 #[derive(Debug, Default)]
@@ -36,6 +143,41 @@ impl Connector for LnConnector {
 
     fn tasks(&self) -> Vec<TaskSpec> {
         tasks::predefined()
+    }
+
+    fn accepts_stream(&self, name: &str) -> bool {
+        parse_stream(name).is_some()
+    }
+
+    fn check(
+        &self,
+        host: &Host,
+        connection: &ConnectionConfig,
+    ) -> Result<CheckReport, ConnectorError> {
+        check::check(host, connection)
+    }
+
+    fn discover(
+        &self,
+        host: &Host,
+        connection: &ConnectionConfig,
+    ) -> Result<Discovery, ConnectorError> {
+        check::discover(host, connection)
+    }
+
+    fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
+        let settings = LnSettings::from_connection(&req.connection)?;
+        let target = target_of(req)?;
+        let paging = match req.options.get("paging").and_then(Value::as_str) {
+            None | Some("auto") => Paging::Auto,
+            Some("skip") => Paging::Skip,
+            Some(other) => {
+                return Err(ConnectorError::invalid_input(format!(
+                    "option paging '{other}' is neither 'auto' nor 'skip'"
+                )));
+            }
+        };
+        read::read(host, req, &settings, &target, paging)
     }
 }
 

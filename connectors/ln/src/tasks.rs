@@ -1,6 +1,9 @@
 //! The predefined LN replication tasks and their record types.
 //!
-//! Property names are those of the LN OData services.
+//! Property names and types are those of the LN OData services (OData v4 JSON): text as
+//! strings, amounts as numbers, `Edm.Date` as `YYYY-MM-DD`, `Edm.DateTimeOffset` as
+//! ISO-8601 UTC. Every entity carries `LastModifiedDateTime` (the incremental cursor) and
+//! `ChangeCounter`.
 
 use ionport_plugin_sdk::form::record_schema;
 use ionport_plugin_sdk::{SyncMode, TaskSpec};
@@ -15,16 +18,28 @@ pub struct BusinessPartner {
     pub BusinessPartner: String,
     /// Name.
     pub Name: Option<String>,
-    /// Status.
-    pub BusinessPartnerStatus: Option<String>,
-    /// Country.
-    pub Country: Option<String>,
+    /// Address.
+    pub Address: Option<String>,
     /// City.
     pub City: Option<String>,
+    /// Country.
+    pub Country: Option<String>,
+    /// Telephone.
+    pub Telephone: Option<String>,
     /// Currency.
     pub Currency: Option<String>,
+    /// Status.
+    pub Status: Option<String>,
+    /// Credit limit.
+    pub CreditLimit: Option<f64>,
+    /// Creation date (`YYYY-MM-DD`).
+    #[schemars(extend("format" = "date"))]
+    pub CreationDate: Option<String>,
     /// Last modified (UTC, ISO-8601).
+    #[schemars(extend("format" = "date-time"))]
     pub LastModifiedDateTime: String,
+    /// Change counter.
+    pub ChangeCounter: Option<i64>,
 }
 
 /// A sales order header (`tdapi.slsSalesOrder/Orders`).
@@ -35,16 +50,20 @@ pub struct SalesOrder {
     pub SalesOrder: String,
     /// Sold-to business partner.
     pub SoldToBusinessPartner: Option<String>,
-    /// Order date (UTC, ISO-8601).
+    /// Order date (`YYYY-MM-DD`).
+    #[schemars(extend("format" = "date"))]
     pub OrderDate: Option<String>,
-    /// Currency.
-    pub Currency: Option<String>,
-    /// Order amount.
-    pub OrderAmount: Option<f64>,
+    /// Sales order type.
+    pub SalesOrderType: Option<String>,
     /// Status.
     pub Status: Option<String>,
+    /// Currency.
+    pub Currency: Option<String>,
     /// Last modified (UTC, ISO-8601).
+    #[schemars(extend("format" = "date-time"))]
     pub LastModifiedDateTime: String,
+    /// Change counter.
+    pub ChangeCounter: Option<i64>,
 }
 
 /// An item (`tcapi.ibdItem/Items`).
@@ -57,44 +76,101 @@ pub struct Item {
     pub Description: Option<String>,
     /// Item type.
     pub ItemType: Option<String>,
-    /// Inventory unit.
-    pub InventoryUnit: Option<String>,
     /// Item group.
     pub ItemGroup: Option<String>,
+    /// Inventory unit.
+    pub Unit: Option<String>,
+    /// Weight.
+    pub Weight: Option<f64>,
     /// Last modified (UTC, ISO-8601).
+    #[schemars(extend("format" = "date-time"))]
     pub LastModifiedDateTime: String,
+    /// Change counter.
+    pub ChangeCounter: Option<i64>,
+}
+
+/// Where a predefined task reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LnTask {
+    /// Task name.
+    pub name: &'static str,
+    /// OData service (`module.Service`).
+    pub service: &'static str,
+    /// Entity set.
+    pub entity_set: &'static str,
+    /// Key properties (the stable `$orderby`).
+    pub key: &'static [&'static str],
+    /// The last-modified property.
+    pub cursor: &'static str,
+    /// What it holds.
+    pub what: &'static str,
+}
+
+/// The predefined tasks, where they read.
+pub const LN_TASKS: [LnTask; 3] = [
+    LnTask {
+        name: "business_partners",
+        service: "tcapi.comBusinessPartner",
+        entity_set: "BusinessPartners",
+        key: &["BusinessPartner"],
+        cursor: "LastModifiedDateTime",
+        what: "Business partners",
+    },
+    LnTask {
+        name: "sales_orders",
+        service: "tdapi.slsSalesOrder",
+        entity_set: "Orders",
+        key: &["SalesOrder"],
+        cursor: "LastModifiedDateTime",
+        what: "Sales order headers",
+    },
+    LnTask {
+        name: "items",
+        service: "tcapi.ibdItem",
+        entity_set: "Items",
+        key: &["Item"],
+        cursor: "LastModifiedDateTime",
+        what: "Items",
+    },
+];
+
+/// The predefined task named `name`.
+pub fn task(name: &str) -> Option<&'static LnTask> {
+    LN_TASKS.iter().find(|t| t.name == name)
+}
+
+/// The predefined task reading `service/entity_set`.
+pub fn task_for(service: &str, entity_set: &str) -> Option<&'static LnTask> {
+    LN_TASKS.iter().find(|t| {
+        t.service.eq_ignore_ascii_case(service) && t.entity_set.eq_ignore_ascii_case(entity_set)
+    })
 }
 
 fn both() -> Vec<SyncMode> {
     vec![SyncMode::FullRefresh, SyncMode::Incremental]
 }
 
+/// The spec of a predefined task.
+pub fn spec(t: &LnTask) -> TaskSpec {
+    let schema = match t.name {
+        "business_partners" => record_schema::<BusinessPartner>(),
+        "sales_orders" => record_schema::<SalesOrder>(),
+        _ => record_schema::<Item>(),
+    };
+    TaskSpec {
+        name: t.name.into(),
+        description: format!(
+            "{} ({}/{}) by OData, incremental on {}.",
+            t.what, t.service, t.entity_set, t.cursor
+        ),
+        record_schema: schema,
+        primary_key: t.key.iter().map(|k| (*k).to_string()).collect(),
+        cursor_field: Some(t.cursor.into()),
+        sync_modes: both(),
+    }
+}
+
 /// The predefined tasks.
 pub fn predefined() -> Vec<TaskSpec> {
-    vec![
-        TaskSpec {
-            name: "business_partners".into(),
-            description: "Business partners (tcapi.comBusinessPartner/BusinessPartners).".into(),
-            record_schema: record_schema::<BusinessPartner>(),
-            primary_key: vec!["BusinessPartner".into()],
-            cursor_field: Some("LastModifiedDateTime".into()),
-            sync_modes: both(),
-        },
-        TaskSpec {
-            name: "sales_orders".into(),
-            description: "Sales order headers (tdapi.slsSalesOrder/Orders).".into(),
-            record_schema: record_schema::<SalesOrder>(),
-            primary_key: vec!["SalesOrder".into()],
-            cursor_field: Some("LastModifiedDateTime".into()),
-            sync_modes: both(),
-        },
-        TaskSpec {
-            name: "items".into(),
-            description: "Items (tcapi.ibdItem/Items).".into(),
-            record_schema: record_schema::<Item>(),
-            primary_key: vec!["Item".into()],
-            cursor_field: Some("LastModifiedDateTime".into()),
-            sync_modes: both(),
-        },
-    ]
+    LN_TASKS.iter().map(spec).collect()
 }

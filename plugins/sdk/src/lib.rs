@@ -45,7 +45,9 @@ mod writer;
 pub mod conformance;
 pub mod form;
 pub mod mi;
+pub mod odata;
 pub mod paging;
+pub mod retry;
 
 pub use connector::{Connector, ConnectorInfo};
 pub use error::ConnectorError;

@@ -1,0 +1,317 @@
+//! OData v4 helpers for connectors that read OData services through the gateway.
+//!
+//! - [`next_link_request`]: turns an `@odata.nextLink` (absolute URL, absolute path or
+//!   relative reference) into a [`GatewayRequest`] relative to the connection's API base.
+//! - [`literal`], [`keyset_after`]: `$filter` literals and the "rows after this key"
+//!   condition used to resume a key-ordered read.
+//! - [`error_message`]: the readable text of an OData (or gateway) error body
+//!   `{"error":{"code":…,"message":…,"details":[…]}}`.
+//! - [`Page`]: one page of an entity-set response.
+//!
+//! What it is not: an OData client. Paging policy (server-driven links, `$top`/`$skip`,
+//! page sizes, retries) belongs to the connector.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+
+/// One page of an entity-set response: the entities and the link to the next page.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Page {
+    /// The entities, annotations included.
+    #[serde(default)]
+    pub value: Vec<Map<String, Value>>,
+    /// `@odata.nextLink`, when the server has more.
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+    /// `@odata.count`, when `$count=true` was asked.
+    #[serde(rename = "@odata.count", default)]
+    pub count: Option<u64>,
+}
+
+/// Removes the instance annotations (`@odata.etag`, `@odata.id`, …) of an entity.
+pub fn strip_annotations(entity: &mut Map<String, Value>) {
+    entity.retain(|k, _| !k.starts_with('@') && !k.contains("@odata."));
+}
+
+/// Decodes `%XX` escapes and `+` (a space in query strings).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits a query string into decoded `(name, value)` pairs.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Builds the GET request for an `@odata.nextLink`, relative to the API base.
+///
+/// `current_path` is the relative path of the request the link came from (e.g.
+/// `LN/lnapi/odata/tcapi.comBusinessPartner/BusinessPartners`). An absolute link is
+/// anchored at the first segment of `current_path` (`/TENANT/LN/…` → `LN/…`); a relative
+/// link is resolved against `current_path`. A link that leaves the API is refused.
+pub fn next_link_request(link: &str, current_path: &str) -> Result<GatewayRequest, ConnectorError> {
+    let link = link.trim();
+    let (path_part, query) = match link.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (link, ""),
+    };
+    let current = current_path.trim_start_matches('/');
+    let relative = if let Some(idx) = path_part.find("://") {
+        // scheme://host[:port]/path
+        let after = &path_part[idx + 3..];
+        let path = after.find('/').map_or("", |i| &after[i..]);
+        anchor(path, current).ok_or_else(|| foreign(link))?
+    } else if path_part.starts_with('/') {
+        anchor(path_part, current).ok_or_else(|| foreign(link))?
+    } else if path_part.is_empty() {
+        current.to_string()
+    } else {
+        // Relative reference: replace the last segment of the current path.
+        let dir = current.rsplit_once('/').map_or("", |(d, _)| d);
+        if dir.is_empty() {
+            path_part.to_string()
+        } else {
+            format!("{dir}/{path_part}")
+        }
+    };
+    let mut req = GatewayRequest::get(relative);
+    for (k, v) in parse_query(query) {
+        req = req.query(k, v);
+    }
+    Ok(req)
+}
+
+fn foreign(link: &str) -> ConnectorError {
+    ConnectorError::gateway(format!(
+        "the server's @odata.nextLink '{link}' does not point into the API this connector reads"
+    ))
+}
+
+/// The part of an absolute `path` from the segment where `current` starts.
+fn anchor(path: &str, current: &str) -> Option<String> {
+    let first = current.split('/').next().filter(|s| !s.is_empty())?;
+    let needle = format!("/{first}/");
+    let i = path.find(&needle)?;
+    Some(percent_decode_path(&path[i + 1..]))
+}
+
+fn percent_decode_path(p: &str) -> String {
+    // '+' is literal in a path; only %XX escapes are decoded.
+    percent_decode(&p.replace('+', "%2B"))
+}
+
+/// A `$filter` literal for a JSON value: strings quoted (`'` doubled), numbers and
+/// booleans as they are, timestamps (ISO-8601 strings, when `as_timestamp`) unquoted.
+pub fn literal(v: &Value, as_timestamp: bool) -> String {
+    match v {
+        Value::String(s) if as_timestamp => s.clone(),
+        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The condition "rows after `values` in the order of `keys`" (lexicographic over several
+/// columns): `k1 gt v1 or (k1 eq v1 and k2 gt v2) …`. `values` holds `$filter` literals.
+pub fn keyset_after(keys: &[String], values: &[String]) -> Option<String> {
+    let n = keys.len().min(values.len());
+    if n == 0 {
+        return None;
+    }
+    fn build(keys: &[String], values: &[String], i: usize, n: usize) -> String {
+        let gt = format!("{} gt {}", keys[i], values[i]);
+        if i + 1 == n {
+            gt
+        } else {
+            format!(
+                "{gt} or ({} eq {} and ({}))",
+                keys[i],
+                values[i],
+                build(keys, values, i + 1, n)
+            )
+        }
+    }
+    Some(build(keys, values, 0, n))
+}
+
+/// The readable text of an error body: OData's `{"error":{"code","message","details"}}`,
+/// RFC 6749's `{"error":"…","error_description":"…"}`, or the start of the body.
+pub fn error_message(resp: &GatewayResponse) -> String {
+    let text = resp.text();
+    if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
+        if let Some(e) = v.get("error") {
+            if let Some(obj) = e.as_object() {
+                let code = obj.get("code").and_then(value_text).unwrap_or_default();
+                let msg = obj.get("message").and_then(value_text).unwrap_or_default();
+                let mut out = match (code.is_empty(), msg.is_empty()) {
+                    (false, false) => format!("{code}: {msg}"),
+                    (true, false) => msg,
+                    (false, true) => code,
+                    (true, true) => String::new(),
+                };
+                if let Some(details) = obj.get("details").and_then(Value::as_array) {
+                    for d in details {
+                        if let Some(m) = d.get("message").and_then(value_text)
+                            && !out.contains(&m)
+                        {
+                            out.push_str(&format!("; {m}"));
+                        }
+                    }
+                }
+                if !out.is_empty() {
+                    return out;
+                }
+            } else if let Some(code) = value_text(e) {
+                let desc = v
+                    .get("error_description")
+                    .and_then(value_text)
+                    .unwrap_or_default();
+                return if desc.is_empty() {
+                    code
+                } else {
+                    format!("{code}: {desc}")
+                };
+            }
+        }
+        for k in ["message", "Message", "errorMessage", "detail", "reason"] {
+            if let Some(m) = v.get(k).and_then(value_text)
+                && !m.is_empty()
+            {
+                return m;
+            }
+        }
+    }
+    let head: String = text.trim().chars().take(300).collect();
+    if head.is_empty() {
+        "no error details in the response".into()
+    } else {
+        head
+    }
+}
+
+/// An OData error code (`error.code`), when the body has one.
+pub fn error_code(resp: &GatewayResponse) -> Option<String> {
+    let v: Value = serde_json::from_slice(&resp.body).ok()?;
+    match v.get("error")? {
+        Value::Object(o) => o.get("code").and_then(value_text),
+        other => value_text(other),
+    }
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn next_links_become_relative_requests() {
+        let cur = "LN/lnapi/odata/tcapi.comBusinessPartner/BusinessPartners";
+        let r = next_link_request(
+            "http://127.0.0.1:4000/T1/LN/lnapi/odata/tcapi.comBusinessPartner/BusinessPartners?%24orderby=BusinessPartner&%24skiptoken=10-10&%24filter=Name+eq+%27a+b%27",
+            cur,
+        )
+        .expect("link");
+        assert_eq!(r.path(), cur);
+        let r2 = next_link_request("BusinessPartners?$skiptoken=5", cur).expect("relative");
+        assert_eq!(r2.path(), cur);
+        let r3 = next_link_request("/T1/LN/lnapi/odata/x/Y?a=1", cur).expect("absolute path");
+        assert_eq!(r3.path(), "LN/lnapi/odata/x/Y");
+        assert!(next_link_request("https://evil.example/other/path", cur).is_err());
+        assert_eq!(
+            parse_query("%24filter=Name+eq+%27a+b%27&x"),
+            vec![
+                ("$filter".to_string(), "Name eq 'a b'".to_string()),
+                ("x".to_string(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn literals_and_keysets() {
+        assert_eq!(literal(&json!("O'Brien"), false), "'O''Brien'");
+        assert_eq!(literal(&json!(5), false), "5");
+        assert_eq!(
+            literal(&json!("2025-01-01T00:00:00.000Z"), true),
+            "2025-01-01T00:00:00.000Z"
+        );
+        let k = vec!["A".to_string(), "B".to_string()];
+        assert_eq!(
+            keyset_after(&k, &["'x'".into(), "3".into()]).as_deref(),
+            Some("A gt 'x' or (A eq 'x' and (B gt 3))")
+        );
+        assert_eq!(
+            keyset_after(&k[..1], &["'x'".into()]).as_deref(),
+            Some("A gt 'x'")
+        );
+    }
+
+    #[test]
+    fn error_bodies_read_well() {
+        let resp = |body: Value| GatewayResponse {
+            status: 400,
+            headers: vec![],
+            body: body.to_string().into_bytes(),
+        };
+        assert_eq!(
+            error_message(&resp(
+                json!({"error":{"code":"X","message":"bad","details":[{"message":"more"}]}})
+            )),
+            "X: bad; more"
+        );
+        assert_eq!(
+            error_message(&resp(
+                json!({"error":"invalid_client","error_description":"nope"})
+            )),
+            "invalid_client: nope"
+        );
+        assert_eq!(
+            error_code(&resp(json!({"error":{"code":"C"}}))).as_deref(),
+            Some("C")
+        );
+    }
+}
