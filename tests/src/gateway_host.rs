@@ -106,10 +106,12 @@ impl GatewayHost {
         self.cancelled.store(true, Ordering::SeqCst);
     }
 
-    /// Takes what was recorded so far, leaving an empty record (and clears cancellation).
+    /// Takes what was recorded so far, leaving an empty record (and clears cancellation and
+    /// the record count).
     pub fn take(&self) -> Recorded {
         self.cancelled.store(false, Ordering::SeqCst);
         self.cancel_after_batches.store(u64::MAX, Ordering::SeqCst);
+        self.record_count.store(0, Ordering::SeqCst);
         std::mem::take(&mut *self.recorded.lock().expect("recorded lock"))
     }
 

@@ -266,6 +266,7 @@ pub fn read(
     let mut pager = AdaptivePageSize::new(initial, initial.min(10), initial);
     let mut out = RecordWriter::new(host, &target.stream, initial.max(100) as usize);
     let mut pages = 0u64;
+    let mut timeouts_at_min = 0u32;
     let path = target.path();
 
     'query: loop {
@@ -292,10 +293,28 @@ pub fn read(
                         "{}: the gateway timed out on a page of {asked} records; asking for smaller pages",
                         target.stream
                     ));
-                    pager.on_timeout()?;
+                    if let Err(e) = pager.on_timeout() {
+                        // Already at the smallest page: a few more tries, then give up.
+                        timeouts_at_min += 1;
+                        if timeouts_at_min > 4 {
+                            return Err(ConnectorError::gateway(format!(
+                                "LN {}/{}: {}",
+                                target.service,
+                                target.entity_set,
+                                e.message()
+                            )));
+                        }
+                        ionport_plugin_sdk::retry::sleep_cancellable(
+                            host,
+                            std::time::Duration::from_millis(250 << timeouts_at_min),
+                        )?;
+                    }
                     continue 'query;
                 }
-                Got::Page(p) => p,
+                Got::Page(p) => {
+                    timeouts_at_min = 0;
+                    p
+                }
             };
             pager.on_success(started.elapsed());
             let n = page.value.len() as u64;
@@ -315,7 +334,7 @@ pub fn read(
                 after: after.clone(),
             })?;
             if let Some(link) = page.next_link {
-                request = odata::next_link_request(&link, &path)?;
+                request = with_headers(odata::next_link_request(&link, &path)?, settings);
                 continue;
             }
             if via_skip {
