@@ -1,0 +1,10 @@
+//! Host services against the emulator over real HTTP on loopback: tokens, gateway,
+//! vault, the plugin-facing host object.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod gateway;
+mod host;
+mod tokens;
+mod vault;
