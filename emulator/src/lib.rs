@@ -20,6 +20,18 @@
 //! and a scale. Rows are computed on demand from their index, so a million customers cost
 //! no memory; record changes made through the control endpoint live in a small overlay.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), ionport_emulator::EmulatorError> {
+//! use ionport_emulator::{Emulator, EmulatorConfig};
+//! let emu = Emulator::start(EmulatorConfig { scale: 500, ..Default::default() }).await?;
+//! emu.write_ionapi("demo.ionapi")?;
+//! println!("{} serves tenant {}", emu.base_url(), emu.tenant());
+//! let counters = emu.counters();
+//! assert_eq!(counters.token_requests.password, 0);
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! # What it is not
 //!
 //! Not a mock inside the process under test: clients talk to it over TCP like to the real
