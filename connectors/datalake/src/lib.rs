@@ -2,15 +2,271 @@
 //!
 //! Reads tables replicated to Infor Data Lake through Compass SQL jobs (submit, poll,
 //! page through NDJSON results) and discovers objects and their schemas in the Data
-//! Catalog; incremental by `infor.lastmodified()`.
+//! Catalog; incremental by `infor.lastmodified()`. Any catalog object can be read as a
+//! stream named like the object (e.g. `OCUSMA`); `options.where` adds a SQL condition.
 //!
 //! What it is not: an HTTP client. Every call goes through the host's gateway; this crate
 //! never sees a secret.
 
+mod compass;
 mod form;
+mod read;
+mod stamp;
 mod tasks;
 
+use std::time::Duration;
+
+use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
+use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use read::{DlState, JobState, Target};
+
+const CATALOG: &str = "DATAFABRIC/datacatalog/v1/object";
+
+fn default_page_rows() -> u32 {
+    100_000
+}
+
+fn default_max_wait() -> u32 {
+    600
+}
+
+/// The connection's settings as the connector receives them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DlSettings {
+    /// Rows per result page.
+    #[serde(default = "default_page_rows")]
+    pub page_rows: u32,
+    /// How long to wait for a query, in seconds.
+    #[serde(default = "default_max_wait")]
+    pub query_timeout_secs: u32,
+}
+
+impl DlSettings {
+    /// Parses the settings of a connection.
+    pub fn from_connection(c: &ConnectionConfig) -> Result<Self, ConnectorError> {
+        let v = if c.settings.is_null() {
+            json!({})
+        } else {
+            c.settings.clone()
+        };
+        serde_json::from_value(v).map_err(|e| {
+            ConnectorError::invalid_input(format!(
+                "the Data Lake connection settings are invalid: {e}"
+            ))
+        })
+    }
+}
+
+fn is_object_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// A catalog object's description.
+#[derive(Debug, Clone)]
+struct CatalogObject {
+    name: String,
+    schema: Value,
+    key: Vec<String>,
+    cursor: Option<String>,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn catalog_object(
+    host: &Host,
+    name: &str,
+) -> Result<Result<CatalogObject, GatewayResponse>, ConnectorError> {
+    let what = format!("Data Catalog object {name}");
+    let req = GatewayRequest::get(format!("{CATALOG}/{name}")).header("Accept", "application/json");
+    match fetch_decoded(host, &req, &what, &RetryPolicy::default(), |r| {
+        r.json::<Value>(&what)
+    })? {
+        Fetched::Decoded(v) => {
+            let schema = v
+                .get("schema")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"}));
+            let mut key = strings(v.get("primaryKey"));
+            if key.is_empty() {
+                key = strings(schema.get("x-primaryKey"));
+            }
+            let cursor = schema
+                .get("x-lastModified")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Ok(Ok(CatalogObject {
+                name: v
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(name)
+                    .to_string(),
+                schema,
+                key,
+                cursor,
+            }))
+        }
+        Fetched::Status(r) => Ok(Err(r)),
+    }
+}
+
+fn stream_spec(o: &CatalogObject) -> TaskSpec {
+    let mut modes = vec![SyncMode::FullRefresh];
+    if o.cursor.is_some() {
+        modes.push(SyncMode::Incremental);
+    }
+    TaskSpec {
+        name: o.name.clone(),
+        description: format!("Data Lake object {} by Compass SQL.", o.name),
+        record_schema: o.schema.clone(),
+        primary_key: o.key.clone(),
+        cursor_field: o.cursor.clone(),
+        sync_modes: modes,
+    }
+}
+
+fn target_of(host: &Host, req: &ReadRequest) -> Result<Target, ConnectorError> {
+    if let Some(t) = tasks::by_task(&req.task) {
+        return Ok(Target {
+            stream: t.task.into(),
+            table: t.table.into(),
+            columns: Some(t.columns.iter().map(|(c, _)| (*c).to_string()).collect()),
+            cursor: Some(t.cursor.into()),
+        });
+    }
+    if !is_object_name(&req.task) {
+        return Err(ConnectorError::invalid_input(format!(
+            "infor-datalake has no task '{}': use a predefined task or a Data Catalog object name",
+            req.task
+        )));
+    }
+    match catalog_object(host, &req.task)? {
+        Ok(o) => Ok(Target {
+            stream: req.task.clone(),
+            table: o.name,
+            columns: None,
+            cursor: o.cursor,
+        }),
+        Err(r) if r.status == 404 => Err(ConnectorError::invalid_input(format!(
+            "the Data Catalog has no object '{}' ({})",
+            req.task,
+            error_message(&r)
+        ))),
+        Err(r) => Err(ConnectorError::gateway(format!(
+            "Data Catalog object {}: HTTP {}: {}",
+            req.task,
+            r.status,
+            error_message(&r)
+        ))),
+    }
+}
+
+fn failed(part: &str, message: String, details: Value) -> CheckReport {
+    CheckReport {
+        success: false,
+        message,
+        failed_part: Some(part.into()),
+        details,
+    }
+}
+
+fn classify(resp: &GatewayResponse, what: &str) -> (&'static str, String) {
+    let msg = error_message(resp);
+    match resp.status {
+        401 => (
+            "token",
+            format!(
+                "The ION API Gateway refused the access token ({msg}). Check the client id and \
+                 secret and the service-account keys of the connection (.ionapi file)."
+            ),
+        ),
+        403 => (
+            "rights",
+            format!(
+                "The service account may not use {what} ({msg}). Give its user a Data Fabric \
+                 role (e.g. DATAFABRIC-User) or use another account."
+            ),
+        ),
+        404 => (
+            "product",
+            format!(
+                "{what} was not found on this tenant ({msg}). Check that Infor Data Fabric is \
+                 part of the tenant."
+            ),
+        ),
+        s => (
+            "product",
+            format!(
+                "{what} answered HTTP {s}: {msg}. Data Fabric may be unavailable; try again later."
+            ),
+        ),
+    }
+}
+
+fn host_failure(e: &ConnectorError) -> (&'static str, String) {
+    if e.is_auth() {
+        (
+            "token",
+            format!(
+                "No access token: {}. Check the client id and secret and the service-account \
+                 keys of the connection (.ionapi file).",
+                e.message()
+            ),
+        )
+    } else {
+        (
+            "network",
+            format!(
+                "The ION API Gateway could not be reached: {}. Check the gateway URL and the \
+                 network.",
+                e.message()
+            ),
+        )
+    }
+}
+
+fn list_catalog(host: &Host) -> Result<Result<Vec<Value>, GatewayResponse>, ConnectorError> {
+    let what = "the Data Catalog";
+    let req = GatewayRequest::get(format!("{CATALOG}/list")).header("Accept", "application/json");
+    match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
+        r.json::<Value>(what)
+    })? {
+        Fetched::Decoded(v) => {
+            let list = v
+                .get("objects")
+                .or_else(|| v.get("value"))
+                .or_else(|| v.get("items"))
+                .and_then(Value::as_array)
+                .cloned()
+                .or_else(|| v.as_array().cloned())
+                .unwrap_or_default();
+            Ok(Ok(list))
+        }
+        Fetched::Status(r) => Ok(Err(r)),
+    }
+}
+
+fn object_name(o: &Value) -> Option<String> {
+    o.get("name")
+        .or_else(|| o.get("objectName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
 
 /// The Data Lake connector.
 #[derive(Debug, Default)]
@@ -36,6 +292,159 @@ impl Connector for DataLakeConnector {
 
     fn tasks(&self) -> Vec<TaskSpec> {
         tasks::predefined()
+    }
+
+    fn accepts_stream(&self, name: &str) -> bool {
+        is_object_name(name)
+    }
+
+    fn check(
+        &self,
+        host: &Host,
+        connection: &ConnectionConfig,
+    ) -> Result<CheckReport, ConnectorError> {
+        let settings = match DlSettings::from_connection(connection) {
+            Ok(s) => s,
+            Err(e) => return Ok(failed("settings", e.message().to_string(), Value::Null)),
+        };
+        let mut details = json!({});
+        let objects = match list_catalog(host) {
+            Err(e) if e.is_cancelled() => return Err(e),
+            Err(e) => {
+                let (p, m) = host_failure(&e);
+                return Ok(failed(p, m, details));
+            }
+            Ok(Err(r)) => {
+                let (p, m) = classify(&r, "the Data Catalog");
+                return Ok(failed(p, m, details));
+            }
+            Ok(Ok(list)) => list,
+        };
+        details["catalog_objects"] = objects.len().into();
+        let Some(table) = objects.iter().find_map(object_name) else {
+            return Ok(failed(
+                "product",
+                "The Data Catalog lists no objects: nothing has been replicated to the Data Lake yet.".into(),
+                details,
+            ));
+        };
+        let sql = format!("SELECT * FROM {table} LIMIT 1");
+        details["query"] = sql.clone().into();
+        let what = "the connection test";
+        let timeout = Duration::from_secs(u64::from(settings.query_timeout_secs.clamp(1, 120)));
+        let outcome = compass::submit(host, &sql, what)
+            .and_then(|id| compass::wait(host, &id, what, timeout).map(|s| (id, s)));
+        match outcome {
+            Ok((id, _)) => {
+                details["query_id"] = id.into();
+                Ok(CheckReport {
+                    success: true,
+                    message: format!(
+                        "Connected to Infor Data Lake: the Data Catalog lists {} objects and a Compass query on {table} finished.",
+                        objects.len()
+                    ),
+                    failed_part: None,
+                    details,
+                })
+            }
+            Err(e) if e.is_cancelled() => Err(e),
+            Err(e) if e.is_auth() => {
+                let (p, m) = host_failure(&e);
+                Ok(failed(p, m, details))
+            }
+            Err(e) => {
+                let part = if e.message().contains("HTTP 403") {
+                    "rights"
+                } else {
+                    "product"
+                };
+                Ok(failed(
+                    part,
+                    format!(
+                        "The Data Catalog answers, but Compass did not run a trivial query: {}",
+                        e.message()
+                    ),
+                    details,
+                ))
+            }
+        }
+    }
+
+    fn discover(
+        &self,
+        host: &Host,
+        _connection: &ConnectionConfig,
+    ) -> Result<Discovery, ConnectorError> {
+        let objects = match list_catalog(host)? {
+            Ok(list) => list,
+            Err(r) => {
+                return Err(ConnectorError::gateway(format!(
+                    "the Data Catalog: HTTP {}: {}",
+                    r.status,
+                    error_message(&r)
+                )));
+            }
+        };
+        let mut streams = Vec::new();
+        let mut names = Vec::new();
+        for o in &objects {
+            let Some(name) = object_name(o) else { continue };
+            host.check_cancelled()?;
+            names.push(name.clone());
+            if let Some(t) = tasks::by_table(&name) {
+                streams.push(DiscoveredStream {
+                    spec: tasks::spec(t),
+                    predefined: true,
+                    available: true,
+                    note: Some(format!("also readable as the stream {name}")),
+                });
+            }
+            match catalog_object(host, &name)? {
+                Ok(obj) => streams.push(DiscoveredStream {
+                    spec: stream_spec(&obj),
+                    predefined: false,
+                    available: true,
+                    note: None,
+                }),
+                Err(r) => streams.push(DiscoveredStream {
+                    spec: TaskSpec {
+                        name: name.clone(),
+                        description: format!("Data Lake object {name}."),
+                        record_schema: json!({"type": "object"}),
+                        primary_key: Vec::new(),
+                        cursor_field: None,
+                        sync_modes: vec![SyncMode::FullRefresh],
+                    },
+                    predefined: false,
+                    available: false,
+                    note: Some(format!(
+                        "its schema could not be read: HTTP {}: {}",
+                        r.status,
+                        error_message(&r)
+                    )),
+                }),
+            }
+        }
+        for t in tasks::TABLES {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(t.table)) {
+                streams.push(DiscoveredStream {
+                    spec: tasks::spec(t),
+                    predefined: true,
+                    available: false,
+                    note: Some(format!("the Data Catalog has no object {}", t.table)),
+                });
+            }
+        }
+        Ok(Discovery {
+            streams,
+            details: json!({"catalog_objects": names}),
+        })
+    }
+
+    fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
+        let settings = DlSettings::from_connection(&req.connection)?;
+        let target = target_of(host, req)?;
+        read::read(host, req, &settings, &target)
     }
 }
 

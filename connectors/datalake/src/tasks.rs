@@ -1,32 +1,76 @@
 //! The predefined Data Lake replication tasks: Compass queries over the tables M3 and LN
-//! replicate to the lake. Columns are the lake's; every row carries the lake's
-//! `infor.lastmodified()` time as `lastmodified` and its `deleted` flag.
+//! replicate to the lake. Columns and types are the lake's (as the Data Catalog describes
+//! them): M3 tables keep M3's column names with their two-letter prefix, dates as
+//! `yyyyMMdd` numbers and the change stamp `..LMTS` in epoch milliseconds; LN tables
+//! use LN's short names, ISO dates and an ISO `timestamp`. Every row carries `deleted`.
+//! The cursor is the table's change stamp, which is what `infor.lastmodified()` filters.
 
 use ionport_plugin_sdk::{SyncMode, TaskSpec};
 use serde_json::{Value, json};
 
-struct LakeTable {
-    task: &'static str,
-    table: &'static str,
-    what: &'static str,
-    key: &'static [&'static str],
-    columns: &'static [(&'static str, &'static str)],
+/// A column type as the lake gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// Text.
+    S,
+    /// Integer.
+    I,
+    /// Decimal number.
+    N,
+    /// M3 date, `yyyyMMdd` as a number.
+    D8,
+    /// ISO date `YYYY-MM-DD`.
+    Date,
+    /// ISO-8601 UTC timestamp.
+    Ts,
+    /// Boolean.
+    B,
 }
 
-const TABLES: &[LakeTable] = &[
+/// One predefined lake table.
+#[derive(Debug)]
+pub struct LakeTable {
+    /// Task name.
+    pub task: &'static str,
+    /// Lake table (catalog object) name.
+    pub table: &'static str,
+    /// What it holds.
+    pub what: &'static str,
+    /// Primary key columns.
+    pub key: &'static [&'static str],
+    /// The change-stamp column (the cursor).
+    pub cursor: &'static str,
+    /// Columns in order.
+    pub columns: &'static [(&'static str, Ty)],
+}
+
+use Ty::{B, D8, Date, I, N, S, Ts};
+
+/// The predefined tables.
+pub const TABLES: &[LakeTable] = &[
     LakeTable {
         task: "m3_customers",
         table: "OCUSMA",
         what: "M3 customer master",
         key: &["OKCONO", "OKCUNO"],
+        cursor: "OKLMTS",
         columns: &[
-            ("OKCONO", "integer"),
-            ("OKCUNO", "string"),
-            ("OKCUNM", "string"),
-            ("OKTOWN", "string"),
-            ("OKCSCD", "string"),
-            ("OKSTAT", "string"),
-            ("OKLMDT", "string"),
+            ("OKCONO", I),
+            ("OKCUNO", S),
+            ("OKCUNM", S),
+            ("OKCUA1", S),
+            ("OKTOWN", S),
+            ("OKCSCD", S),
+            ("OKPHNO", S),
+            ("OKCUCD", S),
+            ("OKSTAT", S),
+            ("OKCUTP", I),
+            ("OKCRLM", N),
+            ("OKRGDT", D8),
+            ("OKLMDT", D8),
+            ("OKLMTS", I),
+            ("OKCHNO", I),
+            ("deleted", B),
         ],
     },
     LakeTable {
@@ -34,14 +78,23 @@ const TABLES: &[LakeTable] = &[
         table: "MITMAS",
         what: "M3 item master",
         key: &["MMCONO", "MMITNO"],
+        cursor: "MMLMTS",
         columns: &[
-            ("MMCONO", "integer"),
-            ("MMITNO", "string"),
-            ("MMITDS", "string"),
-            ("MMITTY", "string"),
-            ("MMUNMS", "string"),
-            ("MMSTAT", "string"),
-            ("MMLMDT", "string"),
+            ("MMCONO", I),
+            ("MMITNO", S),
+            ("MMITDS", S),
+            ("MMFUDS", S),
+            ("MMITTY", S),
+            ("MMITGR", S),
+            ("MMUNMS", S),
+            ("MMSTAT", S),
+            ("MMNEWE", N),
+            ("MMSAPR", N),
+            ("MMRGDT", D8),
+            ("MMLMDT", D8),
+            ("MMLMTS", I),
+            ("MMCHNO", I),
+            ("deleted", B),
         ],
     },
     LakeTable {
@@ -49,13 +102,42 @@ const TABLES: &[LakeTable] = &[
         table: "CIDMAS",
         what: "M3 supplier master",
         key: &["IDCONO", "IDSUNO"],
+        cursor: "IDLMTS",
         columns: &[
-            ("IDCONO", "integer"),
-            ("IDSUNO", "string"),
-            ("IDSUNM", "string"),
-            ("IDCSCD", "string"),
-            ("IDSTAT", "string"),
-            ("IDLMDT", "string"),
+            ("IDCONO", I),
+            ("IDSUNO", S),
+            ("IDSUNM", S),
+            ("IDTOWN", S),
+            ("IDCSCD", S),
+            ("IDCUCD", S),
+            ("IDPHNO", S),
+            ("IDSTAT", S),
+            ("IDRGDT", D8),
+            ("IDLMDT", D8),
+            ("IDLMTS", I),
+            ("IDCHNO", I),
+            ("deleted", B),
+        ],
+    },
+    LakeTable {
+        task: "m3_order_heads",
+        table: "OOHEAD",
+        what: "M3 customer order heads",
+        key: &["OACONO", "OAORNO"],
+        cursor: "OALMTS",
+        columns: &[
+            ("OACONO", I),
+            ("OADIVI", S),
+            ("OAORNO", S),
+            ("OACUNO", S),
+            ("OAORDT", D8),
+            ("OAORTP", S),
+            ("OAORST", S),
+            ("OACUCD", S),
+            ("OALMDT", D8),
+            ("OALMTS", I),
+            ("OACHNO", I),
+            ("deleted", B),
         ],
     },
     LakeTable {
@@ -63,79 +145,128 @@ const TABLES: &[LakeTable] = &[
         table: "OOLINE",
         what: "M3 customer order lines",
         key: &["OBCONO", "OBORNO", "OBPONR", "OBPOSX"],
+        cursor: "OBLMTS",
         columns: &[
-            ("OBCONO", "integer"),
-            ("OBORNO", "string"),
-            ("OBPONR", "integer"),
-            ("OBPOSX", "integer"),
-            ("OBITNO", "string"),
-            ("OBORQT", "number"),
-            ("OBNEPR", "number"),
-            ("OBLMDT", "string"),
+            ("OBCONO", I),
+            ("OBDIVI", S),
+            ("OBORNO", S),
+            ("OBPONR", I),
+            ("OBPOSX", I),
+            ("OBITNO", S),
+            ("OBCUNO", S),
+            ("OBORQT", N),
+            ("OBSAPR", N),
+            ("OBLNAM", N),
+            ("OBORST", S),
+            ("OBDWDT", D8),
+            ("OBLMDT", D8),
+            ("OBLMTS", I),
+            ("OBCHNO", I),
+            ("deleted", B),
         ],
     },
     LakeTable {
         task: "ln_business_partners",
         table: "tccom100",
         what: "LN business partners",
-        key: &["bpid"],
+        key: &["company", "bpid"],
+        cursor: "timestamp",
         columns: &[
-            ("bpid", "string"),
-            ("nama", "string"),
-            ("bpst", "string"),
-            ("ccty", "string"),
-            ("ccur", "string"),
+            ("company", I),
+            ("bpid", S),
+            ("nama", S),
+            ("cadr", S),
+            ("city", S),
+            ("ccty", S),
+            ("telp", S),
+            ("ccur", S),
+            ("prst", S),
+            ("crlm", N),
+            ("crdt", Date),
+            ("timestamp", Ts),
+            ("refcntd", I),
+            ("deleted", B),
         ],
     },
     LakeTable {
         task: "ln_sales_orders",
         table: "tdsls400",
         what: "LN sales orders",
-        key: &["orno"],
+        key: &["company", "orno"],
+        cursor: "timestamp",
         columns: &[
-            ("orno", "string"),
-            ("ofbp", "string"),
-            ("odat", "string"),
-            ("ccur", "string"),
-            ("oamt", "number"),
+            ("company", I),
+            ("orno", S),
+            ("ofbp", S),
+            ("odat", Date),
+            ("sotp", S),
+            ("hdst", S),
+            ("ccur", S),
+            ("timestamp", Ts),
+            ("refcntd", I),
+            ("deleted", B),
         ],
     },
     LakeTable {
         task: "ln_items",
         table: "tcibd001",
         what: "LN items",
-        key: &["item"],
+        key: &["company", "item"],
+        cursor: "timestamp",
         columns: &[
-            ("item", "string"),
-            ("dsca", "string"),
-            ("kitm", "string"),
-            ("cuni", "string"),
-            ("citg", "string"),
+            ("company", I),
+            ("item", S),
+            ("dsca", S),
+            ("kitm", S),
+            ("citg", S),
+            ("cuni", S),
+            ("wght", N),
+            ("timestamp", Ts),
+            ("refcntd", I),
+            ("deleted", B),
         ],
     },
 ];
 
+/// The predefined task named `name`.
+pub fn by_task(name: &str) -> Option<&'static LakeTable> {
+    TABLES.iter().find(|t| t.task == name)
+}
+
+/// The predefined task reading the lake table `table`.
+pub fn by_table(table: &str) -> Option<&'static LakeTable> {
+    TABLES.iter().find(|t| t.table.eq_ignore_ascii_case(table))
+}
+
+fn column_schema(ty: Ty, nullable: bool) -> Value {
+    let (t, format) = match ty {
+        S => ("string", None),
+        I => ("integer", None),
+        N => ("number", None),
+        D8 => ("integer", Some("yyyyMMdd")),
+        Date => ("string", Some("date")),
+        Ts => ("string", Some("date-time")),
+        B => ("boolean", None),
+    };
+    let mut v = if nullable {
+        json!({ "type": [t, "null"] })
+    } else {
+        json!({ "type": t })
+    };
+    if let Some(f) = format {
+        v["format"] = f.into();
+    }
+    v
+}
+
 fn schema(t: &LakeTable) -> Value {
     let mut props = serde_json::Map::new();
     for (name, ty) in t.columns {
-        let nullable = !t.key.contains(name);
-        let ty = if nullable {
-            json!([ty, "null"])
-        } else {
-            json!(ty)
-        };
-        props.insert((*name).to_string(), json!({ "type": ty }));
+        let required = t.key.contains(name) || *name == t.cursor;
+        props.insert((*name).to_string(), column_schema(*ty, !required));
     }
-    props.insert(
-        "lastmodified".into(),
-        json!({ "type": "string", "format": "date-time", "description": "infor.lastmodified() of the row" }),
-    );
-    props.insert(
-        "deleted".into(),
-        json!({ "type": "boolean", "description": "Whether the row was deleted in the source" }),
-    );
     let mut required: Vec<&str> = t.key.to_vec();
-    required.push("lastmodified");
+    required.push(t.cursor);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": t.table,
@@ -145,17 +276,22 @@ fn schema(t: &LakeTable) -> Value {
     })
 }
 
+/// The spec of a predefined task.
+pub fn spec(t: &LakeTable) -> TaskSpec {
+    TaskSpec {
+        name: t.task.into(),
+        description: format!(
+            "{} ({}) by Compass SQL, incremental on infor.lastmodified() ({}).",
+            t.what, t.table, t.cursor
+        ),
+        record_schema: schema(t),
+        primary_key: t.key.iter().map(|k| (*k).to_string()).collect(),
+        cursor_field: Some(t.cursor.into()),
+        sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+    }
+}
+
 /// The predefined tasks.
 pub fn predefined() -> Vec<TaskSpec> {
-    TABLES
-        .iter()
-        .map(|t| TaskSpec {
-            name: t.task.into(),
-            description: format!("{} ({}) by Compass SQL.", t.what, t.table),
-            record_schema: schema(t),
-            primary_key: t.key.iter().map(|k| (*k).to_string()).collect(),
-            cursor_field: Some("lastmodified".into()),
-            sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
-        })
-        .collect()
+    TABLES.iter().map(spec).collect()
 }

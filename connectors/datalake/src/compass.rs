@@ -1,0 +1,285 @@
+//! Compass v2 SQL jobs through the gateway: submit, poll with back-off, page through the
+//! NDJSON result, cancel.
+
+use std::time::{Duration, Instant};
+
+use ionport_plugin_sdk::odata::error_message;
+use ionport_plugin_sdk::prelude::*;
+use ionport_plugin_sdk::retry::{
+    Fetched, RetryPolicy, fetch_decoded, is_transient, sleep_cancellable,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Where the jobs live, relative to the API base.
+pub const JOBS: &str = "DATAFABRIC/compass/v2/jobs";
+
+/// A job's status answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Status {
+    /// `RUNNING`, `FINISHED`, `FAILED`, `CANCELED`.
+    #[serde(default)]
+    pub status: String,
+    /// Rows of the result, when the service says.
+    #[serde(default, rename = "rowCount")]
+    pub row_count: Option<u64>,
+    /// Why a job failed.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Other names for the reason.
+    #[serde(default, rename = "errorMessage")]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+impl Status {
+    /// The server's reason for a failure.
+    pub fn reason(&self) -> String {
+        self.message
+            .clone()
+            .or_else(|| self.error_message.clone())
+            .or_else(|| {
+                self.error.as_ref().map(|e| match e {
+                    Value::String(s) => s.clone(),
+                    other => other
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| other.to_string(), str::to_owned),
+                })
+            })
+            .unwrap_or_else(|| "the service gave no reason".into())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Submitted {
+    #[serde(rename = "queryId")]
+    query_id: String,
+}
+
+fn status_error(what: &str, resp: &GatewayResponse) -> ConnectorError {
+    let hint = match resp.status {
+        401 => " (the gateway refused the token: check the connection's credentials)",
+        403 => " (the service account lacks Data Fabric rights)",
+        _ => "",
+    };
+    ConnectorError::gateway(format!(
+        "{what}: HTTP {}: {}{hint}",
+        resp.status,
+        error_message(resp)
+    ))
+}
+
+/// Submits `sql` and returns the query id. A submit is not idempotent, so the host does
+/// not retry it; a transient failure is retried here (a duplicate job at worst, which
+/// expires unread).
+pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorError> {
+    let req = GatewayRequest::post(format!("{JOBS}/"))
+        .body("text/plain", sql.as_bytes().to_vec())
+        .header("Accept", "application/json");
+    let policy = RetryPolicy::default();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        host.check_cancelled()?;
+        let last = attempt >= policy.attempts;
+        match host.gateway(&req) {
+            Err(e) if e.is_cancelled() || e.is_auth() => return Err(e),
+            Err(e) if last => {
+                return Err(ConnectorError::gateway(format!(
+                    "{what}: submitting the Compass query failed: {}",
+                    e.message()
+                )));
+            }
+            Err(e) => host.warn(&format!(
+                "{what}: submitting: {} (trying again)",
+                e.message()
+            )),
+            Ok(r) if r.is_success() => match r.json::<Submitted>(what) {
+                Ok(s) => return Ok(s.query_id),
+                Err(e) if last => return Err(e),
+                Err(e) => host.warn(&format!("{what}: {} (trying again)", e.message())),
+            },
+            Ok(r) if (is_transient(r.status) || r.status == 504) && !last => {
+                host.warn(&format!(
+                    "{what}: submitting: HTTP {} (trying again)",
+                    r.status
+                ));
+            }
+            Ok(r) => {
+                return Err(status_error(
+                    &format!("{what}: submitting the Compass query"),
+                    &r,
+                ));
+            }
+        }
+        sleep_cancellable(host, policy.delay(attempt))?;
+    }
+}
+
+/// Asks the service to cancel a job (best effort).
+pub fn cancel(host: &Host, id: &str) {
+    let req = GatewayRequest::new("PUT", format!("{JOBS}/{id}/cancel"));
+    match host.gateway(&req) {
+        Ok(r) if r.is_success() => host.info(&format!("Compass job {id} cancelled")),
+        Ok(r) => host.warn(&format!("cancelling Compass job {id}: HTTP {}", r.status)),
+        Err(e) => host.warn(&format!("cancelling Compass job {id}: {}", e.message())),
+    }
+}
+
+/// One status request.
+pub fn status(
+    host: &Host,
+    id: &str,
+    what: &str,
+) -> Result<Result<Status, GatewayResponse>, ConnectorError> {
+    let req =
+        GatewayRequest::get(format!("{JOBS}/{id}/status/")).header("Accept", "application/json");
+    match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
+        r.json::<Status>(what)
+    })? {
+        Fetched::Decoded(s) => Ok(Ok(s)),
+        Fetched::Status(r) => Ok(Err(r)),
+    }
+}
+
+/// Polls until the job is no longer `RUNNING`, backing off from 100 ms to 3 s. On
+/// cancellation or after `timeout` the job is cancelled.
+pub fn wait(
+    host: &Host,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<Status, ConnectorError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let s = match status(host, id, what) {
+            Ok(Ok(s)) => s,
+            Ok(Err(r)) if r.status == 504 => Status {
+                status: "RUNNING".into(),
+                ..Status::default()
+            },
+            Ok(Err(r)) => {
+                return Err(status_error(
+                    &format!("{what}: Compass job {id} status"),
+                    &r,
+                ));
+            }
+            Err(e) => {
+                if e.is_cancelled() {
+                    cancel(host, id);
+                }
+                return Err(e);
+            }
+        };
+        match s.status.to_ascii_uppercase().as_str() {
+            "FINISHED" | "COMPLETED" | "SUCCEEDED" => return Ok(s),
+            "FAILED" | "ERROR" => {
+                return Err(ConnectorError::gateway(format!(
+                    "{what}: Compass job {id} FAILED: {}",
+                    s.reason()
+                )));
+            }
+            "CANCELED" | "CANCELLED" => {
+                return Err(ConnectorError::gateway(format!(
+                    "{what}: Compass job {id} was cancelled on the service"
+                )));
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            cancel(host, id);
+            return Err(ConnectorError::gateway(format!(
+                "{what}: Compass job {id} still {} after {} s; cancelled it (raise the query timeout of the connection)",
+                s.status,
+                timeout.as_secs()
+            )));
+        }
+        if let Err(e) = sleep_cancellable(host, delay) {
+            cancel(host, id);
+            return Err(e);
+        }
+        delay = (delay * 3 / 2).min(Duration::from_secs(3));
+    }
+}
+
+/// One result page.
+#[derive(Debug)]
+pub struct ResultPage {
+    /// The rows.
+    pub rows: Vec<Map<String, Value>>,
+    /// Body size in bytes.
+    pub bytes: usize,
+    /// `x-total-rows`, when sent.
+    pub total: Option<u64>,
+}
+
+/// What a result request got.
+#[derive(Debug)]
+pub enum Got {
+    /// A page.
+    Page(ResultPage),
+    /// The gateway timed out (504): ask for fewer rows.
+    Timeout,
+}
+
+fn parse_ndjson(resp: &GatewayResponse, what: &str) -> Result<ResultPage, ConnectorError> {
+    let mut rows = Vec::new();
+    for (i, line) in resp.body.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let v: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+            ConnectorError::gateway(format!(
+                "{what}: result line {} is not a JSON object ({e})",
+                i + 1
+            ))
+        })?;
+        rows.push(v);
+    }
+    let total = resp
+        .header("x-total-rows")
+        .and_then(|v| v.trim().parse().ok());
+    if let Some(t) = resp
+        .header("x-row-count")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        && t != rows.len()
+    {
+        return Err(ConnectorError::gateway(format!(
+            "{what}: the page announced {t} rows but held {}",
+            rows.len()
+        )));
+    }
+    Ok(ResultPage {
+        rows,
+        bytes: resp.body.len(),
+        total,
+    })
+}
+
+/// Fetches rows `offset..offset+limit` of a finished job as NDJSON.
+pub fn page(
+    host: &Host,
+    id: &str,
+    offset: u64,
+    limit: u32,
+    what: &str,
+) -> Result<Got, ConnectorError> {
+    let req = GatewayRequest::get(format!("{JOBS}/{id}/result/"))
+        .query("offset", offset.to_string())
+        .query("limit", limit.to_string())
+        .header("Accept", "application/x-ndjson");
+    match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
+        parse_ndjson(r, what)
+    })? {
+        Fetched::Decoded(p) => Ok(Got::Page(p)),
+        Fetched::Status(r) if r.status == 504 => Ok(Got::Timeout),
+        Fetched::Status(r) => Err(status_error(
+            &format!("{what}: Compass job {id} result"),
+            &r,
+        )),
+    }
+}
