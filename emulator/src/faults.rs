@@ -43,6 +43,20 @@ pub enum FaultKind {
     /// A complete HTTP response whose JSON body is cut in half (invalid JSON).
     #[serde(rename = "malformed_json")]
     MalformedJson,
+    /// HTTP 403: the app or its user lacks the rights for the API.
+    #[serde(rename = "403")]
+    Status403,
+    /// A bare HTTP 400 (what M3 may answer for a program it does not know).
+    #[serde(rename = "400")]
+    Status400,
+    /// M3 only: a whole MI failure answered with HTTP 200 (`ServerReturnedNOK` in v1,
+    /// the result error fields in v2).
+    #[serde(rename = "mi_nok")]
+    MiNok,
+    /// M3 only: the real answer plus an error after its records (v1 `ErrorMessage`,
+    /// v2 result error fields): a partial failure.
+    #[serde(rename = "mi_partial")]
+    MiPartial,
 }
 
 /// One fault rule.
@@ -136,9 +150,77 @@ pub(crate) fn pick(st: &Shared, api: Api, path: &str) -> Option<FaultRule> {
     rule
 }
 
+const MI_CODE: &str = "XIN0001";
+const MI_MESSAGE: &str = "Injected MI failure (emulator fault)";
+
+fn json_response(v: &serde_json::Value) -> Response {
+    let mut resp = Response::new(Body::from(v.to_string()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn v2_error(results: &mut serde_json::Value) {
+    if let Some(r) = results.get_mut(0) {
+        r["errorMessage"] = MI_MESSAGE.into();
+        r["errorCode"] = MI_CODE.into();
+        r["errorField"] = "".into();
+        r["errorType"] = "ServerReturnedNOK".into();
+    }
+}
+
 /// Runs a request with a fault applied.
 pub(crate) async fn apply(rule: FaultRule, req: Request, next: Next) -> Response {
+    let v2 = req.uri().path().contains("/v2/");
     match rule.kind {
+        FaultKind::Status403 => gateway_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden: the user lacks the rights for this API (injected fault)",
+        ),
+        FaultKind::Status400 => {
+            let mut resp = Response::new(Body::from("Bad Request"));
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            resp
+        }
+        FaultKind::MiNok if v2 => {
+            let mut results =
+                serde_json::json!([{ "transaction": "", "records": [], "notProcessed": false }]);
+            v2_error(&mut results);
+            json_response(&serde_json::json!({
+                "results": results,
+                "wasTerminated": false,
+                "nrOfSuccessfullTransactions": 0,
+                "nrOfFailedTransactions": 1
+            }))
+        }
+        FaultKind::MiNok => json_response(&serde_json::json!({
+            "@type": "ServerReturnedNOK",
+            "@code": MI_CODE,
+            "@field": "",
+            "@cfg": null,
+            "Message": MI_MESSAGE
+        })),
+        FaultKind::MiPartial => {
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                return Response::from_parts(parts, Body::from(bytes));
+            };
+            if let Some(results) = v.get_mut("results") {
+                v2_error(results);
+            } else if v.get("MIRecord").is_some() {
+                v["ErrorMessage"] = serde_json::json!({
+                    "@type": "ServerReturnedNOK", "@code": MI_CODE, "@field": "", "@cfg": null,
+                    "Message": MI_MESSAGE
+                });
+            }
+            let mut out = json_response(&v);
+            *out.status_mut() = parts.status;
+            out
+        }
         FaultKind::Status500 => gateway_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal server error (injected fault)",

@@ -132,3 +132,42 @@ async fn rate_and_api_filters() {
     assert_eq!(resp.status(), 503);
     let _ = access_token(&emu).await;
 }
+
+#[tokio::test]
+async fn rights_bare_400_and_mi_failure_faults() {
+    let emu = start_default().await;
+    let at = access_token(&emu).await;
+    fault(&emu, json!({"kind": "403", "count": 1})).await;
+    let (s, _) = get_json(&emu, &at, ME).await;
+    assert_eq!(s, 403);
+    fault(&emu, json!({"kind": "400", "count": 1, "api": "m3"})).await;
+    let (s, _) = get_json(&emu, &at, M3).await;
+    assert_eq!(s, 400);
+
+    const V1: &str = "/M3/m3api-rest/execute/CRS610MI/LstByNumber;maxrecs=5";
+    fault(&emu, json!({"kind": "mi_nok", "count": 1, "api": "m3"})).await;
+    let (s, body) = get_json(&emu, &at, V1).await;
+    assert_eq!(s, 200, "a whole MI failure comes with HTTP 200");
+    assert_eq!(body["@type"], "ServerReturnedNOK");
+    assert_eq!(body["@code"], "XIN0001");
+    fault(&emu, json!({"kind": "mi_nok", "count": 1, "api": "m3"})).await;
+    let (s, body) = get_json(&emu, &at, M3).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["results"][0]["errorCode"], "XIN0001");
+
+    fault(&emu, json!({"kind": "mi_partial", "count": 1, "api": "m3"})).await;
+    let (_, body) = get_json(&emu, &at, V1).await;
+    assert_eq!(
+        body["MIRecord"].as_array().unwrap().len(),
+        5,
+        "the records are there"
+    );
+    assert_eq!(
+        body["ErrorMessage"]["@code"], "XIN0001",
+        "and the error after them"
+    );
+    fault(&emu, json!({"kind": "mi_partial", "count": 1, "api": "m3"})).await;
+    let (_, body) = get_json(&emu, &at, M3).await;
+    assert!(!body["results"][0]["records"].as_array().unwrap().is_empty());
+    assert_eq!(body["results"][0]["errorCode"], "XIN0001");
+}
