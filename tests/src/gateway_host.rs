@@ -371,3 +371,84 @@ impl Emulated {
         })
     }
 }
+
+/// Collects what a read through core's [`ionport_core::connection::ConnectionHost`]
+/// produces.
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    /// Records, in emission order.
+    pub records: Mutex<Vec<Value>>,
+    /// Checkpointed states.
+    pub checkpoints: Mutex<Vec<Value>>,
+}
+
+impl ionport_core::connection::RecordSink for CollectSink {
+    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
+        let mut r = self.records.lock().expect("records lock");
+        for line in batch.ndjson.as_slice().split(|b| *b == b'\n') {
+            if !line.is_empty() {
+                r.push(serde_json::from_slice(line).map_err(|e| {
+                    PluginError::new(error_kind::HOST, format!("a record is not JSON: {e}"))
+                })?);
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
+        let v = serde_json::from_str(state).map_err(|e| {
+            PluginError::new(error_kind::HOST, format!("the state is not JSON: {e}"))
+        })?;
+        self.checkpoints.lock().expect("checkpoints lock").push(v);
+        Ok(())
+    }
+}
+
+/// Core's host services for a connection to an emulator: the connection (kept alive by
+/// the caller), its `ConnectionHost` with a [`CollectSink`], and the sink.
+pub struct CoreHost {
+    /// The connection (tokens, gateway client).
+    pub connection: ionport_core::connection::Connection,
+    /// The host object plugins get.
+    pub host: std::sync::Arc<ionport_core::connection::ConnectionHost>,
+    /// What reads produced.
+    pub sink: std::sync::Arc<CollectSink>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for CoreHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreHost").finish_non_exhaustive()
+    }
+}
+
+impl Emulated {
+    /// Core's gateway-backed host services for this emulator, from an `.ionapi` file that
+    /// `edit` may change (wrong secrets, …): no client-side rate limit, short back-offs.
+    pub fn core_host(&self, edit: impl FnOnce(&mut Value)) -> CoreHost {
+        use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("emulator.ionapi");
+        let mut v = self.emu.ionapi_json();
+        edit(&mut v);
+        std::fs::write(&path, v.to_string()).expect("the .ionapi file is written");
+        let mut settings = ConnectionSettings::default();
+        settings.gateway.rate_limit = None;
+        settings.gateway.retry_min = Duration::from_millis(20);
+        settings.gateway.retry_max = Duration::from_millis(200);
+        let connection = Connection::open(CredentialSource::IonApiFile(path), settings)
+            .expect("the connection opens");
+        let sink = std::sync::Arc::new(CollectSink::default());
+        let host = std::sync::Arc::new(
+            connection
+                .host(self.rt.handle().clone())
+                .with_sink(sink.clone()),
+        );
+        CoreHost {
+            connection,
+            host,
+            sink,
+            _dir: dir,
+        }
+    }
+}

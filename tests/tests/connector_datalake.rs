@@ -617,3 +617,50 @@ fn discover_lists_catalog_objects_with_schemas_and_the_predefined_tasks() {
         assert_eq!(a, b, "{task}");
     }
 }
+
+#[test]
+fn check_reports_missing_rights_when_the_gateway_answers_403() {
+    let emu = emulator();
+    let p = lake();
+    emu.control(
+        "PUT",
+        "faults",
+        Some(json!({"kind": "403", "api": "datalake"})),
+    );
+    let r = p
+        .check(emu.host() as Arc<dyn HostCallbacks>, &conn())
+        .expect("check");
+    assert_eq!(r.failed_part.as_deref(), Some("rights"), "{r:?}");
+}
+
+#[test]
+fn through_cores_host_services_a_task_replicates_and_check_names_the_failed_part() {
+    let emu = emulator();
+    let p = lake();
+    let ds = emu.emu.dataset();
+    let core = emu.core_host(|_| {});
+    let req = request("ln_items", SyncMode::FullRefresh, Some(90), json!({}), None);
+    p.read(core.host.clone() as Arc<dyn HostCallbacks>, &req)
+        .expect("read");
+    let got: Vec<Map<String, Value>> = core
+        .sink
+        .records
+        .lock()
+        .expect("lock")
+        .drain(..)
+        .filter_map(|v| v.as_object().cloned())
+        .collect();
+    assert_eq!(
+        checksum(&tables::TCIBD001, &got),
+        ds.checksum(&tables::TCIBD001)
+    );
+    let ok = p
+        .check(core.host.clone() as Arc<dyn HostCallbacks>, &conn())
+        .expect("check");
+    assert!(ok.success, "{ok:?}");
+    let bad = emu.core_host(|v| v["cs"] = json!("wrong"));
+    let r = p
+        .check(bad.host.clone() as Arc<dyn HostCallbacks>, &conn())
+        .expect("check");
+    assert_eq!(r.failed_part.as_deref(), Some("token"), "{r:?}");
+}

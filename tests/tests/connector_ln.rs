@@ -598,3 +598,74 @@ fn an_entity_set_can_be_read_as_a_stream_by_its_name() {
     assert_same(&got, &expected(&ds, &tables::LN_ITEMS, 100), "records");
     let _ = Entity::Item;
 }
+
+#[test]
+fn check_reports_missing_rights_when_the_gateway_answers_403() {
+    let emu = emulator();
+    let p = ln();
+    emu.control("PUT", "faults", Some(json!({"kind": "403", "api": "ln"})));
+    let r = p
+        .check(emu.host() as Arc<dyn HostCallbacks>, &conn(Some(100)))
+        .expect("check");
+    assert!(!r.success);
+    assert_eq!(r.failed_part.as_deref(), Some("rights"), "{r:?}");
+    assert!(r.message.contains("rights"), "{}", r.message);
+}
+
+#[test]
+fn through_cores_host_services_a_task_replicates_and_check_names_the_failed_part() {
+    let emu = emulator();
+    let p = ln();
+    let ds = emu.emu.dataset();
+    let core = emu.core_host(|_| {});
+    let req = request(
+        "items",
+        Some(100),
+        SyncMode::Incremental,
+        70,
+        json!({}),
+        None,
+    );
+    let summary = p
+        .read(core.host.clone() as Arc<dyn HostCallbacks>, &req)
+        .expect("read");
+    let records: Vec<(String, Value)> = core
+        .sink
+        .records
+        .lock()
+        .expect("lock")
+        .drain(..)
+        .map(|v| (String::new(), v))
+        .collect();
+    let (got, dups) = by_key(&records, &tables::LN_ITEMS);
+    assert_eq!(dups, 0);
+    assert_same(
+        &got,
+        &expected(&ds, &tables::LN_ITEMS, 100),
+        "items through core",
+    );
+    assert_eq!(
+        core.sink.checkpoints.lock().expect("lock").last(),
+        summary.state.as_ref()
+    );
+
+    let ok = p
+        .check(
+            core.host.clone() as Arc<dyn HostCallbacks>,
+            &conn(Some(100)),
+        )
+        .expect("check");
+    assert!(ok.success, "{ok:?}");
+    let r = p
+        .check(
+            core.host.clone() as Arc<dyn HostCallbacks>,
+            &conn(Some(4711)),
+        )
+        .expect("check");
+    assert_eq!(r.failed_part.as_deref(), Some("company"), "{r:?}");
+    let bad = emu.core_host(|v| v["cs"] = json!("not-the-secret"));
+    let r = p
+        .check(bad.host.clone() as Arc<dyn HostCallbacks>, &conn(Some(100)))
+        .expect("check");
+    assert_eq!(r.failed_part.as_deref(), Some("token"), "{r:?}");
+}

@@ -85,7 +85,9 @@ pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorErr
         host.check_cancelled()?;
         let last = attempt >= policy.attempts;
         match host.gateway(&req) {
-            Err(e) if e.is_cancelled() || e.is_auth() => return Err(e),
+            Err(e) if e.is_cancelled() || ionport_plugin_sdk::retry::is_auth_failure(&e) => {
+                return Err(e);
+            }
             Err(e) if last => {
                 return Err(ConnectorError::gateway(format!(
                     "{what}: submitting the Compass query failed: {}",

@@ -219,7 +219,7 @@ fn classify(resp: &GatewayResponse, what: &str) -> (&'static str, String) {
 }
 
 fn host_failure(e: &ConnectorError) -> (&'static str, String) {
-    if e.is_auth() {
+    if ionport_plugin_sdk::retry::is_auth_failure(e) {
         (
             "token",
             format!(
@@ -348,7 +348,7 @@ impl Connector for DataLakeConnector {
                 })
             }
             Err(e) if e.is_cancelled() => Err(e),
-            Err(e) if e.is_auth() => {
+            Err(e) if ionport_plugin_sdk::retry::is_auth_failure(&e) => {
                 let (p, m) = host_failure(&e);
                 Ok(failed(p, m, details))
             }

@@ -73,7 +73,7 @@ fn classify(resp: &GatewayResponse, target: &str, settings: &LnSettings) -> (&'s
 }
 
 fn host_failure(e: &ConnectorError) -> (&'static str, String) {
-    if e.is_auth() {
+    if ionport_plugin_sdk::retry::is_auth_failure(e) {
         (
             "token",
             format!(

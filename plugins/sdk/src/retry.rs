@@ -63,6 +63,27 @@ pub fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500 | 502 | 503)
 }
 
+/// Whether a host error means the credentials were refused: the `auth` kind, or (for hosts
+/// that report token failures as gateway errors) a message about the token endpoint.
+pub fn is_auth_failure(e: &ConnectorError) -> bool {
+    if e.is_auth() {
+        return true;
+    }
+    let m = e.message().to_ascii_lowercase();
+    [
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "token endpoint",
+        "token request",
+        "authorization server",
+        "client secret",
+        "401 unauthorized",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
 /// Sleeps `d` in small slices, returning early with [`ConnectorError::cancelled`] when the
 /// host cancels.
 pub fn sleep_cancellable(host: &Host, d: Duration) -> Result<(), ConnectorError> {
@@ -93,8 +114,8 @@ pub fn fetch_decoded<T>(
         host.check_cancelled()?;
         let last = attempt >= attempts;
         match host.gateway(request) {
-            Err(e) if e.is_cancelled() || e.is_auth() || last => {
-                return Err(if e.is_cancelled() || e.is_auth() {
+            Err(e) if e.is_cancelled() || is_auth_failure(&e) || last => {
+                return Err(if e.is_cancelled() || is_auth_failure(&e) {
                     e
                 } else {
                     ConnectorError::gateway(format!(
