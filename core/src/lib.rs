@@ -18,3 +18,4 @@ pub mod vault;
 pub mod token;
 pub mod gateway;
 pub mod connection;
+pub mod destination;
