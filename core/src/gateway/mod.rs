@@ -42,21 +42,34 @@ pub struct RateLimit {
     pub requests: u32,
     /// The window.
     pub per: Duration,
-    /// The fraction kept free for clock and latency jitter between client and gateway
-    /// (default 0.05: the client sends at 95% of the quota).
+    /// The fraction of the quota kept free for latency jitter between the client's
+    /// limiter and the gateway's counting window (default 0.07: the client sends at 93%
+    /// of the quota).
     pub headroom: f64,
-    /// Requests that may go at once after an idle period (default 1: evenly spaced).
+    /// Requests that may go back to back (the limiter's bucket). 1 spaces requests
+    /// evenly but loses every slot a waiter wakes up late for; 2 lets the limiter catch
+    /// up one late slot, so the client really sends at its rate. The default is 2 when
+    /// the headroom leaves room for it and one more request of jitter per window
+    /// (`requests * headroom >= 2`), else 1: no window of the gateway sees more than
+    /// `requests` unless a request is delayed by more than about the headroom.
     pub burst: u32,
 }
 
 impl RateLimit {
+    /// The default headroom.
+    pub const HEADROOM: f64 = 0.07;
+
     /// `requests` per `per`, with the default headroom and burst.
     pub fn new(requests: u32, per: Duration) -> Self {
         Self {
             requests,
             per,
-            headroom: 0.05,
-            burst: 1,
+            headroom: Self::HEADROOM,
+            burst: if f64::from(requests) * Self::HEADROOM >= 2.0 {
+                2
+            } else {
+                1
+            },
         }
     }
 

@@ -14,7 +14,7 @@ const ME: &str = "ifsservice/usermgt/v2/users/me";
 
 /// The quota test's window. The issue asks for 10 s; 4 s keeps the suite short and still
 /// spans four quota windows.
-const WINDOW: Duration = Duration::from_secs(4);
+const WINDOW: Duration = Duration::from_secs(10);
 const N: u32 = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
