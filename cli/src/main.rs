@@ -3,7 +3,9 @@
 //! Only this crate parses command lines; everything it does is a call into
 //! `ionport-core` (or the emulator), printed for people (`--json` for scripts).
 
+mod check;
 mod plugins;
+mod vault;
 mod scaffold;
 
 use std::path::PathBuf;
@@ -39,6 +41,11 @@ enum Command {
     Plugins(plugins::PluginsCommand),
     /// Run a local ION API Gateway (token server, M3, LN, Data Lake) for demos and tests.
     Emulator(ionport_emulator::cli::EmulatorArgs),
+    /// Store, list, show and remove connection credentials (encrypted at rest).
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
+    /// Test a connection: who the service account is, or a connector's own check.
+    Check(check::CheckArgs),
 }
 
 impl Cli {
@@ -68,6 +75,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Plugins(cmd) => plugins::run(&cli, cmd),
         Command::Emulator(args) => run_emulator(args.clone()),
+        Command::Vault(cmd) => vault::run(cmd),
+        Command::Check(args) => check::run(&cli, args),
     };
     match result {
         Ok(code) => code,

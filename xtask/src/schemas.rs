@@ -39,6 +39,11 @@ pub fn generate(lib_dir: &Path) -> Result<BTreeMap<PathBuf, String>> {
         );
     }
     let mut out = BTreeMap::new();
+    // The `.ionapi` credentials file (ION-API.md section 1), from the host's reader.
+    out.insert(
+        PathBuf::from("ionapi.schema.json"),
+        pretty(&ionport_core::credentials::ionapi_schema())?,
+    );
     for p in reg.plugins() {
         let dir = PathBuf::from("connectors").join(p.id());
         out.insert(

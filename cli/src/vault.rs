@@ -1,0 +1,143 @@
+//! `ionport vault ...`: the credential vault.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use ionport_core::credentials::MASK;
+use ionport_core::vault::{Vault, VaultSummary};
+use serde_json::json;
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Store the credentials of an .ionapi file (encrypted) under a name.
+    Import {
+        /// The .ionapi file.
+        file: PathBuf,
+        /// The name to store it under.
+        #[arg(long)]
+        name: String,
+        /// Replace an entry of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the stored connections (no secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one stored connection; secrets are masked.
+    Show {
+        /// The entry name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a stored connection.
+    Rm {
+        /// The entry name.
+        name: String,
+    },
+}
+
+fn when(secs: u64) -> String {
+    if secs == 0 {
+        "-".into()
+    } else {
+        format!("{secs} (unix time)")
+    }
+}
+
+fn print_summary(s: &VaultSummary) {
+    println!("{}", s.name);
+    println!("  tenant           {}", s.tenant);
+    if let Some(app) = &s.app_name {
+        println!("  app              {app}");
+    }
+    println!("  service URL      {}", s.service_url);
+    println!("  client id        {}", s.client_id);
+    println!(
+        "  service account  {}",
+        s.service_account.as_deref().unwrap_or("(none: no password grant)")
+    );
+    println!(
+        "  refresh token    {}",
+        if s.has_refresh_token { MASK } else { "(none)" }
+    );
+    println!("  updated          {}", when(s.updated));
+}
+
+pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {
+    let vault = Vault::open_default()?;
+    match cmd {
+        VaultCommand::Import {
+            file,
+            name,
+            replace,
+        } => {
+            let s = vault.import_ionapi(file, name, *replace)?;
+            println!(
+                "stored '{}' ({} on {}) in {}",
+                s.name,
+                s.client_id,
+                s.service_url,
+                vault.path().display()
+            );
+        }
+        VaultCommand::List { json } => {
+            let list = vault.list()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("the vault {} holds no connection", vault.path().display());
+            } else {
+                println!("{:<20} {:<20} SERVICE URL", "NAME", "TENANT");
+                for s in list {
+                    println!("{:<20} {:<20} {}", s.name, s.tenant, s.service_url);
+                }
+            }
+        }
+        VaultCommand::Show { name, json } => {
+            let e = vault.get(name)?;
+            let s = e.summary();
+            let c = &e.credentials;
+            if *json {
+                let v = json!({
+                    "name": s.name,
+                    "tenant": s.tenant,
+                    "app_name": s.app_name,
+                    "service_url": s.service_url,
+                    "token_url": c.token_url().as_str(),
+                    "revoke_url": c.revoke_url().as_str(),
+                    "client_id": s.client_id,
+                    "client_secret": MASK,
+                    "service_account": s.service_account,
+                    "service_account_secret": c.service_account.as_ref().map(|_| MASK),
+                    "refresh_token": e.refresh_token.as_ref().map(|_| MASK),
+                    "client_auth": c.client_auth,
+                    "created": s.created,
+                    "updated": s.updated,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_summary(&s);
+                println!("  token URL        {}", c.token_url());
+                println!("  revoke URL       {}", c.revoke_url());
+                println!("  client secret    {MASK}");
+                if c.service_account.is_some() {
+                    println!("  account secret   {MASK}");
+                }
+            }
+        }
+        VaultCommand::Rm { name } => {
+            if !vault.remove(name)? {
+                bail!("no vault entry named '{name}' in {}", vault.path().display());
+            }
+            println!("removed '{name}'");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
