@@ -74,6 +74,7 @@ pub fn ionapi_schema() -> Value {
                 // Optional keys are strings when present (null is tolerated by the reader,
                 // but the files Infor writes never contain it).
                 p.insert("type".into(), "string".into());
+                p.remove("default");
             }
         }
     }
