@@ -14,6 +14,25 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod common;
+pub mod sqlite;
+
+pub use common::table_name;
+
+/// Opens (creating when missing) the destination `config` describes, with its state store.
+/// A Postgres destination connects here, so an unreachable server fails now.
+pub fn open(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
+    Ok(match config {
+        DestinationConfig::Sqlite { path } => Box::new(sqlite::SqliteDestination::open(path)?),
+        other => {
+            return Err(DestinationError::Open {
+                destination: format!("{other:?}"),
+                message: "this destination is not available yet".into(),
+            });
+        }
+    })
+}
+
 /// What a destination knows of a stream: its name, record schema and keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSpec {
@@ -28,7 +47,9 @@ pub struct StreamSpec {
 }
 
 /// Where an environment's records and states go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+///
+/// Its `Debug` output shows a Postgres URL without its password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DestinationConfig {
     /// A SQLite database file (created when missing). The embedded default.
@@ -55,6 +76,27 @@ pub enum DestinationConfig {
         /// The directory.
         path: std::path::PathBuf,
     },
+}
+
+impl std::fmt::Debug for DestinationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DestinationConfig::Sqlite { path } => {
+                f.debug_struct("Sqlite").field("path", path).finish()
+            }
+            DestinationConfig::Postgres { url, schema } => f
+                .debug_struct("Postgres")
+                .field("url", &common::redact_url(url))
+                .field("schema", schema)
+                .finish(),
+            DestinationConfig::Parquet { path } => {
+                f.debug_struct("Parquet").field("path", path).finish()
+            }
+            DestinationConfig::Jsonl { path } => {
+                f.debug_struct("Jsonl").field("path", path).finish()
+            }
+        }
+    }
 }
 
 fn default_pg_schema() -> String {

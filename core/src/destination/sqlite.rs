@@ -1,0 +1,390 @@
+//! The SQLite destination (the embedded default): one table per stream, upserted on the
+//! primary key, and the `_ionport_state` table — records and state in one transaction.
+//!
+//! The database runs in WAL mode with `synchronous = FULL`, so a committed transaction
+//! survives a crash of the process or of the machine. Writers share one connection
+//! (SQLite has one writer at a time anyway); each commit is one transaction.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use serde_json::{Map, Value};
+
+use super::common::{ColumnType, TableNames, TableSpec, now_rfc3339};
+use super::{Destination, DestinationError, StreamSpec};
+
+/// A SQLite database file with its state table.
+pub struct SqliteDestination {
+    path: PathBuf,
+    describe: String,
+    conn: Mutex<Connection>,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    names: TableNames,
+}
+
+impl std::fmt::Debug for SqliteDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDestination")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream whose table is ready: its spec and its upsert statement.
+#[derive(Debug)]
+struct Prepared {
+    stream: StreamSpec,
+    table: TableSpec,
+    upsert: String,
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Text | ColumnType::Json => "TEXT",
+        ColumnType::Integer => "INTEGER",
+        ColumnType::Number => "REAL",
+        ColumnType::Boolean => "BOOLEAN",
+    }
+}
+
+/// The SQLite type affinity of a declared type (the rules of SQLite's §3.1).
+fn affinity(declared: &str) -> &'static str {
+    let d = declared.to_ascii_uppercase();
+    if d.contains("INT") {
+        "INTEGER"
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+        "TEXT"
+    } else if d.contains("BLOB") || d.is_empty() {
+        "BLOB"
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+        "REAL"
+    } else {
+        "NUMERIC"
+    }
+}
+
+impl SqliteDestination {
+    /// Opens (creating when missing, with its parent directories) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, DestinationError> {
+        let describe = format!("sqlite:{}", path.display());
+        let err = |message: String| DestinationError::Open {
+            destination: describe.clone(),
+            message,
+        };
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| err(e.to_string()))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _ionport_state (
+                stream TEXT PRIMARY KEY NOT NULL,
+                state TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+        )
+        .map_err(|e| err(e.to_string()))?;
+        Ok(SqliteDestination {
+            path: path.to_path_buf(),
+            describe,
+            conn: Mutex::new(conn),
+            prepared: Mutex::new(HashMap::new()),
+            names: TableNames::default(),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_err(&self, what: &str, e: impl std::fmt::Display) -> DestinationError {
+        DestinationError::Write {
+            destination: self.describe.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    fn schema_err(&self, stream: &str, message: String) -> DestinationError {
+        DestinationError::Schema {
+            destination: self.describe.clone(),
+            stream: stream.to_string(),
+            message,
+        }
+    }
+
+    /// The prepared stream, preparing it when it is new or its spec changed.
+    fn prepared(&self, stream: &StreamSpec) -> Result<Arc<Prepared>, DestinationError> {
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&stream.name)
+            && p.stream == *stream
+        {
+            return Ok(p.clone());
+        }
+        self.prepare_table(stream)
+    }
+
+    fn prepare_table(&self, stream: &StreamSpec) -> Result<Arc<Prepared>, DestinationError> {
+        let table = TableSpec::new(&self.describe, stream)?;
+        self.names.claim(&self.describe, &table)?;
+        let sql_err = |e: rusqlite::Error| self.schema_err(&stream.name, e.to_string());
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql_err)?;
+        // name -> (declared type, position in the primary key: 0 when not in it)
+        let mut existing: HashMap<String, (String, i64)> = HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare(&format!("PRAGMA table_info({})", quote(&table.table)))
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .map_err(sql_err)?;
+            for row in rows {
+                let (name, ty, pk) = row.map_err(sql_err)?;
+                existing.insert(name, (ty, pk));
+            }
+        }
+        if existing.is_empty() {
+            let mut cols: Vec<String> = table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let not_null = if i < table.key_len { " NOT NULL" } else { "" };
+                    format!("{} {}{not_null}", quote(&c.name), sql_type(c.ty))
+                })
+                .collect();
+            if table.key_len > 0 {
+                let key: Vec<String> = table.key().iter().map(|c| quote(&c.name)).collect();
+                cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
+            }
+            tx.execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                quote(&table.table),
+                cols.join(", ")
+            ))
+            .map_err(sql_err)?;
+            tracing::info!(destination = %self.describe, stream = %stream.name, table = %table.table, "created table");
+        } else {
+            let mut old_key: Vec<(i64, &str)> = existing
+                .iter()
+                .filter(|(_, (_, pk))| *pk > 0)
+                .map(|(n, (_, pk))| (*pk, n.as_str()))
+                .collect();
+            old_key.sort_unstable();
+            let old_key: Vec<&str> = old_key.into_iter().map(|(_, n)| n).collect();
+            let new_key: Vec<&str> = table.key().iter().map(|c| c.name.as_str()).collect();
+            if old_key != new_key {
+                return Err(self.schema_err(
+                    &stream.name,
+                    format!(
+                        "table `{}` has primary key ({}) but the stream's is ({}); nothing is altered: drop the table to change it",
+                        table.table,
+                        old_key.join(", "),
+                        new_key.join(", ")
+                    ),
+                ));
+            }
+            for c in &table.columns {
+                match existing.get(&c.name) {
+                    Some((declared, _)) => {
+                        if affinity(declared) != affinity(sql_type(c.ty)) {
+                            return Err(self.schema_err(
+                                &stream.name,
+                                format!(
+                                    "column `{}` of table `{}` is {declared} but the record schema now says {}; nothing is altered: drop the table to change a type",
+                                    c.name,
+                                    table.table,
+                                    c.ty.name()
+                                ),
+                            ));
+                        }
+                    }
+                    None => {
+                        tx.execute_batch(&format!(
+                            "ALTER TABLE {} ADD COLUMN {} {}",
+                            quote(&table.table),
+                            quote(&c.name),
+                            sql_type(c.ty)
+                        ))
+                        .map_err(sql_err)?;
+                        tracing::info!(destination = %self.describe, stream = %stream.name, column = %c.name, "added column");
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(sql_err)?;
+        drop(conn);
+
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let mut upsert = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(&table.table),
+            cols.join(", "),
+            marks.join(", ")
+        );
+        if table.key_len > 0 {
+            let key = &cols[..table.key_len];
+            let rest = &cols[table.key_len..];
+            if rest.is_empty() {
+                upsert.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", key.join(", ")));
+            } else {
+                let set: Vec<String> = rest.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+                upsert.push_str(&format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    key.join(", "),
+                    set.join(", ")
+                ));
+            }
+        }
+        let p = Arc::new(Prepared {
+            stream: stream.clone(),
+            table,
+            upsert,
+        });
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.name.clone(), p.clone());
+        Ok(p)
+    }
+}
+
+fn sql_value(ty: ColumnType, v: Option<&Value>) -> SqlValue {
+    match (ty, v) {
+        (_, None | Some(Value::Null)) => SqlValue::Null,
+        (ColumnType::Text, Some(Value::String(s))) => SqlValue::Text(s.clone()),
+        (ColumnType::Integer, Some(Value::Number(n))) => {
+            n.as_i64().map_or(SqlValue::Null, SqlValue::Integer)
+        }
+        (ColumnType::Number, Some(Value::Number(n))) => {
+            n.as_f64().map_or(SqlValue::Null, SqlValue::Real)
+        }
+        (ColumnType::Boolean, Some(Value::Bool(b))) => SqlValue::Integer(i64::from(*b)),
+        (_, Some(v)) => SqlValue::Text(v.to_string()),
+    }
+}
+
+impl Destination for SqliteDestination {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn prepare(&self, stream: &StreamSpec) -> Result<(), DestinationError> {
+        self.prepare_table(stream).map(|_| ())
+    }
+
+    fn commit(
+        &self,
+        stream: &StreamSpec,
+        records: &[Map<String, Value>],
+        state: &Value,
+    ) -> Result<(), DestinationError> {
+        let p = self.prepared(stream)?;
+        for r in records {
+            p.table.check(&self.describe, r)?;
+        }
+        let rows = p.table.last_by_key(records);
+        let state_text = state.to_string();
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(|e| self.write_err("cannot begin a transaction", e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(&p.upsert)
+                .map_err(|e| self.write_err(&format!("stream {}", stream.name), e))?;
+            for r in rows {
+                let values = p
+                    .table
+                    .columns
+                    .iter()
+                    .map(|c| sql_value(c.ty, r.get(&c.name)));
+                stmt.execute(params_from_iter(values))
+                    .map_err(|e| self.write_err(&format!("stream {}: upsert", stream.name), e))?;
+            }
+            tx.execute(
+                "INSERT INTO _ionport_state (stream, state, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (&stream.name, &state_text, now_rfc3339()),
+            )
+            .map_err(|e| self.write_err(&format!("stream {}: state", stream.name), e))?;
+        }
+        tx.commit()
+            .map_err(|e| self.write_err(&format!("stream {}: commit", stream.name), e))
+    }
+
+    fn load_state(&self, stream: &str) -> Result<Option<Value>, DestinationError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT state FROM _ionport_state WHERE stream = ?1",
+                [stream],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.write_err("cannot read the state", e))?;
+        text.map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| {
+                self.write_err(&format!("stream {stream}: the stored state is not JSON"), e)
+            })
+    }
+
+    fn states(&self) -> Result<Vec<(String, Value)>, DestinationError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT stream, state FROM _ionport_state ORDER BY stream")
+            .map_err(|e| self.write_err("cannot read the states", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.write_err("cannot read the states", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (stream, text) = row.map_err(|e| self.write_err("cannot read the states", e))?;
+            let v = serde_json::from_str(&text).map_err(|e| {
+                self.write_err(&format!("stream {stream}: the stored state is not JSON"), e)
+            })?;
+            out.push((stream, v));
+        }
+        Ok(out)
+    }
+
+    fn reset_state(&self, stream: Option<&str>) -> Result<(), DestinationError> {
+        let conn = self.conn();
+        match stream {
+            Some(s) => conn.execute("DELETE FROM _ionport_state WHERE stream = ?1", [s]),
+            None => conn.execute("DELETE FROM _ionport_state", []),
+        }
+        .map(|_| ())
+        .map_err(|e| self.write_err("cannot reset the state", e))
+    }
+
+    fn finish(&self, _stream: &StreamSpec) -> Result<(), DestinationError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,382 @@
+//! The destinations, each through the same scenario: create, commit batches with upserts
+//! across and within batches, evolve the schema, state round trip, a crash (drop without
+//! finish; garbage after the last state for files) and a rerun, bad records, reset.
+//!
+//! Postgres tests need a server at `IONPORT_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); they fail, never skip, when it is not
+//! there (`cargo xtask test` starts one when needed). Each uses its own schema and drops it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ionport_core::destination::{self, Destination, DestinationConfig, StreamSpec, table_name};
+use serde_json::{Map, Value, json};
+
+fn spec(name: &str, with_note: bool) -> StreamSpec {
+    let mut props = json!({
+        "id": {"type": "integer", "format": "int64"},
+        "name": {"type": ["string", "null"]},
+        "price": {"type": ["number", "null"], "format": "double"},
+        "active": {"type": "boolean"},
+        "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+        "extra": {"type": "object"}
+    });
+    if with_note {
+        props["note"] = json!({"type": ["string", "null"]});
+    }
+    StreamSpec {
+        name: name.into(),
+        record_schema: json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": props
+        }),
+        primary_key: vec!["id".into()],
+        cursor_field: None,
+    }
+}
+
+fn rec(id: i64, name: &str) -> Map<String, Value> {
+    let v = json!({
+        "id": id,
+        "name": name,
+        "price": id as f64 + 0.5,
+        "active": id % 2 == 0,
+        "tags": ["a", name],
+        "extra": {"k": id, "nested": {"x": [1, 2]}}
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn with_note(mut r: Map<String, Value>, note: &str) -> Map<String, Value> {
+    r.insert("note".into(), json!(note));
+    r
+}
+
+/// Records keyed by id, nulls removed (stores differ in how they show a missing value).
+fn canon(rows: Vec<Map<String, Value>>) -> BTreeMap<i64, Map<String, Value>> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let id = r["id"].as_i64().expect("id");
+        let r: Map<String, Value> = r.into_iter().filter(|(_, v)| !v.is_null()).collect();
+        assert!(out.insert(id, r).is_none(), "duplicate id {id}");
+    }
+    out
+}
+
+/// How a test reaches one destination.
+trait Harness {
+    fn config(&self) -> DestinationConfig;
+    /// Every row of the stream's final output (after `finish` for files), typed.
+    fn rows(&self, stream: &StreamSpec) -> Vec<Map<String, Value>>;
+    /// What a crash in the middle of a commit leaves behind (files: garbage after the
+    /// last committed state).
+    fn crash_debris(&self, _stream: &StreamSpec) {}
+    fn open(&self) -> Box<dyn Destination> {
+        destination::open(&self.config()).expect("open")
+    }
+}
+
+fn assert_rows(h: &dyn Harness, s: &StreamSpec, expected: &[Map<String, Value>]) {
+    let got = canon(h.rows(s));
+    let want = canon(expected.to_vec());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "ids"
+    );
+    for (id, w) in &want {
+        assert_eq!(&got[id], w, "row {id}");
+    }
+}
+
+/// The scenario every destination goes through.
+fn scenario(h: &dyn Harness) {
+    let s1 = spec("table:MITMAS", false);
+    let d = h.open();
+    assert!(!d.describe().is_empty());
+    d.prepare(&s1).unwrap();
+    assert_eq!(d.load_state(&s1.name).unwrap(), None);
+    assert!(d.states().unwrap().is_empty());
+
+    // Upserts within a batch (id 2 twice) and across batches (id 3).
+    d.commit(
+        &s1,
+        &[rec(1, "a"), rec(2, "b"), rec(3, "c"), rec(2, "b2")],
+        &json!({"cursor": 1}),
+    )
+    .unwrap();
+    d.commit(&s1, &[rec(3, "c2"), rec(4, "d")], &json!({"cursor": 2}))
+        .unwrap();
+    assert_eq!(d.load_state(&s1.name).unwrap(), Some(json!({"cursor": 2})));
+    assert_eq!(
+        d.states().unwrap(),
+        vec![(s1.name.clone(), json!({"cursor": 2}))]
+    );
+    d.finish(&s1).unwrap();
+    let mut expected = vec![rec(1, "a"), rec(2, "b2"), rec(3, "c2"), rec(4, "d")];
+    assert_rows(h, &s1, &expected);
+    // finish again changes nothing.
+    d.finish(&s1).unwrap();
+    assert_rows(h, &s1, &expected);
+
+    // A bad record is an error naming the stream, field and type; nothing is committed.
+    let mut bad = rec(9, "bad");
+    bad.insert("price".into(), json!("cheap"));
+    let e = d
+        .commit(&s1, &[rec(8, "ok"), bad], &json!({"cursor": 99}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("table:MITMAS") && e.contains("price") && e.contains("string"),
+        "{e}"
+    );
+    let mut unknown = rec(9, "x");
+    unknown.insert("surprise".into(), json!(1));
+    let e = d
+        .commit(&s1, &[unknown], &json!({"cursor": 99}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("surprise"), "{e}");
+    let mut no_key = rec(9, "x");
+    no_key.remove("id");
+    let e = d
+        .commit(&s1, &[no_key], &json!({"cursor": 99}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("id") && e.contains("missing"), "{e}");
+    let mut not_int = rec(9, "x");
+    not_int.insert("id".into(), json!(9.5));
+    let e = d
+        .commit(&s1, &[not_int], &json!({"cursor": 99}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`id`") && e.contains("number") && e.contains("integer"),
+        "{e}"
+    );
+    assert_eq!(d.load_state(&s1.name).unwrap(), Some(json!({"cursor": 2})));
+
+    // Schema evolution: a new column.
+    let s2 = spec("table:MITMAS", true);
+    d.prepare(&s2).unwrap();
+    d.commit(
+        &s2,
+        &[
+            with_note(rec(5, "e"), "new"),
+            with_note(rec(1, "a2"), "changed"),
+        ],
+        &json!({"cursor": 3}),
+    )
+    .unwrap();
+    d.finish(&s2).unwrap();
+    expected[0] = with_note(rec(1, "a2"), "changed");
+    expected.push(with_note(rec(5, "e"), "new"));
+    assert_rows(h, &s2, &expected);
+
+    // A crash: committed, then dropped without finish, debris after the last state.
+    d.commit(&s2, &[rec(6, "f"), rec(4, "d2")], &json!({"cursor": 4}))
+        .unwrap();
+    drop(d);
+    h.crash_debris(&s2);
+    let d = h.open();
+    assert_eq!(d.load_state(&s2.name).unwrap(), Some(json!({"cursor": 4})));
+    // The rerun resumes after cursor 4 and sends one more record, and re-sends one.
+    d.prepare(&s2).unwrap();
+    d.commit(&s2, &[rec(7, "g"), rec(6, "f")], &json!({"cursor": 5}))
+        .unwrap();
+    d.finish(&s2).unwrap();
+    expected[3] = rec(4, "d2");
+    expected.push(rec(6, "f"));
+    expected.push(rec(7, "g"));
+    assert_rows(h, &s2, &expected);
+
+    // A second stream, then resets.
+    let other = spec("Other Stream", false);
+    d.prepare(&other).unwrap();
+    d.commit(&other, &[rec(1, "x")], &json!({"page": "p1"}))
+        .unwrap();
+    d.finish(&other).unwrap();
+    assert_rows(h, &other, &[rec(1, "x")]);
+    assert_eq!(
+        d.states().unwrap(),
+        vec![
+            ("Other Stream".to_string(), json!({"page": "p1"})),
+            (s2.name.clone(), json!({"cursor": 5})),
+        ]
+    );
+    d.reset_state(Some(&s2.name)).unwrap();
+    assert_eq!(d.load_state(&s2.name).unwrap(), None);
+    assert_eq!(
+        d.load_state("Other Stream").unwrap(),
+        Some(json!({"page": "p1"}))
+    );
+    d.reset_state(None).unwrap();
+    assert!(d.states().unwrap().is_empty());
+    drop(d);
+    // The data stays after a state reset, and survives a reopen.
+    let d = h.open();
+    assert!(d.states().unwrap().is_empty());
+    assert_rows(h, &s2, &expected);
+}
+
+/// A crash before anything was committed, then a rerun from scratch.
+fn crash_before_first_commit(h: &dyn Harness) {
+    let s = spec("fresh", false);
+    let d = h.open();
+    d.prepare(&s).unwrap();
+    drop(d);
+    h.crash_debris(&s);
+    let d = h.open();
+    assert_eq!(d.load_state("fresh").unwrap(), None);
+    d.commit(&s, &[rec(1, "a")], &json!(1)).unwrap();
+    d.finish(&s).unwrap();
+    assert_rows(h, &s, &[rec(1, "a")]);
+}
+
+/// Several streams committing at once from different threads.
+fn concurrent_streams(h: &dyn Harness) {
+    let d = h.open();
+    std::thread::scope(|scope| {
+        for t in 0..3 {
+            let d = &d;
+            scope.spawn(move || {
+                let s = spec(&format!("conc{t}"), false);
+                d.prepare(&s).unwrap();
+                for b in 0..5 {
+                    let recs: Vec<_> = (0..20).map(|i| rec(b * 10 + i, "n")).collect();
+                    d.commit(&s, &recs, &json!({"batch": b})).unwrap();
+                }
+                d.finish(&s).unwrap();
+            });
+        }
+    });
+    for t in 0..3 {
+        let s = spec(&format!("conc{t}"), false);
+        assert_eq!(h.rows(&s).len(), 60);
+        assert_eq!(d.load_state(&s.name).unwrap(), Some(json!({"batch": 4})));
+    }
+}
+
+fn run_all(h: &dyn Harness) {
+    scenario(h);
+    crash_before_first_commit(h);
+    concurrent_streams(h);
+}
+
+/// Converts a row read from a typed store back into the record's JSON types.
+fn retype(s: &StreamSpec, mut row: Map<String, Value>) -> Map<String, Value> {
+    let props = &s.record_schema["properties"];
+    for (k, v) in row.iter_mut() {
+        let ty = &props[k]["type"];
+        let is = |t: &str| ty == t || ty.as_array().is_some_and(|a| a.contains(&json!(t)));
+        if v.is_null() {
+            continue;
+        }
+        if is("boolean") {
+            if let Some(i) = v.as_i64() {
+                *v = json!(i != 0);
+            }
+        } else if (is("array") || is("object"))
+            && let Some(text) = v.as_str()
+        {
+            *v = serde_json::from_str(text).expect("json column");
+        }
+    }
+    row
+}
+
+// ---------------------------------------------------------------- SQLite
+
+struct SqliteHarness {
+    path: PathBuf,
+}
+
+impl Harness for SqliteHarness {
+    fn config(&self) -> DestinationConfig {
+        DestinationConfig::Sqlite {
+            path: self.path.clone(),
+        }
+    }
+
+    fn rows(&self, s: &StreamSpec) -> Vec<Map<String, Value>> {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{}\"", table_name(&s.name)))
+            .unwrap();
+        let names: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut m = Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => json!(x),
+                        rusqlite::types::ValueRef::Real(x) => json!(x),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            json!(String::from_utf8_lossy(t))
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => panic!("blob"),
+                    };
+                    m.insert(n.clone(), v);
+                }
+                Ok(m)
+            })
+            .unwrap();
+        rows.map(|r| retype(s, r.unwrap())).collect()
+    }
+}
+
+#[test]
+fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = SqliteHarness {
+        path: dir.path().join("sub/dir/ionport.db"),
+    };
+    run_all(&h);
+    // The table name rule.
+    let conn = rusqlite::Connection::open(&h.path).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('table_mitmas', 'other_stream', '_ionport_state')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn sqlite_type_change_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = SqliteHarness {
+        path: dir.path().join("t.db"),
+    };
+    let d = h.open();
+    d.prepare(&spec("s", false)).unwrap();
+    let mut changed = spec("s", false);
+    changed.record_schema["properties"]["name"] = json!({"type": "integer"});
+    let e = d.prepare(&changed).unwrap_err().to_string();
+    assert!(e.contains("name") && e.contains("integer"), "{e}");
+    let mut rekeyed = spec("s", false);
+    rekeyed.primary_key = vec!["name".into()];
+    let e = d.prepare(&rekeyed).unwrap_err().to_string();
+    assert!(e.contains("primary key"), "{e}");
+}
+
+#[test]
+fn streams_with_the_same_table_name_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = SqliteHarness {
+        path: dir.path().join("t.db"),
+    };
+    let d = h.open();
+    d.prepare(&spec("a:b", false)).unwrap();
+    let e = d.prepare(&spec("a-b", false)).unwrap_err().to_string();
+    assert!(e.contains("a_b") && e.contains("a:b"), "{e}");
+}
