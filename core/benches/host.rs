@@ -44,10 +44,9 @@ fn settings(rate_limit: Option<RateLimit>) -> ConnectionSettings {
 
 async fn run_for<F, Fut>(secs: f64, tasks: usize, make: F) -> (u64, f64)
 where
-    F: Fn() -> Fut,
+    F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
-    let _ = &make;
     let ok = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let stop = start + Duration::from_secs_f64(secs);
@@ -108,12 +107,13 @@ fn main() {
 
         // 2. Throughput: the host's gateway client vs the emulator's own ceiling.
         let gw = conn.gateway().clone();
-        let (_, _) = run_for(0.5, CONCURRENCY, || {
-            let gw = gw.clone();
+        let warm = gw.clone();
+        let (_, _) = run_for(0.5, CONCURRENCY, move || {
+            let gw = warm.clone();
             async move { gw.get_ok(ME).await.is_ok() }
         })
         .await; // warm-up: connections open
-        let (host_n, host_rate) = run_for(secs, CONCURRENCY, || {
+        let (host_n, host_rate) = run_for(secs, CONCURRENCY, move || {
             let gw = gw.clone();
             async move { gw.get_ok(ME).await.map(|r| r.status == 200).unwrap_or(false) }
         })
@@ -121,7 +121,7 @@ fn main() {
         let token = tm.cached().unwrap().secret().expose_secret().to_string();
         let raw = reqwest::Client::new();
         let url = format!("{}{ME}", conn.gateway().base());
-        let (raw_n, raw_rate) = run_for(secs, CONCURRENCY, || {
+        let (raw_n, raw_rate) = run_for(secs, CONCURRENCY, move || {
             let raw = raw.clone();
             let url = url.clone();
             let token = token.clone();
@@ -160,7 +160,7 @@ fn main() {
         let conn = Connection::open(CredentialSource::IonApiFile(file), settings(Some(limit))).unwrap();
         conn.tokens().access_token().await.unwrap();
         let gw = conn.gateway().clone();
-        let (n, rate) = run_for(qsecs, 16, || {
+        let (n, rate) = run_for(qsecs, 16, move || {
             let gw = gw.clone();
             async move { gw.get_ok(ME).await.is_ok() }
         })
