@@ -380,3 +380,314 @@ fn streams_with_the_same_table_name_are_an_error() {
     let e = d.prepare(&spec("a-b", false)).unwrap_err().to_string();
     assert!(e.contains("a_b") && e.contains("a:b"), "{e}");
 }
+
+// ---------------------------------------------------------------- JSONL and Parquet
+
+/// Garbage after the last committed state, as a crash in the middle of a commit or of a
+/// compaction leaves it.
+fn file_debris(dir: &std::path::Path, s: &StreamSpec, ext: &str) {
+    use std::io::Write;
+    let table = table_name(&s.name);
+    let log = dir.join("_ionport").join(&table).join("log.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"{\"id\": 999, \"name\": \"uncommitted\"}\n{\"id\": 1000, \"na")
+        .unwrap();
+    std::fs::write(dir.join(format!("{table}.{ext}.tmp")), b"half a file").unwrap();
+}
+
+struct JsonlHarness {
+    dir: PathBuf,
+}
+
+impl Harness for JsonlHarness {
+    fn config(&self) -> DestinationConfig {
+        DestinationConfig::Jsonl {
+            path: self.dir.clone(),
+        }
+    }
+
+    fn rows(&self, s: &StreamSpec) -> Vec<Map<String, Value>> {
+        let path = self.dir.join(format!("{}.jsonl", table_name(&s.name)));
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn crash_debris(&self, s: &StreamSpec) {
+        file_debris(&self.dir, s, "jsonl");
+    }
+}
+
+#[test]
+fn jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = JsonlHarness {
+        dir: dir.path().join("out"),
+    };
+    run_all(&h);
+    assert!(h.dir.join("table_mitmas.jsonl").exists());
+    assert!(!h.dir.join("table_mitmas.jsonl.tmp").exists());
+}
+
+struct ParquetHarness {
+    dir: PathBuf,
+}
+
+impl Harness for ParquetHarness {
+    fn config(&self) -> DestinationConfig {
+        DestinationConfig::Parquet {
+            path: self.dir.clone(),
+        }
+    }
+
+    fn rows(&self, s: &StreamSpec) -> Vec<Map<String, Value>> {
+        let path = self.dir.join(format!("{}.parquet", table_name(&s.name)));
+        destination::parquet::read_dataset(&path).unwrap()
+    }
+
+    fn crash_debris(&self, s: &StreamSpec) {
+        file_debris(&self.dir, s, "parquet");
+    }
+}
+
+#[test]
+fn parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = ParquetHarness {
+        dir: dir.path().join("out"),
+    };
+    run_all(&h);
+    assert!(h.dir.join("table_mitmas.parquet").exists());
+}
+
+#[test]
+fn parquet_type_change_is_an_error_and_many_rows_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = ParquetHarness {
+        dir: dir.path().to_path_buf(),
+    };
+    let d = h.open();
+    let s = spec("big", false);
+    // More than one read batch and one row group's worth of upserts.
+    for b in 0..3 {
+        let recs: Vec<_> = (0..10_000).map(|i| rec(i, &format!("v{b}"))).collect();
+        d.commit(&s, &recs, &json!(b)).unwrap();
+        d.finish(&s).unwrap();
+    }
+    let rows = h.rows(&s);
+    assert_eq!(rows.len(), 10_000);
+    assert!(rows.iter().all(|r| r["name"] == "v2"));
+    let mut changed = spec("big", false);
+    changed.record_schema["properties"]["price"] = json!({"type": "string"});
+    let e = d.prepare(&changed).unwrap_err().to_string();
+    assert!(e.contains("price") && e.contains("string"), "{e}");
+}
+
+#[test]
+fn a_compaction_cut_short_is_finished_by_the_next_run() {
+    // The output was replaced but the log not yet emptied: finishing again must not
+    // duplicate anything.
+    let dir = tempfile::tempdir().unwrap();
+    let h = JsonlHarness {
+        dir: dir.path().to_path_buf(),
+    };
+    let d = h.open();
+    let s = spec("s", false);
+    d.commit(&s, &[rec(1, "a"), rec(2, "b")], &json!(1))
+        .unwrap();
+    let state_path = h.dir.join("_ionport/s/state.json");
+    let before = std::fs::read(&state_path).unwrap();
+    let log_before = std::fs::read(h.dir.join("_ionport/s/log.jsonl")).unwrap();
+    d.finish(&s).unwrap();
+    drop(d);
+    // Put back the state and log as they were just before the log was emptied.
+    std::fs::write(&state_path, before).unwrap();
+    std::fs::write(h.dir.join("_ionport/s/log.jsonl"), log_before).unwrap();
+    let d = h.open();
+    d.commit(&s, &[rec(2, "b2"), rec(3, "c")], &json!(2))
+        .unwrap();
+    d.finish(&s).unwrap();
+    assert_rows(&h, &s, &[rec(1, "a"), rec(2, "b2"), rec(3, "c")]);
+}
+
+// ---------------------------------------------------------------- Postgres
+
+fn pg_url() -> String {
+    std::env::var("IONPORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn pg_client() -> postgres::Client {
+    match postgres::Client::connect(&pg_url(), postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "Postgres is not reachable at IONPORT_TEST_POSTGRES_URL ({:?}): {e}; `cargo xtask test` starts one",
+            DestinationConfig::Postgres {
+                url: pg_url(),
+                schema: String::new()
+            }
+        ),
+    }
+}
+
+/// A Postgres schema of its own, dropped at the end (even when the test fails).
+struct PgHarness {
+    schema: String,
+}
+
+impl PgHarness {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("ionport_test_{tag}_{}_{nanos}", std::process::id());
+        let mut c = pg_client();
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .unwrap();
+        PgHarness { schema }
+    }
+}
+
+impl Drop for PgHarness {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ));
+        }
+    }
+}
+
+impl Harness for PgHarness {
+    fn config(&self) -> DestinationConfig {
+        DestinationConfig::Postgres {
+            url: pg_url(),
+            schema: self.schema.clone(),
+        }
+    }
+
+    fn rows(&self, s: &StreamSpec) -> Vec<Map<String, Value>> {
+        let mut c = pg_client();
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT row_to_json(t)::text FROM \"{}\".\"{}\" t",
+                    self.schema,
+                    table_name(&s.name)
+                ),
+                &[],
+            )
+            .unwrap();
+        rows.iter()
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn postgres() {
+    let h = PgHarness::new("all");
+    run_all(&h);
+    let mut c = pg_client();
+    let types: Vec<(String, String)> = c
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = 'table_mitmas' ORDER BY column_name",
+            &[&h.schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let types: BTreeMap<_, _> = types.into_iter().collect();
+    assert_eq!(types["id"], "bigint");
+    assert_eq!(types["name"], "text");
+    assert_eq!(types["price"], "double precision");
+    assert_eq!(types["active"], "boolean");
+    assert_eq!(types["tags"], "jsonb");
+    assert_eq!(types["extra"], "jsonb");
+}
+
+#[test]
+fn postgres_type_change_is_an_error() {
+    let h = PgHarness::new("types");
+    let d = h.open();
+    d.prepare(&spec("s", false)).unwrap();
+    let mut changed = spec("s", false);
+    changed.record_schema["properties"]["name"] = json!({"type": "integer"});
+    let e = d.prepare(&changed).unwrap_err().to_string();
+    assert!(e.contains("name") && e.contains("bigint"), "{e}");
+}
+
+#[test]
+fn postgres_from_a_blocking_thread_of_a_runtime() {
+    let h = PgHarness::new("rt");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = h.config();
+    rt.block_on(async move {
+        tokio::task::spawn_blocking(move || {
+            let d = destination::open(&config).unwrap();
+            let s = spec("s", false);
+            d.commit(&s, &[rec(1, "a")], &json!(1)).unwrap();
+            assert_eq!(d.load_state("s").unwrap(), Some(json!(1)));
+        })
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn postgres_password_never_shown() {
+    const SECRET: &str = "hunter2-s3cret";
+    // Unreachable server.
+    let url = format!("postgres://postgres:{SECRET}@127.0.0.1:1/test");
+    let config = DestinationConfig::Postgres {
+        url: url.clone(),
+        schema: "public".into(),
+    };
+    assert!(!format!("{config:?}").contains(SECRET));
+    let e = destination::open(&config).unwrap_err();
+    for text in [e.to_string(), format!("{e:?}")] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(
+            text.contains("postgres://postgres:***@127.0.0.1:1/test"),
+            "{text}"
+        );
+    }
+    // A reachable server, the password added to the URL (accepted or refused, depending
+    // on its authentication): describe, Debug and every error hide it.
+    let h = PgHarness::new("secret");
+    let mut u = url::Url::parse(&pg_url()).unwrap();
+    u.set_password(Some(SECRET)).unwrap();
+    let config = DestinationConfig::Postgres {
+        url: u.to_string(),
+        schema: h.schema.clone(),
+    };
+    match destination::open(&config) {
+        Ok(d) => {
+            assert!(!d.describe().contains(SECRET));
+            assert!(!format!("{d:?}").contains(SECRET));
+            let s = spec("s", false);
+            // A value the server refuses (NUL in text) gives a server error.
+            let e = d
+                .commit(&s, &[rec(1, "nul\u{0}here")], &json!(1))
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains(SECRET), "{e}");
+            let e = d.commit(&s, &[rec(1, "a"), rec(2, "b")], &json!(1));
+            assert!(e.is_ok(), "{e:?}");
+        }
+        Err(e) => {
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+}

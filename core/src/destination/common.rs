@@ -2,8 +2,6 @@
 //! table naming, record validation, de-duplication by primary key, secret redaction and
 //! the small file-system helpers the file destinations need for atomic, durable writes.
 
-#![allow(dead_code)] // TEMP: used by the destinations still to come
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -16,7 +14,7 @@ use super::{DestinationError, StreamSpec};
 
 /// The column types every destination maps to its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ColumnType {
+pub enum ColumnType {
     /// JSON Schema `string`.
     Text,
     /// JSON Schema `integer` (64-bit signed).
@@ -44,14 +42,14 @@ impl ColumnType {
 
 /// One column: the property name (used verbatim, quoted) and its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Column {
+pub struct Column {
     pub name: String,
     pub ty: ColumnType,
 }
 
 /// A stream's table as every destination sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TableSpec {
+pub struct TableSpec {
     /// The stream name.
     pub stream: String,
     /// The sanitised table (or file) name.
@@ -346,20 +344,18 @@ impl TableNames {
     pub(crate) fn claim(
         &self,
         destination: &str,
-        spec: &TableSpec,
+        stream: &str,
+        table: &str,
     ) -> Result<(), DestinationError> {
         let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match names.get(&spec.table) {
-            Some(owner) if owner != &spec.stream => Err(DestinationError::Schema {
+        match names.get(table) {
+            Some(owner) if owner != stream => Err(DestinationError::Schema {
                 destination: destination.to_string(),
-                stream: spec.stream.clone(),
-                message: format!(
-                    "its table name `{}` is already used by stream `{owner}`",
-                    spec.table
-                ),
+                stream: stream.to_string(),
+                message: format!("its table name `{table}` is already used by stream `{owner}`"),
             }),
             _ => {
-                names.insert(spec.table.clone(), spec.stream.clone());
+                names.insert(table.to_string(), stream.to_string());
                 Ok(())
             }
         }

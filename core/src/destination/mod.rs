@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 mod common;
+mod files;
+pub mod jsonl;
+pub mod parquet;
+pub mod postgres;
 pub mod sqlite;
 
 pub use common::table_name;
@@ -24,12 +28,11 @@ pub use common::table_name;
 pub fn open(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
     Ok(match config {
         DestinationConfig::Sqlite { path } => Box::new(sqlite::SqliteDestination::open(path)?),
-        other => {
-            return Err(DestinationError::Open {
-                destination: format!("{other:?}"),
-                message: "this destination is not available yet".into(),
-            });
+        DestinationConfig::Postgres { url, schema } => {
+            Box::new(postgres::PostgresDestination::open(url, schema)?)
         }
+        DestinationConfig::Parquet { path } => Box::new(parquet::ParquetDestination::open(path)?),
+        DestinationConfig::Jsonl { path } => Box::new(jsonl::JsonlDestination::open(path)?),
     })
 }
 

@@ -143,7 +143,8 @@ impl SqliteDestination {
 
     fn prepare_table(&self, stream: &StreamSpec) -> Result<Arc<Prepared>, DestinationError> {
         let table = TableSpec::new(&self.describe, stream)?;
-        self.names.claim(&self.describe, &table)?;
+        self.names
+            .claim(&self.describe, &stream.name, &table.table)?;
         let sql_err = |e: rusqlite::Error| self.schema_err(&stream.name, e.to_string());
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql_err)?;

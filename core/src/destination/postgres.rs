@@ -1,0 +1,439 @@
+//! The Postgres destination: one table per stream in the configured schema, upserted on
+//! the primary key, and `<schema>._ionport_state` — records and state in one transaction.
+//!
+//! It uses the synchronous `postgres` client: the trait is called from blocking threads
+//! (plugin callbacks run there, never on a tokio worker), and the client drives its own
+//! small runtime per connection. Connections are pooled (one per concurrently committing
+//! stream). A batch is sent as one JSON parameter and expanded server-side by
+//! `jsonb_to_recordset`, so a commit is one `INSERT ... ON CONFLICT DO UPDATE` statement
+//! plus the state upsert. Connections are made without TLS.
+//!
+//! The URL's password never appears in messages: `describe()` shows the URL redacted and
+//! every error message is scrubbed of the password.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use postgres::{Client, NoTls};
+use serde_json::{Map, Value};
+
+use super::common::{
+    ColumnType, TableNames, TableSpec, expand_env, redact_url, scrub, url_password,
+};
+use super::{Destination, DestinationError, StreamSpec};
+
+/// A Postgres schema with its state table.
+pub struct PostgresDestination {
+    url: String,
+    password: Option<String>,
+    schema: String,
+    describe: String,
+    pool: Mutex<Vec<Client>>,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    names: TableNames,
+}
+
+impl std::fmt::Debug for PostgresDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresDestination")
+            .field("destination", &self.describe)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Prepared {
+    stream: StreamSpec,
+    upsert: String,
+    table: TableSpec,
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Text => "text",
+        ColumnType::Integer => "bigint",
+        ColumnType::Number => "double precision",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Json => "jsonb",
+    }
+}
+
+/// A driver error as text: the server's message with its detail, or the client's.
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!("; {d}"));
+            }
+            m
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Checks that a Postgres server accepts a connection at `url` (`SELECT 1`). The error
+/// shows the URL without its password.
+pub fn ping(url: &str) -> Result<(), DestinationError> {
+    let password = url_password(url);
+    let err = |e: postgres::Error| DestinationError::Open {
+        destination: redact_url(url),
+        message: scrub(&pg_message(&e), password.as_deref()),
+    };
+    let mut c = Client::connect(url, NoTls).map_err(err)?;
+    c.simple_query("SELECT 1").map_err(err)?;
+    Ok(())
+}
+
+impl PostgresDestination {
+    /// Connects to `url` (`${VAR}` references expanded) and creates `schema` and its state
+    /// table when missing.
+    pub fn open(url: &str, schema: &str) -> Result<Self, DestinationError> {
+        let shown = redact_url(url);
+        let describe = format!("{shown} (schema {schema})");
+        let url = expand_env(url).map_err(|message| DestinationError::Open {
+            destination: describe.clone(),
+            message,
+        })?;
+        let d = PostgresDestination {
+            password: url_password(&url),
+            url,
+            schema: schema.to_string(),
+            describe,
+            pool: Mutex::new(Vec::new()),
+            prepared: Mutex::new(HashMap::new()),
+            names: TableNames::default(),
+        };
+        let open_err = |message: String| DestinationError::Open {
+            destination: d.describe.clone(),
+            message,
+        };
+        let mut c = d.connect().map_err(open_err)?;
+        let s = quote(schema);
+        let mut tx = c.transaction().map_err(|e| open_err(d.msg(&e)))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ionport-ddl'), hashtext($1))",
+            &[&d.schema],
+        )
+        .map_err(|e| open_err(d.msg(&e)))?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}._ionport_state (
+                stream text PRIMARY KEY,
+                state jsonb NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now()
+             )"
+        ))
+        .map_err(|e| open_err(d.msg(&e)))?;
+        tx.commit().map_err(|e| open_err(d.msg(&e)))?;
+        d.put(c);
+        Ok(d)
+    }
+
+    /// A message without the password.
+    fn msg(&self, e: &postgres::Error) -> String {
+        scrub(&pg_message(e), self.password.as_deref())
+    }
+
+    fn connect(&self) -> Result<Client, String> {
+        Client::connect(&self.url, NoTls).map_err(|e| format!("cannot connect: {}", self.msg(&e)))
+    }
+
+    /// A pooled connection, or a new one.
+    fn get(&self) -> Result<Client, DestinationError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.connect().map_err(|message| DestinationError::Write {
+                destination: self.describe.clone(),
+                message,
+            }),
+        }
+    }
+
+    /// Returns a healthy connection to the pool.
+    fn put(&self, c: Client) {
+        if !c.is_closed() {
+            self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        }
+    }
+
+    fn write_err(&self, what: &str, e: &postgres::Error) -> DestinationError {
+        DestinationError::Write {
+            destination: self.describe.clone(),
+            message: format!("{what}: {}", self.msg(e)),
+        }
+    }
+
+    fn state_table(&self) -> String {
+        format!("{}._ionport_state", quote(&self.schema))
+    }
+
+    fn prepared(&self, stream: &StreamSpec) -> Result<Arc<Prepared>, DestinationError> {
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&stream.name)
+            && p.stream == *stream
+        {
+            return Ok(p.clone());
+        }
+        self.prepare_table(stream)
+    }
+
+    fn prepare_table(&self, stream: &StreamSpec) -> Result<Arc<Prepared>, DestinationError> {
+        let table = TableSpec::new(&self.describe, stream)?;
+        self.names
+            .claim(&self.describe, &stream.name, &table.table)?;
+        let schema_err = |message: String| DestinationError::Schema {
+            destination: self.describe.clone(),
+            stream: stream.name.clone(),
+            message,
+        };
+        for c in &table.columns {
+            if c.name.len() > 63 {
+                return Err(schema_err(format!(
+                    "column name `{}` is longer than Postgres' 63-byte identifier limit",
+                    c.name
+                )));
+            }
+        }
+        let qt = format!("{}.{}", quote(&self.schema), quote(&table.table));
+        let mut c = self.get()?;
+        let result = (|| -> Result<(), DestinationError> {
+            let mut tx = c.transaction().map_err(|e| schema_err(self.msg(&e)))?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('ionport-ddl'), hashtext($1))",
+                &[&self.schema],
+            )
+            .map_err(|e| schema_err(self.msg(&e)))?;
+            let rows = tx
+                .query(
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns
+                     WHERE table_schema = $1 AND table_name = $2",
+                    &[&self.schema, &table.table],
+                )
+                .map_err(|e| schema_err(self.msg(&e)))?;
+            let existing: HashMap<String, String> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            if existing.is_empty() {
+                let mut cols: Vec<String> = table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let not_null = if i < table.key_len { " NOT NULL" } else { "" };
+                        format!("{} {}{not_null}", quote(&c.name), sql_type(c.ty))
+                    })
+                    .collect();
+                if table.key_len > 0 {
+                    let key: Vec<String> = table.key().iter().map(|c| quote(&c.name)).collect();
+                    cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
+                }
+                tx.batch_execute(&format!("CREATE TABLE {qt} ({})", cols.join(", ")))
+                    .map_err(|e| schema_err(self.msg(&e)))?;
+                tracing::info!(destination = %self.describe, stream = %stream.name, table = %table.table, "created table");
+            } else {
+                let key_rows = tx
+                    .query(
+                        "SELECT a.attname::text FROM pg_index i
+                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                         WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+                        &[&qt],
+                    )
+                    .map_err(|e| schema_err(self.msg(&e)))?;
+                let mut old_key: Vec<String> = key_rows.iter().map(|r| r.get(0)).collect();
+                let mut new_key: Vec<String> = table.key().iter().map(|c| c.name.clone()).collect();
+                old_key.sort();
+                new_key.sort();
+                if old_key != new_key {
+                    return Err(schema_err(format!(
+                        "table `{}` has primary key ({}) but the stream's is ({}); nothing is altered: drop the table to change it",
+                        table.table,
+                        old_key.join(", "),
+                        new_key.join(", ")
+                    )));
+                }
+                for c in &table.columns {
+                    match existing.get(&c.name) {
+                        Some(ty) if ty != sql_type(c.ty) => {
+                            return Err(schema_err(format!(
+                                "column `{}` of table `{}` is {ty} but the record schema now says {} ({}); nothing is altered: drop the table to change a type",
+                                c.name,
+                                table.table,
+                                c.ty.name(),
+                                sql_type(c.ty)
+                            )));
+                        }
+                        Some(_) => {}
+                        None => {
+                            tx.batch_execute(&format!(
+                                "ALTER TABLE {qt} ADD COLUMN IF NOT EXISTS {} {}",
+                                quote(&c.name),
+                                sql_type(c.ty)
+                            ))
+                            .map_err(|e| schema_err(self.msg(&e)))?;
+                            tracing::info!(destination = %self.describe, stream = %stream.name, column = %c.name, "added column");
+                        }
+                    }
+                }
+            }
+            tx.commit().map_err(|e| schema_err(self.msg(&e)))
+        })();
+        self.put(c);
+        result?;
+
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let defs: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), sql_type(c.ty)))
+            .collect();
+        let mut upsert = format!(
+            "INSERT INTO {qt} ({cols}) SELECT {cols} FROM jsonb_to_recordset($1::text::jsonb) AS r({defs})",
+            cols = cols.join(", "),
+            defs = defs.join(", ")
+        );
+        if table.key_len > 0 {
+            let key = &cols[..table.key_len];
+            let rest = &cols[table.key_len..];
+            if rest.is_empty() {
+                upsert.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", key.join(", ")));
+            } else {
+                let set: Vec<String> = rest.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+                upsert.push_str(&format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    key.join(", "),
+                    set.join(", ")
+                ));
+            }
+        }
+        let p = Arc::new(Prepared {
+            stream: stream.clone(),
+            upsert,
+            table,
+        });
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.name.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Runs `f` on a pooled connection, returning it to the pool afterwards.
+    fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, DestinationError>,
+    ) -> Result<T, DestinationError> {
+        let mut c = self.get()?;
+        let r = f(&mut c);
+        self.put(c);
+        r
+    }
+}
+
+impl Destination for PostgresDestination {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn prepare(&self, stream: &StreamSpec) -> Result<(), DestinationError> {
+        self.prepare_table(stream).map(|_| ())
+    }
+
+    fn commit(
+        &self,
+        stream: &StreamSpec,
+        records: &[Map<String, Value>],
+        state: &Value,
+    ) -> Result<(), DestinationError> {
+        let p = self.prepared(stream)?;
+        for r in records {
+            p.table.check(&self.describe, r)?;
+        }
+        let rows = p.table.last_by_key(records);
+        let batch = serde_json::to_string(&rows).map_err(|e| DestinationError::Write {
+            destination: self.describe.clone(),
+            message: format!("stream {}: cannot serialise the batch: {e}", stream.name),
+        })?;
+        let state_text = state.to_string();
+        let state_sql = format!(
+            "INSERT INTO {} (stream, state, updated_at) VALUES ($1, $2::text::jsonb, now())
+             ON CONFLICT (stream) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+            self.state_table()
+        );
+        let what = format!("stream {}", stream.name);
+        self.with_client(|c| {
+            let mut tx = c.transaction().map_err(|e| self.write_err(&what, &e))?;
+            if !rows.is_empty() {
+                tx.execute(&p.upsert, &[&batch])
+                    .map_err(|e| self.write_err(&format!("{what}: upsert"), &e))?;
+            }
+            tx.execute(&state_sql, &[&stream.name, &state_text])
+                .map_err(|e| self.write_err(&format!("{what}: state"), &e))?;
+            tx.commit()
+                .map_err(|e| self.write_err(&format!("{what}: commit"), &e))
+        })
+    }
+
+    fn load_state(&self, stream: &str) -> Result<Option<Value>, DestinationError> {
+        let sql = format!(
+            "SELECT state::text FROM {} WHERE stream = $1",
+            self.state_table()
+        );
+        let text: Option<String> = self.with_client(|c| {
+            c.query_opt(&sql, &[&stream])
+                .map(|row| row.map(|r| r.get(0)))
+                .map_err(|e| self.write_err("cannot read the state", &e))
+        })?;
+        text.map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| DestinationError::Write {
+                destination: self.describe.clone(),
+                message: format!("stream {stream}: the stored state is not JSON: {e}"),
+            })
+    }
+
+    fn states(&self) -> Result<Vec<(String, Value)>, DestinationError> {
+        let sql = format!(
+            "SELECT stream, state::text FROM {} ORDER BY stream",
+            self.state_table()
+        );
+        let rows: Vec<(String, String)> = self.with_client(|c| {
+            c.query(&sql, &[])
+                .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+                .map_err(|e| self.write_err("cannot read the states", &e))
+        })?;
+        rows.into_iter()
+            .map(|(s, t)| {
+                serde_json::from_str(&t)
+                    .map(|v| (s.clone(), v))
+                    .map_err(|e| DestinationError::Write {
+                        destination: self.describe.clone(),
+                        message: format!("stream {s}: the stored state is not JSON: {e}"),
+                    })
+            })
+            .collect()
+    }
+
+    fn reset_state(&self, stream: Option<&str>) -> Result<(), DestinationError> {
+        let table = self.state_table();
+        self.with_client(|c| {
+            match stream {
+                Some(s) => c.execute(&format!("DELETE FROM {table} WHERE stream = $1"), &[&s]),
+                None => c.execute(&format!("DELETE FROM {table}"), &[]),
+            }
+            .map(|_| ())
+            .map_err(|e| self.write_err("cannot reset the state", &e))
+        })
+    }
+
+    fn finish(&self, _stream: &StreamSpec) -> Result<(), DestinationError> {
+        Ok(())
+    }
+}
