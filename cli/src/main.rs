@@ -5,6 +5,7 @@
 
 mod check;
 mod plugins;
+mod run;
 mod vault;
 mod scaffold;
 
@@ -46,6 +47,13 @@ enum Command {
     Vault(vault::VaultCommand),
     /// Test a connection: who the service account is, or a connector's own check.
     Check(check::CheckArgs),
+    /// Run the pipelines of a pipeline file (TOML) once.
+    Run(run::RunArgs),
+    /// Run the scheduled pipelines of a pipeline file until stopped.
+    Daemon(run::DaemonArgs),
+    /// Show or reset the saved states of an environment.
+    #[command(subcommand)]
+    State(run::StateCommand),
 }
 
 impl Cli {
@@ -77,6 +85,9 @@ fn main() -> ExitCode {
         Command::Emulator(args) => run_emulator(args.clone()),
         Command::Vault(cmd) => vault::run(cmd),
         Command::Check(args) => check::run(&cli, args),
+        Command::Run(args) => run::run_cmd(&cli, args),
+        Command::Daemon(args) => run::daemon_cmd(&cli, args),
+        Command::State(cmd) => run::state_cmd(&cli, cmd),
     };
     match result {
         Ok(code) => code,

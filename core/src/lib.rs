@@ -28,3 +28,4 @@ pub mod token;
 pub mod gateway;
 pub mod connection;
 pub mod destination;
+pub mod pipeline;

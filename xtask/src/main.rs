@@ -6,6 +6,7 @@
 //! - `cargo xtask schemas [--check]`: writes (or verifies) the generated JSON Schemas.
 //! - `cargo xtask bench`: builds release plugins and runs the benchmarks.
 
+mod demo;
 mod schemas;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,14 @@ enum Task {
         quick: bool,
     },
     /// Build, then run the demo against the embedded emulator.
-    Demo,
+    Demo {
+        /// Print only the run summaries.
+        #[arg(long)]
+        quiet: bool,
+        /// Use the binaries already built (for the test suite).
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Write the generated JSON Schemas into schemas/ (or verify them with --check).
     Schemas {
         /// Fail when schemas/ is not current instead of writing it.
@@ -111,27 +119,12 @@ fn test(quick: bool) -> Result<()> {
     Ok(())
 }
 
-fn demo() -> Result<()> {
-    build_plugins(false)?;
-    let bin = target_dir().join("debug").join("ionport");
-    let run = |args: &[&str]| -> Result<()> {
-        eprintln!("$ ionport {}", args.join(" "));
-        let status = Command::new(&bin)
-            .args(args)
-            .env("IONPORT_PLUGIN_PATH", target_dir().join("debug"))
-            .status()
-            .with_context(|| format!("running {}", bin.display()))?;
-        if !status.success() {
-            bail!("ionport {} failed ({status})", args.join(" "));
-        }
-        Ok(())
-    };
-    run(&["plugins", "list"])?;
-    for id in ["infor-m3", "infor-ln", "infor-datalake"] {
-        println!();
-        run(&["plugins", "show", id])?;
+fn demo(quiet: bool, no_build: bool) -> Result<()> {
+    if !no_build {
+        build_plugins(false)?;
     }
-    Ok(())
+    let bin_dir = target_dir().join("debug");
+    demo::run(&bin_dir, &demo::work_dir(&target_dir()), quiet)
 }
 
 fn bench() -> Result<()> {
@@ -143,7 +136,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match args.task {
         Task::Test { quick } => test(quick),
-        Task::Demo => demo(),
+        Task::Demo { quiet, no_build } => demo(quiet, no_build),
         Task::Schemas { check } => {
             build_plugins(false)?;
             schemas::run(&root(), &target_dir().join("debug"), check)

@@ -44,6 +44,11 @@ pub fn generate(lib_dir: &Path) -> Result<BTreeMap<PathBuf, String>> {
         PathBuf::from("ionapi.schema.json"),
         pretty(&ionport_core::credentials::ionapi_schema())?,
     );
+    // The pipeline file (TOML), from its typed form.
+    out.insert(
+        PathBuf::from("pipeline.schema.json"),
+        pretty(&ionport_core::pipeline::config::schema())?,
+    );
     for p in reg.plugins() {
         let dir = PathBuf::from("connectors").join(p.id());
         out.insert(

@@ -1,0 +1,358 @@
+//! `ionport run FILE`, `ionport daemon FILE` and `ionport state show|reset FILE`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use ionport_core::pipeline::run::{open_destination, states};
+use ionport_core::pipeline::{Cancel, Plan, RunObserver, RunOptions, RunSummary, TaskOutcome, load, run};
+use ionport_core::plugin::PluginRegistry;
+use ionport_plugin_sdk::{LogLevel, SyncMode};
+use serde_json::json;
+
+use crate::Cli;
+
+/// How progress is shown when stderr is not a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Plain `key=value` lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `ionport run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub file: PathBuf,
+    /// Only this pipeline.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Ignore saved states: read everything again.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Progress lines when stderr is not a terminal.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Print only the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `ionport daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The pipeline file (TOML); pipelines with a `schedule` run on it.
+    pub file: PathBuf,
+    /// Progress lines format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// `ionport state ...`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Show the saved state of every stream of a pipeline's environment.
+    Show {
+        /// The pipeline file.
+        file: PathBuf,
+        /// The pipeline whose environment to show (default: every pipeline).
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
+    /// Forget saved states: the next run reads everything again.
+    Reset {
+        /// The pipeline file.
+        file: PathBuf,
+        /// The pipeline whose environment to reset.
+        #[arg(long)]
+        pipeline: String,
+        /// Only this task's state.
+        #[arg(long)]
+        task: Option<String>,
+    },
+}
+
+fn load_plan(cli: &Cli, file: &Path) -> Result<Option<Plan>> {
+    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    for r in reg.refused() {
+        eprintln!("warning: {r}");
+    }
+    match load(file, &reg) {
+        Ok(p) => Ok(Some(p)),
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!("{} problem(s) in {}; nothing was run.", d.0.len(), file.display());
+            Ok(None)
+        }
+    }
+}
+
+/// Progress: bars on a terminal, log lines otherwise.
+struct Progress {
+    bars: Option<(MultiProgress, Mutex<BTreeMap<String, ProgressBar>>)>,
+    format: LogFormat,
+    quiet: bool,
+    last_line: Mutex<BTreeMap<String, Instant>>,
+}
+
+impl Progress {
+    fn new(format: LogFormat, quiet: bool) -> Self {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| (MultiProgress::new(), Mutex::new(BTreeMap::new())));
+        Self { bars, format, quiet, last_line: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn line(&self, event: &str, fields: serde_json::Value) {
+        if self.quiet || self.bars.is_some() {
+            return;
+        }
+        match self.format {
+            LogFormat::Json => {
+                let mut v = fields;
+                v["event"] = json!(event);
+                v["ts"] = json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0));
+                eprintln!("{v}");
+            }
+            LogFormat::Text => {
+                let mut s = format!("event={event}");
+                if let Some(m) = fields.as_object() {
+                    for (k, v) in m {
+                        match v {
+                            serde_json::Value::String(t) if t.contains(' ') => s.push_str(&format!(" {k}={t:?}")),
+                            serde_json::Value::String(t) => s.push_str(&format!(" {k}={t}")),
+                            other => s.push_str(&format!(" {k}={other}")),
+                        }
+                    }
+                }
+                eprintln!("{s}");
+            }
+        }
+    }
+}
+
+impl RunObserver for Progress {
+    fn task_started(&self, pipeline: &str, task: &str, mode: SyncMode) {
+        if let Some((mp, bars)) = &self.bars {
+            let pb = mp.add(ProgressBar::new_spinner());
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:<34} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb.set_prefix(format!("{pipeline}/{task}"));
+            pb.set_message(format!("{} — starting", mode.as_str()));
+            pb.enable_steady_tick(Duration::from_millis(120));
+            if let Ok(mut b) = bars.lock() {
+                b.insert(format!("{pipeline}/{task}"), pb);
+            }
+        }
+        self.line("task_started", json!({ "pipeline": pipeline, "task": task, "mode": mode.as_str() }));
+    }
+
+    fn task_progress(&self, pipeline: &str, task: &str, records: u64, commits: u64) {
+        let key = format!("{pipeline}/{task}");
+        if let Some((_, bars)) = &self.bars {
+            if let Ok(b) = bars.lock()
+                && let Some(pb) = b.get(&key)
+            {
+                let secs = pb.elapsed().as_secs_f64().max(0.001);
+                pb.set_message(format!("{records} records, {commits} commits, {:.0} rec/s", records as f64 / secs));
+            }
+            return;
+        }
+        // At most one line every two seconds per task.
+        let due = self.last_line.lock().map(|mut m| {
+            let now = Instant::now();
+            let due = m.get(&key).is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(2));
+            if due {
+                m.insert(key.clone(), now);
+            }
+            due
+        });
+        if due.unwrap_or(true) {
+            self.line("task_progress", json!({ "pipeline": pipeline, "task": task, "records": records, "commits": commits }));
+        }
+    }
+
+    fn task_finished(&self, o: &TaskOutcome) {
+        if let Some((_, bars)) = &self.bars
+            && let Ok(b) = bars.lock()
+            && let Some(pb) = b.get(&format!("{}/{}", o.pipeline, o.task))
+        {
+            match &o.error {
+                None => pb.finish_with_message(format!("done: {} records, {} pages in {:.1}s", o.records, o.pages, o.seconds)),
+                Some(e) => pb.finish_with_message(format!("FAILED: {e}")),
+            }
+        }
+        self.line(
+            "task_finished",
+            json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "pages": o.pages,
+                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error }),
+        );
+    }
+
+    fn plugin_log(&self, pipeline: &str, task: &str, level: LogLevel, message: &str) {
+        if level <= LogLevel::Warn {
+            if let Some((mp, _)) = &self.bars {
+                let _ = mp.println(format!("{pipeline}/{task}: {message}"));
+            }
+            self.line("plugin_log", json!({ "pipeline": pipeline, "task": task, "level": format!("{level:?}").to_lowercase(), "message": message }));
+        }
+    }
+}
+
+fn print_summary(s: &RunSummary, seconds: f64) {
+    println!();
+    println!("{:<34} {:<13} {:>10} {:>7} {:>9} {:>8}  STATUS", "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS");
+    for t in &s.tasks {
+        let status = match &t.error {
+            None => "ok".to_string(),
+            Some(e) => format!("FAILED: {e}"),
+        };
+        println!(
+            "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8.1}  {status}",
+            format!("{}/{}", t.pipeline, t.task),
+            t.sync_mode,
+            t.records,
+            t.pages,
+            t.requests,
+            t.seconds
+        );
+    }
+    for (p, e) in &s.failed_pipelines {
+        println!("{p:<34} FAILED before its tasks started: {e}");
+    }
+    let records: u64 = s.tasks.iter().map(|t| t.records).sum();
+    let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();
+    println!(
+        "{} task(s), {records} records, {} HTTP requests, {} retries, {seconds:.1}s; {}",
+        s.tasks.len(),
+        s.http_requests,
+        s.retries,
+        if failed == 0 { "all succeeded".to_string() } else { format!("{failed} FAILED") }
+    );
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn ctrl_c(cancel: Cancel) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling: tasks stop after their current page (Ctrl-C again to quit at once)");
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// `ionport run`.
+pub fn run_cmd(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+    let Some(plan) = load_plan(cli, &args.file)? else { return Ok(ExitCode::from(2)) };
+    if let Some(p) = &args.pipeline
+        && !plan.pipelines.iter().any(|x| &x.name == p)
+    {
+        bail!("{} has no pipeline '{p}'", args.file.display());
+    }
+    let rt = runtime()?;
+    let progress = Arc::new(Progress::new(args.log_format, args.quiet));
+    let opts = RunOptions {
+        pipeline: args.pipeline.clone(),
+        task: args.task.clone(),
+        full_refresh: args.full_refresh,
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let cancel = Cancel::default();
+    let summary = rt.block_on(async {
+        ctrl_c(cancel.clone());
+        run(&plan, &opts, progress.clone(), cancel.clone()).await
+    });
+    if let Some((mp, _)) = &progress.bars {
+        let _ = mp.clear();
+    }
+    print_summary(&summary, started.elapsed().as_secs_f64());
+    Ok(if summary.ok() && !cancel.is_cancelled() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `ionport daemon`: runs each scheduled pipeline at its interval until Ctrl-C.
+pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
+    let Some(plan) = load_plan(cli, &args.file)? else { return Ok(ExitCode::from(2)) };
+    let scheduled: Vec<(String, Duration)> = plan.pipelines.iter().filter_map(|p| p.schedule.map(|s| (p.name.clone(), s))).collect();
+    if scheduled.is_empty() {
+        bail!("{} has no pipeline with a `schedule`; nothing for the daemon to do", args.file.display());
+    }
+    let rt = runtime()?;
+    let progress = Arc::new(Progress::new(args.log_format, false));
+    let cancel = Cancel::default();
+    rt.block_on(async {
+        ctrl_c(cancel.clone());
+        let mut next: BTreeMap<String, Instant> = scheduled.iter().map(|(n, _)| (n.clone(), Instant::now())).collect();
+        while !cancel.is_cancelled() {
+            let now = Instant::now();
+            for (name, every) in &scheduled {
+                if next.get(name).is_some_and(|t| *t <= now) {
+                    let opts = RunOptions { pipeline: Some(name.clone()), ..RunOptions::default() };
+                    let started = Instant::now();
+                    let summary = run(&plan, &opts, progress.clone(), cancel.clone()).await;
+                    print_summary(&summary, started.elapsed().as_secs_f64());
+                    next.insert(name.clone(), started + *every);
+                }
+            }
+            let wake = next.values().min().copied().unwrap_or_else(|| now + Duration::from_secs(60));
+            let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+            tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ionport state`.
+pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
+    match cmd {
+        StateCommand::Show { file, pipeline } => {
+            let Some(plan) = load_plan(cli, file)? else { return Ok(ExitCode::from(2)) };
+            let mut seen = std::collections::BTreeSet::new();
+            for p in &plan.pipelines {
+                if pipeline.as_ref().is_some_and(|n| n != &p.name) || !seen.insert(p.environment.clone()) {
+                    continue;
+                }
+                println!("environment {} (pipeline {}):", p.environment, p.name);
+                let st = states(p).map_err(anyhow::Error::msg)?;
+                if st.is_empty() {
+                    println!("  (no saved state)");
+                }
+                for (stream, v) in st {
+                    println!("  {stream:<28} {v}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StateCommand::Reset { file, pipeline, task } => {
+            let Some(plan) = load_plan(cli, file)? else { return Ok(ExitCode::from(2)) };
+            let Some(p) = plan.pipelines.iter().find(|p| &p.name == pipeline) else {
+                bail!("{} has no pipeline '{pipeline}'", file.display());
+            };
+            let d = open_destination(p).map_err(anyhow::Error::msg)?;
+            d.reset_state(task.as_deref())?;
+            println!(
+                "reset the state of {} in environment {}",
+                task.as_deref().map_or("every stream".to_string(), |t| format!("stream {t}")),
+                p.environment
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

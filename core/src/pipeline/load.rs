@@ -1,0 +1,423 @@
+//! Reading and validating a pipeline file into a [`Plan`], before anything runs.
+//!
+//! Every problem is collected (not just the first) and located: file, line, column, and
+//! what was expected. Syntax and type errors come from the TOML parser and serde; the
+//! checks here are the ones only ionport knows: references between sections, an
+//! environment dedicated to one connection, connectors and tasks that exist, settings
+//! that satisfy the connector's form, and no secret written inline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ionport_plugin_abi::wire::{SyncMode, TaskSpec};
+use ionport_plugin_sdk::form::{CREDENTIALS_PROPERTY, resolve};
+use serde_json::Value;
+
+use super::config::{CredentialsRef, PipelineFile, SyncModeChoice};
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::locate::{Located, Seg};
+use crate::destination::DestinationConfig;
+use crate::plugin::{LoadedPlugin, PluginRegistry};
+
+/// Tasks running at once in a pipeline unless it says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// A validated pipeline file, ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its pipelines, in name order.
+    pub pipelines: Vec<PipelinePlan>,
+}
+
+/// Where a connection's credentials are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsPlan {
+    /// A vault entry.
+    Vault(String),
+    /// An `.ionapi` file (absolute).
+    IonApi(PathBuf),
+}
+
+/// One task of a pipeline.
+#[derive(Debug, Clone)]
+pub struct TaskPlan {
+    /// The task's spec.
+    pub spec: TaskSpec,
+    /// How it reads in this pipeline.
+    pub sync_mode: SyncMode,
+}
+
+/// One validated pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelinePlan {
+    /// The pipeline's name.
+    pub name: String,
+    /// The connection's name.
+    pub connection: String,
+    /// The connector.
+    pub connector: Arc<LoadedPlugin>,
+    /// The credentials.
+    pub credentials: CredentialsPlan,
+    /// The connector settings (form values without credentials; `${VAR}` expanded).
+    pub settings: Value,
+    /// The environment's name.
+    pub environment: String,
+    /// The destination (paths absolute, `${VAR}` expanded).
+    pub destination: DestinationConfig,
+    /// The tasks.
+    pub tasks: Vec<TaskPlan>,
+    /// Page size, when set.
+    pub page_size: Option<u32>,
+    /// Tasks at once.
+    pub concurrency: usize,
+    /// For the daemon: how often to run.
+    pub schedule: Option<Duration>,
+    /// The connection's quota override: `Some(None)` turns the limit off.
+    pub quota: Option<Option<(u32, Duration)>>,
+    /// The connection's in-flight bound, when set.
+    pub max_in_flight: Option<usize>,
+}
+
+/// Parses a quota: `N/SECONDS` (e.g. `1000/60`) or `none`.
+pub fn parse_quota(s: &str) -> Result<Option<(u32, Duration)>, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let expected = format!("{s:?}: expected N/SECONDS (e.g. \"1000/60\") or \"none\"");
+    let (n, secs) = s.split_once('/').ok_or_else(|| expected.clone())?;
+    let n: u32 = n.trim().parse().map_err(|_| expected.clone())?;
+    let secs: u64 = secs.trim().parse().map_err(|_| expected.clone())?;
+    if n == 0 || secs == 0 {
+        return Err(format!("{s:?}: both numbers must be above zero"));
+    }
+    Ok(Some((n, Duration::from_secs(secs))))
+}
+
+/// Expands `${VAR}` references from the environment.
+pub fn expand_env(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("unclosed variable reference in {s:?} (expected ${{NAME}})"));
+        };
+        let name = &after[..end];
+        match std::env::var(name) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses `every 15m`, `every 2h`, `every 30s`, `every 1d`.
+pub fn parse_schedule(s: &str) -> Result<Duration, String> {
+    let expected = "expected `every N` with a unit s, m, h or d (e.g. \"every 15m\")";
+    let rest = s.trim().strip_prefix("every ").ok_or_else(|| format!("{s:?}: {expected}"))?.trim();
+    let (num, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: {expected}"))?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: {expected}")),
+    };
+    if secs == 0 {
+        return Err(format!("{s:?}: the interval must be longer than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    doc: &'a Located<'a>,
+    problems: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: &[Seg<'_>], message: impl Into<String>) {
+        let span = self.doc.span(path);
+        self.problems.push(Diagnostic::at(self.file, self.text, span, message));
+    }
+}
+
+fn base_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+/// Reads and validates `file` against the plugins of `registry`.
+pub fn load(file: &Path, registry: &PluginRegistry) -> Result<Plan, Diagnostics> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Diagnostics(vec![Diagnostic::at(file, "", None, format!("cannot read the pipeline file: {e}"))])
+    })?;
+    load_str(file, &text, registry)
+}
+
+/// Validates pipeline `text` (as if read from `file`).
+pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Plan, Diagnostics> {
+    let doc = Located::parse(text).map_err(|e| {
+        Diagnostics(vec![Diagnostic::at(file, text, e.span(), format!("invalid TOML: {}", e.message().trim()))])
+    })?;
+    let parsed: PipelineFile = toml::from_str(text).map_err(|e| {
+        Diagnostics(vec![Diagnostic::at(file, text, e.span(), e.message().trim().to_string())])
+    })?;
+    let mut c = Checker { file, text, doc: &doc, problems: Vec::new() };
+    let base = base_dir(file);
+
+    if parsed.pipelines.is_empty() {
+        c.err(&[], "the file defines no pipelines (expected at least one [pipelines.NAME] table)");
+    }
+
+    // Connections: connector, credentials, settings.
+    let mut connectors: BTreeMap<&str, Arc<LoadedPlugin>> = BTreeMap::new();
+    let mut settings: BTreeMap<&str, Value> = BTreeMap::new();
+    let mut quotas: BTreeMap<&str, Option<(u32, Duration)>> = BTreeMap::new();
+    let mut credentials: BTreeMap<&str, CredentialsPlan> = BTreeMap::new();
+    for (name, conn) in &parsed.connections {
+        let at = |k: &'static str| [Seg::Key("connections"), Seg::Key(name), Seg::Key(k)];
+        let Some(plugin) = registry.get(&conn.connector) else {
+            let known: Vec<&str> = registry.plugins().iter().map(|p| p.id()).collect();
+            c.err(&at("connector"), format!(
+                "unknown connector '{}' (expected one of: {})",
+                conn.connector,
+                if known.is_empty() { "none loaded".to_string() } else { known.join(", ") }
+            ));
+            continue;
+        };
+        connectors.insert(name, plugin.clone());
+        if let Some(q) = &conn.quota {
+            match parse_quota(q) {
+                Ok(v) => {
+                    quotas.insert(name, v);
+                }
+                Err(e) => c.err(&at("quota"), e),
+            }
+        }
+        if conn.max_in_flight == Some(0) {
+            c.err(&at("max_in_flight"), "max_in_flight must be at least 1");
+        }
+        match &conn.credentials {
+            CredentialsRef::Vault { vault } if vault.trim().is_empty() => {
+                c.err(&at("credentials"), "the vault entry name is empty");
+            }
+            CredentialsRef::Vault { vault } => {
+                credentials.insert(name, CredentialsPlan::Vault(vault.clone()));
+            }
+            CredentialsRef::IonApi { ionapi } => match expand_env(&ionapi.to_string_lossy()) {
+                Err(e) => c.err(&at("credentials"), e),
+                Ok(p) => {
+                    let p = absolute(&base, Path::new(&p));
+                    if p.is_file() {
+                        credentials.insert(name, CredentialsPlan::IonApi(p));
+                    } else {
+                        c.err(&at("credentials"), format!("the .ionapi file {} does not exist", p.display()));
+                    }
+                }
+            },
+        }
+        // Settings: no secret inline, variables expanded, the form satisfied.
+        let form = plugin.connection_form();
+        let mut values = serde_json::Map::new();
+        for (key, v) in &conn.settings {
+            let path = [Seg::Key("connections"), Seg::Key(name), Seg::Key("settings"), Seg::Key(key)];
+            let prop = form.pointer(&format!("/properties/{key}")).map(|p| resolve(form, p));
+            let secret_inside = prop.is_some_and(|p| !ionport_plugin_sdk::form::secret_fields(&serde_json::json!({"properties": {"x": p}, "$defs": form.get("$defs")})).is_empty());
+            if key == CREDENTIALS_PROPERTY || prop.is_some_and(ionport_plugin_sdk::form::is_secret) || secret_inside {
+                c.err(&path, format!(
+                    "secrets may not be written in a pipeline file: remove `{key}` and use credentials = {{ vault = \"NAME\" }} or {{ ionapi = \"FILE\" }}"
+                ));
+                continue;
+            }
+            let json = match v.clone() {
+                Value::String(s) => match expand_env(&s) {
+                    Ok(s) => Value::String(s),
+                    Err(e) => {
+                        c.err(&path, e);
+                        continue;
+                    }
+                },
+                other => other,
+            };
+            values.insert(key.clone(), json);
+        }
+        let values = Value::Object(values);
+        let mut settings_schema = form.clone();
+        if let Some(props) = settings_schema.get_mut("properties").and_then(Value::as_object_mut) {
+            props.remove(CREDENTIALS_PROPERTY);
+        }
+        if let Some(req) = settings_schema.get_mut("required").and_then(Value::as_array_mut) {
+            req.retain(|r| r.as_str() != Some(CREDENTIALS_PROPERTY));
+        }
+        match jsonschema::validator_for(&settings_schema) {
+            Ok(validator) => {
+                for e in validator.iter_errors(&values) {
+                    let ptr = e.instance_path().to_string();
+                    let first = ptr.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+                    let mut path = vec![Seg::Key("connections"), Seg::Key(name), Seg::Key("settings")];
+                    if !first.is_empty() {
+                        path.push(Seg::Key(&first));
+                    }
+                    let what = if first.is_empty() { "settings".to_string() } else { format!("settings.{first}") };
+                    let msg = format!("{}: {} (the {} connection form)", what, e, plugin.id());
+                    c.err(&path, msg);
+                }
+            }
+            Err(e) => c.err(&at("connector"), format!("the connector's form is not a usable schema: {e}")),
+        }
+        settings.insert(name, values);
+    }
+
+    // Environments: destinations with variables expanded and paths made absolute.
+    let mut destinations: BTreeMap<&str, DestinationConfig> = BTreeMap::new();
+    for (name, env) in &parsed.environments {
+        let at = [Seg::Key("environments"), Seg::Key(name), Seg::Key("destination")];
+        let resolved = match &env.destination {
+            DestinationConfig::Sqlite { path } => expand_env(&path.to_string_lossy())
+                .map(|p| DestinationConfig::Sqlite { path: absolute(&base, Path::new(&p)) }),
+            DestinationConfig::Parquet { path } => expand_env(&path.to_string_lossy())
+                .map(|p| DestinationConfig::Parquet { path: absolute(&base, Path::new(&p)) }),
+            DestinationConfig::Jsonl { path } => expand_env(&path.to_string_lossy())
+                .map(|p| DestinationConfig::Jsonl { path: absolute(&base, Path::new(&p)) }),
+            DestinationConfig::Postgres { url, schema } => {
+                if url.contains(':') && url.contains('@') && !url.contains("${") && url_has_password(url) {
+                    c.err(&at, "secrets may not be written in a pipeline file: put the Postgres password in an environment variable and write url = \"postgres://user:${PGPASSWORD}@host/db\"");
+                }
+                expand_env(url).map(|u| DestinationConfig::Postgres { url: u, schema: schema.clone() })
+            }
+        };
+        match resolved {
+            Ok(d) => {
+                destinations.insert(name, d);
+            }
+            Err(e) => c.err(&at, e),
+        }
+    }
+
+    // Pipelines.
+    let mut dedicated: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut plans = Vec::new();
+    // In file order: the first pipeline that names an environment claims it.
+    let mut ordered: Vec<_> = parsed.pipelines.iter().collect();
+    ordered.sort_by_key(|(name, _)| doc.span(&[Seg::Key("pipelines"), Seg::Key(name)]).map_or(0, |s| s.start));
+    for (name, p) in ordered {
+        let at = |k: &'static str| [Seg::Key("pipelines"), Seg::Key(name), Seg::Key(k)];
+        if !parsed.connections.contains_key(&p.connection) {
+            let known: Vec<&String> = parsed.connections.keys().collect();
+            c.err(&at("connection"), format!(
+                "unknown connection '{}' (expected one of the [connections.NAME] tables: {})",
+                p.connection,
+                if known.is_empty() { "none defined".into() } else { known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") }
+            ));
+        }
+        if !parsed.environments.contains_key(&p.environment) {
+            let known: Vec<&str> = parsed.environments.keys().map(String::as_str).collect();
+            c.err(&at("environment"), format!(
+                "unknown environment '{}' (expected one of the [environments.NAME] tables: {})",
+                p.environment,
+                if known.is_empty() { "none defined".into() } else { known.join(", ") }
+            ));
+        } else {
+            match dedicated.get(p.environment.as_str()) {
+                Some((conn, first)) if *conn != p.connection => c.err(&at("environment"), format!(
+                    "environment '{}' is dedicated to connection '{conn}' (pipeline '{first}'); a replication environment serves one connection — give pipeline '{name}' an environment of its own",
+                    p.environment
+                )),
+                Some(_) => {}
+                None => {
+                    dedicated.insert(&p.environment, (&p.connection, name));
+                }
+            }
+        }
+        if p.page_size == Some(0) {
+            c.err(&at("page_size"), "page_size must be at least 1");
+        }
+        if p.concurrency == Some(0) {
+            c.err(&at("concurrency"), "concurrency must be at least 1");
+        }
+        let schedule = match &p.schedule {
+            Some(s) => match parse_schedule(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    c.err(&at("schedule"), e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some(plugin) = connectors.get(p.connection.as_str()) else { continue };
+        let mut tasks = Vec::new();
+        match &p.tasks {
+            Some(names) if names.is_empty() => c.err(&at("tasks"), "the task list is empty (leave `tasks` out to run every predefined task)"),
+            Some(names) => {
+                for (i, t) in names.iter().enumerate() {
+                    match plugin.task(t) {
+                        Some(spec) => tasks.push(spec.clone()),
+                        None => {
+                            let known: Vec<&str> = plugin.tasks().iter().map(|t| t.name.as_str()).collect();
+                            c.err(
+                                &[Seg::Key("pipelines"), Seg::Key(name), Seg::Key("tasks"), Seg::Index(i)],
+                                format!("connector {} has no task '{t}' (expected one of: {})", plugin.id(), known.join(", ")),
+                            );
+                        }
+                    }
+                }
+            }
+            None => tasks = plugin.tasks().to_vec(),
+        }
+        let (Some(creds), Some(dest)) = (credentials.get(p.connection.as_str()), destinations.get(p.environment.as_str())) else {
+            continue;
+        };
+        let choice = p.sync_mode.unwrap_or(SyncModeChoice::Incremental);
+        plans.push(PipelinePlan {
+            name: name.clone(),
+            connection: p.connection.clone(),
+            connector: plugin.clone(),
+            credentials: creds.clone(),
+            settings: settings.get(p.connection.as_str()).cloned().unwrap_or(Value::Null),
+            environment: p.environment.clone(),
+            destination: dest.clone(),
+            tasks: tasks
+                .into_iter()
+                .map(|spec| {
+                    let sync_mode = if choice == SyncModeChoice::Incremental && spec.sync_modes.contains(&SyncMode::Incremental) {
+                        SyncMode::Incremental
+                    } else {
+                        SyncMode::FullRefresh
+                    };
+                    TaskPlan { spec, sync_mode }
+                })
+                .collect(),
+            page_size: p.page_size,
+            concurrency: p.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
+            schedule,
+            quota: quotas.get(p.connection.as_str()).copied(),
+            max_in_flight: parsed.connections.get(&p.connection).and_then(|c| c.max_in_flight),
+        });
+    }
+    if c.problems.is_empty() {
+        Ok(Plan { file: file.to_path_buf(), pipelines: plans })
+    } else {
+        c.problems.sort_by_key(|d| (d.line, d.column));
+        Err(Diagnostics(c.problems))
+    }
+}
+
+fn url_has_password(url: &str) -> bool {
+    let after_scheme = url.split("://").nth(1).unwrap_or(url);
+    let userinfo = after_scheme.split('@').next().unwrap_or("");
+    after_scheme.contains('@') && userinfo.contains(':')
+}
