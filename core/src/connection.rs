@@ -357,6 +357,8 @@ impl ConnectionHost {
 fn plugin_error(e: &GatewayError) -> PluginError {
     let kind = match e {
         GatewayError::Refused(_) => error_kind::INVALID_INPUT,
+        // The credentials need attention: a check reports this as the token part.
+        GatewayError::Token(_) | GatewayError::Unauthorized { .. } => error_kind::AUTH,
         _ => error_kind::GATEWAY,
     };
     PluginError::new(kind, e.to_string())

@@ -317,3 +317,26 @@ fn check_says_when_the_service_account_lacks_rights() {
     assert_eq!(r.failed_part.as_deref(), Some("rights"), "{r:?}");
     assert!(r.message.contains("GRID-RunAsM3User"), "{}", r.message);
 }
+
+#[test]
+fn through_the_hosts_own_connection_a_check_works_and_a_wrong_secret_is_the_token_part() {
+    use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
+    let emu = emulator();
+    let plugin = m3();
+    let dir = tempfile::tempdir().unwrap();
+    let open = |edit: &dyn Fn(&mut Value)| {
+        let mut v = emu.emu.ionapi_json();
+        edit(&mut v);
+        let path = dir.path().join("t.ionapi");
+        std::fs::write(&path, v.to_string()).unwrap();
+        let _guard = emu.rt.enter();
+        Connection::open(CredentialSource::IonApiFile(path), ConnectionSettings::default()).unwrap()
+    };
+    let good = open(&|_| {});
+    let r = plugin.check(Arc::new(good.host(emu.rt.handle().clone())), &settings("v2")).unwrap();
+    assert!(r.success, "{r:?}");
+    let bad = open(&|v| v["cs"] = json!("canary-wrong-client-secret"));
+    let r = plugin.check(Arc::new(bad.host(emu.rt.handle().clone())), &settings("v2")).unwrap();
+    assert_eq!(r.failed_part.as_deref(), Some("token"), "{r:?}");
+    assert!(!r.message.contains("canary-wrong-client-secret"), "{}", r.message);
+}
