@@ -44,8 +44,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         },
         (None, None) => bail!("give --ionapi FILE or --vault NAME"),
     };
-    let settings: Value = serde_json::from_str(&args.settings)
-        .context("--settings is not JSON")?;
+    let settings: Value = serde_json::from_str(&args.settings).context("--settings is not JSON")?;
     let plugin = match &args.connector {
         Some(id) => {
             let reg = PluginRegistry::load_from(&cli.plugin_entries());
@@ -53,7 +52,11 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
                 let known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
                 bail!(
                     "no connector '{id}' found (found: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 );
             };
             Some((reg, p))

@@ -61,7 +61,9 @@ fn print_summary(s: &VaultSummary) {
     println!("  client id        {}", s.client_id);
     println!(
         "  service account  {}",
-        s.service_account.as_deref().unwrap_or("(none: no password grant)")
+        s.service_account
+            .as_deref()
+            .unwrap_or("(none: no password grant)")
     );
     println!(
         "  refresh token    {}",
@@ -134,7 +136,10 @@ pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {
         }
         VaultCommand::Rm { name } => {
             if !vault.remove(name)? {
-                bail!("no vault entry named '{name}' in {}", vault.path().display());
+                bail!(
+                    "no vault entry named '{name}' in {}",
+                    vault.path().display()
+                );
             }
             println!("removed '{name}'");
         }

@@ -167,10 +167,10 @@ fn main() {
         .await;
         let c = emu.counters();
         println!(
-            "quota {q}/s for {qsecs:.0} s (client limiter: headroom {:.0}%, burst {}): {n} calls, {rate:.1}/s = {:.1}% of the quota, {} x 429 served, {} retries",
+            "quota {q}/s for {qsecs:.0} s (client limiter: headroom {:.0}%, burst {}): {n} calls completed in the window ({rate:.1}/s over the run) = {:.1}% of the quota, {} x 429 served, {} retries",
             limit.headroom * 100.0,
             limit.burst,
-            100.0 * rate / f64::from(q),
+            100.0 * n as f64 / (f64::from(q) * qsecs),
             c.rate_limited,
             conn.gateway().metrics().retries
         );

@@ -15,9 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::credentials::{Credentials, CredentialsError, IonApiCredentials};
-use crate::gateway::{
-    GatewayClient, GatewayError, GatewayRequest, GatewaySettings, http_client,
-};
+use crate::gateway::{GatewayClient, GatewayError, GatewayRequest, GatewaySettings, http_client};
 use crate::host::{HostCallbacks, HostResponse};
 use crate::token::{
     MemoryRefreshStore, RefreshTokenStore, TokenError, TokenManager, TokenSettings,
@@ -231,15 +229,19 @@ impl Connection {
     /// account is.
     pub async fn whoami(&self) -> Result<ServiceAccountInfo, ConnectionError> {
         let resp = self.gateway.send(GatewayRequest::get(USERS_ME)).await?;
-        let base = self.gateway.base().as_str().trim_end_matches('/').to_string();
+        let base = self
+            .gateway
+            .base()
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
         match resp.status {
             200..=299 => {
-                let v: Value = serde_json::from_slice(&resp.body).map_err(|e| {
-                    ConnectionError::Check {
+                let v: Value =
+                    serde_json::from_slice(&resp.body).map_err(|e| ConnectionError::Check {
                         failed_part: "network".into(),
                         message: format!("{base}/{USERS_ME} answered with invalid JSON: {e}"),
-                    }
-                })?;
+                    })?;
                 Ok(ServiceAccountInfo::from_json(&self.credentials.tenant, &v))
             }
             403 => Err(ConnectionError::Check {
@@ -371,7 +373,10 @@ impl HostCallbacks for ConnectionHost {
         body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
         if self.cancelled.load(Ordering::SeqCst) {
-            return Err(PluginError::new(error_kind::CANCELLED, "the call was cancelled"));
+            return Err(PluginError::new(
+                error_kind::CANCELLED,
+                "the call was cancelled",
+            ));
         }
         let req = Self::request(head, body);
         let gateway = self.gateway.clone();

@@ -122,7 +122,11 @@ async fn canary_secrets_never_leak() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(issued_rts.len() >= 2, "rotation happened: {}", issued_rts.len());
+    assert!(
+        issued_rts.len() >= 2,
+        "rotation happened: {}",
+        issued_rts.len()
+    );
     let c = emu.counters();
     assert_eq!(c.token_errors.get("invalid_grant"), Some(&1), "{c:?}");
 
@@ -136,7 +140,10 @@ async fn canary_secrets_never_leak() {
     outputs.push(format!("{:?}", conn.tokens()));
     outputs.push(format!("{token:?}"));
     outputs.push(format!("{:?}", conn.gateway()));
-    outputs.push(format!("{:?}", conn.host(tokio::runtime::Handle::current())));
+    outputs.push(format!(
+        "{:?}",
+        conn.host(tokio::runtime::Handle::current())
+    ));
     outputs.push(format!("{:?}", vault.list().unwrap()));
     outputs.push(format!(
         "{:?}",
@@ -179,9 +186,17 @@ async fn canary_secrets_never_leak() {
     outputs.push(e.to_string());
     let mut v = emu.ionapi_json();
     v["pu"] = 5.into();
-    outputs.push(Credentials::from_ionapi_str(&v.to_string(), "bad.ionapi").unwrap_err().to_string());
+    outputs.push(
+        Credentials::from_ionapi_str(&v.to_string(), "bad.ionapi")
+            .unwrap_err()
+            .to_string(),
+    );
     let text = format!("{{\"cs\": \"{client_secret}\", \"ti\": ");
-    outputs.push(Credentials::from_ionapi_str(&text, "cut.ionapi").unwrap_err().to_string());
+    outputs.push(
+        Credentials::from_ionapi_str(&text, "cut.ionapi")
+            .unwrap_err()
+            .to_string(),
+    );
 
     // Shutdown: revocation.
     assert!(conn.shutdown().await.unwrap());
@@ -189,22 +204,41 @@ async fn canary_secrets_never_leak() {
     outputs.push(e.to_string());
     emu.shutdown().await;
 
-    let mut canaries = vec![client_secret.clone(), sask.clone(), planted_rt.clone(), wrong_cs, wrong_sask];
+    let mut canaries = vec![
+        client_secret.clone(),
+        sask.clone(),
+        planted_rt.clone(),
+        wrong_cs,
+        wrong_sask,
+    ];
     canaries.extend(issued_rts.iter().cloned());
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(logs.contains("TRACE"), "trace-level lines were captured");
-    assert!(logs.lines().count() > 100, "{} log lines", logs.lines().count());
+    assert!(
+        logs.lines().count() > 100,
+        "{} log lines",
+        logs.lines().count()
+    );
     let vault_file = std::fs::read(vault.path()).unwrap();
     let vault_text = String::from_utf8_lossy(&vault_file);
     for c in &canaries {
         assert!(!logs.contains(c.as_str()), "a canary secret is in the logs");
-        assert!(!vault_text.contains(c.as_str()), "a canary secret is in the vault file");
+        assert!(
+            !vault_text.contains(c.as_str()),
+            "a canary secret is in the vault file"
+        );
         for o in &outputs {
-            assert!(!o.contains(c.as_str()), "a canary secret is in an output: {o}");
+            assert!(
+                !o.contains(c.as_str()),
+                "a canary secret is in an output: {o}"
+            );
         }
     }
     for target in ["ionport_core", "reqwest", "hyper", "ionport_emulator"] {
-        eprintln!("{target}: {} lines", logs.lines().filter(|l| l.contains(target)).count());
+        eprintln!(
+            "{target}: {} lines",
+            logs.lines().filter(|l| l.contains(target)).count()
+        );
     }
     eprintln!(
         "searched {} canaries in {} log lines, {} outputs and the vault file",

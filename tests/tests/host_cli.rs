@@ -108,23 +108,52 @@ async fn vault_and_check_commands_never_print_a_secret() {
     );
     let t = run(&[], &["check", "--ionapi", file_s, "--json"], true).await;
     assert!(t.contains("\"success\": true"), "{t}");
-    let t = run(&[], &["check", "--ionapi", file_s, "--connector", "ionport-test"], true).await;
+    let t = run(
+        &[],
+        &["check", "--ionapi", file_s, "--connector", "ionport-test"],
+        true,
+    )
+    .await;
     assert!(t.contains("OK: the test plugin is always connected"), "{t}");
-    let t = run(&[], &["check", "--ionapi", wrong_file.to_str().unwrap()], false).await;
-    assert!(t.contains("FAILED (token)") && t.contains("client id or client secret"), "{t}");
-    let t = run(&[], &["check", "--ionapi", file_s, "--connector", "nope"], false).await;
+    let t = run(
+        &[],
+        &["check", "--ionapi", wrong_file.to_str().unwrap()],
+        false,
+    )
+    .await;
+    assert!(
+        t.contains("FAILED (token)") && t.contains("client id or client secret"),
+        "{t}"
+    );
+    let t = run(
+        &[],
+        &["check", "--ionapi", file_s, "--connector", "nope"],
+        false,
+    )
+    .await;
     assert!(t.contains("no connector 'nope'"), "{t}");
 
     // The key file was made 0600 on first use; a wrong key is a clear error.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(home.join("vault.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(home.join("vault.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let other_key = "A".repeat(43) + "=";
-    let t = run(&[("IONPORT_VAULT_KEY", &other_key)], &["vault", "show", "emu"], false).await;
-    assert!(t.contains("is not the key this vault was written with"), "{t}");
+    let t = run(
+        &[("IONPORT_VAULT_KEY", &other_key)],
+        &["vault", "show", "emu"],
+        false,
+    )
+    .await;
+    assert!(
+        t.contains("is not the key this vault was written with"),
+        "{t}"
+    );
 
     let vault_file = std::fs::read(home.join("vault.json")).unwrap();
     let t = run(&[], &["vault", "rm", "emu"], true).await;
@@ -139,8 +168,14 @@ async fn vault_and_check_commands_never_print_a_secret() {
     assert!(all.contains("TRACE"), "trace logs were on");
     let vault_text = String::from_utf8_lossy(&vault_file);
     for canary in [&client_secret, &sask, &wrong_cs] {
-        assert!(!all.contains(canary.as_str()), "a canary secret is in the CLI output");
-        assert!(!vault_text.contains(canary.as_str()), "a canary secret is in the vault file");
+        assert!(
+            !all.contains(canary.as_str()),
+            "a canary secret is in the CLI output"
+        );
+        assert!(
+            !vault_text.contains(canary.as_str()),
+            "a canary secret is in the vault file"
+        );
     }
     emu.shutdown().await;
 }
@@ -189,7 +224,9 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
         },
     )
     .unwrap();
-    let reg = Arc::new(PluginRegistry::load_from(&[plugin_lib("ionport_test_plugin")]));
+    let reg = Arc::new(PluginRegistry::load_from(&[plugin_lib(
+        "ionport_test_plugin",
+    )]));
     assert_eq!(reg.plugins().len(), 1, "{:?}", reg.refused());
 
     let read = |path: &str| {
@@ -200,7 +237,9 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
         );
         let reg = Arc::clone(&reg);
         let req = ReadRequest {
-            connection: ConnectionConfig { settings: json!({}) },
+            connection: ConnectionConfig {
+                settings: json!({}),
+            },
             task: "gateway_echo".into(),
             sync_mode: SyncMode::FullRefresh,
             state: None,
@@ -226,7 +265,13 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
     assert_eq!(r.unwrap().records, 1);
     let rec = sink.records.lock().unwrap()[0].clone();
     assert_eq!(rec["status"], 200, "{rec}");
-    assert!(rec["body"].as_str().unwrap().contains("ionport service account"), "{rec}");
+    assert!(
+        rec["body"]
+            .as_str()
+            .unwrap()
+            .contains("ionport service account"),
+        "{rec}"
+    );
     assert_eq!(sink.checkpoints.lock().unwrap().len(), 1);
     assert_eq!(conn.gateway().metrics().retries, 2);
 

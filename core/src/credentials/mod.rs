@@ -315,23 +315,23 @@ impl Credentials {
     pub fn from_ionapi_file(path: impl AsRef<Path>) -> Result<Self, CredentialsError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            CredentialsError::Read {
-                origin: origin.clone(),
-                message: e.to_string(),
-            }
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|e| CredentialsError::Read {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?,
+            );
         Self::from_ionapi_str(&text, &origin)
     }
 
     /// Parses and validates the text of an `.ionapi` file; `origin` names it in errors.
     pub fn from_ionapi_str(text: &str, origin: &str) -> Result<Self, CredentialsError> {
         // serde_json's syntax errors name a line and column, never the content.
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| CredentialsError::NotJson {
-                origin: origin.to_string(),
-                message: format!("invalid JSON at line {} column {}", e.line(), e.column()),
-            })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| CredentialsError::NotJson {
+            origin: origin.to_string(),
+            message: format!("invalid JSON at line {} column {}", e.line(), e.column()),
+        })?;
         let Value::Object(map) = value else {
             return Err(CredentialsError::NotJson {
                 origin: origin.to_string(),
@@ -344,7 +344,10 @@ impl Credentials {
     }
 
     /// Validates the keys of an `.ionapi` object.
-    pub fn from_ionapi_map(map: &Map<String, Value>, origin: &str) -> Result<Self, CredentialsError> {
+    pub fn from_ionapi_map(
+        map: &Map<String, Value>,
+        origin: &str,
+    ) -> Result<Self, CredentialsError> {
         let f = Fields { origin, map };
         let tenant = f.required("ti", HINT_DOWNLOAD)?;
         check_segment(&f, "ti", tenant)?;
@@ -644,8 +647,7 @@ mod tests {
     fn form_maps_onto_the_file() {
         let form = IonApiCredentials {
             service_url: "https://mingle-ionapi.inforcloudsuite.com/ACME_PRD".into(),
-            token_url: "https://mingle-sso.inforcloudsuite.com:443/ACME_PRD/as/token.oauth2"
-                .into(),
+            token_url: "https://mingle-sso.inforcloudsuite.com:443/ACME_PRD/as/token.oauth2".into(),
             username: "ACME_PRD#key".into(),
             password: "pw".into(),
             client_id: "ACME_PRD~abc".into(),

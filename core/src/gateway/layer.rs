@@ -183,8 +183,11 @@ impl AttemptLayer {
             );
         }
         let bearer = Zeroizing::new(format!("Bearer {}", token.secret().expose_secret()));
-        let mut value = HeaderValue::from_str(&bearer)
-            .map_err(|_| Error::middleware(LayerError("the access token is not a valid header value".into())))?;
+        let mut value = HeaderValue::from_str(&bearer).map_err(|_| {
+            Error::middleware(LayerError(
+                "the access token is not a valid header value".into(),
+            ))
+        })?;
         value.set_sensitive(true);
         req.headers_mut().insert(AUTHORIZATION, value);
         add(&self.metrics.requests, 1);
@@ -247,7 +250,9 @@ impl Middleware for AttemptLayer {
                 .as_ref()
                 .is_none_or(|t| !t.reauthenticated.swap(true, Ordering::Relaxed));
             if first {
-                tracing::debug!("401 from the gateway: invalidating the token and sending once more");
+                tracing::debug!(
+                    "401 from the gateway: invalidating the token and sending once more"
+                );
                 self.tokens.invalidate(&token);
                 let token = self.token(trace.as_deref()).await?;
                 if let Some(t) = &trace {
@@ -270,7 +275,11 @@ impl Middleware for AttemptLayer {
                     CallTrace::set(&t.gave_up, why.clone());
                     return Err(Error::middleware(LayerError(why)));
                 }
-                tracing::debug!(status, wait_ms = wait.as_millis() as u64, "honouring Retry-After");
+                tracing::debug!(
+                    status,
+                    wait_ms = wait.as_millis() as u64,
+                    "honouring Retry-After"
+                );
                 CallTrace::set(&t.not_before, at);
             }
         }

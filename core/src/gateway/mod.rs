@@ -237,7 +237,10 @@ impl RetryPolicy for BoundedBackoff {
         request_start_time: std::time::SystemTime,
         n_past_retries: u32,
     ) -> RetryDecision {
-        match self.backoff.should_retry(request_start_time, n_past_retries) {
+        match self
+            .backoff
+            .should_retry(request_start_time, n_past_retries)
+        {
             RetryDecision::Retry { execute_after }
                 if execute_after <= request_start_time + self.total =>
             {
@@ -300,7 +303,10 @@ impl GatewayClient {
         ));
         let policy = BoundedBackoff {
             backoff: ExponentialBackoff::builder()
-                .retry_bounds(settings.retry_min, settings.retry_max.max(settings.retry_min))
+                .retry_bounds(
+                    settings.retry_min,
+                    settings.retry_max.max(settings.retry_min),
+                )
                 .jitter(Jitter::Bounded)
                 .base(2)
                 .build_with_max_retries(settings.max_retries),
@@ -380,8 +386,13 @@ impl GatewayClient {
         if let Some(first) = rel.split('/').next()
             && let Some((scheme, _)) = first.split_once(':')
             && !scheme.is_empty()
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-            && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
         {
             return refuse("starts like a URL scheme");
         }
@@ -473,12 +484,16 @@ impl GatewayClient {
                 let headers: Vec<(String, String)> = resp
                     .headers()
                     .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect();
                 let body = resp.bytes().await.unwrap_or_default();
                 let excerpt = || {
-                    String::from_utf8_lossy(&body[..body.len().min(300)])
-                        .replace(['\n', '\r'], " ")
+                    String::from_utf8_lossy(&body[..body.len().min(300)]).replace(['\n', '\r'], " ")
                 };
                 if status == 401 {
                     Err(GatewayError::Unauthorized {

@@ -547,7 +547,11 @@ impl TokenManager {
         v
     }
 
-    fn client_request(&self, url: &Url, form: &[(&str, &str)]) -> reqwest_middleware::RequestBuilder {
+    fn client_request(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> reqwest_middleware::RequestBuilder {
         let c = &self.inner.creds;
         let mut fields: Vec<(&str, &str)> = form.to_vec();
         let rb = self
@@ -595,19 +599,24 @@ impl TokenManager {
             }
         }
         tracing::debug!(grant = grant.name(), url = %url, "token request");
-        let resp = self
-            .client_request(url, &form)
-            .send()
-            .await
-            .map_err(|e| TokenError::Transport {
-                url: url.to_string(),
-                message: redact(&error_chain(&e), &self.secrets(refresh)),
-            })?;
+        let resp =
+            self.client_request(url, &form)
+                .send()
+                .await
+                .map_err(|e| TokenError::Transport {
+                    url: url.to_string(),
+                    message: redact(&error_chain(&e), &self.secrets(refresh)),
+                })?;
         let status = resp.status();
-        let body = Zeroizing::new(resp.bytes().await.map_err(|e| TokenError::Transport {
-            url: url.to_string(),
-            message: redact(&error_chain(&e), &self.secrets(refresh)),
-        })?.to_vec());
+        let body = Zeroizing::new(
+            resp.bytes()
+                .await
+                .map_err(|e| TokenError::Transport {
+                    url: url.to_string(),
+                    message: redact(&error_chain(&e), &self.secrets(refresh)),
+                })?
+                .to_vec(),
+        );
         if status.is_success() {
             return self.parse_token(&body);
         }
@@ -616,10 +625,11 @@ impl TokenManager {
 
     fn parse_token(&self, body: &[u8]) -> Result<Fetched, TokenError> {
         let url = self.inner.token_url.to_string();
-        let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| TokenError::BadResponse {
-            url: url.clone(),
-            message: format!("not JSON (line {} column {})", e.line(), e.column()),
-        })?;
+        let parsed: TokenResponse =
+            serde_json::from_slice(body).map_err(|e| TokenError::BadResponse {
+                url: url.clone(),
+                message: format!("not JSON (line {} column {})", e.line(), e.column()),
+            })?;
         let Some(access) = parsed.access_token.filter(|a| !a.is_empty()) else {
             return Err(TokenError::BadResponse {
                 url,
@@ -693,7 +703,9 @@ impl TokenManager {
                 grant: grant.name().to_string(),
                 description,
                 hint: match grant {
-                    Grant::Password => " with a service account (the password grant must be allowed)".into(),
+                    Grant::Password => {
+                        " with a service account (the password grant must be allowed)".into()
+                    }
                     Grant::Refresh => "; or turn 'Issue Refresh Token' off".into(),
                 },
             },
@@ -795,14 +807,14 @@ impl TokenManager {
         let url = &self.inner.revoke_url;
         bump(&self.inner.counters.revocations);
         let form = [("token", token.expose_secret()), ("token_type_hint", hint)];
-        let resp = self
-            .client_request(url, &form)
-            .send()
-            .await
-            .map_err(|e| TokenError::Transport {
-                url: url.to_string(),
-                message: redact(&error_chain(&e), &self.secrets(Some(&token))),
-            })?;
+        let resp =
+            self.client_request(url, &form)
+                .send()
+                .await
+                .map_err(|e| TokenError::Transport {
+                    url: url.to_string(),
+                    message: redact(&error_chain(&e), &self.secrets(Some(&token))),
+                })?;
         let status = resp.status();
         if hint == "refresh_token"
             && let Err(e) = self.store_save(None).await
@@ -816,7 +828,9 @@ impl TokenManager {
             let body = resp.bytes().await.unwrap_or_default();
             let e = self.map_error(Grant::Password, status, &body, Some(&token));
             Err(match e {
-                TokenError::InvalidServiceAccount { url, description, .. } => TokenError::Endpoint {
+                TokenError::InvalidServiceAccount {
+                    url, description, ..
+                } => TokenError::Endpoint {
                     url,
                     status: status.as_u16(),
                     code: " (revocation)".into(),

@@ -129,7 +129,9 @@ pub enum VaultError {
         name: String,
     },
     /// An invalid entry name.
-    #[error("'{name}' is not a valid vault entry name: use letters, digits, '.', '_' or '-' (at most 64)")]
+    #[error(
+        "'{name}' is not a valid vault entry name: use letters, digits, '.', '_' or '-' (at most 64)"
+    )]
     BadName {
         /// The name.
         name: String,
@@ -188,21 +190,20 @@ struct VaultKey {
 impl VaultKey {
     fn parse(text: &str, origin: &str) -> Result<Self, VaultError> {
         let t = text.trim();
-        let decoded: Option<Zeroizing<Vec<u8>>> = if t.len() == 64
-            && t.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            let mut v = Zeroizing::new(Vec::with_capacity(32));
-            for i in (0..64).step_by(2) {
-                v.push(u8::from_str_radix(&t[i..i + 2], 16).unwrap_or(0));
-            }
-            Some(v)
-        } else {
-            STANDARD
-                .decode(t)
-                .or_else(|_| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
-                .ok()
-                .map(Zeroizing::new)
-        };
+        let decoded: Option<Zeroizing<Vec<u8>>> =
+            if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let mut v = Zeroizing::new(Vec::with_capacity(32));
+                for i in (0..64).step_by(2) {
+                    v.push(u8::from_str_radix(&t[i..i + 2], 16).unwrap_or(0));
+                }
+                Some(v)
+            } else {
+                STANDARD
+                    .decode(t)
+                    .or_else(|_| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
+                    .ok()
+                    .map(Zeroizing::new)
+            };
         match decoded {
             Some(v) if v.len() == 32 => {
                 let mut bytes = Zeroizing::new([0u8; 32]);
@@ -257,7 +258,11 @@ struct Envelope {
 
 impl Envelope {
     fn aad(&self) -> Vec<u8> {
-        format!("{}/{}/{}/{}", self.format, self.version, self.cipher, self.key_id).into_bytes()
+        format!(
+            "{}/{}/{}/{}",
+            self.format, self.version, self.cipher, self.key_id
+        )
+        .into_bytes()
     }
 }
 
@@ -414,11 +419,13 @@ impl Vault {
 
     fn ensure_home(&self) -> Result<(), VaultError> {
         if !self.home.is_dir() {
-            std::fs::create_dir_all(&self.home).map_err(io_err(&self.home, "creating the directory"))?;
+            std::fs::create_dir_all(&self.home)
+                .map_err(io_err(&self.home, "creating the directory"))?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt as _;
-                let _ = std::fs::set_permissions(&self.home, std::fs::Permissions::from_mode(0o700));
+                let _ =
+                    std::fs::set_permissions(&self.home, std::fs::Permissions::from_mode(0o700));
             }
         }
         Ok(())
@@ -428,7 +435,10 @@ impl Vault {
     /// exists yet.
     fn key(&self, create: bool) -> Result<Option<VaultKey>, VaultError> {
         let text = match &self.key_source {
-            KeySource::Text(t) => Some((Zeroizing::new(t.expose_secret().to_string()), "the given vault key".to_string())),
+            KeySource::Text(t) => Some((
+                Zeroizing::new(t.expose_secret().to_string()),
+                "the given vault key".to_string(),
+            )),
             KeySource::Default => std::env::var(KEY_ENV)
                 .ok()
                 .filter(|v| !v.trim().is_empty())
@@ -507,8 +517,13 @@ impl Vault {
             path: self.path.clone(),
             problem: problem.to_string(),
         };
-        let env: Envelope = serde_json::from_slice(&bytes)
-            .map_err(|e| corrupt(&format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
+            corrupt(&format!(
+                "invalid JSON at line {} column {}",
+                e.line(),
+                e.column()
+            ))
+        })?;
         if env.format != FORMAT || env.version != VERSION || env.cipher != CIPHER {
             return Err(corrupt(&format!(
                 "format '{}' version {} cipher '{}', expected '{FORMAT}' version {VERSION} '{CIPHER}'",
@@ -539,12 +554,19 @@ impl Vault {
         let aad = env.aad();
         let plain = key
             .cipher()
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ct, aad: &aad })
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &ct,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Tampered {
                 path: self.path.clone(),
             })?;
         let plain = Zeroizing::new(plain);
-        serde_json::from_slice(&plain).map_err(|_| corrupt("the decrypted contents are not a vault"))
+        serde_json::from_slice(&plain)
+            .map_err(|_| corrupt("the decrypted contents are not a vault"))
     }
 
     fn write_plain(&self, key: &VaultKey, plain: &Plain) -> Result<(), VaultError> {
@@ -564,7 +586,13 @@ impl Vault {
         let aad = env.aad();
         let ct = key
             .cipher()
-            .encrypt(&nonce, Payload { msg: &text, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &text,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Corrupt {
                 path: self.path.clone(),
                 problem: "encryption failed".into(),
@@ -617,7 +645,10 @@ impl Vault {
 
     /// Read-modify-write under the exclusive lock. Nothing is written when reading fails
     /// or `f` fails.
-    fn update<R>(&self, f: impl FnOnce(&mut Plain) -> Result<R, VaultError>) -> Result<R, VaultError> {
+    fn update<R>(
+        &self,
+        f: impl FnOnce(&mut Plain) -> Result<R, VaultError>,
+    ) -> Result<R, VaultError> {
         self.ensure_home()?;
         let mut lock = self.lock_file()?;
         let _guard = lock
@@ -634,7 +665,10 @@ impl Vault {
     }
 
     fn entry(&self, name: &str, stored: &StoredEntry) -> Result<VaultEntry, VaultError> {
-        let credentials = Credentials::from_ionapi_str(&stored.ionapi, &format!("vault entry '{name}' in {}", self.path.display()))?;
+        let credentials = Credentials::from_ionapi_str(
+            &stored.ionapi,
+            &format!("vault entry '{name}' in {}", self.path.display()),
+        )?;
         Ok(VaultEntry {
             name: name.to_string(),
             credentials,
@@ -657,16 +691,24 @@ impl Vault {
     /// One entry, secrets included (masked in `Debug`).
     pub fn get(&self, name: &str) -> Result<VaultEntry, VaultError> {
         let plain = self.load()?;
-        let stored = plain.entries.get(name).ok_or_else(|| VaultError::NotFound {
-            path: self.path.clone(),
-            name: name.to_string(),
-        })?;
+        let stored = plain
+            .entries
+            .get(name)
+            .ok_or_else(|| VaultError::NotFound {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })?;
         self.entry(name, stored)
     }
 
     /// Stores credentials under `name`; with `replace`, an existing entry is replaced
     /// (and its refresh token dropped).
-    pub fn put(&self, name: &str, credentials: &Credentials, replace: bool) -> Result<(), VaultError> {
+    pub fn put(
+        &self,
+        name: &str,
+        credentials: &Credentials,
+        replace: bool,
+    ) -> Result<(), VaultError> {
         check_name(name)?;
         let ionapi = credentials.to_ionapi_json();
         self.update(|plain| {
@@ -695,7 +737,12 @@ impl Vault {
     }
 
     /// Reads an `.ionapi` file and stores it under `name`.
-    pub fn import_ionapi(&self, file: impl AsRef<Path>, name: &str, replace: bool) -> Result<VaultSummary, VaultError> {
+    pub fn import_ionapi(
+        &self,
+        file: impl AsRef<Path>,
+        name: &str,
+        replace: bool,
+    ) -> Result<VaultSummary, VaultError> {
         check_name(name)?;
         let creds = Credentials::from_ionapi_file(file)?;
         self.put(name, &creds, replace)?;
@@ -711,12 +758,19 @@ impl Vault {
     }
 
     /// Stores (or, with `None`, forgets) the refresh token of entry `name`.
-    pub fn set_refresh_token(&self, name: &str, token: Option<&SecretString>) -> Result<(), VaultError> {
+    pub fn set_refresh_token(
+        &self,
+        name: &str,
+        token: Option<&SecretString>,
+    ) -> Result<(), VaultError> {
         self.update(|plain| {
-            let e = plain.entries.get_mut(name).ok_or_else(|| VaultError::NotFound {
-                path: self.path.clone(),
-                name: name.to_string(),
-            })?;
+            let e = plain
+                .entries
+                .get_mut(name)
+                .ok_or_else(|| VaultError::NotFound {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                })?;
             e.refresh_token = token.map(|t| t.expose_secret().to_string());
             e.updated = now();
             Ok(())
@@ -735,8 +789,14 @@ mod tests {
         assert!(VaultKey::parse(&hex, "t").is_ok());
         let b64 = STANDARD.encode([7u8; 32]);
         assert!(VaultKey::parse(&b64, "t").is_ok());
-        let e = VaultKey::parse("short", "IONPORT_VAULT_KEY").err().unwrap().to_string();
-        assert!(e.contains("IONPORT_VAULT_KEY") && e.contains("32 bytes"), "{e}");
+        let e = VaultKey::parse("short", "IONPORT_VAULT_KEY")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("IONPORT_VAULT_KEY") && e.contains("32 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

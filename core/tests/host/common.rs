@@ -42,7 +42,11 @@ pub fn fast_settings() -> ConnectionSettings {
 }
 
 /// A connection to `emu` from its `.ionapi` file.
-pub fn connect(emu: &RunningEmulator, dir: &tempfile::TempDir, settings: ConnectionSettings) -> Arc<Connection> {
+pub fn connect(
+    emu: &RunningEmulator,
+    dir: &tempfile::TempDir,
+    settings: ConnectionSettings,
+) -> Arc<Connection> {
     Arc::new(Connection::open(CredentialSource::IonApiFile(ionapi(emu, dir)), settings).unwrap())
 }
 

@@ -134,7 +134,10 @@ async fn persistent_failures_end_in_a_clear_error_after_the_bound() {
     // Resets all the time: the same, with the transport error named.
     add_faults(&emu, json!({"kind": "reset", "api": "users"})).await;
     let e = conn.gateway().get_ok(ME).await.unwrap_err();
-    assert!(matches!(e, GatewayError::Exhausted { attempts: 4, .. }), "{e}");
+    assert!(
+        matches!(e, GatewayError::Exhausted { attempts: 4, .. }),
+        "{e}"
+    );
     clear_faults(&emu).await;
 
     // A total-time bound ends a slow failure too: 4 attempts would need more than 150 ms.
@@ -155,7 +158,11 @@ async fn persistent_failures_end_in_a_clear_error_after_the_bound() {
     let mut timed = settings;
     timed.gateway.max_retries = 2;
     let conn3 = connect(&emu, &dir, timed);
-    add_faults(&emu, json!({"kind": "slow", "api": "users", "delay_ms": 5000})).await;
+    add_faults(
+        &emu,
+        json!({"kind": "slow", "api": "users", "delay_ms": 5000}),
+    )
+    .await;
     let e = conn3
         .gateway()
         .send(GatewayRequest {
@@ -164,7 +171,10 @@ async fn persistent_failures_end_in_a_clear_error_after_the_bound() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(e, GatewayError::Exhausted { attempts: 3, .. }), "{e}");
+    assert!(
+        matches!(e, GatewayError::Exhausted { attempts: 3, .. }),
+        "{e}"
+    );
     clear_faults(&emu).await;
 }
 
@@ -225,7 +235,15 @@ async fn paths_outside_the_api_base_and_authorization_headers_are_refused() {
     assert_eq!(c.requests.users + c.requests.other, 0);
     // A leading slash is relative to the API base; matrix parameters pass.
     assert_eq!(gw.get_ok(&format!("/{ME}")).await.unwrap().status, 200);
-    let url = gw.resolve("M3/m3api-rest/execute/CRS610MI/LstByNumber;maxrecs=5", &[("CONO".into(), "100".into())]).unwrap();
+    let url = gw
+        .resolve(
+            "M3/m3api-rest/execute/CRS610MI/LstByNumber;maxrecs=5",
+            &[("CONO".into(), "100".into())],
+        )
+        .unwrap();
     assert!(url.as_str().starts_with(gw.base().as_str()), "{url}");
-    assert!(url.as_str().ends_with("LstByNumber;maxrecs=5?CONO=100"), "{url}");
+    assert!(
+        url.as_str().ends_with("LstByNumber;maxrecs=5?CONO=100"),
+        "{url}"
+    );
 }

@@ -28,14 +28,23 @@ async fn plugin_gateway_calls_go_through_the_connection() {
 
     let h = Arc::clone(&host);
     let ok = tokio::task::spawn_blocking(move || {
-        h.gateway(head("ifsservice/usermgt/v2/users/me", vec![("Accept".into(), "application/json".into())]), vec![])
+        h.gateway(
+            head(
+                "ifsservice/usermgt/v2/users/me",
+                vec![("Accept".into(), "application/json".into())],
+            ),
+            vec![],
+        )
     })
     .await
     .unwrap()
     .unwrap();
     assert_eq!(ok.status, 200);
     let body: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
-    assert!(body.pointer("/response/userlist/0/userName").is_some(), "{body}");
+    assert!(
+        body.pointer("/response/userlist/0/userName").is_some(),
+        "{body}"
+    );
     assert!(ok.headers.iter().any(|(k, _)| k == "content-type"));
 
     let h = Arc::clone(&host);
@@ -44,7 +53,10 @@ async fn plugin_gateway_calls_go_through_the_connection() {
             h.gateway(head("https://elsewhere.example/x", vec![]), vec![]),
             h.gateway(head("../x", vec![]), vec![]),
             h.gateway(
-                head("ifsservice/usermgt/v2/users/me", vec![("authorization".into(), "Bearer x".into())]),
+                head(
+                    "ifsservice/usermgt/v2/users/me",
+                    vec![("authorization".into(), "Bearer x".into())],
+                ),
                 vec![],
             ),
             h.emit(ionport_plugin_abi::RecordBatch {
@@ -64,7 +76,9 @@ async fn plugin_gateway_calls_go_through_the_connection() {
     assert_eq!(counters(&emu).await.requests.users, 1);
 
     // Called on an async worker thread by mistake: an error, not a crash.
-    let e = host.gateway(head("ifsservice/usermgt/v2/users/me", vec![]), vec![]).unwrap_err();
+    let e = host
+        .gateway(head("ifsservice/usermgt/v2/users/me", vec![]), vec![])
+        .unwrap_err();
     assert_eq!(e.kind.as_str(), error_kind::HOST, "{e}");
 }
 
@@ -75,6 +89,16 @@ async fn whoami_names_the_service_account() {
     let conn = connect(&emu, &dir, fast_settings());
     let me = conn.whoami().await.unwrap();
     assert_eq!(me.tenant, emu.tenant());
-    assert!(me.user_name.as_deref().unwrap_or("").starts_with("ionport.service@"), "{me:?}");
-    assert!(me.describe().contains("ionport service account"), "{}", me.describe());
+    assert!(
+        me.user_name
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("ionport.service@"),
+        "{me:?}"
+    );
+    assert!(
+        me.describe().contains("ionport service account"),
+        "{}",
+        me.describe()
+    );
 }

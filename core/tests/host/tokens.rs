@@ -41,7 +41,9 @@ async fn cold_start_of_1000_concurrent_calls_makes_one_token_request() {
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let tm = tm.clone();
-        tasks.push(tokio::spawn(async move { tm.access_token().await.map(|t| t.generation()) }));
+        tasks.push(tokio::spawn(async move {
+            tm.access_token().await.map(|t| t.generation())
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), current.generation() + 1);
@@ -65,7 +67,9 @@ async fn short_lived_tokens_rotate_refresh_tokens_without_reuse() {
     let dir = tempfile::tempdir().unwrap();
     // Rotated refresh tokens go to the vault.
     let vault = Arc::new(Vault::open(dir.path().join("home"), KeySource::KeyFile));
-    vault.import_ionapi(ionapi(&emu, &dir), "emu", false).unwrap();
+    vault
+        .import_ionapi(ionapi(&emu, &dir), "emu", false)
+        .unwrap();
     let conn = Connection::open(
         CredentialSource::Vault {
             vault: Arc::clone(&vault),
@@ -106,7 +110,11 @@ async fn short_lived_tokens_rotate_refresh_tokens_without_reuse() {
     assert!(c.token_requests.refresh_token >= 2, "{c:?}");
     assert_eq!(c.refresh_token_reuse, 0, "{c:?}");
     assert_eq!(c.token_errors.get("invalid_grant"), None, "{c:?}");
-    assert!(seen.len() >= 2, "the vault followed the rotation: {} tokens seen", seen.len());
+    assert!(
+        seen.len() >= 2,
+        "the vault followed the rotation: {} tokens seen",
+        seen.len()
+    );
     assert_eq!(conn.tokens().metrics().fallbacks, 0);
 }
 
@@ -120,10 +128,16 @@ async fn shutdown_revokes_and_the_revoked_token_is_not_used_again() {
     let before = counters(&emu).await;
     assert_eq!(before.revocations, 1, "{before:?}");
     let err = conn.gateway().get_ok(ME).await.unwrap_err();
-    assert!(matches!(err, GatewayError::Token(TokenError::Closed { .. })), "{err}");
+    assert!(
+        matches!(err, GatewayError::Token(TokenError::Closed { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("shut down"), "{err}");
     let after = counters(&emu).await;
-    assert_eq!(after.requests.users, before.requests.users, "no request with a revoked token");
+    assert_eq!(
+        after.requests.users, before.requests.users,
+        "no request with a revoked token"
+    );
     assert_eq!(after.unauthorized, 0);
     assert_eq!(after.token_requests, before.token_requests);
 }
@@ -138,7 +152,11 @@ async fn a_401_invalidates_the_token_and_retries_once() {
     let token = conn.tokens().cached().unwrap();
     let creds = &emu.config().credentials;
     let resp = reqwest::Client::new()
-        .post(format!("{}/{}/as/revoke_token.oauth2", emu.base_url(), emu.tenant()))
+        .post(format!(
+            "{}/{}/as/revoke_token.oauth2",
+            emu.base_url(),
+            emu.tenant()
+        ))
         .basic_auth(&creds.client_id, Some(&creds.client_secret))
         .form(&[
             ("token", token.secret().expose_secret()),
@@ -153,7 +171,10 @@ async fn a_401_invalidates_the_token_and_retries_once() {
     assert_eq!(c.unauthorized, 1, "{c:?}");
     assert_eq!(conn.tokens().metrics().invalidations, 1);
     assert_eq!(conn.gateway().metrics().unauthorized, 1);
-    assert_ne!(conn.tokens().cached().unwrap().generation(), token.generation());
+    assert_ne!(
+        conn.tokens().cached().unwrap().generation(),
+        token.generation()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,12 +201,18 @@ async fn keep_alive_refreshes_an_idle_refresh_token() {
     assert_eq!(conn.gateway().get_ok(ME).await.unwrap().status, 200);
     let c = counters(&emu).await;
     assert_eq!(c.token_requests.password, 1, "no fallback: {c:?}");
-    assert!(c.token_requests.refresh_token >= 3, "keep-alive refreshes: {c:?}");
+    assert!(
+        c.token_requests.refresh_token >= 3,
+        "keep-alive refreshes: {c:?}"
+    );
     assert_eq!(c.refresh_token_reuse, 0);
     assert_eq!(conn.tokens().metrics().fallbacks, 0);
 }
 
-fn manager(emu: &ionport_emulator::RunningEmulator, edit: impl FnOnce(&mut serde_json::Value)) -> TokenManager {
+fn manager(
+    emu: &ionport_emulator::RunningEmulator,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> TokenManager {
     let mut v = emu.ionapi_json();
     edit(&mut v);
     let creds = Credentials::from_ionapi_str(&v.to_string(), "test.ionapi").unwrap();
@@ -210,7 +237,10 @@ async fn token_endpoint_errors_say_what_to_fix() {
         .unwrap_err();
     assert!(matches!(e, TokenError::InvalidClient { .. }), "{e}");
     let m = e.to_string();
-    assert!(m.contains("client id or client secret") && m.contains("test.ionapi"), "{m}");
+    assert!(
+        m.contains("client id or client secret") && m.contains("test.ionapi"),
+        "{m}"
+    );
 
     let e = manager(&emu, |v| v["ci"] = "IONPORT_DEMO~nobody".into())
         .access_token()
@@ -224,7 +254,10 @@ async fn token_endpoint_errors_say_what_to_fix() {
         .unwrap_err();
     assert!(matches!(e, TokenError::InvalidServiceAccount { .. }), "{e}");
     let m = e.to_string();
-    assert!(m.contains("service-account keys") && m.contains("client id and secret were accepted"), "{m}");
+    assert!(
+        m.contains("service-account keys") && m.contains("client id and secret were accepted"),
+        "{m}"
+    );
 
     let e = manager(&emu, |v| {
         let o = v.as_object_mut().unwrap();
@@ -241,10 +274,12 @@ async fn token_endpoint_errors_say_what_to_fix() {
     assert!(tm.access_token().await.is_ok());
 
     // Nothing listens there.
-    let e = manager(&emu, |v| v["pu"] = "http://127.0.0.1:9/IONPORT_DEMO/as/".into())
-        .access_token()
-        .await
-        .unwrap_err();
+    let e = manager(&emu, |v| {
+        v["pu"] = "http://127.0.0.1:9/IONPORT_DEMO/as/".into()
+    })
+    .access_token()
+    .await
+    .unwrap_err();
     assert!(matches!(e, TokenError::Transport { .. }), "{e}");
 }
 
@@ -253,12 +288,20 @@ async fn a_dead_refresh_token_falls_back_to_the_password_grant() {
     let emu = emulator(EmulatorConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let vault = Arc::new(Vault::open(dir.path().join("home"), KeySource::KeyFile));
-    vault.import_ionapi(ionapi(&emu, &dir), "emu", false).unwrap();
     vault
-        .set_refresh_token("emu", Some(&"a-refresh-token-the-server-never-issued".into()))
+        .import_ionapi(ionapi(&emu, &dir), "emu", false)
+        .unwrap();
+    vault
+        .set_refresh_token(
+            "emu",
+            Some(&"a-refresh-token-the-server-never-issued".into()),
+        )
         .unwrap();
     let conn = Connection::open(
-        CredentialSource::Vault { vault: Arc::clone(&vault), name: "emu".into() },
+        CredentialSource::Vault {
+            vault: Arc::clone(&vault),
+            name: "emu".into(),
+        },
         ConnectionSettings { ..fast_settings() },
     )
     .unwrap();
@@ -269,7 +312,10 @@ async fn a_dead_refresh_token_falls_back_to_the_password_grant() {
     assert_eq!(c.token_errors.get("invalid_grant"), Some(&1));
     assert_eq!(conn.tokens().metrics().fallbacks, 1);
     let stored = vault.get("emu").unwrap().refresh_token.unwrap();
-    assert_ne!(stored.expose_secret(), "a-refresh-token-the-server-never-issued");
+    assert_ne!(
+        stored.expose_secret(),
+        "a-refresh-token-the-server-never-issued"
+    );
     // Shutdown revokes it and forgets it in the vault.
     assert!(conn.shutdown().await.unwrap());
     assert!(vault.get("emu").unwrap().refresh_token.is_none());

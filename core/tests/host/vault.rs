@@ -36,42 +36,88 @@ fn round_trip_with_a_key_file_created_0600() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let vault = Vault::open(&home, KeySource::KeyFile);
-    assert!(vault.list().unwrap().is_empty(), "no vault yet: empty, nothing created");
+    assert!(
+        vault.list().unwrap().is_empty(),
+        "no vault yet: empty, nothing created"
+    );
     assert!(!home.exists());
-    let s = vault.import_ionapi(sample(dir.path(), "vault-secret-1"), "prod", false).unwrap();
+    let s = vault
+        .import_ionapi(sample(dir.path(), "vault-secret-1"), "prod", false)
+        .unwrap();
     assert_eq!(s.tenant, "ACME_PRD");
-    assert_eq!(s.service_url, "https://mingle-ionapi.inforcloudsuite.com/ACME_PRD");
+    assert_eq!(
+        s.service_url,
+        "https://mingle-ionapi.inforcloudsuite.com/ACME_PRD"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(vault.key_file()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(vault.key_file())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let e = vault.get("prod").unwrap();
-    assert_eq!(e.credentials.client_secret.expose_secret(), "vault-secret-1");
     assert_eq!(
-        e.credentials.service_account.as_ref().unwrap().secret_key.expose_secret(),
+        e.credentials.client_secret.expose_secret(),
+        "vault-secret-1"
+    );
+    assert_eq!(
+        e.credentials
+            .service_account
+            .as_ref()
+            .unwrap()
+            .secret_key
+            .expose_secret(),
         "vault-secret-1-sask"
     );
     let text = std::fs::read_to_string(vault.path()).unwrap();
     assert!(!text.contains("vault-secret-1") && !text.contains("ACME_PRD~abc"));
     assert!(!format!("{e:?}").contains("vault-secret-1"));
 
-    vault.set_refresh_token("prod", Some(&SecretString::from("rt-1"))).unwrap();
-    assert_eq!(vault.get("prod").unwrap().refresh_token.unwrap().expose_secret(), "rt-1");
+    vault
+        .set_refresh_token("prod", Some(&SecretString::from("rt-1")))
+        .unwrap();
+    assert_eq!(
+        vault
+            .get("prod")
+            .unwrap()
+            .refresh_token
+            .unwrap()
+            .expose_secret(),
+        "rt-1"
+    );
     let again = vault.import_ionapi(sample(dir.path(), "vault-secret-2"), "prod", false);
     assert!(matches!(again, Err(VaultError::Exists { .. })));
-    vault.import_ionapi(sample(dir.path(), "vault-secret-2"), "prod", true).unwrap();
-    assert_eq!(vault.get("prod").unwrap().credentials.client_secret.expose_secret(), "vault-secret-2");
+    vault
+        .import_ionapi(sample(dir.path(), "vault-secret-2"), "prod", true)
+        .unwrap();
+    assert_eq!(
+        vault
+            .get("prod")
+            .unwrap()
+            .credentials
+            .client_secret
+            .expose_secret(),
+        "vault-secret-2"
+    );
     assert!(vault.remove("prod").unwrap());
     assert!(!vault.remove("prod").unwrap());
-    assert!(matches!(vault.get("prod"), Err(VaultError::NotFound { .. })));
+    assert!(matches!(
+        vault.get("prod"),
+        Err(VaultError::NotFound { .. })
+    ));
 }
 
 fn unchanged_after<T: std::fmt::Debug>(vault: &Vault, f: impl FnOnce() -> T) -> T {
     let before = std::fs::read(vault.path()).unwrap();
     let r = f();
-    assert_eq!(std::fs::read(vault.path()).unwrap(), before, "the store was not overwritten");
+    assert_eq!(
+        std::fs::read(vault.path()).unwrap(),
+        before,
+        "the store was not overwritten"
+    );
     r
 }
 
@@ -80,7 +126,9 @@ fn wrong_key_tampered_and_truncated_files_are_clear_errors_and_never_overwritten
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let vault = Vault::open(&home, key(1));
-    vault.import_ionapi(sample(dir.path(), "s1"), "prod", false).unwrap();
+    vault
+        .import_ionapi(sample(dir.path(), "s1"), "prod", false)
+        .unwrap();
     let creds = Credentials::from_ionapi_file(sample(dir.path(), "s2")).unwrap();
 
     // Wrong key.
@@ -103,7 +151,10 @@ fn wrong_key_tampered_and_truncated_files_are_clear_errors_and_never_overwritten
     let e = unchanged_after(&vault, || vault.put("other", &creds, false)).unwrap_err();
     assert!(matches!(e, VaultError::Tampered { .. }), "{e}");
     assert!(e.to_string().contains("integrity"), "{e}");
-    assert!(matches!(vault.get("prod"), Err(VaultError::Tampered { .. })));
+    assert!(matches!(
+        vault.get("prod"),
+        Err(VaultError::Tampered { .. })
+    ));
 
     // Truncated.
     std::fs::write(vault.path(), &original[..original.len() / 2]).unwrap();
@@ -118,7 +169,15 @@ fn wrong_key_tampered_and_truncated_files_are_clear_errors_and_never_overwritten
 
     // Restored: everything is still there.
     std::fs::write(vault.path(), &original).unwrap();
-    assert_eq!(vault.get("prod").unwrap().credentials.client_secret.expose_secret(), "s1");
+    assert_eq!(
+        vault
+            .get("prod")
+            .unwrap()
+            .credentials
+            .client_secret
+            .expose_secret(),
+        "s1"
+    );
 
     // A vault whose key file went missing is not replaced by a new key.
     let home2 = dir.path().join("home2");
@@ -152,7 +211,8 @@ fn concurrent_writers_lose_no_update() {
             std::thread::spawn(move || {
                 let v = Vault::open(home.as_path(), KeySource::KeyFile);
                 for i in 0..5 {
-                    v.import_ionapi(file.as_path(), &format!("w{t}-{i}"), false).unwrap();
+                    v.import_ionapi(file.as_path(), &format!("w{t}-{i}"), false)
+                        .unwrap();
                     v.set_refresh_token("seed", Some(&SecretString::from(format!("rt-{t}-{i}"))))
                         .unwrap();
                 }
