@@ -7,6 +7,7 @@
 //! - `cargo xtask bench`: builds release plugins and runs the benchmarks.
 
 mod demo;
+mod postgres;
 mod schemas;
 
 use std::path::{Path, PathBuf};
@@ -99,6 +100,7 @@ fn build_plugins(release: bool) -> Result<()> {
 }
 
 fn test(quick: bool) -> Result<()> {
+    postgres::ensure_postgres()?;
     if !quick {
         cargo(&["fmt", "--all", "--check"])?;
     }
