@@ -691,3 +691,16 @@ fn postgres_password_never_shown() {
         }
     }
 }
+
+#[test]
+fn reading_the_state_of_an_unknown_stream_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = JsonlHarness {
+        dir: dir.path().to_path_buf(),
+    };
+    let d = h.open();
+    assert_eq!(d.load_state("nope").unwrap(), None);
+    d.reset_state(Some("nope")).unwrap();
+    assert!(!dir.path().join("_ionport/nope").exists());
+    assert!(d.states().unwrap().is_empty());
+}

@@ -266,6 +266,17 @@ impl<F: Format> FileDestination<F> {
         }))
     }
 
+    /// Whether `stream` is open or has files (reading a state creates nothing).
+    fn known(&self, stream: &str) -> bool {
+        lock(&self.streams).contains_key(stream)
+            || self
+                .root
+                .join("_ionport")
+                .join(table_name(stream))
+                .join("state.json")
+                .exists()
+    }
+
     /// Every stream that has a state file, by name.
     fn known_streams(&self) -> Result<Vec<String>, DestinationError> {
         let dir = self.root.join("_ionport");
@@ -344,6 +355,9 @@ impl<F: Format> Destination for FileDestination<F> {
     }
 
     fn load_state(&self, stream: &str) -> Result<Option<Value>, DestinationError> {
+        if !self.known(stream) {
+            return Ok(None);
+        }
         let files = self.stream(stream)?;
         let files = lock(&files);
         Ok(files.state.clone())
@@ -365,6 +379,9 @@ impl<F: Format> Destination for FileDestination<F> {
             None => self.known_streams()?,
         };
         for name in names {
+            if !self.known(&name) {
+                continue;
+            }
             let files = self.stream(&name)?;
             let mut files = lock(&files);
             files
