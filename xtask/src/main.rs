@@ -39,6 +39,12 @@ enum Task {
         /// Use the binaries already built (for the test suite).
         #[arg(long)]
         no_build: bool,
+        /// Where the demo writes (default target/demo; recreated).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// The directory of the built `ionport` and plugins (default target/debug).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
     },
     /// Write the generated JSON Schemas into schemas/ (or verify them with --check).
     Schemas {
@@ -121,12 +127,13 @@ fn test(quick: bool) -> Result<()> {
     Ok(())
 }
 
-fn demo(quiet: bool, no_build: bool) -> Result<()> {
+fn demo(quiet: bool, no_build: bool, work_dir: Option<PathBuf>, bin_dir: Option<PathBuf>) -> Result<()> {
     if !no_build {
         build_plugins(false)?;
     }
-    let bin_dir = target_dir().join("debug");
-    demo::run(&bin_dir, &demo::work_dir(&target_dir()), quiet)
+    let bin_dir = bin_dir.unwrap_or_else(|| target_dir().join("debug"));
+    let work = work_dir.unwrap_or_else(|| demo::work_dir(&target_dir()));
+    demo::run(&bin_dir, &work, quiet)
 }
 
 fn bench() -> Result<()> {
@@ -138,7 +145,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match args.task {
         Task::Test { quick } => test(quick),
-        Task::Demo { quiet, no_build } => demo(quiet, no_build),
+        Task::Demo { quiet, no_build, work_dir, bin_dir } => demo(quiet, no_build, work_dir, bin_dir),
         Task::Schemas { check } => {
             build_plugins(false)?;
             schemas::run(&root(), &target_dir().join("debug"), check)

@@ -135,8 +135,12 @@ impl Export {
         // The state: {"cursor": <last complete LMTS>, "run": {"since", "last_key", "max"}}.
         let cursor = state.and_then(|st| st.get("cursor")).cloned().filter(|v| !v.is_null());
         let run = state.and_then(|st| st.get("run")).filter(|r| !r.is_null());
+        // A resumed run keeps the lower bound it started with (null: it had none).
         let since = if incremental {
-            run.and_then(|r| r.get("since")).cloned().or(cursor.clone())
+            match run.and_then(|r| r.get("since")) {
+                Some(v) => Some(v.clone()).filter(|v| !v.is_null()),
+                None => cursor.clone(),
+            }
         } else {
             None
         };
