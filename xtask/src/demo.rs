@@ -133,14 +133,18 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
     if !quiet {
         println!("emulator at {} (scale {SCALE}); credentials in {}", emu.base, ionapi.display());
     }
+    // Quiet: summaries of the runs only (no progress, no other output).
     let ionport = |args: &[&str]| -> Result<()> {
         let mut cmd = Command::new(&bin);
+        let is_run = args.first() == Some(&"run");
         cmd.args(args)
             .current_dir(work)
             .env("IONPORT_HOME", &home)
             .env("IONPORT_PLUGIN_PATH", bin_dir)
             .env_remove("IONPORT_VAULT_KEY");
-        if quiet {
+        if quiet && is_run {
+            cmd.arg("--quiet");
+        } else if quiet {
             cmd.stdout(Stdio::null());
         }
         let status = cmd.status().with_context(|| format!("running ionport {}", args.join(" ")))?;

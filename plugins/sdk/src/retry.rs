@@ -2,9 +2,9 @@
 //!
 //! The host already retries transient statuses and network errors of reads; this layer is
 //! the connector's own for what the host cannot judge: a `2xx` whose body does not decode
-//! (cut or malformed), a transient status that outlived the host's retries, an error
-//! when the host could not get an answer at all. It never retries authentication
-//! failures or cancellation, and it leaves `504` to the caller (shrink the page instead).
+//! (cut or malformed) and a transient status that outlived the host's retries. A host
+//! error (no answer at all, authentication, cancellation) is final: the host has retried
+//! already. It leaves `504` to the caller (shrink the page instead).
 //!
 //! ```ignore
 //! let policy = RetryPolicy::default();
@@ -98,8 +98,8 @@ pub fn sleep_cancellable(host: &Host, d: Duration) -> Result<(), ConnectorError>
     host.check_cancelled()
 }
 
-/// Sends `request`, retrying transient statuses, host errors other than authentication
-/// and cancellation, and `2xx` bodies that `decode` refuses.
+/// Sends `request`, retrying transient statuses and `2xx` bodies that `decode` refuses.
+/// A host error is final: the host has already retried within its bounds.
 pub fn fetch_decoded<T>(
     host: &Host,
     request: &GatewayRequest,
@@ -114,21 +114,14 @@ pub fn fetch_decoded<T>(
         host.check_cancelled()?;
         let last = attempt >= attempts;
         match host.gateway(request) {
-            Err(e) if e.is_cancelled() || is_auth_failure(&e) || last => {
+            // The host already retried what it could (network, transient statuses)
+            // within its own bounds: asking it again would multiply those bounds.
+            Err(e) => {
                 return Err(if e.is_cancelled() || is_auth_failure(&e) {
                     e
                 } else {
-                    ConnectorError::gateway(format!(
-                        "{what}: no answer from the gateway after {attempt} attempts: {}",
-                        e.message()
-                    ))
+                    ConnectorError::gateway(format!("{what}: no answer from the gateway: {}", e.message()))
                 });
-            }
-            Err(e) => {
-                host.warn(&format!(
-                    "{what}: {} (attempt {attempt} of {attempts}; trying again)",
-                    e.message()
-                ));
             }
             Ok(resp) if resp.is_success() => match decode(&resp) {
                 Ok(v) => return Ok(Fetched::Decoded(v)),
