@@ -243,7 +243,7 @@ fn print_form(root: &Value, schema: &Value, prefix: &str, depth: usize) {
     }
 }
 
-fn verify(path: &PathBuf) -> Result<ExitCode> {
+fn verify(path: &std::path::Path) -> Result<ExitCode> {
     let report = verify_library(path);
     println!(
         "Conformance of {}{}",

@@ -3,6 +3,8 @@
 //!
 //! Run with `cargo xtask bench` (it builds the release plugins first).
 
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,8 @@
 //! Crash safety: `ionport run` killed with SIGKILL at random points, then rerun, leaves
 //! every destination with every record exactly once.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,6 +2,8 @@
 //! vault import, a pipeline file with every predefined task of the three connectors,
 //! a full run into SQLite, changes in the emulator, and an incremental run.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use ionport_tests::profile_dir;

@@ -1,6 +1,8 @@
 //! A pipeline file is validated before anything runs; each mistake is reported with the
 //! file, line and column and what was expected.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use ionport_core::pipeline::{Diagnostic, load};

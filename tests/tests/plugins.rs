@@ -1,5 +1,7 @@
 //! The plugin ABI end to end: real cdylibs loaded through abi_stable.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! `ionport plugins new` makes a connector crate that builds and passes the conformance
 //! kit as generated.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use ionport_tests::{ionport, profile_dir};
