@@ -72,6 +72,12 @@ pub struct ConnectionEntry {
     #[serde(default)]
     #[schemars(range(min = 1, max = 256))]
     pub max_in_flight: Option<usize>,
+    /// How many times the host retries a failed gateway read (429, 502, 503, 504, a cut
+    /// connection) after its first attempt before the connector sees the failure (default
+    /// 5). `0` hands the first failure over at once.
+    #[serde(default)]
+    #[schemars(range(max = 20))]
+    pub retries: Option<u32>,
 }
 
 /// How a pipeline's tasks read.

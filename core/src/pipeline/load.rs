@@ -80,6 +80,8 @@ pub struct PipelinePlan {
     pub quota: Option<Option<(u32, Duration)>>,
     /// The connection's in-flight bound, when set.
     pub max_in_flight: Option<usize>,
+    /// The connection's retry bound, when set.
+    pub retries: Option<u32>,
 }
 
 /// Parses a quota: `N/SECONDS` (e.g. `1000/60`) or `none`.
@@ -209,6 +211,9 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         }
         if conn.max_in_flight == Some(0) {
             c.err(&at("max_in_flight"), "max_in_flight must be at least 1");
+        }
+        if conn.retries.is_some_and(|n| n > 20) {
+            c.err(&at("retries"), "retries must be at most 20");
         }
         match &conn.credentials {
             CredentialsRef::Vault { vault } if vault.trim().is_empty() => {
@@ -406,6 +411,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             schedule,
             quota: quotas.get(p.connection.as_str()).copied(),
             max_in_flight: parsed.connections.get(&p.connection).and_then(|c| c.max_in_flight),
+            retries: parsed.connections.get(&p.connection).and_then(|c| c.retries),
         });
     }
     if c.problems.is_empty() {

@@ -283,8 +283,18 @@ async fn run_pipeline(
     if let Some(n) = p.max_in_flight {
         settings.gateway.concurrency = n;
     }
-    let connection = Connection::open(credential_source(p)?, settings)
-        .map_err(|e| format!("connection '{}': {e}", p.connection))?;
+    if let Some(n) = p.retries {
+        settings.gateway.max_retries = n;
+    }
+    let connection = match credential_source(p).and_then(|source| {
+        Connection::open(source, settings).map_err(|e| format!("connection '{}': {e}", p.connection))
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            release(dest).await;
+            return Err(e);
+        }
+    };
     let semaphore = Arc::new(tokio::sync::Semaphore::new(p.concurrency));
     let mut handles = Vec::new();
     for t in tasks {
@@ -313,11 +323,18 @@ async fn run_pipeline(
             }),
         }
     }
+    release(dest).await;
     let metrics = connection.gateway().metrics();
     if let Err(e) = connection.shutdown().await {
         tracing::warn!(connection = %p.connection, "revoking the refresh token failed: {e}");
     }
     Ok((outcomes, metrics.requests, metrics.retries))
+}
+
+/// Drops a destination on a blocking thread: a Postgres client closes by blocking on its own
+/// runtime, which panics on a tokio worker.
+async fn release(dest: Arc<dyn Destination>) {
+    let _ = tokio::task::spawn_blocking(move || drop(dest)).await;
 }
 
 fn run_task(
