@@ -61,8 +61,9 @@ impl DlSettings {
     }
 }
 
+/// Catalog object names start with a letter (`OCUSMA`, `tccom100`, `M3_ITEMS.v2`).
 fn is_object_name(name: &str) -> bool {
-    !name.is_empty()
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.len() <= 128
         && name
             .chars()
