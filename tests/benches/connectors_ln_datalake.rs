@@ -9,6 +9,8 @@
 //! -p ionport-connector-datalake`). `IONPORT_BENCH_SCALE` sets the emulator scale
 //! (default 50,000).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -71,6 +73,14 @@ fn plugin(name: &str) -> Arc<LoadedPlugin> {
         .clone()
 }
 
+/// One measured read: what, which plugin, the request, which emulator counter counts it.
+type Run = (
+    &'static str,
+    Arc<LoadedPlugin>,
+    ReadRequest,
+    fn(&ionport_emulator::Counters) -> u64,
+);
+
 struct Figures {
     records: u64,
     secs: f64,
@@ -127,12 +137,7 @@ fn main() {
 
     let ln = plugin("ionport_connector_ln");
     let lake = plugin("ionport_connector_datalake");
-    let runs: Vec<(
-        &str,
-        Arc<LoadedPlugin>,
-        ReadRequest,
-        fn(&ionport_emulator::Counters) -> u64,
-    )> = vec![
+    let runs: Vec<Run> = vec![
         (
             "LN business_partners (OData, 1000/page)",
             ln.clone(),
