@@ -372,7 +372,9 @@ impl HostCallbacks for ConnectionHost {
         head: GatewayRequestHead,
         body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
-        if self.cancelled.load(Ordering::SeqCst) {
+        // After cancellation reads are refused, but a plugin's clean-up calls (e.g. a
+        // Compass job's PUT .../cancel) still go out.
+        if self.cancelled.load(Ordering::SeqCst) && head.method.eq_ignore_ascii_case("GET") {
             return Err(PluginError::new(
                 error_kind::CANCELLED,
                 "the call was cancelled",

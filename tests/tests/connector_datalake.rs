@@ -4,6 +4,8 @@
 //! after changes, resumption of a job from a checkpoint, cancellation of a running job,
 //! FAILED jobs with the server's reason, faults at a rate, 504s, check and discover.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

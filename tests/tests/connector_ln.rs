@@ -4,6 +4,8 @@
 //! after changes, resumption from a checkpoint, OData error bodies, faults at a rate, and
 //! what `check` and `discover` say.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -189,7 +189,9 @@ struct TaskHost {
 
 impl HostCallbacks for TaskHost {
     fn gateway(&self, head: GatewayRequestHead, body: Vec<u8>) -> Result<HostResponse, PluginError> {
-        if self.cancel.is_cancelled() {
+        // Reads stop at cancellation; clean-up calls (non-GET, e.g. cancelling a Compass
+        // job) still go out.
+        if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
             return Err(PluginError::new(error_kind::CANCELLED, "the run was cancelled"));
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
