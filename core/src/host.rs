@@ -73,7 +73,7 @@ impl HostCallbacks for OfflineHost {
         _body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
         Err(PluginError::new(
-            error_kind::GATEWAY,
+            error_kind::HOST,
             "this call has no connection, so there is no gateway to reach",
         ))
     }

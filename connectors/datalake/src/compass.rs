@@ -85,7 +85,13 @@ pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorErr
         host.check_cancelled()?;
         let last = attempt >= policy.attempts;
         match host.gateway(&req) {
-            Err(e) if e.is_cancelled() || ionport_plugin_sdk::retry::is_auth_failure(&e) => {
+            // Cancelled, refused credentials, or a host without a gateway: asking again
+            // cannot help.
+            Err(e)
+                if e.is_cancelled()
+                    || e.kind() == ionport_plugin_sdk::ConnectorError::host_kind()
+                    || ionport_plugin_sdk::retry::is_auth_failure(&e) =>
+            {
                 return Err(e);
             }
             Err(e) if last => {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ionport_plugin_abi::wire::{SyncMode, TaskSpec};
-use ionport_plugin_sdk::form::{CREDENTIALS_PROPERTY, resolve};
+use ionport_plugin_sdk::form::CREDENTIALS_PROPERTY;
 use serde_json::Value;
 
 use super::config::{CredentialsRef, PipelineFile, SyncModeChoice};
@@ -236,12 +236,13 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         }
         // Settings: no secret inline, variables expanded, the form satisfied.
         let form = plugin.connection_form();
+        let secrets = ionport_plugin_sdk::form::secret_fields(form);
         let mut values = serde_json::Map::new();
         for (key, v) in &conn.settings {
             let path = [Seg::Key("connections"), Seg::Key(name), Seg::Key("settings"), Seg::Key(key)];
-            let prop = form.pointer(&format!("/properties/{key}")).map(|p| resolve(form, p));
-            let secret_inside = prop.is_some_and(|p| !ionport_plugin_sdk::form::secret_fields(&serde_json::json!({"properties": {"x": p}, "$defs": form.get("$defs")})).is_empty());
-            if key == CREDENTIALS_PROPERTY || prop.is_some_and(ionport_plugin_sdk::form::is_secret) || secret_inside {
+            // The key is a secret, or holds one (a nested object with a secret field).
+            let holds_secret = secrets.iter().any(|s| s == key || s.starts_with(&format!("{key}.")));
+            if key == CREDENTIALS_PROPERTY || holds_secret {
                 c.err(&path, format!(
                     "secrets may not be written in a pipeline file: remove `{key}` and use credentials = {{ vault = \"NAME\" }} or {{ ionapi = \"FILE\" }}"
                 ));

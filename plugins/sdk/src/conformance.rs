@@ -20,7 +20,7 @@ use ionport_plugin_abi::{
 };
 use serde_json::{Value, json};
 
-use crate::form::{SECRET_KEYWORD, resolve};
+use crate::form::{SECRET_KEYWORD, walk_properties};
 
 /// The outcome of one named check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,7 +299,7 @@ pub fn check_form(form: &Value) -> Vec<String> {
     if form.get("properties").and_then(Value::as_object).is_none() {
         p.push("the connection form has no properties".into());
     }
-    check_secret_marks(form, form, "", &mut p, 0);
+    check_secret_marks(form, &mut p);
     p
 }
 
@@ -315,39 +315,22 @@ fn looks_secret(name: &str) -> bool {
     ) || (last == "key" && lower.len() > 3)
 }
 
-fn check_secret_marks(root: &Value, schema: &Value, prefix: &str, p: &mut Vec<String>, depth: u8) {
-    if depth > 8 {
-        return;
-    }
-    let schema = resolve(root, schema);
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, prop) in props {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let resolved = resolve(root, prop);
-        let marked = [prop, resolved]
-            .iter()
-            .any(|s| s.get(SECRET_KEYWORD).and_then(Value::as_bool) == Some(true));
-        let write_only = [prop, resolved]
-            .iter()
-            .any(|s| s.get("writeOnly").and_then(Value::as_bool) == Some(true));
-        if !marked && looks_secret(name) {
+fn check_secret_marks(form: &Value, p: &mut Vec<String>) {
+    walk_properties(form, |prop| {
+        let marked = prop.flag(SECRET_KEYWORD);
+        if !marked && looks_secret(prop.name) {
             p.push(format!(
-                "form field '{path}' looks like a secret but is not marked \"{SECRET_KEYWORD}\": true"
+                "form field '{}' looks like a secret but is not marked \"{SECRET_KEYWORD}\": true",
+                prop.path
             ));
         }
-        if marked && !write_only {
+        if marked && !prop.flag("writeOnly") {
             p.push(format!(
-                "secret form field '{path}' must also be \"writeOnly\": true"
+                "secret form field '{}' must also be \"writeOnly\": true",
+                prop.path
             ));
         }
-        check_secret_marks(root, resolved, &path, p, depth + 1);
-    }
+    });
 }
 
 /// Problems with a task list (empty when every task is well-formed).
@@ -429,7 +412,7 @@ impl OfflineHost {
 impl FfiHost for OfflineHost {
     fn gateway(&self, _request: FfiHttpRequest) -> RResult<FfiHttpResponse, PluginError> {
         RResult::RErr(PluginError::new(
-            error_kind::GATEWAY,
+            error_kind::HOST,
             "no gateway: the conformance kit runs without a connection",
         ))
     }

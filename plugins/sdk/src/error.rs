@@ -43,6 +43,12 @@ impl ConnectorError {
         Self::new(error_kind::CONNECTOR, message)
     }
 
+    /// The kind of errors the host itself raises (no gateway for this call, a destination
+    /// failure): never worth retrying from a connector.
+    pub fn host_kind() -> &'static str {
+        error_kind::HOST
+    }
+
     /// One of [`ionport_plugin_abi::error_kind`].
     pub fn kind(&self) -> &'static str {
         self.kind

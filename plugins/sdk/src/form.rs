@@ -104,15 +104,35 @@ pub fn record_schema<T: JsonSchema>() -> Value {
     schemars::schema_for!(T).to_value()
 }
 
-/// The names of the properties of `schema` (top level and nested objects, dotted) that
-/// are marked secret.
-pub fn secret_fields(schema: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    collect_secrets(schema, schema, "", &mut out, 0);
-    out
+/// One property met by [`walk_properties`].
+#[derive(Debug, Clone, Copy)]
+pub struct Property<'a> {
+    /// Dotted path from the top, e.g. `credentials.password`.
+    pub path: &'a str,
+    /// The property's own name.
+    pub name: &'a str,
+    /// The property's schema as written.
+    pub schema: &'a Value,
+    /// The same with a local `$ref` followed.
+    pub resolved: &'a Value,
 }
 
-fn collect_secrets(root: &Value, schema: &Value, prefix: &str, out: &mut Vec<String>, depth: u8) {
+impl Property<'_> {
+    /// Whether the property or its referenced schema carries `keyword: true`.
+    pub fn flag(&self, keyword: &str) -> bool {
+        [self.schema, self.resolved]
+            .iter()
+            .any(|s| s.get(keyword).and_then(Value::as_bool) == Some(true))
+    }
+}
+
+/// Calls `visit` for every property of `root` and of the objects nested in it (through
+/// local `$ref`s), depth-first, at most 8 levels deep.
+pub fn walk_properties(root: &Value, mut visit: impl FnMut(Property<'_>)) {
+    walk(root, root, "", &mut visit, 0);
+}
+
+fn walk(root: &Value, schema: &Value, prefix: &str, visit: &mut impl FnMut(Property<'_>), depth: u8) {
     if depth > 8 {
         return;
     }
@@ -127,11 +147,26 @@ fn collect_secrets(root: &Value, schema: &Value, prefix: &str, out: &mut Vec<Str
             format!("{prefix}.{name}")
         };
         let resolved = resolve(root, prop);
-        if is_secret(prop) || is_secret(resolved) {
-            out.push(path.clone());
-        }
-        collect_secrets(root, resolved, &path, out, depth + 1);
+        visit(Property {
+            path: &path,
+            name,
+            schema: prop,
+            resolved,
+        });
+        walk(root, resolved, &path, visit, depth + 1);
     }
+}
+
+/// The names of the properties of `schema` (top level and nested objects, dotted) that
+/// are marked secret.
+pub fn secret_fields(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_properties(schema, |p| {
+        if p.flag(SECRET_KEYWORD) {
+            out.push(p.path.to_string());
+        }
+    });
+    out
 }
 
 /// Whether a property schema is marked secret.

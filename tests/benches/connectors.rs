@@ -1,11 +1,11 @@
-//! Throughput of the LN and Data Lake connectors against the emulator, through the built
+//! Throughput of the M3, LN and Data Lake connectors against the emulator, through the built
 //! cdylibs, the ABI and core's host services (`ConnectionHost`): records per second,
 //! gateway requests per 100,000 records, and the host's CPU per 100,000 records (the CPU
 //! of every thread of this process except the emulator's, which runs on its own named
 //! runtime).
 //!
-//! `cargo bench -p ionport-tests --bench connectors_ln_datalake` (after building the
-//! connector cdylibs in release: `cargo build --release -p ionport-connector-ln
+//! `cargo bench -p ionport-tests --bench connectors` (after building the connector cdylibs
+//! in release: `cargo build --release -p ionport-connector-m3 -p ionport-connector-ln
 //! -p ionport-connector-datalake`). `IONPORT_BENCH_SCALE` sets the emulator scale
 //! (default 50,000).
 
@@ -135,9 +135,32 @@ fn main() {
     };
     println!("emulator scale {scale}; host: core ConnectionHost; release cdylibs");
 
+    let m3 = plugin("ionport_connector_m3");
     let ln = plugin("ionport_connector_ln");
     let lake = plugin("ionport_connector_datalake");
+    let m3_read = |task: &str| ReadRequest {
+        connection: ConnectionConfig {
+            settings: json!({"company": 100}),
+        },
+        task: task.into(),
+        sync_mode: SyncMode::FullRefresh,
+        state: None,
+        page_size: Some(1000),
+        options: Value::Null,
+    };
     let runs: Vec<Run> = vec![
+        (
+            "M3 customers (CRS610MI list paging, 1000/page)",
+            m3.clone(),
+            m3_read("customers"),
+            |c| c.requests.m3,
+        ),
+        (
+            "M3 customer_table (EXPORTMI, 1000/page)",
+            m3,
+            m3_read("customer_table"),
+            |c| c.requests.m3,
+        ),
         (
             "LN business_partners (OData, 1000/page)",
             ln.clone(),
