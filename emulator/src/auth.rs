@@ -165,6 +165,12 @@ async fn token(
     }
     let cfg = &st.config;
     match grant {
+        "password" if !st.config.password_grant => oauth_error(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "The client is not authorized to use the password grant",
+        ),
         "password" => {
             let (Some(user), Some(pass)) = (form.get("username"), form.get("password")) else {
                 return oauth_error(

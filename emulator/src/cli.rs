@@ -29,6 +29,9 @@ pub struct EmulatorArgs {
     /// Do not issue refresh tokens ("Issue Refresh Token" off).
     #[arg(long)]
     pub no_refresh_tokens: bool,
+    /// Refuse the password grant (an app whose grant was disabled).
+    #[arg(long)]
+    pub no_password_grant: bool,
     /// Per-token quota as N/SECONDS, e.g. 1000/60 (the real default). No quota when absent.
     #[arg(long, value_parser = clap::value_parser!(Quota))]
     pub quota: Option<Quota>,
@@ -64,6 +67,7 @@ impl Default for EmulatorArgs {
             scale: config::DEFAULT_SCALE,
             token_ttl: Duration::from_secs(7200),
             no_refresh_tokens: false,
+            no_password_grant: false,
             quota: None,
             write_ionapi: None,
             job_run_time: Duration::from_millis(500),
@@ -88,6 +92,7 @@ impl EmulatorArgs {
             scale: self.scale,
             token_ttl: self.token_ttl,
             issue_refresh_tokens: !self.no_refresh_tokens,
+            password_grant: !self.no_password_grant,
             quota: self.quota,
             credentials: EmulatorCredentials {
                 client_id: self.client_id.clone().unwrap_or(demo.client_id),

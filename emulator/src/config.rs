@@ -28,6 +28,9 @@ pub struct EmulatorConfig {
     pub token_ttl: Duration,
     /// Whether token responses carry a refresh token ("Issue Refresh Token" on the app).
     pub issue_refresh_tokens: bool,
+    /// Whether the app may use the password grant (off: 400 `unauthorized_client`, as
+    /// for an app whose grant was disabled).
+    pub password_grant: bool,
     /// A refresh token idle for longer than this is dead (about 30 days on the real system).
     pub refresh_token_idle: Duration,
     /// Per-token quota; `None` for no quota (the real gateway's default is 1000 per 60 s).
@@ -51,6 +54,7 @@ impl Default for EmulatorConfig {
             scale: DEFAULT_SCALE,
             token_ttl: Duration::from_secs(7200),
             issue_refresh_tokens: true,
+            password_grant: true,
             refresh_token_idle: Duration::from_secs(30 * 24 * 3600),
             quota: None,
             credentials: EmulatorCredentials::default(),
@@ -70,6 +74,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("scale", &self.scale)
             .field("token_ttl", &self.token_ttl)
             .field("issue_refresh_tokens", &self.issue_refresh_tokens)
+            .field("password_grant", &self.password_grant)
             .field("refresh_token_idle", &self.refresh_token_idle)
             .field("quota", &self.quota)
             .field("credentials", &self.credentials)

@@ -269,6 +269,18 @@ async fn token_endpoint_errors_say_what_to_fix() {
     .unwrap_err();
     assert!(matches!(e, TokenError::NoServiceAccount { .. }), "{e}");
 
+    // A grant disabled for the app says so, and what to do.
+    let no_password = emulator(EmulatorConfig {
+        credentials: EmulatorCredentials::demo("IONPORT_DEMO"),
+        password_grant: false,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let e = manager(&no_password, |_| {}).access_token().await.unwrap_err();
+    assert!(matches!(e, TokenError::GrantDisabled { .. }), "{e}");
+    let m = e.to_string();
+    assert!(m.contains("password") || m.contains("grant"), "{m}");
+
     // Basic client authentication works too.
     let tm = manager(&emu, |v| v["client_auth"] = "basic".into());
     assert!(tm.access_token().await.is_ok());
