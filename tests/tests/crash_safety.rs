@@ -138,3 +138,58 @@ fn jsonl_survives_sigkill_at_random_points() {
         assert_eq!(set, want, "{table}: every record, exactly once");
     }
 }
+
+fn keys_of(rows: &[serde_json::Map<String, serde_json::Value>], key: &str) -> (usize, BTreeSet<String>) {
+    let set = rows.iter().map(|r| r[key].as_str().unwrap().to_string()).collect();
+    (rows.len(), set)
+}
+
+#[test]
+fn parquet_survives_sigkill_at_random_points() {
+    let emu = Emulated::start(EmulatorConfig { scale: SCALE, ..EmulatorConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let out = dir.path().join("out");
+    let file = pipeline(dir.path(), &ionapi, &format!("{{ type = \"parquet\", path = \"{}\" }}", out.display()));
+    let killed = kill_and_rerun(&file, 6, 13);
+    assert!(killed >= 3, "most runs were killed mid-way ({killed})");
+    let want = expected_keys();
+    for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
+        let rows = ionport_core::destination::parquet::read_dataset(&out.join(format!("{table}.parquet"))).unwrap();
+        let (n, set) = keys_of(&rows, key);
+        assert_eq!(n, set.len(), "{table}: no duplicates");
+        assert_eq!(set, want, "{table}: every record, exactly once");
+    }
+}
+
+#[test]
+fn postgres_survives_sigkill_at_random_points() {
+    let url = std::env::var("IONPORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut client = postgres::Client::connect(&url, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("Postgres at IONPORT_TEST_POSTGRES_URL is required ({e}); `cargo xtask test` starts one"));
+    let schema = format!("crash_{}", std::process::id());
+    client.batch_execute(&format!("drop schema if exists {schema} cascade")).unwrap();
+
+    let emu = Emulated::start(EmulatorConfig { scale: SCALE, ..EmulatorConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let file = pipeline(
+        dir.path(),
+        &ionapi,
+        &format!("{{ type = \"postgres\", url = \"{url}\", schema = \"{schema}\" }}"),
+    );
+    let killed = kill_and_rerun(&file, 6, 17);
+    assert!(killed >= 3, "most runs were killed mid-way ({killed})");
+    let want = expected_keys();
+    for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
+        let rows = client.query(&format!("select \"{key}\" from {schema}.{table}"), &[]).unwrap();
+        let keys: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        let set: BTreeSet<String> = keys.iter().cloned().collect();
+        assert_eq!(keys.len(), set.len(), "{table}: no duplicates");
+        assert_eq!(set, want, "{table}: every record, exactly once");
+    }
+    client.batch_execute(&format!("drop schema {schema} cascade")).unwrap();
+}
