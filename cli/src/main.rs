@@ -6,8 +6,8 @@
 mod check;
 mod plugins;
 mod run;
-mod vault;
 mod scaffold;
+mod vault;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -52,10 +52,17 @@ pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
         PluginsCommand::List { json } => list(cli, *json),
         PluginsCommand::Show { id, json } => show(cli, id, *json),
         PluginsCommand::Verify { path } => verify(path),
-        PluginsCommand::New { name, dir, sdk_path } => {
+        PluginsCommand::New {
+            name,
+            dir,
+            sdk_path,
+        } => {
             let root = crate::scaffold::new_connector(name, dir, sdk_path.as_deref())?;
             println!("created {}", root.display());
-            println!("next: cd {} && cargo test   (builds the plugin and runs the conformance kit)", root.display());
+            println!(
+                "next: cd {} && cargo test   (builds the plugin and runs the conformance kit)",
+                root.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

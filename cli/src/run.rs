@@ -11,7 +11,9 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ionport_core::pipeline::run::{open_destination, states};
-use ionport_core::pipeline::{Cancel, Plan, RunObserver, RunOptions, RunSummary, TaskOutcome, load, run};
+use ionport_core::pipeline::{
+    Cancel, Plan, RunObserver, RunOptions, RunSummary, TaskOutcome, load, run,
+};
 use ionport_core::plugin::PluginRegistry;
 use ionport_plugin_sdk::{LogLevel, SyncMode};
 use serde_json::json;
@@ -92,7 +94,11 @@ fn load_plan(cli: &Cli, file: &Path) -> Result<Option<Plan>> {
         Ok(p) => Ok(Some(p)),
         Err(d) => {
             eprintln!("{d}");
-            eprintln!("{} problem(s) in {}; nothing was run.", d.0.len(), file.display());
+            eprintln!(
+                "{} problem(s) in {}; nothing was run.",
+                d.0.len(),
+                file.display()
+            );
             Ok(None)
         }
     }
@@ -108,8 +114,14 @@ struct Progress {
 
 impl Progress {
     fn new(format: LogFormat, quiet: bool) -> Self {
-        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| (MultiProgress::new(), Mutex::new(BTreeMap::new())));
-        Self { bars, format, quiet, last_line: Mutex::new(BTreeMap::new()) }
+        let bars = (!quiet && std::io::stderr().is_terminal())
+            .then(|| (MultiProgress::new(), Mutex::new(BTreeMap::new())));
+        Self {
+            bars,
+            format,
+            quiet,
+            last_line: Mutex::new(BTreeMap::new()),
+        }
     }
 
     fn line(&self, event: &str, fields: serde_json::Value) {
@@ -120,7 +132,12 @@ impl Progress {
             LogFormat::Json => {
                 let mut v = fields;
                 v["event"] = json!(event);
-                v["ts"] = json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0));
+                v["ts"] = json!(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0)
+                );
                 eprintln!("{v}");
             }
             LogFormat::Text => {
@@ -128,7 +145,9 @@ impl Progress {
                 if let Some(m) = fields.as_object() {
                     for (k, v) in m {
                         match v {
-                            serde_json::Value::String(t) if t.contains(' ') => s.push_str(&format!(" {k}={t:?}")),
+                            serde_json::Value::String(t) if t.contains(' ') => {
+                                s.push_str(&format!(" {k}={t:?}"))
+                            }
                             serde_json::Value::String(t) => s.push_str(&format!(" {k}={t}")),
                             other => s.push_str(&format!(" {k}={other}")),
                         }
@@ -155,7 +174,10 @@ impl RunObserver for Progress {
                 b.insert(format!("{pipeline}/{task}"), pb);
             }
         }
-        self.line("task_started", json!({ "pipeline": pipeline, "task": task, "mode": mode.as_str() }));
+        self.line(
+            "task_started",
+            json!({ "pipeline": pipeline, "task": task, "mode": mode.as_str() }),
+        );
     }
 
     fn task_progress(&self, pipeline: &str, task: &str, records: u64, commits: u64) {
@@ -165,14 +187,19 @@ impl RunObserver for Progress {
                 && let Some(pb) = b.get(&key)
             {
                 let secs = pb.elapsed().as_secs_f64().max(0.001);
-                pb.set_message(format!("{records} records, {commits} commits, {:.0} rec/s", records as f64 / secs));
+                pb.set_message(format!(
+                    "{records} records, {commits} commits, {:.0} rec/s",
+                    records as f64 / secs
+                ));
             }
             return;
         }
         // At most one line every two seconds per task.
         let due = self.last_line.lock().map(|mut m| {
             let now = Instant::now();
-            let due = m.get(&key).is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(2));
+            let due = m
+                .get(&key)
+                .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(2));
             if due {
                 m.insert(key.clone(), now);
             }
@@ -189,7 +216,10 @@ impl RunObserver for Progress {
             && let Some(pb) = b.get(&format!("{}/{}", o.pipeline, o.task))
         {
             match &o.error {
-                None => pb.finish_with_message(format!("done: {} records, {} pages in {:.1}s", o.records, o.pages, o.seconds)),
+                None => pb.finish_with_message(format!(
+                    "done: {} records, {} pages in {:.1}s",
+                    o.records, o.pages, o.seconds
+                )),
                 Some(e) => pb.finish_with_message(format!("FAILED: {e}")),
             }
         }
@@ -212,7 +242,10 @@ impl RunObserver for Progress {
 
 fn print_summary(s: &RunSummary, seconds: f64) {
     println!();
-    println!("{:<34} {:<13} {:>10} {:>7} {:>9} {:>8}  STATUS", "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS");
+    println!(
+        "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8}  STATUS",
+        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS"
+    );
     for t in &s.tasks {
         let status = match &t.error {
             None => "ok".to_string(),
@@ -238,18 +271,26 @@ fn print_summary(s: &RunSummary, seconds: f64) {
         s.tasks.len(),
         s.http_requests,
         s.retries,
-        if failed == 0 { "all succeeded".to_string() } else { format!("{failed} FAILED") }
+        if failed == 0 {
+            "all succeeded".to_string()
+        } else {
+            format!("{failed} FAILED")
+        }
     );
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn ctrl_c(cancel: Cancel) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ncancelling: tasks stop after their current page (Ctrl-C again to quit at once)");
+            eprintln!(
+                "\ncancelling: tasks stop after their current page (Ctrl-C again to quit at once)"
+            );
             cancel.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -260,7 +301,9 @@ fn ctrl_c(cancel: Cancel) {
 
 /// `ionport run`.
 pub fn run_cmd(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
-    let Some(plan) = load_plan(cli, &args.file)? else { return Ok(ExitCode::from(2)) };
+    let Some(plan) = load_plan(cli, &args.file)? else {
+        return Ok(ExitCode::from(2));
+    };
     if let Some(p) = &args.pipeline
         && !plan.pipelines.iter().any(|x| &x.name == p)
     {
@@ -284,35 +327,60 @@ pub fn run_cmd(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         let _ = mp.clear();
     }
     print_summary(&summary, started.elapsed().as_secs_f64());
-    Ok(if summary.ok() && !cancel.is_cancelled() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if summary.ok() && !cancel.is_cancelled() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `ionport daemon`: runs each scheduled pipeline at its interval until Ctrl-C.
 pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
-    let Some(plan) = load_plan(cli, &args.file)? else { return Ok(ExitCode::from(2)) };
-    let scheduled: Vec<(String, Duration)> = plan.pipelines.iter().filter_map(|p| p.schedule.map(|s| (p.name.clone(), s))).collect();
+    let Some(plan) = load_plan(cli, &args.file)? else {
+        return Ok(ExitCode::from(2));
+    };
+    let scheduled: Vec<(String, Duration)> = plan
+        .pipelines
+        .iter()
+        .filter_map(|p| p.schedule.map(|s| (p.name.clone(), s)))
+        .collect();
     if scheduled.is_empty() {
-        bail!("{} has no pipeline with a `schedule`; nothing for the daemon to do", args.file.display());
+        bail!(
+            "{} has no pipeline with a `schedule`; nothing for the daemon to do",
+            args.file.display()
+        );
     }
     let rt = runtime()?;
     let progress = Arc::new(Progress::new(args.log_format, false));
     let cancel = Cancel::default();
     rt.block_on(async {
         ctrl_c(cancel.clone());
-        let mut next: BTreeMap<String, Instant> = scheduled.iter().map(|(n, _)| (n.clone(), Instant::now())).collect();
+        let mut next: BTreeMap<String, Instant> = scheduled
+            .iter()
+            .map(|(n, _)| (n.clone(), Instant::now()))
+            .collect();
         while !cancel.is_cancelled() {
             let now = Instant::now();
             for (name, every) in &scheduled {
                 if next.get(name).is_some_and(|t| *t <= now) {
-                    let opts = RunOptions { pipeline: Some(name.clone()), ..RunOptions::default() };
+                    let opts = RunOptions {
+                        pipeline: Some(name.clone()),
+                        ..RunOptions::default()
+                    };
                     let started = Instant::now();
                     let summary = run(&plan, &opts, progress.clone(), cancel.clone()).await;
                     print_summary(&summary, started.elapsed().as_secs_f64());
                     next.insert(name.clone(), started + *every);
                 }
             }
-            let wake = next.values().min().copied().unwrap_or_else(|| now + Duration::from_secs(60));
-            let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+            let wake = next
+                .values()
+                .min()
+                .copied()
+                .unwrap_or_else(|| now + Duration::from_secs(60));
+            let wait = wake
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1));
             tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
         }
     });
@@ -323,10 +391,14 @@ pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
 pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
     match cmd {
         StateCommand::Show { file, pipeline } => {
-            let Some(plan) = load_plan(cli, file)? else { return Ok(ExitCode::from(2)) };
+            let Some(plan) = load_plan(cli, file)? else {
+                return Ok(ExitCode::from(2));
+            };
             let mut seen = std::collections::BTreeSet::new();
             for p in &plan.pipelines {
-                if pipeline.as_ref().is_some_and(|n| n != &p.name) || !seen.insert(p.environment.clone()) {
+                if pipeline.as_ref().is_some_and(|n| n != &p.name)
+                    || !seen.insert(p.environment.clone())
+                {
                     continue;
                 }
                 println!("environment {} (pipeline {}):", p.environment, p.name);
@@ -340,8 +412,14 @@ pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StateCommand::Reset { file, pipeline, task } => {
-            let Some(plan) = load_plan(cli, file)? else { return Ok(ExitCode::from(2)) };
+        StateCommand::Reset {
+            file,
+            pipeline,
+            task,
+        } => {
+            let Some(plan) = load_plan(cli, file)? else {
+                return Ok(ExitCode::from(2));
+            };
             let Some(p) = plan.pipelines.iter().find(|p| &p.name == pipeline) else {
                 bail!("{} has no pipeline '{pipeline}'", file.display());
             };
@@ -349,7 +427,8 @@ pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
             d.reset_state(task.as_deref())?;
             println!(
                 "reset the state of {} in environment {}",
-                task.as_deref().map_or("every stream".to_string(), |t| format!("stream {t}")),
+                task.as_deref()
+                    .map_or("every stream".to_string(), |t| format!("stream {t}")),
                 p.environment
             );
             Ok(ExitCode::SUCCESS)

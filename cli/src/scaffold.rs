@@ -13,7 +13,9 @@ const README_MD: &str = include_str!("../templates/connector/README.md.tmpl");
 /// The SDK of the source tree this binary was built from, when it is still there.
 fn default_sdk_path() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
-    p.canonicalize().ok().filter(|p| p.join("Cargo.toml").is_file())
+    p.canonicalize()
+        .ok()
+        .filter(|p| p.join("Cargo.toml").is_file())
 }
 
 fn title_case(id: &str) -> String {
@@ -32,20 +34,29 @@ fn title_case(id: &str) -> String {
 /// Writes the crate for connector `id` into `dir/<id>-connector`; returns its path.
 pub fn new_connector(id: &str, dir: &Path, sdk_path: Option<&Path>) -> Result<PathBuf> {
     let valid = id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.ends_with('-')
         && !id.contains("--");
     if !valid {
-        bail!("'{id}' is not a connector id: use lowercase letters, digits and single dashes, starting with a letter (e.g. acme-erp)");
+        bail!(
+            "'{id}' is not a connector id: use lowercase letters, digits and single dashes, starting with a letter (e.g. acme-erp)"
+        );
     }
     let crate_name = format!("{id}-connector");
     let root = dir.join(&crate_name);
     if root.exists() {
-        bail!("{} already exists; choose another name or --dir", root.display());
+        bail!(
+            "{} already exists; choose another name or --dir",
+            root.display()
+        );
     }
     let sdk = match sdk_path.map(Path::to_path_buf).or_else(default_sdk_path) {
         Some(p) => {
-            let p = p.canonicalize().with_context(|| format!("the SDK path {}", p.display()))?;
+            let p = p
+                .canonicalize()
+                .with_context(|| format!("the SDK path {}", p.display()))?;
             format!("{{ path = {:?} }}", p.display().to_string())
         }
         None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
@@ -72,7 +83,8 @@ pub fn new_connector(id: &str, dir: &Path, sdk_path: Option<&Path>) -> Result<Pa
     ];
     for (rel, template) in files {
         let path = root.join(rel);
-        std::fs::write(&path, fill(template)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, fill(template))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(root)
 }

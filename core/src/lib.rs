@@ -20,12 +20,12 @@
 //! What it is not: a command line (that is `ionport`, the `cli` crate), and it knows no
 //! connector by name — everything connector-specific arrives through the ABI.
 
-pub mod host;
-pub mod plugin;
-pub mod credentials;
-pub mod vault;
-pub mod token;
-pub mod gateway;
 pub mod connection;
+pub mod credentials;
 pub mod destination;
+pub mod gateway;
+pub mod host;
 pub mod pipeline;
+pub mod plugin;
+pub mod token;
+pub mod vault;

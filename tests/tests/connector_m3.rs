@@ -21,7 +21,9 @@ const SCALE: u64 = 240;
 
 fn m3() -> Arc<LoadedPlugin> {
     let mut reg = PluginRegistry::default();
-    reg.load(&plugin_lib("ionport_connector_m3")).unwrap().clone()
+    reg.load(&plugin_lib("ionport_connector_m3"))
+        .unwrap()
+        .clone()
 }
 
 fn emulator() -> Emulated {
@@ -37,7 +39,13 @@ fn settings(version: &str) -> ConnectionConfig {
     }
 }
 
-fn request(task: &str, version: &str, mode: SyncMode, page: u32, state: Option<Value>) -> ReadRequest {
+fn request(
+    task: &str,
+    version: &str,
+    mode: SyncMode,
+    page: u32,
+    state: Option<Value>,
+) -> ReadRequest {
     ReadRequest {
         connection: settings(version),
         task: task.into(),
@@ -64,7 +72,10 @@ fn expected(emu: &Emulated, table: &TableDef, mi_names: bool) -> Vec<Map<String,
                 .map(|(i, c)| {
                     let name = if mi_names { table.mi_name(i) } else { c.name };
                     let raw = r.get(c.field).mi(c.len, false);
-                    (name.to_string(), MiType::from_letter(c.kind.m3_letter()).value(&raw))
+                    (
+                        name.to_string(),
+                        MiType::from_letter(c.kind.m3_letter()).value(&raw),
+                    )
                 })
                 .collect()
         })
@@ -72,7 +83,14 @@ fn expected(emu: &Emulated, table: &TableDef, mi_names: bool) -> Vec<Map<String,
 }
 
 fn key(r: &Map<String, Value>, pk: &[&str]) -> String {
-    pk.iter().map(|k| format!("{:>12}", r.get(*k).map(Value::to_string).unwrap_or_default())).collect()
+    pk.iter()
+        .map(|k| {
+            format!(
+                "{:>12}",
+                r.get(*k).map(Value::to_string).unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// A checksum over records in key order (canonical JSON: keys sorted).
@@ -93,7 +111,11 @@ fn by_key(records: Vec<Map<String, Value>>, pk: &[&str]) -> BTreeMap<String, Map
     m
 }
 
-fn read_all(plugin: &LoadedPlugin, host: &Arc<GatewayHost>, req: &ReadRequest) -> Vec<Map<String, Value>> {
+fn read_all(
+    plugin: &LoadedPlugin,
+    host: &Arc<GatewayHost>,
+    req: &ReadRequest,
+) -> Vec<Map<String, Value>> {
     let summary = plugin
         .read(host.clone() as Arc<dyn HostCallbacks>, req)
         .unwrap_or_else(|e| panic!("{} failed: {e}", req.task));
@@ -120,17 +142,38 @@ fn every_predefined_task_replicates_the_generated_data_completely() {
         ("customers", &tables::OCUSMA, true, &["CONO", "CUNO"]),
         ("items", &tables::MITMAS, true, &["CONO", "ITNO"]),
         ("suppliers", &tables::CIDMAS, true, &["CONO", "SUNO"]),
-        ("customer_order_lines", &tables::OOLINE, true, &["CONO", "ORNO", "PONR", "POSX"]),
-        ("customer_table", &tables::OCUSMA, false, &["OKCONO", "OKCUNO"]),
+        (
+            "customer_order_lines",
+            &tables::OOLINE,
+            true,
+            &["CONO", "ORNO", "PONR", "POSX"],
+        ),
+        (
+            "customer_table",
+            &tables::OCUSMA,
+            false,
+            &["OKCONO", "OKCUNO"],
+        ),
     ];
     for (task, table, mi_names, pk) in cases {
         let want = by_key(expected(&emu, table, mi_names), pk);
         assert!(!want.is_empty());
         // 7 divides none of the row counts; 40 divides the customers and items.
         for (page, version) in [(7, "v2"), (40, "v1")] {
-            let got = by_key(read_all(&plugin, &host, &request(task, version, SyncMode::FullRefresh, page, None)), pk);
+            let got = by_key(
+                read_all(
+                    &plugin,
+                    &host,
+                    &request(task, version, SyncMode::FullRefresh, page, None),
+                ),
+                pk,
+            );
             assert_eq!(got.len(), want.len(), "{task} page {page} {version}: count");
-            assert_eq!(checksum(&got), checksum(&want), "{task} page {page} {version}: checksum");
+            assert_eq!(
+                checksum(&got),
+                checksum(&want),
+                "{task} page {page} {version}: checksum"
+            );
             assert_eq!(got, want, "{task} page {page} {version}");
         }
     }
@@ -142,30 +185,71 @@ fn incremental_reads_return_what_changed_since_the_state() {
     let host = emu.host();
     let plugin = m3();
     let first = plugin
-        .read(host.clone(), &request("customer_table", "v2", SyncMode::Incremental, 50, None))
+        .read(
+            host.clone(),
+            &request("customer_table", "v2", SyncMode::Incremental, 50, None),
+        )
         .unwrap();
     assert_eq!(first.records, SCALE);
     host.take();
     let state = first.state.clone();
     assert!(state.as_ref().unwrap()["cursor"].is_number(), "{state:?}");
 
-    let report = emu.control("POST", "changes", Some(json!({ "table": "OCUSMA", "count": 5, "cono": CONO })));
-    let changed: Vec<String> = report["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().trim().to_string()).collect();
+    let report = emu.control(
+        "POST",
+        "changes",
+        Some(json!({ "table": "OCUSMA", "count": 5, "cono": CONO })),
+    );
+    let changed: Vec<String> = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().trim().to_string())
+        .collect();
     assert_eq!(changed.len(), 5);
 
     let second = plugin
-        .read(host.clone(), &request("customer_table", "v2", SyncMode::Incremental, 50, state.clone()))
+        .read(
+            host.clone(),
+            &request(
+                "customer_table",
+                "v2",
+                SyncMode::Incremental,
+                50,
+                state.clone(),
+            ),
+        )
         .unwrap();
     let rec = host.take();
-    let keys: Vec<String> = rec.records.iter().map(|(_, r)| r["OKCUNO"].as_str().unwrap().to_string()).collect();
+    let keys: Vec<String> = rec
+        .records
+        .iter()
+        .map(|(_, r)| r["OKCUNO"].as_str().unwrap().to_string())
+        .collect();
     for k in &changed {
-        assert!(keys.contains(k), "changed customer {k} is read again: {keys:?}");
+        assert!(
+            keys.contains(k),
+            "changed customer {k} is read again: {keys:?}"
+        );
     }
     // At most the records sharing the old cursor value come back besides the changed ones.
-    assert!(second.records <= 5 + 1, "{} records: {keys:?}", second.records);
+    assert!(
+        second.records <= 5 + 1,
+        "{} records: {keys:?}",
+        second.records
+    );
     // A third read from the new state brings back at most those stamped at the cursor.
     let third = plugin
-        .read(host.clone(), &request("customer_table", "v2", SyncMode::Incremental, 50, second.state.clone()))
+        .read(
+            host.clone(),
+            &request(
+                "customer_table",
+                "v2",
+                SyncMode::Incremental,
+                50,
+                second.state.clone(),
+            ),
+        )
         .unwrap();
     host.take();
     assert!(third.records <= 5, "{}", third.records);
@@ -180,7 +264,10 @@ fn a_wrong_company_ends_the_task_with_the_m3_error_in_both_shapes() {
         let mut req = request("customers", version, SyncMode::FullRefresh, 50, None);
         req.connection.settings["company"] = json!(999);
         let e = plugin.read(host.clone(), &req).unwrap_err().to_string();
-        assert!(e.contains("CRS610MI/LstByNumber") && e.contains("XAU0008") && e.contains("CONO"), "{version}: {e}");
+        assert!(
+            e.contains("CRS610MI/LstByNumber") && e.contains("XAU0008") && e.contains("CONO"),
+            "{version}: {e}"
+        );
         host.take();
     }
 }
@@ -202,7 +289,14 @@ fn with_faults_at_a_rate_the_data_is_still_complete_and_correct() {
     );
     let pk: &[&str] = &["CONO", "CUNO"];
     let want = by_key(expected(&emu, &tables::OCUSMA, true), pk);
-    let got = by_key(read_all(&plugin, &host, &request("customers", "v2", SyncMode::FullRefresh, 5, None)), pk);
+    let got = by_key(
+        read_all(
+            &plugin,
+            &host,
+            &request("customers", "v2", SyncMode::FullRefresh, 5, None),
+        ),
+        pk,
+    );
     assert_eq!(got, want);
     let counters = emu.control("GET", "counters", None);
     let injected = counters["faults_injected"].as_u64().unwrap_or(0);
@@ -239,20 +333,48 @@ fn discover_lists_programs_and_offers_exportmi_tables_that_can_be_read() {
     let d = plugin.discover(host.clone(), &settings("v2")).unwrap();
     host.take();
     let names: Vec<&str> = d.streams.iter().map(|s| s.spec.name.as_str()).collect();
-    for t in ["customers", "items", "suppliers", "customer_order_lines", "customer_table", "table:MITMAS", "table:OOHEAD"] {
+    for t in [
+        "customers",
+        "items",
+        "suppliers",
+        "customer_order_lines",
+        "customer_table",
+        "table:MITMAS",
+        "table:OOHEAD",
+    ] {
         assert!(names.contains(&t), "{t} in {names:?}");
     }
-    assert!(d.streams.iter().filter(|s| s.predefined).all(|s| s.available), "{:?}", d.streams);
+    assert!(
+        d.streams
+            .iter()
+            .filter(|s| s.predefined)
+            .all(|s| s.available),
+        "{:?}",
+        d.streams
+    );
     assert!(d.details["programs"].as_array().unwrap().len() >= 5);
 
     // A discovered table reads like a task.
-    let got = read_all(&plugin, &host, &request("table:CIDMAS", "v2", SyncMode::FullRefresh, 10, None));
-    assert_eq!(got.len() as u64, emu.emu.dataset().count(tables::CIDMAS.entity, CONO));
+    let got = read_all(
+        &plugin,
+        &host,
+        &request("table:CIDMAS", "v2", SyncMode::FullRefresh, 10, None),
+    );
+    assert_eq!(
+        got.len() as u64,
+        emu.emu.dataset().count(tables::CIDMAS.entity, CONO)
+    );
     assert!(got[0].contains_key("IDSUNO"));
     let e = plugin
-        .read(host.clone(), &request("table:NOSUCH", "v2", SyncMode::FullRefresh, 10, None))
+        .read(
+            host.clone(),
+            &request("table:NOSUCH", "v2", SyncMode::FullRefresh, 10, None),
+        )
         .unwrap_err();
-    assert!(e.to_string().contains("no task named 'table:NOSUCH'"), "{e}");
+    assert!(
+        e.to_string().contains("no task named 'table:NOSUCH'"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -262,7 +384,10 @@ fn cancellation_is_honoured_between_pages_and_the_state_resumes() {
     let plugin = m3();
     host.cancel_after_batches(3);
     let e = plugin
-        .read(host.clone(), &request("customers", "v2", SyncMode::FullRefresh, 10, None))
+        .read(
+            host.clone(),
+            &request("customers", "v2", SyncMode::FullRefresh, 10, None),
+        )
         .unwrap_err();
     assert_eq!(e.kind(), "cancelled", "{e}");
     let rec = host.take();
@@ -271,10 +396,18 @@ fn cancellation_is_honoured_between_pages_and_the_state_resumes() {
     let done = *rec.committed.last().unwrap();
     // Resume from the checkpoint: the rest, nothing twice.
     let rest = plugin
-        .read(host.clone(), &request("customers", "v2", SyncMode::FullRefresh, 10, Some(state)))
+        .read(
+            host.clone(),
+            &request("customers", "v2", SyncMode::FullRefresh, 10, Some(state)),
+        )
         .unwrap();
     host.take();
-    assert_eq!(done + rest.records, SCALE, "committed {done} + resumed {}", rest.records);
+    assert_eq!(
+        done + rest.records,
+        SCALE,
+        "committed {done} + resumed {}",
+        rest.records
+    );
 }
 
 #[test]
@@ -297,11 +430,17 @@ fn every_mi_error_shape_ends_the_task_with_a_clear_error_naming_the_program() {
             Some(json!([{ "kind": kind, "rate": 1.0, "api": "m3", "path_contains": "CRS620MI" }])),
         );
         let e = plugin
-            .read(host.clone(), &request("suppliers", version, SyncMode::FullRefresh, 50, None))
+            .read(
+                host.clone(),
+                &request("suppliers", version, SyncMode::FullRefresh, 50, None),
+            )
             .unwrap_err()
             .to_string();
         host.take();
-        assert!(e.contains("CRS620MI/LstSuppliers") && e.contains(expect), "{kind} {version}: {e}");
+        assert!(
+            e.contains("CRS620MI/LstSuppliers") && e.contains(expect),
+            "{kind} {version}: {e}"
+        );
     }
     // The partial failure's records were not silently kept as a success: the task failed.
     emu.control("DELETE", "faults", None);
@@ -311,7 +450,11 @@ fn every_mi_error_shape_ends_the_task_with_a_clear_error_naming_the_program() {
 fn check_says_when_the_service_account_lacks_rights() {
     let emu = emulator();
     let plugin = m3();
-    emu.control("POST", "faults", Some(json!([{ "kind": "403", "rate": 1.0, "api": "m3" }])));
+    emu.control(
+        "POST",
+        "faults",
+        Some(json!([{ "kind": "403", "rate": 1.0, "api": "m3" }])),
+    );
     let r = plugin.check(emu.host(), &settings("v2")).unwrap();
     assert!(!r.success);
     assert_eq!(r.failed_part.as_deref(), Some("rights"), "{r:?}");
@@ -330,13 +473,28 @@ fn through_the_hosts_own_connection_a_check_works_and_a_wrong_secret_is_the_toke
         let path = dir.path().join("t.ionapi");
         std::fs::write(&path, v.to_string()).unwrap();
         let _guard = emu.rt.enter();
-        Connection::open(CredentialSource::IonApiFile(path), ConnectionSettings::default()).unwrap()
+        Connection::open(
+            CredentialSource::IonApiFile(path),
+            ConnectionSettings::default(),
+        )
+        .unwrap()
     };
     let good = open(&|_| {});
-    let r = plugin.check(Arc::new(good.host(emu.rt.handle().clone())), &settings("v2")).unwrap();
+    let r = plugin
+        .check(
+            Arc::new(good.host(emu.rt.handle().clone())),
+            &settings("v2"),
+        )
+        .unwrap();
     assert!(r.success, "{r:?}");
     let bad = open(&|v| v["cs"] = json!("canary-wrong-client-secret"));
-    let r = plugin.check(Arc::new(bad.host(emu.rt.handle().clone())), &settings("v2")).unwrap();
+    let r = plugin
+        .check(Arc::new(bad.host(emu.rt.handle().clone())), &settings("v2"))
+        .unwrap();
     assert_eq!(r.failed_part.as_deref(), Some("token"), "{r:?}");
-    assert!(!r.message.contains("canary-wrong-client-secret"), "{}", r.message);
+    assert!(
+        !r.message.contains("canary-wrong-client-secret"),
+        "{}",
+        r.message
+    );
 }

@@ -61,7 +61,10 @@ struct Dice(u64);
 
 impl Dice {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -95,21 +98,34 @@ fn expected_keys() -> BTreeSet<String> {
 
 #[test]
 fn sqlite_survives_sigkill_at_random_points() {
-    let emu = Emulated::start(EmulatorConfig { scale: SCALE, ..EmulatorConfig::default() });
+    let emu = Emulated::start(EmulatorConfig {
+        scale: SCALE,
+        ..EmulatorConfig::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
     let db = dir.path().join("out.db");
-    let file = pipeline(dir.path(), &ionapi, &format!("{{ type = \"sqlite\", path = \"{}\" }}", db.display()));
+    let file = pipeline(
+        dir.path(),
+        &ionapi,
+        &format!("{{ type = \"sqlite\", path = \"{}\" }}", db.display()),
+    );
     let killed = kill_and_rerun(&file, 14, 7);
     assert!(killed >= 10, "most runs were killed mid-way ({killed})");
 
     let want = expected_keys();
     let conn = rusqlite::Connection::open(&db).unwrap();
     for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
-        let total: i64 = conn.query_row(&format!("select count(*) from {table}"), [], |r| r.get(0)).unwrap();
+        let total: i64 = conn
+            .query_row(&format!("select count(*) from {table}"), [], |r| r.get(0))
+            .unwrap();
         let mut stmt = conn.prepare(&format!("select {key} from {table}")).unwrap();
-        let got: BTreeSet<String> = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
+        let got: BTreeSet<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(total as usize, got.len(), "{table}: no duplicates");
         assert_eq!(got, want, "{table}: every record, exactly once");
     }
@@ -117,12 +133,19 @@ fn sqlite_survives_sigkill_at_random_points() {
 
 #[test]
 fn jsonl_survives_sigkill_at_random_points() {
-    let emu = Emulated::start(EmulatorConfig { scale: SCALE, ..EmulatorConfig::default() });
+    let emu = Emulated::start(EmulatorConfig {
+        scale: SCALE,
+        ..EmulatorConfig::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
     let out = dir.path().join("out");
-    let file = pipeline(dir.path(), &ionapi, &format!("{{ type = \"jsonl\", path = \"{}\" }}", out.display()));
+    let file = pipeline(
+        dir.path(),
+        &ionapi,
+        &format!("{{ type = \"jsonl\", path = \"{}\" }}", out.display()),
+    );
     let killed = kill_and_rerun(&file, 12, 11);
     assert!(killed >= 8, "most runs were killed mid-way ({killed})");
 
@@ -131,7 +154,12 @@ fn jsonl_survives_sigkill_at_random_points() {
         let text = std::fs::read_to_string(out.join(format!("{table}.jsonl"))).unwrap();
         let keys: Vec<String> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[key].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()[key]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         let set: BTreeSet<String> = keys.iter().cloned().collect();
         assert_eq!(keys.len(), set.len(), "{table}: no duplicates");
@@ -139,24 +167,39 @@ fn jsonl_survives_sigkill_at_random_points() {
     }
 }
 
-fn keys_of(rows: &[serde_json::Map<String, serde_json::Value>], key: &str) -> (usize, BTreeSet<String>) {
-    let set = rows.iter().map(|r| r[key].as_str().unwrap().to_string()).collect();
+fn keys_of(
+    rows: &[serde_json::Map<String, serde_json::Value>],
+    key: &str,
+) -> (usize, BTreeSet<String>) {
+    let set = rows
+        .iter()
+        .map(|r| r[key].as_str().unwrap().to_string())
+        .collect();
     (rows.len(), set)
 }
 
 #[test]
 fn parquet_survives_sigkill_at_random_points() {
-    let emu = Emulated::start(EmulatorConfig { scale: SCALE, ..EmulatorConfig::default() });
+    let emu = Emulated::start(EmulatorConfig {
+        scale: SCALE,
+        ..EmulatorConfig::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
     let out = dir.path().join("out");
-    let file = pipeline(dir.path(), &ionapi, &format!("{{ type = \"parquet\", path = \"{}\" }}", out.display()));
+    let file = pipeline(
+        dir.path(),
+        &ionapi,
+        &format!("{{ type = \"parquet\", path = \"{}\" }}", out.display()),
+    );
     let killed = kill_and_rerun(&file, 6, 13);
     assert!(killed >= 3, "most runs were killed mid-way ({killed})");
     let want = expected_keys();
     for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
-        let rows = ionport_core::destination::parquet::read_dataset(&out.join(format!("{table}.parquet"))).unwrap();
+        let rows =
+            ionport_core::destination::parquet::read_dataset(&out.join(format!("{table}.parquet")))
+                .unwrap();
         let (n, set) = keys_of(&rows, key);
         assert_eq!(n, set.len(), "{table}: no duplicates");
         assert_eq!(set, want, "{table}: every record, exactly once");
@@ -167,12 +210,20 @@ fn parquet_survives_sigkill_at_random_points() {
 fn postgres_survives_sigkill_at_random_points() {
     let url = std::env::var("IONPORT_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut client = postgres::Client::connect(&url, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("Postgres at IONPORT_TEST_POSTGRES_URL is required ({e}); `cargo xtask test` starts one"));
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "Postgres at IONPORT_TEST_POSTGRES_URL is required ({e}); `cargo xtask test` starts one"
+        )
+    });
     let schema = format!("crash_{}", std::process::id());
-    client.batch_execute(&format!("drop schema if exists {schema} cascade")).unwrap();
+    client
+        .batch_execute(&format!("drop schema if exists {schema} cascade"))
+        .unwrap();
 
-    let emu = Emulated::start(EmulatorConfig { scale: SCALE, ..EmulatorConfig::default() });
+    let emu = Emulated::start(EmulatorConfig {
+        scale: SCALE,
+        ..EmulatorConfig::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
@@ -185,11 +236,15 @@ fn postgres_survives_sigkill_at_random_points() {
     assert!(killed >= 3, "most runs were killed mid-way ({killed})");
     let want = expected_keys();
     for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
-        let rows = client.query(&format!("select \"{key}\" from {schema}.{table}"), &[]).unwrap();
+        let rows = client
+            .query(&format!("select \"{key}\" from {schema}.{table}"), &[])
+            .unwrap();
         let keys: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
         let set: BTreeSet<String> = keys.iter().cloned().collect();
         assert_eq!(keys.len(), set.len(), "{table}: no duplicates");
         assert_eq!(set, want, "{table}: every record, exactly once");
     }
-    client.batch_execute(&format!("drop schema {schema} cascade")).unwrap();
+    client
+        .batch_execute(&format!("drop schema {schema} cascade"))
+        .unwrap();
 }

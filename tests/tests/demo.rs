@@ -11,7 +11,11 @@ use ionport_tests::profile_dir;
 #[test]
 fn the_demo_runs_end_to_end() {
     let xtask = profile_dir().join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
-    assert!(xtask.is_file(), "{} is missing: build the workspace first", xtask.display());
+    assert!(
+        xtask.is_file(),
+        "{} is missing: build the workspace first",
+        xtask.display()
+    );
     let work = tempfile::tempdir().unwrap();
     let out = Command::new(&xtask)
         .args(["demo", "--no-build", "--quiet", "--work-dir"])
@@ -27,12 +31,23 @@ fn the_demo_runs_end_to_end() {
     // Two runs, each with a summary line for all 16 tasks, all succeeded.
     let summaries: Vec<&str> = stdout.lines().filter(|l| l.contains("task(s),")).collect();
     assert_eq!(summaries.len(), 2, "{stdout}");
-    assert!(summaries.iter().all(|l| l.starts_with("16 task(s)") && l.ends_with("all succeeded")), "{stdout}");
+    assert!(
+        summaries
+            .iter()
+            .all(|l| l.starts_with("16 task(s)") && l.ends_with("all succeeded")),
+        "{stdout}"
+    );
     // The second run was incremental: the M3 customer table read only what changed.
     let second = stdout.split("task(s),").nth(1).unwrap_or("");
-    let line = second.lines().find(|l| l.starts_with("m3/customer_table")).unwrap_or_else(|| panic!("{stdout}"));
+    let line = second
+        .lines()
+        .find(|l| l.starts_with("m3/customer_table"))
+        .unwrap_or_else(|| panic!("{stdout}"));
     let records: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert!(records > 0 && records < 100, "incremental second run read {records}: {line}");
+    assert!(
+        records > 0 && records < 100,
+        "incremental second run read {records}: {line}"
+    );
     for db in ["m3.db", "ln.db", "datalake.db"] {
         assert!(work.path().join("demo").join(db).is_file(), "{db}");
     }

@@ -12,7 +12,10 @@ use ionport_tests::gateway_host::Emulated;
 use ionport_tests::{ionport_bin, profile_dir};
 
 fn setup(extra: &str, scale: u64) -> (Emulated, tempfile::TempDir, PathBuf) {
-    let emu = Emulated::start(EmulatorConfig { scale, ..EmulatorConfig::default() });
+    let emu = Emulated::start(EmulatorConfig {
+        scale,
+        ..EmulatorConfig::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
@@ -54,38 +57,69 @@ fn ionport(file: &Path, args: &[&str]) -> Command {
 }
 
 fn sigint(pid: u32) {
-    let ok = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
 fn rows(db: &Path) -> i64 {
     let c = rusqlite::Connection::open(db).unwrap();
-    c.query_row("select count(*) from customers", [], |r| r.get(0)).unwrap()
+    c.query_row("select count(*) from customers", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn ctrl_c_stops_between_pages_and_a_rerun_completes_exactly_once() {
     let scale = 4000;
     let (_emu, dir, file) = setup("", scale);
-    let child = ionport(&file, &["run", "--log-format", "json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = ionport(&file, &["run", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait for the first committed page, then Ctrl-C.
     let db = dir.path().join("out.db");
     let start = Instant::now();
-    while !(db.is_file() && rusqlite::Connection::open(&db).ok().and_then(|c| c.query_row("select count(*) from customers", [], |r| r.get::<_, i64>(0)).ok()).unwrap_or(0) > 0) {
-        assert!(start.elapsed() < Duration::from_secs(60), "no page was committed");
+    while !(db.is_file()
+        && rusqlite::Connection::open(&db)
+            .ok()
+            .and_then(|c| {
+                c.query_row("select count(*) from customers", [], |r| r.get::<_, i64>(0))
+                    .ok()
+            })
+            .unwrap_or(0)
+            > 0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no page was committed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     sigint(child.id());
     let out = child.wait_with_output().unwrap();
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "a cancelled run is not a success: {all}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a cancelled run is not a success: {all}"
+    );
     assert!(all.contains("cancelling"), "{all}");
     let partial = rows(&db);
-    assert!(partial > 0 && partial < scale as i64, "stopped part-way: {partial}");
+    assert!(
+        partial > 0 && partial < scale as i64,
+        "stopped part-way: {partial}"
+    );
     // The rerun resumes from the last checkpoint and completes.
     let out = ionport(&file, &["run", "--quiet"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -95,32 +129,62 @@ fn ctrl_c_stops_between_pages_and_a_rerun_completes_exactly_once() {
 #[test]
 fn the_daemon_runs_scheduled_pipelines_until_interrupted() {
     let (_emu, dir, file) = setup("schedule = \"every 1s\"", 200);
-    let child = ionport(&file, &["daemon", "--log-format", "json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = ionport(&file, &["daemon", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(3500));
     sigint(child.id());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let runs = stdout.lines().filter(|l| l.contains("task(s),")).count();
-    assert!(runs >= 2, "the schedule ran the pipeline more than once: {}", text(&out));
+    assert!(
+        runs >= 2,
+        "the schedule ran the pipeline more than once: {}",
+        text(&out)
+    );
     assert_eq!(rows(&dir.path().join("out.db")), 200);
     // Without any scheduled pipeline the daemon says so.
     let (_emu2, _dir2, plain) = setup("", 10);
     let out = ionport(&plain, &["daemon"]).output().unwrap();
-    assert!(!out.status.success() && text(&out).contains("no pipeline with a `schedule`"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("no pipeline with a `schedule`"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn state_show_and_reset() {
     let (_emu, dir, file) = setup("", 120);
-    assert!(ionport(&file, &["run", "--quiet"]).status().unwrap().success());
+    assert!(
+        ionport(&file, &["run", "--quiet"])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = ionport(&file, &["state", "show"]).output().unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && shown.contains("customers") && shown.contains("complete"), "{shown}");
-    let out = ionport(&file, &["state", "reset", "--pipeline", "m3"]).output().unwrap();
+    assert!(
+        out.status.success() && shown.contains("customers") && shown.contains("complete"),
+        "{shown}"
+    );
+    let out = ionport(&file, &["state", "reset", "--pipeline", "m3"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let out = ionport(&file, &["state", "show"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no saved state"), "{}", text(&out));
-    assert_eq!(rows(&dir.path().join("out.db")), 120, "a reset keeps the data");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no saved state"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        rows(&dir.path().join("out.db")),
+        120,
+        "a reset keeps the data"
+    );
     // An invalid file exits with 2 and runs nothing.
     std::fs::write(&file, "[pipelines.x]\nconnection = 1\n").unwrap();
     let out = ionport(&file, &["run"]).output().unwrap();

@@ -325,7 +325,11 @@ fn without_a_gateway_every_connector_check_fails_cleanly() {
                 assert!(!report.success, "{}: {report:?}", p.id());
                 assert!(report.failed_part.is_some(), "{}: {report:?}", p.id());
             }
-            Err(e) => assert!(!e.is_panic() && e.kind() != "not_supported", "{}: {e}", p.id()),
+            Err(e) => assert!(
+                !e.is_panic() && e.kind() != "not_supported",
+                "{}: {e}",
+                p.id()
+            ),
         }
     }
 }

@@ -10,8 +10,21 @@ use ionport_tests::{ionport, profile_dir};
 #[test]
 fn a_scaffolded_connector_builds_and_passes_the_conformance_kit() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ionport(&[], &["plugins", "new", "acme-erp", "--dir", dir.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ionport(
+        &[],
+        &[
+            "plugins",
+            "new",
+            "acme-erp",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let root = dir.path().join("acme-erp-connector");
     assert!(root.join("src/lib.rs").is_file() && root.join("tests/conformance.rs").is_file());
 
@@ -42,14 +55,40 @@ fn a_scaffolded_connector_builds_and_passes_the_conformance_kit() {
         std::env::consts::DLL_EXTENSION
     ));
     let out = ionport(&[], &["plugins", "verify", lib.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = ionport(&[lib], &["plugins", "show", "acme-erp", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A second time into the same place is refused, naming the path.
-    let again = ionport(&[], &["plugins", "new", "acme-erp", "--dir", dir.path().to_str().unwrap()]);
+    let again = ionport(
+        &[],
+        &[
+            "plugins",
+            "new",
+            "acme-erp",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
-    let bad = ionport(&[], &["plugins", "new", "Bad Name", "--dir", dir.path().to_str().unwrap()]);
+    let bad = ionport(
+        &[],
+        &[
+            "plugins",
+            "new",
+            "Bad Name",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a connector id"));
 }

@@ -33,7 +33,14 @@ impl Drop for Emulator {
 
 fn start_emulator(bin: &Path, ionapi: &Path) -> Result<Emulator> {
     let mut child = Command::new(bin)
-        .args(["emulator", "--port", "0", "--scale", &SCALE.to_string(), "--write-ionapi"])
+        .args([
+            "emulator",
+            "--port",
+            "0",
+            "--scale",
+            &SCALE.to_string(),
+            "--write-ionapi",
+        ])
         .arg(ionapi)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -131,7 +138,11 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
     say("starting the ION API emulator");
     let emu = start_emulator(&bin, &ionapi)?;
     if !quiet {
-        println!("emulator at {} (scale {SCALE}); credentials in {}", emu.base, ionapi.display());
+        println!(
+            "emulator at {} (scale {SCALE}); credentials in {}",
+            emu.base,
+            ionapi.display()
+        );
     }
     // Quiet: summaries of the runs only (no progress, no other output).
     let ionport = |args: &[&str]| -> Result<()> {
@@ -147,7 +158,9 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
         } else if quiet {
             cmd.stdout(Stdio::null());
         }
-        let status = cmd.status().with_context(|| format!("running ionport {}", args.join(" ")))?;
+        let status = cmd
+            .status()
+            .with_context(|| format!("running ionport {}", args.join(" ")))?;
         if !status.success() {
             bail!("ionport {} failed ({status})", args.join(" "));
         }
@@ -155,7 +168,13 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
     };
 
     say("importing the .ionapi file into the demo vault");
-    ionport(&["vault", "import", ionapi.to_str().context("a UTF-8 path")?, "--name", "demo"])?;
+    ionport(&[
+        "vault",
+        "import",
+        ionapi.to_str().context("a UTF-8 path")?,
+        "--name",
+        "demo",
+    ])?;
     ionport(&["check", "--vault", "demo"])?;
     // The .ionapi file has done its job: the vault holds the credentials now.
     std::fs::remove_file(&ionapi)?;
@@ -167,7 +186,11 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
 
     say("changing records in the emulator (25 customers, 10 items, 10 LN business partners)");
     for (table, n) in [("OCUSMA", 25), ("MITMAS", 10), ("tccom100", 10)] {
-        post(&emu.base, "/__emulator/changes", &format!(r#"{{"table":"{table}","count":{n},"cono":100}}"#))?;
+        post(
+            &emu.base,
+            "/__emulator/changes",
+            &format!(r#"{{"table":"{table}","count":{n},"cono":100}}"#),
+        )?;
     }
 
     say("second run: incremental where the tasks support it");
@@ -176,8 +199,14 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
     say("saved states");
     ionport(&["state", "show", "pipelines.toml", "--pipeline", "m3"])?;
     if !quiet {
-        println!("\nThe data is in {}/{{m3,ln,datalake}}.db (SQLite), e.g.", work.display());
-        println!("  sqlite3 {}/m3.db 'select CUNO, CUNM, TOWN from customers limit 5'", work.display());
+        println!(
+            "\nThe data is in {}/{{m3,ln,datalake}}.db (SQLite), e.g.",
+            work.display()
+        );
+        println!(
+            "  sqlite3 {}/m3.db 'select CUNO, CUNM, TOWN from customers limit 5'",
+            work.display()
+        );
     }
     Ok(())
 }

@@ -127,7 +127,12 @@ fn test(quick: bool) -> Result<()> {
     Ok(())
 }
 
-fn demo(quiet: bool, no_build: bool, work_dir: Option<PathBuf>, bin_dir: Option<PathBuf>) -> Result<()> {
+fn demo(
+    quiet: bool,
+    no_build: bool,
+    work_dir: Option<PathBuf>,
+    bin_dir: Option<PathBuf>,
+) -> Result<()> {
     if !no_build {
         build_plugins(false)?;
     }
@@ -145,7 +150,12 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match args.task {
         Task::Test { quick } => test(quick),
-        Task::Demo { quiet, no_build, work_dir, bin_dir } => demo(quiet, no_build, work_dir, bin_dir),
+        Task::Demo {
+            quiet,
+            no_build,
+            work_dir,
+            bin_dir,
+        } => demo(quiet, no_build, work_dir, bin_dir),
         Task::Schemas { check } => {
             build_plugins(false)?;
             schemas::run(&root(), &target_dir().join("debug"), check)

@@ -22,25 +22,37 @@ pub fn http_failure(what: &str, resp: &GatewayResponse) -> Option<CheckReport> {
         200..=299 => None,
         401 => Some(failed(
             "token",
-            format!("{what}: the gateway refused the access token (HTTP 401); check the client id and secret and the service account keys"),
+            format!(
+                "{what}: the gateway refused the access token (HTTP 401); check the client id and secret and the service account keys"
+            ),
         )),
         403 => Some(failed(
             "rights",
-            format!("{what}: the service account has no right to run M3 transactions (HTTP 403). Its user needs an IFS security role that lets it run M3 work on behalf of users, such as GRID-Administrator or GRID-RunAsM3User, and the app must be allowed to call M3"),
+            format!(
+                "{what}: the service account has no right to run M3 transactions (HTTP 403). Its user needs an IFS security role that lets it run M3 work on behalf of users, such as GRID-Administrator or GRID-RunAsM3User, and the app must be allowed to call M3"
+            ),
         )),
         404 => Some(failed(
             "product",
-            format!("{what}: M3 is not reachable through this gateway (HTTP 404); check the Service URL and that the tenant has M3"),
+            format!(
+                "{what}: M3 is not reachable through this gateway (HTTP 404); check the Service URL and that the tenant has M3"
+            ),
         )),
         s => Some(failed(
             "product",
-            format!("{what}: M3 answered HTTP {s}: {}", resp.text().chars().take(200).collect::<String>()),
+            format!(
+                "{what}: M3 answered HTTP {s}: {}",
+                resp.text().chars().take(200).collect::<String>()
+            ),
         )),
     }
 }
 
 fn field(row: &[(String, String)], k: &str) -> String {
-    row.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default()
+    row.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Runs the check.
@@ -53,10 +65,18 @@ pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, Connec
     let resp = match host.gateway(&user.request(s.shape())) {
         Ok(r) => r,
         Err(e) if e.is_auth() => {
-            return Ok(failed("token", format!("could not get an access token: {}", e.message())));
+            return Ok(failed(
+                "token",
+                format!("could not get an access token: {}", e.message()),
+            ));
         }
         Err(e) if e.is_cancelled() => return Err(e),
-        Err(e) => return Ok(failed("network", format!("the gateway could not be reached: {}", e.message()))),
+        Err(e) => {
+            return Ok(failed(
+                "network",
+                format!("the gateway could not be reached: {}", e.message()),
+            ));
+        }
     };
     if let Some(report) = http_failure("MNS150MI/GetUserData", &resp) {
         return Ok(report);
@@ -80,7 +100,11 @@ pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, Connec
     }
     if let Err(e) = probe.parse_detailed(&resp) {
         let MiError { field: f, .. } = &e;
-        let part = if f == "CONO" || f == "DIVI" { "company" } else { "product" };
+        let part = if f == "CONO" || f == "DIVI" {
+            "company"
+        } else {
+            "product"
+        };
         return Ok(failed(
             part,
             format!(
@@ -96,7 +120,9 @@ pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, Connec
         message: format!(
             "Connected to M3 as {usid}; company {}{}",
             s.company,
-            s.divi().map(|d| format!(", division {d}")).unwrap_or_default()
+            s.divi()
+                .map(|d| format!(", division {d}"))
+                .unwrap_or_default()
         ),
         failed_part: None,
         details: json!({

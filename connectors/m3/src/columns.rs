@@ -135,7 +135,9 @@ pub fn schema(title: &str, cols: &[Col], key: &[&str]) -> Value {
 
 /// Column name → type, the fallback when an answer carries no metadata.
 pub fn types(cols: &[Col]) -> HashMap<String, MiType> {
-    cols.iter().map(|(n, t, _, _)| ((*n).to_string(), *t)).collect()
+    cols.iter()
+        .map(|(n, t, _, _)| ((*n).to_string(), *t))
+        .collect()
 }
 
 /// The names of `cols`.

@@ -14,7 +14,10 @@ use crate::settings::M3Settings;
 use crate::tasks::{self, Source, TABLE_STREAM};
 
 fn field(row: &[(String, String)], k: &str) -> String {
-    row.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default()
+    row.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The type a column has by M3 naming convention (`EXPORTMI` answers carry no metadata).
@@ -28,20 +31,30 @@ pub fn column_type(col: &str) -> (MiType, bool) {
 }
 
 /// The columns of `table` (from a header row), or `None` when the tenant lacks it.
-pub fn table_columns(host: &Host, s: &M3Settings, table: &str, company_col: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+pub fn table_columns(
+    host: &Host,
+    s: &M3Settings,
+    table: &str,
+    company_col: &str,
+) -> Result<Option<Vec<String>>, ConnectorError> {
     let call = MiCall::new("EXPORTMI", "Select")
         .input("SEPC", SEPARATOR)
         .input("HDRS", "1")
-        .input("QERY", format!("* from {table} where {company_col} = {}", s.company))
+        .input(
+            "QERY",
+            format!("* from {table} where {company_col} = {}", s.company),
+        )
         .maxrecs(1);
     let resp = host.gateway(&call.request(s.shape()))?;
     let Ok(answer) = call.parse_detailed(&resp) else {
         return Ok(None);
     };
-    Ok(answer
-        .rows
-        .first()
-        .map(|r| field(r, "REPL").split(SEPARATOR).map(|c| c.trim().to_string()).collect()))
+    Ok(answer.rows.first().map(|r| {
+        field(r, "REPL")
+            .split(SEPARATOR)
+            .map(|c| c.trim().to_string())
+            .collect()
+    }))
 }
 
 /// The spec of a `table:NAME` stream with `columns`.
@@ -54,7 +67,11 @@ pub fn table_spec(table: &str, key: &[&str], desc: &str, columns: &[String]) -> 
             MiType::Numeric => "number",
             _ => "string",
         };
-        let ty_json = if key.contains(&c.as_str()) { json!(base) } else { json!([base, "null"]) };
+        let ty_json = if key.contains(&c.as_str()) {
+            json!(base)
+        } else {
+            json!([base, "null"])
+        };
         props.insert(c.clone(), json!({ "type": ty_json }));
     }
     let cursor = columns.iter().find(|c| c.ends_with("LMTS")).cloned();
@@ -90,7 +107,11 @@ pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, Conne
     let mut streams = Vec::new();
     for task in tasks::TASKS {
         let needed: Vec<(&str, &str)> = match task.source {
-            Source::List { program, transaction, .. } => vec![(program, transaction)],
+            Source::List {
+                program,
+                transaction,
+                ..
+            } => vec![(program, transaction)],
             Source::OrderLines => vec![("OIS100MI", "LstLine"), ("EXPORTMI", "Select")],
             Source::Export { .. } => vec![("EXPORTMI", "Select")],
         };
@@ -101,9 +122,15 @@ pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, Conne
                 continue;
             }
             if !transactions.contains_key(*p) {
-                let call = MiCall::new("MRS001MI", "LstTransactions").input("MINM", *p).maxrecs(0);
+                let call = MiCall::new("MRS001MI", "LstTransactions")
+                    .input("MINM", *p)
+                    .maxrecs(0);
                 let a = call.parse(&host.gateway(&call.request(s.shape()))?)?;
-                let list: Vec<Value> = a.rows.iter().map(|r| Value::from(field(r, "TRNM"))).collect();
+                let list: Vec<Value> = a
+                    .rows
+                    .iter()
+                    .map(|r| Value::from(field(r, "TRNM")))
+                    .collect();
                 transactions.insert((*p).to_string(), Value::Array(list));
             }
             let has = transactions

@@ -41,7 +41,10 @@ impl Export {
     }
 
     fn page_col(&self) -> &str {
-        self.key.get(1).or(self.key.first()).map_or("", String::as_str)
+        self.key
+            .get(1)
+            .or(self.key.first())
+            .map_or("", String::as_str)
     }
 
     fn query(&self, s: &M3Settings, from: Option<&str>, since: Option<&Value>) -> String {
@@ -67,11 +70,20 @@ impl Export {
 
     /// The change-timestamp column (`xxLMTS`), when the table has one.
     pub fn lmts_col(&self) -> Option<&str> {
-        self.columns.iter().map(String::as_str).find(|c| c.ends_with("LMTS"))
+        self.columns
+            .iter()
+            .map(String::as_str)
+            .find(|c| c.ends_with("LMTS"))
     }
 
     /// The call for one page.
-    pub fn call(&self, s: &M3Settings, from: Option<&str>, since: Option<&Value>, size: u32) -> MiCall {
+    pub fn call(
+        &self,
+        s: &M3Settings,
+        from: Option<&str>,
+        since: Option<&Value>,
+        size: u32,
+    ) -> MiCall {
         MiCall::new("EXPORTMI", "Select")
             .input("SEPC", SEPARATOR)
             .input("HDRS", "0")
@@ -80,7 +92,11 @@ impl Export {
     }
 
     /// Splits the `REPL` lines of an answer into typed records.
-    pub fn records(&self, call: &MiCall, rows: &[Vec<(String, String)>]) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+    pub fn records(
+        &self,
+        call: &MiCall,
+        rows: &[Vec<(String, String)>],
+    ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
         let none = HashMap::new();
         rows.iter()
             .map(|row| {
@@ -133,7 +149,10 @@ impl Export {
         incremental: bool,
     ) -> Result<(u64, u64, Value), ConnectorError> {
         // The state: {"cursor": <last complete LMTS>, "run": {"since", "last_key", "max"}}.
-        let cursor = state.and_then(|st| st.get("cursor")).cloned().filter(|v| !v.is_null());
+        let cursor = state
+            .and_then(|st| st.get("cursor"))
+            .cloned()
+            .filter(|v| !v.is_null());
         let run = state.and_then(|st| st.get("run")).filter(|r| !r.is_null());
         // A resumed run keeps the lower bound it started with (null: it had none).
         let since = if incremental {
@@ -147,17 +166,29 @@ impl Export {
         let mut last_key: Option<Vec<String>> = run
             .and_then(|r| r.get("last_key"))
             .and_then(|k| serde_json::from_value(k.clone()).ok());
-        let mut max: Option<Value> = run.and_then(|r| r.get("max")).cloned().filter(|v| !v.is_null());
+        let mut max: Option<Value> = run
+            .and_then(|r| r.get("max"))
+            .cloned()
+            .filter(|v| !v.is_null());
         let mut out = RecordWriter::new(host, stream, 1000);
         let mut pages = 0u64;
         let mut grow = 1u32;
         loop {
             host.check_cancelled()?;
-            let from = last_key.as_ref().and_then(|k| k.get(1).or(k.first())).cloned();
+            let from = last_key
+                .as_ref()
+                .and_then(|k| k.get(1).or(k.first()))
+                .cloned();
             let (resp, size) = page.fetch(host, |n| {
-                self.call(s, from.as_deref(), since.as_ref(), n.saturating_mul(grow)).request(s.shape())
+                self.call(s, from.as_deref(), since.as_ref(), n.saturating_mul(grow))
+                    .request(s.shape())
             })?;
-            let call = self.call(s, from.as_deref(), since.as_ref(), size.saturating_mul(grow));
+            let call = self.call(
+                s,
+                from.as_deref(),
+                since.as_ref(),
+                size.saturating_mul(grow),
+            );
             let answer = call.parse(&resp)?;
             pages += 1;
             let fetched = answer.rows.len();
@@ -169,7 +200,9 @@ impl Export {
                 }
                 if let Some(col) = self.lmts_col()
                     && let Some(v) = r.get(col).filter(|v| !v.is_null())
-                    && max.as_ref().is_none_or(|m| ionport_plugin_sdk::paging::compare(v, m).is_gt())
+                    && max
+                        .as_ref()
+                        .is_none_or(|m| ionport_plugin_sdk::paging::compare(v, m).is_gt())
                 {
                     max = Some(v.clone());
                 }
@@ -183,7 +216,11 @@ impl Export {
             }
             // A full page of rows already seen (many rows share the page column): ask for
             // more at once rather than loop.
-            grow = if fresh == 0 { grow.saturating_mul(2) } else { 1 };
+            grow = if fresh == 0 {
+                grow.saturating_mul(2)
+            } else {
+                1
+            };
             out.commit(&json!({
                 "cursor": cursor,
                 "run": { "since": since, "last_key": last_key, "max": max },

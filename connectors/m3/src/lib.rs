@@ -59,11 +59,19 @@ impl Connector for M3Connector {
         tasks::table_stream(name).is_some()
     }
 
-    fn check(&self, host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, ConnectorError> {
+    fn check(
+        &self,
+        host: &Host,
+        connection: &ConnectionConfig,
+    ) -> Result<CheckReport, ConnectorError> {
         check::check(host, connection)
     }
 
-    fn discover(&self, host: &Host, connection: &ConnectionConfig) -> Result<Discovery, ConnectorError> {
+    fn discover(
+        &self,
+        host: &Host,
+        connection: &ConnectionConfig,
+    ) -> Result<Discovery, ConnectorError> {
         discover::discover(host, connection)
     }
 
@@ -78,7 +86,11 @@ impl Connector for M3Connector {
         let state = req.state.as_ref();
         let (records, pages, state) = if let Some(task) = tasks::find(&req.task) {
             match task.source {
-                Source::List { program, transaction, key } => {
+                Source::List {
+                    program,
+                    transaction,
+                    key,
+                } => {
                     let listing = Listing {
                         program,
                         transaction,
@@ -88,11 +100,16 @@ impl Connector for M3Connector {
                     };
                     list::read_list(host, &s, task.name, &listing, &mut page, state)?
                 }
-                Source::OrderLines => orders::read_order_lines(host, &s, task.name, &mut page, state)?,
+                Source::OrderLines => {
+                    orders::read_order_lines(host, &s, task.name, &mut page, state)?
+                }
                 Source::Export { table } => {
                     let export = Export {
                         table: table.into(),
-                        columns: columns::names(task.cols).iter().map(|c| (*c).to_string()).collect(),
+                        columns: columns::names(task.cols)
+                            .iter()
+                            .map(|c| (*c).to_string())
+                            .collect(),
                         key: task.pk.iter().map(|k| (*k).to_string()).collect(),
                         types: columns::types(task.cols),
                     };
@@ -101,9 +118,14 @@ impl Connector for M3Connector {
             }
         } else if let Some((table, key, _)) = tasks::table_stream(&req.task) {
             let cols = discover::table_columns(host, &s, table, key[0])?.ok_or_else(|| {
-                ConnectorError::invalid_input(format!("M3 table {table} cannot be read through EXPORTMI on this tenant"))
+                ConnectorError::invalid_input(format!(
+                    "M3 table {table} cannot be read through EXPORTMI on this tenant"
+                ))
             })?;
-            let types = cols.iter().map(|c| (c.clone(), discover::column_type(c).0)).collect();
+            let types = cols
+                .iter()
+                .map(|c| (c.clone(), discover::column_type(c).0))
+                .collect();
             let export = Export {
                 table: (*table).into(),
                 columns: cols,
@@ -112,9 +134,16 @@ impl Connector for M3Connector {
             };
             export.read(host, &s, &req.task, &mut page, state, incremental)?
         } else {
-            return Err(ConnectorError::invalid_input(format!("infor-m3 has no task '{}'", req.task)));
+            return Err(ConnectorError::invalid_input(format!(
+                "infor-m3 has no task '{}'",
+                req.task
+            )));
         };
-        Ok(ReadSummary { records, pages, state: Some(state) })
+        Ok(ReadSummary {
+            records,
+            pages,
+            state: Some(state),
+        })
     }
 }
 

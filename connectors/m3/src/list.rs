@@ -36,7 +36,11 @@ pub fn field_types(
         .rows
         .iter()
         .filter_map(|row| {
-            let get = |k: &str| row.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string());
+            let get = |k: &str| {
+                row.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.trim().to_string())
+            };
             Some((get("FLNM")?, MiType::from_letter(&get("TYPE")?)))
         })
         .collect())
@@ -88,16 +92,29 @@ impl Listing<'_> {
         while !pager.is_done() {
             host.check_cancelled()?;
             let from = pager.from_key().and_then(|k| k.first()).cloned();
-            let (resp, size) = page.fetch(host, |n| self.call(from.as_deref(), n).request(s.shape()))?;
+            let (resp, size) =
+                page.fetch(host, |n| self.call(from.as_deref(), n).request(s.shape()))?;
             let call = self.call(from.as_deref(), size);
             let answer = call.parse(&resp)?;
             pages += 1;
             let key = self.key.unwrap_or("");
             let rows = pager.take(answer.rows, size, |row| {
-                vec![row.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default()]
+                vec![
+                    row.iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                ]
             });
-            let types = if answer.types.is_empty() { types } else { &answer.types };
-            let records = rows.iter().map(|r| typed_row(r, types, &fallback)).collect();
+            let types = if answer.types.is_empty() {
+                types
+            } else {
+                &answer.types
+            };
+            let records = rows
+                .iter()
+                .map(|r| typed_row(r, types, &fallback))
+                .collect();
             page_done(records, &pager)?;
             if self.key.is_none() {
                 break;

@@ -56,7 +56,11 @@ pub fn read_order_lines(
         let orders: Vec<String> = answer
             .rows
             .iter()
-            .filter_map(|r| r.iter().find(|(k, _)| k == "REPL").map(|(_, v)| v.trim().to_string()))
+            .filter_map(|r| {
+                r.iter()
+                    .find(|(k, _)| k == "REPL")
+                    .map(|(_, v)| v.trim().to_string())
+            })
             .filter(|o| !o.is_empty())
             .collect();
         for order in &orders {
@@ -68,7 +72,11 @@ pub fn read_order_lines(
                 .returncols(columns::names(columns::ORDER_LINE));
             let answer = lines.parse(&host.gateway(&lines.request(s.shape()))?)?;
             pages += 1;
-            let types = if answer.types.is_empty() { &types } else { &answer.types };
+            let types = if answer.types.is_empty() {
+                &types
+            } else {
+                &answer.types
+            };
             for row in &answer.rows {
                 out.push(&typed_row(row, types, &fallback))?;
             }

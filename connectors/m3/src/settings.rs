@@ -75,6 +75,9 @@ impl M3Settings {
 
     /// The division, when not empty.
     pub fn divi(&self) -> Option<&str> {
-        self.division.as_deref().map(str::trim).filter(|d| !d.is_empty())
+        self.division
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
     }
 }

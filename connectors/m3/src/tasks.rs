@@ -48,7 +48,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customers",
         description: "Customers of the company (CRS610MI/LstByNumber), paged by customer number.",
-        source: Source::List { program: "CRS610MI", transaction: "LstByNumber", key: "CUNO" },
+        source: Source::List {
+            program: "CRS610MI",
+            transaction: "LstByNumber",
+            key: "CUNO",
+        },
         cols: columns::CUSTOMER,
         pk: &["CONO", "CUNO"],
         cursor: None,
@@ -56,7 +60,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "items",
         description: "Items of the company (MMS200MI/LstByNumber), paged by item number.",
-        source: Source::List { program: "MMS200MI", transaction: "LstByNumber", key: "ITNO" },
+        source: Source::List {
+            program: "MMS200MI",
+            transaction: "LstByNumber",
+            key: "ITNO",
+        },
         cols: columns::ITEM,
         pk: &["CONO", "ITNO"],
         cursor: None,
@@ -64,7 +72,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "suppliers",
         description: "Suppliers of the company (CRS620MI/LstSuppliers), paged by supplier number.",
-        source: Source::List { program: "CRS620MI", transaction: "LstSuppliers", key: "SUNO" },
+        source: Source::List {
+            program: "CRS620MI",
+            transaction: "LstSuppliers",
+            key: "SUNO",
+        },
         cols: columns::SUPPLIER,
         pk: &["CONO", "SUNO"],
         cursor: None,
@@ -117,16 +129,32 @@ pub const STANDARD_TABLES: &[(&str, &[&str], &str)] = &[
     ("MITMAS", &["MMCONO", "MMITNO"], "Item master"),
     ("CIDMAS", &["IDCONO", "IDSUNO"], "Supplier master"),
     ("OOHEAD", &["OACONO", "OAORNO"], "Customer order head"),
-    ("OOLINE", &["OBCONO", "OBORNO", "OBPONR", "OBPOSX"], "Customer order line"),
-    ("MITBAL", &["MBCONO", "MBWHLO", "MBITNO"], "Item warehouse balance"),
-    ("FGLEDG", &["EGCONO", "EGDIVI", "EGYEA4", "EGJRNO", "EGJSNO"], "General ledger"),
+    (
+        "OOLINE",
+        &["OBCONO", "OBORNO", "OBPONR", "OBPOSX"],
+        "Customer order line",
+    ),
+    (
+        "MITBAL",
+        &["MBCONO", "MBWHLO", "MBITNO"],
+        "Item warehouse balance",
+    ),
+    (
+        "FGLEDG",
+        &["EGCONO", "EGDIVI", "EGYEA4", "EGJRNO", "EGJSNO"],
+        "General ledger",
+    ),
 ];
 
 /// The prefix of a dynamic table stream.
 pub const TABLE_STREAM: &str = "table:";
 
 /// The standard table a `table:NAME` stream names.
-pub fn table_stream(name: &str) -> Option<&'static (&'static str, &'static [&'static str], &'static str)> {
+pub fn table_stream(
+    name: &str,
+) -> Option<&'static (&'static str, &'static [&'static str], &'static str)> {
     let t = name.strip_prefix(TABLE_STREAM)?;
-    STANDARD_TABLES.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(t))
+    STANDARD_TABLES
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(t))
 }

@@ -21,7 +21,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A problem at byte `span` of `text`.
-    pub fn at(file: &Path, text: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: &Path,
+        text: &str,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
         let (line, column, source_line) = match span {
             Some(span) => {
                 let start = span.start.min(text.len());
@@ -49,7 +54,14 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )?;
             if let Some(src) = &self.source_line {
                 write!(f, "\n  | {src}\n  | {:>width$}", "^", width = self.column)?;
             }

@@ -107,7 +107,9 @@ pub fn expand_env(s: &str) -> Result<String, String> {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(format!("unclosed variable reference in {s:?} (expected ${{NAME}})"));
+            return Err(format!(
+                "unclosed variable reference in {s:?} (expected ${{NAME}})"
+            ));
         };
         let name = &after[..end];
         match std::env::var(name) {
@@ -123,8 +125,15 @@ pub fn expand_env(s: &str) -> Result<String, String> {
 /// Parses `every 15m`, `every 2h`, `every 30s`, `every 1d`.
 pub fn parse_schedule(s: &str) -> Result<Duration, String> {
     let expected = "expected `every N` with a unit s, m, h or d (e.g. \"every 15m\")";
-    let rest = s.trim().strip_prefix("every ").ok_or_else(|| format!("{s:?}: {expected}"))?.trim();
-    let (num, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+    let rest = s
+        .trim()
+        .strip_prefix("every ")
+        .ok_or_else(|| format!("{s:?}: {expected}"))?
+        .trim();
+    let (num, unit) = rest.split_at(
+        rest.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len()),
+    );
     let n: u64 = num.parse().map_err(|_| format!("{s:?}: {expected}"))?;
     let secs = match unit.trim() {
         "s" => n,
@@ -149,7 +158,8 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn err(&mut self, path: &[Seg<'_>], message: impl Into<String>) {
         let span = self.doc.span(path);
-        self.problems.push(Diagnostic::at(self.file, self.text, span, message));
+        self.problems
+            .push(Diagnostic::at(self.file, self.text, span, message));
     }
 }
 
@@ -158,13 +168,22 @@ fn base_dir(file: &Path) -> PathBuf {
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 /// Reads and validates `file` against the plugins of `registry`.
 pub fn load(file: &Path, registry: &PluginRegistry) -> Result<Plan, Diagnostics> {
     let text = std::fs::read_to_string(file).map_err(|e| {
-        Diagnostics(vec![Diagnostic::at(file, "", None, format!("cannot read the pipeline file: {e}"))])
+        Diagnostics(vec![Diagnostic::at(
+            file,
+            "",
+            None,
+            format!("cannot read the pipeline file: {e}"),
+        )])
     })?;
     load_str(file, &text, registry)
 }
@@ -172,16 +191,34 @@ pub fn load(file: &Path, registry: &PluginRegistry) -> Result<Plan, Diagnostics>
 /// Validates pipeline `text` (as if read from `file`).
 pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Plan, Diagnostics> {
     let doc = Located::parse(text).map_err(|e| {
-        Diagnostics(vec![Diagnostic::at(file, text, e.span(), format!("invalid TOML: {}", e.message().trim()))])
+        Diagnostics(vec![Diagnostic::at(
+            file,
+            text,
+            e.span(),
+            format!("invalid TOML: {}", e.message().trim()),
+        )])
     })?;
     let parsed: PipelineFile = toml::from_str(text).map_err(|e| {
-        Diagnostics(vec![Diagnostic::at(file, text, e.span(), e.message().trim().to_string())])
+        Diagnostics(vec![Diagnostic::at(
+            file,
+            text,
+            e.span(),
+            e.message().trim().to_string(),
+        )])
     })?;
-    let mut c = Checker { file, text, doc: &doc, problems: Vec::new() };
+    let mut c = Checker {
+        file,
+        text,
+        doc: &doc,
+        problems: Vec::new(),
+    };
     let base = base_dir(file);
 
     if parsed.pipelines.is_empty() {
-        c.err(&[], "the file defines no pipelines (expected at least one [pipelines.NAME] table)");
+        c.err(
+            &[],
+            "the file defines no pipelines (expected at least one [pipelines.NAME] table)",
+        );
     }
 
     // Connections: connector, credentials, settings.
@@ -193,11 +230,18 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         let at = |k: &'static str| [Seg::Key("connections"), Seg::Key(name), Seg::Key(k)];
         let Some(plugin) = registry.get(&conn.connector) else {
             let known: Vec<&str> = registry.plugins().iter().map(|p| p.id()).collect();
-            c.err(&at("connector"), format!(
-                "unknown connector '{}' (expected one of: {})",
-                conn.connector,
-                if known.is_empty() { "none loaded".to_string() } else { known.join(", ") }
-            ));
+            c.err(
+                &at("connector"),
+                format!(
+                    "unknown connector '{}' (expected one of: {})",
+                    conn.connector,
+                    if known.is_empty() {
+                        "none loaded".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
             continue;
         };
         connectors.insert(name, plugin.clone());
@@ -229,7 +273,10 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                     if p.is_file() {
                         credentials.insert(name, CredentialsPlan::IonApi(p));
                     } else {
-                        c.err(&at("credentials"), format!("the .ionapi file {} does not exist", p.display()));
+                        c.err(
+                            &at("credentials"),
+                            format!("the .ionapi file {} does not exist", p.display()),
+                        );
                     }
                 }
             },
@@ -239,9 +286,16 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         let secrets = ionport_plugin_sdk::form::secret_fields(form);
         let mut values = serde_json::Map::new();
         for (key, v) in &conn.settings {
-            let path = [Seg::Key("connections"), Seg::Key(name), Seg::Key("settings"), Seg::Key(key)];
+            let path = [
+                Seg::Key("connections"),
+                Seg::Key(name),
+                Seg::Key("settings"),
+                Seg::Key(key),
+            ];
             // The key is a secret, or holds one (a nested object with a secret field).
-            let holds_secret = secrets.iter().any(|s| s == key || s.starts_with(&format!("{key}.")));
+            let holds_secret = secrets
+                .iter()
+                .any(|s| s == key || s.starts_with(&format!("{key}.")));
             if key == CREDENTIALS_PROPERTY || holds_secret {
                 c.err(&path, format!(
                     "secrets may not be written in a pipeline file: remove `{key}` and use credentials = {{ vault = \"NAME\" }} or {{ ionapi = \"FILE\" }}"
@@ -262,27 +316,49 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         }
         let values = Value::Object(values);
         let mut settings_schema = form.clone();
-        if let Some(props) = settings_schema.get_mut("properties").and_then(Value::as_object_mut) {
+        if let Some(props) = settings_schema
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+        {
             props.remove(CREDENTIALS_PROPERTY);
         }
-        if let Some(req) = settings_schema.get_mut("required").and_then(Value::as_array_mut) {
+        if let Some(req) = settings_schema
+            .get_mut("required")
+            .and_then(Value::as_array_mut)
+        {
             req.retain(|r| r.as_str() != Some(CREDENTIALS_PROPERTY));
         }
         match jsonschema::validator_for(&settings_schema) {
             Ok(validator) => {
                 for e in validator.iter_errors(&values) {
                     let ptr = e.instance_path().to_string();
-                    let first = ptr.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
-                    let mut path = vec![Seg::Key("connections"), Seg::Key(name), Seg::Key("settings")];
+                    let first = ptr
+                        .trim_start_matches('/')
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let mut path = vec![
+                        Seg::Key("connections"),
+                        Seg::Key(name),
+                        Seg::Key("settings"),
+                    ];
                     if !first.is_empty() {
                         path.push(Seg::Key(&first));
                     }
-                    let what = if first.is_empty() { "settings".to_string() } else { format!("settings.{first}") };
+                    let what = if first.is_empty() {
+                        "settings".to_string()
+                    } else {
+                        format!("settings.{first}")
+                    };
                     let msg = format!("{}: {} (the {} connection form)", what, e, plugin.id());
                     c.err(&path, msg);
                 }
             }
-            Err(e) => c.err(&at("connector"), format!("the connector's form is not a usable schema: {e}")),
+            Err(e) => c.err(
+                &at("connector"),
+                format!("the connector's form is not a usable schema: {e}"),
+            ),
         }
         settings.insert(name, values);
     }
@@ -290,19 +366,39 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
     // Environments: destinations with variables expanded and paths made absolute.
     let mut destinations: BTreeMap<&str, DestinationConfig> = BTreeMap::new();
     for (name, env) in &parsed.environments {
-        let at = [Seg::Key("environments"), Seg::Key(name), Seg::Key("destination")];
+        let at = [
+            Seg::Key("environments"),
+            Seg::Key(name),
+            Seg::Key("destination"),
+        ];
         let resolved = match &env.destination {
-            DestinationConfig::Sqlite { path } => expand_env(&path.to_string_lossy())
-                .map(|p| DestinationConfig::Sqlite { path: absolute(&base, Path::new(&p)) }),
-            DestinationConfig::Parquet { path } => expand_env(&path.to_string_lossy())
-                .map(|p| DestinationConfig::Parquet { path: absolute(&base, Path::new(&p)) }),
-            DestinationConfig::Jsonl { path } => expand_env(&path.to_string_lossy())
-                .map(|p| DestinationConfig::Jsonl { path: absolute(&base, Path::new(&p)) }),
+            DestinationConfig::Sqlite { path } => {
+                expand_env(&path.to_string_lossy()).map(|p| DestinationConfig::Sqlite {
+                    path: absolute(&base, Path::new(&p)),
+                })
+            }
+            DestinationConfig::Parquet { path } => {
+                expand_env(&path.to_string_lossy()).map(|p| DestinationConfig::Parquet {
+                    path: absolute(&base, Path::new(&p)),
+                })
+            }
+            DestinationConfig::Jsonl { path } => {
+                expand_env(&path.to_string_lossy()).map(|p| DestinationConfig::Jsonl {
+                    path: absolute(&base, Path::new(&p)),
+                })
+            }
             DestinationConfig::Postgres { url, schema } => {
-                if url.contains(':') && url.contains('@') && !url.contains("${") && url_has_password(url) {
+                if url.contains(':')
+                    && url.contains('@')
+                    && !url.contains("${")
+                    && url_has_password(url)
+                {
                     c.err(&at, "secrets may not be written in a pipeline file: put the Postgres password in an environment variable and write url = \"postgres://user:${PGPASSWORD}@host/db\"");
                 }
-                expand_env(url).map(|u| DestinationConfig::Postgres { url: u, schema: schema.clone() })
+                expand_env(url).map(|u| DestinationConfig::Postgres {
+                    url: u,
+                    schema: schema.clone(),
+                })
             }
         };
         match resolved {
@@ -318,24 +414,45 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
     let mut plans = Vec::new();
     // In file order: the first pipeline that names an environment claims it.
     let mut ordered: Vec<_> = parsed.pipelines.iter().collect();
-    ordered.sort_by_key(|(name, _)| doc.span(&[Seg::Key("pipelines"), Seg::Key(name)]).map_or(0, |s| s.start));
+    ordered.sort_by_key(|(name, _)| {
+        doc.span(&[Seg::Key("pipelines"), Seg::Key(name)])
+            .map_or(0, |s| s.start)
+    });
     for (name, p) in ordered {
         let at = |k: &'static str| [Seg::Key("pipelines"), Seg::Key(name), Seg::Key(k)];
         if !parsed.connections.contains_key(&p.connection) {
             let known: Vec<&String> = parsed.connections.keys().collect();
-            c.err(&at("connection"), format!(
-                "unknown connection '{}' (expected one of the [connections.NAME] tables: {})",
-                p.connection,
-                if known.is_empty() { "none defined".into() } else { known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") }
-            ));
+            c.err(
+                &at("connection"),
+                format!(
+                    "unknown connection '{}' (expected one of the [connections.NAME] tables: {})",
+                    p.connection,
+                    if known.is_empty() {
+                        "none defined".into()
+                    } else {
+                        known
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            );
         }
         if !parsed.environments.contains_key(&p.environment) {
             let known: Vec<&str> = parsed.environments.keys().map(String::as_str).collect();
-            c.err(&at("environment"), format!(
-                "unknown environment '{}' (expected one of the [environments.NAME] tables: {})",
-                p.environment,
-                if known.is_empty() { "none defined".into() } else { known.join(", ") }
-            ));
+            c.err(
+                &at("environment"),
+                format!(
+                    "unknown environment '{}' (expected one of the [environments.NAME] tables: {})",
+                    p.environment,
+                    if known.is_empty() {
+                        "none defined".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
         } else {
             match dedicated.get(p.environment.as_str()) {
                 Some((conn, first)) if *conn != p.connection => c.err(&at("environment"), format!(
@@ -364,19 +481,34 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             },
             None => None,
         };
-        let Some(plugin) = connectors.get(p.connection.as_str()) else { continue };
+        let Some(plugin) = connectors.get(p.connection.as_str()) else {
+            continue;
+        };
         let mut tasks = Vec::new();
         match &p.tasks {
-            Some(names) if names.is_empty() => c.err(&at("tasks"), "the task list is empty (leave `tasks` out to run every predefined task)"),
+            Some(names) if names.is_empty() => c.err(
+                &at("tasks"),
+                "the task list is empty (leave `tasks` out to run every predefined task)",
+            ),
             Some(names) => {
                 for (i, t) in names.iter().enumerate() {
                     match plugin.task(t) {
                         Some(spec) => tasks.push(spec.clone()),
                         None => {
-                            let known: Vec<&str> = plugin.tasks().iter().map(|t| t.name.as_str()).collect();
+                            let known: Vec<&str> =
+                                plugin.tasks().iter().map(|t| t.name.as_str()).collect();
                             c.err(
-                                &[Seg::Key("pipelines"), Seg::Key(name), Seg::Key("tasks"), Seg::Index(i)],
-                                format!("connector {} has no task '{t}' (expected one of: {})", plugin.id(), known.join(", ")),
+                                &[
+                                    Seg::Key("pipelines"),
+                                    Seg::Key(name),
+                                    Seg::Key("tasks"),
+                                    Seg::Index(i),
+                                ],
+                                format!(
+                                    "connector {} has no task '{t}' (expected one of: {})",
+                                    plugin.id(),
+                                    known.join(", ")
+                                ),
                             );
                         }
                     }
@@ -384,7 +516,10 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             }
             None => tasks = plugin.tasks().to_vec(),
         }
-        let (Some(creds), Some(dest)) = (credentials.get(p.connection.as_str()), destinations.get(p.environment.as_str())) else {
+        let (Some(creds), Some(dest)) = (
+            credentials.get(p.connection.as_str()),
+            destinations.get(p.environment.as_str()),
+        ) else {
             continue;
         };
         let choice = p.sync_mode.unwrap_or(SyncModeChoice::Incremental);
@@ -393,13 +528,18 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             connection: p.connection.clone(),
             connector: plugin.clone(),
             credentials: creds.clone(),
-            settings: settings.get(p.connection.as_str()).cloned().unwrap_or(Value::Null),
+            settings: settings
+                .get(p.connection.as_str())
+                .cloned()
+                .unwrap_or(Value::Null),
             environment: p.environment.clone(),
             destination: dest.clone(),
             tasks: tasks
                 .into_iter()
                 .map(|spec| {
-                    let sync_mode = if choice == SyncModeChoice::Incremental && spec.sync_modes.contains(&SyncMode::Incremental) {
+                    let sync_mode = if choice == SyncModeChoice::Incremental
+                        && spec.sync_modes.contains(&SyncMode::Incremental)
+                    {
                         SyncMode::Incremental
                     } else {
                         SyncMode::FullRefresh
@@ -411,12 +551,21 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             concurrency: p.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
             schedule,
             quota: quotas.get(p.connection.as_str()).copied(),
-            max_in_flight: parsed.connections.get(&p.connection).and_then(|c| c.max_in_flight),
-            retries: parsed.connections.get(&p.connection).and_then(|c| c.retries),
+            max_in_flight: parsed
+                .connections
+                .get(&p.connection)
+                .and_then(|c| c.max_in_flight),
+            retries: parsed
+                .connections
+                .get(&p.connection)
+                .and_then(|c| c.retries),
         });
     }
     if c.problems.is_empty() {
-        Ok(Plan { file: file.to_path_buf(), pipelines: plans })
+        Ok(Plan {
+            file: file.to_path_buf(),
+            pipelines: plans,
+        })
     } else {
         c.problems.sort_by_key(|d| (d.line, d.column));
         Err(Diagnostics(c.problems))

@@ -18,7 +18,9 @@ use ionport_plugin_abi::{LogLevel, PluginError, RecordBatch, error_kind};
 use serde_json::{Map, Value};
 
 use super::load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan};
-use crate::connection::{Connection, ConnectionHost, ConnectionSettings, CredentialSource, RecordSink};
+use crate::connection::{
+    Connection, ConnectionHost, ConnectionSettings, CredentialSource, RecordSink,
+};
 use crate::destination::{self, Destination, StreamSpec};
 use crate::host::{HostCallbacks, HostResponse};
 use crate::vault::Vault;
@@ -138,7 +140,8 @@ impl TaskSink {
         if let Ok(mut s) = self.last_state.lock() {
             *s = Some(state);
         }
-        self.observer.task_progress(&self.pipeline, &self.spec.name, n, c);
+        self.observer
+            .task_progress(&self.pipeline, &self.spec.name, n, c);
         Ok(())
     }
 }
@@ -148,7 +151,10 @@ impl RecordSink for TaskSink {
         if batch.stream.as_str() != self.spec.name {
             return Err(PluginError::new(
                 error_kind::INVALID_INPUT,
-                format!("records of stream '{}' emitted while reading '{}'", batch.stream, self.spec.name),
+                format!(
+                    "records of stream '{}' emitted while reading '{}'",
+                    batch.stream, self.spec.name
+                ),
             ));
         }
         let mut parsed = Vec::with_capacity(batch.count as usize);
@@ -158,8 +164,24 @@ impl RecordSink for TaskSink {
             }
             match serde_json::from_slice::<Value>(line) {
                 Ok(Value::Object(m)) => parsed.push(m),
-                Ok(_) => return Err(PluginError::new(error_kind::INVALID_INPUT, format!("record {i} of a batch of {} is not a JSON object", self.spec.name))),
-                Err(e) => return Err(PluginError::new(error_kind::INVALID_INPUT, format!("record {i} of a batch of {} is not JSON: {e}", self.spec.name))),
+                Ok(_) => {
+                    return Err(PluginError::new(
+                        error_kind::INVALID_INPUT,
+                        format!(
+                            "record {i} of a batch of {} is not a JSON object",
+                            self.spec.name
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(PluginError::new(
+                        error_kind::INVALID_INPUT,
+                        format!(
+                            "record {i} of a batch of {} is not JSON: {e}",
+                            self.spec.name
+                        ),
+                    ));
+                }
             }
         }
         self.buffer
@@ -170,8 +192,12 @@ impl RecordSink for TaskSink {
     }
 
     fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        let state: Value = serde_json::from_str(state)
-            .map_err(|e| PluginError::new(error_kind::INVALID_INPUT, format!("the checkpoint is not JSON: {e}")))?;
+        let state: Value = serde_json::from_str(state).map_err(|e| {
+            PluginError::new(
+                error_kind::INVALID_INPUT,
+                format!("the checkpoint is not JSON: {e}"),
+            )
+        })?;
         self.commit(state)
     }
 }
@@ -188,11 +214,18 @@ struct TaskHost {
 }
 
 impl HostCallbacks for TaskHost {
-    fn gateway(&self, head: GatewayRequestHead, body: Vec<u8>) -> Result<HostResponse, PluginError> {
+    fn gateway(
+        &self,
+        head: GatewayRequestHead,
+        body: Vec<u8>,
+    ) -> Result<HostResponse, PluginError> {
         // Reads stop at cancellation; clean-up calls (non-GET, e.g. cancelling a Compass
         // job) still go out.
         if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
-            return Err(PluginError::new(error_kind::CANCELLED, "the run was cancelled"));
+            return Err(PluginError::new(
+                error_kind::CANCELLED,
+                "the run was cancelled",
+            ));
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         HostCallbacks::gateway(&self.inner, head, body)
@@ -208,7 +241,8 @@ impl HostCallbacks for TaskHost {
     }
     fn log(&self, plugin: &str, level: LogLevel, message: &str) {
         self.inner.log(plugin, level, message);
-        self.observer.plugin_log(&self.pipeline, &self.task, level, message);
+        self.observer
+            .plugin_log(&self.pipeline, &self.task, level, message);
     }
 }
 
@@ -233,12 +267,19 @@ fn credential_source(p: &PipelinePlan) -> Result<CredentialSource, String> {
 
 /// Opens the destination of a pipeline.
 pub fn open_destination(p: &PipelinePlan) -> Result<Arc<dyn Destination>, String> {
-    destination::open(&p.destination).map(Arc::from).map_err(|e| e.to_string())
+    destination::open(&p.destination)
+        .map(Arc::from)
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `plan` (as selected by `opts`) and returns the summary. Call it inside a tokio
 /// runtime; plugin calls run on blocking threads.
-pub async fn run(plan: &Plan, opts: &RunOptions, observer: Arc<dyn RunObserver>, cancel: Cancel) -> RunSummary {
+pub async fn run(
+    plan: &Plan,
+    opts: &RunOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: Cancel,
+) -> RunSummary {
     let mut summary = RunSummary::default();
     for p in &plan.pipelines {
         if opts.pipeline.as_ref().is_some_and(|n| n != &p.name) {
@@ -289,7 +330,8 @@ async fn run_pipeline(
         settings.gateway.max_retries = n;
     }
     let connection = match credential_source(p).and_then(|source| {
-        Connection::open(source, settings).map_err(|e| format!("connection '{}': {e}", p.connection))
+        Connection::open(source, settings)
+            .map_err(|e| format!("connection '{}': {e}", p.connection))
     }) {
         Ok(c) => c,
         Err(e) => {
@@ -300,11 +342,18 @@ async fn run_pipeline(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(p.concurrency));
     let mut handles = Vec::new();
     for t in tasks {
-        let permit = semaphore.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
         let dest = dest.clone();
         let observer = observer.clone();
         let cancel = cancel.clone();
-        let host = ConnectionHost::new(tokio::runtime::Handle::current(), connection.gateway().clone());
+        let host = ConnectionHost::new(
+            tokio::runtime::Handle::current(),
+            connection.gateway().clone(),
+        );
         let p = p.clone();
         let full_refresh = opts.full_refresh;
         handles.push(tokio::task::spawn_blocking(move || {
@@ -350,7 +399,11 @@ fn run_task(
 ) -> TaskOutcome {
     let started = Instant::now();
     let spec = stream_spec(t);
-    let mode = if full_refresh { SyncMode::FullRefresh } else { t.sync_mode };
+    let mode = if full_refresh {
+        SyncMode::FullRefresh
+    } else {
+        t.sync_mode
+    };
     let mut outcome = TaskOutcome {
         pipeline: p.name.clone(),
         task: t.spec.name.clone(),
@@ -360,7 +413,11 @@ fn run_task(
     observer.task_started(&p.name, &t.spec.name, mode);
     let result = (|| -> Result<ReadSummary, String> {
         dest.prepare(&spec).map_err(|e| e.to_string())?;
-        let state = if full_refresh { None } else { dest.load_state(&spec.name).map_err(|e| e.to_string())? };
+        let state = if full_refresh {
+            None
+        } else {
+            dest.load_state(&spec.name).map_err(|e| e.to_string())?
+        };
         let sink = Arc::new(TaskSink {
             pipeline: p.name.clone(),
             spec: spec.clone(),
@@ -380,7 +437,9 @@ fn run_task(
             observer: observer.clone(),
         });
         let req = ReadRequest {
-            connection: ConnectionConfig { settings: p.settings.clone() },
+            connection: ConnectionConfig {
+                settings: p.settings.clone(),
+            },
             task: t.spec.name.clone(),
             sync_mode: mode,
             state,

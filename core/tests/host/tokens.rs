@@ -276,7 +276,10 @@ async fn token_endpoint_errors_say_what_to_fix() {
         ..EmulatorConfig::default()
     })
     .await;
-    let e = manager(&no_password, |_| {}).access_token().await.unwrap_err();
+    let e = manager(&no_password, |_| {})
+        .access_token()
+        .await
+        .unwrap_err();
     assert!(matches!(e, TokenError::GrantDisabled { .. }), "{e}");
     let m = e.to_string();
     assert!(m.contains("password") || m.contains("grant"), "{m}");

@@ -94,7 +94,8 @@ impl<C: Connector> FfiConnector for Adapter<C> {
     fn read(&self, host: FfiHostArc, request: RStr<'_>) -> RResult<RString, PluginError> {
         guard("read", || {
             let req: ReadRequest = from_json("read request", request)?;
-            if !self.0.tasks().iter().any(|t| t.name == req.task) && !self.0.accepts_stream(&req.task)
+            if !self.0.tasks().iter().any(|t| t.name == req.task)
+                && !self.0.accepts_stream(&req.task)
             {
                 return Err(ConnectorError::invalid_input(format!(
                     "{} has no task named '{}'",

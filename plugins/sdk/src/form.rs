@@ -132,7 +132,13 @@ pub fn walk_properties(root: &Value, mut visit: impl FnMut(Property<'_>)) {
     walk(root, root, "", &mut visit, 0);
 }
 
-fn walk(root: &Value, schema: &Value, prefix: &str, visit: &mut impl FnMut(Property<'_>), depth: u8) {
+fn walk(
+    root: &Value,
+    schema: &Value,
+    prefix: &str,
+    visit: &mut impl FnMut(Property<'_>),
+    depth: u8,
+) {
     if depth > 8 {
         return;
     }

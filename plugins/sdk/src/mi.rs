@@ -322,7 +322,11 @@ fn parse_v1(v: Value) -> Result<MiAnswer, MiError> {
 
 fn parse_v2(v: Value) -> Result<MiAnswer, MiError> {
     let mut answer = MiAnswer::default();
-    let results = v.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
+    let results = v
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for res in &results {
         let not_processed = match res.get("notProcessed") {
             Some(Value::Bool(b)) => *b,
@@ -332,7 +336,11 @@ fn parse_v2(v: Value) -> Result<MiAnswer, MiError> {
         let err = MiError {
             kind: {
                 let t = str_of(res, "errorType");
-                if t.is_empty() { "ServerReturnedNOK".into() } else { t }
+                if t.is_empty() {
+                    "ServerReturnedNOK".into()
+                } else {
+                    t
+                }
             },
             code: str_of(res, "errorCode"),
             field: str_of(res, "errorField"),
@@ -345,7 +353,12 @@ fn parse_v2(v: Value) -> Result<MiAnswer, MiError> {
             }
             return Err(err);
         }
-        for r in res.get("records").and_then(Value::as_array).into_iter().flatten() {
+        for r in res
+            .get("records")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(obj) = r.as_object() else { continue };
             answer.rows.push(
                 obj.iter()
@@ -415,14 +428,25 @@ mod tests {
             c.request(MiShape::V1).path(),
             "M3/m3api-rest/execute/CRS610MI/LstByNumber;maxrecs=50;returncols=CUNO,CUNM;metadata=true;excludempty=false"
         );
-        assert_eq!(c.request(MiShape::V2).path(), "M3/m3api-rest/v2/execute/CRS610MI/LstByNumber");
+        assert_eq!(
+            c.request(MiShape::V2).path(),
+            "M3/m3api-rest/v2/execute/CRS610MI/LstByNumber"
+        );
     }
 
     #[test]
     fn reads_v1_records_with_metadata() {
         let body = r#"{"Program":"CRS610MI","Transaction":"LstByNumber","Metadata":{"Field":[{"@name":"CUNO","@type":"A","@length":10,"@description":"Customer"},{"@name":"CONO","@type":"N","@length":3}]},"MIRecord":[{"RowIndex":0,"NameValue":[{"Name":"CONO","Value":"100"},{"Name":"CUNO","Value":"Y30000    "}]}]}"#;
-        let a = MiCall::new("CRS610MI", "LstByNumber").parse(&resp(200, body)).unwrap();
-        assert_eq!(a.rows, vec![vec![("CONO".into(), "100".into()), ("CUNO".into(), "Y30000".into())]]);
+        let a = MiCall::new("CRS610MI", "LstByNumber")
+            .parse(&resp(200, body))
+            .unwrap();
+        assert_eq!(
+            a.rows,
+            vec![vec![
+                ("CONO".into(), "100".into()),
+                ("CUNO".into(), "Y30000".into())
+            ]]
+        );
         assert_eq!(a.types.get("CONO"), Some(&MiType::Numeric));
     }
 
@@ -431,15 +455,27 @@ mod tests {
         let c = MiCall::new("CRS610MI", "LstByNumber");
         let whole = r#"{"@type":"ServerReturnedNOK","@code":"XAU0008","@field":"CONO","@cfg":null,"Message":"Company 999 does not exist"}"#;
         let e = c.parse(&resp(200, whole)).unwrap_err().to_string();
-        assert!(e.contains("CRS610MI/LstByNumber") && e.contains("XAU0008") && e.contains("CONO") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.contains("CRS610MI/LstByNumber")
+                && e.contains("XAU0008")
+                && e.contains("CONO")
+                && e.contains("does not exist"),
+            "{e}"
+        );
         let partial = r#"{"MIRecord":[{"NameValue":[{"Name":"CUNO","Value":"A"}]}],"ErrorMessage":{"@type":"ServerReturnedNOK","@code":"WCU0203","@field":"CUNO","Message":"Record locked"}}"#;
         let e = c.parse(&resp(200, partial)).unwrap_err().to_string();
         assert!(e.contains("WCU0203") && e.contains("partial"), "{e}");
         let v2 = r#"{"results":[{"transaction":"LstByNumber","records":[],"errorMessage":"Company 999 does not exist","errorCode":"XAU0008","errorField":"CONO","errorType":"ServerReturnedNOK","notProcessed":false}],"wasTerminated":"false","nrOfSuccessfullTransactions":0,"nrOfFailedTransactions":1}"#;
         let e = c.parse(&resp(200, v2)).unwrap_err().to_string();
         assert!(e.contains("XAU0008") && e.contains("CONO"), "{e}");
-        let bare = c.parse(&resp(400, "Program FOO123MI not found")).unwrap_err().to_string();
-        assert!(bare.contains("HTTP 400") && bare.contains("FOO123MI"), "{bare}");
+        let bare = c
+            .parse(&resp(400, "Program FOO123MI not found"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bare.contains("HTTP 400") && bare.contains("FOO123MI"),
+            "{bare}"
+        );
         let notjson = c.parse(&resp(200, "{\"MIRec")).unwrap_err().to_string();
         assert!(notjson.contains("not JSON"), "{notjson}");
     }

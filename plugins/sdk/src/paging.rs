@@ -74,8 +74,11 @@ impl AdaptivePageSize {
         if elapsed < self.fast_below {
             self.fast_streak += 1;
             if self.fast_streak >= self.grow_after && self.current < self.max {
-                self.current = (self.current.saturating_add(self.current / 2).max(self.current + 1))
-                    .min(self.max);
+                self.current = (self
+                    .current
+                    .saturating_add(self.current / 2)
+                    .max(self.current + 1))
+                .min(self.max);
                 self.fast_streak = 0;
             }
         } else {
@@ -239,7 +242,10 @@ mod tests {
         assert_eq!(p.get(), 1000, "never above the maximum");
         let mut tiny = AdaptivePageSize::new(10, 10, 10);
         assert!(tiny.on_timeout().is_ok() && tiny.on_timeout().is_ok());
-        assert!(tiny.on_timeout().is_err(), "the third 504 in a row at the minimum is an error");
+        assert!(
+            tiny.on_timeout().is_err(),
+            "the third 504 in a row at the minimum is an error"
+        );
     }
 
     #[test]
@@ -255,7 +261,10 @@ mod tests {
         assert!(p.is_done());
         let mut stuck = KeyPager::new(Some(vec!["007".into()]));
         assert!(stuck.take(vec![7], 1, key).is_empty());
-        assert!(stuck.is_done(), "a key that does not advance ends the listing");
+        assert!(
+            stuck.is_done(),
+            "a key that does not advance ends the listing"
+        );
     }
 
     #[test]

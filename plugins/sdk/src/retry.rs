@@ -120,7 +120,10 @@ pub fn fetch_decoded<T>(
                 return Err(if e.is_cancelled() || is_auth_failure(&e) {
                     e
                 } else {
-                    ConnectorError::gateway(format!("{what}: no answer from the gateway: {}", e.message()))
+                    ConnectorError::gateway(format!(
+                        "{what}: no answer from the gateway: {}",
+                        e.message()
+                    ))
                 });
             }
             Ok(resp) if resp.is_success() => match decode(&resp) {
