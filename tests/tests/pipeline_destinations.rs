@@ -34,15 +34,24 @@ const CONO: u32 = 100;
 /// Customers changed between the two runs.
 const CHANGED: u64 = 7;
 
-/// The tasks replicated: (pipeline, task). Every connector, the M3 MI and EXPORTMI paths.
-const TASKS: [(&str, &str); 7] = [
+/// The tasks replicated: (pipeline, task) — every predefined task of the three connectors.
+const TASKS: [(&str, &str); 16] = [
     ("m3", "customers"),
-    ("m3", "customer_table"),
     ("m3", "items"),
+    ("m3", "suppliers"),
+    ("m3", "customer_order_lines"),
+    ("m3", "customer_table"),
     ("ln", "business_partners"),
     ("ln", "sales_orders"),
+    ("ln", "items"),
     ("lake", "m3_customers"),
+    ("lake", "m3_items"),
+    ("lake", "m3_suppliers"),
+    ("lake", "m3_order_heads"),
+    ("lake", "m3_order_lines"),
     ("lake", "ln_business_partners"),
+    ("lake", "ln_sales_orders"),
+    ("lake", "ln_items"),
 ];
 
 // ---------------------------------------------------------------- emulator and plugins
@@ -166,16 +175,25 @@ fn lake_rows(ds: &Dataset, ch: &Changes, name: &str) -> Vec<Map<String, Value>> 
 }
 
 /// What a task must deliver, by the emulator's generator with the changes `ch` applied.
-fn expected(task: &str, ds: &Dataset, ch: &Changes) -> Vec<Map<String, Value>> {
-    match task {
-        "customers" => m3_rows(ds, ch, &tables::OCUSMA, true),
-        "customer_table" => m3_rows(ds, ch, &tables::OCUSMA, false),
-        "items" => m3_rows(ds, ch, &tables::MITMAS, true),
-        "business_partners" => ln_rows(ds, ch, &tables::LN_BUSINESS_PARTNERS),
-        "sales_orders" => ln_rows(ds, ch, &tables::LN_ORDERS),
-        "m3_customers" => lake_rows(ds, ch, "OCUSMA"),
-        "ln_business_partners" => lake_rows(ds, ch, "tccom100"),
-        other => panic!("no expectation for {other}"),
+fn expected(pipeline: &str, task: &str, ds: &Dataset, ch: &Changes) -> Vec<Map<String, Value>> {
+    match (pipeline, task) {
+        ("m3", "customers") => m3_rows(ds, ch, &tables::OCUSMA, true),
+        ("m3", "customer_table") => m3_rows(ds, ch, &tables::OCUSMA, false),
+        ("m3", "items") => m3_rows(ds, ch, &tables::MITMAS, true),
+        ("m3", "suppliers") => m3_rows(ds, ch, &tables::CIDMAS, true),
+        ("m3", "customer_order_lines") => m3_rows(ds, ch, &tables::OOLINE, true),
+        ("ln", "business_partners") => ln_rows(ds, ch, &tables::LN_BUSINESS_PARTNERS),
+        ("ln", "sales_orders") => ln_rows(ds, ch, &tables::LN_ORDERS),
+        ("ln", "items") => ln_rows(ds, ch, &tables::LN_ITEMS),
+        ("lake", "m3_customers") => lake_rows(ds, ch, "OCUSMA"),
+        ("lake", "m3_items") => lake_rows(ds, ch, "MITMAS"),
+        ("lake", "m3_suppliers") => lake_rows(ds, ch, "CIDMAS"),
+        ("lake", "m3_order_heads") => lake_rows(ds, ch, "OOHEAD"),
+        ("lake", "m3_order_lines") => lake_rows(ds, ch, "OOLINE"),
+        ("lake", "ln_business_partners") => lake_rows(ds, ch, "tccom100"),
+        ("lake", "ln_sales_orders") => lake_rows(ds, ch, "tdsls400"),
+        ("lake", "ln_items") => lake_rows(ds, ch, "tcibd001"),
+        other => panic!("no expectation for {other:?}"),
     }
 }
 
@@ -522,7 +540,7 @@ fn assert_destination_holds(
         let (schema, pk) = task_spec(reg, pipeline, task);
         let rows = dest.read(pipeline, task, &schema);
         let (got, dups) = by_key(&rows, &pk);
-        let (want, want_dups) = by_key(&expected(task, ds, changes), &pk);
+        let (want, want_dups) = by_key(&expected(pipeline, task, ds, changes), &pk);
         assert_eq!(want_dups, 0, "{task}: the generator's keys are unique");
         assert!(!want.is_empty(), "{task}: the generator makes records");
         assert_eq!(
@@ -752,7 +770,7 @@ page_size = 100
         let (schema, pk) = task_spec(&reg, "m3", task);
         let (got, dups) = by_key(&dest.read("m3", task, &schema), &pk);
         assert_eq!(dups, 0);
-        let (want, _) = by_key(&expected(task, &ds, &Changes::default()), &pk);
+        let (want, _) = by_key(&expected("m3", task, &ds, &Changes::default()), &pk);
         assert_same(&got, &want, task);
     }
 }
