@@ -15,6 +15,8 @@ use ionport_tests::{ionport_bin, profile_dir};
 
 const SCALE: u64 = 1500;
 const CONO: u32 = 100;
+/// Runs killed part-way per destination (4 destinations: 40 kill points in all).
+const KILLS: usize = 10;
 
 fn pipeline(dir: &Path, ionapi: &Path, destination: &str) -> std::path::PathBuf {
     let file = dir.join("pipelines.toml");
@@ -69,11 +71,14 @@ impl Dice {
     }
 }
 
-/// Runs, kills at a random point, `kills` times; then runs to completion.
+/// Runs and kills at a random point until `kills` runs were killed mid-way (a run that
+/// finished before its kill does not count), then runs to completion. Returns the kills.
 fn kill_and_rerun(file: &Path, kills: usize, seed: u64) -> usize {
     let mut dice = Dice(seed);
     let mut killed = 0;
-    for _ in 0..kills {
+    let mut attempts = 0;
+    while killed < kills && attempts < kills * 4 {
+        attempts += 1;
         let mut child = run(file);
         std::thread::sleep(Duration::from_millis(30 + dice.below(900)));
         if child.try_wait().unwrap().is_none() {
@@ -87,6 +92,21 @@ fn kill_and_rerun(file: &Path, kills: usize, seed: u64) -> usize {
     killed
 }
 
+/// An emulator whose M3 answers take a little while, so that runs last long enough to be
+/// killed part-way on any machine.
+fn slow_emulator() -> Emulated {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: SCALE,
+        ..EmulatorConfig::default()
+    });
+    emu.control(
+        "POST",
+        "faults",
+        Some(serde_json::json!([{ "kind": "slow", "rate": 1.0, "api": "m3", "delay_ms": 10 }])),
+    );
+    emu
+}
+
 fn expected_keys() -> BTreeSet<String> {
     let ds = ionport_emulator::data::Dataset::new(EmulatorConfig::default().seed, SCALE);
     (0..ds.count(Entity::Customer, CONO))
@@ -98,10 +118,7 @@ fn expected_keys() -> BTreeSet<String> {
 
 #[test]
 fn sqlite_survives_sigkill_at_random_points() {
-    let emu = Emulated::start(EmulatorConfig {
-        scale: SCALE,
-        ..EmulatorConfig::default()
-    });
+    let emu = slow_emulator();
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
@@ -111,8 +128,8 @@ fn sqlite_survives_sigkill_at_random_points() {
         &ionapi,
         &format!("{{ type = \"sqlite\", path = \"{}\" }}", db.display()),
     );
-    let killed = kill_and_rerun(&file, 14, 7);
-    assert!(killed >= 10, "most runs were killed mid-way ({killed})");
+    let killed = kill_and_rerun(&file, KILLS, 7);
+    assert_eq!(killed, KILLS, "runs killed part-way");
 
     let want = expected_keys();
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -133,10 +150,7 @@ fn sqlite_survives_sigkill_at_random_points() {
 
 #[test]
 fn jsonl_survives_sigkill_at_random_points() {
-    let emu = Emulated::start(EmulatorConfig {
-        scale: SCALE,
-        ..EmulatorConfig::default()
-    });
+    let emu = slow_emulator();
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
@@ -146,8 +160,8 @@ fn jsonl_survives_sigkill_at_random_points() {
         &ionapi,
         &format!("{{ type = \"jsonl\", path = \"{}\" }}", out.display()),
     );
-    let killed = kill_and_rerun(&file, 12, 11);
-    assert!(killed >= 8, "most runs were killed mid-way ({killed})");
+    let killed = kill_and_rerun(&file, KILLS, 11);
+    assert_eq!(killed, KILLS, "runs killed part-way");
 
     let want = expected_keys();
     for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
@@ -180,10 +194,7 @@ fn keys_of(
 
 #[test]
 fn parquet_survives_sigkill_at_random_points() {
-    let emu = Emulated::start(EmulatorConfig {
-        scale: SCALE,
-        ..EmulatorConfig::default()
-    });
+    let emu = slow_emulator();
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
@@ -193,8 +204,8 @@ fn parquet_survives_sigkill_at_random_points() {
         &ionapi,
         &format!("{{ type = \"parquet\", path = \"{}\" }}", out.display()),
     );
-    let killed = kill_and_rerun(&file, 6, 13);
-    assert!(killed >= 3, "most runs were killed mid-way ({killed})");
+    let killed = kill_and_rerun(&file, KILLS, 13);
+    assert_eq!(killed, KILLS, "runs killed part-way");
     let want = expected_keys();
     for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
         let rows =
@@ -220,10 +231,7 @@ fn postgres_survives_sigkill_at_random_points() {
         .batch_execute(&format!("drop schema if exists {schema} cascade"))
         .unwrap();
 
-    let emu = Emulated::start(EmulatorConfig {
-        scale: SCALE,
-        ..EmulatorConfig::default()
-    });
+    let emu = slow_emulator();
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
@@ -232,8 +240,8 @@ fn postgres_survives_sigkill_at_random_points() {
         &ionapi,
         &format!("{{ type = \"postgres\", url = \"{url}\", schema = \"{schema}\" }}"),
     );
-    let killed = kill_and_rerun(&file, 6, 17);
-    assert!(killed >= 3, "most runs were killed mid-way ({killed})");
+    let killed = kill_and_rerun(&file, KILLS, 17);
+    assert_eq!(killed, KILLS, "runs killed part-way");
     let want = expected_keys();
     for (table, key) in [("customers", "CUNO"), ("customer_table", "OKCUNO")] {
         let rows = client
