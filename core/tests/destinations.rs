@@ -704,3 +704,46 @@ fn reading_the_state_of_an_unknown_stream_creates_nothing() {
     assert!(!dir.path().join("_ionport/nope").exists());
     assert!(d.states().unwrap().is_empty());
 }
+
+#[test]
+fn file_destinations_compact_as_the_log_grows_so_memory_stays_bounded() {
+    use ionport_core::destination::jsonl::JsonlDestination;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // A window of 4 KiB: every few commits fold the log into the output.
+    let d = JsonlDestination::open(&out)
+        .unwrap()
+        .with_compact_window(4 << 10);
+    let s = spec("items", false);
+    d.prepare(&s).unwrap();
+    for batch in 0..40i64 {
+        // Each batch brings 25 new keys and replaces 5 earlier ones.
+        let mut rows: Vec<_> = (0..25).map(|i| rec(batch * 25 + i, "new")).collect();
+        rows.extend((0..5).map(|i| rec(i * 7, &format!("v{batch}"))));
+        d.commit(&s, &rows, &json!({ "batch": batch })).unwrap();
+        let log = std::fs::metadata(out.join("_ionport/items/log.jsonl"))
+            .unwrap()
+            .len();
+        assert!(
+            log <= (4 << 10) + 16 * 1024,
+            "the log is compacted as it grows: {log} bytes"
+        );
+    }
+    d.finish(&s).unwrap();
+    let text = std::fs::read_to_string(out.join("items.jsonl")).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: std::collections::BTreeSet<i64> =
+        rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(rows.len(), 1000, "each key once");
+    assert_eq!(ids.len(), 1000);
+    let latest = rows.iter().find(|r| r["id"] == json!(7)).unwrap();
+    assert_eq!(
+        latest["name"],
+        json!("v39"),
+        "the latest version wins across compactions"
+    );
+    assert_eq!(d.load_state("items").unwrap(), Some(json!({ "batch": 39 })));
+}

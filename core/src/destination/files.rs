@@ -31,6 +31,12 @@ use serde_json::{Map, Value};
 use super::common::{TableNames, TableSpec, now_rfc3339, sync_dir, table_name, write_atomic};
 use super::{Destination, DestinationError, StreamSpec};
 
+/// The log size at which a commit compacts it into the output (and at which `finish`
+/// would otherwise hold the most keys in memory). 32 MiB is about 150,000 typical ERP
+/// records: the compaction window bounds memory; larger runs rewrite the output once per
+/// window.
+const COMPACT_WINDOW_BYTES: u64 = 32 << 20;
+
 /// A final output format.
 pub trait Format: Send + Sync + 'static {
     /// The destination kind, e.g. `jsonl`.
@@ -100,6 +106,7 @@ pub struct FileDestination<F: Format> {
     describe: String,
     streams: Mutex<HashMap<String, Arc<Mutex<StreamFiles>>>>,
     names: TableNames,
+    compact_window: u64,
     format: PhantomData<fn() -> F>,
 }
 
@@ -129,8 +136,16 @@ impl<F: Format> FileDestination<F> {
             describe,
             streams: Mutex::new(HashMap::new()),
             names: TableNames::default(),
+            compact_window: COMPACT_WINDOW_BYTES,
             format: PhantomData,
         })
+    }
+
+    /// Compacts the log into the output whenever it grows past `bytes` (default 32 MiB).
+    /// Smaller windows hold fewer keys in memory and rewrite the output more often.
+    pub fn with_compact_window(mut self, bytes: u64) -> Self {
+        self.compact_window = bytes.max(1);
+        self
     }
 
     fn io_err(&self, stream: &str, what: &str, e: impl std::fmt::Display) -> DestinationError {
@@ -351,6 +366,11 @@ impl<F: Format> Destination for FileDestination<F> {
             .map_err(|e| io("cannot write its state", e))?;
         files.log_len = new_len;
         files.state = Some(state.clone());
+        // Compact as the log grows, so that compaction never holds more than one window
+        // of keys: memory stays flat however many records a run brings.
+        if files.log_len > self.compact_window {
+            self.compact(&mut files, stream)?;
+        }
         Ok(())
     }
 
@@ -395,7 +415,20 @@ impl<F: Format> Destination for FileDestination<F> {
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError> {
         let files = self.stream(&stream.name)?;
         let mut files = lock(&files);
-        let table = self.table(&mut files, stream)?.clone();
+        self.compact(&mut files, stream)
+    }
+}
+
+impl<F: Format> FileDestination<F> {
+    /// Merges the log into the output (each key once, the latest winning), then empties
+    /// the log. Crash-safe: the output is replaced atomically before the log is emptied,
+    /// and merging the same log again gives the same output.
+    fn compact(
+        &self,
+        files: &mut StreamFiles,
+        stream: &StreamSpec,
+    ) -> Result<(), DestinationError> {
+        let table = self.table(files, stream)?.clone();
         let output = self.output(&files.table);
         if files.log_len == 0 && output.exists() {
             return Ok(());
@@ -407,7 +440,7 @@ impl<F: Format> Destination for FileDestination<F> {
         // Pass 1: the last log line of each key.
         let mut winners: HashMap<String, usize> = HashMap::new();
         if table.key_len > 0 {
-            for (i, r) in Self::read_log(&files)
+            for (i, r) in Self::read_log(files)
                 .map_err(|e| io("cannot read its log", e))?
                 .enumerate()
             {
@@ -416,7 +449,7 @@ impl<F: Format> Destination for FileDestination<F> {
         }
         let replaced: HashSet<String> = winners.keys().cloned().collect();
         // Pass 2: the output without the replaced keys, then the winners.
-        let mut new_rows = Self::read_log(&files)
+        let mut new_rows = Self::read_log(files)
             .map_err(|e| io("cannot read its log", e))?
             .enumerate()
             .filter_map(|(i, r)| match r {
