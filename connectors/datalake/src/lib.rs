@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
-use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
+use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -216,28 +216,6 @@ fn classify(resp: &GatewayResponse, what: &str) -> (&'static str, String) {
                 "{what} answered HTTP {s}: {msg}. Data Fabric may be unavailable; try again later."
             ),
         ),
-    }
-}
-
-fn host_failure(e: &ConnectorError) -> (&'static str, String) {
-    if ionport_plugin_sdk::retry::is_auth_failure(e) {
-        (
-            "token",
-            format!(
-                "No access token: {}. Check the client id and secret and the service-account \
-                 keys of the connection (.ionapi file).",
-                e.message()
-            ),
-        )
-    } else {
-        (
-            "network",
-            format!(
-                "The ION API Gateway could not be reached: {}. Check the gateway URL and the \
-                 network.",
-                e.message()
-            ),
-        )
     }
 }
 

@@ -2,7 +2,7 @@
 
 use ionport_plugin_sdk::odata::{self, Page};
 use ionport_plugin_sdk::prelude::*;
-use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
+use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
 use serde_json::{Map, Value, json};
 
 use crate::read::{company_text, with_headers};
@@ -69,28 +69,6 @@ fn classify(resp: &GatewayResponse, target: &str, settings: &LnSettings) -> (&'s
             ),
         ),
         s => ("product", format!("LN {target} answered HTTP {s}: {msg}.")),
-    }
-}
-
-fn host_failure(e: &ConnectorError) -> (&'static str, String) {
-    if ionport_plugin_sdk::retry::is_auth_failure(e) {
-        (
-            "token",
-            format!(
-                "No access token: {}. Check the client id and secret and the service-account \
-                 keys of the connection (.ionapi file).",
-                e.message()
-            ),
-        )
-    } else {
-        (
-            "network",
-            format!(
-                "The ION API Gateway could not be reached: {}. Check the gateway URL and the \
-                 network.",
-                e.message()
-            ),
-        )
     }
 }
 

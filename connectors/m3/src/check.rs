@@ -2,6 +2,7 @@
 //! the configured company and division.
 
 use ionport_plugin_sdk::mi::{MiCall, MiError};
+use ionport_plugin_sdk::retry::host_failure;
 use ionport_plugin_sdk::{CheckReport, ConnectionConfig, ConnectorError, GatewayResponse, Host};
 use serde_json::{Value, json};
 
@@ -64,18 +65,10 @@ pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, Connec
     let user = MiCall::new("MNS150MI", "GetUserData").maxrecs(1);
     let resp = match host.gateway(&user.request(s.shape())) {
         Ok(r) => r,
-        Err(e) if e.is_auth() => {
-            return Ok(failed(
-                "token",
-                format!("could not get an access token: {}", e.message()),
-            ));
-        }
         Err(e) if e.is_cancelled() => return Err(e),
         Err(e) => {
-            return Ok(failed(
-                "network",
-                format!("the gateway could not be reached: {}", e.message()),
-            ));
+            let (part, message) = host_failure(&e);
+            return Ok(failed(part, message));
         }
     };
     if let Some(report) = http_failure("MNS150MI/GetUserData", &resp) {

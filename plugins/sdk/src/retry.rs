@@ -84,6 +84,30 @@ pub fn is_auth_failure(e: &ConnectorError) -> bool {
     .any(|w| m.contains(w))
 }
 
+/// What a connection check reports when the host got no answer at all: the `token` part
+/// for refused credentials, the `network` part otherwise, each with what to do.
+pub fn host_failure(e: &ConnectorError) -> (&'static str, String) {
+    if is_auth_failure(e) {
+        (
+            "token",
+            format!(
+                "No access token: {}. Check the client id and secret and the service-account \
+                 keys of the connection (.ionapi file).",
+                e.message()
+            ),
+        )
+    } else {
+        (
+            "network",
+            format!(
+                "The ION API Gateway could not be reached: {}. Check the gateway URL and the \
+                 network.",
+                e.message()
+            ),
+        )
+    }
+}
+
 /// Sleeps `d` in small slices, returning early with [`ConnectorError::cancelled`] when the
 /// host cancels.
 pub fn sleep_cancellable(host: &Host, d: Duration) -> Result<(), ConnectorError> {
