@@ -535,6 +535,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     sync_dir(dir)
 }
 
+/// A quoted SQL identifier (`"name"`, inner quotes doubled), for SQLite and Postgres.
+pub(crate) fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,8 @@ use postgres::{Client, NoTls};
 use serde_json::{Map, Value};
 
 use super::common::{
-    ColumnType, TableNames, TableSpec, expand_env, redact_url, scrub, url_password,
+    ColumnType, TableNames, TableSpec, expand_env, quote_ident as quote, redact_url, scrub,
+    url_password,
 };
 use super::{Destination, DestinationError, StreamSpec};
 
@@ -46,10 +47,6 @@ struct Prepared {
     stream: StreamSpec,
     upsert: String,
     table: TableSpec,
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 fn sql_type(ty: ColumnType) -> &'static str {

@@ -13,7 +13,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde_json::{Map, Value};
 
-use super::common::{ColumnType, TableNames, TableSpec, now_rfc3339};
+use super::common::{ColumnType, TableNames, TableSpec, now_rfc3339, quote_ident as quote};
 use super::{Destination, DestinationError, StreamSpec};
 
 /// A SQLite database file with its state table.
@@ -39,10 +39,6 @@ struct Prepared {
     stream: StreamSpec,
     table: TableSpec,
     upsert: String,
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 fn sql_type(ty: ColumnType) -> &'static str {
