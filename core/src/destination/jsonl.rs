@@ -1,7 +1,7 @@
 //! The JSONL destination: one `<table>.jsonl` file per stream under a directory, each
 //! line one record (as the connector emitted it), each key once after `finish`.
 //!
-//! Exactly once: see [`super::files`] — records go to a per-stream log that is fsynced
+//! Exactly once: see `destination::files` (private) — records go to a per-stream log that is fsynced
 //! before the state file that points past it is renamed into place; `finish` merges the
 //! log into the output atomically.
 

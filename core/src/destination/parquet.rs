@@ -2,7 +2,7 @@
 //! (a single Snappy-compressed file, row groups of at most 65,536 rows), replaced
 //! atomically by `finish` with each key once.
 //!
-//! Exactly once: see [`super::files`] — records are staged in a per-stream JSONL log that
+//! Exactly once: see `destination::files` (private) — records are staged in a per-stream JSONL log that
 //! is fsynced before the state file that points past it; `finish` merges the current
 //! dataset (streamed batch by batch, replaced keys filtered out) with the log's last
 //! record of each key into a temporary file, fsyncs it and renames it into place.

@@ -2,12 +2,42 @@
 //! that carries it out.
 //!
 //! - [`config`]: the file's typed form and its JSON Schema;
-//! - [`load`]: reading and validating a file into a [`Plan`] — every problem located by
+//! - [`load`](mod@load): reading and validating a file into a [`Plan`] — every problem located by
 //!   file, line and column ([`Diagnostic`]);
-//! - [`run`]: carrying out a plan: tasks concurrently, records and checkpoints committed
+//! - [`run`](mod@run): carrying out a plan: tasks concurrently, records and checkpoints committed
 //!   together, a summary at the end;
 //!
 //! Only this module knows the TOML pipeline format.
+//!
+//! Every problem of a file is reported at once, each with its place:
+//!
+//! ```
+//! use std::path::Path;
+//! use ionport_core::pipeline;
+//! use ionport_core::plugin::PluginRegistry;
+//!
+//! let registry = PluginRegistry::load_from(&[]); // no plugins: every connector is unknown
+//! let text = r#"
+//! [environments.prod]
+//! destination = { type = "sqlite", path = "prod.db" }
+//!
+//! [connections.m3]
+//! connector = "infor-m3"
+//! credentials = { vault = "acme-prd" }
+//!
+//! [pipelines.customers]
+//! connection = "m3"
+//! environment = "prod"
+//! "#;
+//! let problems = pipeline::load_str(Path::new("pipelines.toml"), text, &registry).unwrap_err();
+//! let first = &problems.0[0];
+//! // Line 6 of the text: `connector = "infor-m3"`.
+//! assert_eq!((first.line, first.file.as_path()), (6, Path::new("pipelines.toml")));
+//! assert!(first.message.contains("infor-m3"), "{first}");
+//! ```
+//!
+//! A valid file becomes a [`Plan`]; [`run()`] carries it out with a [`RunObserver`] for
+//! progress and a [`Cancel`] to stop it between pages.
 
 pub mod config;
 mod diagnostic;

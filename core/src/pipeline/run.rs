@@ -84,6 +84,10 @@ pub struct RunSummary {
     pub retries: u64,
     /// Gateway HTTP requests over all connections (attempts, token calls excluded).
     pub http_requests: u64,
+    /// 401 answers from the gateway over all connections.
+    pub unauthorized: u64,
+    /// 429 answers from the gateway over all connections.
+    pub rate_limited: u64,
     /// Pipelines that could not start (connection or destination), with the reason.
     pub failed_pipelines: Vec<(String, String)>,
 }
@@ -157,33 +161,7 @@ impl RecordSink for TaskSink {
                 ),
             ));
         }
-        let mut parsed = Vec::with_capacity(batch.count as usize);
-        for (i, line) in batch.ndjson.split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Value>(line) {
-                Ok(Value::Object(m)) => parsed.push(m),
-                Ok(_) => {
-                    return Err(PluginError::new(
-                        error_kind::INVALID_INPUT,
-                        format!(
-                            "record {i} of a batch of {} is not a JSON object",
-                            self.spec.name
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    return Err(PluginError::new(
-                        error_kind::INVALID_INPUT,
-                        format!(
-                            "record {i} of a batch of {} is not JSON: {e}",
-                            self.spec.name
-                        ),
-                    ));
-                }
-            }
-        }
+        let parsed = crate::read::parse_batch(&batch)?;
         self.buffer
             .lock()
             .map_err(|_| PluginError::new(error_kind::HOST, "record buffer poisoned"))?
@@ -295,10 +273,12 @@ pub async fn run(
             continue;
         }
         match run_pipeline(p, tasks, opts, observer.clone(), cancel.clone()).await {
-            Ok((outcomes, http, retries)) => {
+            Ok((outcomes, m)) => {
                 summary.tasks.extend(outcomes);
-                summary.http_requests += http;
-                summary.retries += retries;
+                summary.http_requests += m.requests;
+                summary.retries += m.retries;
+                summary.unauthorized += m.unauthorized;
+                summary.rate_limited += m.rate_limited;
             }
             Err(e) => summary.failed_pipelines.push((p.name.clone(), e)),
         }
@@ -312,7 +292,7 @@ async fn run_pipeline(
     opts: &RunOptions,
     observer: Arc<dyn RunObserver>,
     cancel: Cancel,
-) -> Result<(Vec<TaskOutcome>, u64, u64), String> {
+) -> Result<(Vec<TaskOutcome>, crate::gateway::GatewayMetrics), String> {
     let dest = {
         let p = p.clone();
         tokio::task::spawn_blocking(move || open_destination(&p))
@@ -379,7 +359,7 @@ async fn run_pipeline(
     if let Err(e) = connection.shutdown().await {
         tracing::warn!(connection = %p.connection, "revoking the refresh token failed: {e}");
     }
-    Ok((outcomes, metrics.requests, metrics.retries))
+    Ok((outcomes, metrics))
 }
 
 /// Drops a destination on a blocking thread: a Postgres client closes by blocking on its own

@@ -3,6 +3,19 @@
 //!
 //! One bad library never stops the good ones: every refusal is kept, with the library's
 //! path and the reason, beside the plugins that loaded.
+//!
+//! ```no_run
+//! use ionport_core::plugin::PluginRegistry;
+//!
+//! let registry = PluginRegistry::load_from(&["target/debug".into()]);
+//! for plugin in registry.plugins() {
+//!     let m = plugin.manifest();
+//!     println!("{} {} — {} tasks", m.id, m.version, plugin.tasks().len());
+//! }
+//! for refused in registry.refused() {
+//!     eprintln!("refused {}: {refused}", refused.path().display());
+//! }
+//! ```
 
 mod error;
 mod loaded;

@@ -15,6 +15,27 @@
 //!
 //! Secrets are decrypted only in memory, held in zeroising types, and masked in every
 //! `Debug` output.
+//!
+//! ```
+//! use ionport_core::credentials::Credentials;
+//! use ionport_core::vault::{KeySource, Vault};
+//!
+//! let home = tempfile::tempdir()?;
+//! // A fixed key for the example; by default the key file is created on first use.
+//! let key = KeySource::Text("0000000000000000000000000000000000000000000000000000000000000000".to_string().into());
+//! let vault = Vault::open(home.path(), key);
+//! let ionapi = r#"{"ti": "ACME_PRD", "ci": "ACME_PRD~app", "cs": "client-secret-value",
+//!   "iu": "https://ionapi.example.com", "pu": "https://sso.example.com/ACME_PRD/as/",
+//!   "oa": "authorization.oauth2", "ot": "token.oauth2", "or": "revoke_token.oauth2",
+//!   "saak": "ACME_PRD#svc", "sask": "service-secret-value"}"#;
+//! vault.put("acme-prd", &Credentials::from_ionapi_str(ionapi, "example")?, false)?;
+//!
+//! let entry = vault.get("acme-prd")?;
+//! assert_eq!(entry.credentials.api_base().as_str(), "https://ionapi.example.com/ACME_PRD/");
+//! // Nothing on disk holds a secret in the clear.
+//! assert!(!std::fs::read_to_string(vault.path())?.contains("client-secret-value"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,0 +1,296 @@
+//! Reading one task of a connector into your own code, without a pipeline file or a
+//! destination: the path the Airbyte and Singer adapters and embedding programs take.
+//!
+//! [`read_task`] runs a plugin's `read` on a blocking thread with the connection's host
+//! services, parses each NDJSON batch the plugin emits and hands the records, the
+//! checkpoints and the plugin's log lines to a [`ReadHandler`] — in the order the plugin
+//! produced them, so a checkpoint always follows the records it covers.
+//!
+//! What it is not: a runner (no destination, no saved state; that is [`crate::pipeline`]).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
+//! use ionport_core::plugin::PluginRegistry;
+//! use ionport_core::read::{ReadHandler, read_task};
+//! use ionport_core::pipeline::Cancel;
+//! use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
+//! use serde_json::{Map, Value, json};
+//!
+//! struct Print;
+//! impl ReadHandler for Print {
+//!     fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+//!         println!("{stream}: {} records", records.len());
+//!         Ok(())
+//!     }
+//!     fn checkpoint(&self, stream: &str, state: Value) -> Result<(), String> {
+//!         println!("{stream}: state {state}");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = PluginRegistry::load_default();
+//! let m3 = registry.get("infor-m3").ok_or("no M3 connector")?.clone();
+//! let connection = Connection::open(
+//!     CredentialSource::IonApiFile("tenant.ionapi".into()),
+//!     ConnectionSettings::default(),
+//! )?;
+//! let request = ReadRequest {
+//!     connection: ConnectionConfig { settings: json!({}) },
+//!     task: "customers".into(),
+//!     sync_mode: SyncMode::FullRefresh,
+//!     state: None,
+//!     page_size: None,
+//!     options: Value::Null,
+//! };
+//! let outcome = read_task(&m3, &connection, request, Arc::new(Print), Cancel::default()).await?;
+//! println!("{} records in {} pages", outcome.summary.records, outcome.summary.pages);
+//! connection.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ionport_plugin_abi::wire::{GatewayRequestHead, ReadRequest, ReadSummary};
+use ionport_plugin_abi::{LogLevel, PluginError, RecordBatch, error_kind};
+use serde_json::{Map, Value};
+
+use crate::connection::{Connection, ConnectionHost};
+use crate::host::{HostCallbacks, HostResponse};
+use crate::pipeline::Cancel;
+use crate::plugin::{CallError, LoadedPlugin};
+
+/// Receives what a task's read produces. Called on the plugin's blocking thread; an
+/// `Err` stops the read (the plugin gets a `host` error and ends its call).
+pub trait ReadHandler: Send + Sync + 'static {
+    /// A batch of records of `stream`.
+    fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String>;
+    /// A checkpoint of `stream`: the state that covers every record handed over before.
+    fn checkpoint(&self, stream: &str, state: Value) -> Result<(), String>;
+    /// A log line of the plugin (it also goes to `tracing`). The default ignores it.
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = (level, message);
+    }
+}
+
+/// One thing a read produced, for [`FnHandler`].
+#[derive(Debug)]
+pub enum ReadEvent<'a> {
+    /// A batch of records.
+    Records {
+        /// The stream.
+        stream: &'a str,
+        /// The records, parsed.
+        records: Vec<Map<String, Value>>,
+    },
+    /// A checkpoint: the state covering every record handed over before it.
+    Checkpoint {
+        /// The stream.
+        stream: &'a str,
+        /// The state.
+        state: Value,
+    },
+    /// A log line of the plugin.
+    Log {
+        /// Its level.
+        level: LogLevel,
+        /// The message.
+        message: &'a str,
+    },
+}
+
+/// A [`ReadHandler`] from one closure over [`ReadEvent`]s (an `Err` from a log event is
+/// ignored).
+pub struct FnHandler<F>(F);
+
+impl<F> FnHandler<F>
+where
+    F: Fn(ReadEvent<'_>) -> Result<(), String> + Send + Sync + 'static,
+{
+    /// Wraps `f`.
+    pub fn new(f: F) -> Self {
+        Self(f)
+    }
+}
+
+impl<F> std::fmt::Debug for FnHandler<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FnHandler")
+    }
+}
+
+impl<F> ReadHandler for FnHandler<F>
+where
+    F: Fn(ReadEvent<'_>) -> Result<(), String> + Send + Sync + 'static,
+{
+    fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+        (self.0)(ReadEvent::Records { stream, records })
+    }
+    fn checkpoint(&self, stream: &str, state: Value) -> Result<(), String> {
+        (self.0)(ReadEvent::Checkpoint { stream, state })
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = (self.0)(ReadEvent::Log { level, message });
+    }
+}
+
+/// How a [`read_task`] ended.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    /// What the plugin reported.
+    pub summary: ReadSummary,
+    /// Records handed to the handler.
+    pub records: u64,
+    /// Checkpoints handed to the handler.
+    pub checkpoints: u64,
+    /// Gateway calls the plugin made.
+    pub requests: u64,
+}
+
+/// Why a [`read_task`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The plugin's call failed (the message says which part: gateway, auth, ...).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The blocking thread of the call did not finish.
+    #[error("the read's thread failed: {0}")]
+    Thread(String),
+}
+
+impl ReadError {
+    /// The error's kind (`error_kind` strings: `auth`, `gateway`, `cancelled`, ...).
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Call(e) => e.kind(),
+            Self::Thread(_) => error_kind::HOST,
+        }
+    }
+}
+
+/// Runs `request` on `plugin` over `connection`, handing records, checkpoints and log
+/// lines to `handler`. Stops between pages once `cancel` is set. Call it inside a tokio
+/// runtime: the plugin runs on a blocking thread.
+pub async fn read_task(
+    plugin: &Arc<LoadedPlugin>,
+    connection: &Connection,
+    request: ReadRequest,
+    handler: Arc<dyn ReadHandler>,
+    cancel: Cancel,
+) -> Result<ReadOutcome, ReadError> {
+    let host = Arc::new(HandlerHost {
+        inner: ConnectionHost::new(
+            tokio::runtime::Handle::current(),
+            connection.gateway().clone(),
+        ),
+        handler,
+        cancel,
+        requests: AtomicU64::new(0),
+        records: AtomicU64::new(0),
+        checkpoints: AtomicU64::new(0),
+        stream: request.task.clone(),
+    });
+    let plugin = plugin.clone();
+    let h = host.clone();
+    let summary = tokio::task::spawn_blocking(move || plugin.read(h, &request))
+        .await
+        .map_err(|e| ReadError::Thread(e.to_string()))??;
+    Ok(ReadOutcome {
+        summary,
+        records: host.records.load(Ordering::SeqCst),
+        checkpoints: host.checkpoints.load(Ordering::SeqCst),
+        requests: host.requests.load(Ordering::SeqCst),
+    })
+}
+
+/// Parses a batch's NDJSON into records. Every line must be a JSON object.
+pub fn parse_batch(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, PluginError> {
+    let mut parsed = Vec::with_capacity(batch.count as usize);
+    for (i, line) in batch.ndjson.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(m)) => parsed.push(m),
+            Ok(_) => {
+                return Err(PluginError::new(
+                    error_kind::INVALID_INPUT,
+                    format!(
+                        "record {i} of a batch of {} is not a JSON object",
+                        batch.stream
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(PluginError::new(
+                    error_kind::INVALID_INPUT,
+                    format!("record {i} of a batch of {} is not JSON: {e}", batch.stream),
+                ));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+struct HandlerHost {
+    inner: ConnectionHost,
+    handler: Arc<dyn ReadHandler>,
+    cancel: Cancel,
+    requests: AtomicU64,
+    records: AtomicU64,
+    checkpoints: AtomicU64,
+    stream: String,
+}
+
+impl HostCallbacks for HandlerHost {
+    fn gateway(
+        &self,
+        head: GatewayRequestHead,
+        body: Vec<u8>,
+    ) -> Result<HostResponse, PluginError> {
+        // Reads stop at cancellation; clean-up calls (non-GET) still go out.
+        if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
+            return Err(PluginError::new(
+                error_kind::CANCELLED,
+                "the read was cancelled",
+            ));
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        HostCallbacks::gateway(&self.inner, head, body)
+    }
+
+    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
+        let records = parse_batch(&batch)?;
+        let n = records.len() as u64;
+        self.handler
+            .records(batch.stream.as_str(), records)
+            .map_err(|e| PluginError::new(error_kind::HOST, e))?;
+        self.records.fetch_add(n, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
+        let state: Value = serde_json::from_str(state).map_err(|e| {
+            PluginError::new(
+                error_kind::INVALID_INPUT,
+                format!("the checkpoint is not JSON: {e}"),
+            )
+        })?;
+        self.handler
+            .checkpoint(&self.stream, state)
+            .map_err(|e| PluginError::new(error_kind::HOST, e))?;
+        self.checkpoints.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    fn log(&self, plugin: &str, level: LogLevel, message: &str) {
+        self.inner.log(plugin, level, message);
+        self.handler.log(level, message);
+    }
+}
