@@ -5,8 +5,10 @@
 
 mod check;
 mod plugins;
+mod protocols;
 mod run;
 mod scaffold;
+mod serve;
 mod vault;
 
 use std::path::PathBuf;
@@ -54,6 +56,15 @@ enum Command {
     /// Show or reset the saved states of an environment.
     #[command(subcommand)]
     State(run::StateCommand),
+    /// Serve the HTTP API (connectors, connections, runs, metrics; OpenAPI at /openapi.json).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke the API keys of `ionport serve`.
+    #[command(subcommand)]
+    Apikey(serve::ApikeyCommand),
+    /// Run a connector as an Airbyte source: spec, check, discover, read.
+    Airbyte(protocols::airbyte::AirbyteArgs),
+    /// Run a connector as a Singer tap.
+    Singer(protocols::singer::SingerArgs),
 }
 
 impl Cli {
@@ -88,6 +99,10 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run_cmd(&cli, args),
         Command::Daemon(args) => run::daemon_cmd(&cli, args),
         Command::State(cmd) => run::state_cmd(&cli, cmd),
+        Command::Serve(args) => serve::serve_cmd(&cli, args),
+        Command::Apikey(cmd) => serve::apikey_cmd(&cli, cmd),
+        Command::Airbyte(args) => protocols::airbyte::run(&cli, args),
+        Command::Singer(args) => protocols::singer::run(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
 //!
 //! - `cargo xtask test`: format check, build of every crate (the plugin cdylibs too),
-//!   clippy with `-D warnings`, the `schemas/` freshness check, then every test.
+//!   clippy with `-D warnings`, docs of the library crates (`-D warnings`), the `schemas/`
+//!   freshness check, then every test (doctests included).
 //! - `cargo xtask demo`: builds, then runs the main job against the embedded emulator.
 //! - `cargo xtask schemas [--check]`: writes (or verifies) the generated JSON Schemas.
 //! - `cargo xtask bench`: builds release plugins and runs the benchmarks.
@@ -80,10 +81,15 @@ fn target_dir() -> PathBuf {
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
+    cargo_env(args, &[])
+}
+
+fn cargo_env(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .status()
         .with_context(|| format!("running cargo {}", args.join(" ")))?;
@@ -120,6 +126,21 @@ fn test(quick: bool) -> Result<()> {
             "-D",
             "warnings",
         ])?;
+        // The library crates' docs: every intra-doc link resolves (their examples run
+        // as doctests in `cargo test`).
+        cargo_env(
+            &[
+                "doc",
+                "--no-deps",
+                "-p",
+                "ionport-core",
+                "-p",
+                "ionport-plugin-sdk",
+                "-p",
+                "ionport-plugin-abi",
+            ],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )?;
     }
     schemas::run(&root(), &target_dir().join("debug"), true)?;
     cargo(&["test", "--workspace", "--no-fail-fast"])?;

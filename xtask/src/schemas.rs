@@ -1,6 +1,7 @@
 //! Generating `schemas/`: every connector's connection form and tasks, read from the
 //! built plugins through the ABI (the same path the host uses), so that what is checked
-//! in is what the plugins really declare.
+//! in is what the plugins really declare; and the HTTP API's OpenAPI document, printed by
+//! the built `ionport` binary.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub fn generate(lib_dir: &Path) -> Result<BTreeMap<PathBuf, String>> {
         PathBuf::from("pipeline.schema.json"),
         pretty(&ionport_core::pipeline::config::schema())?,
     );
+    // The HTTP API (`ionport serve`), from the built binary's own document.
+    out.insert(PathBuf::from("openapi.json"), openapi(lib_dir)?);
     for p in reg.plugins() {
         let dir = PathBuf::from("connectors").join(p.id());
         out.insert(
@@ -67,6 +70,27 @@ pub fn generate(lib_dir: &Path) -> Result<BTreeMap<PathBuf, String>> {
         }
     }
     Ok(out)
+}
+
+/// The OpenAPI document of `ionport serve`, printed by the built binary.
+fn openapi(lib_dir: &Path) -> Result<String> {
+    let bin = lib_dir.join(format!("ionport{}", std::env::consts::EXE_SUFFIX));
+    let out = std::process::Command::new(&bin)
+        .args(["serve", "--print-openapi"])
+        .env_remove("IONPORT_API_KEYS")
+        .output()
+        .with_context(|| format!("running {} (build it first)", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} serve --print-openapi failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8(out.stdout).context("the OpenAPI document is not UTF-8")?;
+    // Pretty and stable: parse and print again the way every other schema is printed.
+    let v: Value = serde_json::from_str(&text).context("the OpenAPI document is not JSON")?;
+    pretty(&v)
 }
 
 /// Writes `schemas/` (or, with `check`, fails when it differs).

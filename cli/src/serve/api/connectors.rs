@@ -1,0 +1,130 @@
+//! `GET /v1/connectors[/{id}[/form|/tasks]]`: the loaded connector plugins.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ionport_core::plugin::LoadedPlugin;
+use ionport_plugin_sdk::TaskSpec;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::serve::AppState;
+use crate::serve::error::{ApiError, ApiResult, ErrorBody};
+
+/// A connector, in a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorSummary {
+    /// The id connections name, e.g. `infor-m3`.
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Its predefined task names.
+    pub tasks: Vec<String>,
+}
+
+/// A predefined replication task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInfo {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of one record.
+    #[schema(value_type = Object)]
+    pub record_schema: Value,
+    pub primary_key: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor_field: Option<String>,
+    /// `full_refresh`, `incremental`.
+    pub sync_modes: Vec<String>,
+}
+
+impl From<&TaskSpec> for TaskInfo {
+    fn from(t: &TaskSpec) -> Self {
+        Self {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            record_schema: t.record_schema.clone(),
+            primary_key: t.primary_key.clone(),
+            cursor_field: t.cursor_field.clone(),
+            sync_modes: t
+                .sync_modes
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+        }
+    }
+}
+
+pub fn find(st: &AppState, id: &str) -> ApiResult<Arc<LoadedPlugin>> {
+    st.registry
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("connector", id))
+}
+
+/// Every loaded connector.
+#[utoipa::path(get, path = "/v1/connectors", tag = "connectors",
+    responses(
+        (status = 200, description = "The connectors", body = [ConnectorSummary]),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+pub async fn list(State(st): State<AppState>) -> Json<Vec<ConnectorSummary>> {
+    Json(
+        st.registry
+            .plugins()
+            .iter()
+            .map(|p| {
+                let m = p.manifest();
+                ConnectorSummary {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    version: m.version.clone(),
+                    description: m.description.clone(),
+                    tasks: p.tasks().iter().map(|t| t.name.clone()).collect(),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// One connector's manifest.
+#[utoipa::path(get, path = "/v1/connectors/{id}", tag = "connectors",
+    params(("id" = String, Path, description = "The connector id, e.g. infor-m3")),
+    responses(
+        (status = 200, description = "The manifest", body = Object),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such connector", body = ErrorBody)))]
+pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let p = find(&st, &id)?;
+    serde_json::to_value(p.manifest())
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// One connector's connection form (a JSON Schema; secret fields carry `x-secret`).
+#[utoipa::path(get, path = "/v1/connectors/{id}/form", tag = "connectors",
+    params(("id" = String, Path, description = "The connector id")),
+    responses(
+        (status = 200, description = "The connection form (JSON Schema)", body = Object),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such connector", body = ErrorBody)))]
+pub async fn form(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(find(&st, &id)?.connection_form().clone()))
+}
+
+/// One connector's predefined tasks.
+#[utoipa::path(get, path = "/v1/connectors/{id}/tasks", tag = "connectors",
+    params(("id" = String, Path, description = "The connector id")),
+    responses(
+        (status = 200, description = "The tasks", body = [TaskInfo]),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such connector", body = ErrorBody)))]
+pub async fn tasks(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TaskInfo>>> {
+    Ok(Json(
+        find(&st, &id)?.tasks().iter().map(TaskInfo::from).collect(),
+    ))
+}

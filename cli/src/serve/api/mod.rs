@@ -1,0 +1,40 @@
+//! The routes, one file per resource. Every handler carries its OpenAPI description
+//! (`#[utoipa::path]`), collected in `openapi.rs`.
+
+pub mod connections;
+pub mod connectors;
+pub mod runs;
+pub mod system;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .route("/v1/connectors", get(connectors::list))
+        .route("/v1/connectors/{id}", get(connectors::get))
+        .route("/v1/connectors/{id}/form", get(connectors::form))
+        .route("/v1/connectors/{id}/tasks", get(connectors::tasks))
+        .route(
+            "/v1/connections",
+            get(connections::list).post(connections::create),
+        )
+        .route("/v1/connections/test", post(connections::test_values))
+        .route(
+            "/v1/connections/{name}",
+            get(connections::get)
+                .put(connections::update)
+                .patch(connections::patch)
+                .delete(connections::delete),
+        )
+        .route("/v1/connections/{name}/test", post(connections::test))
+        .route("/v1/connections/{name}/tasks", get(connections::tasks))
+        .route("/v1/runs", get(runs::list).post(runs::start))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/cancel", post(runs::cancel))
+}

@@ -1,0 +1,254 @@
+//! API keys: random 32-byte keys, held only as SHA-256 hashes and compared in constant
+//! time. Keys come from `--api-key` / `IONPORT_API_KEYS` and from
+//! `$IONPORT_HOME/apikeys.json` (written by `ionport apikey create`, mode 0600; re-read
+//! when it changes, so a revoked key stops working without a restart).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The key file in the ionport home.
+pub const KEY_FILE: &str = "apikeys.json";
+
+/// One stored key: its name, hash and creation time. The key itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub keys: Vec<StoredKey>,
+}
+
+pub fn hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.trim().as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A new random key: `ionp_` + 32 random bytes, base64url.
+pub fn new_key() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(format!(
+        "ionp_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn key_file(home: &Path) -> PathBuf {
+    home.join(KEY_FILE)
+}
+
+pub fn load_file(path: &Path) -> Result<KeyFile> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a key file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+pub fn save_file(path: &Path, file: &KeyFile) -> Result<()> {
+    let text = serde_json::to_string_pretty(file)? + "\n";
+    super::store::write_private(path, text.as_bytes())
+}
+
+/// Adds a key named `name` and returns the key (shown once).
+pub fn create(home: &Path, name: &str) -> Result<String> {
+    let path = key_file(home);
+    let mut file = load_file(&path)?;
+    if file.keys.iter().any(|k| k.name == name) {
+        anyhow::bail!("a key named '{name}' exists (revoke it first, or pick another --name)");
+    }
+    let key = new_key()?;
+    file.keys.push(StoredKey {
+        name: name.to_string(),
+        sha256: hex(&hash(&key)),
+        created: now(),
+    });
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+    save_file(&path, &file)?;
+    Ok(key)
+}
+
+/// Removes the key named `name`; false when there was none.
+pub fn revoke(home: &Path, name: &str) -> Result<bool> {
+    let path = key_file(home);
+    let mut file = load_file(&path)?;
+    let before = file.keys.len();
+    file.keys.retain(|k| k.name != name);
+    if file.keys.len() == before {
+        return Ok(false);
+    }
+    save_file(&path, &file)?;
+    Ok(true)
+}
+
+/// The hashes a server accepts.
+#[derive(Debug)]
+pub struct Keys {
+    given: Vec<[u8; 32]>,
+    file: PathBuf,
+    cached: Mutex<(Option<SystemTime>, Vec<[u8; 32]>)>,
+}
+
+impl Keys {
+    /// Keys given on the command line plus the key file; fails with none at all.
+    pub fn new(given: &[String], file: PathBuf) -> Result<Arc<Self>> {
+        let given: Vec<[u8; 32]> = given
+            .iter()
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty())
+            .map(hash)
+            .collect();
+        let keys = Self {
+            given,
+            file,
+            cached: Mutex::new((None, Vec::new())),
+        };
+        let stored = load_file(&keys.file)?;
+        if keys.given.is_empty() && stored.keys.is_empty() {
+            anyhow::bail!(
+                "no API key: give --api-key KEY (or IONPORT_API_KEYS), or create one with `ionport apikey create`"
+            );
+        }
+        Ok(Arc::new(keys))
+    }
+
+    fn file_hashes(&self) -> Vec<[u8; 32]> {
+        let mtime = std::fs::metadata(&self.file)
+            .and_then(|m| m.modified())
+            .ok();
+        let Ok(mut cache) = self.cached.lock() else {
+            return Vec::new();
+        };
+        if cache.0 != mtime || mtime.is_none() {
+            let hashes = load_file(&self.file)
+                .map(|f| f.keys.iter().filter_map(|k| unhex(&k.sha256)).collect())
+                .unwrap_or_else(|e| {
+                    tracing::warn!("API key file unreadable, its keys are refused: {e:#}");
+                    Vec::new()
+                });
+            *cache = (mtime, hashes);
+        }
+        cache.1.clone()
+    }
+
+    /// Whether `key` is one of the accepted keys (constant-time per comparison).
+    pub fn accepts(&self, key: &str) -> bool {
+        let h = hash(key);
+        let mut ok = subtle::Choice::from(0u8);
+        for k in self.given.iter().chain(self.file_hashes().iter()) {
+            ok |= k.ct_eq(&h);
+        }
+        bool::from(ok)
+    }
+}
+
+/// The key of a request: `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+fn presented(req: &Request) -> Option<&str> {
+    let h = req.headers();
+    if let Some(v) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(v[7..].trim());
+        }
+    }
+    h.get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Paths open without a key.
+const OPEN: &[&str] = &["/health"];
+
+/// The auth check, in front of routing: every path but `/health` needs a key; unknown
+/// paths too. The 401 says nothing about what exists.
+pub async fn require_key(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if OPEN.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let ok = presented(&req).is_some_and(|k| !k.is_empty() && st.keys.accepts(k));
+    if ok {
+        return next.run(req).await;
+    }
+    st.metrics.unauthorized_requests.inc();
+    let mut resp = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)",
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip_and_keys_are_checked() {
+        let dir = tempfile_dir();
+        let key = create(&dir, "ci").unwrap();
+        assert!(key.starts_with("ionp_") && key.len() > 40);
+        let text = std::fs::read_to_string(key_file(&dir)).unwrap();
+        assert!(!text.contains(&key));
+        let keys = Keys::new(&["given-key".into()], key_file(&dir)).unwrap();
+        assert!(keys.accepts(&key));
+        assert!(keys.accepts("given-key"));
+        assert!(!keys.accepts("wrong"));
+        assert!(revoke(&dir, "ci").unwrap());
+        assert!(!revoke(&dir, "ci").unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ionport-auth-{}-{}", std::process::id(), now()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,266 @@
+//! `ionport serve` and `ionport apikey`: the HTTP API (axum) over connectors, connections
+//! and runs, with API-key authentication, Prometheus metrics and an OpenAPI document.
+//!
+//! - `api/`: the handlers, one file per resource;
+//! - `auth.rs`: API keys (hashed) and the auth check in front of routing;
+//! - `store.rs`: connection records (no secrets; credentials go to the vault);
+//! - `runs.rs`: the run manager (in memory);
+//! - `tester.rs`: connection tests; `metrics.rs`; `error.rs`; `openapi.rs`.
+
+mod api;
+mod auth;
+mod error;
+mod metrics;
+mod openapi;
+mod runs;
+mod store;
+mod tester;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use clap::{Args, Subcommand};
+use ionport_core::pipeline::Plan;
+use ionport_core::plugin::PluginRegistry;
+use ionport_core::vault::Vault;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::Cli;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// An API key the server accepts (repeatable; or IONPORT_API_KEYS, comma-separated).
+    /// Keys made with `ionport apikey create` are accepted too.
+    #[arg(
+        long = "api-key",
+        value_name = "KEY",
+        env = "IONPORT_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    api_keys: Vec<String>,
+    /// A pipeline file whose pipelines `POST /v1/runs {"pipeline": NAME}` can start.
+    #[arg(long, value_name = "FILE")]
+    pipeline: Option<PathBuf>,
+    /// The largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_body: usize,
+    /// Seconds a request may take (runs go on in the background; this bounds tests).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    request_timeout: u64,
+    /// Print the OpenAPI document and exit.
+    #[arg(long)]
+    print_openapi: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key: it is printed once; only its SHA-256 hash is stored.
+    Create {
+        /// A name to list and revoke it by.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List the stored keys (names and dates; never the keys).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by name (a running server stops accepting it at once).
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct Inner {
+    pub registry: PluginRegistry,
+    pub home: PathBuf,
+    pub vault: Arc<Vault>,
+    pub store: tokio::sync::Mutex<store::Store>,
+    pub runs: Arc<runs::RunManager>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub keys: Arc<auth::Keys>,
+    pub pipelines: Option<Plan>,
+}
+
+pub type AppState = Arc<Inner>;
+
+/// Strings never to show (a connection's secrets), kept to scrub messages; `Debug` shows
+/// only how many there are.
+#[derive(Clone, Default)]
+pub struct Secrets(pub Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} hidden)", self.0.len())
+    }
+}
+
+/// `text` with every string of `secrets` replaced by the mask.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s.as_str(), ionport_core::form_values::MASK);
+        }
+    }
+    out
+}
+
+/// The application: routes, then (inside out) body limit, auth, metrics, timeout, trace,
+/// the panic backstop, and the one JSON error shape for bare error answers.
+pub fn router(state: AppState, max_body: usize, timeout: Duration) -> Router {
+    api::routes()
+        .with_state(state.clone())
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            api::system::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::map_response(error::json_errors))
+}
+
+pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
+    if args.print_openapi {
+        println!("{}", openapi::document_text()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let home = ionport_core::vault::default_home()?;
+    let keys = auth::Keys::new(&args.api_keys, auth::key_file(&home))?;
+    let registry = PluginRegistry::load_from(&cli.plugin_entries());
+    for r in registry.refused() {
+        tracing::warn!("plugin refused: {r}");
+    }
+    let pipelines = match &args.pipeline {
+        None => None,
+        Some(file) => Some(ionport_core::pipeline::load(file, &registry).map_err(|d| {
+            anyhow::anyhow!("the pipeline file {} is invalid:\n{d}", file.display())
+        })?),
+    };
+    let store = store::Store::open(&home)?;
+    let state = Arc::new(Inner {
+        registry,
+        vault: Arc::new(Vault::open(
+            home.clone(),
+            ionport_core::vault::KeySource::Default,
+        )),
+        home,
+        store: tokio::sync::Mutex::new(store),
+        runs: Arc::new(runs::RunManager::default()),
+        metrics: Arc::new(metrics::Metrics::default()),
+        keys,
+        pipelines,
+    });
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, "serving the HTTP API");
+        let app = router(
+            state.clone(),
+            args.max_body,
+            Duration::from_secs(args.request_timeout),
+        );
+        let runs = state.runs.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!("stopping: cancelling runs");
+                runs.cancel_all();
+            })
+            .await?;
+        // Runs revoke their tokens as they end.
+        state.runs.wait_idle(Duration::from_secs(30)).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
+    let home = ionport_core::vault::default_home()?;
+    match cmd {
+        ApikeyCommand::Create { name } => {
+            let key = auth::create(&home, name)?;
+            eprintln!("created API key '{name}'; it is shown once, store it now:");
+            println!("{key}");
+        }
+        ApikeyCommand::List { json } => {
+            let file = auth::load_file(&auth::key_file(&home))?;
+            if *json {
+                let list: Vec<serde_json::Value> = file
+                    .keys
+                    .iter()
+                    .map(|k| serde_json::json!({"name": k.name, "created": k.created}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if file.keys.is_empty() {
+                println!("no API keys (create one with `ionport apikey create`)");
+            } else {
+                for k in &file.keys {
+                    println!("{}\tcreated {}", k.name, k.created);
+                }
+            }
+        }
+        ApikeyCommand::Revoke { name } => {
+            if auth::revoke(&home, name)? {
+                println!("revoked API key '{name}'");
+            } else {
+                anyhow::bail!("no API key named '{name}'");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

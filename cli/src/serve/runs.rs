@@ -1,0 +1,396 @@
+//! The run manager: runs started through the API go through `pipeline::run` on the
+//! server's runtime; their status lives in memory (a restart forgets them; the
+//! destination's states and records stay). One run per connection at a time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ionport_core::pipeline::run::{Cancel, RunObserver, RunOptions, TaskOutcome};
+use ionport_core::pipeline::{self, Plan};
+use ionport_plugin_sdk::SyncMode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::now;
+use super::metrics::{ConnectorLabels, Metrics, OutcomeLabels};
+
+/// Finished runs kept in memory; older ones are forgotten first.
+const KEEP_FINISHED: usize = 500;
+
+/// One task of a run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskRunView {
+    pub name: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// `incremental` or `full_refresh`.
+    pub sync_mode: String,
+    /// Records committed so far.
+    pub records: u64,
+    /// Checkpoints committed so far.
+    pub commits: u64,
+    pub pages: u64,
+    /// Gateway calls the task made.
+    pub requests: u64,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Gateway counters of a run.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct RunGateway {
+    pub requests: u64,
+    pub retries: u64,
+    /// 401 answers.
+    pub unauthorized: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+}
+
+/// A run's status.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunView {
+    pub id: String,
+    /// The connection it reads.
+    pub connection: String,
+    /// The pipeline, when it was started from the pipeline file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub full_refresh: bool,
+    /// When it was asked for (seconds since the Unix epoch).
+    pub created: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<u64>,
+    /// Seconds it has run (so far).
+    pub seconds: f64,
+    /// Records committed over every task.
+    pub records: u64,
+    /// Checkpoints committed over every task.
+    pub commits: u64,
+    pub tasks: Vec<TaskRunView>,
+    pub gateway: RunGateway,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RunEntry {
+    cancel: Cancel,
+    began: Mutex<Option<Instant>>,
+    view: Mutex<RunView>,
+    /// Strings never to show (the connection's secrets), replaced in errors.
+    secrets: super::Secrets,
+}
+
+impl RunEntry {
+    pub fn view(&self) -> Option<RunView> {
+        let mut v = self.view.lock().ok()?.clone();
+        if v.finished.is_none()
+            && let Some(b) = self.began.lock().ok().and_then(|b| *b)
+        {
+            v.seconds = b.elapsed().as_secs_f64();
+        }
+        Some(v)
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut RunView)) {
+        if let Ok(mut v) = self.view.lock() {
+            f(&mut v);
+        }
+    }
+
+    fn scrub(&self, s: &str) -> String {
+        super::scrub(s, &self.secrets.0)
+    }
+}
+
+struct Observer(Arc<RunEntry>);
+
+impl RunObserver for Observer {
+    fn task_started(&self, _pipeline: &str, task: &str, mode: SyncMode) {
+        self.0.edit(|v| {
+            v.status = "running".into();
+            if let Some(t) = v.tasks.iter_mut().find(|t| t.name == task) {
+                t.status = "running".into();
+                t.sync_mode = mode.as_str().into();
+            }
+        });
+    }
+
+    fn task_progress(&self, _pipeline: &str, task: &str, records: u64, commits: u64) {
+        self.0.edit(|v| {
+            if let Some(t) = v.tasks.iter_mut().find(|t| t.name == task) {
+                t.records = records;
+                t.commits = commits;
+            }
+            v.records = v.tasks.iter().map(|t| t.records).sum();
+            v.commits = v.tasks.iter().map(|t| t.commits).sum();
+        });
+    }
+
+    fn task_finished(&self, o: &TaskOutcome) {
+        let cancelled = self.0.cancel.is_cancelled();
+        let error = o.error.as_deref().map(|e| self.0.scrub(e));
+        self.0.edit(|v| {
+            if let Some(t) = v.tasks.iter_mut().find(|t| t.name == o.task) {
+                t.status = match (&error, cancelled) {
+                    (None, _) => "succeeded",
+                    (Some(_), true) => "cancelled",
+                    (Some(_), false) => "failed",
+                }
+                .into();
+                t.records = o.records;
+                t.pages = o.pages;
+                t.requests = o.requests;
+                t.seconds = o.seconds;
+                t.error = error;
+            }
+            v.records = v.tasks.iter().map(|t| t.records).sum();
+            v.commits = v.tasks.iter().map(|t| t.commits).sum();
+        });
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The connection already has a run going (its id).
+    Busy(String),
+}
+
+/// Every run of this server.
+#[derive(Debug, Default)]
+pub struct RunManager {
+    runs: Mutex<Vec<(String, Arc<RunEntry>)>>,
+    /// Connection name → id of its run going.
+    active: Mutex<HashMap<String, String>>,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        b = (now() ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("run_{hex}")
+}
+
+/// What a run is asked to do.
+#[derive(Debug)]
+pub struct RunRequest {
+    pub plan: Plan,
+    pub options: RunOptions,
+    pub connection: String,
+    pub connector: String,
+    pub pipeline: Option<String>,
+    pub tasks: Vec<(String, String)>,
+    pub secrets: super::Secrets,
+}
+
+impl RunManager {
+    /// Starts a run on the current runtime and returns its first view (`queued`).
+    pub fn start(
+        self: &Arc<Self>,
+        req: RunRequest,
+        metrics: Arc<Metrics>,
+    ) -> Result<RunView, StartError> {
+        let id = new_id();
+        {
+            let Ok(mut active) = self.active.lock() else {
+                return Err(StartError::Busy(String::new()));
+            };
+            if let Some(other) = active.get(&req.connection) {
+                return Err(StartError::Busy(other.clone()));
+            }
+            active.insert(req.connection.clone(), id.clone());
+        }
+        let view = RunView {
+            id: id.clone(),
+            connection: req.connection.clone(),
+            pipeline: req.pipeline.clone(),
+            status: "queued".into(),
+            full_refresh: req.options.full_refresh,
+            created: now(),
+            started: None,
+            finished: None,
+            seconds: 0.0,
+            records: 0,
+            commits: 0,
+            tasks: req
+                .tasks
+                .iter()
+                .map(|(name, mode)| TaskRunView {
+                    name: name.clone(),
+                    status: "queued".into(),
+                    sync_mode: if req.options.full_refresh {
+                        "full_refresh".into()
+                    } else {
+                        mode.clone()
+                    },
+                    records: 0,
+                    commits: 0,
+                    pages: 0,
+                    requests: 0,
+                    seconds: 0.0,
+                    error: None,
+                })
+                .collect(),
+            gateway: RunGateway::default(),
+            error: None,
+        };
+        let entry = Arc::new(RunEntry {
+            cancel: Cancel::default(),
+            began: Mutex::new(None),
+            view: Mutex::new(view.clone()),
+            secrets: req.secrets,
+        });
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.push((id.clone(), entry.clone()));
+            let finished = runs
+                .iter()
+                .filter(|(_, e)| e.view().is_some_and(|v| v.finished.is_some()))
+                .count();
+            if finished > KEEP_FINISHED
+                && let Some(pos) = runs
+                    .iter()
+                    .position(|(_, e)| e.view().is_some_and(|v| v.finished.is_some()))
+            {
+                runs.remove(pos);
+            }
+        }
+        let manager = Arc::clone(self);
+        let (plan, options, connection, connector) =
+            (req.plan, req.options, req.connection, req.connector);
+        tokio::spawn(async move {
+            if let Ok(mut b) = entry.began.lock() {
+                *b = Some(Instant::now());
+            }
+            entry.edit(|v| v.started = Some(now()));
+            let began = Instant::now();
+            let observer: Arc<dyn RunObserver> = Arc::new(Observer(entry.clone()));
+            tracing::info!(run = %id, connection = %connection, "run started");
+            let summary = pipeline::run(&plan, &options, observer, entry.cancel.clone()).await;
+            let seconds = began.elapsed().as_secs_f64();
+            let cancelled = entry.cancel.is_cancelled();
+            let outcome = if cancelled {
+                "cancelled"
+            } else if summary.ok() {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            let mut problems: Vec<String> = summary
+                .failed_pipelines
+                .iter()
+                .map(|(_, e)| entry.scrub(e))
+                .collect();
+            problems.extend(summary.tasks.iter().filter_map(|t| {
+                t.error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", t.task, entry.scrub(e)))
+            }));
+            let records: u64 = summary.tasks.iter().map(|t| t.records).sum();
+            entry.edit(|v| {
+                v.status = outcome.into();
+                v.finished = Some(now());
+                v.seconds = seconds;
+                v.records = records;
+                v.gateway = RunGateway {
+                    requests: summary.http_requests,
+                    retries: summary.retries,
+                    unauthorized: summary.unauthorized,
+                    rate_limited: summary.rate_limited,
+                };
+                if !problems.is_empty() {
+                    v.error = Some(problems.join("; "));
+                }
+                // Tasks that never started (a pipeline that could not open).
+                for t in &mut v.tasks {
+                    if t.status == "queued" || t.status == "running" {
+                        t.status = if cancelled { "cancelled" } else { "failed" }.into();
+                    }
+                }
+            });
+            let l = ConnectorLabels {
+                connector: connector.clone(),
+            };
+            metrics.records.get_or_create(&l).inc_by(records);
+            metrics.gateway(
+                &connector,
+                summary.http_requests,
+                summary.retries,
+                summary.unauthorized,
+                summary.rate_limited,
+            );
+            let o = OutcomeLabels {
+                outcome: outcome.into(),
+            };
+            metrics.runs.get_or_create(&o).inc();
+            metrics.run_duration.get_or_create(&o).observe(seconds);
+            tracing::info!(run = %id, outcome, records, seconds, "run finished");
+            if let Ok(mut active) = manager.active.lock() {
+                active.remove(&connection);
+            }
+        });
+        Ok(view)
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<RunEntry>> {
+        self.runs
+            .lock()
+            .ok()?
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, e)| e.clone())
+    }
+
+    /// Every run, newest first.
+    pub fn list(&self) -> Vec<RunView> {
+        let Ok(runs) = self.runs.lock() else {
+            return Vec::new();
+        };
+        runs.iter().rev().filter_map(|(_, e)| e.view()).collect()
+    }
+
+    /// Whether `connection` has a run going.
+    pub fn busy(&self, connection: &str) -> bool {
+        self.active
+            .lock()
+            .map(|a| a.contains_key(connection))
+            .unwrap_or(true)
+    }
+
+    /// Asks a run to stop; false when it had already finished.
+    pub fn cancel(&self, entry: &RunEntry) -> bool {
+        let finished = entry.view().is_none_or(|v| v.finished.is_some());
+        if !finished {
+            entry.cancel.cancel();
+        }
+        !finished
+    }
+
+    /// Asks every run to stop.
+    pub fn cancel_all(&self) {
+        if let Ok(runs) = self.runs.lock() {
+            for (_, e) in runs.iter() {
+                e.cancel.cancel();
+            }
+        }
+    }
+
+    /// Waits until no run is going (or `limit` passed).
+    pub async fn wait_idle(&self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit && self.active.lock().map(|a| !a.is_empty()).unwrap_or(false)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

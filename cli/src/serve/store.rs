@@ -1,0 +1,154 @@
+//! Connection records: `$IONPORT_HOME/connections.json`, written atomically (temp file +
+//! rename, mode 0600). A record holds no secret: its values are the form values with every
+//! secret masked; the credentials themselves are in the vault entry `serve.<name>`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ionport_core::destination::DestinationConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The store file in the ionport home.
+pub const STORE_FILE: &str = "connections.json";
+
+/// One predefined task as a connection uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionTask {
+    /// The connector's task name.
+    pub name: String,
+    /// Whether a run of the connection includes it.
+    pub enabled: bool,
+    /// `incremental` or `full_refresh`.
+    pub sync_mode: String,
+}
+
+/// A stored connection (no secret in it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub name: String,
+    pub connector: String,
+    /// The form values, every secret masked.
+    pub values: Value,
+    /// The values a connector sees (no credentials, no secret).
+    pub settings: Value,
+    pub tasks: Vec<ConnectionTask>,
+    pub destination: DestinationConfig,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub quota: Option<String>,
+    pub created: u64,
+    pub updated: u64,
+}
+
+impl ConnectionRecord {
+    /// The vault entry holding this connection's credentials.
+    pub fn vault_entry(&self) -> String {
+        vault_entry(&self.name)
+    }
+}
+
+pub fn vault_entry(name: &str) -> String {
+    format!("serve.{name}")
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoreFile {
+    connections: BTreeMap<String, ConnectionRecord>,
+}
+
+/// The records, in memory and on disk.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    records: BTreeMap<String, ConnectionRecord>,
+}
+
+impl Store {
+    pub fn open(home: &Path) -> Result<Self> {
+        let path = home.join(STORE_FILE);
+        let records = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                serde_json::from_str::<StoreFile>(&text)
+                    .with_context(|| format!("{} is not a connection store", path.display()))?
+                    .connections
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Self { path, records })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ConnectionRecord> {
+        self.records.get(name)
+    }
+
+    pub fn list(&self) -> impl Iterator<Item = &ConnectionRecord> {
+        self.records.values()
+    }
+
+    /// Inserts or replaces a record and writes the file.
+    pub fn put(&mut self, record: ConnectionRecord) -> Result<()> {
+        let old = self.records.insert(record.name.clone(), record.clone());
+        if let Err(e) = self.save() {
+            match old {
+                Some(o) => self.records.insert(o.name.clone(), o),
+                None => self.records.remove(&record.name),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes a record and writes the file.
+    pub fn remove(&mut self, name: &str) -> Result<Option<ConnectionRecord>> {
+        let old = self.records.remove(name);
+        if let Err(e) = self.save() {
+            if let Some(o) = old {
+                self.records.insert(o.name.clone(), o);
+            }
+            return Err(e);
+        }
+        Ok(old)
+    }
+
+    fn save(&self) -> Result<()> {
+        let file = StoreFile {
+            connections: self.records.clone(),
+        };
+        let text = serde_json::to_string_pretty(&file)? + "\n";
+        write_private(&self.path, text.as_bytes())
+    }
+}
+
+/// Writes `bytes` to `path` atomically (a temp file beside it, fsynced, renamed), mode
+/// 0600 on Unix.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
