@@ -5,6 +5,8 @@
 //! as the test binary itself.
 
 pub mod gateway_host;
+pub mod protocol_fixture;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,15 +1,472 @@
-//! `ionport airbyte`: a connector as an Airbyte source (placeholder until it lands).
+//! `ionport airbyte <connector> spec|check|discover|read`: a connector as an Airbyte
+//! source, speaking the Airbyte protocol (one `AirbyteMessage` per stdout line).
+//!
+//! - `spec`: SPEC, the connection form as `connectionSpecification` (secrets marked
+//!   `airbyte_secret`).
+//! - `check`: CONNECTION_STATUS from the connector's own check (exit 0 either way, as
+//!   Airbyte expects; the message says what failed).
+//! - `discover`: CATALOG of the streams the tenant has: sync modes, primary keys, cursors.
+//! - `read`: per configured stream a STREAM_STATUS trace (STARTED, RUNNING, COMPLETE or
+//!   INCOMPLETE), RECORDs, per-stream STATE after the records it covers (with the record
+//!   count since the previous one), LOG lines of the connector; a failed stream gets an
+//!   ERROR trace (`config_error` when credentials or settings are at fault) and the
+//!   command exits 1 after the other streams ran.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use anyhow::{Result, bail};
-use clap::Args;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use ionport_core::plugin::LoadedPlugin;
+use ionport_core::read::ReadHandler;
+use ionport_plugin_abi::LogLevel;
+use ionport_plugin_abi::wire::{SyncMode, TaskSpec};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
+use super::out::Out;
+use super::{ConfigError, Session, find_plugin, load_json, now_millis, schema};
 use crate::Cli;
 
+/// Run a connector as an Airbyte source.
 #[derive(Debug, Clone, Args)]
-pub struct AirbyteArgs {}
+pub struct AirbyteArgs {
+    /// The connector, e.g. `infor-m3` (see `ionport plugins list`).
+    #[arg(value_name = "CONNECTOR")]
+    connector: String,
+    #[command(subcommand)]
+    command: AirbyteCommand,
+}
 
-pub fn run(_cli: &Cli, _args: &AirbyteArgs) -> Result<ExitCode> {
-    bail!("ionport airbyte is not built yet")
+#[derive(Debug, Clone, Subcommand)]
+enum AirbyteCommand {
+    /// Print the connector's specification (its connection form).
+    Spec,
+    /// Test the connection of a config.
+    Check {
+        /// The connection form's values (JSON).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List the streams the tenant has.
+    Discover {
+        /// The connection form's values (JSON).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Read the streams of a configured catalog.
+    Read {
+        /// The connection form's values (JSON).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The configured catalog: streams, sync modes (JSON).
+        #[arg(long, value_name = "FILE")]
+        catalog: PathBuf,
+        /// The state of a previous read: a list of per-stream STATE messages (JSON).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+}
+
+/// What wraps a connector state that is not a JSON object (Airbyte's stream state must
+/// be one).
+const WRAPPED_STATE: &str = "ionport_state";
+
+pub fn run(cli: &Cli, args: &AirbyteArgs) -> Result<ExitCode> {
+    let out = Arc::new(Out::stdout());
+    let plugin = match find_plugin(cli, &args.connector) {
+        Ok(p) => p,
+        Err(e) => return fail(&out, &e.to_string(), "config_error"),
+    };
+    let code = match &args.command {
+        AirbyteCommand::Spec => spec(&out, &plugin),
+        AirbyteCommand::Check { config } => check(&out, plugin, config),
+        AirbyteCommand::Discover { config } => discover(&out, plugin, config),
+        AirbyteCommand::Read {
+            config,
+            catalog,
+            state,
+        } => read(&out, plugin, config, catalog, state.as_deref()),
+    };
+    out.flush().map_err(anyhow::Error::msg)?;
+    Ok(code)
+}
+
+/// An ERROR trace, flushed; exit 1.
+fn fail(out: &Out, message: &str, failure_type: &str) -> Result<ExitCode> {
+    let _ = out.emit(&error_trace(message, failure_type, None));
+    out.flush().map_err(anyhow::Error::msg)?;
+    Ok(ExitCode::FAILURE)
+}
+
+fn error_trace(message: &str, failure_type: &str, stream: Option<&str>) -> Value {
+    let mut error = json!({"message": message, "failure_type": failure_type});
+    if let Some(s) = stream {
+        error["stream_descriptor"] = json!({"name": s});
+    }
+    json!({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": now_millis() as f64, "error": error}})
+}
+
+fn stream_status(stream: &str, status: &str) -> Value {
+    json!({"type": "TRACE", "trace": {
+        "type": "STREAM_STATUS",
+        "emitted_at": now_millis() as f64,
+        "stream_status": {"stream_descriptor": {"name": stream}, "status": status}
+    }})
+}
+
+fn log(level: &str, message: &str) -> Value {
+    json!({"type": "LOG", "log": {"level": level, "message": message}})
+}
+
+fn spec(out: &Out, plugin: &LoadedPlugin) -> ExitCode {
+    let incremental = plugin
+        .tasks()
+        .iter()
+        .any(|t| t.sync_modes.contains(&SyncMode::Incremental));
+    let message = json!({"type": "SPEC", "spec": {
+        "connectionSpecification": schema::airbyte_spec(plugin.connection_form()),
+        "supportsIncremental": incremental,
+        "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
+    }});
+    match out.emit(&message) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn check(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
+    let status = |ok: bool, message: String| {
+        json!({"type": "CONNECTION_STATUS", "connectionStatus": {
+            "status": if ok { "SUCCEEDED" } else { "FAILED" },
+            "message": message,
+        }})
+    };
+    let message = match Session::open(plugin, config) {
+        Err(e) => status(false, e.to_string()),
+        Ok(session) => {
+            let m = match session.check() {
+                Ok(r) => status(r.success, r.message),
+                Err(e) => status(false, e.to_string()),
+            };
+            session.shutdown();
+            m
+        }
+    };
+    match out.emit(&message) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// A stream as Airbyte's catalog shows it.
+fn airbyte_stream(spec: &TaskSpec) -> Value {
+    let mut stream = json!({
+        "name": spec.name,
+        "json_schema": schema::self_contained(&spec.record_schema),
+        "supported_sync_modes": spec.sync_modes.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "source_defined_primary_key": spec.primary_key.iter().map(|k| vec![k]).collect::<Vec<_>>(),
+        "is_resumable": true,
+    });
+    if let Some(c) = &spec.cursor_field {
+        stream["source_defined_cursor"] = json!(true);
+        stream["default_cursor_field"] = json!([c]);
+    }
+    stream
+}
+
+fn discover(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
+    let session = match Session::open(plugin, config) {
+        Ok(s) => s,
+        Err(e) => return exit_of(fail(out, &e.to_string(), "config_error")),
+    };
+    let result = session.discover();
+    session.shutdown();
+    match result {
+        Err(e) => exit_of(fail(out, &format!("discovery failed: {e}"), "system_error")),
+        Ok(streams) => {
+            let streams: Vec<Value> = streams
+                .iter()
+                .filter(|s| s.available)
+                .map(|s| airbyte_stream(&s.spec))
+                .collect();
+            match out.emit(&json!({"type": "CATALOG", "catalog": {"streams": streams}})) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+fn exit_of(r: Result<ExitCode>) -> ExitCode {
+    r.unwrap_or(ExitCode::FAILURE)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfiguredCatalog {
+    streams: Vec<ConfiguredStream>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfiguredStream {
+    stream: StreamName,
+    sync_mode: SyncMode,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamName {
+    name: String,
+}
+
+fn load_catalog(path: &Path) -> Result<ConfiguredCatalog, ConfigError> {
+    let v = load_json(path, "catalog")?;
+    serde_json::from_value(v).map_err(|e| ConfigError::Invalid {
+        file: path.to_path_buf(),
+        problems: vec![format!(
+            "expected a configured catalog ({{\"streams\": [{{\"stream\": {{\"name\": ...}}, \"sync_mode\": \"full_refresh\"|\"incremental\", ...}}]}}): {e}"
+        )],
+    })
+}
+
+/// The per-stream states of a `--state` file: a list of STATE messages (`type` STREAM),
+/// or the legacy object of stream name to state.
+fn load_state(path: &Path) -> Result<HashMap<String, Value>, ConfigError> {
+    let v = load_json(path, "state")?;
+    let invalid = |problem: String| ConfigError::Invalid {
+        file: path.to_path_buf(),
+        problems: vec![problem],
+    };
+    let mut states = HashMap::new();
+    match v {
+        Value::Null => {}
+        Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let kind = item.get("type").and_then(Value::as_str).unwrap_or("STREAM");
+                if kind != "STREAM" {
+                    return Err(invalid(format!(
+                        "[{i}].type: expected STREAM (per-stream state), found {kind}"
+                    )));
+                }
+                let name = item
+                    .pointer("/stream/stream_descriptor/name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        invalid(format!("[{i}].stream.stream_descriptor.name: required"))
+                    })?
+                    .to_string();
+                let state = item
+                    .pointer("/stream/stream_state")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                states.insert(name, unwrap_state(state));
+            }
+        }
+        Value::Object(map) => {
+            for (name, state) in map {
+                states.insert(name, unwrap_state(state));
+            }
+        }
+        other => {
+            return Err(invalid(format!(
+                "expected a list of STATE messages, found {}",
+                json_type(&other)
+            )));
+        }
+    }
+    states.retain(|_, v| !v.is_null());
+    Ok(states)
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrap_state(state: Value) -> Value {
+    match state {
+        Value::Object(_) => state,
+        other => json!({ WRAPPED_STATE: other }),
+    }
+}
+
+fn unwrap_state(state: Value) -> Value {
+    match state {
+        Value::Object(mut m) if m.len() == 1 && m.contains_key(WRAPPED_STATE) => {
+            m.remove(WRAPPED_STATE).unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+/// Turns what one stream's read produces into Airbyte messages.
+struct StreamWriter {
+    out: Arc<Out>,
+    name: String,
+    running: AtomicBool,
+    since_state: AtomicU64,
+}
+
+impl ReadHandler for StreamWriter {
+    fn records(&self, _stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+        if !self.running.swap(true, Ordering::Relaxed) {
+            self.out.emit(&stream_status(&self.name, "RUNNING"))?;
+        }
+        let emitted_at = now_millis();
+        let n = records.len() as u64;
+        for data in records {
+            self.out.emit(&json!({"type": "RECORD", "record": {
+                "stream": self.name, "data": data, "emitted_at": emitted_at
+            }}))?;
+        }
+        self.since_state.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn checkpoint(&self, _stream: &str, state: Value) -> Result<(), String> {
+        let count = self.since_state.swap(0, Ordering::Relaxed);
+        self.out.emit(&json!({"type": "STATE", "state": {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": self.name}, "stream_state": wrap_state(state)},
+            "sourceStats": {"recordCount": count as f64},
+        }}))?;
+        self.out.flush()
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Error => "ERROR",
+            LogLevel::Warn => "WARN",
+            LogLevel::Info => "INFO",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Trace => "TRACE",
+        };
+        let _ = self.out.emit(&log(level, message));
+    }
+}
+
+fn read(
+    out: &Arc<Out>,
+    plugin: Arc<LoadedPlugin>,
+    config: &Path,
+    catalog: &Path,
+    state: Option<&Path>,
+) -> ExitCode {
+    let inputs = load_catalog(catalog).and_then(|c| {
+        let states = state.map(load_state).transpose()?.unwrap_or_default();
+        Ok((c, states))
+    });
+    let (catalog, mut states) = match inputs {
+        Ok(v) => v,
+        Err(e) => return exit_of(fail(out, &e.to_string(), "config_error")),
+    };
+    let session = match Session::open(plugin.clone(), config) {
+        Ok(s) => s,
+        Err(e) => return exit_of(fail(out, &e.to_string(), "config_error")),
+    };
+    let mut failed = Vec::new();
+    for configured in &catalog.streams {
+        let name = configured.stream.name.as_str();
+        let _ = out.emit(&stream_status(name, "STARTED"));
+        if let Some(spec) = plugin.task(name)
+            && !spec.sync_modes.contains(&configured.sync_mode)
+        {
+            let _ = out.emit(&error_trace(
+                &format!(
+                    "stream {name} cannot be read {}: it supports {}",
+                    configured.sync_mode.as_str(),
+                    spec.sync_modes
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "config_error",
+                Some(name),
+            ));
+            let _ = out.emit(&stream_status(name, "INCOMPLETE"));
+            failed.push(name.to_string());
+            continue;
+        }
+        // Full refresh reads everything: a state left by an incremental read of the same
+        // stream must not narrow it.
+        let state = match configured.sync_mode {
+            SyncMode::Incremental => states.remove(name),
+            SyncMode::FullRefresh => None,
+        };
+        let _ = out.emit(&log(
+            "INFO",
+            &format!(
+                "reading {name} ({}{})",
+                configured.sync_mode.as_str(),
+                if state.is_some() {
+                    ", from the saved state"
+                } else {
+                    ""
+                }
+            ),
+        ));
+        let writer = Arc::new(StreamWriter {
+            out: out.clone(),
+            name: name.to_string(),
+            running: AtomicBool::new(false),
+            since_state: AtomicU64::new(0),
+        });
+        let started = std::time::Instant::now();
+        match session.read(name, configured.sync_mode, state, writer) {
+            Ok(outcome) => {
+                let secs = started.elapsed().as_secs_f64();
+                let _ = out.emit(&log(
+                    "INFO",
+                    &format!(
+                        "{name}: {} records in {} pages, {:.2} s ({:.0} records/s)",
+                        outcome.records,
+                        outcome.summary.pages,
+                        secs,
+                        outcome.records as f64 / secs.max(1e-9)
+                    ),
+                ));
+                let _ = out.emit(&stream_status(name, "COMPLETE"));
+            }
+            Err(e) => {
+                let failure_type = if e.is_config_error() {
+                    "config_error"
+                } else {
+                    "system_error"
+                };
+                let _ = out.emit(&error_trace(
+                    &format!("stream {name} failed: {}", e.message),
+                    failure_type,
+                    Some(name),
+                ));
+                let _ = out.emit(&stream_status(name, "INCOMPLETE"));
+                failed.push(name.to_string());
+            }
+        }
+        let _ = out.flush();
+    }
+    session.shutdown();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        let _ = out.emit(&error_trace(
+            &format!(
+                "{} of {} streams did not sync: {}",
+                failed.len(),
+                catalog.streams.len(),
+                failed.join(", ")
+            ),
+            "system_error",
+            None,
+        ));
+        ExitCode::FAILURE
+    }
 }

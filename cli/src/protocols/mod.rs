@@ -1,4 +1,211 @@
-//! The connector protocols of the field: Airbyte sources and Singer taps.
+//! The connector protocols of the field: a connector run as an Airbyte source
+//! ([`airbyte`]) or as a Singer tap ([`singer`]).
+//!
+//! Both take the same `--config` file: the connector's connection form values as JSON
+//! (what `ionport serve` takes in `POST /v1/connections`), checked by
+//! [`FormValues::parse`]. The shared part lives here: loading the config, opening the
+//! connection, listing the streams, and reading one stream through
+//! [`ionport_core::read::read_task`]. Each protocol only shapes the messages.
+//!
+//! Secrets: the config's secret values are masked out of every message this module
+//! builds ([`Session::scrub`]); records and states never hold them (connectors never see
+//! a secret).
 
 pub mod airbyte;
+mod config;
+mod out;
+pub mod schema;
 pub mod singer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
+use ionport_core::pipeline::Cancel;
+use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
+use ionport_core::read::{ReadHandler, ReadOutcome, read_task};
+use ionport_plugin_abi::wire::{
+    CheckReport, ConnectionConfig, DiscoveredStream, ReadRequest, SyncMode,
+};
+use serde_json::Value;
+
+pub use config::{ConfigError, load_json};
+
+use crate::Cli;
+
+/// The connector `id` from the plugin path, or an error naming what was found.
+pub fn find_plugin(cli: &Cli, id: &str) -> Result<Arc<LoadedPlugin>> {
+    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    if let Some(p) = reg.get(id) {
+        return Ok(p.clone());
+    }
+    let mut known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
+    known.sort_unstable();
+    Err(anyhow!(
+        "no connector '{id}' on the plugin path (found: {})",
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+/// A connector with a checked config: the connection is opened on demand (a `spec` needs
+/// none), its token revoked when the session is shut down.
+pub struct Session {
+    /// The connector.
+    pub plugin: Arc<LoadedPlugin>,
+    /// The values a connector may see.
+    settings: Value,
+    /// The secret strings of the config, masked out of messages.
+    secrets: Vec<String>,
+    rt: tokio::runtime::Runtime,
+    connection: Connection,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("plugin", &self.plugin.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Loads `config` (the connection form's values) for `plugin` and opens the
+    /// connection. A config that does not fit the form is a [`ConfigError`].
+    pub fn open(plugin: Arc<LoadedPlugin>, config: &Path) -> Result<Self, ConfigError> {
+        let values = load_json(config, "config")?;
+        let parsed = config::parse_values(&plugin, config, &values)?;
+        let secrets = ionport_core::form_values::secret_values(plugin.connection_form(), &values);
+        let connection = Connection::open(
+            CredentialSource::Form(parsed.credentials),
+            ConnectionSettings::default(),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            file: config.to_path_buf(),
+            problems: vec![crate::serve::scrub(&e.to_string(), &secrets)],
+        })?;
+        let rt = tokio::runtime::Runtime::new().map_err(|e| ConfigError::Io {
+            file: config.to_path_buf(),
+            what: "the async runtime",
+            error: e.to_string(),
+        })?;
+        Ok(Self {
+            plugin,
+            settings: parsed.settings,
+            secrets,
+            rt,
+            connection,
+        })
+    }
+
+    /// `text` with every secret of the config masked.
+    pub fn scrub(&self, text: &str) -> String {
+        crate::serve::scrub(text, &self.secrets)
+    }
+
+    fn config(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// The connector's own connection test.
+    pub fn check(&self) -> Result<CheckReport> {
+        let host = Arc::new(self.connection.host(self.rt.handle().clone()));
+        let config = self.config();
+        let plugin = self.plugin.clone();
+        let report = self
+            .rt
+            .block_on(self.rt.spawn_blocking(move || plugin.check(host, &config)))
+            .map_err(|e| anyhow!("the check's thread failed: {e}"))?
+            .map_err(|e| anyhow!("{}", self.scrub(&e.to_string())))?;
+        Ok(CheckReport {
+            message: self.scrub(&report.message),
+            ..report
+        })
+    }
+
+    /// The streams the tenant has, as the connector discovers them.
+    pub fn discover(&self) -> Result<Vec<DiscoveredStream>> {
+        let host = Arc::new(self.connection.host(self.rt.handle().clone()));
+        let config = self.config();
+        let plugin = self.plugin.clone();
+        let discovery = self
+            .rt
+            .block_on(
+                self.rt
+                    .spawn_blocking(move || plugin.discover(host, &config)),
+            )
+            .map_err(|e| anyhow!("discovery's thread failed: {e}"))?
+            .map_err(|e| anyhow!("{}", self.scrub(&e.to_string())))?;
+        Ok(discovery.streams)
+    }
+
+    /// Reads `stream` into `handler`.
+    pub fn read(
+        &self,
+        stream: &str,
+        sync_mode: SyncMode,
+        state: Option<Value>,
+        handler: Arc<dyn ReadHandler>,
+    ) -> Result<ReadOutcome, ReadFailure> {
+        let request = ReadRequest {
+            connection: self.config(),
+            task: stream.to_string(),
+            sync_mode,
+            state,
+            page_size: None,
+            options: Value::Null,
+        };
+        self.rt
+            .block_on(read_task(
+                &self.plugin,
+                &self.connection,
+                request,
+                handler,
+                Cancel::default(),
+            ))
+            .map_err(|e| ReadFailure {
+                kind: e.kind().to_string(),
+                message: self.scrub(&e.to_string()),
+            })
+    }
+
+    /// Revokes the session's token.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.rt.block_on(self.connection.shutdown()) {
+            tracing::warn!(error = %self.scrub(&e.to_string()), "revoking the token failed");
+        }
+    }
+}
+
+/// A stream's read that failed: the error kind (`auth`, `gateway`, `settings`, ...) and
+/// the message, secrets masked.
+#[derive(Debug, Clone)]
+pub struct ReadFailure {
+    /// `ionport_plugin_abi::error_kind` of the failure.
+    pub kind: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ReadFailure {
+    /// Whether the user's configuration is at fault (credentials, settings, a stream the
+    /// connector does not have), as opposed to the system (gateway, network, connector).
+    pub fn is_config_error(&self) -> bool {
+        use ionport_plugin_abi::error_kind::{AUTH, INVALID_INPUT, NOT_SUPPORTED};
+        [AUTH, INVALID_INPUT, NOT_SUPPORTED].contains(&self.kind.as_str())
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
