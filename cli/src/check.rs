@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
-use ionport_core::plugin::PluginRegistry;
 use ionport_core::vault::Vault;
 use ionport_plugin_sdk::ConnectionConfig;
 use serde_json::{Value, json};
@@ -45,24 +44,11 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         (None, None) => bail!("give --ionapi FILE or --vault NAME"),
     };
     let settings: Value = serde_json::from_str(&args.settings).context("--settings is not JSON")?;
-    let plugin = match &args.connector {
-        Some(id) => {
-            let reg = PluginRegistry::load_from(&cli.plugin_entries());
-            let Some(p) = reg.plugins().iter().position(|p| p.id() == id) else {
-                let known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
-                bail!(
-                    "no connector '{id}' found (found: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                );
-            };
-            Some((reg, p))
-        }
-        None => None,
-    };
+    let plugin = args
+        .connector
+        .as_deref()
+        .map(|id| cli.plugin(id))
+        .transpose()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let conn = Connection::open(source, ConnectionSettings::default())?;
@@ -88,14 +74,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
                     Ok(false)
                 }
             },
-            Some((reg, index)) => {
+            Some(p) => {
                 let host = Arc::new(conn.host(tokio::runtime::Handle::current()));
                 let config = ConnectionConfig { settings };
-                let report = tokio::task::spawn_blocking(move || {
-                    let p = &reg.plugins()[index];
-                    p.check(host, &config)
-                })
-                .await?;
+                let report = tokio::task::spawn_blocking(move || p.check(host, &config)).await?;
                 match report {
                     Ok(r) => {
                         if args.json {

@@ -74,6 +74,27 @@ impl Cli {
             _ => ionport_core::plugin::default_search_path(),
         }
     }
+
+    /// The connector `id` from the plugin path, or an error naming the ones found.
+    fn plugin(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<std::sync::Arc<ionport_core::plugin::LoadedPlugin>> {
+        let reg = ionport_core::plugin::PluginRegistry::load_from(&self.plugin_entries());
+        if let Some(p) = reg.get(id) {
+            return Ok(p.clone());
+        }
+        let mut known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
+        known.sort_unstable();
+        anyhow::bail!(
+            "no connector '{id}' on the plugin path (found: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )
+    }
 }
 
 fn run_emulator(args: ionport_emulator::cli::EmulatorArgs) -> anyhow::Result<ExitCode> {

@@ -298,13 +298,30 @@ pub trait RecordSink: Send + Sync + 'static {
     fn checkpoint(&self, state: &str) -> Result<(), PluginError>;
 }
 
+/// A cancellation flag shared by whoever may stop work (Ctrl-C, an API call) and the hosts
+/// of the plugin calls it covers: once set, reads stop between pages.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks every call that shares the flag to stop between pages.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// The [`HostCallbacks`] of a connection: the gateway through [`GatewayClient`], records
-/// to an optional [`RecordSink`] (refused without one), cancellation by flag.
+/// to an optional [`RecordSink`] (refused without one), cancellation by a [`Cancel`].
 pub struct ConnectionHost {
     handle: tokio::runtime::Handle,
     gateway: GatewayClient,
     sink: Option<Arc<dyn RecordSink>>,
-    cancelled: AtomicBool,
+    cancel: Cancel,
 }
 
 impl std::fmt::Debug for ConnectionHost {
@@ -323,7 +340,7 @@ impl ConnectionHost {
             handle,
             gateway,
             sink: None,
-            cancelled: AtomicBool::new(false),
+            cancel: Cancel::default(),
         }
     }
 
@@ -333,9 +350,15 @@ impl ConnectionHost {
         self
     }
 
+    /// Stops when `cancel` is set (a run's or a read's flag) instead of its own.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
     /// Asks the plugin to stop.
     pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
     }
 
     /// The gateway client.
@@ -374,7 +397,7 @@ impl HostCallbacks for ConnectionHost {
     ) -> Result<HostResponse, PluginError> {
         // After cancellation reads are refused, but a plugin's clean-up calls (e.g. a
         // Compass job's PUT .../cancel) still go out.
-        if self.cancelled.load(Ordering::SeqCst) && head.method.eq_ignore_ascii_case("GET") {
+        if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
             return Err(PluginError::new(
                 error_kind::CANCELLED,
                 "the call was cancelled",
@@ -423,6 +446,6 @@ impl HostCallbacks for ConnectionHost {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
+        self.cancel.is_cancelled()
     }
 }

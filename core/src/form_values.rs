@@ -94,7 +94,7 @@ impl FormValues {
                         .to_string()
                         .trim_start_matches('/')
                         .replace('/', ".");
-                    let reason = mask(&e.to_string(), &secrets);
+                    let reason = mask_secrets(&e.to_string(), &secrets);
                     errors.push(FieldError { field, reason });
                 }
             }
@@ -113,7 +113,7 @@ impl FormValues {
                     if errors.is_empty() {
                         errors.push(FieldError {
                             field: CREDENTIALS_PROPERTY.into(),
-                            reason: mask(&e.to_string(), &secrets),
+                            reason: mask_secrets(&e.to_string(), &secrets),
                         });
                     }
                     None
@@ -169,9 +169,11 @@ pub fn secret_values(form: &Value, values: &Value) -> Vec<String> {
         .collect()
 }
 
-fn mask(text: &str, secrets: &[String]) -> String {
+/// `text` with every (non-empty) string of `secrets` replaced by [`MASK`]: for messages
+/// that may quote a value, e.g. a server's error echoing a password.
+pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
-    for s in secrets {
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(s.as_str(), MASK);
     }
     out

@@ -57,9 +57,9 @@ use ionport_plugin_abi::wire::{GatewayRequestHead, ReadRequest, ReadSummary};
 use ionport_plugin_abi::{LogLevel, PluginError, RecordBatch, error_kind};
 use serde_json::{Map, Value};
 
+use crate::connection::Cancel;
 use crate::connection::{Connection, ConnectionHost};
 use crate::host::{HostCallbacks, HostResponse};
-use crate::pipeline::Cancel;
 use crate::plugin::{CallError, LoadedPlugin};
 
 /// Receives what a task's read produces. Called on the plugin's blocking thread; an
@@ -184,9 +184,9 @@ pub async fn read_task(
         inner: ConnectionHost::new(
             tokio::runtime::Handle::current(),
             connection.gateway().clone(),
-        ),
+        )
+        .with_cancel(cancel),
         handler,
-        cancel,
         requests: AtomicU64::new(0),
         records: AtomicU64::new(0),
         checkpoints: AtomicU64::new(0),
@@ -237,7 +237,6 @@ pub fn parse_batch(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, Plugi
 struct HandlerHost {
     inner: ConnectionHost,
     handler: Arc<dyn ReadHandler>,
-    cancel: Cancel,
     requests: AtomicU64,
     records: AtomicU64,
     checkpoints: AtomicU64,
@@ -250,13 +249,6 @@ impl HostCallbacks for HandlerHost {
         head: GatewayRequestHead,
         body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
-        // Reads stop at cancellation; clean-up calls (non-GET) still go out.
-        if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
-            return Err(PluginError::new(
-                error_kind::CANCELLED,
-                "the read was cancelled",
-            ));
-        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         HostCallbacks::gateway(&self.inner, head, body)
     }
@@ -286,7 +278,7 @@ impl HostCallbacks for HandlerHost {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.inner.cancelled()
     }
 
     fn log(&self, plugin: &str, level: LogLevel, message: &str) {

@@ -37,7 +37,7 @@ use ionport_emulator::EmulatorConfig;
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
 use ionport_tests::gateway_host::Emulated;
 use ionport_tests::protocol_fixture::plugin;
-use ionport_tests::{ionport_bin, profile_dir, python};
+use ionport_tests::{form_credentials, ionport_bin, profile_dir, python};
 use serde_json::{Value, json};
 
 const TASK: &str = "customer_table";
@@ -62,20 +62,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
-    let i = emu.emu.ionapi_json();
-    let s = |k: &str| i[k].as_str().unwrap().to_string();
     let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        json!({"company": 100, "credentials": {
-            "service_url": format!("{}/{}", s("iu"), s("ti")),
-            "token_url": format!("{}{}", s("pu"), s("ot")),
-            "username": s("saak"), "password": s("sask"),
-            "client_id": s("ci"), "client_secret": s("cs"),
-        }})
-        .to_string(),
-    )
-    .unwrap();
+    let values = json!({"company": 100, "credentials": form_credentials(&emu.emu.ionapi_json())});
+    std::fs::write(&config, values.to_string()).unwrap();
     let venv = with_target.then(|| python::venv(python::SINGER));
 
     println!(

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
 use ionport_tests::gateway_host::Emulated;
-use ionport_tests::{ionport_bin, profile_dir};
+use ionport_tests::{form_credentials, ionport_bin, profile_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -108,17 +108,7 @@ fn main() {
             .trim()
     );
 
-    let i = emu.emu.ionapi_json();
-    let s = |k: &str| i[k].as_str().unwrap().to_string();
-    let values = json!({
-        "company": 100,
-        "credentials": {
-            "service_url": format!("{}/{}", s("iu"), s("ti")),
-            "token_url": format!("{}{}", s("pu"), s("ot")),
-            "username": s("saak"), "password": s("sask"),
-            "client_id": s("ci"), "client_secret": s("cs"),
-        }
-    });
+    let values = json!({"company": 100, "credentials": form_credentials(&emu.emu.ionapi_json())});
     let (st, v, create_ms) = call(
         "POST",
         "/v1/connections",

@@ -85,3 +85,17 @@ pub fn non_plugin_library() -> PathBuf {
         })
         .expect("serde_derive's proc-macro library is in target/<profile>/deps")
 }
+
+/// The connection form's credentials block for an `.ionapi` file's JSON: Service URL
+/// `iu/ti`, Token URL `pu + ot`, Username `saak`, Password `sask`, Client ID/Secret.
+pub fn form_credentials(ionapi: &serde_json::Value) -> serde_json::Value {
+    let s = |k: &str| ionapi[k].as_str().unwrap_or_default().to_string();
+    serde_json::json!({
+        "service_url": format!("{}/{}", s("iu"), s("ti")),
+        "token_url": format!("{}{}", s("pu"), s("ot")),
+        "username": s("saak"),
+        "password": s("sask"),
+        "client_id": s("ci"),
+        "client_secret": s("cs"),
+    })
+}

@@ -62,16 +62,7 @@ impl Fixture {
 
     /// The connection form's credentials block for the emulator.
     pub fn credentials(&self) -> Value {
-        let i = self.emu.emu.ionapi_json();
-        let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
-        json!({
-            "service_url": format!("{}/{}", s("iu"), s("ti")),
-            "token_url": format!("{}{}", s("pu"), s("ot")),
-            "username": s("saak"),
-            "password": s("sask"),
-            "client_id": s("ci"),
-            "client_secret": s("cs"),
-        })
+        crate::form_credentials(&self.emu.emu.ionapi_json())
     }
 
     /// The settings (no credentials) of `connector`'s config.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
 use ionport_tests::gateway_host::Emulated;
-use ionport_tests::{ionport_bin, profile_dir};
+use ionport_tests::{form_credentials, ionport_bin, profile_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -36,19 +36,7 @@ fn emulator(scale: u64) -> Emulated {
 
 /// The connection form's values for the emulator.
 fn values(emu: &Emulated) -> Value {
-    let i = emu.emu.ionapi_json();
-    let s = |k: &str| i[k].as_str().unwrap().to_string();
-    json!({
-        "company": 100,
-        "credentials": {
-            "service_url": format!("{}/{}", s("iu"), s("ti")),
-            "token_url": format!("{}{}", s("pu"), s("ot")),
-            "username": s("saak"),
-            "password": s("sask"),
-            "client_id": s("ci"),
-            "client_secret": s("cs"),
-        }
-    })
+    json!({"company": 100, "credentials": form_credentials(&emu.emu.ionapi_json())})
 }
 
 /// A running `ionport serve`, its output captured.

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::out::Out;
-use super::{ConfigError, Session, find_plugin, load_json, now_millis, schema};
+use super::{ConfigError, Session, load_json, now_millis, schema};
 use crate::Cli;
 
 /// Run a connector as an Airbyte source.
@@ -77,29 +77,36 @@ const WRAPPED_STATE: &str = "ionport_state";
 
 pub fn run(cli: &Cli, args: &AirbyteArgs) -> Result<ExitCode> {
     let out = Arc::new(Out::stdout());
-    let plugin = match find_plugin(cli, &args.connector) {
-        Ok(p) => p,
-        Err(e) => return fail(&out, &e.to_string(), "config_error"),
-    };
-    let code = match &args.command {
-        AirbyteCommand::Spec => spec(&out, &plugin),
-        AirbyteCommand::Check { config } => check(&out, plugin, config),
-        AirbyteCommand::Discover { config } => discover(&out, plugin, config),
-        AirbyteCommand::Read {
-            config,
-            catalog,
-            state,
-        } => read(&out, plugin, config, catalog, state.as_deref()),
+    let code = match (cli.plugin(&args.connector), &args.command) {
+        (Err(e), _) => fail(&out, &e.to_string(), "config_error"),
+        (Ok(plugin), AirbyteCommand::Spec) => spec(&out, &plugin),
+        (Ok(plugin), AirbyteCommand::Check { config }) => check(&out, plugin, config),
+        (Ok(plugin), AirbyteCommand::Discover { config }) => discover(&out, plugin, config),
+        (
+            Ok(plugin),
+            AirbyteCommand::Read {
+                config,
+                catalog,
+                state,
+            },
+        ) => read(&out, plugin, config, catalog, state.as_deref()),
     };
     out.flush().map_err(anyhow::Error::msg)?;
     Ok(code)
 }
 
-/// An ERROR trace, flushed; exit 1.
-fn fail(out: &Out, message: &str, failure_type: &str) -> Result<ExitCode> {
+/// An ERROR trace; exit 1.
+fn fail(out: &Out, message: &str, failure_type: &str) -> ExitCode {
     let _ = out.emit(&error_trace(message, failure_type, None));
-    out.flush().map_err(anyhow::Error::msg)?;
-    Ok(ExitCode::FAILURE)
+    ExitCode::FAILURE
+}
+
+/// The one message of `spec`, `check` or `discover`; exit 1 when stdout is gone.
+fn answer(out: &Out, message: &Value) -> ExitCode {
+    match out.emit(message) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
 }
 
 fn error_trace(message: &str, failure_type: &str, stream: Option<&str>) -> Value {
@@ -132,10 +139,7 @@ fn spec(out: &Out, plugin: &LoadedPlugin) -> ExitCode {
         "supportsIncremental": incremental,
         "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
     }});
-    match out.emit(&message) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
+    answer(out, &message)
 }
 
 fn check(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
@@ -156,10 +160,7 @@ fn check(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
             m
         }
     };
-    match out.emit(&message) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
+    answer(out, &message)
 }
 
 /// A stream as Airbyte's catalog shows it.
@@ -181,28 +182,24 @@ fn airbyte_stream(spec: &TaskSpec) -> Value {
 fn discover(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
     let session = match Session::open(plugin, config) {
         Ok(s) => s,
-        Err(e) => return exit_of(fail(out, &e.to_string(), "config_error")),
+        Err(e) => return fail(out, &e.to_string(), "config_error"),
     };
     let result = session.discover();
     session.shutdown();
     match result {
-        Err(e) => exit_of(fail(out, &format!("discovery failed: {e}"), "system_error")),
+        Err(e) => fail(out, &format!("discovery failed: {e}"), "system_error"),
         Ok(streams) => {
             let streams: Vec<Value> = streams
                 .iter()
                 .filter(|s| s.available)
                 .map(|s| airbyte_stream(&s.spec))
                 .collect();
-            match out.emit(&json!({"type": "CATALOG", "catalog": {"streams": streams}})) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::FAILURE,
-            }
+            answer(
+                out,
+                &json!({"type": "CATALOG", "catalog": {"streams": streams}}),
+            )
         }
     }
-}
-
-fn exit_of(r: Result<ExitCode>) -> ExitCode {
-    r.unwrap_or(ExitCode::FAILURE)
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,11 +363,11 @@ fn read(
     });
     let (catalog, mut states) = match inputs {
         Ok(v) => v,
-        Err(e) => return exit_of(fail(out, &e.to_string(), "config_error")),
+        Err(e) => return fail(out, &e.to_string(), "config_error"),
     };
     let session = match Session::open(plugin.clone(), config) {
         Ok(s) => s,
-        Err(e) => return exit_of(fail(out, &e.to_string(), "config_error")),
+        Err(e) => return fail(out, &e.to_string(), "config_error"),
     };
     let mut failed = Vec::new();
     for configured in &catalog.streams {

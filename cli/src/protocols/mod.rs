@@ -23,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
 use ionport_core::pipeline::Cancel;
-use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
+use ionport_core::plugin::LoadedPlugin;
 use ionport_core::read::{ReadHandler, ReadOutcome, read_task};
 use ionport_plugin_abi::wire::{
     CheckReport, ConnectionConfig, DiscoveredStream, ReadRequest, SyncMode,
@@ -31,26 +31,6 @@ use ionport_plugin_abi::wire::{
 use serde_json::Value;
 
 pub use config::{ConfigError, load_json};
-
-use crate::Cli;
-
-/// The connector `id` from the plugin path, or an error naming what was found.
-pub fn find_plugin(cli: &Cli, id: &str) -> Result<Arc<LoadedPlugin>> {
-    let reg = PluginRegistry::load_from(&cli.plugin_entries());
-    if let Some(p) = reg.get(id) {
-        return Ok(p.clone());
-    }
-    let mut known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
-    known.sort_unstable();
-    Err(anyhow!(
-        "no connector '{id}' on the plugin path (found: {})",
-        if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
-        }
-    ))
-}
 
 /// A connector with a checked config: the connection is opened on demand (a `spec` needs
 /// none), its token revoked when the session is shut down.
@@ -86,7 +66,10 @@ impl Session {
         )
         .map_err(|e| ConfigError::Invalid {
             file: config.to_path_buf(),
-            problems: vec![crate::serve::scrub(&e.to_string(), &secrets)],
+            problems: vec![ionport_core::form_values::mask_secrets(
+                &e.to_string(),
+                &secrets,
+            )],
         })?;
         let rt = tokio::runtime::Runtime::new().map_err(|e| ConfigError::Io {
             file: config.to_path_buf(),
@@ -104,7 +87,7 @@ impl Session {
 
     /// `text` with every secret of the config masked.
     pub fn scrub(&self, text: &str) -> String {
-        crate::serve::scrub(text, &self.secrets)
+        ionport_core::form_values::mask_secrets(text, &self.secrets)
     }
 
     fn config(&self) -> ConnectionConfig {

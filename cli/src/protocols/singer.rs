@@ -29,7 +29,7 @@ use ionport_plugin_abi::wire::{DiscoveredStream, SyncMode, TaskSpec};
 use serde_json::{Map, Value, json};
 
 use super::out::Out;
-use super::{ConfigError, Session, find_plugin, load_json, schema};
+use super::{ConfigError, Session, load_json, schema};
 use crate::Cli;
 
 /// Run a connector as a Singer tap.
@@ -53,7 +53,7 @@ pub struct SingerArgs {
 }
 
 pub fn run(cli: &Cli, args: &SingerArgs) -> Result<ExitCode> {
-    let plugin = find_plugin(cli, &args.connector)?;
+    let plugin = cli.plugin(&args.connector)?;
     let session = Session::open(plugin, &args.config)?;
     let result = if args.discover {
         discover(&session)

@@ -113,17 +113,6 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// `text` with every string of `secrets` replaced by the mask.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if !s.is_empty() {
-            out = out.replace(s.as_str(), ionport_core::form_values::MASK);
-        }
-    }
-    out
-}
-
 /// The application: routes, then (inside out) body limit, auth, metrics, timeout, trace,
 /// the panic backstop, and the one JSON error shape for bare error answers.
 pub fn router(state: AppState, max_body: usize, timeout: Duration) -> Router {

@@ -107,7 +107,7 @@ impl RunEntry {
     }
 
     fn scrub(&self, s: &str) -> String {
-        super::scrub(s, &self.secrets.0)
+        ionport_core::form_values::mask_secrets(s, &self.secrets.0)
     }
 }
 

@@ -44,9 +44,9 @@ impl TestReport {
 
     /// The report with every string of `secrets` masked.
     pub fn scrubbed(mut self, secrets: &[String]) -> Self {
-        self.message = super::scrub(&self.message, secrets);
+        self.message = ionport_core::form_values::mask_secrets(&self.message, secrets);
         if let Ok(text) = serde_json::to_string(&self.details) {
-            let clean = super::scrub(&text, secrets);
+            let clean = ionport_core::form_values::mask_secrets(&text, secrets);
             if clean != text {
                 self.details = serde_json::from_str(&clean).unwrap_or(Value::Null);
             }

@@ -7,7 +7,7 @@
 //! does not stop the others; the summary says which failed and why.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,21 +38,7 @@ pub struct RunOptions {
     pub connection: ConnectionSettings,
 }
 
-/// A cancellation flag shared by a run and whoever may stop it (Ctrl-C).
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    /// Asks every task to stop between pages.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether a stop was asked.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+pub use crate::connection::Cancel;
 
 /// The outcome of one task.
 #[derive(Debug, Clone, Default)]
@@ -185,8 +171,8 @@ impl RecordSink for TaskSink {
 struct TaskHost {
     pipeline: String,
     task: String,
+    /// Stops at the run's [`Cancel`] (given to it with `with_cancel`).
     inner: ConnectionHost,
-    cancel: Cancel,
     requests: AtomicU64,
     observer: Arc<dyn RunObserver>,
 }
@@ -197,14 +183,6 @@ impl HostCallbacks for TaskHost {
         head: GatewayRequestHead,
         body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
-        // Reads stop at cancellation; clean-up calls (non-GET, e.g. cancelling a Compass
-        // job) still go out.
-        if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
-            return Err(PluginError::new(
-                error_kind::CANCELLED,
-                "the run was cancelled",
-            ));
-        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         HostCallbacks::gateway(&self.inner, head, body)
     }
@@ -215,7 +193,7 @@ impl HostCallbacks for TaskHost {
         self.inner.checkpoint(state)
     }
     fn cancelled(&self) -> bool {
-        self.cancel.is_cancelled() || self.inner.cancelled()
+        self.inner.cancelled()
     }
     fn log(&self, plugin: &str, level: LogLevel, message: &str) {
         self.inner.log(plugin, level, message);
@@ -411,8 +389,7 @@ fn run_task(
         let task_host = Arc::new(TaskHost {
             pipeline: p.name.clone(),
             task: t.spec.name.clone(),
-            inner: host.with_sink(sink.clone()),
-            cancel,
+            inner: host.with_sink(sink.clone()).with_cancel(cancel),
             requests: AtomicU64::new(0),
             observer: observer.clone(),
         });

@@ -243,7 +243,7 @@ fn parse_values(plugin: &LoadedPlugin, values: &Value) -> ApiResult<(FormValues,
     let creds = Credentials::from_form(block).map_err(|e| {
         ApiError::field(
             "values.credentials",
-            crate::serve::scrub(&e.to_string(), &secrets),
+            ionport_core::form_values::mask_secrets(&e.to_string(), &secrets),
         )
     })?;
     Ok((parsed, creds))
