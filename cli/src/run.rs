@@ -225,7 +225,7 @@ impl RunObserver for Progress {
         }
         self.line(
             "task_finished",
-            json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "pages": o.pages,
+            json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "commits": o.commits, "pages": o.pages,
                     "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error }),
         );
     }
@@ -249,6 +249,10 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     for t in &s.tasks {
         let status = match &t.error {
             None => "ok".to_string(),
+            Some(e) if t.records > 0 => format!(
+                "FAILED after committing {} records in {} checkpoints (a rerun resumes there): {e}",
+                t.records, t.commits
+            ),
             Some(e) => format!("FAILED: {e}"),
         };
         println!(

@@ -290,14 +290,6 @@ impl Drop for Connection {
     }
 }
 
-/// Receives what a `read` produces.
-pub trait RecordSink: Send + Sync + 'static {
-    /// A batch of records.
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError>;
-    /// The task's state; commits the records emitted before it.
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError>;
-}
-
 /// A cancellation flag shared by whoever may stop work (Ctrl-C, an API call) and the hosts
 /// of the plugin calls it covers: once set, reads stop between pages.
 #[derive(Debug, Clone, Default)]
@@ -315,12 +307,12 @@ impl Cancel {
     }
 }
 
-/// The [`HostCallbacks`] of a connection: the gateway through [`GatewayClient`], records
-/// to an optional [`RecordSink`] (refused without one), cancellation by a [`Cancel`].
+/// The [`HostCallbacks`] of a connection: the gateway through [`GatewayClient`] and
+/// cancellation by a [`Cancel`]. It takes no records: a read goes through
+/// [`crate::read::read_task`], whose host wraps this one.
 pub struct ConnectionHost {
     handle: tokio::runtime::Handle,
     gateway: GatewayClient,
-    sink: Option<Arc<dyn RecordSink>>,
     cancel: Cancel,
 }
 
@@ -328,7 +320,7 @@ impl std::fmt::Debug for ConnectionHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionHost")
             .field("gateway", &self.gateway)
-            .field("has_sink", &self.sink.is_some())
+            .field("cancelled", &self.cancel.is_cancelled())
             .finish_non_exhaustive()
     }
 }
@@ -339,15 +331,8 @@ impl ConnectionHost {
         Self {
             handle,
             gateway,
-            sink: None,
             cancel: Cancel::default(),
         }
-    }
-
-    /// Sends records and checkpoints to `sink`.
-    pub fn with_sink(mut self, sink: Arc<dyn RecordSink>) -> Self {
-        self.sink = Some(sink);
-        self
     }
 
     /// Stops when `cancel` is set (a run's or a read's flag) instead of its own.
@@ -425,24 +410,18 @@ impl HostCallbacks for ConnectionHost {
         }
     }
 
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        match &self.sink {
-            Some(s) => s.emit(batch),
-            None => Err(PluginError::new(
-                error_kind::HOST,
-                "this call takes no records (only read does)",
-            )),
-        }
+    fn emit(&self, _batch: RecordBatch) -> Result<(), PluginError> {
+        Err(PluginError::new(
+            error_kind::HOST,
+            "this call takes no records (only read does)",
+        ))
     }
 
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        match &self.sink {
-            Some(s) => s.checkpoint(state),
-            None => Err(PluginError::new(
-                error_kind::HOST,
-                "this call takes no checkpoints (only read does)",
-            )),
-        }
+    fn checkpoint(&self, _state: &str) -> Result<(), PluginError> {
+        Err(PluginError::new(
+            error_kind::HOST,
+            "this call takes no checkpoints (only read does)",
+        ))
     }
 
     fn cancelled(&self) -> bool {

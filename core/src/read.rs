@@ -1,10 +1,17 @@
-//! Reading one task of a connector into your own code, without a pipeline file or a
-//! destination: the path the Airbyte and Singer adapters and embedding programs take.
+//! The one read path: every consumer reads a task through [`read_task`] — `ionport
+//! run`/`daemon` and `serve` runs (the pipeline runner's destination handler), the Airbyte
+//! and Singer commands, and embedding programs.
 //!
 //! [`read_task`] runs a plugin's `read` on a blocking thread with the connection's host
-//! services, parses each NDJSON batch the plugin emits and hands the records, the
-//! checkpoints and the plugin's log lines to a [`ReadHandler`] — in the order the plugin
-//! produced them, so a checkpoint always follows the records it covers.
+//! services ([`ConnectionHost`]: gateway, tokens, retries, cancellation), parses each
+//! NDJSON batch the plugin emits and hands the records, the checkpoints and the plugin's
+//! log lines to a [`ReadHandler`] — in the order the plugin produced them, so a checkpoint
+//! always follows the records it covers. A destination is one such handler
+//! (`pipeline::commit`); nothing else wires a plugin's read to a sink.
+//!
+//! Every read logs `read started` and `read finished` under the `ionport::read` target
+//! (`--log ionport::read=debug`), which the tests use to see that a consumer took this
+//! path.
 //!
 //! What it is not: a runner (no destination, no saved state; that is [`crate::pipeline`]).
 //!
@@ -72,6 +79,11 @@ pub trait ReadHandler: Send + Sync + 'static {
     /// A log line of the plugin (it also goes to `tracing`). The default ignores it.
     fn log(&self, level: LogLevel, message: &str) {
         let _ = (level, message);
+    }
+    /// A gateway request the plugin is about to make (for recorders and progress). The
+    /// default ignores it.
+    fn request(&self, head: &GatewayRequestHead) {
+        let _ = head;
     }
 }
 
@@ -180,7 +192,7 @@ pub async fn read_task(
     handler: Arc<dyn ReadHandler>,
     cancel: Cancel,
 ) -> Result<ReadOutcome, ReadError> {
-    let host = Arc::new(HandlerHost {
+    let host = Arc::new(ReadHost {
         inner: ConnectionHost::new(
             tokio::runtime::Handle::current(),
             connection.gateway().clone(),
@@ -192,22 +204,43 @@ pub async fn read_task(
         checkpoints: AtomicU64::new(0),
         stream: request.task.clone(),
     });
+    let connector = plugin.id().to_string();
+    let task = request.task.clone();
+    tracing::debug!(target: "ionport::read", %connector, %task, mode = request.sync_mode.as_str(), "read started");
     let plugin = plugin.clone();
     let h = host.clone();
-    let summary = tokio::task::spawn_blocking(move || plugin.read(h, &request))
+    let result = tokio::task::spawn_blocking(move || plugin.read(h, &request))
         .await
-        .map_err(|e| ReadError::Thread(e.to_string()))??;
+        .map_err(|e| ReadError::Thread(e.to_string()))
+        .and_then(|r| r.map_err(ReadError::from));
+    let records = host.records.load(Ordering::SeqCst);
+    let checkpoints = host.checkpoints.load(Ordering::SeqCst);
+    let requests = host.requests.load(Ordering::SeqCst);
+    match &result {
+        Ok(_) => {
+            tracing::debug!(target: "ionport::read", %connector, %task, records, checkpoints, requests, "read finished")
+        }
+        Err(e) => {
+            tracing::debug!(target: "ionport::read", %connector, %task, records, checkpoints, requests, kind = e.kind(), "read failed")
+        }
+    }
     Ok(ReadOutcome {
-        summary,
-        records: host.records.load(Ordering::SeqCst),
-        checkpoints: host.checkpoints.load(Ordering::SeqCst),
-        requests: host.requests.load(Ordering::SeqCst),
+        summary: result?,
+        records,
+        checkpoints,
+        requests,
     })
+}
+
+/// The most records a batch can hold: every NDJSON record takes at least `{}` and a
+/// newline. A plugin's `count` is only a hint and never sizes an allocation beyond this.
+fn capacity_bound(batch: &RecordBatch) -> usize {
+    (batch.count as usize).min(batch.ndjson.len() / 3 + 1)
 }
 
 /// Parses a batch's NDJSON into records. Every line must be a JSON object.
 pub fn parse_batch(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, PluginError> {
-    let mut parsed = Vec::with_capacity(batch.count as usize);
+    let mut parsed = Vec::with_capacity(capacity_bound(batch));
     for (i, line) in batch.ndjson.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -234,7 +267,9 @@ pub fn parse_batch(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, Plugi
     Ok(parsed)
 }
 
-struct HandlerHost {
+/// The host of a read: the connection's [`ConnectionHost`] for the gateway and
+/// cancellation, the handler for what the plugin emits.
+struct ReadHost {
     inner: ConnectionHost,
     handler: Arc<dyn ReadHandler>,
     requests: AtomicU64,
@@ -243,17 +278,27 @@ struct HandlerHost {
     stream: String,
 }
 
-impl HostCallbacks for HandlerHost {
+impl HostCallbacks for ReadHost {
     fn gateway(
         &self,
         head: GatewayRequestHead,
         body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.handler.request(&head);
         HostCallbacks::gateway(&self.inner, head, body)
     }
 
     fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
+        if batch.stream.as_str() != self.stream {
+            return Err(PluginError::new(
+                error_kind::INVALID_INPUT,
+                format!(
+                    "records of stream '{}' emitted while reading '{}'",
+                    batch.stream, self.stream
+                ),
+            ));
+        }
         let records = parse_batch(&batch)?;
         let n = records.len() as u64;
         self.handler
@@ -284,5 +329,35 @@ impl HostCallbacks for HandlerHost {
     fn log(&self, plugin: &str, level: LogLevel, message: &str) {
         self.inner.log(plugin, level, message);
         self.handler.log(level, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(count: u64, ndjson: &str) -> RecordBatch {
+        RecordBatch {
+            stream: "s".into(),
+            count,
+            ndjson: ndjson.as_bytes().to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn a_plugins_count_never_sizes_an_allocation() {
+        // A count of u64::MAX would abort the host if it sized the vector.
+        let b = batch(u64::MAX, "{\"a\":1}\n{\"a\":2}\n");
+        assert!(capacity_bound(&b) <= 6);
+        assert_eq!(parse_batch(&b).unwrap().len(), 2);
+        assert_eq!(capacity_bound(&batch(1, "{}\n{}\n{}\n")), 1);
+    }
+
+    #[test]
+    fn a_line_that_is_not_an_object_is_an_error_naming_the_record() {
+        let e = parse_batch(&batch(2, "{\"a\":1}\n[1]\n")).unwrap_err();
+        assert!(e.message.as_str().contains("record 1"), "{e:?}");
+        let e = parse_batch(&batch(1, "{\"a\":")).unwrap_err();
+        assert!(e.message.as_str().contains("not JSON"), "{e:?}");
     }
 }

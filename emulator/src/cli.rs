@@ -44,6 +44,12 @@ pub struct EmulatorArgs {
     /// Gateway target timeout (answered with 504): seconds or with a unit.
     #[arg(long, default_value = "60", value_parser = config::parse_duration)]
     pub gateway_timeout: Duration,
+    /// Time every API call takes, like a real gateway's round trip (e.g. 150ms).
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    pub latency: Duration,
+    /// Up to this much more latency per call, drawn uniformly (e.g. 50ms).
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    pub latency_jitter: Duration,
     /// OAuth client id to accept (default: the demo value for the tenant).
     #[arg(long, env = "IONPORT_EMULATOR_CLIENT_ID")]
     pub client_id: Option<String>,
@@ -72,6 +78,8 @@ impl Default for EmulatorArgs {
             write_ionapi: None,
             job_run_time: Duration::from_millis(500),
             gateway_timeout: Duration::from_secs(60),
+            latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
             client_id: None,
             client_secret: None,
             saak: None,
@@ -102,6 +110,8 @@ impl EmulatorArgs {
             },
             job_run_time: self.job_run_time,
             gateway_timeout: self.gateway_timeout,
+            latency: self.latency,
+            latency_jitter: self.latency_jitter,
             ..EmulatorConfig::default()
         }
     }
@@ -126,4 +136,33 @@ pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
     tokio::signal::ctrl_c().await?;
     emu.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    #[test]
+    fn latency_and_jitter_reach_the_config() {
+        let cli = Cli::try_parse_from(["emu", "--latency", "150ms", "--latency-jitter", "50ms"])
+            .expect("the options parse");
+        let c = cli.args.to_config();
+        assert_eq!(c.latency, Duration::from_millis(150));
+        assert_eq!(c.latency_jitter, Duration::from_millis(50));
+        let c = Cli::try_parse_from(["emu"])
+            .expect("no options")
+            .args
+            .to_config();
+        assert_eq!(
+            (c.latency, c.latency_jitter),
+            (Duration::ZERO, Duration::ZERO)
+        );
+    }
 }

@@ -43,6 +43,11 @@ pub struct EmulatorConfig {
     pub gateway_timeout: Duration,
     /// LN OData page size when the client sends no `Prefer: odata.maxpagesize`.
     pub ln_default_page_size: usize,
+    /// Time every API call takes before it is answered, as a real gateway's round trip
+    /// does (100–300 ms against a cloud tenant); zero on loopback by default.
+    pub latency: Duration,
+    /// Up to this much more, drawn uniformly per call.
+    pub latency_jitter: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -61,6 +66,8 @@ impl Default for EmulatorConfig {
             job_run_time: Duration::from_millis(500),
             gateway_timeout: Duration::from_secs(60),
             ln_default_page_size: 1000,
+            latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
         }
     }
 }
@@ -78,6 +85,8 @@ impl fmt::Debug for EmulatorConfig {
             .field("refresh_token_idle", &self.refresh_token_idle)
             .field("quota", &self.quota)
             .field("credentials", &self.credentials)
+            .field("latency", &self.latency)
+            .field("latency_jitter", &self.latency_jitter)
             .field("job_run_time", &self.job_run_time)
             .field("gateway_timeout", &self.gateway_timeout)
             .field("ln_default_page_size", &self.ln_default_page_size)

@@ -79,7 +79,22 @@ pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) ->
             return resp;
         }
     }
+    delay(&st).await;
     with_faults_and_timeout(st, Api::of_path(&path), path, req, next).await
+}
+
+/// Waits the configured latency (plus jitter): the round trip of a real gateway, so that
+/// clients are measured against the time a page really takes to arrive.
+async fn delay(st: &Shared) {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let (base, jitter) = (st.config.latency, st.config.latency_jitter);
+    if base.is_zero() && jitter.is_zero() {
+        return;
+    }
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
+    let extra = crate::rng::mix(st.config.seed, n) % nanos.saturating_add(1);
+    tokio::time::sleep(base + std::time::Duration::from_nanos(extra)).await;
 }
 
 /// Faults and timeout only, for the authorization server.

@@ -1,5 +1,5 @@
 //! Throughput of the M3, LN and Data Lake connectors against the emulator, through the built
-//! cdylibs, the ABI and core's host services (`ConnectionHost`): records per second,
+//! cdylibs, the ABI and core's one read path (`read_task`): records per second,
 //! gateway requests per 100,000 records, and the host's CPU per 100,000 records (the CPU
 //! of every thread of this process except the emulator's, which runs on its own named
 //! runtime).
@@ -15,29 +15,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource, RecordSink};
-use ionport_core::host::HostCallbacks;
+use ionport_core::connection::{Cancel, Connection, ConnectionSettings, CredentialSource};
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
+use ionport_core::read::{ReadHandler, read_task};
 use ionport_emulator::{Emulator, EmulatorConfig};
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
-use ionport_plugin_abi::{PluginError, RecordBatch};
 use ionport_tests::plugin_lib;
 use serde_json::{Value, json};
 
 #[derive(Debug, Default)]
 struct Counting {
     records: AtomicU64,
-    bytes: AtomicU64,
 }
 
-impl RecordSink for Counting {
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        self.records.fetch_add(batch.count, Ordering::Relaxed);
-        self.bytes
-            .fetch_add(batch.ndjson.len() as u64, Ordering::Relaxed);
+impl ReadHandler for Counting {
+    fn records(
+        &self,
+        _stream: &str,
+        records: Vec<serde_json::Map<String, Value>>,
+    ) -> Result<(), String> {
+        self.records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         Ok(())
     }
-    fn checkpoint(&self, _state: &str) -> Result<(), PluginError> {
+    fn checkpoint(&self, _stream: &str, _state: Value) -> Result<(), String> {
         Ok(())
     }
 }
@@ -209,15 +210,18 @@ fn main() {
     ];
     for (what, p, req, requests_of) in runs {
         let sink = Arc::new(Counting::default());
-        let host: Arc<dyn HostCallbacks> = Arc::new(
-            connection
-                .host(host_rt.handle().clone())
-                .with_sink(sink.clone()),
-        );
         let before = requests_of(&emu.counters());
         let cpu0 = host_cpu();
         let t0 = Instant::now();
-        p.read(host, &req).expect("the read succeeds");
+        host_rt
+            .block_on(read_task(
+                &p,
+                &connection,
+                req,
+                sink.clone(),
+                Cancel::default(),
+            ))
+            .expect("the read succeeds");
         let secs = t0.elapsed().as_secs_f64();
         let f = Figures {
             records: sink.records.load(Ordering::Relaxed),

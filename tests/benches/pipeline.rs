@@ -38,16 +38,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ionport_core::connection::{
-    Connection, ConnectionHost, ConnectionSettings, CredentialSource, RecordSink,
-};
+use ionport_core::connection::{Cancel, Connection, ConnectionSettings, CredentialSource};
 use ionport_core::destination::{DestinationConfig, StreamSpec};
-use ionport_core::host::{HostCallbacks, HostResponse};
+use ionport_core::host::HostCallbacks;
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
+use ionport_core::read::{ReadHandler, read_task};
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{Dataset, Kind, tables};
 use ionport_plugin_abi::wire::{ConnectionConfig, GatewayRequestHead, ReadRequest, SyncMode};
-use ionport_plugin_abi::{PluginError, RecordBatch};
 use ionport_plugin_sdk::mi::MiType;
 use ionport_tests::gateway_host::Emulated;
 use ionport_tests::{ionport_bin, plugin_lib, profile_dir};
@@ -315,77 +313,64 @@ fn read_request() -> ReadRequest {
     }
 }
 
-/// Core's host services for a read, recording the head of every gateway request.
-struct Recording {
-    inner: ConnectionHost,
-    heads: Mutex<Vec<GatewayRequestHead>>,
-}
-
-impl HostCallbacks for Recording {
-    fn gateway(
-        &self,
-        head: GatewayRequestHead,
-        body: Vec<u8>,
-    ) -> Result<HostResponse, PluginError> {
-        self.heads.lock().unwrap().push(head.clone());
-        HostCallbacks::gateway(&self.inner, head, body)
-    }
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        self.inner.emit(batch)
-    }
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        self.inner.checkpoint(state)
-    }
-    fn cancelled(&self) -> bool {
-        self.inner.cancelled()
-    }
-}
-
-/// Counts what a read emits and keeps the NDJSON of a few batches (to time the runner's
-/// parsing on).
+/// Counts what a read hands over, records the head of every gateway request and keeps
+/// a few batches as NDJSON (to time the runner's parsing on).
 #[derive(Default)]
 struct CountSink {
     records: AtomicU64,
+    heads: Mutex<Vec<GatewayRequestHead>>,
     sample: Mutex<Vec<Vec<u8>>>,
 }
 
-impl RecordSink for CountSink {
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        self.records.fetch_add(batch.count, Ordering::Relaxed);
+impl ReadHandler for CountSink {
+    fn records(&self, _stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+        self.records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         let mut s = self.sample.lock().unwrap();
         if s.len() < 10 {
-            s.push(batch.ndjson.to_vec());
+            let mut ndjson = Vec::new();
+            for r in &records {
+                serde_json::to_writer(&mut ndjson, r).map_err(|e| e.to_string())?;
+                ndjson.push(b'\n');
+            }
+            s.push(ndjson);
         }
         Ok(())
     }
-    fn checkpoint(&self, _state: &str) -> Result<(), PluginError> {
+    fn checkpoint(&self, _stream: &str, _state: Value) -> Result<(), String> {
         Ok(())
+    }
+    fn request(&self, head: &GatewayRequestHead) {
+        self.heads.lock().unwrap().push(head.clone());
     }
 }
 
 /// The connector through core's gateway into a counting sink: seconds, records, the
 /// requests it made, and sample NDJSON batches.
-fn read_only(emu: &Emulated, plugin: &LoadedPlugin, ionapi: &Path) -> ReadFigures {
+fn read_only(emu: &Emulated, plugin: &Arc<LoadedPlugin>, ionapi: &Path) -> ReadFigures {
     let mut settings = ConnectionSettings::default();
     settings.gateway.rate_limit = None;
     let connection =
         Connection::open(CredentialSource::IonApiFile(ionapi.to_path_buf()), settings).unwrap();
     let sink = Arc::new(CountSink::default());
-    let host = Arc::new(Recording {
-        inner: connection
-            .host(emu.rt.handle().clone())
-            .with_sink(sink.clone()),
-        heads: Mutex::new(Vec::new()),
-    });
     let started = Instant::now();
-    plugin.read(host.clone(), &read_request()).unwrap();
+    emu.rt
+        .block_on(read_task(
+            plugin,
+            &connection,
+            read_request(),
+            sink.clone(),
+            Cancel::default(),
+        ))
+        .unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let heads = std::mem::take(&mut *host.heads.lock().unwrap());
+    let heads = std::mem::take(&mut *sink.heads.lock().unwrap());
     let sample = std::mem::take(&mut *sink.sample.lock().unwrap());
     // The same requests through core's gateway alone, no plugin.
+    let host = connection.host(emu.rt.handle().clone());
     let started = Instant::now();
     for h in &heads {
-        let r = HostCallbacks::gateway(&host.inner, h.clone(), Vec::new()).unwrap();
+        let r = HostCallbacks::gateway(&host, h.clone(), Vec::new()).unwrap();
         assert!((200..300).contains(&r.status), "{}: {}", h.path, r.status);
     }
     let gateway_secs = started.elapsed().as_secs_f64();

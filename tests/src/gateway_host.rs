@@ -372,8 +372,8 @@ impl Emulated {
     }
 }
 
-/// Collects what a read through core's [`ionport_core::connection::ConnectionHost`]
-/// produces.
+/// Collects what a read through core's one read path
+/// ([`ionport_core::read::read_task`]) produces.
 #[derive(Debug, Default)]
 pub struct CollectSink {
     /// Records, in emission order.
@@ -382,30 +382,29 @@ pub struct CollectSink {
     pub checkpoints: Mutex<Vec<Value>>,
 }
 
-impl ionport_core::connection::RecordSink for CollectSink {
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        let mut r = self.records.lock().expect("records lock");
-        for line in batch.ndjson.as_slice().split(|b| *b == b'\n') {
-            if !line.is_empty() {
-                r.push(serde_json::from_slice(line).map_err(|e| {
-                    PluginError::new(error_kind::HOST, format!("a record is not JSON: {e}"))
-                })?);
-            }
-        }
+impl ionport_core::read::ReadHandler for CollectSink {
+    fn records(
+        &self,
+        _stream: &str,
+        records: Vec<serde_json::Map<String, Value>>,
+    ) -> Result<(), String> {
+        let mut r = self.records.lock().map_err(|e| e.to_string())?;
+        r.extend(records.into_iter().map(Value::Object));
         Ok(())
     }
 
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        let v = serde_json::from_str(state).map_err(|e| {
-            PluginError::new(error_kind::HOST, format!("the state is not JSON: {e}"))
-        })?;
-        self.checkpoints.lock().expect("checkpoints lock").push(v);
+    fn checkpoint(&self, _stream: &str, state: Value) -> Result<(), String> {
+        self.checkpoints
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push(state);
         Ok(())
     }
 }
 
 /// Core's host services for a connection to an emulator: the connection (kept alive by
-/// the caller), its `ConnectionHost` with a [`CollectSink`], and the sink.
+/// the caller), its `ConnectionHost` (for check and discover), and the sink that
+/// [`CoreHost::read`] fills.
 pub struct CoreHost {
     /// The connection (tokens, gateway client).
     pub connection: ionport_core::connection::Connection,
@@ -413,12 +412,32 @@ pub struct CoreHost {
     pub host: std::sync::Arc<ionport_core::connection::ConnectionHost>,
     /// What reads produced.
     pub sink: std::sync::Arc<CollectSink>,
+    rt: tokio::runtime::Handle,
     _dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for CoreHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoreHost").finish_non_exhaustive()
+    }
+}
+
+impl CoreHost {
+    /// Reads `request` with `plugin` through core's one read path into [`Self::sink`].
+    pub fn read(
+        &self,
+        plugin: &std::sync::Arc<ionport_core::plugin::LoadedPlugin>,
+        request: &ionport_plugin_abi::wire::ReadRequest,
+    ) -> Result<ionport_plugin_abi::wire::ReadSummary, ionport_core::read::ReadError> {
+        self.rt
+            .block_on(ionport_core::read::read_task(
+                plugin,
+                &self.connection,
+                request.clone(),
+                self.sink.clone(),
+                ionport_core::connection::Cancel::default(),
+            ))
+            .map(|o| o.summary)
     }
 }
 
@@ -439,15 +458,12 @@ impl Emulated {
         let connection = Connection::open(CredentialSource::IonApiFile(path), settings)
             .expect("the connection opens");
         let sink = std::sync::Arc::new(CollectSink::default());
-        let host = std::sync::Arc::new(
-            connection
-                .host(self.rt.handle().clone())
-                .with_sink(sink.clone()),
-        );
+        let host = std::sync::Arc::new(connection.host(self.rt.handle().clone()));
         CoreHost {
             connection,
             host,
             sink,
+            rt: self.rt.handle().clone(),
             _dir: dir,
         }
     }

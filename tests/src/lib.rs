@@ -99,3 +99,19 @@ pub fn form_credentials(ionapi: &serde_json::Value) -> serde_json::Value {
         "client_secret": s("cs"),
     })
 }
+
+/// The reads a log shows ended with success: `(task, records)` of every `read finished`
+/// line that core's one read path logs under the `ionport::read` target (a process run
+/// with `IONPORT_LOG=ionport::read=debug`, or any filter that includes it).
+pub fn finished_reads(log: &str) -> Vec<(String, u64)> {
+    log.lines()
+        .filter(|l| l.contains("ionport::read") && l.contains("read finished"))
+        .filter_map(|l| {
+            let field = |k: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
+            };
+            Some((field("task")?, field("records")?.parse().ok()?))
+        })
+        .collect()
+}

@@ -7,7 +7,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ionport_core::host::HostCallbacks;
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
@@ -124,8 +123,7 @@ impl Fixture {
             page_size: None,
             options: Value::Null,
         };
-        plugin
-            .read(core.host.clone() as Arc<dyn HostCallbacks>, &req)
+        core.read(&plugin, &req)
             .unwrap_or_else(|e| panic!("native read of {connector}/{stream}: {e}"));
         let n = core.sink.records.lock().map(|r| r.len()).unwrap_or(0);
         n as u64

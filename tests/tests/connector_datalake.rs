@@ -642,8 +642,7 @@ fn through_cores_host_services_a_task_replicates_and_check_names_the_failed_part
     let ds = emu.emu.dataset();
     let core = emu.core_host(|_| {});
     let req = request("ln_items", SyncMode::FullRefresh, Some(90), json!({}), None);
-    p.read(core.host.clone() as Arc<dyn HostCallbacks>, &req)
-        .expect("read");
+    core.read(&p, &req).expect("read");
     let got: Vec<Map<String, Value>> = core
         .sink
         .records

@@ -628,9 +628,7 @@ fn through_cores_host_services_a_task_replicates_and_check_names_the_failed_part
         json!({}),
         None,
     );
-    let summary = p
-        .read(core.host.clone() as Arc<dyn HostCallbacks>, &req)
-        .expect("read");
+    let summary = core.read(&p, &req).expect("read");
     let records: Vec<(String, Value)> = core
         .sink
         .records

@@ -12,12 +12,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource, RecordSink};
+use ionport_core::connection::{Cancel, Connection, ConnectionSettings, CredentialSource};
 use ionport_core::gateway::GatewaySettings;
 use ionport_core::plugin::PluginRegistry;
+use ionport_core::read::{ReadHandler, read_task};
 use ionport_emulator::{Emulator, EmulatorConfig, EmulatorCredentials};
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
-use ionport_plugin_abi::{PluginError, RecordBatch};
 use ionport_tests::{ionport_bin, plugin_lib};
 use serde_json::{Value, json};
 
@@ -186,17 +186,18 @@ struct Collect {
     checkpoints: Mutex<Vec<String>>,
 }
 
-impl RecordSink for Collect {
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        let text = String::from_utf8_lossy(&batch.ndjson).into_owned();
+impl ReadHandler for Collect {
+    fn records(
+        &self,
+        _stream: &str,
+        records: Vec<serde_json::Map<String, Value>>,
+    ) -> Result<(), String> {
         let mut r = self.records.lock().unwrap();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            r.push(serde_json::from_str(line).unwrap());
-        }
+        r.extend(records.into_iter().map(Value::Object));
         Ok(())
     }
 
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
+    fn checkpoint(&self, _stream: &str, state: Value) -> Result<(), String> {
         self.checkpoints.lock().unwrap().push(state.to_string());
         Ok(())
     }
@@ -231,11 +232,7 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
 
     let read = |path: &str| {
         let sink = Arc::new(Collect::default());
-        let host = Arc::new(
-            conn.host(tokio::runtime::Handle::current())
-                .with_sink(Arc::clone(&sink) as Arc<dyn RecordSink>),
-        );
-        let reg = Arc::clone(&reg);
+        let plugin = reg.plugins()[0].clone();
         let req = ReadRequest {
             connection: ConnectionConfig {
                 settings: json!({}),
@@ -246,10 +243,11 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
             page_size: None,
             options: json!({ "path": path }),
         };
+        let conn = &conn;
         async move {
-            let r = tokio::task::spawn_blocking(move || reg.plugins()[0].read(host, &req))
+            let r = read_task(&plugin, conn, req, sink.clone(), Cancel::default())
                 .await
-                .unwrap();
+                .map(|o| o.summary);
             (r, sink)
         }
     };

@@ -833,5 +833,12 @@ tasks = ["customers", "items"]
         rows(&dir.path().join("out.db"), "customers"),
         run["records"].as_i64().unwrap()
     );
+    // The run went through core's one read path (see one_read_path.rs for the others).
+    let log = srv.output.lock().unwrap().clone();
+    assert_eq!(
+        ionport_tests::finished_reads(&log),
+        vec![("customers".to_string(), run["records"].as_u64().unwrap())],
+        "{log}"
+    );
     srv.assert_no_canary();
 }

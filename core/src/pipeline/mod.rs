@@ -39,6 +39,7 @@
 //! A valid file becomes a [`Plan`]; [`run()`] carries it out with a [`RunObserver`] for
 //! progress and a [`Cancel`] to stop it between pages.
 
+pub mod commit;
 pub mod config;
 mod diagnostic;
 pub mod load;

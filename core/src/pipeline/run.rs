@@ -1,28 +1,26 @@
 //! Running a [`Plan`]: every selected task of every selected pipeline, concurrently within
 //! each pipeline's bound, records and checkpoints committed together to the destination.
 //!
-//! A task's records are buffered from one checkpoint to the next and committed with it
-//! ([`Destination::commit`]), so a crash at any point loses nothing and a rerun repeats at
-//! most the uncommitted page — which the destination's upsert absorbs. A failing task
-//! does not stop the others; the summary says which failed and why.
+//! Each task is read through the one read path ([`read_task`]) into the destination's
+//! handler ([`super::commit::CommitStage`]): records are buffered from one checkpoint to
+//! the next and committed with it ([`Destination::commit`]) on a stage of their own, so a
+//! crash at any point loses nothing and a rerun repeats at most the uncommitted pages —
+//! which the destination's upsert absorbs. A failing task does not stop the others; the
+//! summary says which failed, why, and what it had committed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use ionport_plugin_abi::wire::{
-    ConnectionConfig, GatewayRequestHead, ReadRequest, ReadSummary, SyncMode,
-};
-use ionport_plugin_abi::{LogLevel, PluginError, RecordBatch, error_kind};
-use serde_json::{Map, Value};
+use ionport_plugin_abi::LogLevel;
+use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
+use serde_json::Value;
 
+use super::commit::{CommitStage, TaskHandler};
 use super::load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan};
-use crate::connection::{
-    Connection, ConnectionHost, ConnectionSettings, CredentialSource, RecordSink,
-};
+use crate::connection::{Connection, ConnectionSettings, CredentialSource};
 use crate::destination::{self, Destination, StreamSpec};
-use crate::host::{HostCallbacks, HostResponse};
+use crate::read::read_task;
 use crate::vault::Vault;
 
 /// What to run, and how.
@@ -49,9 +47,11 @@ pub struct TaskOutcome {
     pub task: String,
     /// `full_refresh` or `incremental`.
     pub sync_mode: String,
-    /// Records committed.
+    /// Records committed (also when the task failed: what its checkpoints committed).
     pub records: u64,
-    /// Pages read (as the connector counts them).
+    /// Checkpoints committed, each with the records before it.
+    pub commits: u64,
+    /// Pages read (as the connector counts them; 0 when the task failed).
     pub pages: u64,
     /// Gateway calls the task made.
     pub requests: u64,
@@ -102,105 +102,6 @@ pub trait RunObserver: Send + Sync {
 pub struct Quiet;
 
 impl RunObserver for Quiet {}
-
-/// Buffers a task's records between checkpoints and commits them with each checkpoint.
-struct TaskSink {
-    pipeline: String,
-    spec: StreamSpec,
-    destination: Arc<dyn Destination>,
-    buffer: Mutex<Vec<Map<String, Value>>>,
-    records: AtomicU64,
-    commits: AtomicU64,
-    last_state: Mutex<Option<Value>>,
-    observer: Arc<dyn RunObserver>,
-}
-
-impl TaskSink {
-    fn commit(&self, state: Value) -> Result<(), PluginError> {
-        let mut buf = self
-            .buffer
-            .lock()
-            .map_err(|_| PluginError::new(error_kind::HOST, "record buffer poisoned"))?;
-        self.destination
-            .commit(&self.spec, &buf, &state)
-            .map_err(|e| PluginError::new(error_kind::HOST, e.to_string()))?;
-        let n = self.records.fetch_add(buf.len() as u64, Ordering::SeqCst) + buf.len() as u64;
-        buf.clear();
-        let c = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Ok(mut s) = self.last_state.lock() {
-            *s = Some(state);
-        }
-        self.observer
-            .task_progress(&self.pipeline, &self.spec.name, n, c);
-        Ok(())
-    }
-}
-
-impl RecordSink for TaskSink {
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        if batch.stream.as_str() != self.spec.name {
-            return Err(PluginError::new(
-                error_kind::INVALID_INPUT,
-                format!(
-                    "records of stream '{}' emitted while reading '{}'",
-                    batch.stream, self.spec.name
-                ),
-            ));
-        }
-        let parsed = crate::read::parse_batch(&batch)?;
-        self.buffer
-            .lock()
-            .map_err(|_| PluginError::new(error_kind::HOST, "record buffer poisoned"))?
-            .extend(parsed);
-        Ok(())
-    }
-
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        let state: Value = serde_json::from_str(state).map_err(|e| {
-            PluginError::new(
-                error_kind::INVALID_INPUT,
-                format!("the checkpoint is not JSON: {e}"),
-            )
-        })?;
-        self.commit(state)
-    }
-}
-
-/// The host a task's plugin call gets: the connection's gateway, this task's sink, the
-/// run's cancellation, and a request count.
-struct TaskHost {
-    pipeline: String,
-    task: String,
-    /// Stops at the run's [`Cancel`] (given to it with `with_cancel`).
-    inner: ConnectionHost,
-    requests: AtomicU64,
-    observer: Arc<dyn RunObserver>,
-}
-
-impl HostCallbacks for TaskHost {
-    fn gateway(
-        &self,
-        head: GatewayRequestHead,
-        body: Vec<u8>,
-    ) -> Result<HostResponse, PluginError> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        HostCallbacks::gateway(&self.inner, head, body)
-    }
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        self.inner.emit(batch)
-    }
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        self.inner.checkpoint(state)
-    }
-    fn cancelled(&self) -> bool {
-        self.inner.cancelled()
-    }
-    fn log(&self, plugin: &str, level: LogLevel, message: &str) {
-        self.inner.log(plugin, level, message);
-        self.observer
-            .plugin_log(&self.pipeline, &self.task, level, message);
-    }
-}
 
 fn stream_spec(t: &TaskPlan) -> StreamSpec {
     StreamSpec {
@@ -298,6 +199,7 @@ async fn run_pipeline(
         }
     };
     let semaphore = Arc::new(tokio::sync::Semaphore::new(p.concurrency));
+    let connection = Arc::new(connection);
     let mut handles = Vec::new();
     for t in tasks {
         let permit = semaphore
@@ -308,14 +210,20 @@ async fn run_pipeline(
         let dest = dest.clone();
         let observer = observer.clone();
         let cancel = cancel.clone();
-        let host = ConnectionHost::new(
-            tokio::runtime::Handle::current(),
-            connection.gateway().clone(),
-        );
+        let connection = connection.clone();
         let p = p.clone();
         let full_refresh = opts.full_refresh;
-        handles.push(tokio::task::spawn_blocking(move || {
-            let outcome = run_task(&p, &t, dest, host, observer.clone(), cancel, full_refresh);
+        handles.push(tokio::spawn(async move {
+            let outcome = run_task(
+                &p,
+                &t,
+                dest,
+                &connection,
+                observer.clone(),
+                cancel,
+                full_refresh,
+            )
+            .await;
             observer.task_finished(&outcome);
             drop(permit);
             outcome
@@ -346,11 +254,21 @@ async fn release(dest: Arc<dyn Destination>) {
     let _ = tokio::task::spawn_blocking(move || drop(dest)).await;
 }
 
-fn run_task(
+/// Runs a blocking destination call off the async threads (a Postgres client blocks on a
+/// runtime of its own).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("the destination's thread failed: {e}"))?
+}
+
+async fn run_task(
     p: &PipelinePlan,
     t: &TaskPlan,
     dest: Arc<dyn Destination>,
-    host: ConnectionHost,
+    connection: &Connection,
     observer: Arc<dyn RunObserver>,
     cancel: Cancel,
     full_refresh: bool,
@@ -369,61 +287,76 @@ fn run_task(
         ..TaskOutcome::default()
     };
     observer.task_started(&p.name, &t.spec.name, mode);
-    let result = (|| -> Result<ReadSummary, String> {
-        dest.prepare(&spec).map_err(|e| e.to_string())?;
-        let state = if full_refresh {
-            None
-        } else {
-            dest.load_state(&spec.name).map_err(|e| e.to_string())?
-        };
-        let sink = Arc::new(TaskSink {
-            pipeline: p.name.clone(),
-            spec: spec.clone(),
-            destination: dest.clone(),
-            buffer: Mutex::new(Vec::new()),
-            records: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
-            last_state: Mutex::new(state.clone()),
-            observer: observer.clone(),
-        });
-        let task_host = Arc::new(TaskHost {
-            pipeline: p.name.clone(),
-            task: t.spec.name.clone(),
-            inner: host.with_sink(sink.clone()).with_cancel(cancel),
-            requests: AtomicU64::new(0),
-            observer: observer.clone(),
-        });
-        let req = ReadRequest {
-            connection: ConnectionConfig {
-                settings: p.settings.clone(),
-            },
-            task: t.spec.name.clone(),
-            sync_mode: mode,
-            state,
-            page_size: p.page_size,
-            options: Value::Null,
-        };
-        let read = p.connector.read(task_host.clone(), &req);
-        outcome.requests = task_host.requests.load(Ordering::Relaxed);
-        let summary = read.map_err(|e| e.to_string())?;
-        // Records after the last checkpoint: commit them with the final state.
-        let pending = sink.buffer.lock().map(|b| !b.is_empty()).unwrap_or(false);
-        if pending {
-            let state = summary
-                .state
-                .clone()
-                .or_else(|| sink.last_state.lock().ok().and_then(|s| s.clone()))
-                .unwrap_or(Value::Null);
-            sink.commit(state).map_err(|e| e.message.to_string())?;
+    let prepared = {
+        let (dest, spec) = (dest.clone(), spec.clone());
+        blocking(move || {
+            dest.prepare(&spec).map_err(|e| e.to_string())?;
+            if full_refresh {
+                Ok(None)
+            } else {
+                dest.load_state(&spec.name).map_err(|e| e.to_string())
+            }
+        })
+        .await
+    };
+    let state = match prepared {
+        Ok(s) => s,
+        Err(e) => {
+            outcome.error = Some(e);
+            outcome.seconds = started.elapsed().as_secs_f64();
+            return outcome;
         }
-        dest.finish(&spec).map_err(|e| e.to_string())?;
-        outcome.records = sink.records.load(Ordering::SeqCst);
-        Ok(summary)
-    })();
-    match result {
-        Ok(s) => outcome.pages = s.pages,
-        Err(e) => outcome.error = Some(e),
-    }
+    };
+    let progress = {
+        let (observer, pipeline, task) = (observer.clone(), p.name.clone(), spec.name.clone());
+        Box::new(move |records, commits| observer.task_progress(&pipeline, &task, records, commits))
+    };
+    let stage = match CommitStage::start(spec.clone(), dest.clone(), state.clone(), progress) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            outcome.error = Some(e);
+            return outcome;
+        }
+    };
+    let handler = Arc::new(TaskHandler {
+        stage: stage.clone(),
+        pipeline: p.name.clone(),
+        observer: observer.clone(),
+    });
+    let request = ReadRequest {
+        connection: ConnectionConfig {
+            settings: p.settings.clone(),
+        },
+        task: t.spec.name.clone(),
+        sync_mode: mode,
+        state,
+        page_size: p.page_size,
+        options: Value::Null,
+    };
+    let read = read_task(&p.connector, connection, request, handler, cancel).await;
+    // Records after the last checkpoint are committed with the final state only when the
+    // read succeeded; after a failure they have no checkpoint to go with.
+    let final_state = read.as_ref().ok().and_then(|o| o.summary.state.clone());
+    let finished = {
+        let (stage, ok) = (stage.clone(), read.is_ok());
+        blocking(move || stage.finish(ok, final_state)).await
+    };
+    let totals = stage.totals();
+    outcome.records = totals.records;
+    outcome.commits = totals.commits;
+    outcome.error = match (read, finished) {
+        // A failed commit is the cause; the plugin only saw its echo.
+        (_, Err(e)) => Some(e),
+        (Err(e), Ok(_)) => Some(e.to_string()),
+        (Ok(o), Ok(_)) => {
+            outcome.requests = o.requests;
+            outcome.pages = o.summary.pages;
+            let (dest, spec) = (dest.clone(), spec.clone());
+            blocking(move || dest.finish(&spec).map_err(|e| e.to_string()))
+                .await
+                .err()
+        }
+    };
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
 }

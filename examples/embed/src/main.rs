@@ -56,6 +56,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // ionport logs through `tracing`; an embedder picks where it goes (here: stderr,
+    // filtered by IONPORT_LOG, e.g. `ionport::read=debug` for every read's start and end).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IONPORT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        // Colours only on a terminal: logs written to files or pipes stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
     let settings: Value = serde_json::from_str(&args.settings).context("--settings is not JSON")?;
 
     // 1. Plugins. A refused library (wrong ABI, broken file) is reported, never fatal.
