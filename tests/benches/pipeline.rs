@@ -7,8 +7,10 @@
 //! cargo bench -p ionport-tests --bench pipeline
 //! ```
 //!
-//! Printed per destination and scale: records, wall seconds, records/s, the `ionport run`
-//! child's peak RSS (`VmHWM`, polled from `/proc`), its CPU seconds and the emulator's (this
+//! First, per scale, the server's ceiling in this run: the connector's exact requests
+//! replayed by a minimal client (one at a time, bodies dropped). Then per destination:
+//! records, wall seconds, records/s and its share of the ceiling, the `ionport run`
+//! child's CPU per record (user+sys ÷ records) and peak RSS (`VmHWM`, polled from `/proc`), its CPU seconds and the emulator's (this
 //! process) CPU seconds over the run. Then, for the slowest destination at each scale, where
 //! the time goes, each stage measured on its own:
 //!
@@ -52,7 +54,11 @@ use ionport_tests::{ionport_bin, plugin_lib, profile_dir};
 use serde_json::{Map, Value, json};
 
 const CONO: u32 = 100;
-const TASK: &str = "customer_table";
+/// The task: `BENCH_TASK`, default `customer_table` (EXPORTMI); `customers` is M3 v2
+/// CRS610MI/LstByNumber.
+fn task() -> String {
+    std::env::var("BENCH_TASK").unwrap_or_else(|_| "customer_table".into())
+}
 /// Linux reports CPU times in `/proc` in units of USER_HZ, 100 per second.
 const TICKS_PER_SEC: f64 = 100.0;
 
@@ -217,13 +223,14 @@ quota = "none"
 [pipelines.bench]
 connection = "m3"
 environment = "out"
-tasks = ["{TASK}"]
+tasks = ["{task}"]
 sync_mode = "full_refresh"
 page_size = {page}
 "#,
             dest = dest.toml(),
             ionapi = ionapi.display(),
             page = page(),
+            task = task(),
         ),
     )
     .unwrap();
@@ -278,7 +285,7 @@ page_size = {page}
     );
     let records = stdout
         .lines()
-        .find(|l| l.starts_with(&format!("bench/{TASK}")))
+        .find(|l| l.starts_with(&format!("bench/{}", task())))
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no summary row for the task:\n{stdout}"));
@@ -305,7 +312,7 @@ fn read_request() -> ReadRequest {
         connection: ConnectionConfig {
             settings: json!({ "company": CONO }),
         },
-        task: TASK.into(),
+        task: task(),
         sync_mode: SyncMode::FullRefresh,
         state: None,
         page_size: Some(page()),
@@ -493,7 +500,7 @@ fn records(ds: &Dataset, from: u64, to: u64) -> Vec<Map<String, Value>> {
 /// Commits the task's records straight into `dest` in page-sized batches (generation not
 /// timed), then `finish`: seconds and records.
 fn destination_only(ds: &Dataset, plugin: &LoadedPlugin, dest: &Dest) -> (f64, u64) {
-    let spec = plugin.task(TASK).unwrap();
+    let spec = plugin.task(&task()).unwrap();
     let spec = StreamSpec {
         name: spec.name.clone(),
         record_schema: spec.record_schema.clone(),
@@ -541,7 +548,8 @@ fn main() {
     let pg_ok = postgres::Client::connect(&pg_url(), postgres::NoTls).is_ok();
     let plugin = m3();
     println!(
-        "ionport pipeline bench: emulator → M3 {TASK} (EXPORTMI, pages of {}) → destination",
+        "ionport pipeline bench: emulator → M3 {} (pages of {}) → destination",
+        task(),
         page()
     );
     println!(
@@ -569,16 +577,37 @@ fn main() {
             .filter(|i| !ds.record(t.entity, CONO, *i).deleted())
             .count() as u64;
         println!("\n== {scale} customers: {want} records to replicate");
+        // The server's ceiling in this run: the connector's exact requests replayed by a
+        // minimal client, one at a time, bodies read and dropped.
+        let read = read_only(&emu, &plugin, &ionapi);
+        assert_eq!(read.records, want);
+        let (ceiling_s, ceiling_bytes) = replay(&emu, &read.heads);
+        let ceiling = want as f64 / ceiling_s;
         println!(
-            "{:<10} {:>9} {:>8} {:>10} {:>13} {:>10} {:>12} {:>10}",
+            "{:<10} {:>9} {:>8} {:>10} {:>8} {:>13} {:>10} {:>10} {:>12} {:>10}",
             "dest",
             "records",
             "seconds",
             "records/s",
+            "ceiling",
             "peak RSS MiB",
             "child CPU",
+            "µs/record",
             "emulator CPU",
             "size MiB"
+        );
+        println!(
+            "{:<10} {:>9} {:>8.2} {:>10.0} {:>7.0}% {:>13} {:>10} {:>10} {:>12} {:>10.1}",
+            "ceiling",
+            want,
+            ceiling_s,
+            ceiling,
+            100.0,
+            "-",
+            "-",
+            "-",
+            "-",
+            ceiling_bytes as f64 / 1_048_576.0
         );
         let mut results: Vec<(Dest, RunFigures)> = Vec::new();
         for kind in &kinds {
@@ -591,13 +620,15 @@ fn main() {
             let f = full_run(dir.path(), &ionapi, &dest);
             assert_eq!(f.records, want, "{kind}: records replicated");
             println!(
-                "{:<10} {:>9} {:>8.2} {:>10.0} {:>13.1} {:>9.2}s {:>11.2}s {:>10}",
+                "{:<10} {:>9} {:>8.2} {:>10.0} {:>7.0}% {:>13.1} {:>9.2}s {:>10.2} {:>11.2}s {:>10}",
                 kind,
                 f.records,
                 f.seconds,
                 f.records as f64 / f.seconds,
+                100.0 * f.records as f64 / f.seconds / ceiling,
                 f.peak_rss_kib as f64 / 1024.0,
                 f.child_cpu,
+                f.child_cpu * 1e6 / f.records.max(1) as f64,
                 f.emulator_cpu,
                 dest.size()
                     .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1_048_576.0)),
@@ -611,11 +642,9 @@ fn main() {
         }) else {
             continue;
         };
-        let read = read_only(&emu, &plugin, &ionapi);
-        assert_eq!(read.records, want);
         let (read_s, gw_s, requests, sample) =
             (read.seconds, read.gateway_seconds, read.heads, read.sample);
-        let (emu_s, bytes) = replay(&emu, &requests);
+        let (emu_s, bytes) = (ceiling_s, ceiling_bytes);
         let parse_s = parse_cost(&sample) * want as f64;
         let start_s = startup();
         let dest = Dest::new(slowest.kind(), dir.path(), &format!("{scale}-direct"));

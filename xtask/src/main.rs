@@ -164,7 +164,17 @@ fn demo(
 
 fn bench() -> Result<()> {
     build_plugins(true)?;
-    cargo(&["bench", "-p", "ionport-tests", "--bench", "abi"])
+    cargo(&["build", "--release", "-p", "ionport"])?;
+    cargo(&["bench", "-p", "ionport-tests", "--bench", "abi"])?;
+    // The data path: ionport run per destination beside the server's ceiling, for the
+    // EXPORTMI task and for M3 v2 `customers` (BENCH_SCALES, BENCH_DESTINATIONS narrow it).
+    for task in ["customer_table", "customers"] {
+        cargo_env(
+            &["bench", "-p", "ionport-tests", "--bench", "pipeline"],
+            &[("BENCH_TASK", task)],
+        )?;
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
