@@ -225,3 +225,31 @@ fn a_singer_catalog_with_two_entries_for_one_stream_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn discover_with_a_password_the_gateway_refuses_is_a_config_error() {
+    let fx = Fixture::start(20);
+    let wrong = "CANARY-wrong-password-5be0";
+    for connector in ["infor-m3", "infor-datalake"] {
+        let config = fx.config_with(connector, |v| v["credentials"]["password"] = json!(wrong));
+        let out = run(
+            &fx,
+            &[
+                os("airbyte"),
+                os(connector),
+                os("discover"),
+                os("--config"),
+                config.as_os_str(),
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(wrong));
+        let msgs = messages(&out);
+        let errs = errors(&msgs);
+        assert_eq!(errs.len(), 1, "{msgs:?}");
+        assert_eq!(
+            errs[0]["failure_type"], "config_error",
+            "{connector}: {msgs:?}"
+        );
+    }
+}

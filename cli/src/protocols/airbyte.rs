@@ -5,7 +5,8 @@
 //!   `airbyte_secret`).
 //! - `check`: CONNECTION_STATUS from the connector's own check (exit 0 either way, as
 //!   Airbyte expects; the message says what failed).
-//! - `discover`: CATALOG of the streams the tenant has: sync modes, primary keys, cursors.
+//! - `discover`: CATALOG of the streams the tenant has: sync modes, primary keys, cursors
+//!   (a failure is a `config_error` when credentials or settings are at fault).
 //! - `read`: per configured stream a STREAM_STATUS trace (STARTED, RUNNING, COMPLETE or
 //!   INCOMPLETE), RECORDs, per-stream STATE after the records it covers (with the record
 //!   count since the previous one), LOG lines of the connector; a failed stream gets an
@@ -189,7 +190,15 @@ fn discover(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
     let result = session.discover();
     session.shutdown();
     match result {
-        Err(e) => fail(out, &format!("discovery failed: {e}"), "system_error"),
+        Err(e) => fail(
+            out,
+            &format!("discovery failed: {e}"),
+            if e.is_config_error() {
+                "config_error"
+            } else {
+                "system_error"
+            },
+        ),
         Ok(streams) => {
             let streams: Vec<Value> = streams
                 .iter()
