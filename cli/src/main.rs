@@ -67,6 +67,21 @@ enum Command {
     Singer(protocols::singer::SingerArgs),
 }
 
+impl Command {
+    /// Whether the command reads or writes ionport's home (vault, API keys, connections).
+    fn uses_home(&self) -> bool {
+        matches!(
+            self,
+            Self::Vault(_)
+                | Self::Check(_)
+                | Self::Run(_)
+                | Self::Daemon(_)
+                | Self::Serve(_)
+                | Self::Apikey(_)
+        )
+    }
+}
+
 impl Cli {
     fn plugin_entries(&self) -> Vec<PathBuf> {
         match &self.plugin_path {
@@ -114,6 +129,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    // A home that cannot be one is a configuration error, like an invalid pipeline file.
+    if cli.command.uses_home()
+        && let Err(e) = vault::check_home()
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match &cli.command {
         Command::Plugins(cmd) => plugins::run(&cli, cmd),
         Command::Emulator(args) => run_emulator(args.clone()),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use ionport_core::credentials::MASK;
-use ionport_core::vault::{Vault, VaultSummary};
+use ionport_core::vault::{HOME_ENV, Vault, VaultSummary, default_home};
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +70,27 @@ fn print_summary(s: &VaultSummary) {
         if s.has_refresh_token { MASK } else { "(none)" }
     );
     println!("  updated          {}", when(s.updated));
+}
+
+/// ionport's home (`IONPORT_HOME`, or the default) is usable: a directory, or nothing yet
+/// (it is created on first write). Anything else — a regular file, a path through one — is
+/// refused here, before a command would read "nothing stored" from it or fail half-way.
+pub fn check_home() -> Result<()> {
+    let home = default_home()?;
+    let origin = match std::env::var_os(HOME_ENV).filter(|h| !h.is_empty()) {
+        Some(_) => format!("{HOME_ENV}={}", home.display()),
+        None => format!("ionport's home {}", home.display()),
+    };
+    match std::fs::metadata(&home) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "{origin} is not a directory: point {HOME_ENV} at a directory (it is created when missing)"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => bail!(
+            "{origin} cannot be used as ionport's home ({e}): point {HOME_ENV} at a directory (it is created when missing)"
+        ),
+    }
 }
 
 pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {

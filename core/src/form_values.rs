@@ -86,7 +86,7 @@ impl FormValues {
         };
         let secrets = secret_values(form, values);
         let mut errors = Vec::new();
-        match jsonschema::validator_for(form) {
+        match crate::json_schema::validator_for(form) {
             Ok(validator) => {
                 for e in validator.iter_errors(values) {
                     let field = e

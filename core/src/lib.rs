@@ -18,6 +18,8 @@
 //!   plugins get ([`connection::Connection`], [`connection::ConnectionHost`]);
 //! - [`form_values`]: a connection form's values checked and split into credentials and
 //!   the settings a connector may see ([`form_values::FormValues`]);
+//! - [`json_schema`]: the validator of those values (and of a pipeline file's settings):
+//!   JSON Schema with integers written as integers;
 //! - [`read`]: one task read into your own code ([`read::read_task`],
 //!   [`read::ReadHandler`]);
 //! - [`destination`]: where records land, committed with their state
@@ -131,6 +133,7 @@ pub mod destination;
 pub mod form_values;
 pub mod gateway;
 pub mod host;
+pub mod json_schema;
 pub mod pipeline;
 pub mod plugin;
 pub mod read;

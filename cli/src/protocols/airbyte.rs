@@ -5,12 +5,15 @@
 //!   `airbyte_secret`).
 //! - `check`: CONNECTION_STATUS from the connector's own check (exit 0 either way, as
 //!   Airbyte expects; the message says what failed).
-//! - `discover`: CATALOG of the streams the tenant has: sync modes, primary keys, cursors.
+//! - `discover`: CATALOG of the streams the tenant has: sync modes, primary keys, cursors
+//!   (a failure is a `config_error` when credentials or settings are at fault).
 //! - `read`: per configured stream a STREAM_STATUS trace (STARTED, RUNNING, COMPLETE or
 //!   INCOMPLETE), RECORDs, per-stream STATE after the records it covers (with the record
 //!   count since the previous one), LOG lines of the connector; a failed stream gets an
-//!   ERROR trace (`config_error` when credentials or settings are at fault) and the
-//!   command exits 1 after the other streams ran.
+//!   ERROR trace (`config_error` when credentials, settings or the stream's name are at
+//!   fault) and the command exits 1 after the other streams ran; the closing ERROR trace
+//!   is a `config_error` when every failed stream's was. A catalog that configures a
+//!   stream twice is refused before anything is read.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -187,7 +190,15 @@ fn discover(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
     let result = session.discover();
     session.shutdown();
     match result {
-        Err(e) => fail(out, &format!("discovery failed: {e}"), "system_error"),
+        Err(e) => fail(
+            out,
+            &format!("discovery failed: {e}"),
+            if e.is_config_error() {
+                "config_error"
+            } else {
+                "system_error"
+            },
+        ),
         Ok(streams) => {
             let streams: Vec<Value> = streams
                 .iter()
@@ -220,12 +231,33 @@ struct StreamName {
 
 fn load_catalog(path: &Path) -> Result<ConfiguredCatalog, ConfigError> {
     let v = load_json(path, "catalog")?;
-    serde_json::from_value(v).map_err(|e| ConfigError::Invalid {
+    let catalog: ConfiguredCatalog = serde_json::from_value(v).map_err(|e| ConfigError::Invalid {
         file: path.to_path_buf(),
         problems: vec![format!(
             "expected a configured catalog ({{\"streams\": [{{\"stream\": {{\"name\": ...}}, \"sync_mode\": \"full_refresh\"|\"incremental\", ...}}]}}): {e}"
         )],
-    })
+    })?;
+    // A stream named twice would be read twice: every record emitted twice.
+    let mut first_at: HashMap<&str, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, s) in catalog.streams.iter().enumerate() {
+        if let Some(&first) = first_at.get(s.stream.name.as_str()) {
+            problems.push(format!(
+                "streams[{i}].stream.name: stream {} is configured twice (first as streams[{first}]); configure each stream once",
+                s.stream.name
+            ));
+        } else {
+            first_at.insert(&s.stream.name, i);
+        }
+    }
+    if problems.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(ConfigError::Invalid {
+            file: path.to_path_buf(),
+            problems,
+        })
+    }
 }
 
 /// The per-stream states of a `--state` file: a list of STATE messages (`type` STREAM),
@@ -370,6 +402,8 @@ fn read(
         Err(e) => return fail(out, &e.to_string(), "config_error"),
     };
     let mut failed = Vec::new();
+    // Whether every failed stream failed for the user's configuration.
+    let mut config_only = true;
     for configured in &catalog.streams {
         let name = configured.stream.name.as_str();
         let _ = out.emit(&stream_status(name, "STARTED"));
@@ -437,6 +471,7 @@ fn read(
                 let failure_type = if e.is_config_error() {
                     "config_error"
                 } else {
+                    config_only = false;
                     "system_error"
                 };
                 let _ = out.emit(&error_trace(
@@ -461,7 +496,11 @@ fn read(
                 catalog.streams.len(),
                 failed.join(", ")
             ),
-            "system_error",
+            if config_only {
+                "config_error"
+            } else {
+                "system_error"
+            },
             None,
         ));
         ExitCode::FAILURE

@@ -112,8 +112,9 @@ impl Session {
         })
     }
 
-    /// The streams the tenant has, as the connector discovers them.
-    pub fn discover(&self) -> Result<Vec<DiscoveredStream>> {
+    /// The streams the tenant has, as the connector discovers them. A failure keeps its
+    /// kind, so that bad credentials or settings are told from a failing system.
+    pub fn discover(&self) -> Result<Vec<DiscoveredStream>, ReadFailure> {
         let host = Arc::new(self.connection.host(self.rt.handle().clone()));
         let config = self.config();
         let plugin = self.plugin.clone();
@@ -123,8 +124,14 @@ impl Session {
                 self.rt
                     .spawn_blocking(move || plugin.discover(host, &config)),
             )
-            .map_err(|e| anyhow!("discovery's thread failed: {e}"))?
-            .map_err(|e| anyhow!("{}", self.scrub(&e.to_string())))?;
+            .map_err(|e| ReadFailure {
+                kind: ionport_plugin_abi::error_kind::HOST.to_string(),
+                message: format!("discovery's thread failed: {e}"),
+            })?
+            .map_err(|e| ReadFailure {
+                kind: e.kind().to_string(),
+                message: self.scrub(&e.to_string()),
+            })?;
         Ok(discovery.streams)
     }
 
@@ -166,9 +173,10 @@ impl Session {
     }
 }
 
-/// A stream's read that failed: the error kind (`auth`, `gateway`, `settings`, ...) and
-/// the message, secrets masked.
-#[derive(Debug, Clone)]
+/// A stream's read (or a discovery) that failed: the error kind (`auth`, `gateway`,
+/// `settings`, ...) and the message, secrets masked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct ReadFailure {
     /// `ionport_plugin_abi::error_kind` of the failure.
     pub kind: String,

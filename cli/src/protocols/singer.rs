@@ -8,7 +8,8 @@
 //! - sync: per selected stream a SCHEMA, its RECORDs, and after every checkpoint a STATE
 //!   whose value is `{"bookmarks": {stream: state}}` for all streams so far. Without a
 //!   catalog every predefined task is read; with one, the streams whose metadata (or the
-//!   stream itself) says `selected: true`, without the properties deselected there.
+//!   stream itself) says `selected: true`, without the properties deselected there. A
+//!   catalog with two entries for one stream is refused.
 //!   `replication-method` INCREMENTAL (the default where a stream supports it) starts
 //!   from the stream's bookmark of `--state`.
 //!
@@ -140,6 +141,7 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, Con
         ));
     };
     let mut selected = Vec::new();
+    let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let Some(id) = entry
             .get("tap_stream_id")
@@ -148,6 +150,13 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, Con
         else {
             return Err(invalid(format!("streams[{i}].tap_stream_id: required")));
         };
+        // Two entries for one stream: which metadata holds is a guess, and selecting both
+        // would read it twice.
+        if let Some(first) = first_at.insert(id, i) {
+            return Err(invalid(format!(
+                "streams[{i}].tap_stream_id: stream {id} has two catalog entries (first as streams[{first}]); keep one"
+            )));
+        }
         let metadata = entry
             .get("metadata")
             .and_then(Value::as_array)

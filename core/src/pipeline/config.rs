@@ -99,8 +99,9 @@ pub struct PipelineConfig {
     pub connection: String,
     /// The environment to write into.
     pub environment: String,
-    /// The tasks to run (default: every predefined task of the connector).
+    /// The tasks to run (default: every predefined task of the connector), each once.
     #[serde(default)]
+    #[schemars(extend("uniqueItems" = true))]
     pub tasks: Option<Vec<String>>,
     /// Sync mode (default: incremental where a task supports it).
     #[serde(default)]
@@ -113,7 +114,8 @@ pub struct PipelineConfig {
     #[serde(default)]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<usize>,
-    /// For `ionport daemon`: how often to run, e.g. `every 15m`, `every 1h`, `every 30s`.
+    /// For `ionport daemon`: how often to run, e.g. `every 15m`, `every 1h 30m`, `every 30s`
+    /// (1s to 366d).
     #[serde(default)]
     pub schedule: Option<String>,
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use ionport_plugin_abi::wire::{SyncMode, TaskSpec};
 use ionport_plugin_sdk::form::CREDENTIALS_PROPERTY;
+use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
 use super::config::{CredentialsRef, PipelineFile, SyncModeChoice};
@@ -122,30 +123,33 @@ pub fn expand_env(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Parses `every 15m`, `every 2h`, `every 30s`, `every 1d`.
+/// The longest schedule: a year (and a leap day). Longer intervals are mistakes, and a
+/// daemon adding one to the clock must not overflow.
+pub const MAX_SCHEDULE: Duration = Duration::from_secs(366 * 86_400);
+
+/// Parses `every` and an interval in humantime's syntax: `every 15m`, `every 1h 30m`,
+/// `every 30s`, `every 1d`. The interval is at least a second and at most
+/// [`MAX_SCHEDULE`]; a number too large for any clock is refused, never wrapped.
 pub fn parse_schedule(s: &str) -> Result<Duration, String> {
-    let expected = "expected `every N` with a unit s, m, h or d (e.g. \"every 15m\")";
-    let rest = s
+    let expected = "expected `every N` with a unit (s, m, h, d; parts may add up, as in \"every 1h 30m\"), from 1s to 366d";
+    let interval = s
         .trim()
-        .strip_prefix("every ")
+        .strip_prefix("every")
+        .filter(|rest| rest.starts_with(char::is_whitespace))
         .ok_or_else(|| format!("{s:?}: {expected}"))?
         .trim();
-    let (num, unit) = rest.split_at(
-        rest.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len()),
-    );
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: {expected}"))?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?}: {expected}")),
-    };
-    if secs == 0 {
-        return Err(format!("{s:?}: the interval must be longer than zero"));
+    let d = humantime::parse_duration(interval).map_err(|e| format!("{s:?}: {e}; {expected}"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?}: the interval must be at least one second; {expected}"
+        ));
     }
-    Ok(Duration::from_secs(secs))
+    if d > MAX_SCHEDULE {
+        return Err(format!(
+            "{s:?}: the interval must be at most 366 days; {expected}"
+        ));
+    }
+    Ok(d)
 }
 
 struct Checker<'a> {
@@ -328,29 +332,23 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         {
             req.retain(|r| r.as_str() != Some(CREDENTIALS_PROPERTY));
         }
-        match jsonschema::validator_for(&settings_schema) {
+        match crate::json_schema::validator_for(&settings_schema) {
             Ok(validator) => {
                 for e in validator.iter_errors(&values) {
-                    let ptr = e.instance_path().to_string();
-                    let first = ptr
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
+                    let inner: Vec<LocationSegment<'_>> = e.instance_path().segments().collect();
                     let mut path = vec![
                         Seg::Key("connections"),
                         Seg::Key(name),
                         Seg::Key("settings"),
                     ];
-                    if !first.is_empty() {
-                        path.push(Seg::Key(&first));
-                    }
-                    let what = if first.is_empty() {
-                        "settings".to_string()
-                    } else {
-                        format!("settings.{first}")
-                    };
+                    path.extend(inner.iter().map(|seg| match seg {
+                        LocationSegment::Property(p) => Seg::Key(p),
+                        LocationSegment::Index(i) => Seg::Index(*i),
+                    }));
+                    let what = std::iter::once("settings".to_string())
+                        .chain(inner.iter().map(ToString::to_string))
+                        .collect::<Vec<_>>()
+                        .join(".");
                     let msg = format!("{}: {} (the {} connection form)", what, e, plugin.id());
                     c.err(&path, msg);
                 }
@@ -475,7 +473,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             Some(s) => match parse_schedule(s) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    c.err(&at("schedule"), e);
+                    c.err(&at("schedule"), format!("schedule {e}"));
                     None
                 }
             },
@@ -491,7 +489,23 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                 "the task list is empty (leave `tasks` out to run every predefined task)",
             ),
             Some(names) => {
+                let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
                 for (i, t) in names.iter().enumerate() {
+                    if let Some(&first) = first_at.get(t.as_str()) {
+                        c.err(
+                            &[
+                                Seg::Key("pipelines"),
+                                Seg::Key(name),
+                                Seg::Key("tasks"),
+                                Seg::Index(i),
+                            ],
+                            format!(
+                                "task '{t}' is listed twice (first as tasks[{first}]): each task runs once per pipeline, remove one"
+                            ),
+                        );
+                        continue;
+                    }
+                    first_at.insert(t, i);
                     match plugin.task(t) {
                         Some(spec) => tasks.push(spec.clone()),
                         None => {

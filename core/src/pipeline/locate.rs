@@ -44,7 +44,11 @@ impl<'i> Located<'i> {
             } else {
                 current.and_then(|v| match seg {
                     Seg::Key(k) => v.get_ref().get(*k),
-                    Seg::Index(n) => v.get_ref().get(*n),
+                    // A JSON pointer cannot tell an index from a numeric key.
+                    Seg::Index(n) => v
+                        .get_ref()
+                        .get(*n)
+                        .or_else(|| v.get_ref().get(n.to_string().as_str())),
                 })
             };
             match next {
