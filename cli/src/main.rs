@@ -6,6 +6,7 @@
 mod check;
 mod plugins;
 mod protocols;
+mod repair;
 mod run;
 mod scaffold;
 mod serve;
@@ -65,6 +66,8 @@ enum Command {
     Airbyte(protocols::airbyte::AirbyteArgs),
     /// Run a connector as a Singer tap.
     Singer(protocols::singer::SingerArgs),
+    /// Repair a damaged file destination (damaged lines set aside, states reset).
+    Repair(repair::RepairArgs),
 }
 
 impl Command {
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         Command::Apikey(cmd) => serve::apikey_cmd(&cli, cmd),
         Command::Airbyte(args) => protocols::airbyte::run(&cli, args),
         Command::Singer(args) => protocols::singer::run(&cli, args),
+        Command::Repair(args) => repair::run(args),
     };
     match result {
         Ok(code) => code,

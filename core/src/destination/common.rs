@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use super::{DestinationError, StreamSpec};
 
 /// The column types every destination maps to its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ColumnType {
     /// JSON Schema `string`.
     Text,
@@ -41,7 +42,7 @@ impl ColumnType {
 }
 
 /// One column: the property name (used verbatim, quoted) and its type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Column {
     pub name: String,
     pub ty: ColumnType,
@@ -120,6 +121,22 @@ impl TableSpec {
             columns,
             index,
         })
+    }
+
+    /// A table that knows only its primary key (enough to sort and de-duplicate records
+    /// by key, as repairing a file destination does).
+    pub(crate) fn key_only(stream: &str, key: Vec<Column>) -> Self {
+        TableSpec {
+            stream: stream.to_string(),
+            table: table_name(stream),
+            key_len: key.len(),
+            index: key
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            columns: key,
+        }
     }
 
     /// The primary-key columns.

@@ -1,41 +1,54 @@
-//! What the file destinations (JSONL, Parquet) share: a per-stream commit log and state
-//! file, crash recovery, and the atomic compaction into the final output.
+//! What the file destinations (JSONL, Parquet) share: a per-stream commit log, sorted
+//! segments, the state file, crash recovery, and the merge into the final output.
 //!
 //! Layout under the destination directory:
 //!
 //! ```text
-//! <table>.<ext>                   the final output: each key once (replaced atomically)
-//! _ionport/<table>/log.jsonl      records committed since the last compaction
-//! _ionport/<table>/state.json     {stream, state, log_len, updated_at}
+//! <table>.<ext>                   the final output: each key once, in key order
+//! _ionport/writer.lock            the writer lock (one writer per destination; see `lock`)
+//! _ionport/<table>/log.jsonl      records committed since the last seal
+//! _ionport/<table>/seg-NNNNNN.jsonl  sealed windows of the log: sorted by key, each key once
+//! _ionport/<table>/state.json     {stream, state, log_len, segments, ...}
 //! ```
 //!
 //! A commit appends the records to the log at `log_len`, fsyncs it, then writes the state
 //! file atomically (temporary file, fsync, rename, fsync of the directory) with the new
-//! `log_len`. The state file is the commit point: on open, log bytes past `log_len`
-//! (a commit cut short) are truncated away. `finish` merges the final output with the log
-//! (the log's last record of each key wins), writes the result to a temporary file, fsyncs
-//! and renames it over the output, then sets `log_len` to 0 and empties the log. A crash
-//! anywhere in between is repaired by running `finish` again: merging the same log into an
-//! output that already contains it gives the same output.
+//! `log_len`. The state file is the commit point: on open, log bytes past `log_len` (a
+//! commit cut short) are truncated away.
+//!
+//! Work stays linear in the number of records: when the log outgrows a window it is
+//! *sealed* — sorted by key into a new segment (only keys and offsets in memory), the
+//! segment listed in the state, the log emptied — and nothing already written is read
+//! again. `finish` seals the rest and merges the output and the segments in one streaming
+//! k-way merge (the newest version of a key wins) into a temporary file, fsyncs it, marks
+//! the state `merging`, renames it over the output, then forgets the segments. Segments
+//! not listed in the state, and a temporary output without `merging`, are leftovers of a
+//! step cut short and are removed on open; with `merging`, the open completes the rename.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::common::{TableNames, TableSpec, now_rfc3339, sync_dir, table_name, write_atomic};
+use super::common::{
+    Column, TableNames, TableSpec, now_rfc3339, sync_dir, table_name, write_atomic,
+};
+use super::lock::{FileLock, lock_wait};
+use super::segments::{self, Damage, Merge};
 use super::{Destination, DestinationError, StreamSpec};
 
-/// The log size at which a commit compacts it into the output (and at which `finish`
-/// would otherwise hold the most keys in memory). 32 MiB is about 150,000 typical ERP
-/// records: the compaction window bounds memory; larger runs rewrite the output once per
-/// window.
-const COMPACT_WINDOW_BYTES: u64 = 32 << 20;
+/// The log size at which a commit seals it into a sorted segment. 32 MiB is about 150,000
+/// typical ERP records; sealing holds their keys and offsets in memory (about 10 MiB).
+const SEAL_WINDOW_BYTES: u64 = 32 << 20;
+
+/// Rows read back from an output or a segment.
+pub type Rows = Box<dyn Iterator<Item = Result<Map<String, Value>, String>>>;
 
 /// A final output format.
 pub trait Format: Send + Sync + 'static {
@@ -49,33 +62,49 @@ pub trait Format: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Writes into `out` the rows of `base` (the current output, when there is one) whose
-    /// key is not in `replaced`, then every row of `new_rows`.
-    fn merge(
+    /// The rows of an output this destination wrote, in file order.
+    fn read_output(output: &Path) -> Result<Rows, String>;
+
+    /// Writes `rows` into `out` as a whole new output. `base` is the output it replaces,
+    /// when there is one (for columns it has that the table no longer lists).
+    fn write(
         table: &TableSpec,
         base: Option<&Path>,
-        replaced: &HashSet<String>,
-        new_rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
+        rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
         out: &mut File,
     ) -> Result<(), String>;
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct StateFile {
     stream: String,
     state: Option<Value>,
     log_len: u64,
+    /// Sealed segments, oldest first.
+    #[serde(default)]
+    segments: Vec<u64>,
+    /// The output is in key order (outputs of earlier versions are in arrival order).
+    #[serde(default)]
+    sorted: bool,
+    /// Every row of the output is also in the segments: the merge must not read it.
+    #[serde(default)]
+    output_in_segments: bool,
+    /// `<output>.tmp` is complete and synced: only its rename may be missing.
+    #[serde(default)]
+    merging: bool,
+    /// The stream's primary key as last prepared (what a repair sorts segments by).
+    #[serde(default)]
+    key: Option<Vec<Column>>,
     updated_at: String,
 }
 
 #[derive(Debug)]
-struct StreamFiles {
-    stream: String,
-    table: String,
-    dir: PathBuf,
+pub(crate) struct StreamFiles {
+    pub(crate) stream: String,
+    pub(crate) table: String,
+    pub(crate) dir: PathBuf,
     log: File,
-    log_len: u64,
-    state: Option<Value>,
+    saved: StateFile,
     spec: Option<(StreamSpec, TableSpec)>,
 }
 
@@ -84,19 +113,49 @@ impl StreamFiles {
         self.dir.join("state.json")
     }
 
-    fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.join("log.jsonl")
     }
 
-    fn write_state(&self, state: Option<&Value>, log_len: u64) -> std::io::Result<()> {
-        let file = StateFile {
-            stream: self.stream.clone(),
-            state: state.cloned(),
-            log_len,
-            updated_at: now_rfc3339(),
-        };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-        write_atomic(&self.state_path(), &bytes)
+    pub(crate) fn segment_path(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("seg-{n:06}.jsonl"))
+    }
+
+    /// Makes `next` the committed state (atomically), then the in-memory one.
+    fn store(&mut self, mut next: StateFile) -> std::io::Result<()> {
+        next.updated_at = now_rfc3339();
+        let bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
+        write_atomic(&self.state_path(), &bytes)?;
+        self.saved = next;
+        Ok(())
+    }
+
+    fn next_segment(&self) -> u64 {
+        self.saved.segments.iter().max().map_or(1, |n| n + 1)
+    }
+
+    /// Empties the log after its records moved into a segment (the state already says so).
+    fn empty_log(&mut self) -> std::io::Result<()> {
+        self.log.set_len(0)?;
+        self.log.sync_all()
+    }
+
+    /// The last step of a merge: the output holds the segments now.
+    fn end_merge(&mut self) -> std::io::Result<()> {
+        let old = std::mem::take(&mut self.saved.segments);
+        let mut next = self.saved.clone();
+        next.segments = Vec::new();
+        next.merging = false;
+        next.output_in_segments = false;
+        next.sorted = true;
+        if let Err(e) = self.store(next) {
+            self.saved.segments = old;
+            return Err(e);
+        }
+        for n in old {
+            let _ = std::fs::remove_file(self.segment_path(n));
+        }
+        Ok(())
     }
 }
 
@@ -106,7 +165,8 @@ pub struct FileDestination<F: Format> {
     describe: String,
     streams: Mutex<HashMap<String, Arc<Mutex<StreamFiles>>>>,
     names: TableNames,
-    compact_window: u64,
+    window: u64,
+    lock: FileLock,
     format: PhantomData<fn() -> F>,
 }
 
@@ -115,6 +175,7 @@ impl<F: Format> std::fmt::Debug for FileDestination<F> {
         f.debug_struct("FileDestination")
             .field("kind", &F::KIND)
             .field("root", &self.root)
+            .field("lock", &self.lock.path())
             .finish_non_exhaustive()
     }
 }
@@ -123,28 +184,63 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What `ionport repair` did to one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRepair {
+    /// The stream.
+    pub stream: String,
+    /// The damaged file.
+    pub file: PathBuf,
+    /// Lines kept (moved into a sealed segment).
+    pub kept: u64,
+    /// Lines set aside.
+    pub damaged: u64,
+    /// Where the damaged lines were set aside (nothing is deleted).
+    pub set_aside: PathBuf,
+}
+
+/// What `ionport repair` did: one entry per repaired stream; empty when nothing was damaged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// The repaired streams. Each one's state was reset, so that its next run reads it
+    /// again from the start (the upsert replaces what is already there).
+    pub streams: Vec<StreamRepair>,
+}
+
 impl<F: Format> FileDestination<F> {
-    /// Opens (creating when missing) the directory `root`.
+    /// Opens (creating when missing) the directory `root` as its only writer, waiting up to
+    /// `IONPORT_DESTINATION_WAIT_SECS` (default 10 s) for another writer to let go.
     pub fn open(root: &Path) -> Result<Self, DestinationError> {
+        let wait = lock_wait().map_err(|message| DestinationError::Open {
+            destination: format!("{}:{}", F::KIND, root.display()),
+            message,
+        })?;
+        Self::open_waiting(root, wait)
+    }
+
+    /// [`FileDestination::open`], waiting at most `wait` for the writer lock.
+    pub fn open_waiting(root: &Path, wait: Duration) -> Result<Self, DestinationError> {
         let describe = format!("{}:{}", F::KIND, root.display());
         std::fs::create_dir_all(root.join("_ionport")).map_err(|e| DestinationError::Open {
             destination: describe.clone(),
             message: format!("cannot create {}: {e}", root.display()),
         })?;
+        let lock = FileLock::acquire(&describe, &root.join("_ionport").join("writer.lock"), wait)?;
         Ok(FileDestination {
             root: root.to_path_buf(),
             describe,
             streams: Mutex::new(HashMap::new()),
             names: TableNames::default(),
-            compact_window: COMPACT_WINDOW_BYTES,
+            window: SEAL_WINDOW_BYTES,
+            lock,
             format: PhantomData,
         })
     }
 
-    /// Compacts the log into the output whenever it grows past `bytes` (default 32 MiB).
-    /// Smaller windows hold fewer keys in memory and rewrite the output more often.
+    /// Seals the log into a sorted segment whenever it grows past `bytes` (default 32 MiB).
+    /// Smaller windows hold fewer keys in memory and make more segments to merge.
     pub fn with_compact_window(mut self, bytes: u64) -> Self {
-        self.compact_window = bytes.max(1);
+        self.window = bytes.max(1);
         self
     }
 
@@ -157,6 +253,10 @@ impl<F: Format> FileDestination<F> {
 
     fn output(&self, table: &str) -> PathBuf {
         self.root.join(format!("{table}.{}", F::EXT))
+    }
+
+    fn tmp_output(&self, table: &str) -> PathBuf {
+        self.root.join(format!("{table}.{}.tmp", F::EXT))
     }
 
     /// The stream's files, opened (and recovered) on first use in this process.
@@ -201,7 +301,21 @@ impl<F: Format> FileDestination<F> {
             .truncate(false)
             .open(dir.join("log.jsonl"))
             .map_err(|e| io("cannot open its log", e))?;
-        let log_len = saved.as_ref().map_or(0, |s| s.log_len);
+        let is_new = saved.is_none();
+        let saved = saved.unwrap_or_else(|| StateFile {
+            stream: stream.to_string(),
+            state: None,
+            log_len: 0,
+            segments: Vec::new(),
+            // A stream new to this version whose output an earlier one wrote is not in
+            // key order.
+            sorted: !self.output(&table).exists(),
+            output_in_segments: false,
+            merging: false,
+            key: None,
+            updated_at: now_rfc3339(),
+        });
+        let log_len = saved.log_len;
         let len = log
             .metadata()
             .map_err(|e| io("cannot read its log", e))?
@@ -219,28 +333,54 @@ impl<F: Format> FileDestination<F> {
                 format!("{len} < {log_len} bytes: the directory was changed outside ionport"),
             ));
         }
-        // Leftovers of a compaction cut short.
-        let mut tmp = self.output(&table).into_os_string();
-        tmp.push(".tmp");
-        let _ = std::fs::remove_file(PathBuf::from(tmp));
-        let _ = std::fs::remove_file(dir.join("state.json.tmp"));
-        let files = StreamFiles {
+        let mut files = StreamFiles {
             stream: stream.to_string(),
             table,
             dir,
             log,
-            log_len,
-            state: saved.and_then(|s| s.state),
+            saved,
             spec: None,
         };
-        if !state_path.exists() {
+        self.recover(&mut files)
+            .map_err(|e| io("cannot recover from an interrupted step", e))?;
+        if is_new {
+            let next = files.saved.clone();
             files
-                .write_state(None, 0)
+                .store(next)
                 .map_err(|e| io("cannot write its state", e))?;
         }
         let files = Arc::new(Mutex::new(files));
         streams.insert(stream.to_string(), files.clone());
         Ok(files)
+    }
+
+    /// Finishes or undoes what a crash interrupted: a merge whose output is complete is
+    /// renamed into place; half-written outputs and unlisted segments are removed.
+    fn recover(&self, files: &mut StreamFiles) -> std::io::Result<()> {
+        let tmp = self.tmp_output(&files.table);
+        if files.saved.merging {
+            if tmp.exists() {
+                std::fs::rename(&tmp, self.output(&files.table))?;
+                sync_dir(&self.root)?;
+            }
+            files.end_merge()?;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        let _ = std::fs::remove_file(files.dir.join("state.json.tmp"));
+        for entry in std::fs::read_dir(&files.dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(n) = name
+                .strip_prefix("seg-")
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .and_then(|n| n.parse::<u64>().ok())
+                && !files.saved.segments.contains(&n)
+            {
+                let _ = std::fs::remove_file(files.dir.join(name.as_ref()));
+            }
+        }
+        Ok(())
     }
 
     fn table<'a>(
@@ -259,26 +399,13 @@ impl<F: Format> FileDestination<F> {
                     message,
                 })?;
             }
+            files.saved.key = Some(table.key().to_vec());
             files.spec = Some((stream.clone(), table));
         }
         match &files.spec {
             Some((_, t)) => Ok(t),
             None => Err(self.io_err(&stream.name, "internal", "no table")),
         }
-    }
-
-    /// The committed log records, in order, with their line numbers.
-    fn read_log(
-        files: &StreamFiles,
-    ) -> std::io::Result<impl Iterator<Item = Result<Map<String, Value>, String>> + use<F>> {
-        let mut f = File::open(files.log_path())?;
-        f.seek(SeekFrom::Start(0))?;
-        let reader = BufReader::with_capacity(1 << 16, f.take(files.log_len));
-        Ok(reader.lines().map(|line| {
-            let line = line.map_err(|e| format!("cannot read the log: {e}"))?;
-            serde_json::from_str::<Map<String, Value>>(&line)
-                .map_err(|e| format!("a log line is not a JSON object: {e}"))
-        }))
     }
 
     /// Whether `stream` is open or has files (reading a state creates nothing).
@@ -315,6 +442,209 @@ impl<F: Format> FileDestination<F> {
         out.sort();
         Ok(out)
     }
+
+    fn damaged(&self, files: &StreamFiles, d: Damage) -> DestinationError {
+        DestinationError::Damaged {
+            destination: self.describe.clone(),
+            stream: files.stream.clone(),
+            file: d.file.display().to_string(),
+            line: d.line,
+            message: d.message,
+        }
+    }
+
+    /// Moves the log's records into a new sorted segment and empties the log. With
+    /// `set_aside`, damaged lines go there instead of failing the seal.
+    fn seal_log(
+        &self,
+        files: &mut StreamFiles,
+        table: &TableSpec,
+        set_aside: Option<&mut segments::SetAside>,
+    ) -> Result<(), DestinationError> {
+        let name = files.stream.clone();
+        let io = |what: &str, e: std::io::Error| self.io_err(&name, what, e);
+        let first = files.next_segment();
+        let sealed = segments::seal(
+            &files.log_path(),
+            files.saved.log_len,
+            table,
+            u64::MAX,
+            &mut |i| files.segment_path(first + i),
+            set_aside,
+        )
+        .map_err(|e| match e {
+            segments::SealError::Damaged(d) => self.damaged(files, d),
+            segments::SealError::Io(e) => io("cannot seal its log", e),
+        })?;
+        sync_dir(&files.dir).map_err(|e| io("cannot seal its log", e))?;
+        let mut next = files.saved.clone();
+        next.segments.extend((0..sealed).map(|i| first + i));
+        next.log_len = 0;
+        files
+            .store(next)
+            .map_err(|e| io("cannot write its state", e))?;
+        files
+            .empty_log()
+            .map_err(|e| io("cannot empty its log", e))?;
+        tracing::debug!(destination = %self.describe, stream = %name, segments = files.saved.segments.len(), "sealed the log");
+        Ok(())
+    }
+
+    /// An output of an earlier version (in arrival order) becomes sorted segments, the
+    /// oldest ones, so that the merge can stream it.
+    fn sort_old_output(
+        &self,
+        files: &mut StreamFiles,
+        table: &TableSpec,
+    ) -> Result<(), DestinationError> {
+        let name = files.stream.clone();
+        let output = self.output(&files.table);
+        let fail =
+            |e: String| self.io_err(&name, "cannot sort the output of an earlier version", e);
+        let io = |e: std::io::Error| fail(e.to_string());
+        let staged = files.dir.join("old-output.jsonl");
+        let mut len = 0u64;
+        {
+            let mut w = std::io::BufWriter::new(File::create(&staged).map_err(io)?);
+            for r in F::read_output(&output).map_err(fail)? {
+                let line =
+                    serde_json::to_vec(&r.map_err(fail)?).map_err(|e| fail(e.to_string()))?;
+                w.write_all(&line)
+                    .and_then(|()| w.write_all(b"\n"))
+                    .map_err(io)?;
+                len += line.len() as u64 + 1;
+            }
+            w.into_inner()
+                .map_err(|e| io(e.into_error()))?
+                .sync_all()
+                .map_err(io)?;
+        }
+        // Numbered below the segments it goes before: renumber those after it.
+        let first = files.next_segment();
+        let sealed = segments::seal(
+            &staged,
+            len,
+            table,
+            self.window,
+            &mut |i| files.segment_path(first + i),
+            None,
+        )
+        .map_err(|e| match e {
+            segments::SealError::Damaged(d) => self.damaged(files, d),
+            segments::SealError::Io(e) => io(e),
+        })?;
+        let _ = std::fs::remove_file(&staged);
+        sync_dir(&files.dir).map_err(io)?;
+        let mut next = files.saved.clone();
+        let mut order: Vec<u64> = (0..sealed).map(|i| first + i).collect();
+        order.extend(&files.saved.segments);
+        next.segments = order;
+        next.output_in_segments = true;
+        files.store(next).map_err(io)
+    }
+
+    /// Seals the rest of the log and merges the output with every segment.
+    fn merge(&self, files: &mut StreamFiles, stream: &StreamSpec) -> Result<(), DestinationError> {
+        let table = self.table(files, stream)?.clone();
+        if files.saved.log_len > 0 {
+            self.seal_log(files, &table, None)?;
+        }
+        let output = self.output(&files.table);
+        if files.saved.segments.is_empty() && output.exists() {
+            return Ok(());
+        }
+        if output.exists()
+            && table.key_len > 0
+            && !files.saved.sorted
+            && !files.saved.output_in_segments
+        {
+            self.sort_old_output(files, &table)?;
+        }
+        let name = &stream.name;
+        let io = |what: &str, e: std::io::Error| self.io_err(name, what, e);
+        let fail = |e: String| self.io_err(name, "cannot merge", e);
+        let base = output.exists().then_some(output.as_path());
+        let mut sources: Vec<(String, Rows)> = Vec::new();
+        if let Some(b) = base
+            && !files.saved.output_in_segments
+        {
+            sources.push((b.display().to_string(), F::read_output(b).map_err(fail)?));
+        }
+        for n in &files.saved.segments {
+            let p = files.segment_path(*n);
+            sources.push((
+                p.display().to_string(),
+                segments::read_jsonl(&p).map_err(fail)?,
+            ));
+        }
+        let tmp = self.tmp_output(&files.table);
+        let mut out = File::create(&tmp).map_err(|e| io("cannot create its output", e))?;
+        let mut rows = Merge::new(&table, sources);
+        F::write(&table, base, &mut rows, &mut out).map_err(fail)?;
+        out.flush()
+            .and_then(|()| out.sync_all())
+            .and_then(|()| sync_dir(&self.root))
+            .map_err(|e| io("cannot sync its output", e))?;
+        drop(out);
+        let mut next = files.saved.clone();
+        next.merging = true;
+        files
+            .store(next)
+            .map_err(|e| io("cannot write its state", e))?;
+        std::fs::rename(&tmp, &output)
+            .and_then(|()| sync_dir(&self.root))
+            .map_err(|e| io("cannot replace its output", e))?;
+        files
+            .end_merge()
+            .map_err(|e| io("cannot write its state", e))?;
+        tracing::debug!(destination = %self.describe, stream = %name, output = %output.display(), "merged");
+        Ok(())
+    }
+
+    /// Sets aside the damaged lines of every stream's log (into
+    /// `_ionport/<table>/damaged-<time>.jsonl`), seals the rest, and resets the state of
+    /// each stream that had any, so that its next run reads it again in full.
+    pub fn repair(&self) -> Result<RepairReport, DestinationError> {
+        let mut report = RepairReport::default();
+        for name in self.known_streams()? {
+            let files = self.stream(&name)?;
+            let mut files = lock(&files);
+            let io = |what: &str, e: std::io::Error| self.io_err(&name, what, e);
+            let first_damage = segments::scan(&files.log_path(), files.saved.log_len)
+                .map_err(|e| io("cannot read its log", e))?;
+            if first_damage.is_none() {
+                continue;
+            }
+            let stamp = now_rfc3339().replace([':', '.'], "-");
+            let aside_path = files.dir.join(format!("damaged-{stamp}.jsonl"));
+            let mut aside = segments::SetAside::new(aside_path.clone());
+            // Sealing needs no schema beyond the key, which every commit records.
+            let Some(key) = files.saved.key.clone() else {
+                return Err(self.io_err(
+                    &name,
+                    "cannot repair",
+                    "its state file does not record its primary key (written by an earlier version); remove its directory under _ionport and run it again with --full-refresh",
+                ));
+            };
+            let table = TableSpec::key_only(&name, key);
+            self.seal_log(&mut files, &table, Some(&mut aside))?;
+            let (kept, damaged) = aside.counts();
+            let mut next = files.saved.clone();
+            next.state = None;
+            files
+                .store(next)
+                .map_err(|e| io("cannot write its state", e))?;
+            tracing::warn!(destination = %self.describe, stream = %name, damaged, set_aside = %aside_path.display(), "repaired: damaged lines set aside, state reset");
+            report.streams.push(StreamRepair {
+                stream: name.clone(),
+                file: files.log_path(),
+                kept,
+                damaged,
+                set_aside: aside_path,
+            });
+        }
+        Ok(report)
+    }
 }
 
 impl<F: Format> Destination for FileDestination<F> {
@@ -336,7 +666,7 @@ impl<F: Format> Destination for FileDestination<F> {
     ) -> Result<(), DestinationError> {
         let files = self.stream(&stream.name)?;
         let mut files = lock(&files);
-        let table = self.table(&mut files, stream)?;
+        let table = self.table(&mut files, stream)?.clone();
         for r in records {
             table.check(&self.describe, r)?;
         }
@@ -347,29 +677,27 @@ impl<F: Format> Destination for FileDestination<F> {
             buf.push(b'\n');
         }
         let io = |what: &str, e: std::io::Error| self.io_err(&stream.name, what, e);
-        let start = files.log_len;
+        let start = files.saved.log_len;
         // Data first, durably ...
         {
             let log = &mut files.log;
             log.set_len(start)
-                .map_err(|e| io("cannot write its log", e))?;
-            log.seek(SeekFrom::Start(start))
-                .map_err(|e| io("cannot write its log", e))?;
-            log.write_all(&buf)
+                .and_then(|()| log.seek(SeekFrom::Start(start)).map(|_| ()))
+                .and_then(|()| log.write_all(&buf))
                 .map_err(|e| io("cannot write its log", e))?;
             log.sync_data().map_err(|e| io("cannot sync its log", e))?;
         }
         // ... then the state that points past it.
-        let new_len = start + buf.len() as u64;
+        let mut next = files.saved.clone();
+        next.log_len = start + buf.len() as u64;
+        next.state = Some(state.clone());
         files
-            .write_state(Some(state), new_len)
+            .store(next)
             .map_err(|e| io("cannot write its state", e))?;
-        files.log_len = new_len;
-        files.state = Some(state.clone());
-        // Compact as the log grows, so that compaction never holds more than one window
-        // of keys: memory stays flat however many records a run brings.
-        if files.log_len > self.compact_window {
-            self.compact(&mut files, stream)?;
+        // Seal as the log grows: sealing holds one window of keys, and nothing written
+        // before is read again until the merge in `finish`.
+        if files.saved.log_len > self.window {
+            self.seal_log(&mut files, &table, None)?;
         }
         Ok(())
     }
@@ -380,7 +708,7 @@ impl<F: Format> Destination for FileDestination<F> {
         }
         let files = self.stream(stream)?;
         let files = lock(&files);
-        Ok(files.state.clone())
+        Ok(files.saved.state.clone())
     }
 
     fn states(&self) -> Result<Vec<(String, Value)>, DestinationError> {
@@ -404,10 +732,11 @@ impl<F: Format> Destination for FileDestination<F> {
             }
             let files = self.stream(&name)?;
             let mut files = lock(&files);
+            let mut next = files.saved.clone();
+            next.state = None;
             files
-                .write_state(None, files.log_len)
+                .store(next)
                 .map_err(|e| self.io_err(&name, "cannot write its state", e))?;
-            files.state = None;
         }
         Ok(())
     }
@@ -415,76 +744,6 @@ impl<F: Format> Destination for FileDestination<F> {
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError> {
         let files = self.stream(&stream.name)?;
         let mut files = lock(&files);
-        self.compact(&mut files, stream)
-    }
-}
-
-impl<F: Format> FileDestination<F> {
-    /// Merges the log into the output (each key once, the latest winning), then empties
-    /// the log. Crash-safe: the output is replaced atomically before the log is emptied,
-    /// and merging the same log again gives the same output.
-    fn compact(
-        &self,
-        files: &mut StreamFiles,
-        stream: &StreamSpec,
-    ) -> Result<(), DestinationError> {
-        let table = self.table(files, stream)?.clone();
-        let output = self.output(&files.table);
-        if files.log_len == 0 && output.exists() {
-            return Ok(());
-        }
-        let name = &stream.name;
-        let io = |what: &str, e: std::io::Error| self.io_err(name, what, e);
-        let fail = |e: String| self.io_err(name, "cannot compact", e);
-
-        // Pass 1: the last log line of each key.
-        let mut winners: HashMap<String, usize> = HashMap::new();
-        if table.key_len > 0 {
-            for (i, r) in Self::read_log(files)
-                .map_err(|e| io("cannot read its log", e))?
-                .enumerate()
-            {
-                winners.insert(table.key_string(&r.map_err(fail)?), i);
-            }
-        }
-        let replaced: HashSet<String> = winners.keys().cloned().collect();
-        // Pass 2: the output without the replaced keys, then the winners.
-        let mut new_rows = Self::read_log(files)
-            .map_err(|e| io("cannot read its log", e))?
-            .enumerate()
-            .filter_map(|(i, r)| match r {
-                Err(e) => Some(Err(e)),
-                Ok(r) if table.key_len == 0 || winners.get(&table.key_string(&r)) == Some(&i) => {
-                    Some(Ok(r))
-                }
-                Ok(_) => None,
-            });
-        let mut tmp = output.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut out = File::create(&tmp).map_err(|e| io("cannot create its output", e))?;
-        let base = output.exists().then_some(output.as_path());
-        F::merge(&table, base, &replaced, &mut new_rows, &mut out).map_err(fail)?;
-        out.flush()
-            .and_then(|()| out.sync_all())
-            .map_err(|e| io("cannot sync its output", e))?;
-        drop(out);
-        std::fs::rename(&tmp, &output)
-            .and_then(|()| sync_dir(&self.root))
-            .map_err(|e| io("cannot replace its output", e))?;
-        // The output holds the log now: empty it (state first, so a crash in between
-        // leaves a log longer than its state, which the next open truncates).
-        let state = files.state.clone();
-        files
-            .write_state(state.as_ref(), 0)
-            .map_err(|e| io("cannot write its state", e))?;
-        files.log_len = 0;
-        files
-            .log
-            .set_len(0)
-            .and_then(|()| files.log.sync_all())
-            .map_err(|e| io("cannot empty its log", e))?;
-        tracing::debug!(destination = %self.describe, stream = %name, output = %output.display(), "compacted");
-        Ok(())
+        self.merge(&mut files, stream)
     }
 }

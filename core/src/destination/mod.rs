@@ -17,23 +17,62 @@ use serde_json::{Map, Value};
 mod common;
 mod files;
 pub mod jsonl;
+pub mod lock;
 pub mod parquet;
 pub mod postgres;
+mod segments;
 pub mod sqlite;
 
 pub use common::table_name;
+pub use files::{RepairReport, StreamRepair};
 
-/// Opens (creating when missing) the destination `config` describes, with its state store.
-/// A Postgres destination connects here, so an unreachable server fails now.
+/// Opens (creating when missing) the destination `config` describes, with its state store,
+/// as its only writer: while it is open, another `open` of the same destination — in this
+/// process or another — waits up to `IONPORT_DESTINATION_WAIT_SECS` (default 10 s), then
+/// fails with [`DestinationError::Busy`] naming the holder. A Postgres destination
+/// connects here, so an unreachable server fails now.
 pub fn open(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
+    let wait = lock::lock_wait().map_err(|message| DestinationError::Open {
+        destination: format!("{config:?}"),
+        message,
+    })?;
+    open_waiting(config, wait)
+}
+
+/// [`open`], waiting at most `wait` for another writer to let go.
+pub fn open_waiting(
+    config: &DestinationConfig,
+    wait: std::time::Duration,
+) -> Result<Box<dyn Destination>, DestinationError> {
     Ok(match config {
-        DestinationConfig::Sqlite { path } => Box::new(sqlite::SqliteDestination::open(path)?),
-        DestinationConfig::Postgres { url, schema } => {
-            Box::new(postgres::PostgresDestination::open(url, schema)?)
+        DestinationConfig::Sqlite { path } => {
+            Box::new(sqlite::SqliteDestination::open_waiting(path, wait)?)
         }
-        DestinationConfig::Parquet { path } => Box::new(parquet::ParquetDestination::open(path)?),
-        DestinationConfig::Jsonl { path } => Box::new(jsonl::JsonlDestination::open(path)?),
+        DestinationConfig::Postgres { url, schema } => Box::new(
+            postgres::PostgresDestination::open_waiting(url, schema, wait)?,
+        ),
+        DestinationConfig::Parquet { path } => {
+            Box::new(parquet::ParquetDestination::open_waiting(path, wait)?)
+        }
+        DestinationConfig::Jsonl { path } => {
+            Box::new(jsonl::JsonlDestination::open_waiting(path, wait)?)
+        }
     })
+}
+
+/// Repairs a damaged file destination (`ionport repair`): in every stream's commit log,
+/// the lines that are not records are moved aside into `_ionport/<table>/damaged-*.jsonl`,
+/// the rest is kept, and the stream's state is reset so that its next run reads it again
+/// (the upsert makes that exact). Takes the writer lock like any writer. SQLite and
+/// Postgres commit in transactions and have nothing of the kind: their report is empty.
+pub fn repair(config: &DestinationConfig) -> Result<RepairReport, DestinationError> {
+    match config {
+        DestinationConfig::Jsonl { path } => jsonl::JsonlDestination::open(path)?.repair(),
+        DestinationConfig::Parquet { path } => parquet::ParquetDestination::open(path)?.repair(),
+        DestinationConfig::Sqlite { .. } | DestinationConfig::Postgres { .. } => {
+            Ok(RepairReport::default())
+        }
+    }
 }
 
 /// What a destination knows of a stream: its name, record schema and keys.
@@ -144,6 +183,37 @@ pub enum DestinationError {
         /// Which destination.
         destination: String,
         /// Why.
+        message: String,
+    },
+    /// Another writer holds the destination (one writer per destination).
+    #[error(
+        "{destination}: another writer holds it: {holder}; gave up after waiting {waited:?} (lock: {lock}). One writer per destination: let it finish, or stop it"
+    )]
+    Busy {
+        /// Which destination.
+        destination: String,
+        /// Who holds it: pid, host, what it runs, since when.
+        holder: String,
+        /// How long this open waited.
+        waited: std::time::Duration,
+        /// The lock: a file, or a Postgres advisory lock.
+        lock: String,
+    },
+    /// A file of the destination is not what ionport wrote (a writer outside ionport, a
+    /// disk fault): nothing more is written to the stream until it is repaired.
+    #[error(
+        "{destination}: stream {stream}: {file} is damaged at line {line}: {message}; run `ionport repair {destination}` to set the damaged lines aside and reset the stream's state"
+    )]
+    Damaged {
+        /// Which destination (as `ionport repair` takes it).
+        destination: String,
+        /// The stream.
+        stream: String,
+        /// The damaged file.
+        file: String,
+        /// The first damaged line (1-based).
+        line: u64,
+        /// What is wrong with it.
         message: String,
     },
 }

@@ -2,17 +2,17 @@
 //! (a single Snappy-compressed file, row groups of at most 65,536 rows), replaced
 //! atomically by `finish` with each key once.
 //!
-//! Exactly once: see `destination::files` (private) — records are staged in a per-stream JSONL log that
-//! is fsynced before the state file that points past it; `finish` merges the current
-//! dataset (streamed batch by batch, replaced keys filtered out) with the log's last
-//! record of each key into a temporary file, fsyncs it and renames it into place.
+//! Exactly once: see `destination::files` (private) — records are staged in a per-stream
+//! JSONL log that is fsynced before the state file that points past it, and sealed into
+//! sorted segments; `finish` merges the current dataset (streamed batch by batch, in key
+//! order) with the segments into a temporary file, fsyncs it and renames it into place.
 //!
 //! Types: string → `Utf8`, integer → `Int64`, number → `Float64`, boolean → `Boolean`,
 //! object/array/other → `Utf8` holding JSON text (the field's metadata says
 //! `ionport:type = json`). Every column is nullable. Columns of the dataset that the
 //! record schema no longer lists are kept.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +20,6 @@ use std::sync::Arc;
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    new_null_array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
@@ -31,7 +30,7 @@ use serde_json::{Map, Value};
 
 use super::DestinationError;
 use super::common::{ColumnType, TableSpec};
-use super::files::{FileDestination, Format};
+use super::files::{FileDestination, Format, Rows};
 
 const BATCH: usize = 8192;
 const JSON_META: &str = "ionport:type";
@@ -150,17 +149,22 @@ fn build(ty: ColumnType, name: &str, rows: &[Map<String, Value>]) -> ArrayRef {
     }
 }
 
-/// `batch` with the columns of `schema` (missing ones null).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
-    let cols: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) => c.clone(),
-            None => new_null_array(f.data_type(), batch.num_rows()),
-        })
-        .collect();
-    RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())
+/// Row `row` of `batch` as a JSON record (JSON-text columns parsed back, nulls omitted).
+fn row_of(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    types: &[Option<ColumnType>],
+    row: usize,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let Some(ty) = types[i] else { continue };
+        let v = cell(batch.column(i), ty, row, true);
+        if !v.is_null() {
+            m.insert(f.name().clone(), v);
+        }
+    }
+    m
 }
 
 impl Format for Parquet {
@@ -186,11 +190,31 @@ impl Format for Parquet {
         Ok(())
     }
 
-    fn merge(
+    fn read_output(output: &Path) -> Result<Rows, String> {
+        let reader = open_reader(output)?;
+        let schema = reader.schema().clone();
+        let types: Vec<Option<ColumnType>> =
+            schema.fields().iter().map(|f| field_type(f)).collect();
+        let shown = output.display().to_string();
+        let batches = reader
+            .with_batch_size(BATCH)
+            .build()
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        Ok(Box::new(batches.flat_map(move |batch| {
+            let rows: Vec<Result<Map<String, Value>, String>> = match batch {
+                Err(e) => vec![Err(format!("cannot read {shown}: {e}"))],
+                Ok(batch) => (0..batch.num_rows())
+                    .map(|row| Ok(row_of(&batch, &schema, &types, row)))
+                    .collect(),
+            };
+            rows
+        })))
+    }
+
+    fn write(
         table: &TableSpec,
         base: Option<&Path>,
-        replaced: &HashSet<String>,
-        new_rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
+        rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
         out: &mut File,
     ) -> Result<(), String> {
         // The output's columns: the table's, then any the dataset has that it no longer lists.
@@ -200,9 +224,8 @@ impl Format for Parquet {
             .iter()
             .map(|c| (c.name.clone(), c.ty))
             .collect();
-        let reader = base.map(open_reader).transpose()?;
-        if let Some(r) = &reader {
-            for f in r.schema().fields() {
+        if let Some(base) = base {
+            for f in open_reader(base)?.schema().fields() {
                 if table.column(f.name()).is_none() {
                     let ty = field_type(f).ok_or_else(|| {
                         format!(
@@ -224,46 +247,6 @@ impl Format for Parquet {
         let mut w =
             ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
 
-        if let Some(r) = reader {
-            let key_cols: Vec<ColumnType> = table.key().iter().map(|c| c.ty).collect();
-            for batch in r
-                .with_batch_size(BATCH)
-                .build()
-                .map_err(|e| e.to_string())?
-            {
-                let batch = batch.map_err(|e| e.to_string())?;
-                let batch = if replaced.is_empty() {
-                    batch
-                } else {
-                    let keys: Vec<ArrayRef> = table
-                        .key()
-                        .iter()
-                        .map(|c| {
-                            batch.column_by_name(&c.name).cloned().ok_or_else(|| {
-                                format!("the dataset has no key column `{}`", c.name)
-                            })
-                        })
-                        .collect::<Result<_, _>>()?;
-                    let keep: BooleanArray = (0..batch.num_rows())
-                        .map(|row| {
-                            let parts: Vec<Value> = keys
-                                .iter()
-                                .zip(&key_cols)
-                                .map(|(col, ty)| cell(col, *ty, row, false))
-                                .collect();
-                            Some(!replaced.contains(&Value::Array(parts).to_string()))
-                        })
-                        .collect();
-                    arrow_select::filter::filter_record_batch(&batch, &keep)
-                        .map_err(|e| e.to_string())?
-                };
-                if batch.num_rows() > 0 {
-                    w.write(&conform(&batch, &schema)?)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-        }
-
         let mut chunk: Vec<Map<String, Value>> = Vec::with_capacity(BATCH);
         let flush = |chunk: &mut Vec<Map<String, Value>>,
                      w: &mut ArrowWriter<&mut File>|
@@ -284,7 +267,7 @@ impl Format for Parquet {
             chunk.clear();
             Ok(())
         };
-        for r in new_rows {
+        for r in rows {
             chunk.push(r?);
             if chunk.len() == BATCH {
                 flush(&mut chunk, &mut w)?;
@@ -314,17 +297,7 @@ pub fn read_dataset(path: &Path) -> Result<Vec<Map<String, Value>>, DestinationE
         .map_err(|e| err(e.to_string()))?
     {
         let batch = batch.map_err(|e| err(e.to_string()))?;
-        for row in 0..batch.num_rows() {
-            let mut m = Map::new();
-            for (i, f) in schema.fields().iter().enumerate() {
-                let Some(ty) = types[i] else { continue };
-                let v = cell(batch.column(i), ty, row, true);
-                if !v.is_null() {
-                    m.insert(f.name().clone(), v);
-                }
-            }
-            out.push(m);
-        }
+        out.extend((0..batch.num_rows()).map(|row| row_of(&batch, &schema, &types, row)));
     }
     Ok(out)
 }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 use serde_json::{Map, Value};
@@ -21,6 +22,7 @@ use super::common::{
     ColumnType, TableNames, TableSpec, expand_env, quote_ident as quote, redact_url, scrub,
     url_password,
 };
+use super::lock::{Holder, POLL, lock_wait};
 use super::{Destination, DestinationError, StreamSpec};
 
 /// A Postgres schema with its state table.
@@ -32,6 +34,8 @@ pub struct PostgresDestination {
     pool: Mutex<Vec<Client>>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     names: TableNames,
+    /// The session that holds the writer lock (an advisory lock dies with its session).
+    _writer: Mutex<Client>,
 }
 
 impl std::fmt::Debug for PostgresDestination {
@@ -94,18 +98,121 @@ pub fn ping(url: &str) -> Result<(), DestinationError> {
     Ok(())
 }
 
+/// The advisory lock that makes a session the only writer of a schema: `(hashtext(WRITER_LOCK),
+/// hashtext(schema))`, held by a session of its own for as long as the destination is open.
+const WRITER_LOCK: &str = "ionport-writer";
+
+/// Takes the writer lock of `schema` on `c`, trying again until `wait` has passed; on
+/// failure, says who holds it.
+fn take_writer_lock(
+    c: &mut Client,
+    schema: &str,
+    wait: Duration,
+    msg: &dyn Fn(&postgres::Error) -> String,
+) -> Result<(), Result<String, String>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let got: bool = c
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))",
+                &[&WRITER_LOCK, &schema],
+            )
+            .map_err(|e| Err(msg(&e)))?
+            .get(0);
+        if got {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    let holder = c
+        .query_opt(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
+                    a.backend_start::text
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid = (hashtext($1)::bigint & 4294967295)::oid
+               AND l.objid = (hashtext($2)::bigint & 4294967295)::oid",
+            &[&WRITER_LOCK, &schema],
+        )
+        .map_err(|e| Err(msg(&e)))?;
+    Err(Ok(match holder {
+        Some(r) => format!(
+            "{} (Postgres backend pid {}, client {}, connected {})",
+            r.get::<_, String>(1),
+            r.get::<_, i32>(0),
+            r.get::<_, String>(2),
+            r.get::<_, String>(3)
+        ),
+        None => "a session that has just let go".into(),
+    }))
+}
+
+/// The `application_name` of the writer session: who this process is (Postgres keeps 63
+/// bytes of it).
+fn application_name() -> String {
+    let me = Holder::this_process();
+    let mut name = format!("ionport pid {}: {}", me.pid, me.command);
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
+}
+
 impl PostgresDestination {
     /// Connects to `url` (`${VAR}` references expanded) and creates `schema` and its state
-    /// table when missing.
+    /// table when missing, as the schema's only ionport writer: it waits up to
+    /// `IONPORT_DESTINATION_WAIT_SECS` (default 10 s) for another one to let go.
     pub fn open(url: &str, schema: &str) -> Result<Self, DestinationError> {
+        let wait = lock_wait().map_err(|message| DestinationError::Open {
+            destination: redact_url(url),
+            message,
+        })?;
+        Self::open_waiting(url, schema, wait)
+    }
+
+    /// [`PostgresDestination::open`], waiting at most `wait` for the writer lock.
+    pub fn open_waiting(url: &str, schema: &str, wait: Duration) -> Result<Self, DestinationError> {
         let shown = redact_url(url);
         let describe = format!("{shown} (schema {schema})");
         let url = expand_env(url).map_err(|message| DestinationError::Open {
             destination: describe.clone(),
             message,
         })?;
+        let password = url_password(&url);
+        let msg = |e: &postgres::Error| scrub(&pg_message(e), password.as_deref());
+        let open_err = |message: String| DestinationError::Open {
+            destination: describe.clone(),
+            message,
+        };
+        let mut writer = url
+            .parse::<postgres::Config>()
+            .map_err(|e| open_err(format!("cannot connect: {}", msg(&e))))?
+            .application_name(&application_name())
+            .connect(NoTls)
+            .map_err(|e| open_err(format!("cannot connect: {}", msg(&e))))?;
+        match take_writer_lock(&mut writer, schema, wait, &msg) {
+            Ok(()) => {}
+            Err(Ok(holder)) => {
+                return Err(DestinationError::Busy {
+                    destination: describe.clone(),
+                    holder,
+                    waited: wait,
+                    lock: format!(
+                        "Postgres advisory lock (hashtext('{WRITER_LOCK}'), hashtext('{schema}'))"
+                    ),
+                });
+            }
+            Err(Err(message)) => return Err(open_err(message)),
+        }
         let d = PostgresDestination {
-            password: url_password(&url),
+            _writer: Mutex::new(writer),
+            password,
             url,
             schema: schema.to_string(),
             describe,

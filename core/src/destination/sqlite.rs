@@ -8,12 +8,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::common::{ColumnType, TableNames, TableSpec, now_rfc3339, quote_ident as quote};
+use super::lock::{FileLock, lock_wait};
 use super::{Destination, DestinationError, StreamSpec};
 
 /// A SQLite database file with its state table.
@@ -23,6 +25,7 @@ pub struct SqliteDestination {
     conn: Mutex<Connection>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     names: TableNames,
+    _lock: FileLock,
 }
 
 impl std::fmt::Debug for SqliteDestination {
@@ -67,8 +70,21 @@ fn affinity(declared: &str) -> &'static str {
 }
 
 impl SqliteDestination {
-    /// Opens (creating when missing, with its parent directories) the database at `path`.
+    /// Opens (creating when missing, with its parent directories) the database at `path`
+    /// as its only ionport writer, waiting up to `IONPORT_DESTINATION_WAIT_SECS` (default
+    /// 10 s) for another one to let go.
     pub fn open(path: &Path) -> Result<Self, DestinationError> {
+        let wait = lock_wait().map_err(|message| DestinationError::Open {
+            destination: format!("sqlite:{}", path.display()),
+            message,
+        })?;
+        Self::open_waiting(path, wait)
+    }
+
+    /// [`SqliteDestination::open`], waiting at most `wait` for the writer lock: the file
+    /// `<path>.writer.lock` next to the database. (SQLite's own lock is per transaction;
+    /// holding it for a whole run would also shut out readers.)
+    pub fn open_waiting(path: &Path, wait: Duration) -> Result<Self, DestinationError> {
         let describe = format!("sqlite:{}", path.display());
         let err = |message: String| DestinationError::Open {
             destination: describe.clone(),
@@ -80,6 +96,9 @@ impl SqliteDestination {
             std::fs::create_dir_all(parent)
                 .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
         }
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".writer.lock");
+        let lock = FileLock::acquire(&describe, Path::new(&lock_path), wait)?;
         let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| err(e.to_string()))?;
@@ -101,6 +120,7 @@ impl SqliteDestination {
             conn: Mutex::new(conn),
             prepared: Mutex::new(HashMap::new()),
             names: TableNames::default(),
+            _lock: lock,
         })
     }
 

@@ -1,0 +1,352 @@
+//! Sorted segments of a file destination: sealing a log into them (by key, the last
+//! occurrence of a key winning, only keys and offsets in memory), reading them back, and
+//! the streaming k-way merge of an output with its segments. See `files` for the layout
+//! and the crash-safety protocol around them.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::common::TableSpec;
+use super::files::Rows;
+
+/// A line of a file that is not what ionport wrote there.
+#[derive(Debug)]
+pub(crate) struct Damage {
+    pub(crate) file: PathBuf,
+    pub(crate) line: u64,
+    pub(crate) message: String,
+}
+
+#[derive(Debug)]
+pub(crate) enum SealError {
+    Damaged(Damage),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for SealError {
+    fn from(e: std::io::Error) -> Self {
+        SealError::Io(e)
+    }
+}
+
+/// Where a repair puts the damaged lines of a log (created on the first one), and what it
+/// counted.
+#[derive(Debug)]
+pub(crate) struct SetAside {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    kept: u64,
+    damaged: u64,
+}
+
+impl SetAside {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        SetAside {
+            path,
+            out: None,
+            kept: 0,
+            damaged: 0,
+        }
+    }
+
+    /// (lines kept, lines set aside).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.kept, self.damaged)
+    }
+
+    fn put(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.out.is_none() {
+            self.out = Some(BufWriter::new(File::create(&self.path)?));
+        }
+        if let Some(w) = &mut self.out {
+            w.write_all(line)?;
+            w.write_all(b"\n")?;
+        }
+        self.damaged += 1;
+        Ok(())
+    }
+
+    /// Makes the set-aside lines durable (before the state forgets them).
+    fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(w) = &mut self.out {
+            w.flush()?;
+            w.get_ref().sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// One record of a window being sealed: where its line is, and its key.
+struct Entry {
+    key: Box<str>,
+    offset: u64,
+    len: u64,
+}
+
+fn body(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn parse(line: &[u8]) -> Result<Map<String, Value>, String> {
+    serde_json::from_slice::<Map<String, Value>>(line)
+        .map_err(|e| format!("not a JSON object ({e})"))
+}
+
+/// Seals the first `len` bytes of the JSONL file `src` into segments of at most `window`
+/// bytes each, sorted by `table`'s key with each key once (its last occurrence), or in
+/// arrival order without a key. Segment `i` is written to `path_of(i)` and fsynced.
+/// Returns how many were written. A line that is not a JSON object is an error, or goes
+/// to `set_aside` when given.
+pub(crate) fn seal(
+    src: &Path,
+    len: u64,
+    table: &TableSpec,
+    window: u64,
+    path_of: &mut dyn FnMut(u64) -> PathBuf,
+    mut set_aside: Option<&mut SetAside>,
+) -> Result<u64, SealError> {
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(src)?.take(len));
+    let mut lines = File::open(src)?;
+    let mut entries: Vec<Entry> = Vec::new();
+    let (mut offset, mut line_no, mut bytes, mut written) = (0u64, 0u64, 0u64, 0u64);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf)? as u64;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let start = offset;
+        offset += n;
+        let line = body(&buf);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let damage = if buf.last() != Some(&b'\n') {
+            Some("cut short (no line end)".to_string())
+        } else {
+            match parse(line) {
+                Ok(r) => {
+                    let key = if table.key_len > 0 {
+                        table.key_string(&r).into_boxed_str()
+                    } else {
+                        Box::from("")
+                    };
+                    entries.push(Entry {
+                        key,
+                        offset: start,
+                        len: line.len() as u64,
+                    });
+                    bytes += n;
+                    if let Some(a) = set_aside.as_deref_mut() {
+                        a.kept += 1;
+                    }
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        };
+        if let Some(message) = damage {
+            match set_aside.as_deref_mut() {
+                Some(a) => a.put(line)?,
+                None => {
+                    return Err(SealError::Damaged(Damage {
+                        file: src.to_path_buf(),
+                        line: line_no,
+                        message,
+                    }));
+                }
+            }
+        }
+        if bytes >= window {
+            write_segment(&mut lines, &mut entries, table, &path_of(written))?;
+            written += 1;
+            bytes = 0;
+        }
+    }
+    if !entries.is_empty() {
+        write_segment(&mut lines, &mut entries, table, &path_of(written))?;
+        written += 1;
+    }
+    if let Some(a) = set_aside {
+        a.sync()?;
+    }
+    Ok(written)
+}
+
+fn write_segment(
+    src: &mut File,
+    entries: &mut Vec<Entry>,
+    table: &TableSpec,
+    path: &Path,
+) -> std::io::Result<()> {
+    if table.key_len > 0 {
+        // Stable: records of one key stay in arrival order, and the last one is kept.
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    let mut w = BufWriter::with_capacity(1 << 16, File::create(path)?);
+    let mut line = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if table.key_len > 0 && entries.get(i + 1).is_some_and(|next| next.key == e.key) {
+            continue;
+        }
+        line.resize(e.len as usize, 0);
+        src.seek(SeekFrom::Start(e.offset))?;
+        src.read_exact(&mut line)?;
+        w.write_all(&line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    w.get_ref().sync_all()?;
+    entries.clear();
+    Ok(())
+}
+
+/// The first line of `src[..len]` that is not a JSON object, if any.
+pub(crate) fn scan(src: &Path, len: u64) -> std::io::Result<Option<u64>> {
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(src)?.take(len));
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(None);
+        }
+        line_no += 1;
+        let line = body(&buf);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if buf.last() != Some(&b'\n') || parse(line).is_err() {
+            return Ok(Some(line_no));
+        }
+    }
+}
+
+/// The records of a JSONL file, in file order; errors name the file and the line.
+pub(crate) fn read_jsonl(path: &Path) -> Result<Rows, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let shown = path.display().to_string();
+    let mut line_no = 0u64;
+    Ok(Box::new(
+        BufReader::with_capacity(1 << 16, f)
+            .split(b'\n')
+            .filter_map(move |line| {
+                line_no += 1;
+                match line {
+                    Err(e) => Some(Err(format!("cannot read {shown}: {e}"))),
+                    Ok(l) if body(&l).iter().all(u8::is_ascii_whitespace) => None,
+                    Ok(l) => {
+                        Some(parse(body(&l)).map_err(|e| format!("{shown} line {line_no}: {e}")))
+                    }
+                }
+            }),
+    ))
+}
+
+struct Source {
+    name: String,
+    rows: Rows,
+    head: Option<Map<String, Value>>,
+    last: Option<String>,
+    row: u64,
+}
+
+/// The streaming merge of sorted sources (oldest first): each key once, from the newest
+/// source that has it. Without a key: every row of every source, in order.
+pub(crate) struct Merge<'a> {
+    table: &'a TableSpec,
+    sources: Vec<Source>,
+    heap: BinaryHeap<(Reverse<String>, usize)>,
+    started: bool,
+    current: usize,
+}
+
+impl<'a> Merge<'a> {
+    /// `sources`: (name for messages, rows), oldest first.
+    pub(crate) fn new(table: &'a TableSpec, sources: Vec<(String, Rows)>) -> Self {
+        Merge {
+            table,
+            sources: sources
+                .into_iter()
+                .map(|(name, rows)| Source {
+                    name,
+                    rows,
+                    head: None,
+                    last: None,
+                    row: 0,
+                })
+                .collect(),
+            heap: BinaryHeap::new(),
+            started: false,
+            current: 0,
+        }
+    }
+
+    fn advance(&mut self, i: usize) -> Result<(), String> {
+        let s = &mut self.sources[i];
+        match s.rows.next() {
+            None => s.head = None,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(r)) => {
+                s.row += 1;
+                let key = self.table.key_string(&r);
+                if s.last.as_ref().is_some_and(|last| key <= *last) {
+                    return Err(format!(
+                        "{} is not in key order at row {} (it was not written by this version of ionport)",
+                        s.name, s.row
+                    ));
+                }
+                s.last = Some(key.clone());
+                s.head = Some(r);
+                self.heap.push((Reverse(key), i));
+            }
+        }
+        Ok(())
+    }
+
+    fn next_keyed(&mut self) -> Result<Option<Map<String, Value>>, String> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.sources.len() {
+                self.advance(i)?;
+            }
+        }
+        let Some((Reverse(key), newest)) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let row = self.sources[newest].head.take();
+        self.advance(newest)?;
+        while self.heap.peek().is_some_and(|(Reverse(k), _)| *k == key) {
+            if let Some((_, older)) = self.heap.pop() {
+                self.sources[older].head = None;
+                self.advance(older)?;
+            }
+        }
+        Ok(row)
+    }
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<Map<String, Value>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.table.key_len > 0 {
+            return self.next_keyed().transpose();
+        }
+        while let Some(s) = self.sources.get_mut(self.current) {
+            match s.rows.next() {
+                Some(r) => return Some(r),
+                None => self.current += 1,
+            }
+        }
+        None
+    }
+}
