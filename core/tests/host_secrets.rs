@@ -198,10 +198,15 @@ async fn canary_secrets_never_leak() {
             .to_string(),
     );
 
-    // Shutdown: revocation.
-    assert!(conn.shutdown().await.unwrap());
+    // Shutdown: the vault's tokens are shared, so they stay; an .ionapi file's are revoked.
+    assert!(!conn.shutdown().await.unwrap());
     let e = conn.whoami().await.unwrap_err();
     outputs.push(e.to_string());
+    let from_file =
+        Connection::open(CredentialSource::IonApiFile(file.clone()), settings.clone()).unwrap();
+    from_file.whoami().await.unwrap();
+    let file_token = from_file.tokens().access_token().await.unwrap();
+    assert!(from_file.shutdown().await.unwrap());
     emu.shutdown().await;
 
     let mut canaries = vec![
@@ -212,6 +217,9 @@ async fn canary_secrets_never_leak() {
         wrong_sask,
     ];
     canaries.extend(issued_rts.iter().cloned());
+    // The access tokens: the vault's is stored there (encrypted), the file's was revoked.
+    canaries.push(token.secret().expose_secret().to_string());
+    canaries.push(file_token.secret().expose_secret().to_string());
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(logs.contains("TRACE"), "trace-level lines were captured");
     assert!(

@@ -1,40 +1,51 @@
 //! The OAuth 2.0 token lifecycle of one credential ([`TokenManager`]).
 //!
 //! - Password grant against `pu + ot` (service-account keys as username and password).
-//! - The access token is cached until a safety margin before `expires_in` runs out
+//! - The access token is used until a safety margin before `expires_in` runs out
 //!   (`expiry_margin`, at most a quarter of the lifetime).
-//! - Single-flight: any number of concurrent callers cause one token request; the others
-//!   wait for it and share its result.
+//! - Tokens live in a [`RefreshTokenStore`]. A vault entry is a shared store: every
+//!   process using the entry reads the access token and the rotated refresh token from it
+//!   (encrypted), so a cron run, the daemon and `serve` on one credential authenticate
+//!   once between them, not once each.
+//! - Single-flight: concurrent callers cause one token request; the others wait for it
+//!   and share its result. Within a process an async mutex does it; across processes
+//!   sharing a store, the store's OS file lock, taken only when the stored token is not
+//!   usable, and the stored tokens are read again under it before anything is sent.
 //! - Refresh-token grant when a refresh token was issued. Refresh tokens rotate: the new
-//!   one is persisted ([`RefreshTokenStore`], e.g. the vault) before it is used, and the
-//!   old one is never sent again. `invalid_grant` on a refresh falls back to the password
-//!   grant.
+//!   one is persisted before the lock is released, and a refresh token is never sent
+//!   again once it may have been used: not after `invalid_grant` (dead), nor after a
+//!   refresh grant that got no complete answer. Both fall back to the password grant.
 //! - [`TokenManager::invalidate`] after a 401 from the gateway drops that token (only that
-//!   one: a newer token fetched meanwhile stays).
-//! - [`TokenManager::shutdown`] revokes the refresh token (or the access token when there
-//!   is none) at `pu + or`; afterwards no token is handed out.
+//!   one: a newer token fetched meanwhile stays) and never adopts it again from the store.
+//! - [`TokenManager::shutdown`] stops handing out tokens. With a private store it revokes
+//!   the refresh token (or the access token when there is none) at `pu + or`; shared
+//!   tokens are left for the next process (another one may be using them).
 //! - A keep-alive task refreshes a refresh token idle for longer than `keepalive_after`.
+//! - Token requests are retried, bounded, with backoff (see [`request`]).
 //! - Token-endpoint errors are mapped to what the user must fix: the client id/secret,
 //!   the service-account keys, or a grant disabled for the app.
 
+mod error;
+mod request;
 mod store;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::{StatusCode, Url};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use reqwest_retry::policies::ExponentialBackoff;
-use reqwest_retry::{Jitter, RetryTransientMiddleware, Retryable, RetryableStrategy};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use serde::Serialize;
 
-pub use store::{MemoryRefreshStore, RefreshTokenStore, VaultRefreshStore};
+pub use error::TokenError;
+pub(crate) use request::error_chain;
+pub use store::{
+    MemoryRefreshStore, RefreshTokenStore, StoreError, StoreLock, StoredAccessToken, StoredTokens,
+    VaultRefreshStore,
+};
 
-use crate::credentials::{ClientAuth, Credentials, MASK, redact};
+use crate::credentials::{Credentials, MASK};
+use request::{AuthClient, Fetched, Grant};
 
 /// Settings of a token manager.
 #[derive(Debug, Clone)]
@@ -44,8 +55,17 @@ pub struct TokenSettings {
     pub expiry_margin: Duration,
     /// Timeout of one token-endpoint request. Default 30 s.
     pub request_timeout: Duration,
-    /// Retries of a token request on 429/502/503/504 and connection errors. Default 3.
+    /// Retries of a token request on 429/502/503/504, failed connections, resets, cut
+    /// answers and timeouts (a refresh grant only when it certainly was not processed).
+    /// Default 3.
     pub max_retries: u32,
+    /// Backoff bounds of those retries (exponential, with jitter). Default 200 ms / 5 s.
+    pub retry_min: Duration,
+    /// See `retry_min`.
+    pub retry_max: Duration,
+    /// How long to wait for another process's token request on a shared store before
+    /// giving up. Default 5 min (longer than two requests with all their retries).
+    pub lock_wait: Duration,
     /// Refresh a refresh token that has been idle this long (the gateway kills refresh
     /// tokens idle for about 30 days). Default 7 days; `None` turns the keep-alive off.
     pub keepalive_after: Option<Duration>,
@@ -54,7 +74,8 @@ pub struct TokenSettings {
     pub keepalive_check: Option<Duration>,
     /// The optional `scope` of the password grant.
     pub scope: Option<String>,
-    /// Revoke the refresh token on [`TokenManager::shutdown`]. Default true.
+    /// Revoke the refresh token on [`TokenManager::shutdown`] (private stores only).
+    /// Default true.
     pub revoke_on_shutdown: bool,
 }
 
@@ -64,106 +85,15 @@ impl Default for TokenSettings {
             expiry_margin: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             max_retries: 3,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(5),
+            lock_wait: Duration::from_secs(300),
             keepalive_after: Some(Duration::from_secs(7 * 24 * 3600)),
             keepalive_check: None,
             scope: None,
             revoke_on_shutdown: true,
         }
     }
-}
-
-/// Why no token could be had. No message contains a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// Wrong client id or client secret.
-    #[error(
-        "the authorization server {url} refused the client id or client secret (`ci`/`cs` of {origin}): {description}. Check the Client ID and Client Secret, or download the .ionapi file of the authorized app again"
-    )]
-    InvalidClient {
-        /// The token endpoint.
-        url: String,
-        /// Where the credentials came from.
-        origin: String,
-        /// The server's description.
-        description: String,
-    },
-    /// Wrong service-account keys.
-    #[error(
-        "the authorization server {url} refused the service-account keys (`saak`/`sask` of {origin}): {description}. The client id and secret were accepted; the service account may have been deleted or its keys regenerated: download the credentials again with 'Create Service Account' ticked"
-    )]
-    InvalidServiceAccount {
-        /// The token endpoint.
-        url: String,
-        /// Where the credentials came from.
-        origin: String,
-        /// The server's description.
-        description: String,
-    },
-    /// The grant type is not enabled for the app.
-    #[error(
-        "the authorization server {url} does not allow the {grant} grant for this app ({origin}): {description}. Use the credentials of a backend-service app{hint}"
-    )]
-    GrantDisabled {
-        /// The token endpoint.
-        url: String,
-        /// Where the credentials came from.
-        origin: String,
-        /// `password` or `refresh_token`.
-        grant: String,
-        /// The server's description.
-        description: String,
-        /// What to do.
-        hint: String,
-    },
-    /// The refresh token is dead (rotated, revoked, idle). Handled inside the manager by
-    /// falling back to the password grant.
-    #[error("the refresh token was refused: {description}")]
-    RefreshRejected {
-        /// The server's description.
-        description: String,
-    },
-    /// No service account: the password grant is impossible.
-    #[error(
-        "{origin} has no service account (`saak`/`sask`): ionport needs the credentials of a backend-service app downloaded with 'Create Service Account' ticked"
-    )]
-    NoServiceAccount {
-        /// Where the credentials came from.
-        origin: String,
-    },
-    /// Any other answer of the token endpoint.
-    #[error("the authorization server {url} answered {status}{code}: {description}")]
-    Endpoint {
-        /// The endpoint.
-        url: String,
-        /// HTTP status.
-        status: u16,
-        /// ` (error_code)` or empty.
-        code: String,
-        /// Description or body excerpt.
-        description: String,
-    },
-    /// The endpoint could not be reached.
-    #[error("cannot reach the authorization server {url}: {message}")]
-    Transport {
-        /// The endpoint.
-        url: String,
-        /// What failed.
-        message: String,
-    },
-    /// A 200 answer without a usable token.
-    #[error("the authorization server {url} sent an unusable token response: {message}")]
-    BadResponse {
-        /// The endpoint.
-        url: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The manager was shut down (its tokens were revoked).
-    #[error("the token manager of {origin} was shut down and its tokens revoked")]
-    Closed {
-        /// Where the credentials came from.
-        origin: String,
-    },
 }
 
 /// An access token and when to stop using it. `Debug` masks the token.
@@ -190,7 +120,7 @@ impl AccessToken {
         &self.value
     }
 
-    /// Which fetch produced it (1, 2, ...).
+    /// Which token of this manager it is (1, 2, ...).
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -213,8 +143,13 @@ pub struct TokenMetrics {
     pub password_grants: u64,
     /// Refresh grants sent.
     pub refresh_grants: u64,
-    /// Refresh grants refused with `invalid_grant`, followed by a password grant.
+    /// Refresh tokens given up (refused with `invalid_grant`, or a refresh without a
+    /// complete answer), followed by a password grant.
     pub fallbacks: u64,
+    /// Access tokens taken from the store that another process (or manager) fetched.
+    pub adopted: u64,
+    /// Token requests re-sent after a transient failure.
+    pub retries: u64,
     /// Tokens invalidated after a 401.
     pub invalidations: u64,
     /// Revocations sent.
@@ -228,6 +163,7 @@ struct Counters {
     password_grants: AtomicU64,
     refresh_grants: AtomicU64,
     fallbacks: AtomicU64,
+    adopted: AtomicU64,
     invalidations: AtomicU64,
     revocations: AtomicU64,
     failures: AtomicU64,
@@ -237,25 +173,16 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// State owned by the one fetch in flight.
-#[derive(Default)]
-struct FlightState {
-    loaded: bool,
-    refresh_token: Option<SecretString>,
-    refresh_used: Option<Instant>,
-    last_access: Option<SecretString>,
-    generation: u64,
-}
-
 struct Inner {
     creds: Arc<Credentials>,
     settings: TokenSettings,
-    http: ClientWithMiddleware,
-    token_url: Url,
-    revoke_url: Url,
+    auth: AuthClient,
     store: Arc<dyn RefreshTokenStore>,
     cache: RwLock<Option<Arc<AccessToken>>>,
-    flight: tokio::sync::Mutex<FlightState>,
+    /// The last token refused by the gateway: never adopted again from the store.
+    rejected: Mutex<Option<SecretString>>,
+    /// Held by the one fetch in flight; counts the tokens handed out.
+    flight: tokio::sync::Mutex<u64>,
     closed: AtomicBool,
     counters: Counters,
 }
@@ -270,103 +197,42 @@ impl fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenManager")
             .field("origin", &self.inner.creds.origin)
-            .field("token_url", &self.inner.token_url.as_str())
+            .field("token_url", &self.inner.auth.token_url().as_str())
             .field("store", &self.inner.store)
             .finish_non_exhaustive()
     }
 }
 
-/// Retries token requests on 429/502/503/504 and on connection errors.
-struct TokenRetryStrategy;
-
-impl RetryableStrategy for TokenRetryStrategy {
-    fn handle(
-        &self,
-        res: &Result<reqwest::Response, reqwest_middleware::Error>,
-    ) -> Option<Retryable> {
-        match res {
-            Ok(r) => match r.status().as_u16() {
-                429 | 502 | 503 | 504 => Some(Retryable::Transient),
-                _ => None,
-            },
-            Err(e) if e.is_connect() => Some(Retryable::Transient),
-            Err(_) => Some(Retryable::Fatal),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Option<Zeroizing<String>>,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
-    #[serde(default)]
-    refresh_token: Option<Zeroizing<String>>,
-}
-
-#[derive(Deserialize, Default)]
-struct ErrorResponse {
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Grant {
-    Password,
-    Refresh,
-}
-
-impl Grant {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Password => "password",
-            Self::Refresh => "refresh_token",
-        }
-    }
-}
-
-/// A fetched token pair.
-struct Fetched {
-    access: SecretString,
-    refresh: Option<SecretString>,
-    lifetime: Duration,
+/// Whether a stored refresh token is due for a keep-alive refresh.
+fn idle_for(tokens: &StoredTokens, after: Duration) -> bool {
+    tokens.refresh_token.is_some()
+        && tokens.refresh_used.is_none_or(|used| {
+            SystemTime::now()
+                .duration_since(used)
+                .is_ok_and(|idle| idle >= after)
+        })
 }
 
 impl TokenManager {
-    /// A manager for `creds`, keeping refresh tokens in `store`, sending with `http` (a
-    /// plain client is made when `None`). Call [`Self::spawn_keepalive`] from inside a
-    /// tokio runtime to start the keep-alive.
+    /// A manager for `creds`, keeping tokens in `store`, sending with `http` (a plain
+    /// client is made when `None`). Call [`Self::spawn_keepalive`] from inside a tokio
+    /// runtime to start the keep-alive.
     pub fn new(
         creds: Arc<Credentials>,
         settings: TokenSettings,
         store: Arc<dyn RefreshTokenStore>,
         http: Option<reqwest::Client>,
     ) -> Self {
-        let client = http.unwrap_or_default();
-        let policy = ExponentialBackoff::builder()
-            .retry_bounds(Duration::from_millis(200), Duration::from_secs(5))
-            .jitter(Jitter::Bounded)
-            .build_with_max_retries(settings.max_retries);
-        let http = ClientBuilder::new(client)
-            .with(RetryTransientMiddleware::new_with_policy_and_strategy(
-                policy,
-                TokenRetryStrategy,
-            ))
-            .build();
+        let auth = AuthClient::new(Arc::clone(&creds), &settings, http.unwrap_or_default());
         Self {
             inner: Arc::new(Inner {
-                token_url: creds.token_url(),
-                revoke_url: creds.revoke_url(),
                 creds,
                 settings,
-                http,
+                auth,
                 store,
                 cache: RwLock::new(None),
-                flight: tokio::sync::Mutex::new(FlightState::default()),
+                rejected: Mutex::new(None),
+                flight: tokio::sync::Mutex::new(0),
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
             }),
@@ -394,23 +260,24 @@ impl TokenManager {
         }
     }
 
-    /// A usable access token: the cached one, or one fetched now (single-flight).
+    /// A usable access token: the cached one, the stored one, or one fetched now
+    /// (single-flight within the process and across processes sharing the store).
     pub async fn access_token(&self) -> Result<Arc<AccessToken>, TokenError> {
         if let Some(t) = self.cached() {
             return Ok(t);
         }
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(self.closed_error());
         }
-        let mut st = self.inner.flight.lock().await;
-        if self.inner.closed.load(Ordering::Acquire) {
+        let mut handed_out = self.inner.flight.lock().await;
+        if self.is_closed() {
             return Err(self.closed_error());
         }
         // Whoever held the lock before us may have fetched one.
         if let Some(t) = self.cached() {
             return Ok(t);
         }
-        let r = self.fetch(&mut st).await;
+        let r = self.obtain(&mut handed_out).await;
         if r.is_err() {
             bump(&self.inner.counters.failures);
         }
@@ -419,6 +286,9 @@ impl TokenManager {
 
     /// Drops `token` after the gateway refused it (401), unless a newer one replaced it.
     pub fn invalidate(&self, token: &AccessToken) {
+        if let Ok(mut r) = self.inner.rejected.lock() {
+            *r = Some(token.value.clone());
+        }
         if let Ok(mut g) = self.inner.cache.write()
             && g.as_ref().is_some_and(|t| t.generation == token.generation)
         {
@@ -439,6 +309,8 @@ impl TokenManager {
             password_grants: l(&c.password_grants),
             refresh_grants: l(&c.refresh_grants),
             fallbacks: l(&c.fallbacks),
+            adopted: l(&c.adopted),
+            retries: self.inner.auth.retries(),
             invalidations: l(&c.invalidations),
             revocations: l(&c.revocations),
             failures: l(&c.failures),
@@ -450,280 +322,198 @@ impl TokenManager {
         self.inner.closed.load(Ordering::Acquire)
     }
 
-    async fn store_load(&self) -> Result<Option<SecretString>, String> {
+    /// Whether the tokens are shared with other processes (a vault entry).
+    pub fn is_shared(&self) -> bool {
+        self.inner.store.lock_path().is_some()
+    }
+
+    async fn load(&self) -> Result<StoredTokens, TokenError> {
         let store = Arc::clone(&self.inner.store);
-        tokio::task::spawn_blocking(move || store.load())
+        let r = tokio::task::spawn_blocking(move || store.load().map_err(|e| e.to_string()))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        r.map_err(|message| TokenError::Store {
+            origin: self.inner.creds.origin.clone(),
+            message,
+        })
     }
 
-    async fn store_save(&self, token: Option<SecretString>) -> Result<(), String> {
+    /// Saves `tokens`; a failure is logged: the tokens in hand still work, only other
+    /// processes will not see them.
+    async fn save(&self, tokens: StoredTokens, what: &str) {
         let store = Arc::clone(&self.inner.store);
-        tokio::task::spawn_blocking(move || store.save(token.as_ref()))
+        let r = tokio::task::spawn_blocking(move || store.save(&tokens).map_err(|e| e.to_string()))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        if let Err(e) = r {
+            tracing::error!(error = %e, "could not store {what}; it is kept in memory only");
+        }
     }
 
-    async fn fetch(&self, st: &mut FlightState) -> Result<Arc<AccessToken>, TokenError> {
-        if !st.loaded {
-            match self.store_load().await {
-                Ok(rt) => {
-                    st.refresh_token = rt;
-                    st.refresh_used = st.refresh_token.as_ref().map(|_| Instant::now());
+    /// Waits for the store's cross-process lock (polling: waiting on a blocking thread
+    /// could not be given up), at most `lock_wait`.
+    async fn lock(&self) -> Result<StoreLock, TokenError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let store = Arc::clone(&self.inner.store);
+            let r =
+                tokio::task::spawn_blocking(move || store.try_lock().map_err(|e| e.to_string()))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+            match r {
+                Ok(Some(lock)) => return Ok(lock),
+                Ok(None) => {}
+                Err(message) => {
+                    return Err(TokenError::Store {
+                        origin: self.inner.creds.origin.clone(),
+                        message,
+                    });
                 }
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "could not read the stored refresh token; using the password grant"
-                ),
             }
-            st.loaded = true;
-        }
-        if let Some(rt) = st.refresh_token.clone() {
-            match self.grant(Grant::Refresh, Some(&rt)).await {
-                Ok(f) => return self.accept(st, f).await,
-                Err(TokenError::RefreshRejected { description }) => {
-                    bump(&self.inner.counters.fallbacks);
-                    tracing::info!(
-                        reason = %description,
-                        "the refresh token was refused; falling back to the password grant"
-                    );
-                    st.refresh_token = None;
-                    st.refresh_used = None;
-                    if let Err(e) = self.store_save(None).await {
-                        tracing::warn!(error = %e, "could not forget the dead refresh token");
-                    }
-                }
-                Err(e) => return Err(e),
+            if started.elapsed() >= self.inner.settings.lock_wait {
+                return Err(TokenError::LockTimeout {
+                    origin: self.inner.creds.origin.clone(),
+                    path: self
+                        .inner
+                        .store
+                        .lock_path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    waited_secs: started.elapsed().as_secs(),
+                });
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
-        let f = self.grant(Grant::Password, None).await?;
-        self.accept(st, f).await
     }
 
-    /// Takes a fetched pair: persists a new refresh token first, then caches the access
-    /// token.
-    async fn accept(
+    /// The stored access token, if it is usable and not the one the gateway refused.
+    fn adopt(&self, handed_out: &mut u64, tokens: &StoredTokens) -> Option<Arc<AccessToken>> {
+        let a = tokens.access_token.as_ref()?;
+        let rejected = self.inner.rejected.lock().ok()?;
+        if rejected
+            .as_ref()
+            .is_some_and(|r| r.expose_secret() == a.value.expose_secret())
+        {
+            return None;
+        }
+        drop(rejected);
+        let now = SystemTime::now();
+        let left = a.expires.duration_since(now).ok()?;
+        let lifetime = a.expires.duration_since(a.issued).unwrap_or(left);
+        if left <= self.margin(lifetime) {
+            return None;
+        }
+        Some(self.install(handed_out, a.value.clone(), left, lifetime))
+    }
+
+    fn margin(&self, lifetime: Duration) -> Duration {
+        self.inner.settings.expiry_margin.min(lifetime / 4)
+    }
+
+    /// Caches `value`, good for `left` of its `lifetime`.
+    fn install(
         &self,
-        st: &mut FlightState,
-        f: Fetched,
-    ) -> Result<Arc<AccessToken>, TokenError> {
-        if let Some(rt) = f.refresh {
-            // Persist before use: a crash after this point leaves the live token stored.
-            if let Err(e) = self.store_save(Some(rt.clone())).await {
-                tracing::error!(
-                    error = %e,
-                    "could not persist the rotated refresh token; it is kept in memory only"
-                );
-            }
-            st.refresh_token = Some(rt);
-            st.refresh_used = Some(Instant::now());
-        }
-        st.generation += 1;
+        handed_out: &mut u64,
+        value: SecretString,
+        left: Duration,
+        lifetime: Duration,
+    ) -> Arc<AccessToken> {
+        *handed_out += 1;
         let now = Instant::now();
-        let margin = self.inner.settings.expiry_margin.min(f.lifetime / 4);
         let token = Arc::new(AccessToken {
-            value: f.access.clone(),
-            generation: st.generation,
-            expires_at: now + f.lifetime,
-            renew_at: now + f.lifetime.saturating_sub(margin),
+            value,
+            generation: *handed_out,
+            expires_at: now + left,
+            renew_at: now + left.saturating_sub(self.margin(lifetime)),
         });
-        st.last_access = Some(f.access);
         if let Ok(mut g) = self.inner.cache.write() {
             *g = Some(Arc::clone(&token));
         }
         tracing::debug!(
             generation = token.generation,
-            lifetime_secs = f.lifetime.as_secs_f64(),
+            left_secs = left.as_secs_f64(),
             "access token cached"
         );
-        Ok(token)
+        token
     }
 
-    fn secrets<'a>(&'a self, extra: Option<&'a SecretString>) -> Vec<&'a str> {
-        let mut v = self.inner.creds.secret_values();
-        if let Some(e) = extra {
-            v.push(e.expose_secret());
+    async fn obtain(&self, handed_out: &mut u64) -> Result<Arc<AccessToken>, TokenError> {
+        // Reading needs no lock: writes replace the vault file atomically.
+        if let Some(t) = self.adopt(handed_out, &self.load().await?) {
+            bump(&self.inner.counters.adopted);
+            return Ok(t);
         }
-        v
-    }
-
-    fn client_request(
-        &self,
-        url: &Url,
-        form: &[(&str, &str)],
-    ) -> reqwest_middleware::RequestBuilder {
-        let c = &self.inner.creds;
-        let mut fields: Vec<(&str, &str)> = form.to_vec();
-        let rb = self
-            .inner
-            .http
-            .post(url.clone())
-            .timeout(self.inner.settings.request_timeout)
-            .header(reqwest::header::ACCEPT, "application/json");
-        let rb = match c.client_auth {
-            ClientAuth::Basic => rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
-            ClientAuth::Form => {
-                fields.push(("client_id", &c.client_id));
-                fields.push(("client_secret", c.client_secret.expose_secret()));
-                rb
-            }
-        };
-        rb.form(&fields)
-    }
-
-    async fn grant(
-        &self,
-        grant: Grant,
-        refresh: Option<&SecretString>,
-    ) -> Result<Fetched, TokenError> {
-        let creds = &self.inner.creds;
-        let url = &self.inner.token_url;
-        let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.name())];
-        match (grant, refresh) {
-            (Grant::Refresh, Some(rt)) => {
-                bump(&self.inner.counters.refresh_grants);
-                form.push(("refresh_token", rt.expose_secret()));
-            }
-            _ => {
-                let Some(sa) = &creds.service_account else {
-                    return Err(TokenError::NoServiceAccount {
-                        origin: creds.origin.clone(),
-                    });
-                };
-                bump(&self.inner.counters.password_grants);
-                form.push(("username", &sa.access_key));
-                form.push(("password", sa.secret_key.expose_secret()));
-                if let Some(scope) = &self.inner.settings.scope {
-                    form.push(("scope", scope));
+        let _lock = self.lock().await?;
+        // The holder before us may have renewed it.
+        let stored = self.load().await?;
+        if let Some(t) = self.adopt(handed_out, &stored) {
+            bump(&self.inner.counters.adopted);
+            return Ok(t);
+        }
+        let mut stored = stored;
+        if let Some(rt) = stored.refresh_token.clone() {
+            match self.grant(Grant::Refresh, Some(&rt)).await {
+                Ok(f) => return Ok(self.accept(handed_out, stored, f).await),
+                Err(
+                    e
+                    @ (TokenError::RefreshRejected { .. } | TokenError::RefreshUnconfirmed { .. }),
+                ) => {
+                    bump(&self.inner.counters.fallbacks);
+                    tracing::info!(
+                        reason = %e,
+                        "the refresh token is given up; falling back to the password grant"
+                    );
+                    stored = StoredTokens::default();
+                    self.save(stored.clone(), "that the refresh token is dead")
+                        .await;
                 }
+                Err(e) => return Err(e),
             }
         }
-        tracing::debug!(grant = grant.name(), url = %url, "token request");
-        let resp =
-            self.client_request(url, &form)
-                .send()
-                .await
-                .map_err(|e| TokenError::Transport {
-                    url: url.to_string(),
-                    message: redact(&error_chain(&e), &self.secrets(refresh)),
-                })?;
-        let status = resp.status();
-        let body = Zeroizing::new(
-            resp.bytes()
-                .await
-                .map_err(|e| TokenError::Transport {
-                    url: url.to_string(),
-                    message: redact(&error_chain(&e), &self.secrets(refresh)),
-                })?
-                .to_vec(),
-        );
-        if status.is_success() {
-            return self.parse_token(&body);
-        }
-        Err(self.map_error(grant, status, &body, refresh))
+        let f = self.grant(Grant::Password, None).await?;
+        Ok(self.accept(handed_out, stored, f).await)
     }
 
-    fn parse_token(&self, body: &[u8]) -> Result<Fetched, TokenError> {
-        let url = self.inner.token_url.to_string();
-        let parsed: TokenResponse =
-            serde_json::from_slice(body).map_err(|e| TokenError::BadResponse {
-                url: url.clone(),
-                message: format!("not JSON (line {} column {})", e.line(), e.column()),
-            })?;
-        let Some(access) = parsed.access_token.filter(|a| !a.is_empty()) else {
-            return Err(TokenError::BadResponse {
-                url,
-                message: "no access_token".into(),
-            });
-        };
-        if let Some(tt) = &parsed.token_type
-            && !tt.eq_ignore_ascii_case("bearer")
-        {
-            return Err(TokenError::BadResponse {
-                url,
-                message: format!("token_type is '{tt}', expected Bearer"),
-            });
-        }
-        let secs = match &parsed.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_f64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        }
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(3600.0);
-        Ok(Fetched {
-            access: SecretString::from(access.as_str()),
-            refresh: parsed
-                .refresh_token
-                .filter(|r| !r.is_empty())
-                .map(|r| SecretString::from(r.as_str())),
-            lifetime: Duration::from_secs_f64(secs.min(366.0 * 24.0 * 3600.0)),
-        })
+    async fn grant(&self, grant: Grant, rt: Option<&SecretString>) -> Result<Fetched, TokenError> {
+        bump(match grant {
+            Grant::Password => &self.inner.counters.password_grants,
+            Grant::Refresh => &self.inner.counters.refresh_grants,
+        });
+        self.inner.auth.grant(grant, rt).await
     }
 
-    fn map_error(
+    /// Takes a fetched pair: stores it (the rotated refresh token with it) before anyone
+    /// can use it, then caches the access token.
+    async fn accept(
         &self,
-        grant: Grant,
-        status: StatusCode,
-        body: &[u8],
-        refresh: Option<&SecretString>,
-    ) -> TokenError {
-        let creds = &self.inner.creds;
-        let url = self.inner.token_url.to_string();
-        let parsed: ErrorResponse = serde_json::from_slice(body).unwrap_or_default();
-        let secrets = self.secrets(refresh);
-        let description = match &parsed.error_description {
-            Some(d) => redact(&d.chars().take(300).collect::<String>(), &secrets),
-            None => redact(
-                &String::from_utf8_lossy(&body[..body.len().min(200)]),
-                &secrets,
-            ),
-        };
-        let code = parsed.error.as_deref().unwrap_or("");
-        match (code, grant) {
-            ("invalid_client", _) => TokenError::InvalidClient {
-                url,
-                origin: creds.origin.clone(),
-                description,
-            },
-            ("", _) if status == StatusCode::UNAUTHORIZED => TokenError::InvalidClient {
-                url,
-                origin: creds.origin.clone(),
-                description,
-            },
-            ("invalid_grant", Grant::Refresh) => TokenError::RefreshRejected { description },
-            ("invalid_grant", Grant::Password) => TokenError::InvalidServiceAccount {
-                url,
-                origin: creds.origin.clone(),
-                description,
-            },
-            ("unsupported_grant_type" | "unauthorized_client", _) => TokenError::GrantDisabled {
-                url,
-                origin: creds.origin.clone(),
-                grant: grant.name().to_string(),
-                description,
-                hint: match grant {
-                    Grant::Password => {
-                        " with a service account (the password grant must be allowed)".into()
-                    }
-                    Grant::Refresh => "; or turn 'Issue Refresh Token' off".into(),
-                },
-            },
-            _ => TokenError::Endpoint {
-                url,
-                status: status.as_u16(),
-                code: if code.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({code})")
-                },
-                description,
-            },
+        handed_out: &mut u64,
+        mut tokens: StoredTokens,
+        f: Fetched,
+    ) -> Arc<AccessToken> {
+        let now = SystemTime::now();
+        if let Some(rt) = f.refresh {
+            tokens.refresh_token = Some(rt);
         }
+        if tokens.refresh_token.is_some() {
+            tokens.refresh_used = Some(now);
+        }
+        tokens.access_token = Some(StoredAccessToken {
+            value: f.access.clone(),
+            issued: now,
+            expires: now + f.lifetime,
+        });
+        self.save(tokens, "the new tokens").await;
+        self.install(handed_out, f.access, f.lifetime, f.lifetime)
     }
 
-    /// Refreshes now if the refresh token has been idle longer than `keepalive_after`.
-    /// Returns whether a refresh was made.
+    /// Refreshes now if the stored refresh token has been idle longer than
+    /// `keepalive_after` (another process's refresh counts). Returns whether a refresh
+    /// was made.
     pub async fn keep_alive(&self) -> Result<bool, TokenError> {
         let Some(after) = self.inner.settings.keepalive_after else {
             return Ok(false);
@@ -731,27 +521,32 @@ impl TokenManager {
         if self.is_closed() {
             return Ok(false);
         }
-        let mut st = self.inner.flight.lock().await;
-        if self.is_closed() {
+        let mut handed_out = self.inner.flight.lock().await;
+        if self.is_closed() || !idle_for(&self.load().await?, after) {
             return Ok(false);
         }
-        let (Some(rt), Some(used)) = (st.refresh_token.clone(), st.refresh_used) else {
+        let _lock = self.lock().await?;
+        let stored = self.load().await?;
+        let Some(rt) = stored
+            .refresh_token
+            .clone()
+            .filter(|_| idle_for(&stored, after))
+        else {
             return Ok(false);
         };
-        if used.elapsed() < after {
-            return Ok(false);
-        }
         tracing::info!("keep-alive: refreshing an idle refresh token");
         match self.grant(Grant::Refresh, Some(&rt)).await {
-            Ok(f) => self.accept(&mut st, f).await.map(|_| true),
-            Err(TokenError::RefreshRejected { description }) => {
+            Ok(f) => {
+                self.accept(&mut handed_out, stored, f).await;
+                Ok(true)
+            }
+            Err(
+                e @ (TokenError::RefreshRejected { .. } | TokenError::RefreshUnconfirmed { .. }),
+            ) => {
                 bump(&self.inner.counters.fallbacks);
-                tracing::info!(reason = %description, "keep-alive: the refresh token was refused; a password grant follows on next use");
-                st.refresh_token = None;
-                st.refresh_used = None;
-                if let Err(e) = self.store_save(None).await {
-                    tracing::warn!(error = %e, "could not forget the dead refresh token");
-                }
+                tracing::info!(reason = %e, "keep-alive: the refresh token is given up; a password grant follows on next use");
+                self.save(StoredTokens::default(), "that the refresh token is dead")
+                    .await;
                 if let Ok(mut g) = self.inner.cache.write() {
                     *g = None;
                 }
@@ -787,72 +582,33 @@ impl TokenManager {
         }))
     }
 
-    /// Revokes the refresh token (or, when none was issued, the access token) and stops
-    /// handing out tokens. Returns whether a revocation was sent.
+    /// Stops handing out tokens. With a private store, revokes the refresh token (or,
+    /// when none was issued, the access token) and forgets it; shared tokens stay in the
+    /// store for the next process. Returns whether a revocation was sent.
     pub async fn shutdown(&self) -> Result<bool, TokenError> {
         self.inner.closed.store(true, Ordering::Release);
-        let mut st = self.inner.flight.lock().await;
+        let _handed_out = self.inner.flight.lock().await;
         if let Ok(mut g) = self.inner.cache.write() {
             *g = None;
         }
-        let (token, hint) = match (st.refresh_token.take(), st.last_access.take()) {
+        if self.is_shared() {
+            tracing::debug!("the tokens are shared through the vault: left there, not revoked");
+            return Ok(false);
+        }
+        let stored = self.load().await?;
+        let (token, hint) = match (stored.refresh_token, stored.access_token) {
             (Some(rt), _) => (rt, "refresh_token"),
-            (None, Some(at)) => (at, "access_token"),
+            (None, Some(at)) => (at.value, "access_token"),
             (None, None) => return Ok(false),
         };
-        st.refresh_used = None;
+        self.save(StoredTokens::default(), "that the tokens are gone")
+            .await;
         if !self.inner.settings.revoke_on_shutdown {
             return Ok(false);
         }
-        let url = &self.inner.revoke_url;
         bump(&self.inner.counters.revocations);
-        let form = [("token", token.expose_secret()), ("token_type_hint", hint)];
-        let resp =
-            self.client_request(url, &form)
-                .send()
-                .await
-                .map_err(|e| TokenError::Transport {
-                    url: url.to_string(),
-                    message: redact(&error_chain(&e), &self.secrets(Some(&token))),
-                })?;
-        let status = resp.status();
-        if hint == "refresh_token"
-            && let Err(e) = self.store_save(None).await
-        {
-            tracing::warn!(error = %e, "could not forget the revoked refresh token");
-        }
-        if status.is_success() {
-            tracing::debug!(hint, "token revoked");
-            Ok(true)
-        } else {
-            let body = resp.bytes().await.unwrap_or_default();
-            let e = self.map_error(Grant::Password, status, &body, Some(&token));
-            Err(match e {
-                TokenError::InvalidServiceAccount {
-                    url, description, ..
-                } => TokenError::Endpoint {
-                    url,
-                    status: status.as_u16(),
-                    code: " (revocation)".into(),
-                    description,
-                },
-                other => other,
-            })
-        }
+        self.inner.auth.revoke(&token, hint).await?;
+        tracing::debug!(hint, "token revoked");
+        Ok(true)
     }
-}
-
-/// The message of an error and its sources, one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }

@@ -1,26 +1,103 @@
-//! Where a token manager keeps the latest refresh token.
+//! Where a token manager keeps a credential's tokens, and whether other processes share
+//! them.
+//!
+//! A private store ([`MemoryRefreshStore`]) lives and dies with its manager. A shared store
+//! ([`VaultRefreshStore`]) is read by every process that uses the same vault entry: the
+//! access token and the rotated refresh token are written there, and a lock taken through
+//! the store makes token requests single-flight across those processes.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use secrecy::SecretString;
 
-use crate::vault::Vault;
+use crate::credentials::MASK;
+use crate::vault::{Vault, VaultError};
 
-/// Keeps the latest (rotated) refresh token of one credential. `save` is called with the
-/// new token before the token manager uses it, and with `None` when it is dead or
-/// revoked. Calls block (file I/O): the token manager runs them on a blocking thread.
-pub trait RefreshTokenStore: Send + Sync + fmt::Debug + 'static {
-    /// The stored refresh token, if any.
-    fn load(&self) -> Result<Option<SecretString>, String>;
-    /// Stores `token` (or forgets it).
-    fn save(&self, token: Option<&SecretString>) -> Result<(), String>;
+/// A credential's tokens as a store keeps them. Times are wall-clock, so that another
+/// process can tell how long a token stays good.
+#[derive(Clone, Default)]
+pub struct StoredTokens {
+    /// The latest (rotated) refresh token.
+    pub refresh_token: Option<SecretString>,
+    /// When that refresh token was issued or last used (the keep-alive measures idleness
+    /// from here).
+    pub refresh_used: Option<SystemTime>,
+    /// The latest access token.
+    pub access_token: Option<StoredAccessToken>,
 }
 
-/// Keeps the refresh token in memory only (credentials from an `.ionapi` file).
+/// An access token and its lifetime, wall-clock.
+#[derive(Clone)]
+pub struct StoredAccessToken {
+    /// The bearer token. Never log it.
+    pub value: SecretString,
+    /// When it was issued.
+    pub issued: SystemTime,
+    /// When the server said it expires.
+    pub expires: SystemTime,
+}
+
+impl fmt::Debug for StoredTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTokens")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| MASK))
+            .field("refresh_used", &self.refresh_used)
+            .field("access_token", &self.access_token)
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoredAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredAccessToken")
+            .field("value", &MASK)
+            .field("issued", &self.issued)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// Why a store could not be read or written. No message contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The vault.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// A thread panicked while it held the in-memory store.
+    #[error("the in-memory token store is unusable: a thread panicked while holding it")]
+    Poisoned,
+}
+
+/// A held cross-process lock; dropping it releases the lock.
+pub type StoreLock = Box<dyn Send>;
+
+/// Keeps a credential's tokens. Calls block (file I/O): the token manager runs them on a
+/// blocking thread.
+pub trait RefreshTokenStore: Send + Sync + fmt::Debug + 'static {
+    /// The stored tokens (empty when there are none).
+    fn load(&self) -> Result<StoredTokens, StoreError>;
+    /// Replaces the stored tokens.
+    fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError>;
+    /// The file whose lock makes token requests single-flight across processes; `None`
+    /// for a store no other process sees. When it is `Some`, the tokens are shared:
+    /// the manager never revokes them at shutdown (another process may be using them).
+    fn lock_path(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Takes the cross-process lock if it is free; `Ok(None)` while another holder has
+    /// it. The OS releases it when the holder exits, however it exits.
+    fn try_lock(&self) -> Result<Option<StoreLock>, StoreError> {
+        Ok(Some(Box::new(())))
+    }
+}
+
+/// Keeps the tokens in memory only (credentials from an `.ionapi` file or a form).
 #[derive(Default)]
 pub struct MemoryRefreshStore {
-    token: Mutex<Option<SecretString>>,
+    tokens: Mutex<StoredTokens>,
 }
 
 impl fmt::Debug for MemoryRefreshStore {
@@ -30,17 +107,21 @@ impl fmt::Debug for MemoryRefreshStore {
 }
 
 impl RefreshTokenStore for MemoryRefreshStore {
-    fn load(&self) -> Result<Option<SecretString>, String> {
-        Ok(self.token.lock().map_err(|e| e.to_string())?.clone())
+    fn load(&self) -> Result<StoredTokens, StoreError> {
+        Ok(self
+            .tokens
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .clone())
     }
 
-    fn save(&self, token: Option<&SecretString>) -> Result<(), String> {
-        *self.token.lock().map_err(|e| e.to_string())? = token.cloned();
+    fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
+        *self.tokens.lock().map_err(|_| StoreError::Poisoned)? = tokens.clone();
         Ok(())
     }
 }
 
-/// Keeps the refresh token in a vault entry, encrypted, written atomically.
+/// Keeps the tokens in a vault entry, encrypted, shared by every process using the entry.
 #[derive(Debug)]
 pub struct VaultRefreshStore {
     vault: Arc<Vault>,
@@ -48,7 +129,7 @@ pub struct VaultRefreshStore {
 }
 
 impl VaultRefreshStore {
-    /// The refresh token of vault entry `name`.
+    /// The tokens of vault entry `name`.
     pub fn new(vault: Arc<Vault>, name: impl Into<String>) -> Self {
         Self {
             vault,
@@ -58,16 +139,22 @@ impl VaultRefreshStore {
 }
 
 impl RefreshTokenStore for VaultRefreshStore {
-    fn load(&self) -> Result<Option<SecretString>, String> {
-        self.vault
-            .get(&self.name)
-            .map(|e| e.refresh_token)
-            .map_err(|e| e.to_string())
+    fn load(&self) -> Result<StoredTokens, StoreError> {
+        Ok(self.vault.tokens(&self.name)?)
     }
 
-    fn save(&self, token: Option<&SecretString>) -> Result<(), String> {
-        self.vault
-            .set_refresh_token(&self.name, token)
-            .map_err(|e| e.to_string())
+    fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
+        Ok(self.vault.set_tokens(&self.name, tokens)?)
+    }
+
+    fn lock_path(&self) -> Option<PathBuf> {
+        Some(self.vault.token_lock_path(&self.name))
+    }
+
+    fn try_lock(&self) -> Result<Option<StoreLock>, StoreError> {
+        Ok(self
+            .vault
+            .try_lock_tokens(&self.name)?
+            .map(|l| Box::new(l) as StoreLock))
     }
 }

@@ -12,6 +12,12 @@
 //!   processes writing at once lose nothing.
 //! - A wrong key, a tampered or a truncated file is an error naming the file; the store
 //!   is then never written.
+//! - Tokens: each entry also holds its latest access token (with its wall-clock expiry)
+//!   and rotated refresh token, encrypted like the rest, so that every process using the
+//!   entry shares them ([`Vault::tokens`], [`Vault::set_tokens`]). Token requests for an
+//!   entry are serialised across processes by an OS file lock on
+//!   `$IONPORT_HOME/locks/NAME.token.lock` ([`Vault::try_lock_tokens`]), released by the
+//!   OS when its holder exits, however it exits.
 //!
 //! Secrets are decrypted only in memory, held in zeroising types, and masked in every
 //! `Debug` output.
@@ -55,6 +61,10 @@ use zeroize::Zeroizing;
 
 use crate::credentials::{Credentials, CredentialsError, MASK};
 
+mod tokens;
+
+pub use tokens::TokenLock;
+
 /// The environment variable naming ionport's home directory.
 pub const HOME_ENV: &str = "IONPORT_HOME";
 /// The environment variable holding the vault key (32 bytes, base64 or hex).
@@ -65,6 +75,8 @@ pub const VAULT_FILE: &str = "vault.json";
 pub const KEY_FILE: &str = "vault.key";
 /// The lock file name inside the home directory.
 pub const LOCK_FILE: &str = "vault.lock";
+/// The directory of the per-entry token locks inside the home directory.
+pub const LOCKS_DIR: &str = "locks";
 
 const FORMAT: &str = "ionport-vault";
 const VERSION: u32 = 1;
@@ -294,6 +306,16 @@ struct StoredEntry {
     ionapi: String,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// When the refresh token was issued or last used (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_used_ms: Option<u64>,
+    /// The latest access token, shared by the processes using this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_issued_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_expires_ms: Option<u64>,
     #[serde(default)]
     created: u64,
     #[serde(default)]
@@ -749,6 +771,10 @@ impl Vault {
                 StoredEntry {
                     ionapi: ionapi.to_string(),
                     refresh_token: None,
+                    refresh_used_ms: None,
+                    access_token: None,
+                    access_issued_ms: None,
+                    access_expires_ms: None,
                     created,
                     updated: t,
                 },
@@ -776,26 +802,6 @@ impl Vault {
             return Ok(false);
         }
         self.update(|plain| Ok(plain.entries.remove(name).is_some()))
-    }
-
-    /// Stores (or, with `None`, forgets) the refresh token of entry `name`.
-    pub fn set_refresh_token(
-        &self,
-        name: &str,
-        token: Option<&SecretString>,
-    ) -> Result<(), VaultError> {
-        self.update(|plain| {
-            let e = plain
-                .entries
-                .get_mut(name)
-                .ok_or_else(|| VaultError::NotFound {
-                    path: self.path.clone(),
-                    name: name.to_string(),
-                })?;
-            e.refresh_token = token.map(|t| t.expose_secret().to_string());
-            e.updated = now();
-            Ok(())
-        })
     }
 }
 

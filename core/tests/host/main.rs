@@ -6,5 +6,7 @@
 mod common;
 mod gateway;
 mod host;
+mod shared_tokens;
+mod token_retries;
 mod tokens;
 mod vault;
