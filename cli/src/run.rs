@@ -15,6 +15,7 @@ use ionport_core::pipeline::{
     Cancel, Plan, RunObserver, RunOptions, RunSummary, TaskOutcome, load, run,
 };
 use ionport_core::plugin::PluginRegistry;
+use ionport_core::scrub::scrub_shapes;
 use ionport_plugin_sdk::{LogLevel, SyncMode};
 use serde_json::json;
 
@@ -220,18 +221,19 @@ impl RunObserver for Progress {
                     "done: {} records, {} pages in {:.1}s",
                     o.records, o.pages, o.seconds
                 )),
-                Some(e) => pb.finish_with_message(format!("FAILED: {e}")),
+                Some(e) => pb.finish_with_message(format!("FAILED: {}", scrub_shapes(e))),
             }
         }
         self.line(
             "task_finished",
             json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "pages": o.pages,
-                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error }),
+                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error.as_deref().map(scrub_shapes) }),
         );
     }
 
     fn plugin_log(&self, pipeline: &str, task: &str, level: LogLevel, message: &str) {
         if level <= LogLevel::Warn {
+            let message = &scrub_shapes(message);
             if let Some((mp, _)) = &self.bars {
                 let _ = mp.println(format!("{pipeline}/{task}: {message}"));
             }
@@ -249,7 +251,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     for t in &s.tasks {
         let status = match &t.error {
             None => "ok".to_string(),
-            Some(e) => format!("FAILED: {e}"),
+            Some(e) => format!("FAILED: {}", scrub_shapes(e)),
         };
         println!(
             "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8.1}  {status}",
@@ -262,7 +264,10 @@ fn print_summary(s: &RunSummary, seconds: f64) {
         );
     }
     for (p, e) in &s.failed_pipelines {
-        println!("{p:<34} FAILED before its tasks started: {e}");
+        println!(
+            "{p:<34} FAILED before its tasks started: {}",
+            scrub_shapes(e)
+        );
     }
     let records: u64 = s.tasks.iter().map(|t| t.records).sum();
     let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();

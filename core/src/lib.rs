@@ -16,6 +16,8 @@
 //!   concurrency bound, metrics ([`gateway::GatewayClient`]);
 //! - [`connection`]: one connection's host services, from its credentials to the object
 //!   plugins get ([`connection::Connection`], [`connection::ConnectionHost`]);
+//! - [`scrub`]: the one secret scrubber every shown text passes through
+//!   ([`scrub::Scrubber`]);
 //! - [`form_values`]: a connection form's values checked and split into credentials and
 //!   the settings a connector may see ([`form_values::FormValues`]);
 //! - [`read`]: one task read into your own code ([`read::read_task`],
@@ -134,5 +136,6 @@ pub mod host;
 pub mod pipeline;
 pub mod plugin;
 pub mod read;
+pub mod scrub;
 pub mod token;
 pub mod vault;

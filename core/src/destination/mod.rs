@@ -23,6 +23,13 @@ pub mod sqlite;
 
 pub use common::table_name;
 
+/// Whether a Postgres URL or key-value connection string holds a password in any form
+/// (`user:pw@`, `?password=`, `password=`): an API that stores connection strings
+/// refuses those.
+pub fn postgres_url_has_password(url: &str) -> bool {
+    common::has_password(url)
+}
+
 /// Opens (creating when missing) the destination `config` describes, with its state store.
 /// A Postgres destination connects here, so an unreachable server fails now.
 pub fn open(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {

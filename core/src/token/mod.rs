@@ -34,7 +34,8 @@ use zeroize::Zeroizing;
 
 pub use store::{MemoryRefreshStore, RefreshTokenStore, VaultRefreshStore};
 
-use crate::credentials::{ClientAuth, Credentials, MASK, redact};
+use crate::credentials::{ClientAuth, Credentials, MASK};
+use crate::scrub::Scrubber;
 
 /// Settings of a token manager.
 #[derive(Debug, Clone)]
@@ -258,6 +259,9 @@ struct Inner {
     flight: tokio::sync::Mutex<FlightState>,
     closed: AtomicBool,
     counters: Counters,
+    /// The credentials' secrets and every token received or used: masked out of every
+    /// error text (a server may echo them).
+    scrubber: Scrubber,
 }
 
 /// The token lifecycle of one credential. Cheap to clone (shared).
@@ -361,6 +365,7 @@ impl TokenManager {
             inner: Arc::new(Inner {
                 token_url: creds.token_url(),
                 revoke_url: creds.revoke_url(),
+                scrubber: creds.scrubber(),
                 creds,
                 settings,
                 http,
@@ -376,6 +381,12 @@ impl TokenManager {
     /// The credentials.
     pub fn credentials(&self) -> &Arc<Credentials> {
         &self.inner.creds
+    }
+
+    /// The scrubber of this credential: its secrets and every token it has seen, kept
+    /// after the tokens themselves are dropped or revoked.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.inner.scrubber
     }
 
     /// The cached token, if it is still usable: the fast path, no await, no I/O.
@@ -539,12 +550,12 @@ impl TokenManager {
         Ok(token)
     }
 
-    fn secrets<'a>(&'a self, extra: Option<&'a SecretString>) -> Vec<&'a str> {
-        let mut v = self.inner.creds.secret_values();
+    /// `text` scrubbed of every secret and token, `extra` (a token just sent) included.
+    fn scrub(&self, text: &str, extra: Option<&SecretString>) -> String {
         if let Some(e) = extra {
-            v.push(e.expose_secret());
+            self.inner.scrubber.add(e.expose_secret());
         }
-        v
+        self.inner.scrubber.scrub(text)
     }
 
     fn client_request(
@@ -605,7 +616,7 @@ impl TokenManager {
                 .await
                 .map_err(|e| TokenError::Transport {
                     url: url.to_string(),
-                    message: redact(&error_chain(&e), &self.secrets(refresh)),
+                    message: self.scrub(&error_chain(&e), refresh),
                 })?;
         let status = resp.status();
         let body = Zeroizing::new(
@@ -613,7 +624,7 @@ impl TokenManager {
                 .await
                 .map_err(|e| TokenError::Transport {
                     url: url.to_string(),
-                    message: redact(&error_chain(&e), &self.secrets(refresh)),
+                    message: self.scrub(&error_chain(&e), refresh),
                 })?
                 .to_vec(),
         );
@@ -641,7 +652,7 @@ impl TokenManager {
         {
             return Err(TokenError::BadResponse {
                 url,
-                message: format!("token_type is '{tt}', expected Bearer"),
+                message: format!("token_type is '{}', expected Bearer", self.scrub(tt, None)),
             });
         }
         let secs = match &parsed.expires_in {
@@ -651,6 +662,10 @@ impl TokenManager {
         }
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(3600.0);
+        self.inner.scrubber.add(&access);
+        if let Some(r) = &parsed.refresh_token {
+            self.inner.scrubber.add(r);
+        }
         Ok(Fetched {
             access: SecretString::from(access.as_str()),
             refresh: parsed
@@ -671,13 +686,14 @@ impl TokenManager {
         let creds = &self.inner.creds;
         let url = self.inner.token_url.to_string();
         let parsed: ErrorResponse = serde_json::from_slice(body).unwrap_or_default();
-        let secrets = self.secrets(refresh);
+        // Scrubbed whole, then cut: a cut through a secret would leave a part unmatched.
         let description = match &parsed.error_description {
-            Some(d) => redact(&d.chars().take(300).collect::<String>(), &secrets),
-            None => redact(
-                &String::from_utf8_lossy(&body[..body.len().min(200)]),
-                &secrets,
-            ),
+            Some(d) => self.scrub(d, refresh).chars().take(300).collect::<String>(),
+            None => self
+                .scrub(&String::from_utf8_lossy(body), refresh)
+                .chars()
+                .take(200)
+                .collect(),
         };
         let code = parsed.error.as_deref().unwrap_or("");
         match (code, grant) {
@@ -813,7 +829,7 @@ impl TokenManager {
                 .await
                 .map_err(|e| TokenError::Transport {
                     url: url.to_string(),
-                    message: redact(&error_chain(&e), &self.secrets(Some(&token))),
+                    message: self.scrub(&error_chain(&e), Some(&token)),
                 })?;
         let status = resp.status();
         if hint == "refresh_token"
