@@ -15,7 +15,6 @@ use ionport_core::pipeline::{
     Cancel, Plan, RunObserver, RunOptions, RunSummary, TaskOutcome, load, run,
 };
 use ionport_core::plugin::PluginRegistry;
-use ionport_core::scrub::scrub_shapes;
 use ionport_plugin_sdk::{LogLevel, SyncMode};
 use serde_json::json;
 
@@ -221,25 +220,31 @@ impl RunObserver for Progress {
                     "done: {} records, {} pages in {:.1}s",
                     o.records, o.pages, o.seconds
                 )),
-                Some(e) => pb.finish_with_message(format!("FAILED: {}", scrub_shapes(e))),
+                Some(e) => pb.finish_with_message(format!("FAILED: {}", scrub(e))),
             }
         }
         self.line(
             "task_finished",
             json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "pages": o.pages,
-                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error.as_deref().map(scrub_shapes) }),
+                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error.as_deref().map(scrub) }),
         );
     }
 
     fn plugin_log(&self, pipeline: &str, task: &str, level: LogLevel, message: &str) {
         if level <= LogLevel::Warn {
-            let message = &scrub_shapes(message);
+            let message = &scrub(message);
             if let Some((mp, _)) = &self.bars {
                 let _ = mp.println(format!("{pipeline}/{task}: {message}"));
             }
             self.line("plugin_log", json!({ "pipeline": pipeline, "task": task, "level": format!("{level:?}").to_lowercase(), "message": message }));
         }
     }
+}
+
+/// A run's texts may quote a gateway that echoed a request: every one passes the
+/// process-wide scrubber (the credentials and tokens of every connection of the run).
+fn scrub(text: &str) -> String {
+    ionport_core::scrub::Scrubber::process().scrub(text)
 }
 
 fn print_summary(s: &RunSummary, seconds: f64) {
@@ -251,7 +256,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     for t in &s.tasks {
         let status = match &t.error {
             None => "ok".to_string(),
-            Some(e) => format!("FAILED: {}", scrub_shapes(e)),
+            Some(e) => format!("FAILED: {}", scrub(e)),
         };
         println!(
             "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8.1}  {status}",
@@ -264,10 +269,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
         );
     }
     for (p, e) in &s.failed_pipelines {
-        println!(
-            "{p:<34} FAILED before its tasks started: {}",
-            scrub_shapes(e)
-        );
+        println!("{p:<34} FAILED before its tasks started: {}", scrub(e));
     }
     let records: u64 = s.tasks.iter().map(|t| t.records).sum();
     let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();

@@ -16,6 +16,10 @@
 //!
 //! A [`Scrubber`] is a cheap handle (clones share the same set), so that a token learned
 //! by the token manager after an error path was set up is still masked there.
+//! [`Scrubber::process`] is the set of the whole process: every token manager adds its
+//! credentials and tokens to it, so that a text built far from any connection (a
+//! connector's error in a run summary) is still scrubbed of them. It keeps the most
+//! recent [`PROCESS_LIMIT`] patterns.
 
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -26,15 +30,28 @@ use regex::{Captures, Regex};
 /// The mask printed in place of a secret.
 pub use crate::credentials::MASK;
 
+/// How many patterns the process-wide scrubber keeps (each secret is two or three; a
+/// long-running server learns an access token an hour per connection).
+pub const PROCESS_LIMIT: usize = 4096;
+
 /// A set of secrets to mask, plus the shape rules. Cloning shares the set.
 #[derive(Clone, Default)]
 pub struct Scrubber {
-    known: Arc<RwLock<Vec<Regex>>>,
+    known: Arc<RwLock<Known>>,
+}
+
+#[derive(Default)]
+struct Known {
+    /// Longest pattern first, each with the order it was added in.
+    patterns: Vec<(u64, Regex)>,
+    added: u64,
+    /// The most patterns kept (`None`: all).
+    limit: Option<usize>,
 }
 
 impl fmt::Debug for Scrubber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.known.read().map(|k| k.len()).unwrap_or(0);
+        let n = self.known.read().map(|k| k.patterns.len()).unwrap_or(0);
         f.debug_struct("Scrubber").field("secrets", &n).finish()
     }
 }
@@ -43,6 +60,17 @@ impl Scrubber {
     /// A scrubber with only the shape rules.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The process-wide scrubber: every token manager's credentials and tokens.
+    pub fn process() -> &'static Scrubber {
+        static PROCESS: LazyLock<Scrubber> = LazyLock::new(|| Scrubber {
+            known: Arc::new(RwLock::new(Known {
+                limit: Some(PROCESS_LIMIT),
+                ..Known::default()
+            })),
+        });
+        &PROCESS
     }
 
     /// A scrubber that masks each of `secrets` (empty ones are ignored).
@@ -86,13 +114,16 @@ impl Scrubber {
         if Arc::ptr_eq(&self.known, &other.known) {
             return;
         }
-        let theirs = other.known.read().map(|k| k.clone()).unwrap_or_default();
+        let theirs: Vec<Regex> = other
+            .known
+            .read()
+            .map(|k| k.patterns.iter().map(|(_, r)| r.clone()).collect())
+            .unwrap_or_default();
         if let Ok(mut mine) = self.known.write() {
             for r in theirs {
-                if !mine.iter().any(|m| m.as_str() == r.as_str()) {
-                    mine.push(r);
-                }
+                mine.insert(r);
             }
+            mine.settle();
         }
     }
 
@@ -101,32 +132,60 @@ impl Scrubber {
             return;
         };
         for p in patterns {
-            if known.iter().any(|k| k.as_str() == p) {
+            if known.patterns.iter().any(|(_, k)| k.as_str() == p) {
                 continue;
             }
-            // Every piece is escaped or a fixed class, so the pattern always compiles;
-            // a pattern over the size limit (a secret of megabytes) is still masked by
-            // its raw text.
+            // Every piece is escaped or a fixed class, so the pattern compiles unless it
+            // is over the regex size limit (a secret of many kilobytes): then its raw
+            // text is masked at least.
             match Regex::new(p) {
-                Ok(r) => known.push(r),
-                Err(_) => tracing::warn!("a secret too long to match in all its encodings"),
+                Ok(r) => known.insert(r),
+                Err(_) => {
+                    tracing::warn!("a secret too long to match in all its encodings");
+                    if let Ok(r) = Regex::new(&regex::escape(p)) {
+                        known.insert(r);
+                    }
+                }
             }
         }
-        // Longer patterns first, so a secret that contains another is masked whole.
-        known.sort_by_key(|r| std::cmp::Reverse(r.as_str().len()));
+        known.settle();
     }
 
     /// `text` with every known secret and every secret-shaped value masked.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         if let Ok(known) = self.known.read() {
-            for r in known.iter() {
+            for (_, r) in &known.patterns {
                 if r.is_match(&out) {
                     out = r.replace_all(&out, MASK).into_owned();
                 }
             }
         }
         scrub_shapes(&out)
+    }
+}
+
+impl Known {
+    fn insert(&mut self, r: Regex) {
+        if self.patterns.iter().any(|(_, k)| k.as_str() == r.as_str()) {
+            return;
+        }
+        self.added += 1;
+        self.patterns.push((self.added, r));
+    }
+
+    /// Drops the oldest patterns over the limit, then orders the rest longest first, so
+    /// that a secret containing another is masked whole.
+    fn settle(&mut self) {
+        if let Some(limit) = self.limit
+            && self.patterns.len() > limit
+        {
+            self.patterns
+                .sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+            self.patterns.truncate(limit);
+        }
+        self.patterns
+            .sort_by_key(|(_, r)| std::cmp::Reverse(r.as_str().len()));
     }
 }
 

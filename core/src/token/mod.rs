@@ -361,11 +361,13 @@ impl TokenManager {
                 TokenRetryStrategy,
             ))
             .build();
+        let scrubber = creds.scrubber();
+        Scrubber::process().extend_from(&scrubber);
         Self {
             inner: Arc::new(Inner {
                 token_url: creds.token_url(),
                 revoke_url: creds.revoke_url(),
-                scrubber: creds.scrubber(),
+                scrubber,
                 creds,
                 settings,
                 http,
@@ -479,6 +481,9 @@ impl TokenManager {
         if !st.loaded {
             match self.store_load().await {
                 Ok(rt) => {
+                    if let Some(t) = &rt {
+                        self.learn(t.expose_secret());
+                    }
                     st.refresh_token = rt;
                     st.refresh_used = st.refresh_token.as_ref().map(|_| Instant::now());
                 }
@@ -553,9 +558,15 @@ impl TokenManager {
     /// `text` scrubbed of every secret and token, `extra` (a token just sent) included.
     fn scrub(&self, text: &str, extra: Option<&SecretString>) -> String {
         if let Some(e) = extra {
-            self.inner.scrubber.add(e.expose_secret());
+            self.learn(e.expose_secret());
         }
         self.inner.scrubber.scrub(text)
+    }
+
+    /// Masks `token` from now on, here and in the process-wide scrubber.
+    fn learn(&self, token: &str) {
+        self.inner.scrubber.add(token);
+        Scrubber::process().add(token);
     }
 
     fn client_request(
@@ -662,9 +673,9 @@ impl TokenManager {
         }
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(3600.0);
-        self.inner.scrubber.add(&access);
+        self.learn(&access);
         if let Some(r) = &parsed.refresh_token {
-            self.inner.scrubber.add(r);
+            self.learn(r);
         }
         Ok(Fetched {
             access: SecretString::from(access.as_str()),
