@@ -20,7 +20,7 @@ use base64::Engine as _;
 use ionport_emulator::echo::{EchoConfig, EchoGateway};
 use ionport_tests::serve_process::ServeProcess;
 use ionport_tests::{form_credentials, ionport_bin, profile_dir};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// One canary: the alphanumeric core (unique to the run) and the whole secret.
 struct Canary {

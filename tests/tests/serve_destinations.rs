@@ -75,7 +75,6 @@ fn destination_paths_are_confined_to_the_data_directory() {
         );
         assert_eq!(s, 422, "{d}: {v}");
         assert_eq!(field_of(&v), "destination.path", "{d}: {v}");
-        // PATCH goes through the same rule.
     }
     assert!(!escape.exists());
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
@@ -97,6 +96,10 @@ fn destination_paths_are_confined_to_the_data_directory() {
         .to_string();
     let data = home.path().join("data").canonicalize().unwrap();
     assert_eq!(Path::new(&path), data.join("sub/ok.db"));
+    // What the server shows is accepted back.
+    let shown = json!({"destination": v["connection"]["destination"].clone()});
+    let (s, v) = srv.call("PATCH", "/v1/connections/ok", Some(&shown));
+    assert_eq!(s, 200, "{v}");
     let (s, v) = srv.call(
         "PATCH",
         "/v1/connections/ok",

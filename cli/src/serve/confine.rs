@@ -61,13 +61,11 @@ impl DestinationRoots {
             ));
         }
         let (full, roots): (PathBuf, Vec<&Path>) = if path.is_absolute() {
-            let roots: Vec<&Path> = self.allowed.iter().map(PathBuf::as_path).collect();
-            if roots.is_empty() {
-                return Err(format!(
-                    "'{}' is absolute; expected a path relative to the server's data directory (absolute paths need `ionport serve --destination-root`)",
-                    path.display()
-                ));
-            }
+            // The data directory counts as a root: the server itself shows stored paths
+            // absolute, and a client may send back what it was shown.
+            let roots: Vec<&Path> = std::iter::once(self.data.as_path())
+                .chain(self.allowed.iter().map(PathBuf::as_path))
+                .collect();
             (path.to_path_buf(), roots)
         } else {
             let rel: PathBuf = path
@@ -79,9 +77,14 @@ impl DestinationRoots {
         let resolved = resolve_existing(&full);
         if roots.iter().any(|r| resolved.starts_with(r)) {
             Ok(resolved)
+        } else if path.is_absolute() && self.allowed.is_empty() {
+            Err(format!(
+                "'{}' is absolute and outside the server's data directory; expected a path relative to it (absolute paths elsewhere need `ionport serve --destination-root`)",
+                path.display()
+            ))
         } else if path.is_absolute() {
             Err(format!(
-                "'{}' is outside the allowed destination roots",
+                "'{}' is outside the server's data directory and the allowed destination roots",
                 path.display()
             ))
         } else {
@@ -138,6 +141,8 @@ mod tests {
         let roots = DestinationRoots::new(&home.path().join("data"), &[]).unwrap();
         let p = roots.confine(Path::new("./a/b.db")).unwrap();
         assert_eq!(p, roots.data().join("a/b.db"));
+        // What the server shows (absolute, inside) is accepted back.
+        assert_eq!(roots.confine(&p).unwrap(), p);
         for bad in ["../x.db", "a/../../x.db", "/tmp/x.db", "/etc/passwd", ""] {
             assert!(roots.confine(Path::new(bad)).is_err(), "{bad}");
         }

@@ -331,6 +331,15 @@ fn resolve_tasks(
     }
 }
 
+/// A stored destination checked again before a run: a record written by an older server
+/// (or by hand) may point anywhere.
+pub(crate) fn recheck_destination(
+    st: &AppState,
+    d: &DestinationConfig,
+) -> ApiResult<DestinationConfig> {
+    resolve_destination(st, "", Some(d.clone()))
+}
+
 /// The destination as the server will use it: paths confined to the data directory (or
 /// an allowed root), Postgres URLs without a password or environment references.
 fn resolve_destination(
