@@ -52,6 +52,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let conn = Connection::open(source, ConnectionSettings::default())?;
+        // Every message below may quote a server (which may echo the request): all of
+        // it passes the connection's scrubber (its secrets and every token it saw).
+        let scrubber = conn.gateway().tokens().scrubber().clone();
+        let scrub = |text: &str| scrubber.scrub(text);
         let outcome = match plugin {
             None => match conn.whoami().await {
                 Ok(me) => {
@@ -67,9 +71,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
                 }
                 Err(e) => {
                     if args.json {
-                        println!("{}", serde_json::to_string_pretty(&json!({"success": false, "failed_part": e.failed_part(), "message": e.to_string()}))?);
+                        println!("{}", serde_json::to_string_pretty(&json!({"success": false, "failed_part": e.failed_part(), "message": scrub(&e.to_string())}))?);
                     } else {
-                        println!("FAILED ({}): {e}", e.failed_part());
+                        println!("FAILED ({}): {}", e.failed_part(), scrub(&e.to_string()));
                     }
                     Ok(false)
                 }
@@ -79,7 +83,8 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
                 let config = ConnectionConfig { settings };
                 let report = tokio::task::spawn_blocking(move || p.check(host, &config)).await?;
                 match report {
-                    Ok(r) => {
+                    Ok(mut r) => {
+                        r.message = scrub(&r.message);
                         if args.json {
                             println!("{}", serde_json::to_string_pretty(&r)?);
                         } else if r.success {
@@ -91,9 +96,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
                     }
                     Err(e) => {
                         if args.json {
-                            println!("{}", serde_json::to_string_pretty(&json!({"success": false, "message": e.to_string()}))?);
+                            println!("{}", serde_json::to_string_pretty(&json!({"success": false, "message": scrub(&e.to_string())}))?);
                         } else {
-                            println!("FAILED: {e}");
+                            println!("FAILED: {}", scrub(&e.to_string()));
                         }
                         Ok(false)
                     }
@@ -101,7 +106,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
             }
         };
         if let Err(e) = conn.shutdown().await {
-            tracing::warn!(error = %e, "revoking the token failed");
+            tracing::warn!(error = %scrub(&e.to_string()), "revoking the token failed");
         }
         let m = conn.gateway().metrics();
         tracing::info!(calls = m.calls, retries = m.retries, "gateway metrics");

@@ -220,24 +220,31 @@ impl RunObserver for Progress {
                     "done: {} records, {} pages in {:.1}s",
                     o.records, o.pages, o.seconds
                 )),
-                Some(e) => pb.finish_with_message(format!("FAILED: {e}")),
+                Some(e) => pb.finish_with_message(format!("FAILED: {}", scrub(e))),
             }
         }
         self.line(
             "task_finished",
             json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "commits": o.commits, "pages": o.pages,
-                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error }),
+                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error.as_deref().map(scrub) }),
         );
     }
 
     fn plugin_log(&self, pipeline: &str, task: &str, level: LogLevel, message: &str) {
         if level <= LogLevel::Warn {
+            let message = &scrub(message);
             if let Some((mp, _)) = &self.bars {
                 let _ = mp.println(format!("{pipeline}/{task}: {message}"));
             }
             self.line("plugin_log", json!({ "pipeline": pipeline, "task": task, "level": format!("{level:?}").to_lowercase(), "message": message }));
         }
     }
+}
+
+/// A run's texts may quote a gateway that echoed a request: every one passes the
+/// process-wide scrubber (the credentials and tokens of every connection of the run).
+fn scrub(text: &str) -> String {
+    ionport_core::scrub::Scrubber::process().scrub(text)
 }
 
 fn print_summary(s: &RunSummary, seconds: f64) {
@@ -250,10 +257,12 @@ fn print_summary(s: &RunSummary, seconds: f64) {
         let status = match &t.error {
             None => "ok".to_string(),
             Some(e) if t.records > 0 => format!(
-                "FAILED after committing {} records in {} checkpoints (a rerun resumes there): {e}",
-                t.records, t.commits
+                "FAILED after committing {} records in {} checkpoints (a rerun resumes there): {}",
+                t.records,
+                t.commits,
+                scrub(e)
             ),
-            Some(e) => format!("FAILED: {e}"),
+            Some(e) => format!("FAILED: {}", scrub(e)),
         };
         println!(
             "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8.1}  {status}",
@@ -266,7 +275,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
         );
     }
     for (p, e) in &s.failed_pipelines {
-        println!("{p:<34} FAILED before its tasks started: {e}");
+        println!("{p:<34} FAILED before its tasks started: {}", scrub(e));
     }
     let records: u64 = s.tasks.iter().map(|t| t.records).sum();
     let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();

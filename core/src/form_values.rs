@@ -171,12 +171,9 @@ pub fn secret_values(form: &Value, values: &Value) -> Vec<String> {
 
 /// `text` with every (non-empty) string of `secrets` replaced by [`MASK`]: for messages
 /// that may quote a value, e.g. a server's error echoing a password.
+/// Every encoding of each secret is masked, and secret-shaped values too ([`crate::scrub`]).
 pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(s.as_str(), MASK);
-    }
-    out
+    crate::scrub::Scrubber::with_secrets(secrets).scrub(text)
 }
 
 fn dotted<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {

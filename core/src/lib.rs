@@ -16,6 +16,8 @@
 //!   concurrency bound, metrics ([`gateway::GatewayClient`]);
 //! - [`connection`]: one connection's host services, from its credentials to the object
 //!   plugins get ([`connection::Connection`], [`connection::ConnectionHost`]);
+//! - [`scrub`]: the one secret scrubber every shown text passes through
+//!   ([`scrub::Scrubber`]);
 //! - [`form_values`]: a connection form's values checked and split into credentials and
 //!   the settings a connector may see ([`form_values::FormValues`]);
 //! - [`json_schema`]: the validator of those values (and of a pipeline file's settings):
@@ -137,5 +139,6 @@ pub mod json_schema;
 pub mod pipeline;
 pub mod plugin;
 pub mod read;
+pub mod scrub;
 pub mod token;
 pub mod vault;

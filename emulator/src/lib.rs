@@ -47,6 +47,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod data;
+pub mod echo;
 pub mod error;
 pub mod rng;
 pub mod time;

@@ -7,6 +7,7 @@
 pub mod gateway_host;
 pub mod protocol_fixture;
 pub mod python;
+pub mod serve_process;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -25,6 +25,7 @@ use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource}
 use ionport_core::pipeline::Cancel;
 use ionport_core::plugin::LoadedPlugin;
 use ionport_core::read::{ReadHandler, ReadOutcome, read_task};
+use ionport_core::scrub::Scrubber;
 use ionport_plugin_abi::wire::{
     CheckReport, ConnectionConfig, DiscoveredStream, ReadRequest, SyncMode,
 };
@@ -39,8 +40,9 @@ pub struct Session {
     pub plugin: Arc<LoadedPlugin>,
     /// The values a connector may see.
     settings: Value,
-    /// The secret strings of the config, masked out of messages.
-    secrets: Vec<String>,
+    /// The config's secrets, the credentials' and every token the connection saw, masked
+    /// out of messages.
+    scrubber: Scrubber,
     rt: tokio::runtime::Runtime,
     connection: Connection,
 }
@@ -76,18 +78,23 @@ impl Session {
             what: "the async runtime",
             error: e.to_string(),
         })?;
+        let scrubber = connection.gateway().tokens().scrubber().clone();
+        for s in &secrets {
+            scrubber.add(s);
+        }
         Ok(Self {
             plugin,
             settings: parsed.settings,
-            secrets,
+            scrubber,
             rt,
             connection,
         })
     }
 
-    /// `text` with every secret of the config masked.
+    /// `text` with every secret of the config (in any encoding), every token of the
+    /// connection and every secret-shaped value masked.
     pub fn scrub(&self, text: &str) -> String {
-        ionport_core::form_values::mask_secrets(text, &self.secrets)
+        self.scrubber.scrub(text)
     }
 
     fn config(&self) -> ConnectionConfig {

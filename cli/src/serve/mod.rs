@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+pub mod confine;
 mod error;
 mod metrics;
 mod openapi;
@@ -61,6 +62,10 @@ pub struct ServeArgs {
     /// Seconds a request may take (runs go on in the background; this bounds tests).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     request_timeout: u64,
+    /// A directory under which a connection's destination may be an absolute path
+    /// (repeatable). Without one, API destinations are relative to the data directory.
+    #[arg(long = "destination-root", value_name = "DIR")]
+    destination_roots: Vec<PathBuf>,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -91,6 +96,9 @@ pub enum ApikeyCommand {
 #[derive(Debug)]
 pub struct Inner {
     pub registry: PluginRegistry,
+    // Destinations now resolve through `destinations`; the home stays for the handlers
+    // of other resources that keep files there.
+    #[allow(dead_code)]
     pub home: PathBuf,
     pub vault: Arc<Vault>,
     pub store: tokio::sync::Mutex<store::Store>,
@@ -98,6 +106,8 @@ pub struct Inner {
     pub metrics: Arc<metrics::Metrics>,
     pub keys: Arc<auth::Keys>,
     pub pipelines: Option<Plan>,
+    /// Where API destinations may live (the data directory, allowed roots).
+    pub destinations: confine::DestinationRoots,
 }
 
 pub type AppState = Arc<Inner>;
@@ -155,7 +165,9 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         })?),
     };
     let store = store::Store::open(&home)?;
+    let destinations = confine::DestinationRoots::new(&home.join("data"), &args.destination_roots)?;
     let state = Arc::new(Inner {
+        destinations,
         registry,
         vault: Arc::new(Vault::open(
             home.clone(),

@@ -106,8 +106,11 @@ impl RunEntry {
         }
     }
 
+    /// The connection's secrets, and every token and credential of the process (the run's
+    /// connection is opened inside `pipeline::run`, out of reach here).
     fn scrub(&self, s: &str) -> String {
-        ionport_core::form_values::mask_secrets(s, &self.secrets.0)
+        let own = ionport_core::form_values::mask_secrets(s, &self.secrets.0);
+        ionport_core::scrub::Scrubber::process().scrub(&own)
     }
 }
 

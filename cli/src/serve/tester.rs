@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
 use ionport_core::plugin::LoadedPlugin;
+use ionport_core::scrub::Scrubber;
 use ionport_plugin_sdk::ConnectionConfig;
 use serde::Serialize;
 use serde_json::Value;
@@ -42,11 +43,19 @@ impl TestReport {
         }
     }
 
-    /// The report with every string of `secrets` masked.
-    pub fn scrubbed(mut self, secrets: &[String]) -> Self {
-        self.message = ionport_core::form_values::mask_secrets(&self.message, secrets);
+    /// The report with every string of `secrets` masked (in any encoding).
+    pub fn scrubbed(self, secrets: &[String]) -> Self {
+        self.scrubbed_by(&Scrubber::with_secrets(secrets))
+    }
+
+    /// The report passed through `scrubber`.
+    fn scrubbed_by(mut self, scrubber: &Scrubber) -> Self {
+        self.message = scrubber.scrub(&self.message);
+        if let Some(part) = &self.failed_part {
+            self.failed_part = Some(scrubber.scrub(part));
+        }
         if let Ok(text) = serde_json::to_string(&self.details) {
-            let clean = ionport_core::form_values::mask_secrets(&text, secrets);
+            let clean = scrubber.scrub(&text);
             if clean != text {
                 self.details = serde_json::from_str(&clean).unwrap_or(Value::Null);
             }
@@ -85,8 +94,11 @@ pub async fn test(
                     TestReport::failed("connector", format!("the check's thread failed: {e}"))
                 }
             };
+            // The connector's message may quote the gateway, which may echo a token.
+            let scrubber = conn.gateway().tokens().scrubber().clone();
+            let report = report.scrubbed_by(&scrubber);
             if let Err(e) = conn.shutdown().await {
-                tracing::warn!(error = %e, "revoking the test's token failed");
+                tracing::warn!(error = %scrubber.scrub(&e.to_string()), "revoking the test's token failed");
             }
             let m = conn.gateway().metrics();
             metrics.gateway(

@@ -237,14 +237,20 @@ impl Fields<'_> {
     }
 
     fn url(&self, key: &str, value: &str) -> Result<Url, CredentialsError> {
+        // A URL is quoted without its userinfo: `https://user:password@host` must not
+        // print the password it was refused for.
         let url = Url::parse(value).map_err(|e| {
             if is_secret_key(key) {
                 self.invalid(key, "is not a URL")
             } else {
-                self.invalid(key, format!("is not a URL ('{value}': {e})"))
+                let shown = crate::scrub::scrub_shapes(value);
+                self.invalid(key, format!("is not a URL ('{shown}': {e})"))
             }
         })?;
-        check_url(&url).map_err(|p| self.invalid(key, format!("'{value}' {p}")))?;
+        check_url(&url).map_err(|p| {
+            let shown = crate::scrub::url_without_userinfo(&url);
+            self.invalid(key, format!("'{shown}' {p}"))
+        })?;
         Ok(url)
     }
 }
@@ -536,6 +542,19 @@ impl Credentials {
         text
     }
 
+    /// A scrubber for text that came from elsewhere (a server echoing a request): the
+    /// client secret and service-account secret, and also the client id and access key
+    /// (each half of a credential; `base64(ci:cs)` is the `Basic` header).
+    pub fn scrubber(&self) -> crate::scrub::Scrubber {
+        let s = crate::scrub::Scrubber::new();
+        s.add_client(&self.client_id, self.client_secret.expose_secret());
+        if let Some(sa) = &self.service_account {
+            s.add(&sa.access_key);
+            s.add(sa.secret_key.expose_secret());
+        }
+        s
+    }
+
     /// Every secret value, for scrubbing text that came from elsewhere (a server's error
     /// description) before it is shown.
     pub fn secret_values(&self) -> Vec<&str> {
@@ -557,15 +576,10 @@ pub(crate) fn zeroize_map(mut map: Map<String, Value>) {
     }
 }
 
-/// Replaces every occurrence of a secret in `text` with the mask.
+/// `text` with every secret (in any encoding) and every secret-shaped value masked: see
+/// [`crate::scrub`].
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if s.len() >= 4 && out.contains(s) {
-            out = out.replace(s, MASK);
-        }
-    }
-    out
+    crate::scrub::Scrubber::with_secrets(secrets).scrub(text)
 }
 
 #[cfg(test)]
@@ -603,6 +617,20 @@ mod tests {
         assert!(!dbg.contains("client-secret-x") && !dbg.contains("sask-secret-y"));
         let back = Credentials::from_ionapi_str(&c.to_ionapi_json(), "vault").unwrap();
         assert_eq!(back.token_url(), c.token_url());
+    }
+
+    #[test]
+    fn a_url_with_userinfo_is_refused_without_the_password() {
+        for key in ["iu", "pu"] {
+            let mut v = sample();
+            v[key] = "https://svc:CANARY-iu-pw%21@mingle-ionapi.inforcloudsuite.com".into();
+            let e = parse(&v).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains("user name or password"),
+                "{e}"
+            );
+            assert!(!e.contains("CANARY-iu-pw") && !e.contains("svc:"), "{e}");
+        }
     }
 
     #[test]

@@ -447,14 +447,38 @@ pub(crate) fn url_password(url: &str) -> Option<String> {
             .find(|(k, _)| k.eq_ignore_ascii_case("password"))
             .map(|(_, v)| v.into_owned());
     }
-    let pos = find_ci(url, "password")?;
-    let value = url[pos + 8..].trim_start().strip_prefix('=')?.trim_start();
-    let v = if let Some(q) = value.strip_prefix('\'') {
-        q.split('\'').next().unwrap_or("")
-    } else {
-        value.split_whitespace().next().unwrap_or("")
-    };
-    Some(v.to_string())
+    // Key-value form: the first `password` that is a key (at the start or after a space,
+    // followed by `=`), not a part of another value (`user=password_admin`).
+    let lower = url.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("password") {
+        let pos = from + found;
+        from = pos + 8;
+        let at_key = url[..pos]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
+        let Some(value) = url[pos + 8..].trim_start().strip_prefix('=') else {
+            continue;
+        };
+        if !at_key {
+            continue;
+        }
+        let value = value.trim_start();
+        let v = if let Some(q) = value.strip_prefix('\'') {
+            q.split('\'').next().unwrap_or("")
+        } else {
+            value.split_whitespace().next().unwrap_or("")
+        };
+        return Some(v.to_string());
+    }
+    None
+}
+
+/// Whether a Postgres URL or key-value connection string holds a password (userinfo,
+/// `?password=`, `password=`).
+pub(crate) fn has_password(url: &str) -> bool {
+    url_password(url).is_some()
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -474,15 +498,10 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `message` with every occurrence of `secret` (raw and percent-encoded) replaced.
+/// `message` with `secret` masked in every encoding, and secret-shaped values too
+/// ([`crate::scrub`]).
 pub(crate) fn scrub(message: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(s) if !s.is_empty() => {
-            let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-            message.replace(s, "***").replace(&encoded, "***")
-        }
-        _ => message.to_string(),
-    }
+    crate::scrub::Scrubber::with_secrets(secret).scrub(message)
 }
 
 /// Expands `${VAR}` references from the environment.
@@ -596,7 +615,10 @@ mod tests {
             Some("p@ss")
         );
         assert_eq!(url_password("host=h password=pw").as_deref(), Some("pw"));
-        assert_eq!(scrub("x p@ss y p%40ss", Some("p@ss")), "x *** y ***");
+        assert_eq!(
+            scrub("x p@ss y p%40ss", Some("p@ss")),
+            format!("x {m} y {m}", m = crate::credentials::MASK)
+        );
     }
 
     #[test]

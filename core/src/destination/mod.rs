@@ -26,6 +26,13 @@ pub mod sqlite;
 pub use common::table_name;
 pub use files::{RepairReport, StreamRepair};
 
+/// Whether a Postgres URL or key-value connection string holds a password in any form
+/// (`user:pw@`, `?password=`, `password=`): an API that stores connection strings
+/// refuses those.
+pub fn postgres_url_has_password(url: &str) -> bool {
+    common::has_password(url)
+}
+
 /// Opens (creating when missing) the destination `config` describes, with its state store,
 /// as its only writer: while it is open, another `open` of the same destination — in this
 /// process or another — waits up to `IONPORT_DESTINATION_WAIT_SECS` (default 10 s), then

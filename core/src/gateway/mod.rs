@@ -478,6 +478,7 @@ impl GatewayClient {
         let result = rb.send().await;
         let path = req.path;
         let attempts = trace.attempts();
+        let scrub = self.tokens.scrubber();
         let outcome = match result {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -492,8 +493,16 @@ impl GatewayClient {
                     })
                     .collect();
                 let body = resp.bytes().await.unwrap_or_default();
+                // An excerpt may echo the request (its Authorization header, a token): it
+                // is scrubbed like every text an error carries.
                 let excerpt = || {
-                    String::from_utf8_lossy(&body[..body.len().min(300)]).replace(['\n', '\r'], " ")
+                    let window = &body[..body.len().min(64 * 1024)];
+                    let clean = scrub.scrub(&String::from_utf8_lossy(window));
+                    clean
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                        .replace(['\n', '\r'], " ")
                 };
                 if status == 401 {
                     Err(GatewayError::Unauthorized {
@@ -527,7 +536,7 @@ impl GatewayClient {
                     path: path.clone(),
                     attempts,
                     elapsed_ms: started.elapsed().as_millis() as u64,
-                    last: why,
+                    last: scrub.scrub(&why),
                 }
             } else if attempts > 1 {
                 GatewayError::Exhausted {
@@ -535,14 +544,14 @@ impl GatewayClient {
                     path: path.clone(),
                     attempts,
                     elapsed_ms: started.elapsed().as_millis() as u64,
-                    last: error_chain(&e),
+                    last: scrub.scrub(&error_chain(&e)),
                 }
             } else {
                 GatewayError::Transport {
                     method: method_text.clone(),
                     path: path.clone(),
                     attempts,
-                    message: error_chain(&e),
+                    message: scrub.scrub(&error_chain(&e)),
                 }
             }),
         };

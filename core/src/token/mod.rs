@@ -244,6 +244,12 @@ impl TokenManager {
         &self.inner.creds
     }
 
+    /// The scrubber of this credential: its secrets and every token it has seen, kept
+    /// after the tokens themselves are dropped or revoked.
+    pub fn scrubber(&self) -> &crate::scrub::Scrubber {
+        self.inner.auth.scrubber()
+    }
+
     /// The cached token, if it is still usable: the fast path, no await, no I/O.
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
         if self.inner.closed.load(Ordering::Acquire) {
@@ -333,10 +339,18 @@ impl TokenManager {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r);
-        r.map_err(|message| TokenError::Store {
+        let stored = r.map_err(|message| TokenError::Store {
             origin: self.inner.creds.origin.clone(),
             message,
-        })
+        })?;
+        // Tokens another process stored are masked from now on, as our own are.
+        if let Some(t) = &stored.refresh_token {
+            self.inner.auth.learn(t.expose_secret());
+        }
+        if let Some(t) = &stored.access_token {
+            self.inner.auth.learn(t.value.expose_secret());
+        }
+        Ok(stored)
     }
 
     /// Saves `tokens`; a failure is logged: the tokens in hand still work, only other

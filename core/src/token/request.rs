@@ -18,7 +18,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{TokenError, TokenSettings};
-use crate::credentials::{ClientAuth, Credentials, redact};
+use crate::credentials::{ClientAuth, Credentials};
+use crate::scrub::Scrubber;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Grant {
@@ -90,6 +91,9 @@ pub(super) struct AuthClient {
     scope: Option<String>,
     backoff: ExponentialBackoff,
     retries: std::sync::atomic::AtomicU64,
+    /// The credentials' secrets and every token received or used: masked out of every
+    /// error text (a server may echo them).
+    scrubber: Scrubber,
 }
 
 impl AuthClient {
@@ -98,7 +102,10 @@ impl AuthClient {
         settings: &TokenSettings,
         http: reqwest::Client,
     ) -> Self {
+        let scrubber = creds.scrubber();
+        Scrubber::process().extend_from(&scrubber);
         Self {
+            scrubber,
             token_url: creds.token_url(),
             revoke_url: creds.revoke_url(),
             creds,
@@ -122,12 +129,23 @@ impl AuthClient {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn secrets<'a>(&'a self, extra: Option<&'a SecretString>) -> Vec<&'a str> {
-        let mut v = self.creds.secret_values();
+    /// The scrubber of this credential.
+    pub(super) fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
+    }
+
+    /// `text` scrubbed of every secret and token, `extra` (a token just sent) included.
+    fn scrub(&self, text: &str, extra: Option<&SecretString>) -> String {
         if let Some(e) = extra {
-            v.push(e.expose_secret());
+            self.learn(e.expose_secret());
         }
-        v
+        self.scrubber.scrub(text)
+    }
+
+    /// Masks `token` from now on, here and in the process-wide scrubber.
+    pub(super) fn learn(&self, token: &str) {
+        self.scrubber.add(token);
+        Scrubber::process().add(token);
     }
 
     /// One POST of `form` to `url` with the client's authentication; the body is read here.
@@ -210,7 +228,7 @@ impl AuthClient {
         secret: Option<&SecretString>,
     ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), TokenError> {
         let url_s = url.to_string();
-        let message = |m: &str| redact(m, &self.secrets(secret));
+        let message = |m: &str| self.scrub(m, secret);
         match attempt {
             Attempt::Answer(s, _)
                 if resend == Resend::OnlyIfUnprocessed && matches!(s.as_u16(), 502 | 504) =>
@@ -310,7 +328,7 @@ impl AuthClient {
         {
             return Err(TokenError::BadResponse {
                 url,
-                message: format!("token_type is '{tt}', expected Bearer"),
+                message: format!("token_type is '{}', expected Bearer", self.scrub(tt, None)),
             });
         }
         let secs = match &parsed.expires_in {
@@ -320,6 +338,10 @@ impl AuthClient {
         }
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(3600.0);
+        self.learn(&access);
+        if let Some(r) = &parsed.refresh_token {
+            self.learn(r);
+        }
         Ok(Fetched {
             access: SecretString::from(access.as_str()),
             refresh: parsed
@@ -340,13 +362,14 @@ impl AuthClient {
         let creds = &self.creds;
         let url = self.token_url.to_string();
         let parsed: ErrorResponse = serde_json::from_slice(body).unwrap_or_default();
-        let secrets = self.secrets(refresh);
+        // Scrubbed whole, then cut: a cut through a secret would leave a part unmatched.
         let description = match &parsed.error_description {
-            Some(d) => redact(&d.chars().take(300).collect::<String>(), &secrets),
-            None => redact(
-                &String::from_utf8_lossy(&body[..body.len().min(200)]),
-                &secrets,
-            ),
+            Some(d) => self.scrub(d, refresh).chars().take(300).collect::<String>(),
+            None => self
+                .scrub(&String::from_utf8_lossy(body), refresh)
+                .chars()
+                .take(200)
+                .collect(),
         };
         let code = parsed.error.as_deref().unwrap_or("");
         match (code, grant) {

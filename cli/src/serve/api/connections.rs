@@ -331,33 +331,42 @@ fn resolve_tasks(
     }
 }
 
+/// A stored destination checked again before a run: a record written by an older server
+/// (or by hand) may point anywhere.
+pub(crate) fn recheck_destination(
+    st: &AppState,
+    d: &DestinationConfig,
+) -> ApiResult<DestinationConfig> {
+    resolve_destination(st, "", Some(d.clone()))
+}
+
+/// The destination as the server will use it: paths confined to the data directory (or
+/// an allowed root), Postgres URLs without a password or environment references.
 fn resolve_destination(
     st: &AppState,
     name: &str,
     d: Option<DestinationConfig>,
 ) -> ApiResult<DestinationConfig> {
-    let data = st.home.join("data");
-    let under = |p: PathBuf| if p.is_absolute() { p } else { data.join(p) };
+    let roots = &st.destinations;
+    let under = |p: PathBuf| {
+        roots
+            .confine(&p)
+            .map_err(|reason| ApiError::field("destination.path", reason))
+    };
     Ok(match d {
         None => DestinationConfig::Sqlite {
-            path: data.join(format!("{name}.db")),
+            path: under(PathBuf::from(format!("{name}.db")))?,
         },
-        Some(DestinationConfig::Sqlite { path }) => DestinationConfig::Sqlite { path: under(path) },
-        Some(DestinationConfig::Parquet { path }) => {
-            DestinationConfig::Parquet { path: under(path) }
+        Some(DestinationConfig::Sqlite { path }) => {
+            DestinationConfig::Sqlite { path: under(path)? }
         }
-        Some(DestinationConfig::Jsonl { path }) => DestinationConfig::Jsonl { path: under(path) },
+        Some(DestinationConfig::Parquet { path }) => {
+            DestinationConfig::Parquet { path: under(path)? }
+        }
+        Some(DestinationConfig::Jsonl { path }) => DestinationConfig::Jsonl { path: under(path)? },
         Some(DestinationConfig::Postgres { url, schema }) => {
-            let userinfo = url
-                .split_once("://")
-                .and_then(|(_, rest)| rest.split('/').next())
-                .and_then(|auth| auth.rsplit_once('@'))
-                .map(|(u, _)| u.to_string());
-            if userinfo.is_some_and(|u| u.contains(':')) {
-                return Err(ApiError::field(
-                    "destination.url",
-                    "a Postgres URL may not hold a password (use PGPASSWORD or ~/.pgpass on the server)",
-                ));
+            if let Some(reason) = crate::serve::confine::refuse_postgres_url(&url) {
+                return Err(ApiError::field("destination.url", reason));
             }
             DestinationConfig::Postgres { url, schema }
         }

@@ -161,7 +161,7 @@ async fn connection_run(
             credentials: CredentialsPlan::Vault(r.vault_entry()),
             settings: r.settings.clone(),
             environment: r.name.clone(),
-            destination: r.destination.clone(),
+            destination: super::connections::recheck_destination(st, &r.destination)?,
             tasks,
             page_size: r.page_size,
             concurrency: ionport_core::pipeline::load::DEFAULT_CONCURRENCY,
