@@ -329,3 +329,49 @@ pub fn requested_page(req: &Request) -> Option<u64> {
     sizes.extend(prefer);
     sizes.into_iter().min()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn req(uri: &str, prefer: Option<&str>) -> Request {
+        let mut b = Request::builder().uri(uri);
+        if let Some(p) = prefer {
+            b = b.header("prefer", p);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_requested_page_is_the_smallest_bound_a_request_names() {
+        let ln = "/T/LN/lnapi/odata/tcapi.x/Set";
+        assert_eq!(requested_page(&req(ln, None)), None);
+        assert_eq!(
+            requested_page(&req(ln, Some("odata.maxpagesize=200"))),
+            Some(200)
+        );
+        assert_eq!(
+            requested_page(&req(
+                &format!("{ln}?%24top=50&%24skip=100"),
+                Some("odata.maxpagesize=200")
+            )),
+            Some(50)
+        );
+        assert_eq!(
+            requested_page(&req(
+                "/T/DATAFABRIC/compass/v2/jobs/1/result/?offset=0&limit=400",
+                None
+            )),
+            Some(400)
+        );
+        let v1 = "/T/M3/m3api-rest/execute/CRS610MI/LstByNumber;maxrecs=70;returncols=CUNO";
+        assert_eq!(requested_page(&req(v1, None)), Some(70));
+        let v2 = "/T/M3/m3api-rest/v2/execute/MRS001MI/LstFields?maxrecs=0";
+        assert_eq!(
+            requested_page(&req(v2, None)),
+            Some(u64::MAX),
+            "0 is no limit"
+        );
+    }
+}
