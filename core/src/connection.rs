@@ -369,6 +369,9 @@ fn plugin_error(e: &GatewayError) -> PluginError {
         GatewayError::Refused(_) => error_kind::INVALID_INPUT,
         // The credentials need attention: a check reports this as the token part.
         GatewayError::Token(_) | GatewayError::Unauthorized { .. } => error_kind::AUTH,
+        // The contract (`gateway::contract`): a read that kept timing out is the plugin's
+        // to answer with a smaller page.
+        GatewayError::Timeout { .. } => error_kind::TIMEOUT,
         _ => error_kind::GATEWAY,
     };
     PluginError::new(kind, e.to_string())

@@ -77,6 +77,10 @@ pub struct FaultRule {
     /// Only requests whose path contains this text.
     #[serde(default)]
     pub path_contains: Option<String>,
+    /// Only requests that ask for a page of more than this many records (see
+    /// [`requested_page`]); requests that name no page size never match.
+    #[serde(default)]
+    pub page_above: Option<u64>,
     /// Delay of `slow` faults, milliseconds (default 2000).
     #[serde(default)]
     pub delay_ms: Option<u64>,
@@ -116,8 +120,9 @@ impl FaultState {
         self.rules.clone()
     }
 
-    /// The fault to inject into this request, if any.
-    pub fn pick(&mut self, api: Api, path: &str) -> Option<FaultRule> {
+    /// The fault to inject into a request of `api` to `path` asking for `page` records
+    /// (see [`requested_page`]), if any.
+    pub fn pick(&mut self, api: Api, path: &str, page: Option<u64>) -> Option<FaultRule> {
         for rule in &mut self.rules {
             let api_ok = match rule.api {
                 Some(a) => a == api,
@@ -128,7 +133,8 @@ impl FaultState {
                 .as_deref()
                 .is_none_or(|p| path.contains(p));
             let left = rule.count.is_none_or(|c| rule.injected < c);
-            if !(api_ok && path_ok && left) {
+            let page_ok = rule.page_above.is_none_or(|n| page.is_some_and(|p| p > n));
+            if !(api_ok && path_ok && left && page_ok) {
                 continue;
             }
             if rule.rate >= 1.0 || self.rng.unit() < rule.rate {
@@ -141,8 +147,9 @@ impl FaultState {
 }
 
 /// Picks a fault for a request (and counts it).
-pub(crate) fn pick(st: &Shared, api: Api, path: &str) -> Option<FaultRule> {
-    let rule = crate::state::lock(&st.faults).pick(api, path);
+pub(crate) fn pick(st: &Shared, api: Api, req: &Request) -> Option<FaultRule> {
+    let path = req.uri().path();
+    let rule = crate::state::lock(&st.faults).pick(api, path, requested_page(req));
     if let Some(r) = &rule {
         tracing::debug!(kind = ?r.kind, path, "injecting fault");
         st.count(|c| c.faults_injected += 1);
@@ -281,5 +288,90 @@ pub(crate) async fn apply(rule: FaultRule, req: Request, next: Next) -> Response
             );
             Response::from_parts(parts, Body::from(cut))
         }
+    }
+}
+
+/// How many records a request asks for at most: the smallest of LN's `$top` and first
+/// `Prefer: odata.maxpagesize`, Data Lake's `limit` and M3's `maxrecs` (query or matrix
+/// parameter; `0` means no limit). `None` when it names none of them.
+pub fn requested_page(req: &Request) -> Option<u64> {
+    let mut sizes: Vec<u64> = Vec::new();
+    let query = req.uri().query().unwrap_or_default();
+    let matrix = req
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.into(), v.into()));
+    for (k, v) in form_urlencoded::parse(query.as_bytes()).chain(matrix) {
+        let n = v.trim().parse::<u64>().ok();
+        match (k.as_ref(), n) {
+            ("$top" | "limit", Some(n)) => sizes.push(n),
+            ("maxrecs", Some(0)) => sizes.push(u64::MAX),
+            ("maxrecs", Some(n)) => sizes.push(n),
+            _ => {}
+        }
+    }
+    let prefer = req
+        .headers()
+        .get_all(header::HeaderName::from_static("prefer"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            (k.trim() == "odata.maxpagesize").then(|| v.trim().parse::<u64>().ok())?
+        });
+    sizes.extend(prefer);
+    sizes.into_iter().min()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn req(uri: &str, prefer: Option<&str>) -> Request {
+        let mut b = Request::builder().uri(uri);
+        if let Some(p) = prefer {
+            b = b.header("prefer", p);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_requested_page_is_the_smallest_bound_a_request_names() {
+        let ln = "/T/LN/lnapi/odata/tcapi.x/Set";
+        assert_eq!(requested_page(&req(ln, None)), None);
+        assert_eq!(
+            requested_page(&req(ln, Some("odata.maxpagesize=200"))),
+            Some(200)
+        );
+        assert_eq!(
+            requested_page(&req(
+                &format!("{ln}?%24top=50&%24skip=100"),
+                Some("odata.maxpagesize=200")
+            )),
+            Some(50)
+        );
+        assert_eq!(
+            requested_page(&req(
+                "/T/DATAFABRIC/compass/v2/jobs/1/result/?offset=0&limit=400",
+                None
+            )),
+            Some(400)
+        );
+        let v1 = "/T/M3/m3api-rest/execute/CRS610MI/LstByNumber;maxrecs=70;returncols=CUNO";
+        assert_eq!(requested_page(&req(v1, None)), Some(70));
+        let v2 = "/T/M3/m3api-rest/v2/execute/MRS001MI/LstFields?maxrecs=0";
+        assert_eq!(
+            requested_page(&req(v2, None)),
+            Some(u64::MAX),
+            "0 is no limit"
+        );
     }
 }

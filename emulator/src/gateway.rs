@@ -80,7 +80,7 @@ pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) ->
         }
     }
     delay(&st).await;
-    with_faults_and_timeout(st, Api::of_path(&path), path, req, next).await
+    with_faults_and_timeout(st, Api::of_path(&path), req, next).await
 }
 
 /// Waits the configured latency (plus jitter): the round trip of a real gateway, so that
@@ -99,18 +99,11 @@ async fn delay(st: &Shared) {
 
 /// Faults and timeout only, for the authorization server.
 pub(crate) async fn auth_guard(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    with_faults_and_timeout(st, Api::Auth, path, req, next).await
+    with_faults_and_timeout(st, Api::Auth, req, next).await
 }
 
-async fn with_faults_and_timeout(
-    st: Shared,
-    api: Api,
-    path: String,
-    req: Request,
-    next: Next,
-) -> Response {
-    let fault = faults::pick(&st, api, &path);
+async fn with_faults_and_timeout(st: Shared, api: Api, req: Request, next: Next) -> Response {
+    let fault = faults::pick(&st, api, &req);
     let run = async move {
         match fault {
             Some(rule) => faults::apply(rule, req, next).await,

@@ -49,7 +49,7 @@ use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{Dataset, Kind, tables};
 use ionport_plugin_abi::wire::{ConnectionConfig, GatewayRequestHead, ReadRequest, SyncMode};
 use ionport_plugin_sdk::mi::MiType;
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, plugin_lib, profile_dir};
 use serde_json::{Map, Value, json};
 

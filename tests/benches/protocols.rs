@@ -35,7 +35,7 @@ use ionport_core::pipeline::Cancel;
 use ionport_core::read::{FnHandler, ReadEvent, read_task};
 use ionport_emulator::EmulatorConfig;
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::protocol_fixture::plugin;
 use ionport_tests::{form_credentials, ionport_bin, profile_dir, python};
 use serde_json::{Value, json};

@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{form_credentials, ionport_bin, profile_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};

@@ -4,9 +4,10 @@
 //! first): the plugin cdylibs and the `ionport` binary, from the same target directory
 //! as the test binary itself.
 
-pub mod gateway_host;
+pub mod emulated;
 pub mod protocol_fixture;
 pub mod python;
+pub mod recorder;
 pub mod serve_process;
 
 use std::path::{Path, PathBuf};

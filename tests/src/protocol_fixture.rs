@@ -7,12 +7,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ionport_core::host::HostCallbacks;
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
 use serde_json::{Value, json};
 
-use crate::gateway_host::Emulated;
+use crate::emulated::Emulated;
 
 /// The client secret the emulator accepts; must never appear in any output.
 pub const CANARY_CLIENT_SECRET: &str = "CANARY-protocol-client-secret-71d2";
@@ -112,7 +113,7 @@ impl Fixture {
     /// protocol) produces.
     pub fn native_count(&self, connector: &str, stream: &str, mode: SyncMode) -> u64 {
         let plugin = plugin(connector);
-        let core = self.emu.core_host(|_| {});
+        let host = self.emu.host();
         let req = ReadRequest {
             connection: ConnectionConfig {
                 settings: Self::settings(connector),
@@ -123,10 +124,10 @@ impl Fixture {
             page_size: None,
             options: Value::Null,
         };
-        core.read(&plugin, &req)
+        plugin
+            .read(host.clone() as Arc<dyn HostCallbacks>, &req)
             .unwrap_or_else(|e| panic!("native read of {connector}/{stream}: {e}"));
-        let n = core.sink.records.lock().map(|r| r.len()).unwrap_or(0);
-        n as u64
+        host.take().records.len() as u64
     }
 }
 

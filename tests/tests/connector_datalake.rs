@@ -17,8 +17,9 @@ use ionport_emulator::data::{COMPANIES, Dataset, Kind, Surface, TableDef, tables
 use ionport_plugin_abi::wire::{
     ConnectionConfig, GatewayRequestHead, ReadRequest, ReadSummary, SyncMode,
 };
-use ionport_tests::gateway_host::{Emulated, GatewayHost};
+use ionport_tests::emulated::Emulated;
 use ionport_tests::plugin_lib;
+use ionport_tests::recorder::Recorder;
 use serde_json::{Map, Value, json};
 
 const SCALE: u64 = 300;
@@ -192,7 +193,7 @@ fn assert_same(
 
 fn read(
     p: &LoadedPlugin,
-    host: &Arc<GatewayHost>,
+    host: &Arc<Recorder>,
     req: &ReadRequest,
 ) -> (ReadSummary, Vec<Map<String, Value>>, Vec<Value>) {
     let s = p
@@ -636,32 +637,35 @@ fn check_reports_missing_rights_when_the_gateway_answers_403() {
 }
 
 #[test]
-fn through_cores_host_services_a_task_replicates_and_check_names_the_failed_part() {
+fn a_gateway_that_times_out_on_result_pages_over_150_rows_gets_smaller_pages_through_cores_host() {
     let emu = emulator();
     let p = lake();
+    let host = emu.host();
     let ds = emu.emu.dataset();
-    let core = emu.core_host(|_| {});
-    let req = request("ln_items", SyncMode::FullRefresh, Some(90), json!({}), None);
-    core.read(&p, &req).expect("read");
-    let got: Vec<Map<String, Value>> = core
-        .sink
-        .records
-        .lock()
-        .expect("lock")
-        .drain(..)
-        .filter_map(|v| v.as_object().cloned())
-        .collect();
-    assert_eq!(
-        checksum(&tables::TCIBD001, &got),
-        ds.checksum(&tables::TCIBD001)
+    // Submits and status requests name no page size; result pages over 150 rows time out.
+    emu.control(
+        "PUT",
+        "faults",
+        Some(json!({"kind": "504", "api": "datalake", "page_above": 150})),
     );
-    let ok = p
-        .check(core.host.clone() as Arc<dyn HostCallbacks>, &conn())
-        .expect("check");
-    assert!(ok.success, "{ok:?}");
-    let bad = emu.core_host(|v| v["cs"] = json!("wrong"));
-    let r = p
-        .check(bad.host.clone() as Arc<dyn HostCallbacks>, &conn())
-        .expect("check");
-    assert_eq!(r.failed_part.as_deref(), Some("token"), "{r:?}");
+    let req = request(
+        "m3_order_lines",
+        SyncMode::FullRefresh,
+        Some(400),
+        json!({}),
+        None,
+    );
+    let (s, got, _) = read(&p, &host, &req);
+    assert_eq!(
+        checksum(&tables::OOLINE, &got),
+        ds.checksum(&tables::OOLINE)
+    );
+    assert_eq!(got.len() as u64, ds.table_rows(&tables::OOLINE));
+    // 400 and 200 time out, each asked once more by core; then pages of 100.
+    let injected: u64 = emu.control("GET", "faults", None)["rules"][0]["injected"]
+        .as_u64()
+        .expect("a count");
+    assert_eq!(injected, 4);
+    assert_eq!(host.connection().gateway().metrics().retries, 2);
+    assert!(s.pages >= ds.table_rows(&tables::OOLINE).div_ceil(100));
 }

@@ -14,8 +14,9 @@ use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{Dataset, Entity, Surface, TableDef, tables};
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
-use ionport_tests::gateway_host::{Emulated, GatewayHost};
+use ionport_tests::emulated::Emulated;
 use ionport_tests::plugin_lib;
+use ionport_tests::recorder::Recorder;
 use serde_json::{Map, Value, json};
 
 const SCALE: u64 = 600;
@@ -153,7 +154,7 @@ fn checksum(records: &BTreeMap<String, Map<String, Value>>) -> u64 {
 
 fn read(
     p: &LoadedPlugin,
-    host: &Arc<GatewayHost>,
+    host: &Arc<Recorder>,
     req: &ReadRequest,
 ) -> (
     ionport_plugin_abi::wire::ReadSummary,
@@ -446,12 +447,12 @@ fn with_faults_at_a_rate_the_data_is_still_complete_and_correct() {
 }
 
 #[test]
-fn a_gateway_timeout_shrinks_the_page_and_the_read_carries_on() {
+fn a_single_gateway_timeout_is_retried_by_the_host_and_the_page_keeps_its_size() {
     let emu = emulator();
     let p = ln();
     let host = emu.host();
     let ds = emu.emu.dataset();
-    emu.control("PUT", "faults", Some(json!({"kind": "504", "rate": 0.5, "count": 4, "api": "ln", "path_contains": "BusinessPartners"})));
+    emu.control("PUT", "faults", Some(json!({"kind": "504", "count": 1, "api": "ln", "path_contains": "BusinessPartners", "page_above": 1})));
     let req = request(
         "business_partners",
         Some(100),
@@ -465,20 +466,19 @@ fn a_gateway_timeout_shrinks_the_page_and_the_read_carries_on() {
         .expect("read");
     let rec = host.take();
     assert!(
-        rec.logs.iter().any(|l| l.contains("smaller pages")),
-        "{:?}",
+        !rec.logs.iter().any(|l| l.contains("smaller pages")),
+        "one 504 is the gateway's bad moment, not a page too big: {:?}",
         rec.logs
     );
+    assert_eq!(host.connection().gateway().metrics().retries, 1);
+    let want = expected(&ds, &tables::LN_BUSINESS_PARTNERS, 100);
     let (got, dups) = by_key(&rec.records, &tables::LN_BUSINESS_PARTNERS);
     assert_eq!(dups, 0);
-    assert_same(
-        &got,
-        &expected(&ds, &tables::LN_BUSINESS_PARTNERS, 100),
-        "records",
-    );
+    assert_same(&got, &want, "records");
+    // Pages of 200 throughout (halved pages would need twice as many).
     assert!(
-        summary.pages > 3,
-        "smaller pages mean more of them: {}",
+        summary.pages <= want.len().div_ceil(200) as u64 + 1,
+        "{} pages",
         summary.pages
     );
 }
@@ -614,58 +614,81 @@ fn check_reports_missing_rights_when_the_gateway_answers_403() {
     assert!(r.message.contains("rights"), "{}", r.message);
 }
 
+/// Faults injected so far, summed over the rules.
+fn injected(emu: &Emulated) -> u64 {
+    emu.control("GET", "faults", None)["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["injected"].as_u64().unwrap_or(0))
+        .sum()
+}
+
 #[test]
-fn through_cores_host_services_a_task_replicates_and_check_names_the_failed_part() {
+fn a_gateway_that_times_out_on_pages_over_60_records_gets_smaller_pages_through_cores_host() {
     let emu = emulator();
     let p = ln();
+    let host = emu.host();
     let ds = emu.emu.dataset();
-    let core = emu.core_host(|_| {});
+    // The gateway's target timeout serves at most 60 records a page, every time.
+    emu.control(
+        "PUT",
+        "faults",
+        Some(json!({"kind": "504", "api": "ln", "page_above": 60})),
+    );
     let req = request(
-        "items",
+        "business_partners",
         Some(100),
-        SyncMode::Incremental,
-        70,
+        SyncMode::FullRefresh,
+        200,
         json!({}),
         None,
     );
-    let summary = core.read(&p, &req).expect("read");
-    let records: Vec<(String, Value)> = core
-        .sink
-        .records
-        .lock()
-        .expect("lock")
-        .drain(..)
-        .map(|v| (String::new(), v))
-        .collect();
-    let (got, dups) = by_key(&records, &tables::LN_ITEMS);
+    let summary = p
+        .read(host.clone() as Arc<dyn HostCallbacks>, &req)
+        .expect("the read completes on smaller pages");
+    let rec = host.take();
+    let want = expected(&ds, &tables::LN_BUSINESS_PARTNERS, 100);
+    let (got, dups) = by_key(&rec.records, &tables::LN_BUSINESS_PARTNERS);
     assert_eq!(dups, 0);
-    assert_same(
-        &got,
-        &expected(&ds, &tables::LN_ITEMS, 100),
-        "items through core",
+    assert_same(&got, &want, "records");
+    // 200 and 100 time out; core asks each once more (its timeout retry), then the
+    // connector halves: four 504s, two retries, and pages of 50 from then on.
+    assert_eq!(injected(&emu), 4);
+    assert_eq!(host.connection().gateway().metrics().retries, 2);
+    assert!(
+        summary.pages >= want.len().div_ceil(50) as u64,
+        "{} pages",
+        summary.pages
     );
     assert_eq!(
-        core.sink.checkpoints.lock().expect("lock").last(),
-        summary.state.as_ref()
+        rec.logs
+            .iter()
+            .filter(|l| l.contains("asking for smaller pages"))
+            .count(),
+        2,
+        "{:?}",
+        rec.logs
     );
 
-    let ok = p
-        .check(
-            core.host.clone() as Arc<dyn HostCallbacks>,
-            &conn(Some(100)),
-        )
-        .expect("check");
-    assert!(ok.success, "{ok:?}");
-    let r = p
-        .check(
-            core.host.clone() as Arc<dyn HostCallbacks>,
-            &conn(Some(4711)),
-        )
-        .expect("check");
-    assert_eq!(r.failed_part.as_deref(), Some("company"), "{r:?}");
-    let bad = emu.core_host(|v| v["cs"] = json!("not-the-secret"));
-    let r = p
-        .check(bad.host.clone() as Arc<dyn HostCallbacks>, &conn(Some(100)))
-        .expect("check");
-    assert_eq!(r.failed_part.as_deref(), Some("token"), "{r:?}");
+    // Pages that time out even at the smallest size end the read with the timeout kind.
+    emu.control(
+        "PUT",
+        "faults",
+        Some(json!({"kind": "504", "api": "ln", "page_above": 5})),
+    );
+    let req = request(
+        "business_partners",
+        Some(100),
+        SyncMode::FullRefresh,
+        20,
+        json!({}),
+        None,
+    );
+    let e = p
+        .read(host.clone() as Arc<dyn HostCallbacks>, &req)
+        .expect_err("pages of 10 still time out");
+    assert_eq!(e.kind(), "timeout", "{e}");
+    assert!(e.to_string().contains("even pages of 10 records"), "{e}");
+    host.take();
 }

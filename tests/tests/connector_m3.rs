@@ -12,8 +12,9 @@ use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{Kind, TableDef, tables};
 use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
 use ionport_plugin_sdk::mi::MiType;
-use ionport_tests::gateway_host::{Emulated, GatewayHost};
+use ionport_tests::emulated::Emulated;
 use ionport_tests::plugin_lib;
+use ionport_tests::recorder::Recorder;
 use serde_json::{Map, Value, json};
 
 const CONO: u32 = 100;
@@ -113,7 +114,7 @@ fn by_key(records: Vec<Map<String, Value>>, pk: &[&str]) -> BTreeMap<String, Map
 
 fn read_all(
     plugin: &LoadedPlugin,
-    host: &Arc<GatewayHost>,
+    host: &Arc<Recorder>,
     req: &ReadRequest,
 ) -> Vec<Map<String, Value>> {
     let summary = plugin
@@ -497,4 +498,39 @@ fn through_the_hosts_own_connection_a_check_works_and_a_wrong_secret_is_the_toke
         "{}",
         r.message
     );
+}
+
+#[test]
+fn a_gateway_that_times_out_on_pages_over_60_records_gets_smaller_pages_through_cores_host() {
+    let emu = emulator();
+    let host = emu.host();
+    let plugin = m3();
+    let want = by_key(expected(&emu, &tables::OCUSMA, true), &["CONO", "CUNO"]);
+    for version in ["v2", "v1"] {
+        emu.control(
+            "PUT",
+            "faults",
+            Some(json!({"kind": "504", "api": "m3", "page_above": 60, "path_contains": "LstByNumber"})),
+        );
+        let before = host.connection().gateway().metrics().retries;
+        let got = by_key(
+            read_all(
+                &plugin,
+                &host,
+                &request("customers", version, SyncMode::FullRefresh, 200, None),
+            ),
+            &["CONO", "CUNO"],
+        );
+        assert_eq!(got, want, "{version}");
+        // 200 and 100 time out, each asked once more by core; then pages of 50.
+        let injected = emu.control("GET", "faults", None)["rules"][0]["injected"]
+            .as_u64()
+            .expect("a count");
+        assert_eq!(injected, 4, "{version}");
+        assert_eq!(
+            host.connection().gateway().metrics().retries - before,
+            2,
+            "{version}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{Entity, tables};
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, profile_dir};
 
 const SCALE: u64 = 1500;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::tables;
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::profile_dir;
 
 const CONO: u32 = 100;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{Entity, tables};
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, profile_dir};
 
 const SCALE: u64 = 1500;

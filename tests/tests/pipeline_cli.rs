@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, profile_dir};
 
 fn setup(extra: &str, scale: u64) -> (Emulated, tempfile::TempDir, PathBuf) {

@@ -25,7 +25,7 @@ use ionport_emulator::data::{
     Changes, Dataset, Entity, Kind, Selection, Surface, TableDef, tables,
 };
 use ionport_plugin_sdk::mi::MiType;
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, plugin_lib, profile_dir};
 use serde_json::{Map, Value, json};
 

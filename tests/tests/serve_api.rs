@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
-use ionport_tests::gateway_host::Emulated;
+use ionport_tests::emulated::Emulated;
 use ionport_tests::{form_credentials, ionport_bin, profile_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};

@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
-use ionport_plugin_sdk::retry::{
-    Fetched, RetryPolicy, fetch_decoded, is_transient, sleep_cancellable,
-};
+use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, sleep_cancellable};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -72,7 +70,8 @@ fn status_error(what: &str, resp: &GatewayResponse) -> ConnectorError {
 }
 
 /// Submits `sql` and returns the query id. A submit is not idempotent, so the host does
-/// not retry it; a transient failure is retried here (a duplicate job at worst, which
+/// not retry it (except on 429 and when the connection could not be made); a 502, 503 or
+/// 504 answer and a lost connection are retried here (a duplicate job at worst, which
 /// expires unread).
 pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorError> {
     let req = GatewayRequest::post(format!("{JOBS}/"))
@@ -109,7 +108,7 @@ pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorErr
                 Err(e) if last => return Err(e),
                 Err(e) => host.warn(&format!("{what}: {} (trying again)", e.message())),
             },
-            Ok(r) if (is_transient(r.status) || r.status == 504) && !last => {
+            Ok(r) if matches!(r.status, 502..=504) && !last => {
                 host.warn(&format!(
                     "{what}: submitting: HTTP {} (trying again)",
                     r.status
@@ -165,7 +164,9 @@ pub fn wait(
     loop {
         let s = match status(host, id, what) {
             Ok(Ok(s)) => s,
-            Ok(Err(r)) if r.status == 504 => Status {
+            // The status request timed out (after the host's retries): the job is busy,
+            // ask again within the job's own timeout.
+            Err(e) if e.is_timeout() => Status {
                 status: "RUNNING".into(),
                 ..Status::default()
             },
@@ -224,15 +225,6 @@ pub struct ResultPage {
     pub total: Option<u64>,
 }
 
-/// What a result request got.
-#[derive(Debug)]
-pub enum Got {
-    /// A page.
-    Page(ResultPage),
-    /// The gateway timed out (504): ask for fewer rows.
-    Timeout,
-}
-
 fn parse_ndjson(resp: &GatewayResponse, what: &str) -> Result<ResultPage, ConnectorError> {
     let mut rows = Vec::new();
     for (i, line) in resp.body.split(|b| *b == b'\n').enumerate() {
@@ -268,14 +260,16 @@ fn parse_ndjson(resp: &GatewayResponse, what: &str) -> Result<ResultPage, Connec
     })
 }
 
-/// Fetches rows `offset..offset+limit` of a finished job as NDJSON.
+/// Fetches rows `offset..offset+limit` of a finished job as NDJSON. A page that keeps
+/// timing out is an error of the timeout kind (the host's), for the caller's
+/// [`AdaptivePageSize`].
 pub fn page(
     host: &Host,
     id: &str,
     offset: u64,
     limit: u32,
     what: &str,
-) -> Result<Got, ConnectorError> {
+) -> Result<ResultPage, ConnectorError> {
     let req = GatewayRequest::get(format!("{JOBS}/{id}/result/"))
         .query("offset", offset.to_string())
         .query("limit", limit.to_string())
@@ -283,8 +277,7 @@ pub fn page(
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
         parse_ndjson(r, what)
     })? {
-        Fetched::Decoded(p) => Ok(Got::Page(p)),
-        Fetched::Status(r) if r.status == 504 => Ok(Got::Timeout),
+        Fetched::Decoded(p) => Ok(p),
         Fetched::Status(r) => Err(status_error(
             &format!("{what}: Compass job {id} result"),
             &r,

@@ -8,13 +8,13 @@
 //!   rest of the same job's result (Compass keeps results for about 20 hours) and repeats
 //!   nothing; when the job is gone, it submits the query again from `cursor`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ionport_plugin_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::compass::{self, Got};
+use crate::compass;
 use crate::{DlSettings, stamp};
 
 /// What to read.
@@ -162,37 +162,14 @@ pub fn read(
     let mut out = RecordWriter::new(host, &target.stream, initial.clamp(100, 10_000) as usize);
     let mut max_ms = state.max.as_deref().and_then(stamp::parse_iso);
     let mut pages = 0u64;
-    let mut timeouts_at_min = 0u32;
     loop {
         if total.is_some_and(|t| state.offset >= t) {
             break;
         }
-        host.check_cancelled()?;
-        let limit = pager.get();
-        let started = Instant::now();
-        let page = match compass::page(host, &state.id, state.offset, limit, &what)? {
-            Got::Timeout => {
-                host.warn(&format!(
-                    "{what}: the gateway timed out on a result page of {limit} rows; asking for smaller pages"
-                ));
-                if let Err(e) = pager.on_timeout() {
-                    timeouts_at_min += 1;
-                    if timeouts_at_min > 4 {
-                        return Err(ConnectorError::gateway(format!("{what}: {}", e.message())));
-                    }
-                    ionport_plugin_sdk::retry::sleep_cancellable(
-                        host,
-                        Duration::from_millis(250 << timeouts_at_min),
-                    )?;
-                }
-                continue;
-            }
-            Got::Page(p) => {
-                timeouts_at_min = 0;
-                p
-            }
-        };
-        pager.on_success(started.elapsed());
+        // A page that times out is asked again from the same offset with fewer rows.
+        let (page, limit) = pager.run(host, |limit| {
+            compass::page(host, &state.id, state.offset, limit, &what)
+        })?;
         if total.is_none() {
             total = page.total;
         }

@@ -109,23 +109,19 @@ pub fn status_error(target: &str, settings: &LnSettings, resp: &GatewayResponse)
     ))
 }
 
-enum Got {
-    Page(Page),
-    Timeout,
-}
-
+/// One page. A read that keeps timing out is an error of the timeout kind (the host's),
+/// for the caller's [`AdaptivePageSize`].
 fn fetch(
     host: &Host,
     req: &GatewayRequest,
     target: &Target,
     settings: &LnSettings,
-) -> Result<Got, ConnectorError> {
+) -> Result<Page, ConnectorError> {
     let what = format!("LN {}/{}", target.service, target.entity_set);
     match fetch_decoded(host, req, &what, &RetryPolicy::default(), |r| {
         r.json::<Page>(&what)
     })? {
-        Fetched::Decoded(p) => Ok(Got::Page(p)),
-        Fetched::Status(r) if r.status == 504 => Ok(Got::Timeout),
+        Fetched::Decoded(p) => Ok(p),
         Fetched::Status(r) => Err(status_error(
             &format!("{}/{}", target.service, target.entity_set),
             settings,
@@ -193,25 +189,13 @@ fn high_water(
             .query("$select", c.clone()),
         settings,
     );
-    loop {
-        match fetch(host, &req, target, settings)? {
-            Got::Page(p) => {
-                return Ok(p
-                    .value
-                    .first()
-                    .and_then(|e| e.get(c))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned));
-            }
-            Got::Timeout => {
-                host.warn("the gateway timed out finding the newest record; trying again");
-                ionport_plugin_sdk::retry::sleep_cancellable(
-                    host,
-                    std::time::Duration::from_millis(500),
-                )?;
-            }
-        }
-    }
+    // One record: nothing to shrink, so a timeout (after the host's retries) is final.
+    let p = fetch(host, &req, target, settings)?;
+    Ok(p.value
+        .first()
+        .and_then(|e| e.get(c))
+        .and_then(Value::as_str)
+        .map(str::to_owned))
 }
 
 /// Reads `target` and emits its records.
@@ -266,7 +250,6 @@ pub fn read(
     let mut pager = AdaptivePageSize::new(initial, initial.min(10), initial);
     let mut out = RecordWriter::new(host, &target.stream, initial.max(100) as usize);
     let mut pages = 0u64;
-    let mut timeouts_at_min = 0u32;
     let path = target.path();
 
     'query: loop {
@@ -287,36 +270,34 @@ pub fn read(
             host.check_cancelled()?;
             let started = Instant::now();
             let asked = pager.get();
-            let page = match fetch(host, &prefer(request.clone(), asked), target, settings)? {
-                Got::Timeout => {
+            let page = match fetch(host, &prefer(request.clone(), asked), target, settings) {
+                Ok(p) => {
+                    pager.on_success(started.elapsed());
+                    p
+                }
+                Err(e) if e.is_timeout() => {
                     host.warn(&format!(
                         "{}: the gateway timed out on a page of {asked} records; asking for smaller pages",
                         target.stream
                     ));
-                    if let Err(e) = pager.on_timeout() {
-                        // Already at the smallest page: a few more tries, then give up.
-                        timeouts_at_min += 1;
-                        if timeouts_at_min > 4 {
-                            return Err(ConnectorError::gateway(format!(
-                                "LN {}/{}: {}",
-                                target.service,
-                                target.entity_set,
-                                e.message()
-                            )));
-                        }
-                        ionport_plugin_sdk::retry::sleep_cancellable(
-                            host,
-                            std::time::Duration::from_millis(250 << timeouts_at_min),
-                        )?;
+                    pager.on_timeout(e)?;
+                    // A link or a `$top` window holds the old size: start again at the new
+                    // one from the last key, or without keys by `$skip` from the rows so far
+                    // (starting over would emit them twice).
+                    if target.keys.is_empty() {
+                        via_skip = true;
+                        window_start = consumed;
+                        window_top = pager.get();
+                        request = base
+                            .clone()
+                            .query("$top", window_top.to_string())
+                            .query("$skip", consumed.to_string());
+                        continue;
                     }
                     continue 'query;
                 }
-                Got::Page(p) => {
-                    timeouts_at_min = 0;
-                    p
-                }
+                Err(e) => return Err(e),
             };
-            pager.on_success(started.elapsed());
             let n = page.value.len() as u64;
             for mut e in page.value {
                 odata::strip_annotations(&mut e);

@@ -1,5 +1,6 @@
-//! The attempt layer (one HTTP request: Retry-After, concurrency, rate limit, token, 401)
-//! and the retry classification of reads and writes.
+//! The attempt layer (one HTTP request: Retry-After, concurrency, rate limit, token, 401,
+//! the count of a call's timeouts) and the retry classification of reads and writes, both
+//! as [`super::contract`] decides.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -17,11 +18,14 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use super::GatewaySettings;
+use super::contract::{self, TIMEOUT_STATUS, TRANSIENT_STATUSES};
 use super::metrics::{Counters, add};
-use crate::token::{AccessToken, TokenError, TokenManager};
+use crate::token::{AccessToken, TokenError, TokenManager, error_chain};
 
-/// Statuses retried for reads: too many requests, bad gateway, unavailable, timeout.
-pub const RETRYABLE_STATUSES: [u16; 4] = [429, 502, 503, 504];
+/// Marks a 504 answer after which the call's timeout retries are spent: the retry layer
+/// hands it back instead of sending again.
+#[derive(Debug, Clone, Copy)]
+struct TimeoutsSpent;
 
 /// What happened during one call, shared by its attempts (a request extension).
 #[derive(Debug)]
@@ -32,6 +36,8 @@ pub(crate) struct CallTrace {
     token_error: Mutex<Option<TokenError>>,
     gave_up: Mutex<Option<String>>,
     reauthenticated: AtomicBool,
+    timeouts: AtomicU32,
+    last_timed_out: AtomicBool,
 }
 
 impl CallTrace {
@@ -43,6 +49,8 @@ impl CallTrace {
             token_error: Mutex::new(None),
             gave_up: Mutex::new(None),
             reauthenticated: AtomicBool::new(false),
+            timeouts: AtomicU32::new(0),
+            last_timed_out: AtomicBool::new(false),
         }
     }
 
@@ -57,6 +65,12 @@ impl CallTrace {
 
     pub fn gave_up(&self) -> Option<String> {
         self.gave_up.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Whether the call's last attempt was a read that timed out (see
+    /// [`contract::is_timeout`]).
+    pub fn last_timed_out(&self) -> bool {
+        self.last_timed_out.load(Ordering::Relaxed)
     }
 
     fn set<T>(slot: &Mutex<Option<T>>, v: T) {
@@ -90,14 +104,18 @@ pub(crate) fn retry_after(value: &HeaderValue) -> Option<Duration> {
     Some(when.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
-/// Reads: retried on 429/502/503/504, connection failures, resets, timeouts and bodies
-/// cut short.
+/// Reads: retried on the transient statuses, on 504 until the call's timeout retries are
+/// spent, on connection failures, resets, timeouts and bodies cut short.
 pub(crate) struct ReadStrategy;
 
 impl RetryableStrategy for ReadStrategy {
     fn handle(&self, res: &Result<Response, Error>) -> Option<Retryable> {
         match res {
-            Ok(r) if RETRYABLE_STATUSES.contains(&r.status().as_u16()) => {
+            Ok(r) if r.extensions().get::<TimeoutsSpent>().is_some() => None,
+            Ok(r)
+                if TRANSIENT_STATUSES.contains(&r.status().as_u16())
+                    || r.status().as_u16() == TIMEOUT_STATUS =>
+            {
                 Some(Retryable::Transient)
             }
             Ok(_) => None,
@@ -107,16 +125,15 @@ impl RetryableStrategy for ReadStrategy {
     }
 }
 
-/// Writes: retried only when the request was certainly not processed: 429, or the
-/// connection could not be made.
+/// Writes: retried only when the request was certainly not processed
+/// ([`contract::write_is_retried`]).
 pub(crate) struct WriteStrategy;
 
 impl RetryableStrategy for WriteStrategy {
     fn handle(&self, res: &Result<Response, Error>) -> Option<Retryable> {
         match res {
-            Ok(r) if r.status().as_u16() == 429 => Some(Retryable::Transient),
+            _ if contract::write_is_retried(res) => Some(Retryable::Transient),
             Ok(_) => None,
-            Err(e) if e.is_connect() => Some(Retryable::Transient),
             Err(_) => Some(Retryable::Fatal),
         }
     }
@@ -129,6 +146,7 @@ pub(crate) struct AttemptLayer {
     limiter: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
     max_retry_after: Duration,
+    timeout_retries: u32,
     metrics: Arc<Counters>,
 }
 
@@ -144,6 +162,7 @@ impl AttemptLayer {
             limiter,
             permits: Semaphore::new(settings.concurrency.max(1)),
             max_retry_after: settings.max_retry_after,
+            timeout_retries: settings.timeout_retries,
             metrics,
         }
     }
@@ -222,6 +241,30 @@ impl AttemptLayer {
     }
 }
 
+impl AttemptLayer {
+    /// Counts a read's timeout; once more than `timeout_retries` of them came in one call,
+    /// ends the call with the last one (a 504 marked [`TimeoutsSpent`], or an error the
+    /// retry layer does not retry).
+    fn count_timeout(
+        &self,
+        trace: &CallTrace,
+        result: Result<Response, Error>,
+    ) -> Result<Response, Error> {
+        let timed_out = contract::is_timeout(&result);
+        trace.last_timed_out.store(timed_out, Ordering::Relaxed);
+        if !timed_out || trace.timeouts.fetch_add(1, Ordering::Relaxed) < self.timeout_retries {
+            return result;
+        }
+        match result {
+            Ok(mut r) => {
+                r.extensions_mut().insert(TimeoutsSpent);
+                Ok(r)
+            }
+            Err(e) => Err(Error::middleware(LayerError(error_chain(&e)))),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Middleware for AttemptLayer {
     async fn handle(
@@ -239,6 +282,7 @@ impl Middleware for AttemptLayer {
                 tokio::time::sleep_until(nb.into()).await;
             }
         }
+        let read = contract::is_read(req.method());
         let again = req.try_clone();
         let token = self.token(trace.as_deref()).await?;
         let mut result = self.send_once(req, &token, ext, next.clone()).await;
@@ -260,6 +304,9 @@ impl Middleware for AttemptLayer {
                 }
                 result = self.send_once(again, &token, ext, next).await;
             }
+        }
+        if let (true, Some(t)) = (read, &trace) {
+            result = self.count_timeout(t, result);
         }
         if let (Ok(r), Some(t)) = (&result, &trace) {
             let status = r.status().as_u16();

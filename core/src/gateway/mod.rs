@@ -5,18 +5,24 @@
 //!
 //! 1. `reqwest-retry`'s [`RetryTransientMiddleware`]: exponential backoff with jitter,
 //!    bounded in count (`max_retries`) and total time (`retry_total`). Reads
-//!    (GET/HEAD/OPTIONS) are retried on 429/502/503/504, connection errors, resets,
-//!    timeouts and cut bodies; other methods only on 429 and on connection failures (the
-//!    request never left), so a write is never sent twice.
-//! 2. The attempt layer (this module): waits out a `Retry-After` from the previous
+//!    (GET/HEAD/OPTIONS) are retried on 429/502/503, connection errors, resets, timeouts
+//!    and cut bodies, and on 504 at most `timeout_retries` times; other methods only on
+//!    429 and on connection failures (the request never left), so a write is never sent
+//!    twice. What is retried and how a call ends is decided in [`contract`].
+//! 2. The attempt layer (`layer`): waits out a `Retry-After` from the previous
 //!    attempt, takes a permit of the concurrency bound (`tokio::sync::Semaphore`) and a
 //!    cell of the client-side rate limiter (`governor`, set to the tenant's quota), adds
 //!    the bearer token from the [`TokenManager`], and after a 401 invalidates that token
-//!    and sends once more with a new one. It counts the metrics.
+//!    and sends once more with a new one. It counts the metrics and a call's timeouts.
+//!
+//! A read that still times out ends in [`GatewayError::Timeout`] (plugins get it as the
+//! error kind `timeout` and shrink their page); one that still meets a transient status
+//! or transport failure ends in [`GatewayError::Exhausted`].
 //!
 //! Plugins never name a host: absolute URLs, paths that leave the API base and an
 //! `Authorization` header are refused ([`GatewayError::Refused`]).
 
+pub mod contract;
 mod layer;
 mod metrics;
 
@@ -29,7 +35,6 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::{Jitter, RetryDecision, RetryPolicy, RetryTransientMiddleware};
 
-pub use layer::RETRYABLE_STATUSES;
 pub use metrics::GatewayMetrics;
 
 use crate::token::{TokenError, TokenManager, error_chain};
@@ -98,6 +103,9 @@ pub struct GatewaySettings {
     pub connect_timeout: Duration,
     /// Retries after the first attempt (default 5).
     pub max_retries: u32,
+    /// Of those, at most this many after a read timed out (504 or the request timeout;
+    /// default 1): see [`contract::TIMEOUT_STATUS`].
+    pub timeout_retries: u32,
     /// First backoff (default 250 ms); doubles, with jitter, up to `retry_max`.
     pub retry_min: Duration,
     /// Longest backoff (default 30 s).
@@ -121,6 +129,7 @@ impl Default for GatewaySettings {
             max_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(30),
             max_retries: 5,
+            timeout_retries: 1,
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(30),
             retry_total: Duration::from_secs(120),
@@ -157,6 +166,23 @@ pub enum GatewayError {
     /// Still failing after the retry bound.
     #[error("{method} {path}: gave up after {attempts} attempt(s) in {elapsed_ms} ms: {last}")]
     Exhausted {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed_ms: u64,
+        /// The last answer or error.
+        last: String,
+    },
+    /// A read that kept timing out (504, or the request timeout) on every attempt the
+    /// timeout bound allows: what was asked is too big for the gateway's target timeout.
+    #[error(
+        "{method} {path}: timed out on {attempts} attempt(s) in {elapsed_ms} ms ({last}); ask for less at once"
+    )]
+    Timeout {
         /// Method.
         method: String,
         /// Path.
@@ -457,7 +483,7 @@ impl GatewayClient {
         };
         let url = self.resolve(&req.path, &req.query)?;
         let headers = self.headers(&req.headers)?;
-        let read = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let read = contract::is_read(&method);
         let client = if read { &self.reads } else { &self.writes };
         let timeout = req
             .timeout
@@ -510,7 +536,15 @@ impl GatewayClient {
                         path: path.clone(),
                         body: excerpt(),
                     })
-                } else if (read && RETRYABLE_STATUSES.contains(&status))
+                } else if read && status == contract::TIMEOUT_STATUS {
+                    Err(GatewayError::Timeout {
+                        method: method_text.clone(),
+                        path: path.clone(),
+                        attempts,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                        last: format!("HTTP {status}: {}", excerpt()),
+                    })
+                } else if (read && contract::TRANSIENT_STATUSES.contains(&status))
                     || (!read && status == 429 && attempts > 1)
                 {
                     Err(GatewayError::Exhausted {
@@ -530,6 +564,14 @@ impl GatewayClient {
             }
             Err(e) => Err(if let Some(te) = trace.token_error() {
                 GatewayError::Token(te)
+            } else if read && trace.last_timed_out() {
+                GatewayError::Timeout {
+                    method: method_text.clone(),
+                    path: path.clone(),
+                    attempts,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    last: error_chain(&e),
+                }
             } else if let Some(why) = trace.gave_up() {
                 GatewayError::Exhausted {
                     method: method_text.clone(),

@@ -70,17 +70,24 @@ async fn injected_faults_are_retried_and_the_calls_succeed() {
     let emu = emulator(EmulatorConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let conn = connect(&emu, &dir, fast_settings());
-    for kind in ["503", "504", "502", "reset", "truncated"] {
-        add_faults(&emu, json!({"kind": kind, "count": 2, "api": "users"})).await;
+    // A 504 is retried once (`timeout_retries`), the others within `max_retries`.
+    for (kind, count) in [
+        ("503", 2),
+        ("504", 1),
+        ("502", 2),
+        ("reset", 2),
+        ("truncated", 2),
+    ] {
+        add_faults(&emu, json!({"kind": kind, "count": count, "api": "users"})).await;
         let before = conn.gateway().metrics();
         let r = conn.gateway().get_ok(ME).await;
         let r = r.unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(r.status, 200, "{kind}");
         let after = conn.gateway().metrics();
-        assert_eq!(after.retries - before.retries, 2, "{kind}: two retries");
+        assert_eq!(after.retries - before.retries, count, "{kind}: retries");
         clear_faults(&emu).await;
     }
-    assert_eq!(counters(&emu).await.faults_injected, 10);
+    assert_eq!(counters(&emu).await.faults_injected, 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +153,7 @@ async fn persistent_failures_end_in_a_clear_error_after_the_bound() {
     bounded.gateway.retry_min = Duration::from_millis(100);
     bounded.gateway.max_retries = 10;
     let conn2 = connect(&emu, &dir, bounded);
-    add_faults(&emu, json!({"kind": "504", "api": "users"})).await;
+    add_faults(&emu, json!({"kind": "502", "api": "users"})).await;
     let e = conn2.gateway().get_ok(ME).await.unwrap_err();
     match &e {
         GatewayError::Exhausted { attempts, .. } => assert!(*attempts < 5, "{e}"),
@@ -154,7 +161,8 @@ async fn persistent_failures_end_in_a_clear_error_after_the_bound() {
     }
     clear_faults(&emu).await;
 
-    // A per-request timeout: a slow backend, 300 ms timeout, two retries.
+    // A per-request timeout is a timeout like a 504: a slow backend, 300 ms timeout, one
+    // retry (`timeout_retries`), though `max_retries` would allow two.
     let mut timed = settings;
     timed.gateway.max_retries = 2;
     let conn3 = connect(&emu, &dir, timed);
@@ -172,9 +180,69 @@ async fn persistent_failures_end_in_a_clear_error_after_the_bound() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, GatewayError::Exhausted { attempts: 3, .. }),
+        matches!(e, GatewayError::Timeout { attempts: 2, .. }),
         "{e}"
     );
+    clear_faults(&emu).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_keeps_timing_out_ends_in_timeout_after_the_timeout_bound() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&emu, &dir, fast_settings());
+    add_faults(&emu, json!({"kind": "504", "api": "users"})).await;
+    let e = conn.gateway().get_ok(ME).await.unwrap_err();
+    match &e {
+        GatewayError::Timeout { attempts, last, .. } => {
+            assert_eq!(*attempts, 2, "the first and one retry: {e}");
+            assert!(last.contains("504"), "{last}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(counters(&emu).await.faults_injected, 2);
+
+    // Transient statuses in between do not reset the count of timeouts, nor are they
+    // limited by it: 504, 503, 503, 504 is a timeout after four attempts.
+    clear_faults(&emu).await;
+    add_faults(
+        &emu,
+        json!([
+            {"kind": "504", "count": 1, "api": "users"},
+            {"kind": "503", "count": 2, "api": "users"},
+            {"kind": "504", "api": "users"},
+        ]),
+    )
+    .await;
+    let e = conn.gateway().get_ok(ME).await.unwrap_err();
+    assert!(
+        matches!(e, GatewayError::Timeout { attempts: 4, .. }),
+        "{e}"
+    );
+
+    // No timeout retries: the first 504 ends the call.
+    clear_faults(&emu).await;
+    let mut none = fast_settings();
+    none.gateway.timeout_retries = 0;
+    let conn0 = connect(&emu, &dir, none);
+    add_faults(&emu, json!({"kind": "504", "api": "users"})).await;
+    let e = conn0.gateway().get_ok(ME).await.unwrap_err();
+    assert!(
+        matches!(e, GatewayError::Timeout { attempts: 1, .. }),
+        "{e}"
+    );
+
+    // A write's 504 is its answer: not retried, not a timeout error.
+    let r = conn
+        .gateway()
+        .send(GatewayRequest {
+            method: "POST".into(),
+            body: b"{}".to_vec(),
+            ..GatewayRequest::get(ME)
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.status, 504);
     clear_faults(&emu).await;
 }
 

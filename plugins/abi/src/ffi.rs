@@ -18,6 +18,11 @@ pub mod error_kind {
     pub const INVALID_INPUT: &str = "invalid_input";
     /// The gateway or the remote system failed.
     pub const GATEWAY: &str = "gateway";
+    /// A read kept timing out: the gateway answered 504 (or the host's own request
+    /// timeout ran out) on every attempt the host makes for a timeout. The page asked
+    /// for is too big for the gateway's target timeout; ask for a smaller one. See the
+    /// host↔connector contract in [`crate`].
+    pub const TIMEOUT: &str = "timeout";
     /// The host could not authenticate the connection (token endpoint refused the
     /// credentials, or a refresh failed): the credentials need attention.
     pub const AUTH: &str = "auth";

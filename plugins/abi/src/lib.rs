@@ -23,6 +23,29 @@
 //! root module version). Fields may only be appended after `last_prefix_field`; the JSON
 //! payloads may gain optional fields in a minor version and nothing else.
 
+//! # The host↔connector contract for gateway calls
+//!
+//! Who handles which failure of a call through [`FfiHost::gateway`], decided once:
+//!
+//! - **The host** retries, with back-off and within its bounds: transport failures
+//!   (connection refused or reset, a body cut short, a request timeout) and the transient
+//!   statuses 429 (honouring `Retry-After`), 502 and 503 — for reads (GET, HEAD,
+//!   OPTIONS); a write only on 429 and when the connection could not be made, so it is
+//!   never sent twice. After a 401 it fetches a new token and sends once more. When the
+//!   bounds are spent the plugin gets an error of kind [`error_kind::GATEWAY`] (never the
+//!   transient status as an answer), [`error_kind::AUTH`] for refused credentials.
+//! - **A read that times out** (504 from the gateway, or the host's request timeout) is
+//!   retried fewer times — a second timeout in a row says the page is too big, not that
+//!   the gateway had a bad moment — and then reaches the plugin as an error of kind
+//!   [`error_kind::TIMEOUT`].
+//! - **The connector** reacts to [`error_kind::TIMEOUT`] by asking for a smaller page
+//!   (the SDK's `AdaptivePageSize`), re-asks for a `2xx` body it cannot decode, and
+//!   handles every other status itself (4xx, 500, a write's 502/503/504). It never
+//!   retries what the host already retried.
+//!
+//! Error kinds are an open set of strings: a plugin treats a kind it does not know as a
+//! connector failure, so adding one is a compatible change.
+
 // abi_stable's derive and trait macros generate impls that trip this lint on recent
 // compilers; it is allowed here only, so that clippy `-D warnings` still guards the rest.
 #![allow(non_local_definitions)]

@@ -33,6 +33,12 @@ impl ConnectorError {
         Self::new(error_kind::GATEWAY, message)
     }
 
+    /// A read kept timing out (the host's [`error_kind::TIMEOUT`]): ask for a smaller
+    /// page.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(error_kind::TIMEOUT, message)
+    }
+
     /// The host asked the connector to stop.
     pub fn cancelled() -> Self {
         Self::new(error_kind::CANCELLED, "cancelled")
@@ -65,6 +71,17 @@ impl ConnectorError {
         self.kind == error_kind::AUTH
     }
 
+    /// Whether a read kept timing out after the host's retries: what
+    /// [`crate::paging::AdaptivePageSize`] answers with a smaller page.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == error_kind::TIMEOUT
+    }
+
+    /// The same error with `what` in front of its message (the kind is kept).
+    pub fn context(self, what: &str) -> Self {
+        Self::new(self.kind, format!("{what}: {}", self.message))
+    }
+
     /// Whether this error means the host cancelled the work.
     pub fn is_cancelled(&self) -> bool {
         self.kind == error_kind::CANCELLED
@@ -84,6 +101,7 @@ impl From<PluginError> for ConnectorError {
             error_kind::NOT_SUPPORTED => error_kind::NOT_SUPPORTED,
             error_kind::INVALID_INPUT => error_kind::INVALID_INPUT,
             error_kind::GATEWAY => error_kind::GATEWAY,
+            error_kind::TIMEOUT => error_kind::TIMEOUT,
             error_kind::AUTH => error_kind::AUTH,
             error_kind::CANCELLED => error_kind::CANCELLED,
             error_kind::HOST => error_kind::HOST,

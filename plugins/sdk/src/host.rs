@@ -34,8 +34,11 @@ impl Host {
     /// Sends `request` to the connection's gateway. The host adds the bearer token,
     /// retries reads on transient failures and keeps to the tenant's rate limit.
     ///
-    /// Any HTTP status comes back as a [`GatewayResponse`]; an error means the host could
-    /// not get an answer at all (network, token, retries exhausted, cancelled).
+    /// An answer comes back as a [`GatewayResponse`]; an error means the host got no
+    /// usable answer within its retries (network, token, transient statuses, cancelled),
+    /// or, of kind `timeout` ([`ConnectorError::is_timeout`]), that a read kept timing
+    /// out: ask for a smaller page. The rules are the host↔connector contract in
+    /// `ionport_plugin_abi`'s crate docs.
     pub fn gateway(&self, request: &GatewayRequest) -> Result<GatewayResponse, ConnectorError> {
         let head = serde_json::to_string(&request.head)
             .map_err(|e| ConnectorError::connector(format!("encoding a gateway request: {e}")))?;

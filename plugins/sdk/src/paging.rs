@@ -1,19 +1,27 @@
 //! Paging and cursors: the loops every connector writes, written once.
 //!
-//! - [`AdaptivePageSize`]: halves the page size when the gateway times out (HTTP 504: the
-//!   page was too big for the target timeout) and grows it back after fast pages.
+//! - [`AdaptivePageSize`]: halves the page size when a read times out (the host's
+//!   `timeout` error kind: the gateway answered 504 however often the host asked, so the
+//!   page is too big for the target timeout) and grows it back after fast pages.
 //! - [`KeyPager`]: paging by key for APIs without a cursor (M3 MI list transactions): ask
 //!   again from the last key, drop the repeated first row, stop on a short page.
 //! - [`CursorTracker`]: the high-water mark of an incremental read, compared as numbers
 //!   when both sides are numbers and as text otherwise (ISO-8601 stamps sort as text).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::{ConnectorError, GatewayRequest, GatewayResponse, Host};
 
 /// A page size that adapts to the gateway's target timeout.
+///
+/// The host has already retried a timed-out read (the host↔connector contract in
+/// `ionport_plugin_abi`), so one timeout error is enough to halve the page, and one at
+/// the minimum ends the read. A size that started below the maximum grows by half after
+/// a few fast pages; after a timeout it never grows above the size it shrank to: every
+/// timeout costs the gateway's whole target timeout (a minute or more), twice, which a
+/// few more pages never do.
 #[derive(Debug, Clone)]
 pub struct AdaptivePageSize {
     current: u32,
@@ -22,12 +30,7 @@ pub struct AdaptivePageSize {
     fast_streak: u32,
     grow_after: u32,
     fast_below: Duration,
-    timeouts_at_min: u32,
 }
-
-/// How many timeouts in a row at the minimum page size end the read: one may be the
-/// gateway's bad moment, three are a page that cannot be served.
-const TIMEOUTS_AT_MIN: u32 = 3;
 
 impl AdaptivePageSize {
     /// Starts at `initial`, stays within `[min, max]`.
@@ -41,7 +44,6 @@ impl AdaptivePageSize {
             fast_streak: 0,
             grow_after: 3,
             fast_below: Duration::from_secs(10),
-            timeouts_at_min: 0,
         }
     }
 
@@ -50,27 +52,23 @@ impl AdaptivePageSize {
         self.current
     }
 
-    /// The gateway timed out: halve the page. Fails after a few timeouts in a row at the
-    /// minimum.
-    pub fn on_timeout(&mut self) -> Result<(), ConnectorError> {
+    /// A read of the current size ended in `timeout` (an error of the timeout kind):
+    /// halve the page, which becomes the most it grows to. At the minimum size there is
+    /// nothing left to shrink: the error is returned, saying so.
+    pub fn on_timeout(&mut self, timeout: ConnectorError) -> Result<(), ConnectorError> {
         self.fast_streak = 0;
         if self.current <= self.min {
-            self.timeouts_at_min += 1;
-            if self.timeouts_at_min >= TIMEOUTS_AT_MIN {
-                return Err(ConnectorError::gateway(format!(
-                    "the gateway timed out (HTTP 504) {TIMEOUTS_AT_MIN} times in a row even for pages of {} records",
-                    self.current
-                )));
-            }
-            return Ok(());
+            return Err(
+                timeout.context(&format!("even pages of {} records time out", self.current))
+            );
         }
         self.current = (self.current / 2).max(self.min);
+        self.max = self.current;
         Ok(())
     }
 
     /// A page came back in `elapsed`: after a few fast pages in a row, grow by half.
     pub fn on_success(&mut self, elapsed: Duration) {
-        self.timeouts_at_min = 0;
         if elapsed < self.fast_below {
             self.fast_streak += 1;
             if self.fast_streak >= self.grow_after && self.current < self.max {
@@ -86,28 +84,42 @@ impl AdaptivePageSize {
         }
     }
 
-    /// Sends the request `build(page_size)` builds; on a 504 shrinks the page and tries
-    /// again. Returns the response (any other status) and the page size it was for.
+    /// Runs `page(page_size)` until it ends in something other than a timeout error:
+    /// after each timeout the page shrinks ([`Self::on_timeout`]). Returns the result and
+    /// the page size it was for.
+    pub fn run<T>(
+        &mut self,
+        host: &Host,
+        mut page: impl FnMut(u32) -> Result<T, ConnectorError>,
+    ) -> Result<(T, u32), ConnectorError> {
+        loop {
+            host.check_cancelled()?;
+            let size = self.get();
+            let started = Instant::now();
+            match page(size) {
+                Ok(v) => {
+                    self.on_success(started.elapsed());
+                    return Ok((v, size));
+                }
+                Err(e) if e.is_timeout() => {
+                    host.warn(&format!(
+                        "the gateway timed out on a page of {size} records; asking for smaller pages"
+                    ));
+                    self.on_timeout(e)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends the request `build(page_size)` builds, shrinking the page on timeouts
+    /// ([`Self::run`]). Returns the response (any status) and the page size it was for.
     pub fn fetch(
         &mut self,
         host: &Host,
         build: impl Fn(u32) -> GatewayRequest,
     ) -> Result<(GatewayResponse, u32), ConnectorError> {
-        loop {
-            host.check_cancelled()?;
-            let size = self.get();
-            let started = std::time::Instant::now();
-            let resp = host.gateway(&build(size))?;
-            if resp.status == 504 {
-                host.warn(&format!(
-                    "the gateway timed out on a page of {size} records; asking for smaller pages"
-                ));
-                self.on_timeout()?;
-                continue;
-            }
-            self.on_success(started.elapsed());
-            return Ok((resp, size));
-        }
+        self.run(host, |size| host.gateway(&build(size)))
     }
 }
 
@@ -225,26 +237,43 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn timeout() -> ConnectorError {
+        ConnectorError::timeout("GET x: timed out on 2 attempt(s)")
+    }
+
     #[test]
-    fn adaptive_page_size_halves_on_timeout_and_grows_back() {
-        let mut p = AdaptivePageSize::new(1000, 10, 1000);
-        p.on_timeout().expect("can shrink");
-        assert_eq!(p.get(), 500);
-        p.on_timeout().expect("can shrink");
-        assert_eq!(p.get(), 250);
+    fn adaptive_page_size_grows_to_its_maximum_and_after_a_timeout_stays_halved() {
+        let mut p = AdaptivePageSize::new(100, 10, 1000);
         for _ in 0..3 {
             p.on_success(Duration::from_millis(5));
         }
-        assert_eq!(p.get(), 375);
-        for _ in 0..30 {
+        assert_eq!(p.get(), 150);
+        p.on_success(Duration::from_secs(11));
+        for _ in 0..2 {
+            p.on_success(Duration::from_millis(5));
+        }
+        assert_eq!(p.get(), 150, "a slow page restarts the streak");
+        for _ in 0..60 {
             p.on_success(Duration::from_millis(5));
         }
         assert_eq!(p.get(), 1000, "never above the maximum");
+        p.on_timeout(timeout()).expect("can shrink");
+        assert_eq!(p.get(), 500);
+        p.on_timeout(timeout()).expect("can shrink");
+        assert_eq!(p.get(), 250);
+        for _ in 0..30 {
+            p.on_success(Duration::from_millis(5));
+        }
+        assert_eq!(p.get(), 250, "never back towards a size that timed out");
         let mut tiny = AdaptivePageSize::new(10, 10, 10);
-        assert!(tiny.on_timeout().is_ok() && tiny.on_timeout().is_ok());
+        let e = tiny
+            .on_timeout(timeout())
+            .expect_err("nothing left to shrink");
+        assert!(e.is_timeout(), "{e:?}");
         assert!(
-            tiny.on_timeout().is_err(),
-            "the third 504 in a row at the minimum is an error"
+            e.message().contains("even pages of 10 records"),
+            "{}",
+            e.message()
         );
     }
 

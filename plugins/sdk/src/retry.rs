@@ -1,16 +1,16 @@
-//! Retrying a read through the gateway when the answer is transient or unusable.
+//! Re-asking for a read whose answer the connector cannot use.
 //!
-//! The host already retries transient statuses and network errors of reads; this layer is
-//! the connector's own for what the host cannot judge: a `2xx` whose body does not decode
-//! (cut or malformed) and a transient status that outlived the host's retries. A host
-//! error (no answer at all, authentication, cancellation) is final: the host has retried
-//! already. It leaves `504` to the caller (shrink the page instead).
+//! Under the host↔connector contract (`ionport_plugin_abi`'s crate docs) the host retries
+//! transient statuses and transport failures of reads, and turns a read that keeps timing
+//! out into an error of the `timeout` kind. What is left to a connector is what the host
+//! cannot judge: a `2xx` whose body does not decode (cut or malformed). A host error is
+//! final here (it keeps its kind: a `timeout` is for the caller's
+//! [`crate::paging::AdaptivePageSize`]); any other status goes back to the caller.
 //!
 //! ```ignore
 //! let policy = RetryPolicy::default();
 //! match fetch_decoded(host, &request, "orders page", &policy, |r| r.json::<Page>("orders page"))? {
 //!     Fetched::Decoded(page) => { /* use it */ }
-//!     Fetched::Status(resp) if resp.status == 504 => { /* shrink the page */ }
 //!     Fetched::Status(resp) => return Err(/* a clear error from resp */),
 //! }
 //! ```
@@ -53,35 +53,13 @@ impl RetryPolicy {
 pub enum Fetched<T> {
     /// A `2xx` answer, decoded.
     Decoded(T),
-    /// A non-`2xx` answer the caller handles (`504`, `4xx`, or a `5xx` that outlived the
-    /// retries).
+    /// A non-`2xx` answer the caller handles (`4xx`, `500`, ...).
     Status(GatewayResponse),
 }
 
-/// Whether a status is worth asking again for.
-pub fn is_transient(status: u16) -> bool {
-    matches!(status, 408 | 425 | 429 | 500 | 502 | 503)
-}
-
-/// Whether a host error means the credentials were refused: the `auth` kind, or (for hosts
-/// that report token failures as gateway errors) a message about the token endpoint.
+/// Whether a host error means the credentials were refused (the host's `auth` kind).
 pub fn is_auth_failure(e: &ConnectorError) -> bool {
-    if e.is_auth() {
-        return true;
-    }
-    let m = e.message().to_ascii_lowercase();
-    [
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-        "token endpoint",
-        "token request",
-        "authorization server",
-        "client secret",
-        "401 unauthorized",
-    ]
-    .iter()
-    .any(|w| m.contains(w))
+    e.is_auth()
 }
 
 /// What a connection check reports when the host got no answer at all: the `token` part
@@ -122,8 +100,9 @@ pub fn sleep_cancellable(host: &Host, d: Duration) -> Result<(), ConnectorError>
     host.check_cancelled()
 }
 
-/// Sends `request`, retrying transient statuses and `2xx` bodies that `decode` refuses.
-/// A host error is final: the host has already retried within its bounds.
+/// Sends `request`, asking again for `2xx` bodies that `decode` refuses. A host error is
+/// final (the host has already retried within its bounds) and keeps its kind, with `what`
+/// in front of its message.
 pub fn fetch_decoded<T>(
     host: &Host,
     request: &GatewayRequest,
@@ -138,18 +117,10 @@ pub fn fetch_decoded<T>(
         host.check_cancelled()?;
         let last = attempt >= attempts;
         match host.gateway(request) {
-            // The host already retried what it could (network, transient statuses)
-            // within its own bounds: asking it again would multiply those bounds.
-            Err(e) => {
-                return Err(if e.is_cancelled() || is_auth_failure(&e) {
-                    e
-                } else {
-                    ConnectorError::gateway(format!(
-                        "{what}: no answer from the gateway: {}",
-                        e.message()
-                    ))
-                });
-            }
+            // The host already retried what it could (network, transient statuses,
+            // timeouts) within its own bounds: asking it again would multiply those bounds.
+            Err(e) if e.is_cancelled() => return Err(e),
+            Err(e) => return Err(e.context(what)),
             Ok(resp) if resp.is_success() => match decode(&resp) {
                 Ok(v) => return Ok(Fetched::Decoded(v)),
                 Err(e) if last => return Err(e),
@@ -158,12 +129,6 @@ pub fn fetch_decoded<T>(
                     e.message()
                 )),
             },
-            Ok(resp) if is_transient(resp.status) && !last => {
-                host.warn(&format!(
-                    "{what}: HTTP {} (attempt {attempt} of {attempts}; trying again)",
-                    resp.status
-                ));
-            }
             Ok(resp) => return Ok(Fetched::Status(resp)),
         }
         sleep_cancellable(host, policy.delay(attempt))?;
@@ -184,6 +149,5 @@ mod tests {
         assert_eq!(p.delay(1), Duration::from_millis(100));
         assert_eq!(p.delay(2), Duration::from_millis(200));
         assert_eq!(p.delay(3), Duration::from_millis(350));
-        assert!(is_transient(503) && !is_transient(504) && !is_transient(400));
     }
 }
