@@ -5,6 +5,7 @@
 //! as the test binary itself.
 
 pub mod gateway_host;
+pub mod live;
 pub mod protocol_fixture;
 pub mod python;
 

@@ -122,7 +122,7 @@ fn fetch(
 ) -> Result<Got, ConnectorError> {
     let what = format!("LN {}/{}", target.service, target.entity_set);
     match fetch_decoded(host, req, &what, &RetryPolicy::default(), |r| {
-        r.json::<Page>(&what)
+        Page::decode(req, r)
     })? {
         Fetched::Decoded(p) => Ok(Got::Page(p)),
         Fetched::Status(r) if r.status == 504 => Ok(Got::Timeout),
