@@ -50,9 +50,7 @@ pub struct Live {
 impl Live {
     /// Starts an emulator with `config`.
     pub async fn start(config: EmulatorConfig) -> Self {
-        let emu = Emulator::start(config)
-            .await
-            .expect("the emulator starts");
+        let emu = Emulator::start(config).await.expect("the emulator starts");
         let dir = tempfile::tempdir().expect("a temporary directory");
         emu.write_ionapi(dir.path().join("emu.ionapi"))
             .expect("the .ionapi file is written");
@@ -94,7 +92,11 @@ impl Live {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("the control endpoint answers");
-        assert!(resp.status().is_success(), "control {what}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "control {what}: {}",
+            resp.status()
+        );
         resp.json().await.unwrap_or(Value::Null)
     }
 }
@@ -141,7 +143,14 @@ pub async fn read(
         page_size: Some(page_size),
         options: Value::Null,
     };
-    let result = read_task(plugin, connection, request, Arc::new(handler), Cancel::default()).await;
+    let result = read_task(
+        plugin,
+        connection,
+        request,
+        Arc::new(handler),
+        Cancel::default(),
+    )
+    .await;
     let mut g = std::mem::take(&mut *got.lock().expect("not poisoned"));
     if let Err(e) = result {
         g.error = Some((e.kind().to_string(), e.to_string()));

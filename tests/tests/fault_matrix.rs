@@ -86,7 +86,11 @@ fn apis(ds: &Dataset) -> Vec<Api> {
             key: &["OKCONO", "OKCUNO"],
             expected: COMPANIES
                 .iter()
-                .flat_map(|c| customers(c.cono).into_iter().map(|k| format!("{}|{k}", c.cono)))
+                .flat_map(|c| {
+                    customers(c.cono)
+                        .into_iter()
+                        .map(|k| format!("{}|{k}", c.cono))
+                })
                 .collect(),
         },
     ]
@@ -99,7 +103,12 @@ fn leak_forms() -> Vec<String> {
         out.push(s.to_string());
         out.push(form_urlencoded::byte_serialize(s.as_bytes()).collect());
         out.push(base64::engine::general_purpose::STANDARD.encode(s));
-        out.push(serde_json::to_string(s).unwrap().trim_matches('"').to_string());
+        out.push(
+            serde_json::to_string(s)
+                .unwrap()
+                .trim_matches('"')
+                .to_string(),
+        );
     }
     let basic = format!("{TENANT}~faults-client:{CLIENT_SECRET}");
     out.push(base64::engine::general_purpose::STANDARD.encode(basic));
@@ -117,7 +126,13 @@ fn clear_markers(kind: &str, api: &str) -> Vec<&'static str> {
         "404" => vec!["404"],
         "400" => vec!["400"],
         "reset" | "truncated" => vec![
-            "connection", "reset", "closed", "body", "transport", "network", "no answer",
+            "connection",
+            "reset",
+            "closed",
+            "body",
+            "transport",
+            "network",
+            "no answer",
         ],
         "slow" => vec!["504", "timed out"],
         "mi_nok" | "mi_partial" if api == "m3" => vec!["XIN0001"],
@@ -154,12 +169,11 @@ fn judge(api: &Api, kind: &str, got: &Got, leaks: &[String], t: &mut Tally) -> S
     }
     match &got.error {
         None => {
-            let lost = api
-                .expected
+            let lost = api.expected.iter().filter(|k| !unique.contains(k)).count();
+            let foreign = unique
                 .iter()
-                .filter(|k| !unique.contains(k))
+                .filter(|k| !api.expected.contains(**k))
                 .count();
-            let foreign = unique.iter().filter(|k| !api.expected.contains(**k)).count();
             if lost > 0 || foreign > 0 {
                 t.lost += 1;
                 verdict.push(format!("LOST {lost} (+{foreign} foreign)"));
@@ -176,7 +190,10 @@ fn judge(api: &Api, kind: &str, got: &Got, leaks: &[String], t: &mut Tally) -> S
         Some((ekind, msg)) => {
             let markers = clear_markers(kind, api.name);
             let lower = msg.to_ascii_lowercase();
-            if markers.iter().any(|m| lower.contains(&m.to_ascii_lowercase())) {
+            if markers
+                .iter()
+                .any(|m| lower.contains(&m.to_ascii_lowercase()))
+            {
                 t.failed += 1;
                 verdict.push(format!("failed clearly [{ekind}]"));
             } else {
@@ -259,7 +276,10 @@ async fn every_fault_kind_on_every_api_completes_or_fails_clearly() {
                 || r.contains("UNCLEAR")
         })
         .collect();
-    assert!(bad.is_empty(), "cells that lose, repeat, leak or mumble:\n{bad:#?}");
+    assert!(
+        bad.is_empty(),
+        "cells that lose, repeat, leak or mumble:\n{bad:#?}"
+    );
     assert_eq!(total.cases, 90);
     // The matrix is only worth something if the faults bite: most cells at rate 1.0 fail.
     assert!(total.failed >= 30, "{total:?}");

@@ -9,7 +9,7 @@ use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::Entity;
 use ionport_plugin_abi::wire::SyncMode;
 use ionport_tests::live::{self, Live};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SCALE: u64 = 30;
 
@@ -50,7 +50,7 @@ async fn a_refused_or_missing_lstfields_falls_back_to_the_declared_types_with_a_
         );
         // Typed by the declared types (CONO is numeric), not left as text.
         assert!(
-            got.records.iter().all(|r| r["CONO"] == Value::from(100)),
+            got.records.iter().all(|r| r["CONO"] == 100),
             "HTTP {status}: {:?}",
             got.records.first()
         );
@@ -113,7 +113,9 @@ async fn m3_v2_errors_name_transaction_code_field_and_message() {
     .await;
     let (_, msg) = got.error.expect("the read fails");
     assert!(
-        msg.contains("CRS610MI/LstByNumber") && msg.contains("HTTP 403") && msg.contains("Forbidden"),
+        msg.contains("CRS610MI/LstByNumber")
+            && msg.contains("HTTP 403")
+            && msg.contains("Forbidden"),
         "{msg}"
     );
     assert!(!msg.contains("{\""), "no raw JSON: {msg}");

@@ -124,7 +124,9 @@ pub fn submit_job(host: &Host, sql: &str, what: &str) -> Result<Submission, Conn
             )),
             Ok(r) if r.is_success() => match decode_page::<Submitted>(&req, &r, SUBMITTED_SHAPE) {
                 Ok(s) => {
-                    let server_date = r.header("date").and_then(|d| httpdate::parse_http_date(d).ok());
+                    let server_date = r
+                        .header("date")
+                        .and_then(|d| httpdate::parse_http_date(d).ok());
                     return Ok(Submission {
                         id: s.query_id,
                         server_date,
@@ -278,7 +280,12 @@ fn parse_ndjson(
 ) -> Result<ResultPage, ConnectorError> {
     let bad = |detail: String| unexpected_body(req, resp, RESULT_SHAPE, &detail);
     if let Some(ct) = resp.header("content-type") {
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if NOT_NDJSON.contains(&essence.as_str()) {
             return Err(bad(format!("the content type is {essence}")));
         }

@@ -98,7 +98,7 @@ pub fn check(host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, 
     match fetch_decoded(host, &req, "LN check", &policy, |r| Page::decode(&req, r)) {
         Err(e) if e.is_cancelled() => Err(e),
         // An answer, but not an OData page: the gateway was reached; what answered is not LN.
-        Err(e) if e.is_unexpected_body() => Ok(failed("product", e.message().to_string(), details)),
+        Err(e) if e.is_unexpected_body() => Ok(failed("product", e.message().into(), details)),
         Err(e) => {
             let (part, msg) = host_failure(&e);
             Ok(failed(part, msg, details))
@@ -181,7 +181,7 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
         );
         let what = format!("LN service document of {service}");
         let sets: Vec<String> =
-            match fetch_decoded(host, &doc_req, &what, &policy, |r| Page::decode(&doc_req, r))? {
+            match fetch_decoded(host, &doc_req, &what, &policy, |r| r.json::<Page>(&what))? {
                 Fetched::Decoded(doc) => doc
                     .value
                     .iter()
@@ -221,7 +221,7 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
             );
             let what = format!("LN {service}/{set}");
             let (available, note, sample) =
-                match fetch_decoded(host, &probe, &what, &policy, |r| Page::decode(&probe, r))? {
+                match fetch_decoded(host, &probe, &what, &policy, |r| r.json::<Page>(&what))? {
                     Fetched::Decoded(p) => (true, None, p.value.into_iter().next()),
                     Fetched::Status(resp) => (
                         false,

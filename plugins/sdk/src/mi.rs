@@ -328,7 +328,10 @@ impl MiCall {
                 .map(serde_json::from_value)
                 .ok_or_else(|| MiError::unexpected(resp, "a record has no `NameValue` list"))?
                 .map_err(|e| {
-                    MiError::unexpected(resp, format!("a record's NameValue list is malformed: {e}"))
+                    MiError::unexpected(
+                        resp,
+                        format!("a record's NameValue list is malformed: {e}"),
+                    )
                 })?;
             answer.rows.push(
                 nv.into_iter()
@@ -590,7 +593,10 @@ mod tests {
         let c = MiCall::new("MRS001MI", "LstFields");
         let gw = r#"{"error":{"code":"403","message":"Forbidden: no rights"}}"#;
         let e = c.parse(&resp(403, gw)).unwrap_err().to_string();
-        assert!(e.contains("HTTP 403") && e.contains("Forbidden: no rights"), "{e}");
+        assert!(
+            e.contains("HTTP 403") && e.contains("Forbidden: no rights"),
+            "{e}"
+        );
         assert!(!e.contains("{\""), "no raw JSON: {e}");
         let v2 = r#"{"results":[{"transaction":"LstFields","errorMessage":"Not authorized","errorCode":"XAU0001","errorField":"MINM","errorType":"ServerReturnedNOK"}]}"#;
         let e = c.parse(&resp(500, v2)).unwrap_err().to_string();

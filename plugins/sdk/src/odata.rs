@@ -38,7 +38,10 @@ pub const PAGE_SHAPE: &str = "an OData page (a JSON object with a `value` array 
 impl Page {
     /// Decodes the success answer to `request`; anything but an OData page is an
     /// `unexpected_body` error naming the request and showing the body.
-    pub fn decode(request: &GatewayRequest, resp: &GatewayResponse) -> Result<Self, ConnectorError> {
+    pub fn decode(
+        request: &GatewayRequest,
+        resp: &GatewayResponse,
+    ) -> Result<Self, ConnectorError> {
         crate::decode::decode_page(request, resp, PAGE_SHAPE)
     }
 }
