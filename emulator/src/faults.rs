@@ -1,5 +1,5 @@
 //! Fault injection: error statuses, connection resets, slow, truncated and malformed
-//! responses, at a rate, for some or all APIs. Set through `/__emulator/faults`.
+//! responses, success answers of the wrong shape, at a rate, for some or all APIs. Set through `/__emulator/faults`.
 
 use std::time::Duration;
 
@@ -57,6 +57,16 @@ pub enum FaultKind {
     /// v2 result error fields): a partial failure.
     #[serde(rename = "mi_partial")]
     MiPartial,
+    /// HTTP 404 from the gateway (no such endpoint, e.g. a program not published).
+    #[serde(rename = "404")]
+    Status404,
+    /// HTTP 200 with the JSON body `{}`.
+    #[serde(rename = "empty_object")]
+    EmptyObject,
+    /// HTTP 200 with a well-formed JSON body of another shape: an M3 v1 `ServerReturnedNOK`
+    /// object for LN and Data Lake requests, an empty OData page for M3 requests.
+    #[serde(rename = "wrong_shape")]
+    WrongShape,
 }
 
 /// One fault rule.
@@ -186,6 +196,24 @@ pub(crate) async fn apply(rule: FaultRule, req: Request, next: Next) -> Response
             StatusCode::FORBIDDEN,
             "Forbidden: the user lacks the rights for this API (injected fault)",
         ),
+        FaultKind::Status404 => gateway_error(
+            StatusCode::NOT_FOUND,
+            "Not found: no API is published at this path (injected fault)",
+        ),
+        FaultKind::EmptyObject => json_response(&serde_json::json!({})),
+        FaultKind::WrongShape if req.uri().path().contains("/M3/") => {
+            json_response(&serde_json::json!({
+                "@odata.context": "$metadata#Injected",
+                "value": []
+            }))
+        }
+        FaultKind::WrongShape => json_response(&serde_json::json!({
+            "@type": "ServerReturnedNOK",
+            "@code": MI_CODE,
+            "@field": "",
+            "@cfg": null,
+            "Message": MI_MESSAGE
+        })),
         FaultKind::Status400 => {
             let mut resp = Response::new(Body::from("Bad Request"));
             *resp.status_mut() = StatusCode::BAD_REQUEST;

@@ -5,6 +5,7 @@
 //! as the test binary itself.
 
 pub mod emulated;
+pub mod live;
 pub mod protocol_fixture;
 pub mod python;
 pub mod recorder;

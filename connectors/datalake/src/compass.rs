@@ -1,8 +1,9 @@
 //! Compass v2 SQL jobs through the gateway: submit, poll with back-off, page through the
 //! NDJSON result, cancel.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use ionport_plugin_sdk::decode::{decode_page, unexpected_body};
 use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, sleep_cancellable};
@@ -12,11 +13,11 @@ use serde_json::{Map, Value};
 /// Where the jobs live, relative to the API base.
 pub const JOBS: &str = "DATAFABRIC/compass/v2/jobs";
 
-/// A job's status answer.
+/// A job's status answer. `status` is required: an answer without it is an unexpected
+/// body, never a job that is still running.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Status {
     /// `RUNNING`, `FINISHED`, `FAILED`, `CANCELED`.
-    #[serde(default)]
     pub status: String,
     /// Rows of the result, when the service says.
     #[serde(default, rename = "rowCount")]
@@ -50,6 +51,10 @@ impl Status {
     }
 }
 
+const SUBMITTED_SHAPE: &str = "a Compass submit answer (a JSON object with `queryId`)";
+const STATUS_SHAPE: &str = "a Compass job status (a JSON object with a `status` text)";
+const RESULT_SHAPE: &str = "a Compass NDJSON result page (one JSON object per line)";
+
 #[derive(Debug, Deserialize)]
 struct Submitted {
     #[serde(rename = "queryId")]
@@ -69,11 +74,26 @@ fn status_error(what: &str, resp: &GatewayResponse) -> ConnectorError {
     ))
 }
 
+/// What a submit answered: the job and the gateway's clock when it answered.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Compass query id.
+    pub id: String,
+    /// The answer's `Date` header (second precision), when it had one.
+    pub server_date: Option<SystemTime>,
+}
+
 /// Submits `sql` and returns the query id. A submit is not idempotent, so the host does
 /// not retry it (except on 429 and when the connection could not be made); a 502, 503 or
 /// 504 answer and a lost connection are retried here (a duplicate job at worst, which
 /// expires unread).
 pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorError> {
+    submit_job(host, sql, what).map(|s| s.id)
+}
+
+/// Submits `sql`. A submit is not idempotent, so the host does not retry it; a transient
+/// failure is retried here (a duplicate job at worst, which expires unread).
+pub fn submit_job(host: &Host, sql: &str, what: &str) -> Result<Submission, ConnectorError> {
     let req = GatewayRequest::post(format!("{JOBS}/"))
         .body("text/plain", sql.as_bytes().to_vec())
         .header("Accept", "application/json");
@@ -103,8 +123,16 @@ pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorErr
                 "{what}: submitting: {} (trying again)",
                 e.message()
             )),
-            Ok(r) if r.is_success() => match r.json::<Submitted>(what) {
-                Ok(s) => return Ok(s.query_id),
+            Ok(r) if r.is_success() => match decode_page::<Submitted>(&req, &r, SUBMITTED_SHAPE) {
+                Ok(s) => {
+                    let server_date = r
+                        .header("date")
+                        .and_then(|d| httpdate::parse_http_date(d).ok());
+                    return Ok(Submission {
+                        id: s.query_id,
+                        server_date,
+                    });
+                }
                 Err(e) if last => return Err(e),
                 Err(e) => host.warn(&format!("{what}: {} (trying again)", e.message())),
             },
@@ -144,7 +172,7 @@ pub fn status(
     let req =
         GatewayRequest::get(format!("{JOBS}/{id}/status/")).header("Accept", "application/json");
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
-        r.json::<Status>(what)
+        decode_page::<Status>(&req, r, STATUS_SHAPE)
     })? {
         Fetched::Decoded(s) => Ok(Ok(s)),
         Fetched::Status(r) => Ok(Err(r)),
@@ -225,19 +253,56 @@ pub struct ResultPage {
     pub total: Option<u64>,
 }
 
-fn parse_ndjson(resp: &GatewayResponse, what: &str) -> Result<ResultPage, ConnectorError> {
+/// Content types that are another format than the NDJSON asked for: an answer in one of
+/// them is an error document or a page of another API, not result rows.
+const NOT_NDJSON: &[&str] = &[
+    "application/json",
+    "text/html",
+    "application/xml",
+    "text/xml",
+    "text/csv",
+    "application/problem+json",
+];
+
+/// Decodes a result page. It must be NDJSON rows: every line a non-empty JSON object whose
+/// columns are among `columns` (when the query named them), in a content type that is not
+/// another format, holding as many rows as `x-row-count` says.
+fn parse_ndjson(
+    req: &GatewayRequest,
+    resp: &GatewayResponse,
+    columns: Option<&[String]>,
+) -> Result<ResultPage, ConnectorError> {
+    let bad = |detail: String| unexpected_body(req, resp, RESULT_SHAPE, &detail);
+    if let Some(ct) = resp.header("content-type") {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if NOT_NDJSON.contains(&essence.as_str()) {
+            return Err(bad(format!("the content type is {essence}")));
+        }
+    }
     let mut rows = Vec::new();
     for (i, line) in resp.body.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let v: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
-            ConnectorError::gateway(format!(
-                "{what}: result line {} is not a JSON object ({e})",
+        let v: Map<String, Value> = serde_json::from_slice(line)
+            .map_err(|e| bad(format!("line {} is not a JSON object: {e}", i + 1)))?;
+        if v.is_empty() {
+            return Err(bad(format!("line {} is an empty object", i + 1)));
+        }
+        if let Some(cols) = columns
+            && let Some(k) = v.keys().find(|k| !cols.iter().any(|c| c == *k))
+        {
+            return Err(bad(format!(
+                "line {} has a column {k:?} the query did not select",
                 i + 1
-            ))
-        })?;
+            )));
+        }
         rows.push(v);
     }
     let total = resp
@@ -248,8 +313,8 @@ fn parse_ndjson(resp: &GatewayResponse, what: &str) -> Result<ResultPage, Connec
         .and_then(|v| v.trim().parse::<usize>().ok())
         && t != rows.len()
     {
-        return Err(ConnectorError::gateway(format!(
-            "{what}: the page announced {t} rows but held {}",
+        return Err(bad(format!(
+            "the page announced {t} rows but held {}",
             rows.len()
         )));
     }
@@ -263,19 +328,21 @@ fn parse_ndjson(resp: &GatewayResponse, what: &str) -> Result<ResultPage, Connec
 /// Fetches rows `offset..offset+limit` of a finished job as NDJSON. A page that keeps
 /// timing out is an error of the timeout kind (the host's), for the caller's
 /// [`AdaptivePageSize`].
+/// `columns` are the columns the query selected (`None` for `*`).
 pub fn page(
     host: &Host,
     id: &str,
     offset: u64,
     limit: u32,
     what: &str,
+    columns: Option<&[String]>,
 ) -> Result<ResultPage, ConnectorError> {
     let req = GatewayRequest::get(format!("{JOBS}/{id}/result/"))
         .query("offset", offset.to_string())
         .query("limit", limit.to_string())
         .header("Accept", "application/x-ndjson");
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
-        parse_ndjson(r, what)
+        parse_ndjson(&req, r, columns)
     })? {
         Fetched::Decoded(p) => Ok(p),
         Fetched::Status(r) => Err(status_error(

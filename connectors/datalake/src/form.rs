@@ -12,6 +12,12 @@ fn default_max_wait() -> u32 {
     600
 }
 
+/// Two of the lake's ingestion micro-batches (5 MB or 5 minutes each): a row is stamped
+/// when it is indexed and may be queryable only a batch later.
+pub fn default_ingestion_lag() -> u64 {
+    600
+}
+
 /// How to reach the Data Lake.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "Infor Data Lake connection")]
@@ -27,4 +33,10 @@ pub struct DataLakeConnectionForm {
     #[serde(default = "default_max_wait")]
     #[schemars(title = "Query timeout (s)", range(min = 1, max = 72000))]
     pub query_timeout_secs: u32,
+    /// How long the lake may take to make a changed row queryable, in seconds. An
+    /// incremental read's next query starts this long before the previous one was
+    /// submitted and reads that overlap again, so no row stamped during ingestion is lost.
+    #[serde(default = "default_ingestion_lag")]
+    #[schemars(title = "Ingestion lag (s)", range(min = 0, max = 86400))]
+    pub ingestion_lag_secs: u64,
 }

@@ -43,6 +43,9 @@ pub struct DlSettings {
     /// How long to wait for a query, in seconds.
     #[serde(default = "default_max_wait")]
     pub query_timeout_secs: u32,
+    /// How far before a job's submission its incremental cursor is set, in seconds.
+    #[serde(default = "form::default_ingestion_lag")]
+    pub ingestion_lag_secs: u64,
 }
 
 impl DlSettings {

@@ -2,13 +2,23 @@
 //!
 //! The state (JSON):
 //! - complete: `{"cursor": "2026-…Z"}` — the next incremental read asks for
-//!   `infor.lastmodified() >= cursor` (rows stamped exactly at the cursor come again; the
+//!   `infor.lastmodified() >= cursor` (rows stamped at or after the cursor come again; the
 //!   destination de-duplicates by primary key);
-//! - during a read: also `"job": {"id", "offset", "mode", "max"}` — a restart fetches the
+//! - during a read: also `"job": {"id", "offset", "mode", "bound"}` — a restart fetches the
 //!   rest of the same job's result (Compass keeps results for about 20 hours) and repeats
 //!   nothing; when the job is gone, it submits the query again from `cursor`.
+//!
+//! Why the cursor is the query's own bound, not the highest stamp read: a Compass result is
+//! the table as of the job, and `infor.lastmodified()` (for data objects the
+//! `dl_document_indexed_date`, since Infor OS 2023.02) is set by ingestion, which is
+//! micro-batched (5 MB or 5 minutes). A row stamped before the highest stamp read may become
+//! visible only after the job, and a row changed while its result is read arrives with its
+//! old content; a cursor at the highest stamp read skips both for good. The bound is
+//! instead a time at or before the submission (the earlier of this machine's clock before
+//! the submit and the gateway's `Date` answer less a second) minus the connection's
+//! ingestion lag, and the next query starts there: it reads the overlap again.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ionport_plugin_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -39,9 +49,25 @@ pub struct JobState {
     pub offset: u64,
     /// The read's sync mode.
     pub mode: SyncMode,
-    /// The highest change stamp emitted so far (ISO-8601).
+    /// The cursor this read leaves when it completes: the job's submission less the
+    /// ingestion lag (ISO-8601). Absent in states of older versions (then the read leaves
+    /// the cursor it started from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<String>,
+    pub bound: Option<String>,
+}
+
+/// The cursor a job submitted between `before` (this machine's clock just before the
+/// submit) and an answer dated `server_date` leaves, `lag` earlier: at or before the
+/// submission on both clocks. The `Date` header has whole seconds and is taken when the
+/// answer is written, so a second is taken off it.
+pub fn bound_of(before: SystemTime, server_date: Option<SystemTime>, lag: Duration) -> String {
+    let server = server_date.map(|d| d.checked_sub(Duration::from_secs(1)).unwrap_or(d));
+    let at = server.map_or(before, |s| s.min(before));
+    let at = at.checked_sub(lag).unwrap_or(UNIX_EPOCH);
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    stamp::iso(ms)
 }
 
 /// The task state.
@@ -104,6 +130,14 @@ pub fn read(
         })?,
         _ => DlState::default(),
     };
+    if let Some(c) = prior.cursor.as_deref()
+        && stamp::parse_iso(c).is_none()
+    {
+        return Err(ConnectorError::invalid_input(format!(
+            "the state of {}: cursor {c:?} is not an ISO-8601 time",
+            target.stream
+        )));
+    }
     let resumable = prior.job.clone().filter(|j| j.mode == req.sync_mode);
     let lower = if incremental || resumable.is_some() {
         prior.cursor.clone()
@@ -140,14 +174,20 @@ pub fn read(
         None => {
             let q = sql(target, lower.as_deref(), extra);
             host.debug(&format!("{what}: {q}"));
-            let id = compass::submit(host, &q, &what)?;
-            let s = compass::wait(host, &id, &what, timeout)?;
+            let before = SystemTime::now();
+            let sub = compass::submit_job(host, &q, &what)?;
+            let lag = Duration::from_secs(settings.ingestion_lag_secs);
+            let bound = target
+                .cursor
+                .is_some()
+                .then(|| bound_of(before, sub.server_date, lag));
+            let s = compass::wait(host, &sub.id, &what, timeout)?;
             (
                 JobState {
-                    id,
+                    id: sub.id,
                     offset: 0,
                     mode: req.sync_mode,
-                    max: None,
+                    bound,
                 },
                 s.row_count,
             )
@@ -160,7 +200,6 @@ pub fn read(
         .clamp(1, 100_000);
     let mut pager = AdaptivePageSize::new(initial, initial.min(100), initial);
     let mut out = RecordWriter::new(host, &target.stream, initial.clamp(100, 10_000) as usize);
-    let mut max_ms = state.max.as_deref().and_then(stamp::parse_iso);
     let mut pages = 0u64;
     loop {
         if total.is_some_and(|t| state.offset >= t) {
@@ -168,25 +207,42 @@ pub fn read(
         }
         // A page that times out is asked again from the same offset with fewer rows.
         let (page, limit) = pager.run(host, |limit| {
-            compass::page(host, &state.id, state.offset, limit, &what)
+            compass::page(
+                host,
+                &state.id,
+                state.offset,
+                limit,
+                &what,
+                target.columns.as_deref(),
+            )
         })?;
         if total.is_none() {
             total = page.total;
         }
+        if let (Some(job_total), Some(page_total)) = (total, page.total)
+            && job_total != page_total
+        {
+            return Err(ConnectorError::unexpected_body(format!(
+                "unexpected body: {what}: a result page of Compass job {} says the result has \
+                 {page_total} rows, the job said {job_total}",
+                state.id
+            )));
+        }
         let n = page.rows.len() as u64;
+        // An empty page before the end the job announced is not the end.
+        if n == 0
+            && let Some(t) = total.filter(|t| state.offset < *t)
+        {
+            return Err(ConnectorError::unexpected_body(format!(
+                "unexpected body: {what}: Compass job {} gave an empty result page at row {} \
+                 of {t}",
+                state.id, state.offset
+            )));
+        }
         for row in &page.rows {
-            if let Some(ms) = target
-                .cursor
-                .as_ref()
-                .and_then(|c| row.get(c))
-                .and_then(stamp::to_ms)
-            {
-                max_ms = Some(max_ms.map_or(ms, |m| m.max(ms)));
-            }
             out.push(row)?;
         }
         state.offset += n;
-        state.max = max_ms.map(stamp::iso);
         pages += 1;
         out.commit(&DlState {
             cursor: lower.clone(),
@@ -197,12 +253,7 @@ pub fn read(
             break;
         }
     }
-    let lower_ms = lower.as_deref().and_then(stamp::parse_iso);
-    let cursor = match (max_ms, lower_ms) {
-        (Some(a), Some(b)) => Some(stamp::iso(a.max(b))),
-        (Some(a), None) | (None, Some(a)) => Some(stamp::iso(a)),
-        (None, None) => None,
-    };
+    let cursor = state.bound.clone().or(lower);
     let final_state = DlState { cursor, job: None };
     out.commit(&final_state)?;
     let records = out.written();
@@ -215,4 +266,30 @@ pub fn read(
         pages,
         state: Some(serde_json::to_value(&final_state).unwrap_or(Value::Null)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_is_at_or_before_the_submission_on_both_clocks_less_the_lag() {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        let before = at(1_700_000_000_500);
+        let lag = Duration::from_secs(600);
+        // A server clock behind ours: its Date less a second is the earlier.
+        assert_eq!(
+            bound_of(before, Some(at(1_699_999_990_000)), lag),
+            stamp::iso(1_699_999_989_000 - 600_000)
+        );
+        // A server clock ahead, or no Date: our clock before the submit.
+        assert_eq!(
+            bound_of(before, Some(at(1_700_000_009_000)), lag),
+            stamp::iso(1_700_000_000_500 - 600_000)
+        );
+        assert_eq!(
+            bound_of(before, None, Duration::ZERO),
+            stamp::iso(1_700_000_000_500)
+        );
+    }
 }

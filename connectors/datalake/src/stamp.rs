@@ -1,8 +1,5 @@
-//! Change stamps as epoch milliseconds: from what a lake row holds (epoch milliseconds,
-//! `yyyyMMdd`, ISO-8601 text) and to the ISO-8601 UTC text `infor.lastmodified()` compares
-//! with.
-
-use serde_json::Value;
+//! Change stamps as epoch milliseconds and the ISO-8601 UTC text `infor.lastmodified()`
+//! compares with.
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -93,39 +90,14 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     Some(ms - offset)
 }
 
-/// A row's change stamp as epoch milliseconds: a number is epoch milliseconds (or a
-/// `yyyyMMdd` date when it has eight digits); text is ISO-8601 (or digits as above).
-pub fn to_ms(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => {
-            let x = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?;
-            if (10_000_000..100_000_000).contains(&x) {
-                let (y, m, d) = (x / 10_000, (x / 100) % 100, x % 100);
-                Some(days_from_civil(y, m, d) * 86_400_000)
-            } else {
-                Some(x)
-            }
-        }
-        Value::String(s) => match num(s.trim()) {
-            Some(_) => to_ms(&Value::from(num(s.trim())?)),
-            None => parse_iso(s),
-        },
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn round_trips() {
         let ms = parse_iso("2025-03-01T10:20:30.456Z").unwrap_or_default();
         assert_eq!(iso(ms), "2025-03-01T10:20:30.456Z");
-        assert_eq!(to_ms(&json!(ms)), Some(ms));
-        assert_eq!(to_ms(&json!("2025-03-01T10:20:30.456Z")), Some(ms));
-        assert_eq!(to_ms(&json!(20250301)), parse_iso("2025-03-01"));
         assert_eq!(
             parse_iso("2025-03-01T12:00:00+02:00"),
             parse_iso("2025-03-01T10:00:00Z")

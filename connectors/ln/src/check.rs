@@ -95,10 +95,10 @@ pub fn check(host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, 
         "language": settings.language,
         "service": t.service,
     });
-    match fetch_decoded(host, &req, "LN check", &policy, |r| {
-        r.json::<Page>("LN check")
-    }) {
+    match fetch_decoded(host, &req, "LN check", &policy, |r| Page::decode(&req, r)) {
         Err(e) if e.is_cancelled() => Err(e),
+        // An answer, but not an OData page: the gateway was reached; what answered is not LN.
+        Err(e) if e.is_unexpected_body() => Ok(failed("product", e.message().into(), details)),
         Err(e) => {
             let (part, msg) = host_failure(&e);
             Ok(failed(part, msg, details))

@@ -119,7 +119,7 @@ fn fetch(
 ) -> Result<Page, ConnectorError> {
     let what = format!("LN {}/{}", target.service, target.entity_set);
     match fetch_decoded(host, req, &what, &RetryPolicy::default(), |r| {
-        r.json::<Page>(&what)
+        Page::decode(req, r)
     })? {
         Fetched::Decoded(p) => Ok(p),
         Fetched::Status(r) => Err(status_error(

@@ -16,7 +16,10 @@ use crate::columns::{self, Col};
 use crate::settings::M3Settings;
 
 /// The output field types of `program/transaction` from `MRS001MI/LstFields` (v2 answers
-/// carry no metadata). Falls back to the task's declared types when M3 lists none.
+/// carry no metadata). An empty map means "use the task's declared types": when M3 lists
+/// none, and when `MRS001MI` is missing or refused (HTTP 403/404, or an MI error such as a
+/// service account without rights for the program) — then with a warning, so that the read
+/// goes on. A body of the wrong shape is still an error.
 pub fn field_types(
     host: &Host,
     s: &M3Settings,
@@ -31,7 +34,18 @@ pub fn field_types(
         .input("TRNM", transaction)
         .input("TRTP", "O")
         .maxrecs(0);
-    let answer = call.parse(&host.gateway(&call.request(s.shape()))?)?;
+    let resp = host.gateway(&call.request(s.shape()))?;
+    let answer = match call.parse_detailed(&resp) {
+        Ok(a) => a,
+        Err(e) if !e.unexpected_body && (resp.is_success() || matches!(resp.status, 403 | 404)) => {
+            host.warn(&format!(
+                "{}; reading {program}/{transaction} with the task's declared field types                  (grant the service account MRS001MI to type fields from M3's own metadata)",
+                call.error(&e).message()
+            ));
+            return Ok(HashMap::new());
+        }
+        Err(e) => return Err(call.error(&e)),
+    };
     Ok(answer
         .rows
         .iter()

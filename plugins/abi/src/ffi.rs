@@ -32,6 +32,11 @@ pub mod error_kind {
     pub const CONNECTOR: &str = "connector";
     /// A failure inside the host (a destination, the state store, ...).
     pub const HOST: &str = "host";
+    /// The remote system answered with success but the body is not the shape the request
+    /// expects (an error body, `{}`, another API's page): never "no more data". Added in
+    /// ABI 1.x as a minor change; an older host sees an unknown kind (treat as
+    /// [`CONNECTOR`]).
+    pub const UNEXPECTED_BODY: &str = "unexpected_body";
 }
 
 /// An error value returned across the boundary (never a panic).

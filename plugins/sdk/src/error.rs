@@ -39,6 +39,17 @@ impl ConnectorError {
         Self::new(error_kind::TIMEOUT, message)
     }
 
+    /// A success answer whose body is not the shape the request expects. Prefer
+    /// [`crate::decode::unexpected_body`], which names the request and shows the body.
+    pub fn unexpected_body(message: impl Into<String>) -> Self {
+        Self::new(error_kind::UNEXPECTED_BODY, message)
+    }
+
+    /// Whether the answer had the wrong shape (see [`ConnectorError::unexpected_body`]).
+    pub fn is_unexpected_body(&self) -> bool {
+        self.kind == error_kind::UNEXPECTED_BODY
+    }
+
     /// The host asked the connector to stop.
     pub fn cancelled() -> Self {
         Self::new(error_kind::CANCELLED, "cancelled")
@@ -105,6 +116,7 @@ impl From<PluginError> for ConnectorError {
             error_kind::AUTH => error_kind::AUTH,
             error_kind::CANCELLED => error_kind::CANCELLED,
             error_kind::HOST => error_kind::HOST,
+            error_kind::UNEXPECTED_BODY => error_kind::UNEXPECTED_BODY,
             _ => error_kind::CONNECTOR,
         };
         Self::new(kind, e.message.into_string())

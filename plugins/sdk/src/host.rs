@@ -205,6 +205,11 @@ impl GatewayRequest {
     pub fn path(&self) -> &str {
         &self.head.path
     }
+
+    /// The query parameters, in order.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.head.query
+    }
 }
 
 /// The gateway's answer.
@@ -242,8 +247,8 @@ impl GatewayResponse {
         serde_json::from_slice(&self.body).map_err(|e| {
             let text = self.text();
             let head: String = text.chars().take(200).collect();
-            ConnectorError::gateway(format!(
-                "{what}: the gateway answered HTTP {} with a body that is not the expected JSON ({e}); it starts: {head:?}",
+            ConnectorError::unexpected_body(format!(
+                "{what}: unexpected body: the gateway answered HTTP {} with a body that is not the expected JSON ({e}); it starts: {head:?}",
                 self.status
             ))
         })

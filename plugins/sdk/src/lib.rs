@@ -13,6 +13,7 @@
 //! - [`Connector`], the trait to implement, and [`export_connector!`];
 //! - [`Host`], [`GatewayRequest`], [`GatewayResponse`] and [`RecordWriter`];
 //! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
+//! - [`decode`]: every success answer must have its page's shape (`unexpected_body` otherwise);
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
 //! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
@@ -43,6 +44,7 @@ mod host;
 mod writer;
 
 pub mod conformance;
+pub mod decode;
 pub mod form;
 pub mod mi;
 pub mod odata;

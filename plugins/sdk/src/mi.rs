@@ -111,6 +111,37 @@ pub struct MiError {
     pub field: String,
     /// M3's message.
     pub message: String,
+    /// The answer was a success whose body is no MI answer at all (`{}`, an OData page, an
+    /// HTML page): the call's result is unknown, not empty.
+    pub unexpected_body: bool,
+}
+
+impl MiError {
+    fn new(kind: impl Into<String>, code: String, field: String, message: String) -> Self {
+        Self {
+            kind: kind.into(),
+            code,
+            field,
+            message,
+            unexpected_body: false,
+        }
+    }
+
+    fn unexpected(resp: &GatewayResponse, detail: impl Into<String>) -> Self {
+        let expected = "an MI answer (v1 `MIRecord` or an error object, v2 `results`)";
+        Self {
+            kind: "UnexpectedBody".into(),
+            code: String::new(),
+            field: String::new(),
+            message: format!(
+                "HTTP {} with a body that is not {expected} ({}); it starts: {:?}",
+                resp.status,
+                detail.into(),
+                crate::decode::body_head(resp)
+            ),
+            unexpected_body: true,
+        }
+    }
 }
 
 /// A successful MI answer: rows of (field, trimmed text) and the field types when the
@@ -203,40 +234,45 @@ impl MiCall {
     }
 
     /// Like [`MiCall::parse`], keeping the [`MiError`] for callers that act on the code.
+    ///
+    /// A success answer must be an MI answer: v2 `results` (an array of result objects,
+    /// each with a `records` array or error fields), or v1 `MIRecord` records (an array;
+    /// absent only in an answer that names its `Program`) or a v1 error object. Anything
+    /// else is [`MiError::unexpected_body`], never zero records.
     pub fn parse_detailed(&self, resp: &GatewayResponse) -> Result<MiAnswer, MiError> {
         if !resp.is_success() {
-            let text = resp.text();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    v.get("Message")
-                        .or_else(|| v.get("message"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(MiError {
-                kind: format!("HTTP {}", resp.status),
-                code: String::new(),
-                field: String::new(),
-                message,
-            });
+            return Err(http_error(resp));
         }
-        let v: Value = serde_json::from_slice(&resp.body).map_err(|e| MiError {
-            kind: "InvalidResponse".into(),
-            code: String::new(),
-            field: String::new(),
-            message: format!("the answer is not JSON ({e})"),
-        })?;
+        let v: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| MiError::unexpected(resp, format!("the answer is not JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(MiError::unexpected(resp, "not a JSON object"));
+        }
         if v.get("results").is_some() {
-            parse_v2(v)
+            parse_v2(resp, v)
         } else {
-            parse_v1(v)
+            self.parse_v1(resp, v)
         }
     }
 
-    /// The task error for an [`MiError`].
+    /// The task error for an [`MiError`]: `M3 PRG/TRN failed: kind code (field F): message`;
+    /// an unexpected body is of kind `unexpected_body` and names the call's inputs.
     pub fn error(&self, e: &MiError) -> ConnectorError {
+        if e.unexpected_body {
+            let inputs: Vec<String> = self
+                .inputs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            return ConnectorError::unexpected_body(format!(
+                "unexpected body: M3 {} (maxrecs={}{}{}) answered {}",
+                self.name(),
+                self.maxrecs,
+                if inputs.is_empty() { "" } else { ", " },
+                inputs.join(", "),
+                e.message
+            ));
+        }
         let mut s = format!("M3 {} failed: {}", self.name(), e.kind);
         if !e.code.is_empty() {
             s.push_str(&format!(" {}", e.code));
@@ -249,6 +285,62 @@ impl MiCall {
         }
         ConnectorError::gateway(s)
     }
+
+    fn parse_v1(&self, resp: &GatewayResponse, v: Value) -> Result<MiAnswer, MiError> {
+        if v.get("@type").is_some() && v.get("MIRecord").is_none() {
+            return Err(v1_error(&v));
+        }
+        if let Some(e) = v.get("ErrorMessage").filter(|e| !e.is_null()) {
+            let mut err = v1_error(e);
+            if err.kind.is_empty() {
+                err.kind = "ServerReturnedNOK".into();
+            }
+            err.message = format!("{} (partial failure after some records)", err.message);
+            return Err(err);
+        }
+        let program = v.get("Program").and_then(Value::as_str);
+        if let Some(p) = program
+            && !p.trim().eq_ignore_ascii_case(&self.program)
+        {
+            return Err(MiError::unexpected(
+                resp,
+                format!("it answers program {p}, not {}", self.program),
+            ));
+        }
+        let records = match v.get("MIRecord") {
+            Some(Value::Array(a)) => a.as_slice(),
+            None if program.is_some() => &[],
+            None => return Err(MiError::unexpected(resp, "no `MIRecord` and no `Program`")),
+            Some(_) => return Err(MiError::unexpected(resp, "`MIRecord` is not an array")),
+        };
+        let mut answer = MiAnswer::default();
+        if let Some(fields) = v.pointer("/Metadata/Field").and_then(Value::as_array) {
+            for f in fields {
+                answer
+                    .types
+                    .insert(str_of(f, "@name"), MiType::from_letter(&str_of(f, "@type")));
+            }
+        }
+        for r in records {
+            let nv: Vec<NameValue> = r
+                .get("NameValue")
+                .cloned()
+                .map(serde_json::from_value)
+                .ok_or_else(|| MiError::unexpected(resp, "a record has no `NameValue` list"))?
+                .map_err(|e| {
+                    MiError::unexpected(
+                        resp,
+                        format!("a record's NameValue list is malformed: {e}"),
+                    )
+                })?;
+            answer.rows.push(
+                nv.into_iter()
+                    .map(|p| (p.name, p.value.unwrap_or_default().trim_end().to_string()))
+                    .collect(),
+            );
+        }
+        Ok(answer)
+    }
 }
 
 fn str_of(v: &Value, key: &str) -> String {
@@ -260,11 +352,65 @@ fn str_of(v: &Value, key: &str) -> String {
 }
 
 fn v1_error(v: &Value) -> MiError {
-    MiError {
-        kind: str_of(v, "@type"),
-        code: str_of(v, "@code"),
-        field: str_of(v, "@field"),
-        message: str_of(v, "Message"),
+    MiError::new(
+        str_of(v, "@type"),
+        str_of(v, "@code"),
+        str_of(v, "@field"),
+        str_of(v, "Message"),
+    )
+}
+
+/// The error of a v2 result object, when it failed.
+fn v2_result_error(res: &Value) -> Option<MiError> {
+    let not_processed = match res.get("notProcessed") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let kind = match str_of(res, "errorType") {
+        t if t.is_empty() => "ServerReturnedNOK".to_string(),
+        t => t,
+    };
+    let mut err = MiError::new(
+        kind,
+        str_of(res, "errorCode"),
+        str_of(res, "errorField"),
+        str_of(res, "errorMessage"),
+    );
+    if err.message.is_empty() && err.code.is_empty() && !not_processed {
+        return None;
+    }
+    if not_processed && err.message.is_empty() {
+        err.message = "the transaction was not processed".into();
+    }
+    Some(err)
+}
+
+/// A non-2xx answer as an MI error: the MI error shapes when the body has one (v1 error
+/// object, v2 `results` or flat v2 error fields), else the gateway's error text.
+fn http_error(resp: &GatewayResponse) -> MiError {
+    let status = format!("HTTP {}", resp.status);
+    let v = serde_json::from_slice::<Value>(&resp.body).unwrap_or(Value::Null);
+    let from_body = if v.get("@code").is_some() || v.get("@type").is_some() {
+        Some(v1_error(&v))
+    } else if let Some(results) = v.get("results").and_then(Value::as_array) {
+        results.iter().find_map(v2_result_error)
+    } else if v.get("errorCode").is_some() || v.get("errorMessage").is_some() {
+        v2_result_error(&v)
+    } else {
+        None
+    };
+    match from_body {
+        Some(mut e) => {
+            e.kind = format!("{status} {}", e.kind);
+            e
+        }
+        None => MiError::new(
+            status,
+            String::new(),
+            String::new(),
+            crate::odata::error_message(resp),
+        ),
     }
 }
 
@@ -276,90 +422,28 @@ struct NameValue {
     value: Option<String>,
 }
 
-fn parse_v1(v: Value) -> Result<MiAnswer, MiError> {
-    if v.get("@type").is_some() && v.get("MIRecord").is_none() {
-        return Err(v1_error(&v));
-    }
-    if let Some(e) = v.get("ErrorMessage").filter(|e| !e.is_null()) {
-        let mut err = v1_error(e);
-        if err.kind.is_empty() {
-            err.kind = "ServerReturnedNOK".into();
-        }
-        err.message = format!("{} (partial failure after some records)", err.message);
-        return Err(err);
-    }
+fn parse_v2(resp: &GatewayResponse, v: Value) -> Result<MiAnswer, MiError> {
     let mut answer = MiAnswer::default();
-    if let Some(fields) = v.pointer("/Metadata/Field").and_then(Value::as_array) {
-        for f in fields {
-            answer
-                .types
-                .insert(str_of(f, "@name"), MiType::from_letter(&str_of(f, "@type")));
+    let results = match v.get("results") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        Some(Value::Array(_)) => return Err(MiError::unexpected(resp, "`results` is empty")),
+        _ => return Err(MiError::unexpected(resp, "`results` is not an array")),
+    };
+    for res in results {
+        if !res.is_object() {
+            return Err(MiError::unexpected(resp, "a result is not an object"));
         }
-    }
-    if let Some(records) = v.get("MIRecord").and_then(Value::as_array) {
-        for r in records {
-            let nv: Vec<NameValue> = r
-                .get("NameValue")
-                .cloned()
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| MiError {
-                    kind: "InvalidResponse".into(),
-                    code: String::new(),
-                    field: String::new(),
-                    message: format!("a record's NameValue list is malformed ({e})"),
-                })?
-                .unwrap_or_default();
-            answer.rows.push(
-                nv.into_iter()
-                    .map(|p| (p.name, p.value.unwrap_or_default().trim_end().to_string()))
-                    .collect(),
-            );
-        }
-    }
-    Ok(answer)
-}
-
-fn parse_v2(v: Value) -> Result<MiAnswer, MiError> {
-    let mut answer = MiAnswer::default();
-    let results = v
-        .get("results")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for res in &results {
-        let not_processed = match res.get("notProcessed") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
-        };
-        let err = MiError {
-            kind: {
-                let t = str_of(res, "errorType");
-                if t.is_empty() {
-                    "ServerReturnedNOK".into()
-                } else {
-                    t
-                }
-            },
-            code: str_of(res, "errorCode"),
-            field: str_of(res, "errorField"),
-            message: str_of(res, "errorMessage"),
-        };
-        if !err.message.is_empty() || !err.code.is_empty() || not_processed {
-            let mut err = err;
-            if not_processed && err.message.is_empty() {
-                err.message = "the transaction was not processed".into();
-            }
+        if let Some(err) = v2_result_error(res) {
             return Err(err);
         }
-        for r in res
+        let records = res
             .get("records")
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(obj) = r.as_object() else { continue };
+            .ok_or_else(|| MiError::unexpected(resp, "a result has no `records` array"))?;
+        for r in records {
+            let obj = r
+                .as_object()
+                .ok_or_else(|| MiError::unexpected(resp, "a record is not an object"))?;
             answer.rows.push(
                 obj.iter()
                     .map(|(k, v)| {
@@ -478,5 +562,51 @@ mod tests {
         );
         let notjson = c.parse(&resp(200, "{\"MIRec")).unwrap_err().to_string();
         assert!(notjson.contains("not JSON"), "{notjson}");
+    }
+
+    #[test]
+    fn a_success_that_is_no_mi_answer_is_an_unexpected_body_not_zero_rows() {
+        let c = MiCall::new("CRS610MI", "LstByNumber").input("CUNO", "C1");
+        for body in [
+            "{}",
+            r#"{"@odata.context":"$metadata#X","value":[]}"#,
+            r#"{"results":[]}"#,
+            r#"{"results":[{"transaction":"LstByNumber"}]}"#,
+            r#"{"MIRecord":{}}"#,
+            r#"{"Program":"MMS200MI","Transaction":"LstByNumber","MIRecord":[]}"#,
+            r#"[1,2]"#,
+        ] {
+            let e = c.parse(&resp(200, body)).unwrap_err();
+            assert!(e.is_unexpected_body(), "{body}: {e}");
+            assert!(e.message().contains("CRS610MI/LstByNumber"), "{e}");
+            assert!(e.message().contains("CUNO=C1"), "{e}");
+            assert!(e.message().contains(&format!("{body:?}")), "{e}");
+        }
+        let empty = r#"{"Program":"CRS610MI","Transaction":"LstByNumber","MIRecord":[]}"#;
+        assert!(c.parse(&resp(200, empty)).unwrap().rows.is_empty());
+        let named_only = r#"{"Program":"CRS610MI","Transaction":"LstByNumber"}"#;
+        assert!(c.parse(&resp(200, named_only)).unwrap().rows.is_empty());
+    }
+
+    #[test]
+    fn http_errors_read_like_v1_errors_whatever_the_body_shape() {
+        let c = MiCall::new("MRS001MI", "LstFields");
+        let gw = r#"{"error":{"code":"403","message":"Forbidden: no rights"}}"#;
+        let e = c.parse(&resp(403, gw)).unwrap_err().to_string();
+        assert!(
+            e.contains("HTTP 403") && e.contains("Forbidden: no rights"),
+            "{e}"
+        );
+        assert!(!e.contains("{\""), "no raw JSON: {e}");
+        let v2 = r#"{"results":[{"transaction":"LstFields","errorMessage":"Not authorized","errorCode":"XAU0001","errorField":"MINM","errorType":"ServerReturnedNOK"}]}"#;
+        let e = c.parse(&resp(500, v2)).unwrap_err().to_string();
+        assert!(
+            e.contains("MRS001MI/LstFields")
+                && e.contains("XAU0001")
+                && e.contains("(field MINM)")
+                && e.contains("Not authorized")
+                && !e.contains("{\""),
+            "{e}"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //!   condition used to resume a key-ordered read.
 //! - [`error_message`]: the readable text of an OData (or gateway) error body
 //!   `{"error":{"code":…,"message":…,"details":[…]}}`.
-//! - [`Page`]: one page of an entity-set response.
+//! - [`Page`]: one page of an entity-set response; [`Page::decode`] refuses any other shape.
 //!
 //! What it is not: an OData client. Paging policy (server-driven links, `$top`/`$skip`,
 //! page sizes, retries) belongs to the connector.
@@ -17,10 +17,12 @@ use serde_json::{Map, Value};
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 
 /// One page of an entity-set response: the entities and the link to the next page.
+///
+/// `value` is required: a success answer without a `value` array (an error document, `{}`,
+/// another API's answer) is not an empty page but an unexpected body ([`Page::decode`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Page {
     /// The entities, annotations included.
-    #[serde(default)]
     pub value: Vec<Map<String, Value>>,
     /// `@odata.nextLink`, when the server has more.
     #[serde(rename = "@odata.nextLink", default)]
@@ -28,6 +30,20 @@ pub struct Page {
     /// `@odata.count`, when `$count=true` was asked.
     #[serde(rename = "@odata.count", default)]
     pub count: Option<u64>,
+}
+
+/// What an entity-set answer must be, for error messages.
+pub const PAGE_SHAPE: &str = "an OData page (a JSON object with a `value` array of entities)";
+
+impl Page {
+    /// Decodes the success answer to `request`; anything but an OData page is an
+    /// `unexpected_body` error naming the request and showing the body.
+    pub fn decode(
+        request: &GatewayRequest,
+        resp: &GatewayResponse,
+    ) -> Result<Self, ConnectorError> {
+        crate::decode::decode_page(request, resp, PAGE_SHAPE)
+    }
 }
 
 /// Removes the instance annotations (`@odata.etag`, `@odata.id`, …) of an entity.
