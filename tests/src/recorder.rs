@@ -152,7 +152,10 @@ impl Recorder {
         if let Ok(mut c) = self.sink.cancel.lock() {
             *c = cancel.clone();
         }
-        let host = self.connection.host(self.handle.clone()).with_cancel(cancel);
+        let host = self
+            .connection
+            .host(self.handle.clone())
+            .with_cancel(cancel);
         *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(host);
     }
 

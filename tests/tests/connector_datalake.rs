@@ -385,7 +385,10 @@ fn incremental_reads_return_what_changed_since_the_state() {
             s2["cursor"].as_str().expect("a cursor"),
             report["lastModified"].as_str().expect("a change stamp"),
         );
-        assert!(cursor < changed_at, "{task}: cursor {cursor} vs {changed_at}");
+        assert!(
+            cursor < changed_at,
+            "{task}: cursor {cursor} vs {changed_at}"
+        );
     }
 }
 

@@ -209,3 +209,62 @@ fn state_show_and_reset() {
     let out = ionport(&file, &["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn a_task_that_fails_part_way_reports_what_it_committed() {
+    let scale = 4000;
+    let (emu, dir, file) = setup("", scale);
+    emu.control(
+        "POST",
+        "faults",
+        Some(serde_json::json!([{ "kind": "slow", "rate": 1.0, "api": "m3", "delay_ms": 5 }])),
+    );
+    let child = ionport(&file, &["run", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = dir.path().join("out.db");
+    let start = Instant::now();
+    while !(db.is_file()
+        && rusqlite::Connection::open(&db)
+            .ok()
+            .and_then(|c| {
+                c.query_row("select count(*) from customers", [], |r| r.get::<_, i64>(0))
+                    .ok()
+            })
+            .unwrap_or(0)
+            > 0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no page was committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // From now on M3 refuses: 403 is never retried, so the task fails part-way.
+    emu.control(
+        "POST",
+        "faults",
+        Some(serde_json::json!([{ "kind": "403", "rate": 1.0, "api": "m3" }])),
+    );
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let committed = rows(&db);
+    assert!(
+        committed > 0 && committed < scale as i64,
+        "{committed}: {all}"
+    );
+    let row = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("m3/customers"))
+        .unwrap_or_else(|| panic!("no summary row: {all}"))
+        .to_string();
+    let records: i64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(records, committed, "{row}");
+    assert!(
+        row.contains(&format!("FAILED after committing {committed} records")),
+        "{row}"
+    );
+}

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use ionport_emulator::EmulatorConfig;
-use ionport_tests::form_credentials;
 use ionport_tests::emulated::Emulated;
+use ionport_tests::form_credentials;
 use ionport_tests::serve_process::ServeProcess;
 use serde_json::{Value, json};
 

@@ -21,7 +21,7 @@
 //!   the refresh token (or the access token when there is none) at `pu + or`; shared
 //!   tokens are left for the next process (another one may be using them).
 //! - A keep-alive task refreshes a refresh token idle for longer than `keepalive_after`.
-//! - Token requests are retried, bounded, with backoff (see [`request`]).
+//! - Token requests are retried, bounded, with backoff (see `request.rs`).
 //! - Token-endpoint errors are mapped to what the user must fix: the client id/secret,
 //!   the service-account keys, or a grant disabled for the app.
 
