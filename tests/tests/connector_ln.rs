@@ -284,6 +284,12 @@ fn the_company_header_selects_the_data_and_a_service_not_activated_is_a_clear_er
             && e.to_string().contains("404"),
         "{e}"
     );
+    // No such set is the configuration's fault: the kind says so.
+    assert_eq!(
+        e.kind(),
+        ionport_plugin_abi::error_kind::INVALID_INPUT,
+        "{e}"
+    );
     host.take();
 }
 

@@ -242,9 +242,10 @@ fn a_task_that_fails_part_way_reports_what_it_committed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // From now on M3 refuses: 403 is never retried, so the task fails part-way.
+    // From now on M3 refuses (PUT replaces the slow rule): 403 is never retried, so
+    // the task fails part-way.
     emu.control(
-        "POST",
+        "PUT",
         "faults",
         Some(serde_json::json!([{ "kind": "403", "rate": 1.0, "api": "m3" }])),
     );

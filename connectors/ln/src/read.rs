@@ -102,11 +102,18 @@ pub fn status_error(target: &str, settings: &LnSettings, resp: &GatewayResponse)
         404 => " (no such service or entity set on this tenant)",
         _ => "",
     };
-    ConnectorError::gateway(format!(
+    let message = format!(
         "LN {target} ({}): HTTP {}: {msg}{hint}",
         company_text(settings),
         resp.status
-    ))
+    );
+    // A stream whose service or entity set the tenant does not have is the user's
+    // configuration, not a gateway failure (Airbyte: config_error).
+    if resp.status == 404 {
+        ConnectorError::invalid_input(message)
+    } else {
+        ConnectorError::gateway(message)
+    }
 }
 
 /// One page. A read that keeps timing out is an error of the timeout kind (the host's),
