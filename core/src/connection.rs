@@ -28,7 +28,8 @@ use crate::vault::{Vault, VaultError};
 pub enum CredentialSource {
     /// An `.ionapi` file (refresh tokens are kept in memory).
     IonApiFile(PathBuf),
-    /// A vault entry (rotated refresh tokens are persisted to it).
+    /// A vault entry: its access token and rotated refresh token are stored in it and
+    /// shared, under a file lock, by every process that uses the entry.
     Vault {
         /// The vault.
         vault: Arc<Vault>,
@@ -272,8 +273,10 @@ impl Connection {
         ConnectionHost::new(handle, self.gateway.clone())
     }
 
-    /// Stops the keep-alive and revokes the refresh token (see
-    /// [`TokenManager::shutdown`]). Returns whether a revocation was sent.
+    /// Stops the keep-alive and revokes the refresh token of an unshared credential (an
+    /// `.ionapi` file or form values; a vault entry's tokens stay for the other processes
+    /// that share them; see [`TokenManager::shutdown`]). Returns whether a revocation was
+    /// sent.
     pub async fn shutdown(&self) -> Result<bool, TokenError> {
         if let Some(k) = &self.keepalive {
             k.abort();
