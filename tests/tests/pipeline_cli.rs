@@ -70,6 +70,27 @@ fn rows(db: &Path) -> i64 {
         .unwrap()
 }
 
+/// Waits (at most a minute) until the run has committed its first page into `db`.
+fn wait_for_first_commit(db: &Path) {
+    let start = Instant::now();
+    while !(db.is_file()
+        && rusqlite::Connection::open(db)
+            .ok()
+            .and_then(|c| {
+                c.query_row("select count(*) from customers", [], |r| r.get::<_, i64>(0))
+                    .ok()
+            })
+            .unwrap_or(0)
+            > 0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no page was committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -95,23 +116,7 @@ fn ctrl_c_stops_between_pages_and_a_rerun_completes_exactly_once() {
         .unwrap();
     // Wait for the first committed page, then Ctrl-C.
     let db = dir.path().join("out.db");
-    let start = Instant::now();
-    while !(db.is_file()
-        && rusqlite::Connection::open(&db)
-            .ok()
-            .and_then(|c| {
-                c.query_row("select count(*) from customers", [], |r| r.get::<_, i64>(0))
-                    .ok()
-            })
-            .unwrap_or(0)
-            > 0)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no page was committed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_first_commit(&db);
     sigint(child.id());
     let out = child.wait_with_output().unwrap();
     let all = text(&out);
@@ -225,23 +230,7 @@ fn a_task_that_fails_part_way_reports_what_it_committed() {
         .spawn()
         .unwrap();
     let db = dir.path().join("out.db");
-    let start = Instant::now();
-    while !(db.is_file()
-        && rusqlite::Connection::open(&db)
-            .ok()
-            .and_then(|c| {
-                c.query_row("select count(*) from customers", [], |r| r.get::<_, i64>(0))
-                    .ok()
-            })
-            .unwrap_or(0)
-            > 0)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no page was committed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_first_commit(&db);
     // From now on M3 refuses (PUT replaces the slow rule): 403 is never retried, so
     // the task fails part-way.
     emu.control(
