@@ -70,6 +70,7 @@
 //!     sync_mode: SyncMode::FullRefresh,
 //!     state: None,     // or the state of the last checkpoint, to resume
 //!     page_size: None, // the connector's default
+//!     pages_in_flight: None, // the connector's default (4)
 //!     options: serde_json::Value::Null,
 //! };
 //! let handler = FnHandler::new(|event: ReadEvent| {

@@ -49,6 +49,7 @@
 //!     sync_mode: SyncMode::FullRefresh,
 //!     state: None,
 //!     page_size: None,
+//!     pages_in_flight: None,
 //!     options: Value::Null,
 //! };
 //! let outcome = read_task(&m3, &connection, request, Arc::new(Print), Cancel::default()).await?;

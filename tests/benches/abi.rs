@@ -92,6 +92,7 @@ fn read(task: &str, options: Value) -> ReadRequest {
         sync_mode: SyncMode::FullRefresh,
         state: None,
         page_size: None,
+        pages_in_flight: None,
         options,
     }
 }

@@ -147,6 +147,7 @@ fn main() {
         sync_mode: SyncMode::FullRefresh,
         state: None,
         page_size: Some(1000),
+        pages_in_flight: None,
         options: Value::Null,
     };
     let runs: Vec<Run> = vec![
@@ -173,6 +174,7 @@ fn main() {
                 sync_mode: SyncMode::FullRefresh,
                 state: None,
                 page_size: Some(1000),
+                pages_in_flight: None,
                 options: Value::Null,
             },
             |c| c.requests.ln,
@@ -188,6 +190,7 @@ fn main() {
                 sync_mode: SyncMode::FullRefresh,
                 state: None,
                 page_size: Some(5000),
+                pages_in_flight: None,
                 options: Value::Null,
             },
             |c| c.requests.ln,
@@ -203,6 +206,7 @@ fn main() {
                 sync_mode: SyncMode::FullRefresh,
                 state: None,
                 page_size: None,
+                pages_in_flight: None,
                 options: Value::Null,
             },
             |c| c.requests.datalake,

@@ -316,6 +316,7 @@ fn read_request() -> ReadRequest {
         sync_mode: SyncMode::FullRefresh,
         state: None,
         page_size: Some(page()),
+        pages_in_flight: None,
         options: Value::Null,
     }
 }

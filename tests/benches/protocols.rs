@@ -134,6 +134,7 @@ fn native(emu: &Emulated, ionapi: &Path) -> Row {
             sync_mode: SyncMode::FullRefresh,
             state: None,
             page_size: None,
+            pages_in_flight: None,
             options: Value::Null,
         };
         read_task(&m3, &connection, request, handler, Cancel::default())

@@ -141,6 +141,7 @@ pub async fn read(
         sync_mode: mode,
         state,
         page_size: Some(page_size),
+        pages_in_flight: None,
         options: Value::Null,
     };
     let result = read_task(

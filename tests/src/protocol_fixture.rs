@@ -122,6 +122,7 @@ impl Fixture {
             sync_mode: mode,
             state: None,
             page_size: None,
+            pages_in_flight: None,
             options: Value::Null,
         };
         plugin

@@ -73,6 +73,7 @@ fn request(
         sync_mode: mode,
         state,
         page_size: page,
+        pages_in_flight: None,
         options,
     }
 }

@@ -55,6 +55,7 @@ fn request(
         sync_mode: mode,
         state,
         page_size: Some(page),
+        pages_in_flight: None,
         options,
     }
 }

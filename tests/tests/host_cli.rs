@@ -245,6 +245,7 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
             sync_mode: SyncMode::FullRefresh,
             state: None,
             page_size: None,
+            pages_in_flight: None,
             options: json!({ "path": path }),
         };
         let conn = &conn;

@@ -161,6 +161,7 @@ fn a_panic_in_check_or_read_comes_back_as_an_error_and_the_host_carries_on() {
             sync_mode: SyncMode::FullRefresh,
             state: None,
             page_size: None,
+            pages_in_flight: None,
             options: Value::Null,
         };
         let e = p.read(host.clone(), &req).unwrap_err();
@@ -232,6 +233,7 @@ fn read(task: &str, options: Value, state: Option<Value>) -> ReadRequest {
         sync_mode: SyncMode::Incremental,
         state,
         page_size: None,
+        pages_in_flight: None,
         options,
     }
 }

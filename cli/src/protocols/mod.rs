@@ -156,6 +156,7 @@ impl Session {
             sync_mode,
             state,
             page_size: None,
+            pages_in_flight: None,
             options: Value::Null,
         };
         self.rt

@@ -110,6 +110,13 @@ pub struct PipelineConfig {
     #[serde(default)]
     #[schemars(range(min = 1, max = 100000))]
     pub page_size: Option<u32>,
+    /// How many pages of one task may be in flight at once, where the source lets pages
+    /// be fetched side by side (M3 key ranges, LN `$skip` windows, Data Lake result
+    /// offsets); default: the connector's (4). `1` reads one page at a time. Requests
+    /// still keep to the connection's `max_in_flight` and quota.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64))]
+    pub pages_in_flight: Option<u32>,
     /// How many tasks run at once (default 4).
     #[serde(default)]
     #[schemars(range(min = 1, max = 64))]

@@ -73,6 +73,8 @@ pub struct PipelinePlan {
     pub tasks: Vec<TaskPlan>,
     /// Page size, when set.
     pub page_size: Option<u32>,
+    /// Pages of one task in flight, when set.
+    pub pages_in_flight: Option<u32>,
     /// Tasks at once.
     pub concurrency: usize,
     /// For the daemon: how often to run.
@@ -466,6 +468,9 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         if p.page_size == Some(0) {
             c.err(&at("page_size"), "page_size must be at least 1");
         }
+        if p.pages_in_flight == Some(0) {
+            c.err(&at("pages_in_flight"), "pages_in_flight must be at least 1");
+        }
         if p.concurrency == Some(0) {
             c.err(&at("concurrency"), "concurrency must be at least 1");
         }
@@ -562,6 +567,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                 })
                 .collect(),
             page_size: p.page_size,
+            pages_in_flight: p.pages_in_flight,
             concurrency: p.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
             schedule,
             quota: quotas.get(p.connection.as_str()).copied(),

@@ -331,6 +331,7 @@ async fn run_task(
         sync_mode: mode,
         state,
         page_size: p.page_size,
+        pages_in_flight: p.pages_in_flight,
         options: Value::Null,
     };
     let read = read_task(&p.connector, connection, request, handler, cancel).await;

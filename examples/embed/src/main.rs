@@ -145,6 +145,7 @@ async fn main() -> Result<()> {
         sync_mode: SyncMode::FullRefresh,
         state: None,
         page_size: args.page_size,
+        pages_in_flight: None,
         options: Value::Null,
     };
     let outcome = read_task(

@@ -125,6 +125,13 @@ pub struct ReadRequest {
     /// Records per page the connector should ask for, when the user set one.
     #[serde(default)]
     pub page_size: Option<u32>,
+    /// How many pages of this task the connector may have in flight at once (requests
+    /// sent and not yet handed over), when the user set it; `None`: the connector's
+    /// default. The host still bounds requests by the connection's concurrency and quota;
+    /// this bounds the task's memory (pages in flight × page size). Added in ABI 1.x as
+    /// an optional field: an older plugin ignores it and reads one page at a time.
+    #[serde(default)]
+    pub pages_in_flight: Option<u32>,
     /// Task-specific options (e.g. the table of an EXPORTMI task).
     #[serde(default)]
     pub options: Value,

@@ -15,6 +15,7 @@
 //! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
 //! - [`decode`]: every success answer must have its page's shape (`unexpected_body` otherwise);
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
+//! - [`inflight`]: how many pages of a task are requested at once;
 //! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
@@ -46,6 +47,7 @@ mod writer;
 pub mod conformance;
 pub mod decode;
 pub mod form;
+pub mod inflight;
 pub mod mi;
 pub mod odata;
 pub mod paging;

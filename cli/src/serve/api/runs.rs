@@ -164,6 +164,7 @@ async fn connection_run(
             destination: super::connections::recheck_destination(st, &r.destination)?,
             tasks,
             page_size: r.page_size,
+            pages_in_flight: None,
             concurrency: ionport_core::pipeline::load::DEFAULT_CONCURRENCY,
             schedule: None,
             quota,
