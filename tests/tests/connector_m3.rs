@@ -283,8 +283,10 @@ fn with_faults_at_a_rate_the_data_is_still_complete_and_correct() {
         "POST",
         "faults",
         Some(json!([
+            // No 504s here: two in a row at the smallest page end the read by the contract
+            // (tested on its own below), and with pages in flight which pages draw them
+            // depends on the order requests arrive in.
             { "kind": "503", "rate": 0.15, "api": "m3" },
-            { "kind": "504", "rate": 0.1, "api": "m3" },
             { "kind": "reset", "rate": 0.1, "api": "m3" },
             { "kind": "truncated", "rate": 0.1, "api": "m3" }
         ])),

@@ -18,7 +18,8 @@ mod orders;
 mod settings;
 mod tasks;
 
-use ionport_plugin_sdk::paging::AdaptivePageSize;
+use ionport_plugin_sdk::inflight;
+use ionport_plugin_sdk::paging::{AdaptivePageSize, SharedPageSize};
 use ionport_plugin_sdk::prelude::*;
 
 use crate::export::Export;
@@ -94,11 +95,13 @@ impl Connector for M3Connector {
                     let listing = Listing {
                         program,
                         transaction,
-                        key: Some(key),
+                        key,
                         inputs: vec![("CONO", s.cono())],
                         cols: task.cols,
                     };
-                    list::read_list(host, &s, task.name, &listing, &mut page, state)?
+                    let size = SharedPageSize::new(page.clone());
+                    let in_flight = inflight::pages_in_flight(req);
+                    list::read_list(host, &s, task.name, &listing, &size, in_flight, state)?
                 }
                 Source::OrderLines => {
                     orders::read_order_lines(host, &s, task.name, &mut page, state)?

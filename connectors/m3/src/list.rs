@@ -1,14 +1,16 @@
 //! Reading MI list transactions, paged by key.
 //!
 //! MI has no cursor: a `Lst*` transaction lists from a key onwards, including the key. The
-//! reader asks again from the last key, drops the repeated first row ([`KeyPager`]) and
-//! stops on a short page. The state keeps the last key, so an interrupted full refresh
-//! resumes where it stopped.
+//! reader asks again from the last key, drops the repeated first row and stops on a short
+//! page; with several pages in flight the listing is cut into key ranges read side by side
+//! (`ionport_plugin_sdk::key_ranges`). The state keeps the watermark key, so an
+//! interrupted full refresh resumes where it stopped.
 
 use std::collections::HashMap;
 
+use ionport_plugin_sdk::key_ranges::{self, KeyPage};
 use ionport_plugin_sdk::mi::{MiCall, MiShape, MiType, typed_row};
-use ionport_plugin_sdk::paging::{AdaptivePageSize, KeyPager};
+use ionport_plugin_sdk::paging::SharedPageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Map, Value, json};
 
@@ -67,13 +69,16 @@ pub struct Listing<'a> {
     pub program: &'a str,
     /// Transaction.
     pub transaction: &'a str,
-    /// The key field the listing is paged by (`None`: one call returns everything).
-    pub key: Option<&'a str>,
+    /// The key field the listing is paged by.
+    pub key: &'a str,
     /// Fixed inputs (company, order number, ...).
     pub inputs: Vec<(&'a str, String)>,
     /// Output columns.
     pub cols: &'a [Col],
 }
+
+/// A listed record with its key (trimmed, as MI answers and takes it).
+type Keyed = (String, Map<String, Value>);
 
 impl Listing<'_> {
     fn call(&self, from: Option<&str>, size: u32) -> MiCall {
@@ -83,68 +88,86 @@ impl Listing<'_> {
         for (k, v) in &self.inputs {
             c = c.input(k, v.clone());
         }
-        if let (Some(key), Some(from)) = (self.key, from) {
-            c = c.input(key, from);
+        if let Some(from) = from {
+            c = c.input(self.key, from);
         }
         c
     }
 
-    /// Reads the listing from `start` (a last key), handing each page's typed records
-    /// to `page_done` with the pager, so that the caller decides when to checkpoint.
+    /// One page from key `from` onwards (that key included, the MI rule), typed.
+    fn page(
+        &self,
+        host: &Host,
+        s: &M3Settings,
+        types: &HashMap<String, MiType>,
+        fallback: &HashMap<String, MiType>,
+        size: &SharedPageSize,
+        from: Option<&str>,
+    ) -> Result<KeyPage<Keyed>, ConnectorError> {
+        let (resp, asked) = size.fetch(host, |n| self.call(from, n).request(s.shape()))?;
+        let answer = self.call(from, asked).parse(&resp)?;
+        let types = if answer.types.is_empty() {
+            types
+        } else {
+            &answer.types
+        };
+        let rows = answer
+            .rows
+            .iter()
+            .map(|row| {
+                let key = row
+                    .iter()
+                    .find(|(k, _)| k == self.key)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                (key, typed_row(row, types, fallback))
+            })
+            .collect();
+        Ok(KeyPage { rows, asked })
+    }
+
+    /// Reads the listing after `resume` (the last key of an interrupted run) with up to
+    /// `pages_in_flight` pages requested at once ([`key_ranges`]), handing each page's
+    /// records to `page_done` with the watermark: every record at or below that key has
+    /// been handed over.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         host: &Host,
         s: &M3Settings,
         types: &HashMap<String, MiType>,
-        page: &mut AdaptivePageSize,
-        start: Option<String>,
-        mut page_done: impl FnMut(Vec<Map<String, Value>>, &KeyPager) -> Result<(), ConnectorError>,
+        size: &SharedPageSize,
+        pages_in_flight: usize,
+        resume: Option<String>,
+        mut page_done: impl FnMut(Vec<Map<String, Value>>, Option<&str>) -> Result<(), ConnectorError>,
     ) -> Result<u64, ConnectorError> {
         let fallback = columns::types(self.cols);
-        let mut pager = KeyPager::new(start.map(|k| vec![k]));
-        let mut pages = 0u64;
-        while !pager.is_done() {
-            host.check_cancelled()?;
-            let from = pager.from_key().and_then(|k| k.first()).cloned();
-            let (resp, size) =
-                page.fetch(host, |n| self.call(from.as_deref(), n).request(s.shape()))?;
-            let call = self.call(from.as_deref(), size);
-            let answer = call.parse(&resp)?;
-            pages += 1;
-            let key = self.key.unwrap_or("");
-            let rows = pager.take(answer.rows, size, |row| {
-                vec![
-                    row.iter()
-                        .find(|(k, _)| k == key)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default(),
-                ]
-            });
-            let types = if answer.types.is_empty() {
-                types
-            } else {
-                &answer.types
-            };
-            let records = rows
-                .iter()
-                .map(|r| typed_row(r, types, &fallback))
-                .collect();
-            page_done(records, &pager)?;
-            if self.key.is_none() {
-                break;
-            }
-        }
-        Ok(pages)
+        key_ranges::read(
+            host,
+            pages_in_flight,
+            resume,
+            |from| self.page(host, s, types, &fallback, size, from),
+            |(key, _): &Keyed| key.as_str(),
+            |rows, progress| {
+                page_done(
+                    rows.into_iter().map(|(_, r)| r).collect(),
+                    progress.watermark,
+                )
+            },
+        )
     }
 }
 
-/// Reads a list task: every page is emitted and checkpointed with its last key.
+/// Reads a list task: every page is emitted and checkpointed with its watermark (the
+/// state's `last_key`: a restart resumes after it; records of later key ranges that were
+/// already committed are read again and upserted on their key).
 pub fn read_list(
     host: &Host,
     s: &M3Settings,
     stream: &str,
     listing: &Listing<'_>,
-    page: &mut AdaptivePageSize,
+    size: &SharedPageSize,
+    pages_in_flight: usize,
     state: Option<&Value>,
 ) -> Result<(u64, u64, Value), ConnectorError> {
     let types = field_types(host, s, listing.program, listing.transaction)?;
@@ -155,18 +178,20 @@ pub fn read_list(
         .and_then(Value::as_str)
         .map(str::to_string);
     let mut out = RecordWriter::new(host, stream, 1000);
-    let pages = listing.read(host, s, &types, page, start, |records, pager| {
-        for r in &records {
-            out.push(r)?;
-        }
-        if !pager.is_done() {
-            out.commit(&json!({
-                "complete": false,
-                "last_key": pager.last_key().and_then(|k| k.first()),
-            }))?;
-        }
-        Ok(())
-    })?;
+    let pages = listing.read(
+        host,
+        s,
+        &types,
+        size,
+        pages_in_flight,
+        start,
+        |records, watermark| {
+            for r in &records {
+                out.push(r)?;
+            }
+            out.commit(&json!({ "complete": false, "last_key": watermark }))
+        },
+    )?;
     let done = json!({ "complete": true });
     out.commit(&done)?;
     Ok((out.written(), pages, done))

@@ -16,6 +16,7 @@
 //! - [`decode`]: every success answer must have its page's shape (`unexpected_body` otherwise);
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
 //! - [`inflight`]: how many pages of a task are requested at once;
+//! - [`key_ranges`]: a key-paged listing read as several ranges at once;
 //! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
@@ -48,6 +49,7 @@ pub mod conformance;
 pub mod decode;
 pub mod form;
 pub mod inflight;
+pub mod key_ranges;
 pub mod mi;
 pub mod odata;
 pub mod paging;

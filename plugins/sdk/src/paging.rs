@@ -8,6 +8,7 @@
 //! - [`CursorTracker`]: the high-water mark of an incremental read, compared as numbers
 //!   when both sides are numbers and as text otherwise (ISO-8601 stamps sort as text).
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -120,6 +121,59 @@ impl AdaptivePageSize {
         build: impl Fn(u32) -> GatewayRequest,
     ) -> Result<(GatewayResponse, u32), ConnectorError> {
         self.run(host, |size| host.gateway(&build(size)))
+    }
+}
+
+/// An [`AdaptivePageSize`] shared by the threads of one read that keeps several pages in
+/// flight: each page is asked at the size of the moment, and a timeout halves it for all.
+#[derive(Debug)]
+pub struct SharedPageSize(Mutex<AdaptivePageSize>);
+
+impl SharedPageSize {
+    /// Shares `size`.
+    pub fn new(size: AdaptivePageSize) -> Self {
+        Self(Mutex::new(size))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AdaptivePageSize> {
+        // The size is plain data, valid whatever a panicking holder was doing.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The page size to ask for now.
+    pub fn get(&self) -> u32 {
+        self.lock().get()
+    }
+
+    /// [`AdaptivePageSize::fetch`] from any thread: the lock is not held during the
+    /// request. Pages in flight at the old size that time out too halve it only once:
+    /// a timeout at a size already halved by another page is just asked again smaller.
+    pub fn fetch(
+        &self,
+        host: &Host,
+        build: impl Fn(u32) -> GatewayRequest,
+    ) -> Result<(GatewayResponse, u32), ConnectorError> {
+        loop {
+            host.check_cancelled()?;
+            let size = self.get();
+            let started = Instant::now();
+            match host.gateway(&build(size)) {
+                Ok(resp) => {
+                    self.lock().on_success(started.elapsed());
+                    return Ok((resp, size));
+                }
+                Err(e) if e.is_timeout() => {
+                    let mut shared = self.lock();
+                    if shared.get() >= size {
+                        host.warn(&format!(
+                            "the gateway timed out on a page of {size} records; asking for smaller pages"
+                        ));
+                        shared.on_timeout(e)?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
