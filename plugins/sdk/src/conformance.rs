@@ -398,6 +398,12 @@ struct OfflineHost {
     emitted: Mutex<u64>,
 }
 
+/// A [`crate::Host`] without a gateway, for the SDK's own unit tests.
+#[cfg(test)]
+pub(crate) fn offline_host() -> crate::Host {
+    crate::Host::new(OfflineHost::arc())
+}
+
 impl OfflineHost {
     fn arc() -> FfiHostArc {
         FfiHost_TO::from_ptr(

@@ -16,6 +16,7 @@
 //! - [`decode`]: every success answer must have its page's shape (`unexpected_body` otherwise);
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
 //! - [`inflight`]: how many pages of a task are requested at once;
+//! - [`ordered_pages`]: pages addressed by index fetched by several threads, handed over in order;
 //! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
@@ -50,6 +51,7 @@ pub mod form;
 pub mod inflight;
 pub mod mi;
 pub mod odata;
+pub mod ordered_pages;
 pub mod paging;
 pub mod retry;
 
