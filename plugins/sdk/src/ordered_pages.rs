@@ -286,10 +286,16 @@ mod tests {
                 let source = Source::new(rows, size);
                 let (r, got) = source.read(in_flight);
                 let taken = r.expect("the read succeeds");
-                assert_eq!(got, want, "{rows} rows, pages of {size}, {in_flight} in flight");
+                assert_eq!(
+                    got, want,
+                    "{rows} rows, pages of {size}, {in_flight} in flight"
+                );
                 assert_eq!(taken, rows / size + 1, "the short page ends the read");
                 let most = source.most.load(Ordering::SeqCst);
-                assert!(most <= in_flight as u64, "{most} outstanding of {in_flight}");
+                assert!(
+                    most <= in_flight as u64,
+                    "{most} outstanding of {in_flight}"
+                );
                 if in_flight == 1 {
                     assert_eq!(
                         source.requests.load(Ordering::SeqCst),
