@@ -1,5 +1,10 @@
 //! Reading one lake table with a Compass job, checkpointed after every result page.
 //!
+//! A finished job's result pages are addressed by offset, so the read keeps the task's
+//! pages in flight ([`inflight`]) requested at once and takes them in order
+//! ([`ordered_pages`]): the checkpoint after a page covers every row before it, as in a
+//! sequential read.
+//!
 //! The state (JSON):
 //! - complete: `{"cursor": "2026-…Z"}` — the next incremental read asks for
 //!   `infor.lastmodified() >= cursor` (rows stamped at or after the cursor come again; the
@@ -20,11 +25,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ionport_plugin_sdk::inflight;
+use ionport_plugin_sdk::ordered_pages::{self, Flow};
 use ionport_plugin_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::compass;
+use crate::compass::{self, ResultPage};
 use crate::{DlSettings, stamp};
 
 /// What to read.
@@ -169,7 +176,7 @@ pub fn read(
             )),
         }
     }
-    let (mut state, mut total) = match job {
+    let (mut state, total) = match job {
         Some((j, total)) => (j, total),
         None => {
             let q = sql(target, lower.as_deref(), extra);
@@ -198,61 +205,15 @@ pub fn read(
         .page_size
         .unwrap_or(settings.page_rows)
         .clamp(1, 100_000);
-    let mut pager = AdaptivePageSize::new(initial, initial.min(100), initial);
     let mut out = RecordWriter::new(host, &target.stream, initial.clamp(100, 10_000) as usize);
-    let mut pages = 0u64;
-    loop {
-        if total.is_some_and(|t| state.offset >= t) {
-            break;
-        }
-        // A page that times out is asked again from the same offset with fewer rows.
-        let (page, limit) = pager.run(host, |limit| {
-            compass::page(
-                host,
-                &state.id,
-                state.offset,
-                limit,
-                &what,
-                target.columns.as_deref(),
-            )
-        })?;
-        if total.is_none() {
-            total = page.total;
-        }
-        if let (Some(job_total), Some(page_total)) = (total, page.total)
-            && job_total != page_total
-        {
-            return Err(ConnectorError::unexpected_body(format!(
-                "unexpected body: {what}: a result page of Compass job {} says the result has \
-                 {page_total} rows, the job said {job_total}",
-                state.id
-            )));
-        }
-        let n = page.rows.len() as u64;
-        // An empty page before the end the job announced is not the end.
-        if n == 0
-            && let Some(t) = total.filter(|t| state.offset < *t)
-        {
-            return Err(ConnectorError::unexpected_body(format!(
-                "unexpected body: {what}: Compass job {} gave an empty result page at row {} \
-                 of {t}",
-                state.id, state.offset
-            )));
-        }
-        for row in &page.rows {
-            out.push(row)?;
-        }
-        state.offset += n;
-        pages += 1;
-        out.commit(&DlState {
-            cursor: lower.clone(),
-            job: Some(state.clone()),
-        })?;
-        let short = n < u64::from(limit) && page.bytes < 9 * 1024 * 1024;
-        if n == 0 || (total.is_none() && short) {
-            break;
-        }
-    }
+    let result = ResultRead {
+        host,
+        target,
+        what: &what,
+        lower: lower.as_deref(),
+        in_flight: inflight::pages_in_flight(req),
+    };
+    let pages = result.read(&mut state, total, initial, &mut out)?;
     let cursor = state.bound.clone().or(lower);
     let final_state = DlState { cursor, job: None };
     out.commit(&final_state)?;
@@ -266,6 +227,150 @@ pub fn read(
         pages,
         state: Some(serde_json::to_value(&final_state).unwrap_or(Value::Null)),
     })
+}
+
+/// Result pages at most this big may have been cut by the service's byte limit (10 MB)
+/// rather than by the end of the result.
+const CUT_BELOW_BYTES: usize = 9 * 1024 * 1024;
+
+/// Reading a finished job's result from its offset: pages of `limit` rows at offsets
+/// `offset + i × limit`, `in_flight` of them requested at once ([`ordered_pages`]), taken
+/// in order so that the checkpoint after a page (the job's offset) covers every row before.
+struct ResultRead<'a> {
+    host: &'a Host,
+    target: &'a Target,
+    what: &'a str,
+    lower: Option<&'a str>,
+    in_flight: usize,
+}
+
+impl ResultRead<'_> {
+    /// Reads from `job.offset` to the end, emitting and checkpointing every page. `total`
+    /// is the job's row count, when the status said. Returns the pages read.
+    ///
+    /// A page that times out (the host's `timeout` kind) is asked again from the same
+    /// offset with half the rows, and from then on this read asks one page at a time:
+    /// pages in flight were all asked at the size that just proved too big, and each of
+    /// them costs the gateway's whole target timeout twice. Those after the timed-out one
+    /// are dropped unread (the rows before it are already committed).
+    fn read(
+        &self,
+        job: &mut JobState,
+        mut total: Option<u64>,
+        initial: u32,
+        out: &mut RecordWriter,
+    ) -> Result<u64, ConnectorError> {
+        let mut pager = AdaptivePageSize::new(initial, initial.min(100), initial);
+        let mut in_flight = self.in_flight;
+        let mut pages = 0u64;
+        loop {
+            if total.is_some_and(|t| job.offset >= t) {
+                return Ok(pages);
+            }
+            let limit = pager.get();
+            let start = job.offset;
+            let id = job.id.clone();
+            let columns = self.target.columns.as_deref();
+            let mut done = false;
+            let run = ordered_pages::fetch_in_order(
+                self.host,
+                in_flight,
+                total.map(|t| (t - start).div_ceil(u64::from(limit))),
+                |i| {
+                    let offset = start.saturating_add(i.saturating_mul(u64::from(limit)));
+                    compass::page(self.host, &id, offset, limit, self.what, columns)
+                },
+                |_, page| {
+                    let flow = self.take(job, &mut total, limit, page, out)?;
+                    pages += 1;
+                    done = flow.is_none();
+                    Ok(flow.unwrap_or(Flow::End))
+                },
+            );
+            match run {
+                Ok(_) if done => return Ok(pages),
+                // The pages in flight assumed full pages before them, or the pages the
+                // total announced were all read: go on from where the result stands.
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => {
+                    self.host.warn(&format!(
+                        "{}: the gateway timed out on a page of {limit} records; asking for \
+                         smaller pages, one at a time",
+                        self.what
+                    ));
+                    pager.on_timeout(e)?;
+                    in_flight = 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes the page at `job.offset`: checks it, emits its rows, checkpoints. Returns
+    /// `None` at the end of the result, `Some(Flow::End)` when the next page is not where
+    /// the pages in flight were asked (a page cut short before the end), else
+    /// `Some(Flow::Next)`.
+    fn take(
+        &self,
+        job: &mut JobState,
+        total: &mut Option<u64>,
+        limit: u32,
+        page: ResultPage,
+        out: &mut RecordWriter,
+    ) -> Result<Option<Flow>, ConnectorError> {
+        let what = self.what;
+        if total.is_none() {
+            *total = page.total;
+        }
+        if let (Some(job_total), Some(page_total)) = (*total, page.total)
+            && job_total != page_total
+        {
+            return Err(ConnectorError::unexpected_body(format!(
+                "unexpected body: {what}: a result page of Compass job {} says the result has \
+                 {page_total} rows, the job said {job_total}",
+                job.id
+            )));
+        }
+        let n = page.rows.len() as u64;
+        // More rows than asked would overlap the next page, asked from offset + limit.
+        if n > u64::from(limit) {
+            return Err(ConnectorError::unexpected_body(format!(
+                "unexpected body: {what}: Compass job {} gave {n} rows at row {} for a limit of \
+                 {limit}",
+                job.id, job.offset
+            )));
+        }
+        // An empty page before the end the job announced is not the end.
+        if n == 0
+            && let Some(t) = total.filter(|t| job.offset < *t)
+        {
+            return Err(ConnectorError::unexpected_body(format!(
+                "unexpected body: {what}: Compass job {} gave an empty result page at row {} \
+                 of {t}",
+                job.id, job.offset
+            )));
+        }
+        for row in &page.rows {
+            out.push(row)?;
+        }
+        job.offset += n;
+        out.commit(&DlState {
+            cursor: self.lower.map(str::to_owned),
+            job: Some(job.clone()),
+        })?;
+        let short = n < u64::from(limit);
+        let end = match *total {
+            Some(t) => job.offset >= t,
+            None => n == 0 || (short && page.bytes < CUT_BELOW_BYTES),
+        };
+        Ok(if end {
+            None
+        } else if short {
+            Some(Flow::End)
+        } else {
+            Some(Flow::Next)
+        })
+    }
 }
 
 #[cfg(test)]

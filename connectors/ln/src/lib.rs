@@ -12,6 +12,7 @@
 
 mod check;
 mod form;
+mod pages;
 mod read;
 mod tasks;
 

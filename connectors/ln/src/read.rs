@@ -1,6 +1,7 @@
 //! Reading one LN entity set: key-ordered OData queries paged by `@odata.nextLink` (or
 //! `$top`/`$skip` when the service gives no link), incremental by `$filter` on the
-//! last-modified property, checkpointed after every page.
+//! last-modified property, checkpointed after every page. How the pages of a query are
+//! fetched (links one by one, `$skip` windows several at once) is `pages.rs`.
 //!
 //! The state (JSON):
 //! - complete: `{"cursor": "2026-…Z"}` — the next incremental read asks for
@@ -14,8 +15,7 @@
 //! cheaply and stably, and a record changed while the read runs gets a stamp above the
 //! mark, so the next incremental read sees it even when its key was already passed.
 
-use std::time::Instant;
-
+use ionport_plugin_sdk::inflight;
 use ionport_plugin_sdk::odata::{self, Page};
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::LnSettings;
+use crate::pages::{Query, Run};
 
 /// Default records per page.
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
@@ -118,7 +119,7 @@ pub fn status_error(target: &str, settings: &LnSettings, resp: &GatewayResponse)
 
 /// One page. A read that keeps timing out is an error of the timeout kind (the host's),
 /// for the caller's [`AdaptivePageSize`].
-fn fetch(
+pub(crate) fn fetch(
     host: &Host,
     req: &GatewayRequest,
     target: &Target,
@@ -137,11 +138,12 @@ fn fetch(
     }
 }
 
-fn base_query(
+/// The query of a read (filter, key order, headers); the page size goes on each request
+/// ([`prefer`]), since it changes when a page times out.
+pub(crate) fn base_query(
     target: &Target,
     settings: &LnSettings,
     filter: Option<&str>,
-    size: u32,
 ) -> GatewayRequest {
     let mut req = GatewayRequest::get(target.path());
     if let Some(f) = filter {
@@ -150,15 +152,19 @@ fn base_query(
     if !target.keys.is_empty() {
         req = req.query("$orderby", target.keys.join(","));
     }
-    prefer(with_headers(req, settings), size)
+    with_headers(req, settings)
 }
 
-fn prefer(req: GatewayRequest, size: u32) -> GatewayRequest {
+pub(crate) fn prefer(req: GatewayRequest, size: u32) -> GatewayRequest {
     req.header("Prefer", format!("odata.maxpagesize={size}"))
 }
 
 /// The `$filter` of a query from `lower` (cursor `ge`) and after the key `after`.
-fn filter_of(target: &Target, lower: Option<&str>, after: Option<&[Value]>) -> Option<String> {
+pub(crate) fn filter_of(
+    target: &Target,
+    lower: Option<&str>,
+    after: Option<&[Value]>,
+) -> Option<String> {
     let mut parts = Vec::new();
     if let (Some(c), Some(l)) = (&target.cursor, lower) {
         parts.push(format!("{c} ge {l}"));
@@ -236,7 +242,7 @@ pub fn read(
     } else {
         None
     };
-    let mut after = if resuming { prior.after.clone() } else { None };
+    let after = if resuming { prior.after.clone() } else { None };
     let next_cursor = if resuming {
         prior.next_cursor.clone()
     } else {
@@ -254,95 +260,21 @@ pub fn read(
     }
 
     let initial = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
-    let mut pager = AdaptivePageSize::new(initial, initial.min(10), initial);
-    let mut out = RecordWriter::new(host, &target.stream, initial.max(100) as usize);
-    let mut pages = 0u64;
-    let path = target.path();
-
-    'query: loop {
-        // A fresh query from the last position.
-        let filter = filter_of(target, lower.as_deref(), after.as_deref());
-        let size = pager.get();
-        let base = base_query(target, settings, filter.as_deref(), size);
-        let mut via_skip = paging == Paging::Skip;
-        let mut consumed: u64 = 0; // rows of this query so far
-        let mut window_start: u64 = 0; // rows before the current $top window
-        let mut window_top = size;
-        let mut request = if via_skip {
-            base.clone().query("$top", size.to_string())
-        } else {
-            base.clone()
-        };
-        loop {
-            host.check_cancelled()?;
-            let started = Instant::now();
-            let asked = pager.get();
-            let page = match fetch(host, &prefer(request.clone(), asked), target, settings) {
-                Ok(p) => {
-                    pager.on_success(started.elapsed());
-                    p
-                }
-                Err(e) if e.is_timeout() => {
-                    host.warn(&format!(
-                        "{}: the gateway timed out on a page of {asked} records; asking for smaller pages",
-                        target.stream
-                    ));
-                    pager.on_timeout(e)?;
-                    // A link or a `$top` window holds the old size: start again at the new
-                    // one from the last key, or without keys by `$skip` from the rows so far
-                    // (starting over would emit them twice).
-                    if target.keys.is_empty() {
-                        via_skip = true;
-                        window_start = consumed;
-                        window_top = pager.get();
-                        request = base
-                            .clone()
-                            .query("$top", window_top.to_string())
-                            .query("$skip", consumed.to_string());
-                        continue;
-                    }
-                    continue 'query;
-                }
-                Err(e) => return Err(e),
-            };
-            let n = page.value.len() as u64;
-            for mut e in page.value {
-                odata::strip_annotations(&mut e);
-                if !target.keys.is_empty() {
-                    after = Some(key_of(&e, &target.keys, &target.stream)?);
-                }
-                out.push(&e)?;
-            }
-            consumed += n;
-            pages += 1;
-            out.commit(&LnState {
-                cursor: lower.clone(),
-                mode: Some(req.sync_mode),
-                next_cursor: next_cursor.clone(),
-                after: after.clone(),
-            })?;
-            if let Some(link) = page.next_link {
-                request = with_headers(odata::next_link_request(&link, &path)?, settings);
-                continue;
-            }
-            if via_skip {
-                if consumed - window_start < u64::from(window_top) || n == 0 {
-                    break 'query;
-                }
-            } else if n == 0 || n < u64::from(asked) {
-                break 'query;
-            } else {
-                // A full page and no link: the service pages silently; go on by $skip.
-                via_skip = true;
-            }
-            window_start = consumed;
-            window_top = pager.get();
-            request = base
-                .clone()
-                .query("$top", window_top.to_string())
-                .query("$skip", consumed.to_string());
-        }
-    }
+    let mut run = Run {
+        host,
+        settings,
+        target,
+        mode: req.sync_mode,
+        lower: lower.clone(),
+        next_cursor: next_cursor.clone(),
+        after,
+        pager: AdaptivePageSize::new(initial, initial.min(10), initial),
+        out: RecordWriter::new(host, &target.stream, initial.max(100) as usize),
+        pages: 0,
+        in_flight: inflight::pages_in_flight(req),
+    };
+    while run.query(paging)? == Query::Again {}
+    let Run { mut out, pages, .. } = run;
 
     let final_state = LnState {
         cursor: next_cursor.or(lower),
@@ -361,7 +293,7 @@ pub fn read(
     })
 }
 
-fn key_of(
+pub(crate) fn key_of(
     e: &Map<String, Value>,
     keys: &[String],
     stream: &str,

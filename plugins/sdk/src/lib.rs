@@ -17,6 +17,7 @@
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
 //! - [`inflight`]: how many pages of a task are requested at once;
 //! - [`key_ranges`]: a key-paged listing read as several ranges at once;
+//! - [`ordered_pages`]: pages addressed by index fetched by several threads, handed over in order;
 //! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
@@ -52,6 +53,7 @@ pub mod inflight;
 pub mod key_ranges;
 pub mod mi;
 pub mod odata;
+pub mod ordered_pages;
 pub mod paging;
 pub mod retry;
 
