@@ -6,105 +6,29 @@
 //! every record exactly once; several requests really are outstanding at once, and never
 //! more than asked.
 //!
-//! The one addition to core's host here is [`Counting`]: it passes every call on to the
-//! `Recorder` unchanged, counting the gateway calls outstanding at once, and can install
-//! an emulator fault once a number of checkpoints was taken (a failure half-way).
+//! The one addition to core's host here is `Counting` (`ionport_tests::counting`): it
+//! passes every call on to the `Recorder` unchanged, counting the gateway calls
+//! outstanding at once, and can install an emulator fault once a number of checkpoints was
+//! taken (a failure half-way).
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ionport_core::host::{HostCallbacks, HostResponse};
+use ionport_core::host::HostCallbacks;
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{COMPANIES, TableDef, tables};
-use ionport_plugin_abi::wire::{
-    ConnectionConfig, GatewayRequestHead, ReadRequest, ReadSummary, SyncMode,
-};
-use ionport_plugin_abi::{LogLevel, PluginError, RecordBatch};
+use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, ReadSummary, SyncMode};
+use ionport_tests::counting::Counting;
 use ionport_tests::emulated::Emulated;
 use ionport_tests::plugin_lib;
-use ionport_tests::recorder::{Recorded, Recorder};
 use serde_json::{Value, json};
 
 const IN_FLIGHT: [u32; 3] = [2, 4, 8];
 const PAGES: [u32; 3] = [7, 100, 1000];
-
-/// A fault to install once the read took this many checkpoints.
-type Arm = (u64, Box<dyn FnOnce() + Send>);
-
-/// Core's host (the `Recorder`) with the gateway calls outstanding at once counted.
-struct Counting {
-    inner: Arc<Recorder>,
-    now: AtomicU64,
-    most: AtomicU64,
-    checkpoints: AtomicU64,
-    arm: Mutex<Option<Arm>>,
-}
-
-impl Counting {
-    fn new(inner: Arc<Recorder>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            now: AtomicU64::new(0),
-            most: AtomicU64::new(0),
-            checkpoints: AtomicU64::new(0),
-            arm: Mutex::new(None),
-        })
-    }
-
-    /// Runs `fault` once `after` checkpoints were taken.
-    fn arm(&self, after: u64, fault: impl FnOnce() + Send + 'static) {
-        *self.arm.lock().unwrap() = Some((after, Box::new(fault)));
-    }
-
-    /// What was recorded, and the most gateway calls outstanding at once; starts afresh.
-    fn take(&self) -> (Recorded, u64) {
-        self.checkpoints.store(0, Ordering::SeqCst);
-        (self.inner.take(), self.most.swap(0, Ordering::SeqCst))
-    }
-}
-
-impl HostCallbacks for Counting {
-    fn gateway(
-        &self,
-        head: GatewayRequestHead,
-        body: Vec<u8>,
-    ) -> Result<HostResponse, PluginError> {
-        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(now, Ordering::SeqCst);
-        let r = self.inner.gateway(head, body);
-        self.now.fetch_sub(1, Ordering::SeqCst);
-        r
-    }
-
-    fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
-        self.inner.emit(batch)
-    }
-
-    fn checkpoint(&self, state: &str) -> Result<(), PluginError> {
-        self.inner.checkpoint(state)?;
-        let n = self.checkpoints.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut arm = self.arm.lock().unwrap();
-        if arm.as_ref().is_some_and(|(after, _)| n >= *after)
-            && let Some((_, fault)) = arm.take()
-        {
-            fault();
-        }
-        Ok(())
-    }
-
-    fn cancelled(&self) -> bool {
-        self.inner.cancelled()
-    }
-
-    fn log(&self, plugin: &str, level: LogLevel, message: &str) {
-        self.inner.log(plugin, level, message);
-    }
-}
 
 fn plugin(lib: &str) -> Arc<LoadedPlugin> {
     let mut reg = PluginRegistry::default();

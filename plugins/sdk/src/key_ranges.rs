@@ -171,15 +171,19 @@ fn sequential<R>(
     }
 }
 
-/// The range bounds: range `j` (from 1) starts at `base + j × width`, as a key.
+/// Keys as numbers, to cut the key space: base 95 over `' '..='~'`, the first `digits`
+/// bytes. The order of the numbers is the order of the keys' bytes.
 #[derive(Debug, Clone)]
 struct Plan {
+    /// The first page's last key, as a number: range 1 starts one width after it.
     base: u128,
+    /// The first width: [`PAGES_PER_RANGE`] pages at the first page's key density.
     width: u128,
     digits: usize,
+    /// Records a range should hold ([`PAGES_PER_RANGE`] pages).
+    target: u64,
 }
 
-/// Keys as numbers: base 95 over `' '..='~'`, the first [`Plan::MAX_DIGITS`] bytes.
 impl Plan {
     const MAX_DIGITS: usize = 19; // 95^19 < 2^128
 
@@ -198,11 +202,13 @@ impl Plan {
             .min(Self::MAX_DIGITS);
         let (lo, hi) = (Self::number(first, digits), Self::number(last, digits));
         let per_record = (hi - lo) / (rows.len() as u128 - 1);
-        let width = per_record.checked_mul(u128::from(asked) * PAGES_PER_RANGE)?;
+        let target = u64::from(asked) * PAGES_PER_RANGE as u64;
+        let width = per_record.checked_mul(u128::from(target))?;
         (width > 0).then_some(Self {
             base: hi,
             width,
             digits,
+            target,
         })
     }
 
@@ -224,12 +230,15 @@ impl Plan {
         String::from_utf8_lossy(&out).trim_end().to_string()
     }
 
-    /// The start key of range `j` (`j ≥ 1`), `None` past the end of the key space.
-    fn start(&self, j: u64) -> Option<String> {
-        let n = self
-            .base
-            .checked_add(self.width.checked_mul(u128::from(j))?)?;
-        (n < 95u128.pow(self.digits as u32)).then(|| Self::key(n, self.digits))
+    /// The number one past the last key of `digits` bytes.
+    fn space(&self) -> u128 {
+        95u128.pow(self.digits as u32)
+    }
+
+    /// `n` as a key, `None` at or past the end of the key space (an open end).
+    fn bound(&self, n: Option<u128>) -> Option<String> {
+        n.filter(|n| *n < self.space())
+            .map(|n| Self::key(n, self.digits))
     }
 }
 
@@ -244,17 +253,41 @@ enum Msg<R> {
     Failed(ConnectorError),
 }
 
-/// The ranges still to hand out, shared by the readers.
+/// The ranges still to hand out, shared by the readers. Ranges are handed out in key
+/// order, each starting where the one before ends; the width of the next one follows
+/// what the finished ones held, since the first page's density can be far off (keys of
+/// digits leave most of the byte space empty).
 struct Dispatch {
+    /// The index of the next range.
     next: u64,
+    /// Where the next range starts.
+    start: u128,
+    width: u128,
+    /// The last range (open to the end of the key space) was handed out.
+    exhausted: bool,
     /// The listing's last key, once a short page has shown it: no range starting past
     /// it has records. (A short page can end past its own range's end, so the range it
     /// was read for says nothing about the ranges after it.)
     list_end: Option<String>,
-    /// The first key at or past the end of an empty range: later ranges ending at or
-    /// before it are empty too.
-    skip_to: Option<String>,
     stop: bool,
+}
+
+impl Dispatch {
+    /// A range found empty up to `key` (its first key at or past its end): nothing lies
+    /// between, so the next range may start there.
+    fn skip_to(&mut self, plan: &Plan, key: &str) {
+        self.start = self.start.max(Plan::number(key, plan.digits));
+    }
+
+    /// A range held `records`: widen the next ranges if it held far fewer than a range
+    /// should, narrow them if far more.
+    fn observe(&mut self, plan: &Plan, records: u64) {
+        if records < plan.target / 4 {
+            self.width = self.width.saturating_mul(2).min(plan.space());
+        } else if records > plan.target * 2 {
+            self.width = (self.width / 2).max(1);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -273,12 +306,16 @@ fn parallel<R>(
 where
     R: Send,
 {
+    let first_end = plan.base.checked_add(plan.width);
     let dispatch = Mutex::new(Dispatch {
         next: 1,
+        start: first_end.unwrap_or(u128::MAX),
+        width: plan.width,
+        exhausted: first_end.is_none_or(|n| n >= plan.space()),
         list_end: None,
-        skip_to: None,
         stop: false,
     });
+    let range0_end = plan.bound(first_end);
     let pages = std::sync::atomic::AtomicU64::new(0);
     let (tx, rx) = sync_channel::<Msg<R>>(readers);
     std::thread::scope(|scope| {
@@ -293,7 +330,7 @@ where
                 key_of,
             };
             // Reader 0 goes on with range 0 after the first page; the others take ranges.
-            let first = (reader == 0).then(|| first_last.clone());
+            let first = (reader == 0).then(|| (0, Some(first_last.clone()), range0_end.clone()));
             scope.spawn(move || ctx.run(first, &tx));
         }
         drop(tx);
@@ -306,6 +343,9 @@ where
     })?;
     Ok(pages.into_inner())
 }
+
+/// A range to read: its index, its start key and its end key (exclusive; `None`: open).
+type Range = (u64, Option<String>, Option<String>);
 
 struct Reader<'a, F, K> {
     host: &'a Host,
@@ -321,15 +361,11 @@ where
     F: Fn(Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync,
     K: Fn(&R) -> &str + Sync,
 {
-    fn run(&self, range0_after: Option<String>, tx: &SyncSender<Msg<R>>) {
-        let mut job = range0_after.map(|after| (0, Some(after), self.plan.start(1)));
+    fn run(&self, first: Option<Range>, tx: &SyncSender<Msg<R>>) {
+        let mut job = first;
         loop {
-            let (range, from, end) = match job.take() {
-                Some(j) => j,
-                None => match self.next_range(tx) {
-                    Some(j) => j,
-                    None => return,
-                },
+            let Some((range, from, end)) = job.take().or_else(|| self.take_range()) else {
+                return;
             };
             if let Err(e) = self.read_range(range, from, end, tx) {
                 lock(self.dispatch).stop = true;
@@ -339,50 +375,29 @@ where
         }
     }
 
-    /// The next range to read: its index, its start key and its end (exclusive). A range
-    /// skipped as empty is reported finished, so that the watermark moves past it.
-    fn next_range(&self, tx: &SyncSender<Msg<R>>) -> Option<(u64, Option<String>, Option<String>)> {
-        let mut skipped = Vec::new();
-        let next = self.take_range(&mut skipped);
-        for range in skipped {
-            let done = Msg::Page {
-                range,
-                rows: Vec::new(),
-                last: None,
-                range_done: true,
-            };
-            if tx.send(done).is_err() {
-                return None;
-            }
-        }
-        next
-    }
-
-    fn take_range(&self, skipped: &mut Vec<u64>) -> Option<(u64, Option<String>, Option<String>)> {
+    fn take_range(&self) -> Option<Range> {
         let mut d = lock(self.dispatch);
-        loop {
-            if d.stop {
-                return None;
-            }
-            let j = d.next;
-            let start = self.plan.start(j)?;
-            if d.list_end
-                .as_ref()
-                .is_some_and(|e| start.as_bytes() > e.as_bytes())
-            {
-                return None;
-            }
-            d.next += 1;
-            let end = self.plan.start(j + 1);
-            let empty = match (&d.skip_to, &end) {
-                (Some(skip), Some(end)) => end.as_bytes() <= skip.as_bytes(),
-                _ => false,
-            };
-            if !empty {
-                return Some((j, Some(start), end));
-            }
-            skipped.push(j);
+        if d.stop || d.exhausted {
+            return None;
         }
+        let start = Plan::key(d.start, self.plan.digits);
+        if d.list_end
+            .as_ref()
+            .is_some_and(|e| start.as_bytes() > e.as_bytes())
+        {
+            return None;
+        }
+        let j = d.next;
+        d.next += 1;
+        let end = d
+            .start
+            .checked_add(d.width)
+            .filter(|n| *n < self.plan.space());
+        match end {
+            Some(n) => d.start = n,
+            None => d.exhausted = true,
+        }
+        Some((j, Some(start), self.plan.bound(end)))
     }
 
     /// Reads range `range` from `from` (`after` set: exclusive, as a key already handed
@@ -398,6 +413,7 @@ where
         let start = from.clone();
         let mut last: Option<String> = if range == 0 { from.clone() } else { None };
         let mut ask = from;
+        let mut held = 0u64;
         loop {
             if lock(self.dispatch).stop {
                 return Ok(());
@@ -450,25 +466,22 @@ where
             }
             let new_last = rows.last().map(|r| key_of(r).to_string()).or(last.clone());
             let progressed = new_last != last;
-            if range > 0 && last.is_none() && rows.is_empty() {
-                if let Some(k) = &past_end {
-                    let mut d = lock(self.dispatch);
-                    if d.skip_to
-                        .as_ref()
-                        .is_none_or(|s| s.as_bytes() < k.as_bytes())
-                    {
-                        d.skip_to = Some(k.clone());
-                    }
-                }
-            }
             let range_done = short || past_end.is_some() || !progressed;
-            if let Some(e) = list_end {
+            held += rows.len() as u64;
+            {
                 let mut d = lock(self.dispatch);
-                if d.list_end
-                    .as_ref()
-                    .is_none_or(|l| l.as_bytes() < e.as_bytes())
+                if let Some(e) = list_end
+                    && d.list_end
+                        .as_ref()
+                        .is_none_or(|l| l.as_bytes() < e.as_bytes())
                 {
                     d.list_end = Some(e);
+                }
+                if range_done && range > 0 {
+                    if let (0, Some(k)) = (held, &past_end) {
+                        d.skip_to(self.plan, k);
+                    }
+                    d.observe(self.plan, held);
                 }
             }
             last = new_last;
