@@ -40,8 +40,10 @@ use super::common::{
     Column, TableNames, TableSpec, now_rfc3339, sync_dir, table_name, write_atomic,
 };
 use super::lock::{FileLock, lock_wait};
+use super::row::Columns;
 use super::segments::{self, Damage, Merge};
 use super::{Destination, DestinationError, StreamSpec};
+use crate::read::Records;
 
 /// The log size at which a commit seals it into a sorted segment. 32 MiB is about 150,000
 /// typical ERP records; sealing holds their keys and offsets in memory (about 10 MiB).
@@ -661,19 +663,20 @@ impl<F: Format> Destination for FileDestination<F> {
     fn commit(
         &self,
         stream: &StreamSpec,
-        records: &[Map<String, Value>],
+        records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError> {
         let files = self.stream(&stream.name)?;
         let mut files = lock(&files);
         let table = self.table(&mut files, stream)?.clone();
-        for r in records {
-            table.check(&self.describe, r)?;
-        }
+        // Each record checked, then written as the connector wrote it. Records of one key
+        // may follow each other in the log: sealing keeps the last of each.
+        let mut columns = Columns::new(&self.describe, &table);
+        let mut values = Vec::with_capacity(table.columns.len());
         let mut buf = Vec::with_capacity(records.len() * 128);
-        for r in table.last_by_key(records) {
-            serde_json::to_writer(&mut buf, r)
-                .map_err(|e| self.io_err(&stream.name, "cannot serialise a record", e))?;
+        for r in records.iter() {
+            columns.values(&r, &mut values)?;
+            buf.extend_from_slice(r.line().as_bytes());
             buf.push(b'\n');
         }
         let io = |what: &str, e: std::io::Error| self.io_err(&stream.name, what, e);

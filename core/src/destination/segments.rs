@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 
 use super::common::TableSpec;
 use super::files::Rows;
+use super::row::record_key;
+use crate::read::{Records, RecordsError};
 
 /// A line of a file that is not what ionport wrote there.
 #[derive(Debug)]
@@ -98,6 +100,18 @@ fn parse(line: &[u8]) -> Result<Map<String, Value>, String> {
         .map_err(|e| format!("not a JSON object ({e})"))
 }
 
+/// The key text of a log line, read without building a map; `one` is reused.
+fn line_key(one: &mut Records, table: &TableSpec, line: &[u8]) -> Result<Box<str>, String> {
+    let record = one.reparse_line(line).map_err(|e| match e {
+        RecordsError::NotJson { message, .. } => format!("not a JSON object ({message})"),
+        _ => "not a JSON object".to_string(),
+    })?;
+    if table.key_len == 0 {
+        return Ok(Box::from(""));
+    }
+    record_key(table, &record).map(String::into_boxed_str)
+}
+
 /// Seals the first `len` bytes of the JSONL file `src` into segments of at most `window`
 /// bytes each, sorted by `table`'s key with each key once (its last occurrence), or in
 /// arrival order without a key. Segment `i` is written to `path_of(i)` and fsynced.
@@ -116,6 +130,7 @@ pub(crate) fn seal(
     let mut entries: Vec<Entry> = Vec::new();
     let (mut offset, mut line_no, mut bytes, mut written) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::new();
+    let mut one = Records::default();
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf)? as u64;
@@ -132,13 +147,8 @@ pub(crate) fn seal(
         let damage = if buf.last() != Some(&b'\n') {
             Some("cut short (no line end)".to_string())
         } else {
-            match parse(line) {
-                Ok(r) => {
-                    let key = if table.key_len > 0 {
-                        table.key_string(&r).into_boxed_str()
-                    } else {
-                        Box::from("")
-                    };
+            match line_key(&mut one, table, line) {
+                Ok(key) => {
                     entries.push(Entry {
                         key,
                         offset: start,
@@ -213,6 +223,7 @@ fn write_segment(
 pub(crate) fn scan(src: &Path, len: u64) -> std::io::Result<Option<u64>> {
     let mut reader = BufReader::with_capacity(1 << 16, File::open(src)?.take(len));
     let mut buf = Vec::new();
+    let mut one = Records::default();
     let mut line_no = 0;
     loop {
         buf.clear();
@@ -224,7 +235,7 @@ pub(crate) fn scan(src: &Path, len: u64) -> std::io::Result<Option<u64>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if buf.last() != Some(&b'\n') || parse(line).is_err() {
+        if buf.last() != Some(&b'\n') || one.reparse_line(line).is_err() {
             return Ok(Some(line_no));
         }
     }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::writer::RowWriter;
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 
 /// Which shape of the MI REST API to call.
@@ -79,6 +80,54 @@ impl MiType {
                     Value::String(format!("{}-{}-{}", &t[..4], &t[4..6], &t[6..]))
                 } else {
                     Value::String(t.to_string())
+                }
+            }
+        }
+    }
+}
+
+impl MiType {
+    /// Writes a raw MI value as field `key` of `row`, typed exactly as [`MiType::value`]
+    /// types it, straight into the batch (no `Value` in between).
+    pub fn write(self, row: &mut RowWriter<'_>, key: &str, raw: &str) {
+        let t = raw.trim();
+        if t.is_empty() {
+            row.null(key);
+            return;
+        }
+        match self {
+            MiType::Alpha => {
+                row.str(key, t);
+            }
+            MiType::Numeric => {
+                if let Ok(i) = t.parse::<i64>() {
+                    row.i64(key, i);
+                    return;
+                }
+                let parsed = if t.contains(',') {
+                    t.replace(',', ".").parse::<f64>()
+                } else {
+                    t.parse::<f64>()
+                };
+                match parsed {
+                    Ok(f) if f.is_finite() => row.f64(key, f),
+                    _ => row.str(key, t),
+                };
+            }
+            MiType::Date => {
+                if t.bytes().all(|b| b == b'0') {
+                    row.null(key);
+                } else if let (8, Some(y), Some(m), Some(d)) =
+                    (t.len(), t.get(..4), t.get(4..6), t.get(6..))
+                    && t.bytes().all(|b| b.is_ascii_digit())
+                {
+                    let mut iso = [b'-'; 10];
+                    iso[..4].copy_from_slice(y.as_bytes());
+                    iso[5..7].copy_from_slice(m.as_bytes());
+                    iso[8..].copy_from_slice(d.as_bytes());
+                    row.str(key, std::str::from_utf8(&iso).unwrap_or(t));
+                } else {
+                    row.str(key, t);
                 }
             }
         }
@@ -479,6 +528,24 @@ pub fn typed_row(
         .collect()
 }
 
+/// Writes a row into a batch, each field typed as [`typed_row`] types it (by `types`,
+/// then `fallback`, then text), without building its map.
+pub fn write_typed_row<'a>(
+    row: &mut RowWriter<'_>,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    types: &HashMap<String, MiType>,
+    fallback: &HashMap<String, MiType>,
+) {
+    for (k, v) in fields {
+        let ty = types
+            .get(k)
+            .or_else(|| fallback.get(k))
+            .copied()
+            .unwrap_or(MiType::Alpha);
+        ty.write(row, k, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +556,59 @@ mod tests {
             headers: vec![],
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn rows_written_into_a_batch_read_back_as_typed_rows() {
+        let raws = [
+            "",
+            "  ",
+            "Y30000    ",
+            "100",
+            "-7",
+            "0",
+            "00",
+            "12.50",
+            "12,50",
+            "1e3",
+            "abc",
+            "9223372036854775808",
+            "1e999",
+            "NaN",
+            "inf",
+            "20260131",
+            "00000000",
+            "2026013",
+            "2026-01-31",
+            "2026013x",
+            "é\"\\\n",
+            "  lead",
+        ];
+        let letters = ["A", "N", "D"];
+        let mut row: Vec<(String, String)> = Vec::new();
+        let mut types = HashMap::new();
+        for (i, raw) in raws.iter().enumerate() {
+            for l in letters {
+                let k = format!("{l}{i}");
+                types.insert(k.clone(), MiType::from_letter(l));
+                row.push((k, raw.to_string()));
+            }
+        }
+        row.push(("UNTYPED".into(), " x ".into()));
+        let fallback = HashMap::from([("FB".to_string(), MiType::Numeric)]);
+        row.push(("FB".into(), "42".into()));
+        let mut buf = Vec::new();
+        let mut w = RowWriter::open(&mut buf);
+        write_typed_row(
+            &mut w,
+            row.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &types,
+            &fallback,
+        );
+        w.close().unwrap();
+        let written: Map<String, Value> = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(written, typed_row(&row, &types, &fallback));
+        // Maps compare numbers by kind too: a float written as `5` would differ from `5.0`.
     }
 
     #[test]
