@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::common::{
     Column, TableNames, TableSpec, now_rfc3339, sync_dir, table_name, write_atomic,
@@ -49,8 +49,8 @@ use crate::read::Records;
 /// typical ERP records; sealing holds their keys and offsets in memory (about 10 MiB).
 const SEAL_WINDOW_BYTES: u64 = 32 << 20;
 
-/// Rows read back from an output or a segment.
-pub type Rows = Box<dyn Iterator<Item = Result<Map<String, Value>, String>>>;
+/// Rows read back from an output or a segment, as JSON text.
+pub type Rows = Box<dyn Iterator<Item = Result<segments::Line, String>>>;
 
 /// A final output format.
 pub trait Format: Send + Sync + 'static {
@@ -67,12 +67,13 @@ pub trait Format: Send + Sync + 'static {
     /// The rows of an output this destination wrote, in file order.
     fn read_output(output: &Path) -> Result<Rows, String>;
 
-    /// Writes `rows` into `out` as a whole new output. `base` is the output it replaces,
-    /// when there is one (for columns it has that the table no longer lists).
+    /// Writes `rows` (records' JSON text, checked) into `out` as a whole new output.
+    /// `base` is the output it replaces, when there is one (for columns it has that the
+    /// table no longer lists).
     fn write(
         table: &TableSpec,
         base: Option<&Path>,
-        rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
+        rows: &mut dyn Iterator<Item = Result<String, String>>,
         out: &mut File,
     ) -> Result<(), String>;
 }
@@ -509,9 +510,8 @@ impl<F: Format> FileDestination<F> {
         {
             let mut w = std::io::BufWriter::new(File::create(&staged).map_err(io)?);
             for r in F::read_output(&output).map_err(fail)? {
-                let line =
-                    serde_json::to_vec(&r.map_err(fail)?).map_err(|e| fail(e.to_string()))?;
-                w.write_all(&line)
+                let line = r.map_err(fail)?.text;
+                w.write_all(line.as_bytes())
                     .and_then(|()| w.write_all(b"\n"))
                     .map_err(io)?;
                 len += line.len() as u64 + 1;
