@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use ionport_core::destination::{self, DestinationConfig, StreamSpec};
+use ionport_core::read::Records;
 use serde_json::{Map, Value, json};
 
 fn record(i: u64) -> Map<String, Value> {
@@ -71,8 +72,12 @@ fn main() {
         let mut rows: Vec<_> = (c * batch..((c + 1) * batch).min(n)).map(record).collect();
         // One key in ten of the batch is an earlier record sent again.
         rows.extend((0..batch / 10).map(|j| record((c * batch + j * 7) / 2)));
-        d.commit(&spec, &rows, &json!({ "commit": c }))
-            .expect("commit");
+        d.commit(
+            &spec,
+            &Records::from_maps(&rows).expect("records"),
+            &json!({ "commit": c }),
+        )
+        .expect("commit");
         let s = t.elapsed().as_secs_f64();
         if c < tenth {
             first += s;

@@ -110,6 +110,7 @@
 //!
 //! ```
 //! use ionport_core::destination::{self, DestinationConfig, StreamSpec};
+//! use ionport_core::read::Records;
 //! use serde_json::json;
 //!
 //! let dir = tempfile::tempdir()?;
@@ -122,7 +123,8 @@
 //!     cursor_field: None,
 //! };
 //! dest.prepare(&stream)?;
-//! let records = vec![json!({"CUNO": "C1", "CUNM": "Acme"}).as_object().cloned().unwrap_or_default()];
+//! // Records as a plugin's batch carries them: one JSON object per line, parsed once.
+//! let records = Records::parse("customers", br#"{"CUNO": "C1", "CUNM": "Acme"}"#.to_vec())?;
 //! dest.commit(&stream, &records, &json!({"page": 1}))?;
 //! assert_eq!(dest.load_state("customers")?, Some(json!({"page": 1})));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -22,11 +22,12 @@
 //! use ionport_core::read::{ReadHandler, read_task};
 //! use ionport_core::pipeline::Cancel;
 //! use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
-//! use serde_json::{Map, Value, json};
+//! use ionport_core::read::Records;
+//! use serde_json::{Value, json};
 //!
 //! struct Print;
 //! impl ReadHandler for Print {
-//!     fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+//!     fn records(&self, stream: &str, records: Records) -> Result<(), String> {
 //!         println!("{stream}: {} records", records.len());
 //!         Ok(())
 //!     }
@@ -63,18 +64,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ionport_plugin_abi::wire::{GatewayRequestHead, ReadRequest, ReadSummary};
 use ionport_plugin_abi::{LogLevel, PluginError, RecordBatch, error_kind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::connection::Cancel;
 use crate::connection::{Connection, ConnectionHost};
 use crate::host::{HostCallbacks, HostResponse};
 use crate::plugin::{CallError, LoadedPlugin};
 
+mod records;
+pub use records::{JsonRef, Record, Records, RecordsError};
+
 /// Receives what a task's read produces. Called on the plugin's blocking thread; an
 /// `Err` stops the read (the plugin gets a `host` error and ends its call).
 pub trait ReadHandler: Send + Sync + 'static {
-    /// A batch of records of `stream`.
-    fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String>;
+    /// A batch of records of `stream`, parsed once ([`Records`]: no map per record).
+    fn records(&self, stream: &str, records: Records) -> Result<(), String>;
     /// A checkpoint of `stream`: the state that covers every record handed over before.
     fn checkpoint(&self, stream: &str, state: Value) -> Result<(), String>;
     /// A log line of the plugin (it also goes to `tracing`). The default ignores it.
@@ -95,8 +99,8 @@ pub enum ReadEvent<'a> {
     Records {
         /// The stream.
         stream: &'a str,
-        /// The records, parsed.
-        records: Vec<Map<String, Value>>,
+        /// The records, parsed ([`Records::to_maps`] gives maps).
+        records: Records,
     },
     /// A checkpoint: the state covering every record handed over before it.
     Checkpoint {
@@ -138,7 +142,7 @@ impl<F> ReadHandler for FnHandler<F>
 where
     F: Fn(ReadEvent<'_>) -> Result<(), String> + Send + Sync + 'static,
 {
-    fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+    fn records(&self, stream: &str, records: Records) -> Result<(), String> {
         (self.0)(ReadEvent::Records { stream, records })
     }
     fn checkpoint(&self, stream: &str, state: Value) -> Result<(), String> {
@@ -233,39 +237,12 @@ pub async fn read_task(
     })
 }
 
-/// The most records a batch can hold: every NDJSON record takes at least `{}` and a
-/// newline. A plugin's `count` is only a hint and never sizes an allocation beyond this.
-fn capacity_bound(batch: &RecordBatch) -> usize {
-    (batch.count as usize).min(batch.ndjson.len() / 3 + 1)
-}
-
-/// Parses a batch's NDJSON into records. Every line must be a JSON object.
-pub fn parse_batch(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, PluginError> {
-    let mut parsed = Vec::with_capacity(capacity_bound(batch));
-    for (i, line) in batch.ndjson.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(m)) => parsed.push(m),
-            Ok(_) => {
-                return Err(PluginError::new(
-                    error_kind::INVALID_INPUT,
-                    format!(
-                        "record {i} of a batch of {} is not a JSON object",
-                        batch.stream
-                    ),
-                ));
-            }
-            Err(e) => {
-                return Err(PluginError::new(
-                    error_kind::INVALID_INPUT,
-                    format!("record {i} of a batch of {} is not JSON: {e}", batch.stream),
-                ));
-            }
-        }
-    }
-    Ok(parsed)
+/// Parses a batch's NDJSON into [`Records`]. Every line must be a JSON object. The
+/// plugin's `count` is not used: it is only a hint, and never sizes an allocation.
+pub fn parse_batch(batch: RecordBatch) -> Result<Records, PluginError> {
+    let stream = batch.stream.as_str().to_string();
+    Records::parse(&stream, batch.ndjson.into_vec())
+        .map_err(|e| PluginError::new(error_kind::INVALID_INPUT, e.to_string()))
 }
 
 /// The host of a read: the connection's [`ConnectionHost`] for the gateway and
@@ -300,10 +277,10 @@ impl HostCallbacks for ReadHost {
                 ),
             ));
         }
-        let records = parse_batch(&batch)?;
+        let records = parse_batch(batch)?;
         let n = records.len() as u64;
         self.handler
-            .records(batch.stream.as_str(), records)
+            .records(&self.stream, records)
             .map_err(|e| PluginError::new(error_kind::HOST, e))?;
         self.records.fetch_add(n, Ordering::SeqCst);
         Ok(())
@@ -347,18 +324,18 @@ mod tests {
 
     #[test]
     fn a_plugins_count_never_sizes_an_allocation() {
-        // A count of u64::MAX would abort the host if it sized the vector.
+        // A count of u64::MAX would abort the host if it sized anything.
         let b = batch(u64::MAX, "{\"a\":1}\n{\"a\":2}\n");
-        assert!(capacity_bound(&b) <= 6);
-        assert_eq!(parse_batch(&b).unwrap().len(), 2);
-        assert_eq!(capacity_bound(&batch(1, "{}\n{}\n{}\n")), 1);
+        assert_eq!(parse_batch(b).unwrap().len(), 2);
+        assert_eq!(parse_batch(batch(1, "{}\n{}\n{}\n")).unwrap().len(), 3);
     }
 
     #[test]
     fn a_line_that_is_not_an_object_is_an_error_naming_the_record() {
-        let e = parse_batch(&batch(2, "{\"a\":1}\n[1]\n")).unwrap_err();
+        let e = parse_batch(batch(2, "{\"a\":1}\n[1]\n")).unwrap_err();
         assert!(e.message.as_str().contains("record 1"), "{e:?}");
-        let e = parse_batch(&batch(1, "{\"a\":")).unwrap_err();
+        assert_eq!(e.kind.as_str(), error_kind::INVALID_INPUT);
+        let e = parse_batch(batch(1, "{\"a\":")).unwrap_err();
         assert!(e.message.as_str().contains("not JSON"), "{e:?}");
     }
 }

@@ -16,6 +16,7 @@ use ionport_core::destination::jsonl::JsonlDestination;
 use ionport_core::destination::{
     self, Destination, DestinationConfig, DestinationError, StreamSpec,
 };
+use ionport_core::read::Records;
 use serde_json::{Map, Value, json};
 
 fn spec(name: &str, keyed: bool) -> StreamSpec {
@@ -97,7 +98,9 @@ fn a_second_writer_waits_a_bounded_time_then_names_the_holder() {
         assert_busy_names_this_process(e, hint);
         // The holder is unharmed by the attempt, and once it lets go the next one gets in.
         let s = spec("s", true);
-        first.commit(&s, &[rec(1, "a")], &json!(1)).unwrap();
+        first
+            .commit(&s, &Records::from_maps(&[rec(1, "a")]).unwrap(), &json!(1))
+            .unwrap();
         first.finish(&s).unwrap();
         drop(first);
         let second = destination::open_waiting(&config, Duration::ZERO).unwrap();
@@ -153,8 +156,18 @@ fn a_damaged_log_is_reported_with_its_file_and_repair_repairs_it() {
     let s = spec("items", true);
     let all: Vec<_> = (0..10).map(|i| rec(i, "v1")).collect();
     let d = destination::open(&config).unwrap();
-    d.commit(&s, &all[..5], &json!({"page": 1})).unwrap();
-    d.commit(&s, &all[5..], &json!({"page": 2})).unwrap();
+    d.commit(
+        &s,
+        &Records::from_maps(&all[..5]).unwrap(),
+        &json!({"page": 1}),
+    )
+    .unwrap();
+    d.commit(
+        &s,
+        &Records::from_maps(&all[5..]).unwrap(),
+        &json!({"page": 2}),
+    )
+    .unwrap();
     drop(d);
     let log = root.join("_ionport/items/log.jsonl");
     damage_line(&log, 3);
@@ -187,7 +200,8 @@ fn a_damaged_log_is_reported_with_its_file_and_repair_repairs_it() {
     // The state was reset: the rerun reads everything again and the output is exact.
     let d = destination::open(&config).unwrap();
     assert_eq!(d.load_state("items").unwrap(), None);
-    d.commit(&s, &all, &json!({"page": 2})).unwrap();
+    d.commit(&s, &Records::from_maps(&all).unwrap(), &json!({"page": 2}))
+        .unwrap();
     d.finish(&s).unwrap();
     let want: BTreeMap<i64, String> = (0..10).map(|i| (i, "v1".to_string())).collect();
     assert_eq!(by_id(jsonl_rows(&root.join("items.jsonl"))), want);
@@ -217,7 +231,8 @@ fn many_sealed_windows_merge_to_each_key_once_with_the_latest_version() {
                 );
             }
             sent += rows.len();
-            d.commit(&s, &rows, &json!(batch)).unwrap();
+            d.commit(&s, &Records::from_maps(&rows).unwrap(), &json!(batch))
+                .unwrap();
             if batch == 29 {
                 // A finish in the middle: later windows merge into an existing output.
                 d.finish(&s).unwrap();
@@ -242,7 +257,8 @@ fn a_merge_cut_short_after_its_rename_is_completed_without_duplicates() {
         .unwrap()
         .with_compact_window(64);
     for b in 0..4 {
-        d.commit(&s, &[rec(b, "x")], &json!(b)).unwrap();
+        d.commit(&s, &Records::from_maps(&[rec(b, "x")]).unwrap(), &json!(b))
+            .unwrap();
     }
     let state = dir.path().join("_ionport/s/state.json");
     let mut saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
@@ -268,7 +284,8 @@ fn a_merge_cut_short_after_its_rename_is_completed_without_duplicates() {
         std::fs::write(p, b).unwrap();
     }
     let d = JsonlDestination::open(dir.path()).unwrap();
-    d.commit(&s, &[rec(9, "y")], &json!(9)).unwrap();
+    d.commit(&s, &Records::from_maps(&[rec(9, "y")]).unwrap(), &json!(9))
+        .unwrap();
     d.finish(&s).unwrap();
     assert_eq!(jsonl_rows(&dir.path().join("s.jsonl")).len(), 5);
 }
@@ -292,8 +309,12 @@ fn an_output_of_an_earlier_version_in_arrival_order_is_merged_exactly() {
     let d = JsonlDestination::open(dir.path()).unwrap();
     let s = spec("s", true);
     assert_eq!(d.load_state("s").unwrap(), Some(json!({"p": 1})));
-    d.commit(&s, &[rec(3, "new"), rec(4, "new")], &json!({"p": 2}))
-        .unwrap();
+    d.commit(
+        &s,
+        &Records::from_maps(&[rec(3, "new"), rec(4, "new")]).unwrap(),
+        &json!({"p": 2}),
+    )
+    .unwrap();
     d.finish(&s).unwrap();
     let want: BTreeMap<i64, String> = [(1, "old"), (2, "old"), (3, "new"), (4, "new"), (5, "old")]
         .into_iter()

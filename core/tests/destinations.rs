@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ionport_core::destination::{self, Destination, DestinationConfig, StreamSpec, table_name};
+use ionport_core::read::Records;
 use serde_json::{Map, Value, json};
 
 fn spec(name: &str, with_note: bool) -> StreamSpec {
@@ -107,12 +108,16 @@ fn scenario(h: &dyn Harness) {
     // Upserts within a batch (id 2 twice) and across batches (id 3).
     d.commit(
         &s1,
-        &[rec(1, "a"), rec(2, "b"), rec(3, "c"), rec(2, "b2")],
+        &Records::from_maps(&[rec(1, "a"), rec(2, "b"), rec(3, "c"), rec(2, "b2")]).unwrap(),
         &json!({"cursor": 1}),
     )
     .unwrap();
-    d.commit(&s1, &[rec(3, "c2"), rec(4, "d")], &json!({"cursor": 2}))
-        .unwrap();
+    d.commit(
+        &s1,
+        &Records::from_maps(&[rec(3, "c2"), rec(4, "d")]).unwrap(),
+        &json!({"cursor": 2}),
+    )
+    .unwrap();
     assert_eq!(d.load_state(&s1.name).unwrap(), Some(json!({"cursor": 2})));
     assert_eq!(
         d.states().unwrap(),
@@ -129,7 +134,11 @@ fn scenario(h: &dyn Harness) {
     let mut bad = rec(9, "bad");
     bad.insert("price".into(), json!("cheap"));
     let e = d
-        .commit(&s1, &[rec(8, "ok"), bad], &json!({"cursor": 99}))
+        .commit(
+            &s1,
+            &Records::from_maps(&[rec(8, "ok"), bad]).unwrap(),
+            &json!({"cursor": 99}),
+        )
         .unwrap_err()
         .to_string();
     assert!(
@@ -139,21 +148,33 @@ fn scenario(h: &dyn Harness) {
     let mut unknown = rec(9, "x");
     unknown.insert("surprise".into(), json!(1));
     let e = d
-        .commit(&s1, &[unknown], &json!({"cursor": 99}))
+        .commit(
+            &s1,
+            &Records::from_maps(&[unknown]).unwrap(),
+            &json!({"cursor": 99}),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("surprise"), "{e}");
     let mut no_key = rec(9, "x");
     no_key.remove("id");
     let e = d
-        .commit(&s1, &[no_key], &json!({"cursor": 99}))
+        .commit(
+            &s1,
+            &Records::from_maps(&[no_key]).unwrap(),
+            &json!({"cursor": 99}),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("id") && e.contains("missing"), "{e}");
     let mut not_int = rec(9, "x");
     not_int.insert("id".into(), json!(9.5));
     let e = d
-        .commit(&s1, &[not_int], &json!({"cursor": 99}))
+        .commit(
+            &s1,
+            &Records::from_maps(&[not_int]).unwrap(),
+            &json!({"cursor": 99}),
+        )
         .unwrap_err()
         .to_string();
     assert!(
@@ -167,10 +188,11 @@ fn scenario(h: &dyn Harness) {
     d.prepare(&s2).unwrap();
     d.commit(
         &s2,
-        &[
+        &Records::from_maps(&[
             with_note(rec(5, "e"), "new"),
             with_note(rec(1, "a2"), "changed"),
-        ],
+        ])
+        .unwrap(),
         &json!({"cursor": 3}),
     )
     .unwrap();
@@ -180,16 +202,24 @@ fn scenario(h: &dyn Harness) {
     assert_rows(h, &s2, &expected);
 
     // A crash: committed, then dropped without finish, debris after the last state.
-    d.commit(&s2, &[rec(6, "f"), rec(4, "d2")], &json!({"cursor": 4}))
-        .unwrap();
+    d.commit(
+        &s2,
+        &Records::from_maps(&[rec(6, "f"), rec(4, "d2")]).unwrap(),
+        &json!({"cursor": 4}),
+    )
+    .unwrap();
     drop(d);
     h.crash_debris(&s2);
     let d = h.open();
     assert_eq!(d.load_state(&s2.name).unwrap(), Some(json!({"cursor": 4})));
     // The rerun resumes after cursor 4 and sends one more record, and re-sends one.
     d.prepare(&s2).unwrap();
-    d.commit(&s2, &[rec(7, "g"), rec(6, "f")], &json!({"cursor": 5}))
-        .unwrap();
+    d.commit(
+        &s2,
+        &Records::from_maps(&[rec(7, "g"), rec(6, "f")]).unwrap(),
+        &json!({"cursor": 5}),
+    )
+    .unwrap();
     d.finish(&s2).unwrap();
     expected[3] = rec(4, "d2");
     expected.push(rec(6, "f"));
@@ -199,8 +229,12 @@ fn scenario(h: &dyn Harness) {
     // A second stream, then resets.
     let other = spec("Other Stream", false);
     d.prepare(&other).unwrap();
-    d.commit(&other, &[rec(1, "x")], &json!({"page": "p1"}))
-        .unwrap();
+    d.commit(
+        &other,
+        &Records::from_maps(&[rec(1, "x")]).unwrap(),
+        &json!({"page": "p1"}),
+    )
+    .unwrap();
     d.finish(&other).unwrap();
     assert_rows(h, &other, &[rec(1, "x")]);
     assert_eq!(
@@ -234,7 +268,8 @@ fn crash_before_first_commit(h: &dyn Harness) {
     h.crash_debris(&s);
     let d = h.open();
     assert_eq!(d.load_state("fresh").unwrap(), None);
-    d.commit(&s, &[rec(1, "a")], &json!(1)).unwrap();
+    d.commit(&s, &Records::from_maps(&[rec(1, "a")]).unwrap(), &json!(1))
+        .unwrap();
     d.finish(&s).unwrap();
     assert_rows(h, &s, &[rec(1, "a")]);
 }
@@ -250,7 +285,12 @@ fn concurrent_streams(h: &dyn Harness) {
                 d.prepare(&s).unwrap();
                 for b in 0..5 {
                     let recs: Vec<_> = (0..20).map(|i| rec(b * 10 + i, "n")).collect();
-                    d.commit(&s, &recs, &json!({"batch": b})).unwrap();
+                    d.commit(
+                        &s,
+                        &Records::from_maps(&recs).unwrap(),
+                        &json!({"batch": b}),
+                    )
+                    .unwrap();
                 }
                 d.finish(&s).unwrap();
             });
@@ -473,7 +513,8 @@ fn parquet_type_change_is_an_error_and_many_rows_stream() {
     // More than one read batch and one row group's worth of upserts.
     for b in 0..3 {
         let recs: Vec<_> = (0..10_000).map(|i| rec(i, &format!("v{b}"))).collect();
-        d.commit(&s, &recs, &json!(b)).unwrap();
+        d.commit(&s, &Records::from_maps(&recs).unwrap(), &json!(b))
+            .unwrap();
         d.finish(&s).unwrap();
     }
     let rows = h.rows(&s);
@@ -495,8 +536,12 @@ fn a_compaction_cut_short_is_finished_by_the_next_run() {
     };
     let d = h.open();
     let s = spec("s", false);
-    d.commit(&s, &[rec(1, "a"), rec(2, "b")], &json!(1))
-        .unwrap();
+    d.commit(
+        &s,
+        &Records::from_maps(&[rec(1, "a"), rec(2, "b")]).unwrap(),
+        &json!(1),
+    )
+    .unwrap();
     let state_path = h.dir.join("_ionport/s/state.json");
     let before = std::fs::read(&state_path).unwrap();
     let log_before = std::fs::read(h.dir.join("_ionport/s/log.jsonl")).unwrap();
@@ -506,8 +551,12 @@ fn a_compaction_cut_short_is_finished_by_the_next_run() {
     std::fs::write(&state_path, before).unwrap();
     std::fs::write(h.dir.join("_ionport/s/log.jsonl"), log_before).unwrap();
     let d = h.open();
-    d.commit(&s, &[rec(2, "b2"), rec(3, "c")], &json!(2))
-        .unwrap();
+    d.commit(
+        &s,
+        &Records::from_maps(&[rec(2, "b2"), rec(3, "c")]).unwrap(),
+        &json!(2),
+    )
+    .unwrap();
     d.finish(&s).unwrap();
     assert_rows(&h, &s, &[rec(1, "a"), rec(2, "b2"), rec(3, "c")]);
 }
@@ -636,7 +685,8 @@ fn postgres_from_a_blocking_thread_of_a_runtime() {
         tokio::task::spawn_blocking(move || {
             let d = destination::open(&config).unwrap();
             let s = spec("s", false);
-            d.commit(&s, &[rec(1, "a")], &json!(1)).unwrap();
+            d.commit(&s, &Records::from_maps(&[rec(1, "a")]).unwrap(), &json!(1))
+                .unwrap();
             assert_eq!(d.load_state("s").unwrap(), Some(json!(1)));
         })
         .await
@@ -678,11 +728,19 @@ fn postgres_password_never_shown() {
             let s = spec("s", false);
             // A value the server refuses (NUL in text) gives a server error.
             let e = d
-                .commit(&s, &[rec(1, "nul\u{0}here")], &json!(1))
+                .commit(
+                    &s,
+                    &Records::from_maps(&[rec(1, "nul\u{0}here")]).unwrap(),
+                    &json!(1),
+                )
                 .unwrap_err()
                 .to_string();
             assert!(!e.contains(SECRET), "{e}");
-            let e = d.commit(&s, &[rec(1, "a"), rec(2, "b")], &json!(1));
+            let e = d.commit(
+                &s,
+                &Records::from_maps(&[rec(1, "a"), rec(2, "b")]).unwrap(),
+                &json!(1),
+            );
             assert!(e.is_ok(), "{e:?}");
         }
         Err(e) => {
@@ -720,7 +778,12 @@ fn file_destinations_compact_as_the_log_grows_so_memory_stays_bounded() {
         // Each batch brings 25 new keys and replaces 5 earlier ones.
         let mut rows: Vec<_> = (0..25).map(|i| rec(batch * 25 + i, "new")).collect();
         rows.extend((0..5).map(|i| rec(i * 7, &format!("v{batch}"))));
-        d.commit(&s, &rows, &json!({ "batch": batch })).unwrap();
+        d.commit(
+            &s,
+            &Records::from_maps(&rows).unwrap(),
+            &json!({ "batch": batch }),
+        )
+        .unwrap();
         let log = std::fs::metadata(out.join("_ionport/items/log.jsonl"))
             .unwrap()
             .len();

@@ -29,11 +29,7 @@ struct Counting {
 }
 
 impl ReadHandler for Counting {
-    fn records(
-        &self,
-        _stream: &str,
-        records: Vec<serde_json::Map<String, Value>>,
-    ) -> Result<(), String> {
+    fn records(&self, _stream: &str, records: ionport_core::read::Records) -> Result<(), String> {
         self.records
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         Ok(())

@@ -129,7 +129,9 @@ pub async fn read(
     let handler = FnHandler::new(move |event: ReadEvent<'_>| {
         let mut g = sink.lock().map_err(|e| e.to_string())?;
         match event {
-            ReadEvent::Records { records, .. } => g.records.extend(records),
+            ReadEvent::Records { records, .. } => g
+                .records
+                .extend(records.to_maps().map_err(|e| e.to_string())?),
             ReadEvent::Checkpoint { state, .. } => g.state = Some(state),
             ReadEvent::Log { message, .. } => g.logs.push(message.to_string()),
         }

@@ -191,13 +191,9 @@ struct Collect {
 }
 
 impl ReadHandler for Collect {
-    fn records(
-        &self,
-        _stream: &str,
-        records: Vec<serde_json::Map<String, Value>>,
-    ) -> Result<(), String> {
+    fn records(&self, _stream: &str, records: ionport_core::read::Records) -> Result<(), String> {
         let mut r = self.records.lock().unwrap();
-        r.extend(records.into_iter().map(Value::Object));
+        r.extend(records.to_maps().unwrap().into_iter().map(Value::Object));
         Ok(())
     }
 

@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use ionport_core::plugin::LoadedPlugin;
-use ionport_core::read::ReadHandler;
+use ionport_core::read::{ReadHandler, Records};
 use ionport_plugin_abi::LogLevel;
 use ionport_plugin_abi::wire::{SyncMode, TaskSpec};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::out::Out;
 use super::{ConfigError, Session, load_json, now_millis, schema};
@@ -345,18 +345,21 @@ struct StreamWriter {
 }
 
 impl ReadHandler for StreamWriter {
-    fn records(&self, _stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+    fn records(&self, _stream: &str, records: Records) -> Result<(), String> {
         if !self.running.swap(true, Ordering::Relaxed) {
             self.out.emit(&stream_status(&self.name, "RUNNING"))?;
         }
-        let emitted_at = now_millis();
-        let n = records.len() as u64;
-        for data in records {
-            self.out.emit(&json!({"type": "RECORD", "record": {
-                "stream": self.name, "data": data, "emitted_at": emitted_at
-            }}))?;
-        }
-        self.since_state.fetch_add(n, Ordering::Relaxed);
+        // The message around each record's own text, keys in the order serde_json writes
+        // a message's (sorted), so that only `data` keeps the connector's field order.
+        let before = r#"{"record":{"data":"#;
+        let after = format!(
+            r#","emitted_at":{},"stream":{}}},"type":"RECORD"}}"#,
+            now_millis(),
+            Value::String(self.name.clone())
+        );
+        self.out.emit_records(&records, before, &after)?;
+        self.since_state
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use std::io::{BufWriter, Stdout, Write};
 use std::sync::Mutex;
 
+use ionport_core::read::Records;
 use serde::Serialize;
 
 /// Buffered stdout; flushed at every state message and at the end, so a consumer sees a
@@ -30,6 +31,23 @@ impl Out {
         serde_json::to_writer(&mut *w, message).map_err(|e| format!("writing stdout: {e}"))?;
         w.write_all(b"\n")
             .map_err(|e| format!("writing stdout: {e}"))
+    }
+
+    /// Writes one line per record of `records`: `before`, the record's JSON text as the
+    /// connector wrote it, `after` — under one lock, with no map built per record.
+    pub fn emit_records(&self, records: &Records, before: &str, after: &str) -> Result<(), String> {
+        let mut w = self
+            .0
+            .lock()
+            .map_err(|_| "stdout's lock is poisoned".to_string())?;
+        for r in records.iter() {
+            w.write_all(before.as_bytes())
+                .and_then(|()| w.write_all(r.line().as_bytes()))
+                .and_then(|()| w.write_all(after.as_bytes()))
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(|e| format!("writing stdout: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Flushes what was written.

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ionport_core::read::ReadHandler;
+use ionport_core::read::{ReadHandler, Records};
 use ionport_plugin_abi::LogLevel;
 use ionport_plugin_abi::wire::{DiscoveredStream, SyncMode, TaskSpec};
 use serde_json::{Map, Value, json};
@@ -294,16 +294,25 @@ struct StreamWriter {
 }
 
 impl ReadHandler for StreamWriter {
-    fn records(&self, _stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+    fn records(&self, _stream: &str, records: Records) -> Result<(), String> {
         let extracted = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let n = records.len() as u64;
-        for mut record in records {
-            if !self.excluded.is_empty() {
+        if self.excluded.is_empty() {
+            // Each record's own text inside the message, keys in the order serde_json
+            // writes a message's (sorted).
+            let after = format!(
+                r#","stream":{},"time_extracted":"{extracted}","type":"RECORD"}}"#,
+                Value::String(self.name.clone())
+            );
+            self.out.emit_records(&records, r#"{"record":"#, &after)?;
+        } else {
+            for record in records.iter() {
+                let mut record = record.to_map().map_err(|e| e.to_string())?;
                 record.retain(|k, _| !self.excluded.contains(k));
+                self.out.emit(&json!({
+                    "type": "RECORD", "stream": self.name, "record": record, "time_extracted": extracted
+                }))?;
             }
-            self.out.emit(&json!({
-                "type": "RECORD", "stream": self.name, "record": record, "time_extracted": extracted
-            }))?;
         }
         self.records.fetch_add(n, Ordering::Relaxed);
         Ok(())

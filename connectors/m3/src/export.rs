@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 
-use ionport_plugin_sdk::mi::{MiCall, MiType, typed_row};
+use ionport_plugin_sdk::mi::{MiCall, MiType, write_typed_row};
 use ionport_plugin_sdk::paging::AdaptivePageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::settings::M3Settings;
 
@@ -91,48 +91,48 @@ impl Export {
             .maxrecs(size)
     }
 
-    /// Splits the `REPL` lines of an answer into typed records.
-    pub fn records(
+    /// The `REPL` line of an answer row, split into one value per column.
+    fn split<'r>(
         &self,
         call: &MiCall,
-        rows: &[Vec<(String, String)>],
-    ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
-        let none = HashMap::new();
-        rows.iter()
-            .map(|row| {
-                let line = row
-                    .iter()
-                    .find(|(k, _)| k == "REPL")
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("");
-                let parts: Vec<&str> = line.split(SEPARATOR).collect();
-                if parts.len() != self.columns.len() {
-                    return Err(ConnectorError::gateway(format!(
-                        "M3 {} returned a row of {} fields for {} columns of {} (a value holding '{SEPARATOR}'?): {line:?}",
-                        call.name(),
-                        parts.len(),
-                        self.columns.len(),
-                        self.table
-                    )));
-                }
-                let pairs: Vec<(String, String)> = self
-                    .columns
-                    .iter()
-                    .zip(parts)
-                    .map(|(c, v)| (c.clone(), v.trim_end().to_string()))
-                    .collect();
-                Ok(typed_row(&pairs, &self.types, &none))
-            })
-            .collect()
+        row: &'r [(String, String)],
+    ) -> Result<Vec<&'r str>, ConnectorError> {
+        let line = row
+            .iter()
+            .find(|(k, _)| k == "REPL")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let parts: Vec<&str> = line.split(SEPARATOR).map(str::trim_end).collect();
+        if parts.len() != self.columns.len() {
+            return Err(ConnectorError::gateway(format!(
+                "M3 {} returned a row of {} fields for {} columns of {} (a value holding '{SEPARATOR}'?): {line:?}",
+                call.name(),
+                parts.len(),
+                self.columns.len(),
+                self.table
+            )));
+        }
+        Ok(parts)
     }
 
-    fn key_of(&self, r: &Map<String, Value>) -> Vec<String> {
+    /// The typed value of column `col` in `parts` (only the key and stamp columns are
+    /// needed as values; the record itself is written straight into the batch).
+    fn typed(&self, parts: &[&str], col: &str) -> Value {
+        let ty = self.types.get(col).copied().unwrap_or(MiType::Alpha);
+        self.columns
+            .iter()
+            .position(|c| c == col)
+            .and_then(|i| parts.get(i))
+            .map_or(Value::Null, |raw| ty.value(raw))
+    }
+
+    fn key_of(&self, parts: &[&str]) -> Vec<String> {
         self.key
             .iter()
-            .map(|k| match r.get(k) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(v) => format!("{:>20}", v.to_string()),
+            .map(|k| match self.typed(parts, k) {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                v => format!("{:>20}", v.to_string()),
             })
             .collect()
     }
@@ -171,6 +171,7 @@ impl Export {
             .cloned()
             .filter(|v| !v.is_null());
         let mut out = RecordWriter::new(host, stream, 1000);
+        let none = HashMap::new();
         let mut pages = 0u64;
         let mut grow = 1u32;
         loop {
@@ -193,20 +194,31 @@ impl Export {
             pages += 1;
             let fetched = answer.rows.len();
             let mut fresh = 0usize;
-            for r in self.records(&call, &answer.rows)? {
-                let k = self.key_of(&r);
+            for row in &answer.rows {
+                let parts = self.split(&call, row)?;
+                let k = self.key_of(&parts);
                 if last_key.as_ref().is_some_and(|last| &k <= last) {
                     continue;
                 }
-                if let Some(col) = self.lmts_col()
-                    && let Some(v) = r.get(col).filter(|v| !v.is_null())
-                    && max
-                        .as_ref()
-                        .is_none_or(|m| ionport_plugin_sdk::paging::compare(v, m).is_gt())
-                {
-                    max = Some(v.clone());
+                if let Some(col) = self.lmts_col() {
+                    let v = self.typed(&parts, col);
+                    if !v.is_null()
+                        && max
+                            .as_ref()
+                            .is_none_or(|m| ionport_plugin_sdk::paging::compare(&v, m).is_gt())
+                    {
+                        max = Some(v);
+                    }
                 }
-                out.push(&r)?;
+                out.write_row(|w| {
+                    let fields = self
+                        .columns
+                        .iter()
+                        .map(String::as_str)
+                        .zip(parts.iter().copied());
+                    write_typed_row(w, fields, &self.types, &none);
+                    Ok(())
+                })?;
                 last_key = Some(k);
                 fresh += 1;
             }

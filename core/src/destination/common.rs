@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{DestinationError, StreamSpec};
 
@@ -149,83 +149,17 @@ impl TableSpec {
         self.index.get(name).map(|&i| (i, &self.columns[i]))
     }
 
-    /// Checks that every value of `record` fits its column and that the key is present.
-    pub(crate) fn check(
-        &self,
-        destination: &str,
-        record: &Map<String, Value>,
-    ) -> Result<(), DestinationError> {
-        let bad = |message: String| DestinationError::Record {
-            destination: destination.to_string(),
-            stream: self.stream.clone(),
-            message,
-        };
-        for (name, value) in record {
-            let Some((i, col)) = self.column(name) else {
-                return Err(bad(format!(
-                    "field `{name}` ({}) is not in the stream's record schema",
-                    value_type(value)
-                )));
-            };
-            if value.is_null() {
-                if i < self.key_len {
-                    return Err(bad(format!("primary key field `{name}` is null")));
-                }
-                continue;
-            }
-            let fits = match col.ty {
-                ColumnType::Text => value.is_string(),
-                ColumnType::Integer => value.is_i64(),
-                ColumnType::Number => value.is_number(),
-                ColumnType::Boolean => value.is_boolean(),
-                ColumnType::Json => true,
-            };
-            if !fits {
-                return Err(bad(format!(
-                    "field `{name}`: a {} value does not fit its {} column",
-                    value_type(value),
-                    col.ty.name()
-                )));
-            }
-        }
-        for col in self.key() {
-            if !record.contains_key(&col.name) {
-                return Err(bad(format!("primary key field `{}` is missing", col.name)));
-            }
-        }
-        Ok(())
-    }
-
     /// The record's primary key as a canonical string (values normalised to the column
-    /// types, so a key read back from a typed store compares equal).
-    pub(crate) fn key_string(&self, record: &Map<String, Value>) -> String {
+    /// types, so a key read back from a typed store compares equal). The map form of
+    /// `row::key_string`, kept as the reference that one is tested against.
+    #[cfg(test)]
+    pub(crate) fn key_string(&self, record: &serde_json::Map<String, Value>) -> String {
         let parts: Vec<Value> = self
             .key()
             .iter()
             .map(|c| normalise_key(c.ty, record.get(&c.name).unwrap_or(&Value::Null)))
             .collect();
         Value::Array(parts).to_string()
-    }
-
-    /// `records` with only the last record of each key, in the order of those last
-    /// occurrences. Without a primary key, every record.
-    pub(crate) fn last_by_key<'a>(
-        &self,
-        records: &'a [Map<String, Value>],
-    ) -> Vec<&'a Map<String, Value>> {
-        if self.key_len == 0 {
-            return records.iter().collect();
-        }
-        let mut last: HashMap<String, usize> = HashMap::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            last.insert(self.key_string(r), i);
-        }
-        if last.len() == records.len() {
-            return records.iter().collect();
-        }
-        let mut keep: Vec<usize> = last.into_values().collect();
-        keep.sort_unstable();
-        keep.into_iter().map(|i| &records[i]).collect()
     }
 }
 
@@ -240,20 +174,6 @@ pub(crate) fn normalise_key(ty: ColumnType, v: &Value) -> Value {
             .map_or(Value::Null, Value::Number),
         (ColumnType::Json, v) => Value::String(v.to_string()),
         (_, v) => v.clone(),
-    }
-}
-
-/// The JSON type of a value, for messages (never the value: it may be data the user
-/// would not want in a log).
-pub(crate) fn value_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

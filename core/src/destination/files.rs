@@ -34,21 +34,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::common::{
     Column, TableNames, TableSpec, now_rfc3339, sync_dir, table_name, write_atomic,
 };
 use super::lock::{FileLock, lock_wait};
+use super::row::Columns;
 use super::segments::{self, Damage, Merge};
 use super::{Destination, DestinationError, StreamSpec};
+use crate::read::Records;
 
 /// The log size at which a commit seals it into a sorted segment. 32 MiB is about 150,000
 /// typical ERP records; sealing holds their keys and offsets in memory (about 10 MiB).
 const SEAL_WINDOW_BYTES: u64 = 32 << 20;
 
-/// Rows read back from an output or a segment.
-pub type Rows = Box<dyn Iterator<Item = Result<Map<String, Value>, String>>>;
+/// Rows read back from an output or a segment, as JSON text.
+pub type Rows = Box<dyn Iterator<Item = Result<segments::Line, String>>>;
 
 /// A final output format.
 pub trait Format: Send + Sync + 'static {
@@ -65,12 +67,13 @@ pub trait Format: Send + Sync + 'static {
     /// The rows of an output this destination wrote, in file order.
     fn read_output(output: &Path) -> Result<Rows, String>;
 
-    /// Writes `rows` into `out` as a whole new output. `base` is the output it replaces,
-    /// when there is one (for columns it has that the table no longer lists).
+    /// Writes `rows` (records' JSON text, checked) into `out` as a whole new output.
+    /// `base` is the output it replaces, when there is one (for columns it has that the
+    /// table no longer lists).
     fn write(
         table: &TableSpec,
         base: Option<&Path>,
-        rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
+        rows: &mut dyn Iterator<Item = Result<String, String>>,
         out: &mut File,
     ) -> Result<(), String>;
 }
@@ -507,9 +510,8 @@ impl<F: Format> FileDestination<F> {
         {
             let mut w = std::io::BufWriter::new(File::create(&staged).map_err(io)?);
             for r in F::read_output(&output).map_err(fail)? {
-                let line =
-                    serde_json::to_vec(&r.map_err(fail)?).map_err(|e| fail(e.to_string()))?;
-                w.write_all(&line)
+                let line = r.map_err(fail)?.text;
+                w.write_all(line.as_bytes())
                     .and_then(|()| w.write_all(b"\n"))
                     .map_err(io)?;
                 len += line.len() as u64 + 1;
@@ -661,19 +663,20 @@ impl<F: Format> Destination for FileDestination<F> {
     fn commit(
         &self,
         stream: &StreamSpec,
-        records: &[Map<String, Value>],
+        records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError> {
         let files = self.stream(&stream.name)?;
         let mut files = lock(&files);
         let table = self.table(&mut files, stream)?.clone();
-        for r in records {
-            table.check(&self.describe, r)?;
-        }
+        // Each record checked, then written as the connector wrote it. Records of one key
+        // may follow each other in the log: sealing keeps the last of each.
+        let mut columns = Columns::new(&self.describe, &table);
+        let mut values = Vec::with_capacity(table.columns.len());
         let mut buf = Vec::with_capacity(records.len() * 128);
-        for r in table.last_by_key(records) {
-            serde_json::to_writer(&mut buf, r)
-                .map_err(|e| self.io_err(&stream.name, "cannot serialise a record", e))?;
+        for r in records.iter() {
+            columns.values(&r, &mut values)?;
+            buf.extend_from_slice(r.line().as_bytes());
             buf.push(b'\n');
         }
         let io = |what: &str, e: std::io::Error| self.io_err(&stream.name, what, e);

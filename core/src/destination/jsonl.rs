@@ -1,5 +1,6 @@
 //! The JSONL destination: one `<table>.jsonl` file per stream under a directory, each
-//! line one record (as the connector emitted it), each key once after `finish`.
+//! line one record (the connector's own JSON text, fields in its order), each key once
+//! after `finish`.
 //!
 //! Exactly once: see `destination::files` (private) — records go to a per-stream log that
 //! is fsynced before the state file that points past it is renamed into place; `finish`
@@ -9,8 +10,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-
-use serde_json::{Map, Value};
 
 use super::common::TableSpec;
 use super::files::{FileDestination, Format, Rows};
@@ -31,13 +30,14 @@ impl Format for Jsonl {
     fn write(
         _table: &TableSpec,
         _base: Option<&Path>,
-        rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
+        rows: &mut dyn Iterator<Item = Result<String, String>>,
         out: &mut File,
     ) -> Result<(), String> {
         let mut w = BufWriter::with_capacity(1 << 16, out);
         for r in rows {
-            serde_json::to_writer(&mut w, &r?).map_err(|e| e.to_string())?;
-            w.write_all(b"\n").map_err(|e| e.to_string())?;
+            w.write_all(r?.as_bytes())
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(|e| e.to_string())?;
         }
         w.flush().map_err(|e| e.to_string())
     }

@@ -12,7 +12,9 @@
 //! runner's business ([`crate::pipeline`]).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::read::Records;
 
 mod common;
 mod files;
@@ -20,6 +22,7 @@ pub mod jsonl;
 pub mod lock;
 pub mod parquet;
 pub mod postgres;
+mod row;
 mod segments;
 pub mod sqlite;
 
@@ -236,11 +239,12 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     fn prepare(&self, stream: &StreamSpec) -> Result<(), DestinationError>;
 
     /// Commits one unit: `records` upserted on the primary key (a later record replaces an
-    /// earlier one with the same key) and `state` as the stream's state — together.
+    /// earlier one with the same key) and `state` as the stream's state — together. A
+    /// record that does not fit the stream's schema fails the whole unit.
     fn commit(
         &self,
         stream: &StreamSpec,
-        records: &[Map<String, Value>],
+        records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError>;
 

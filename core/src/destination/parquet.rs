@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 use super::DestinationError;
 use super::common::{ColumnType, TableSpec};
 use super::files::{FileDestination, Format, Rows};
+use super::segments::Line;
 
 const BATCH: usize = 8192;
 const JSON_META: &str = "ionport:type";
@@ -200,11 +201,17 @@ impl Format for Parquet {
             .with_batch_size(BATCH)
             .build()
             .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let mut at = 0u64;
         Ok(Box::new(batches.flat_map(move |batch| {
-            let rows: Vec<Result<Map<String, Value>, String>> = match batch {
+            let rows: Vec<Result<Line, String>> = match batch {
                 Err(e) => vec![Err(format!("cannot read {shown}: {e}"))],
                 Ok(batch) => (0..batch.num_rows())
-                    .map(|row| Ok(row_of(&batch, &schema, &types, row)))
+                    .map(|row| {
+                        at += 1;
+                        serde_json::to_string(&row_of(&batch, &schema, &types, row))
+                            .map(|text| Line { text, at })
+                            .map_err(|e| format!("cannot read {shown}: {e}"))
+                    })
                     .collect(),
             };
             rows
@@ -214,7 +221,7 @@ impl Format for Parquet {
     fn write(
         table: &TableSpec,
         base: Option<&Path>,
-        rows: &mut dyn Iterator<Item = Result<Map<String, Value>, String>>,
+        rows: &mut dyn Iterator<Item = Result<String, String>>,
         out: &mut File,
     ) -> Result<(), String> {
         // The output's columns: the table's, then any the dataset has that it no longer lists.
@@ -268,7 +275,8 @@ impl Format for Parquet {
             Ok(())
         };
         for r in rows {
-            chunk.push(r?);
+            // Arrow columns are built from maps: Parquet is not on the cheap path yet.
+            chunk.push(serde_json::from_str(&r?).map_err(|e| e.to_string())?);
             if chunk.len() == BATCH {
                 flush(&mut chunk, &mut w)?;
             }

@@ -16,14 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::common::{
     ColumnType, TableNames, TableSpec, expand_env, quote_ident as quote, redact_url, scrub,
     url_password,
 };
 use super::lock::{Holder, POLL, lock_wait};
+use super::row::{Columns, last_by_key};
 use super::{Destination, DestinationError, StreamSpec};
+use crate::read::Records;
 
 /// A Postgres schema with its state table.
 pub struct PostgresDestination {
@@ -461,18 +463,31 @@ impl Destination for PostgresDestination {
     fn commit(
         &self,
         stream: &StreamSpec,
-        records: &[Map<String, Value>],
+        records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError> {
         let p = self.prepared(stream)?;
-        for r in records {
-            p.table.check(&self.describe, r)?;
+        let mut columns = Columns::new(&self.describe, &p.table);
+        let mut values = Vec::with_capacity(p.table.columns.len());
+        for r in records.iter() {
+            columns.values(&r, &mut values)?;
         }
-        let rows = p.table.last_by_key(records);
-        let batch = serde_json::to_string(&rows).map_err(|e| DestinationError::Write {
-            destination: self.describe.clone(),
-            message: format!("stream {}: cannot serialise the batch: {e}", stream.name),
-        })?;
+        // One statement cannot upsert a key twice: only each key's last record goes.
+        let keep = last_by_key(&self.describe, &p.table, records)?;
+        let mut batch = String::with_capacity(records.len() * 128 + 2);
+        batch.push('[');
+        let mut keep_at = keep.iter().peekable();
+        for (i, r) in records.iter().enumerate() {
+            if keep_at.next_if(|k| **k == i).is_none() {
+                continue;
+            }
+            if batch.len() > 1 {
+                batch.push(',');
+            }
+            batch.push_str(r.line());
+        }
+        batch.push(']');
+        let rows = keep;
         let state_text = state.to_string();
         let state_sql = format!(
             "INSERT INTO {} (stream, state, updated_at) VALUES ($1, $2::text::jsonb, now())

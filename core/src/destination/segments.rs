@@ -9,10 +9,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
-
 use super::common::TableSpec;
 use super::files::Rows;
+use super::row::record_key;
+use crate::read::{Records, RecordsError};
 
 /// A line of a file that is not what ionport wrote there.
 #[derive(Debug)]
@@ -93,9 +93,16 @@ fn body(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn parse(line: &[u8]) -> Result<Map<String, Value>, String> {
-    serde_json::from_slice::<Map<String, Value>>(line)
-        .map_err(|e| format!("not a JSON object ({e})"))
+/// The key text of a log line, read without building a map; `one` is reused.
+fn line_key(one: &mut Records, table: &TableSpec, line: &[u8]) -> Result<Box<str>, String> {
+    let record = one.reparse_line(line).map_err(|e| match e {
+        RecordsError::NotJson { message, .. } => format!("not a JSON object ({message})"),
+        _ => "not a JSON object".to_string(),
+    })?;
+    if table.key_len == 0 {
+        return Ok(Box::from(""));
+    }
+    record_key(table, &record).map(String::into_boxed_str)
 }
 
 /// Seals the first `len` bytes of the JSONL file `src` into segments of at most `window`
@@ -116,6 +123,7 @@ pub(crate) fn seal(
     let mut entries: Vec<Entry> = Vec::new();
     let (mut offset, mut line_no, mut bytes, mut written) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::new();
+    let mut one = Records::default();
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf)? as u64;
@@ -132,13 +140,8 @@ pub(crate) fn seal(
         let damage = if buf.last() != Some(&b'\n') {
             Some("cut short (no line end)".to_string())
         } else {
-            match parse(line) {
-                Ok(r) => {
-                    let key = if table.key_len > 0 {
-                        table.key_string(&r).into_boxed_str()
-                    } else {
-                        Box::from("")
-                    };
+            match line_key(&mut one, table, line) {
+                Ok(key) => {
                     entries.push(Entry {
                         key,
                         offset: start,
@@ -213,6 +216,7 @@ fn write_segment(
 pub(crate) fn scan(src: &Path, len: u64) -> std::io::Result<Option<u64>> {
     let mut reader = BufReader::with_capacity(1 << 16, File::open(src)?.take(len));
     let mut buf = Vec::new();
+    let mut one = Records::default();
     let mut line_no = 0;
     loop {
         buf.clear();
@@ -224,13 +228,24 @@ pub(crate) fn scan(src: &Path, len: u64) -> std::io::Result<Option<u64>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if buf.last() != Some(&b'\n') || parse(line).is_err() {
+        if buf.last() != Some(&b'\n') || one.reparse_line(line).is_err() {
             return Ok(Some(line_no));
         }
     }
 }
 
-/// The records of a JSONL file, in file order; errors name the file and the line.
+/// One row read back from an output or a segment: its JSON text (not yet checked) and
+/// its place in the file, for messages.
+#[derive(Debug)]
+pub struct Line {
+    /// The JSON text.
+    pub text: String,
+    /// Its line (or row) number in its file, from 1.
+    pub at: u64,
+}
+
+/// The lines of a JSONL file, in file order, as they are (the merge checks them as it
+/// reads their keys); errors name the file and the line.
 pub(crate) fn read_jsonl(path: &Path) -> Result<Rows, String> {
     let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let shown = path.display().to_string();
@@ -243,8 +258,14 @@ pub(crate) fn read_jsonl(path: &Path) -> Result<Rows, String> {
                 match line {
                     Err(e) => Some(Err(format!("cannot read {shown}: {e}"))),
                     Ok(l) if body(&l).iter().all(u8::is_ascii_whitespace) => None,
-                    Ok(l) => {
-                        Some(parse(body(&l)).map_err(|e| format!("{shown} line {line_no}: {e}")))
+                    Ok(mut l) => {
+                        let len = body(&l).len();
+                        l.truncate(len);
+                        Some(
+                            String::from_utf8(l)
+                                .map(|text| Line { text, at: line_no })
+                                .map_err(|_| format!("{shown} line {line_no}: not UTF-8")),
+                        )
                     }
                 }
             }),
@@ -254,9 +275,8 @@ pub(crate) fn read_jsonl(path: &Path) -> Result<Rows, String> {
 struct Source {
     name: String,
     rows: Rows,
-    head: Option<Map<String, Value>>,
+    head: Option<String>,
     last: Option<String>,
-    row: u64,
 }
 
 /// The streaming merge of sorted sources (oldest first): each key once, from the newest
@@ -267,6 +287,8 @@ pub(crate) struct Merge<'a> {
     heap: BinaryHeap<(Reverse<String>, usize)>,
     started: bool,
     current: usize,
+    /// Parses each line once, for its key and to refuse what is not a record.
+    one: Records,
 }
 
 impl<'a> Merge<'a> {
@@ -281,38 +303,56 @@ impl<'a> Merge<'a> {
                     rows,
                     head: None,
                     last: None,
-                    row: 0,
                 })
                 .collect(),
             heap: BinaryHeap::new(),
             started: false,
             current: 0,
+            one: Records::default(),
         }
     }
 
+    /// The key text of a line of source `i`; an error names the file and the line.
+    fn key_of(&mut self, i: usize, line: &Line) -> Result<String, String> {
+        line_key(&mut self.one, self.table, line.text.as_bytes())
+            .map(String::from)
+            .map_err(|e| {
+                let name = self.sources.get(i).map_or("", |s| s.name.as_str());
+                format!("{name} line {}: {e}", line.at)
+            })
+    }
+
     fn advance(&mut self, i: usize) -> Result<(), String> {
-        let s = &mut self.sources[i];
-        match s.rows.next() {
-            None => s.head = None,
+        let Some(next) = self.sources.get_mut(i).map(|s| s.rows.next()) else {
+            return Ok(());
+        };
+        match next {
+            None => {
+                if let Some(s) = self.sources.get_mut(i) {
+                    s.head = None;
+                }
+            }
             Some(Err(e)) => return Err(e),
-            Some(Ok(r)) => {
-                s.row += 1;
-                let key = self.table.key_string(&r);
+            Some(Ok(line)) => {
+                let key = self.key_of(i, &line)?;
+                let Some(s) = self.sources.get_mut(i) else {
+                    return Ok(());
+                };
                 if s.last.as_ref().is_some_and(|last| key <= *last) {
                     return Err(format!(
-                        "{} is not in key order at row {} (it was not written by this version of ionport)",
-                        s.name, s.row
+                        "{} is not in key order at line {} (it was not written by this version of ionport)",
+                        s.name, line.at
                     ));
                 }
                 s.last = Some(key.clone());
-                s.head = Some(r);
+                s.head = Some(line.text);
                 self.heap.push((Reverse(key), i));
             }
         }
         Ok(())
     }
 
-    fn next_keyed(&mut self) -> Result<Option<Map<String, Value>>, String> {
+    fn next_keyed(&mut self) -> Result<Option<String>, String> {
         if !self.started {
             self.started = true;
             for i in 0..self.sources.len() {
@@ -335,18 +375,22 @@ impl<'a> Merge<'a> {
 }
 
 impl Iterator for Merge<'_> {
-    type Item = Result<Map<String, Value>, String>;
+    /// A record's JSON text, checked to be a record.
+    type Item = Result<String, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.table.key_len > 0 {
             return self.next_keyed().transpose();
         }
-        while let Some(s) = self.sources.get_mut(self.current) {
-            match s.rows.next() {
-                Some(r) => return Some(r),
-                None => self.current += 1,
+        let i = self.current;
+        let next = self.sources.get_mut(i)?.rows.next();
+        match next {
+            Some(Ok(line)) => Some(self.key_of(i, &line).map(|_| line.text)),
+            Some(Err(e)) => Some(Err(e)),
+            None => {
+                self.current += 1;
+                self.next()
             }
         }
-        None
     }
 }

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::common::{ColumnType, TableNames, TableSpec, now_rfc3339, quote_ident as quote};
 use super::lock::{FileLock, lock_wait};
+use super::row::Columns;
 use super::{Destination, DestinationError, StreamSpec};
+use crate::read::{JsonRef, Records};
 
 /// A SQLite database file with its state table.
 pub struct SqliteDestination {
@@ -291,18 +293,38 @@ impl SqliteDestination {
     }
 }
 
-fn sql_value(ty: ColumnType, v: Option<&Value>) -> SqlValue {
-    match (ty, v) {
-        (_, None | Some(Value::Null)) => SqlValue::Null,
-        (ColumnType::Text, Some(Value::String(s))) => SqlValue::Text(s.clone()),
-        (ColumnType::Integer, Some(Value::Number(n))) => {
-            n.as_i64().map_or(SqlValue::Null, SqlValue::Integer)
-        }
-        (ColumnType::Number, Some(Value::Number(n))) => {
-            n.as_f64().map_or(SqlValue::Null, SqlValue::Real)
-        }
-        (ColumnType::Boolean, Some(Value::Bool(b))) => SqlValue::Integer(i64::from(*b)),
-        (_, Some(v)) => SqlValue::Text(v.to_string()),
+/// The SQL value of a checked JSON value: text is bound borrowed from the batch unless it
+/// held escapes.
+fn sql_value(ty: ColumnType, v: Option<JsonRef<'_>>) -> Result<ToSqlOutput<'_>, String> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(ToSqlOutput::Borrowed(ValueRef::Null));
+    };
+    let owned = |v: SqlValue| Ok(ToSqlOutput::Owned(v));
+    match ty {
+        ColumnType::Text => match v.as_str() {
+            Some(std::borrow::Cow::Borrowed(s)) => {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())))
+            }
+            Some(std::borrow::Cow::Owned(s)) => owned(SqlValue::Text(s)),
+            None => Err(format!("a {} value in a string column", v.type_name())),
+        },
+        ColumnType::Integer => match v.as_i64() {
+            Some(n) => owned(SqlValue::Integer(n)),
+            None => Err(format!("a {} value in an integer column", v.type_name())),
+        },
+        ColumnType::Number => match v.as_f64() {
+            Some(n) => owned(SqlValue::Real(n)),
+            None => Err(format!("a {} value in a number column", v.type_name())),
+        },
+        ColumnType::Boolean => match v.as_bool() {
+            Some(b) => owned(SqlValue::Integer(i64::from(b))),
+            None => Err(format!("a {} value in a boolean column", v.type_name())),
+        },
+        // The value as serde_json writes it, as before: one canonical text per value.
+        ColumnType::Json => match v.to_value() {
+            Ok(value) => owned(SqlValue::Text(value.to_string())),
+            Err(e) => Err(e.to_string()),
+        },
     }
 }
 
@@ -318,31 +340,38 @@ impl Destination for SqliteDestination {
     fn commit(
         &self,
         stream: &StreamSpec,
-        records: &[Map<String, Value>],
+        records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError> {
         let p = self.prepared(stream)?;
-        for r in records {
-            p.table.check(&self.describe, r)?;
-        }
-        let rows = p.table.last_by_key(records);
         let state_text = state.to_string();
+        let what = format!("stream {}", stream.name);
         let mut conn = self.conn();
+        // A record that does not fit fails the unit: the transaction is rolled back when
+        // dropped, so nothing of it is written.
         let tx = conn
             .transaction()
             .map_err(|e| self.write_err("cannot begin a transaction", e))?;
         {
             let mut stmt = tx
                 .prepare_cached(&p.upsert)
-                .map_err(|e| self.write_err(&format!("stream {}", stream.name), e))?;
-            for r in rows {
-                let values = p
-                    .table
-                    .columns
-                    .iter()
-                    .map(|c| sql_value(c.ty, r.get(&c.name)));
-                stmt.execute(params_from_iter(values))
-                    .map_err(|e| self.write_err(&format!("stream {}: upsert", stream.name), e))?;
+                .map_err(|e| self.write_err(&what, e))?;
+            let mut columns = Columns::new(&self.describe, &p.table);
+            let mut values = Vec::with_capacity(p.table.columns.len());
+            let mut params = Vec::with_capacity(p.table.columns.len());
+            // In order, one upsert each: a later record of a key replaces an earlier one.
+            for r in records.iter() {
+                columns.values(&r, &mut values)?;
+                params.clear();
+                for (c, v) in p.table.columns.iter().zip(&values) {
+                    params.push(
+                        sql_value(c.ty, *v).map_err(|e| {
+                            self.write_err(&format!("{what}: column {}", c.name), e)
+                        })?,
+                    );
+                }
+                stmt.execute(params_from_iter(params.iter()))
+                    .map_err(|e| self.write_err(&format!("{what}: upsert"), e))?;
             }
             tx.execute(
                 "INSERT INTO _ionport_state (stream, state, updated_at) VALUES (?1, ?2, ?3)

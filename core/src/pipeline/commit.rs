@@ -20,17 +20,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::run::RunObserver;
 use crate::destination::{Destination, StreamSpec};
-use crate::read::ReadHandler;
+use crate::read::{ReadHandler, Records};
 
 /// Commit units that may wait for the stage while the plugin reads on.
 pub const QUEUE_DEPTH: usize = 2;
 
 struct Unit {
-    records: Vec<Map<String, Value>>,
+    records: Records,
     state: Value,
 }
 
@@ -53,7 +53,7 @@ impl Committed {
 pub struct CommitStage {
     spec: StreamSpec,
     sender: Mutex<Option<SyncSender<Unit>>>,
-    buffer: Mutex<Vec<Map<String, Value>>>,
+    buffer: Mutex<Records>,
     committed: Arc<Committed>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -111,7 +111,7 @@ impl CommitStage {
         Ok(Self {
             spec,
             sender: Mutex::new(Some(sender)),
-            buffer: Mutex::new(Vec::new()),
+            buffer: Mutex::new(Records::default()),
             committed,
             thread: Mutex::new(Some(thread)),
         })
@@ -216,7 +216,7 @@ fn commit_loop(
 }
 
 impl ReadHandler for CommitStage {
-    fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+    fn records(&self, stream: &str, records: Records) -> Result<(), String> {
         if stream != self.spec.name {
             return Err(format!(
                 "records of stream '{stream}' emitted while reading '{}'",
@@ -226,7 +226,8 @@ impl ReadHandler for CommitStage {
         if let Some(e) = self.committed.error() {
             return Err(e);
         }
-        self.buffer.lock().map_err(|_| poisoned())?.extend(records);
+        // The batch's text moves into the unit as it is: no copy, no per-record map.
+        self.buffer.lock().map_err(|_| poisoned())?.append(records);
         Ok(())
     }
 
@@ -244,7 +245,7 @@ pub(super) struct TaskHandler {
 }
 
 impl ReadHandler for TaskHandler {
-    fn records(&self, stream: &str, records: Vec<Map<String, Value>>) -> Result<(), String> {
+    fn records(&self, stream: &str, records: Records) -> Result<(), String> {
         self.stage.records(stream, records)
     }
     fn checkpoint(&self, stream: &str, state: Value) -> Result<(), String> {
@@ -279,7 +280,7 @@ mod tests {
         fn commit(
             &self,
             _: &StreamSpec,
-            records: &[Map<String, Value>],
+            records: &Records,
             state: &Value,
         ) -> Result<(), DestinationError> {
             let mut c = self.commits.lock().unwrap();
@@ -289,7 +290,10 @@ mod tests {
                     message: "disk full".into(),
                 });
             }
-            let ids = records.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+            let ids = records
+                .iter()
+                .map(|r| r.get("id").unwrap().as_i64().unwrap())
+                .collect();
             c.push((ids, state.clone()));
             Ok(())
         }
@@ -316,9 +320,11 @@ mod tests {
         }
     }
 
-    fn records(ids: std::ops::Range<i64>) -> Vec<Map<String, Value>> {
-        ids.map(|i| json!({ "id": i }).as_object().unwrap().clone())
-            .collect()
+    fn records(ids: std::ops::Range<i64>) -> Records {
+        let maps: Vec<_> = ids
+            .map(|i| json!({ "id": i }).as_object().unwrap().clone())
+            .collect();
+        Records::from_maps(&maps).unwrap()
     }
 
     fn stage(dest: &Arc<Memory>) -> CommitStage {

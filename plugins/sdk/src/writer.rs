@@ -62,8 +62,170 @@ impl RecordWriter {
         self.host.checkpoint(state)
     }
 
+    /// Adds one record written field by field by `f` straight into the batch as JSON
+    /// text: no map, no value tree, no allocation per field. When `f` or a value fails,
+    /// nothing of the record stays in the batch. Flushes when the batch is full.
+    pub fn write_row(
+        &mut self,
+        f: impl FnOnce(&mut RowWriter<'_>) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let start = self.buf.len();
+        let mut row = RowWriter::open(&mut self.buf);
+        let result = f(&mut row).and_then(|()| row.close());
+        if let Err(e) = result {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        self.pending += 1;
+        if self.pending as usize >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Records handed to the host so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+}
+
+/// One record being written into a batch ([`RecordWriter::write_row`]).
+///
+/// Field methods chain and do not fail one by one: the first error (a value serde_json
+/// refuses) is kept and ends the record when it is closed. A key written twice is written
+/// twice; the host reads the last one.
+#[derive(Debug)]
+pub struct RowWriter<'b> {
+    buf: &'b mut Vec<u8>,
+    fields: usize,
+    error: Option<String>,
+}
+
+impl<'b> RowWriter<'b> {
+    pub(crate) fn open(buf: &'b mut Vec<u8>) -> Self {
+        buf.push(b'{');
+        RowWriter {
+            buf,
+            fields: 0,
+            error: None,
+        }
+    }
+
+    /// Ends the object and the line, or returns the first error.
+    pub(crate) fn close(&mut self) -> Result<(), ConnectorError> {
+        if let Some(e) = self.error.take() {
+            return Err(ConnectorError::connector(format!("encoding a record: {e}")));
+        }
+        self.buf.extend_from_slice(b"}\n");
+        Ok(())
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.fields > 0 {
+            self.buf.push(b',');
+        }
+        self.fields += 1;
+        self.json(key);
+        self.buf.push(b':');
+    }
+
+    fn json<T: Serialize + ?Sized>(&mut self, value: &T) {
+        if let Err(e) = serde_json::to_writer(&mut *self.buf, value) {
+            self.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// A text field.
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        self.json(value);
+        self
+    }
+
+    /// An integer field.
+    pub fn i64(&mut self, key: &str, value: i64) -> &mut Self {
+        self.key(key);
+        self.json(&value);
+        self
+    }
+
+    /// A number field (written as serde_json writes an `f64`: `null` when not finite).
+    pub fn f64(&mut self, key: &str, value: f64) -> &mut Self {
+        self.key(key);
+        self.json(&value);
+        self
+    }
+
+    /// A boolean field.
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key);
+        self.json(&value);
+        self
+    }
+
+    /// A `null` field.
+    pub fn null(&mut self, key: &str) -> &mut Self {
+        self.key(key);
+        self.buf.extend_from_slice(b"null");
+        self
+    }
+
+    /// A field of any serialisable value (nested objects, arrays, `serde_json::Value`).
+    pub fn value<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        self.key(key);
+        self.json(value);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn line(f: impl FnOnce(&mut RowWriter<'_>)) -> Result<String, ConnectorError> {
+        let mut buf = Vec::new();
+        let mut row = RowWriter::open(&mut buf);
+        f(&mut row);
+        row.close()?;
+        Ok(String::from_utf8(buf).unwrap())
+    }
+
+    #[test]
+    fn a_row_is_one_json_object_per_line_with_its_types() {
+        let text = line(|r| {
+            r.str("s", "a\"b\\c\n\u{1}é")
+                .i64("i", i64::MIN)
+                .f64("f", 5.0)
+                .f64("nan", f64::NAN)
+                .bool("b", true)
+                .null("n")
+                .value("o", &json!({"x": [1, null]}))
+                .str("k\"ey", "");
+        })
+        .unwrap();
+        assert!(
+            text.ends_with("}\n") && text.matches('\n').count() == 1,
+            "{text}"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            json!({"s": "a\"b\\c\n\u{1}é", "i": i64::MIN, "f": 5.0, "nan": null, "b": true,
+                   "n": null, "o": {"x": [1, null]}, "k\"ey": ""})
+        );
+        assert!(text.contains("\"f\":5.0"), "a float stays a float: {text}");
+        assert_eq!(line(|_| {}).unwrap(), "{}\n");
+    }
+
+    #[test]
+    fn a_value_serde_json_refuses_fails_the_row() {
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert(vec![1u8], 1);
+        let e = line(|r| {
+            r.str("a", "x").value("m", &bad);
+        })
+        .unwrap_err();
+        assert!(e.message().contains("encoding a record"), "{e:?}");
     }
 }

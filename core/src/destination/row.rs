@@ -1,0 +1,174 @@
+//! A record's values by column, read straight from its JSON text ([`Record`]): the one
+//! type check every destination applies before it writes, and the canonical key text.
+//!
+//! Why by column and not by name: destinations bind or write columns in table order, and
+//! a name lookup per field per record is most of what a map would have cost. Records of
+//! one stream almost always list their fields in the same order, so the column of each
+//! field position is remembered and only confirmed by comparing the name.
+
+use std::fmt::Write as _;
+
+use super::DestinationError;
+use super::common::{ColumnType, TableSpec, normalise_key};
+use crate::read::{JsonRef, Record, Records};
+
+/// Reads records into column order for one table (one per commit: it learns the field
+/// order as it goes).
+#[derive(Debug)]
+pub(crate) struct Columns<'t> {
+    table: &'t TableSpec,
+    destination: &'t str,
+    /// The column of each field position, as last seen.
+    hints: Vec<usize>,
+}
+
+impl<'t> Columns<'t> {
+    pub(crate) fn new(destination: &'t str, table: &'t TableSpec) -> Self {
+        Columns {
+            table,
+            destination,
+            hints: Vec::new(),
+        }
+    }
+
+    fn bad(&self, message: String) -> DestinationError {
+        DestinationError::Record {
+            destination: self.destination.to_string(),
+            stream: self.table.stream.clone(),
+            message,
+        }
+    }
+
+    /// `record`'s values in column order (`None`: not in the record), checked: every
+    /// field is a column, every value fits its column's type, the key is present and not
+    /// null. A field written twice counts with its last value.
+    pub(crate) fn values<'a>(
+        &mut self,
+        record: &Record<'a>,
+        out: &mut Vec<Option<JsonRef<'a>>>,
+    ) -> Result<(), DestinationError> {
+        let columns = &self.table.columns;
+        out.clear();
+        out.resize(columns.len(), None);
+        for (i, (name, value)) in record.fields().enumerate() {
+            let hinted = self
+                .hints
+                .get(i)
+                .copied()
+                .filter(|&c| columns.get(c).is_some_and(|col| col.name == name));
+            let c = match hinted {
+                Some(c) => c,
+                None => {
+                    let Some((c, _)) = self.table.column(name) else {
+                        return Err(self.bad(format!(
+                            "field `{name}` ({}) is not in the stream's record schema",
+                            value.type_name()
+                        )));
+                    };
+                    match self.hints.get_mut(i) {
+                        Some(h) => *h = c,
+                        None => self.hints.push(c),
+                    }
+                    c
+                }
+            };
+            if let Some(slot) = out.get_mut(c) {
+                *slot = Some(value);
+            }
+        }
+        for (i, (col, value)) in columns.iter().zip(out.iter()).enumerate() {
+            let is_key = i < self.table.key_len;
+            let Some(v) = value.filter(|v| !v.is_null()) else {
+                if is_key {
+                    let what = if value.is_some() { "null" } else { "missing" };
+                    return Err(self.bad(format!("primary key field `{}` is {what}", col.name)));
+                }
+                continue;
+            };
+            let fits = match col.ty {
+                ColumnType::Text => v.is_string(),
+                ColumnType::Integer => v.as_i64().is_some(),
+                ColumnType::Number => v.is_number(),
+                ColumnType::Boolean => v.as_bool().is_some(),
+                ColumnType::Json => true,
+            };
+            if !fits {
+                return Err(self.bad(format!(
+                    "field `{}`: a {} value does not fit its {} column",
+                    col.name,
+                    v.type_name(),
+                    col.ty.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key text of the values of `table`'s key columns, in key order: equal to
+/// [`TableSpec::key_string`] of the same record as a map (segments sealed from text are
+/// merged by key with rows read back as maps).
+pub(crate) fn key_string<'a>(
+    table: &TableSpec,
+    key_values: impl Iterator<Item = Option<JsonRef<'a>>>,
+) -> Result<String, String> {
+    let mut s = String::with_capacity(32);
+    s.push('[');
+    for (i, (col, v)) in table.key().iter().zip(key_values).enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        match v.filter(|v| !v.is_null()) {
+            None => s.push_str("null"),
+            // A string without escapes is already the canonical text serde_json writes.
+            Some(v) if col.ty == ColumnType::Text && v.is_string() && !v.text().contains('\\') => {
+                s.push_str(v.text())
+            }
+            Some(v) => match (col.ty, v.as_i64()) {
+                (ColumnType::Integer | ColumnType::Text, Some(n)) => {
+                    let _ = write!(s, "{n}");
+                }
+                _ => {
+                    let value = v.to_value().map_err(|e| e.to_string())?;
+                    let _ = write!(s, "{}", normalise_key(col.ty, &value));
+                }
+            },
+        }
+    }
+    s.push(']');
+    Ok(s)
+}
+
+/// The key text of `record` (its key fields found by name).
+pub(crate) fn record_key(table: &TableSpec, record: &Record<'_>) -> Result<String, String> {
+    key_string(table, table.key().iter().map(|c| record.get(&c.name)))
+}
+
+/// The positions of the records to write: only the last record of each key, in the order
+/// of those last occurrences (every record without a key). For writers that cannot
+/// upsert one key twice in one statement.
+pub(crate) fn last_by_key(
+    destination: &str,
+    table: &TableSpec,
+    records: &Records,
+) -> Result<Vec<usize>, DestinationError> {
+    if table.key_len == 0 {
+        return Ok((0..records.len()).collect());
+    }
+    let mut last = std::collections::HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let key = record_key(table, &r).map_err(|message| DestinationError::Record {
+            destination: destination.to_string(),
+            stream: table.stream.clone(),
+            message,
+        })?;
+        last.insert(key, i);
+    }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    Ok(keep)
+}
+
+#[cfg(test)]
+#[path = "row_tests.rs"]
+mod tests;
