@@ -7,12 +7,13 @@
 //! interrupted full refresh resumes where it stopped.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ionport_plugin_sdk::key_ranges::{self, KeyPage};
-use ionport_plugin_sdk::mi::{MiCall, MiShape, MiType, typed_row};
+use ionport_plugin_sdk::mi::{MiCall, MiShape, MiType, write_typed_row};
 use ionport_plugin_sdk::paging::SharedPageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::columns::{self, Col};
 use crate::settings::M3Settings;
@@ -77,8 +78,9 @@ pub struct Listing<'a> {
     pub cols: &'a [Col],
 }
 
-/// A listed record with its key (trimmed, as MI answers and takes it).
-type Keyed = (String, Map<String, Value>);
+/// A listed row with its key (trimmed, as MI answers and takes it) and the field types of
+/// its answer; typed only when written into the batch, so no record is built as a map.
+type Keyed = (String, Vec<(String, String)>, Arc<HashMap<String, MiType>>);
 
 impl Listing<'_> {
     fn call(&self, from: Option<&str>, size: u32) -> MiCall {
@@ -94,33 +96,33 @@ impl Listing<'_> {
         c
     }
 
-    /// One page from key `from` onwards (that key included, the MI rule), typed.
+    /// One page from key `from` onwards (that key included, the MI rule).
     fn page(
         &self,
         host: &Host,
         s: &M3Settings,
-        types: &HashMap<String, MiType>,
-        fallback: &HashMap<String, MiType>,
+        types: &Arc<HashMap<String, MiType>>,
         size: &SharedPageSize,
         from: Option<&str>,
     ) -> Result<KeyPage<Keyed>, ConnectorError> {
         let (resp, asked) = size.fetch(host, |n| self.call(from, n).request(s.shape()))?;
         let answer = self.call(from, asked).parse(&resp)?;
+        // v1 answers carry their own metadata; v2 use the types read before the listing.
         let types = if answer.types.is_empty() {
-            types
+            types.clone()
         } else {
-            &answer.types
+            Arc::new(answer.types)
         };
         let rows = answer
             .rows
-            .iter()
+            .into_iter()
             .map(|row| {
                 let key = row
                     .iter()
                     .find(|(k, _)| k == self.key)
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
-                (key, typed_row(row, types, fallback))
+                (key, row, types.clone())
             })
             .collect();
         Ok(KeyPage { rows, asked })
@@ -128,32 +130,27 @@ impl Listing<'_> {
 
     /// Reads the listing after `resume` (the last key of an interrupted run) with up to
     /// `pages_in_flight` pages requested at once ([`key_ranges`]), handing each page's
-    /// records to `page_done` with the watermark: every record at or below that key has
+    /// rows to `page_done` with the watermark: every record at or below that key has
     /// been handed over.
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         host: &Host,
         s: &M3Settings,
-        types: &HashMap<String, MiType>,
+        types: HashMap<String, MiType>,
         size: &SharedPageSize,
         pages_in_flight: usize,
         resume: Option<String>,
-        mut page_done: impl FnMut(Vec<Map<String, Value>>, Option<&str>) -> Result<(), ConnectorError>,
+        mut page_done: impl FnMut(Vec<Keyed>, Option<&str>) -> Result<(), ConnectorError>,
     ) -> Result<u64, ConnectorError> {
-        let fallback = columns::types(self.cols);
+        let types = Arc::new(types);
         key_ranges::read(
             host,
             pages_in_flight,
             resume,
-            |from| self.page(host, s, types, &fallback, size, from),
-            |(key, _): &Keyed| key.as_str(),
-            |rows, progress| {
-                page_done(
-                    rows.into_iter().map(|(_, r)| r).collect(),
-                    progress.watermark,
-                )
-            },
+            |from| self.page(host, s, &types, size, from),
+            |(key, _, _): &Keyed| key.as_str(),
+            |rows, progress| page_done(rows, progress.watermark),
         )
     }
 }
@@ -177,17 +174,22 @@ pub fn read_list(
         .and_then(|st| st.get("last_key"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    let fallback = columns::types(listing.cols);
     let mut out = RecordWriter::new(host, stream, 1000);
     let pages = listing.read(
         host,
         s,
-        &types,
+        types,
         size,
         pages_in_flight,
         start,
-        |records, watermark| {
-            for r in &records {
-                out.push(r)?;
+        |rows, watermark| {
+            for (_, row, types) in &rows {
+                out.write_row(|w| {
+                    let fields = row.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                    write_typed_row(w, fields, types, &fallback);
+                    Ok(())
+                })?;
             }
             out.commit(&json!({ "complete": false, "last_key": watermark }))
         },

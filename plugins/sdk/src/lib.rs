@@ -11,7 +11,7 @@
 //!
 //! What this crate gives an author:
 //! - [`Connector`], the trait to implement, and [`export_connector!`];
-//! - [`Host`], [`GatewayRequest`], [`GatewayResponse`] and [`RecordWriter`];
+//! - [`Host`], [`GatewayRequest`], [`GatewayResponse`], [`RecordWriter`] and [`RowWriter`];
 //! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
 //! - [`decode`]: every success answer must have its page's shape (`unexpected_body` otherwise);
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
@@ -65,7 +65,7 @@ pub use ionport_plugin_abi::wire::{
     SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
-pub use writer::RecordWriter;
+pub use writer::{RecordWriter, RowWriter};
 
 /// Everything a connector usually needs, in one import.
 pub mod prelude {
