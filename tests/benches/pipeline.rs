@@ -65,7 +65,6 @@ use ionport_emulator::EmulatorConfig;
 use ionport_emulator::config::Quota;
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, plugin_lib};
-use serde_json::Value;
 
 use dest::{Dest, pg_url};
 use run::{RunFigures, RunSetup, full_run};
@@ -436,7 +435,6 @@ fn main() {
                         );
                     }
                 }
-                let _: Value = emu.control("POST", "reset", None);
             }
         }
     }
