@@ -28,7 +28,7 @@
 //!
 //! Environment (lists are comma-separated):
 //! - `BENCH_TASKS`: `customers,customer_table,business_partners,m3_order_lines` (default all)
-//! - `BENCH_SCALES`: records per loopback row (default `100000`); `0` skips loopback
+//! - `BENCH_SCALES`: records per loopback row (default `100000,1000000`); `0` skips loopback
 //! - `BENCH_DESTINATIONS`: `jsonl,parquet,sqlite,postgres` (default all)
 //! - `BENCH_PAGE`: page size for every task (default per task: M3 and Data Lake 10,000, LN
 //!   5,000); `BENCH_PAGES_IN_FLIGHT` (default 4)
@@ -312,7 +312,7 @@ fn latency_row(
 
 fn main() {
     let tasks = tasks::selected(&env_list("BENCH_TASKS", ""));
-    let scales: Vec<u64> = env_list("BENCH_SCALES", "100000")
+    let scales: Vec<u64> = env_list("BENCH_SCALES", "100000,1000000")
         .iter()
         .map(|s| {
             s.parse()
