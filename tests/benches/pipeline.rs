@@ -171,6 +171,7 @@ fn loopback(
         plugin,
         &ionapi,
         ceiling::read_request(task, page, pif),
+        stages && task.task == "customer_table",
     );
     if read.records != want || read.distinct_keys != want {
         let line = format!(

@@ -2,7 +2,7 @@
 //! it should: rows and distinct primary keys, counted in the destination itself.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -151,9 +151,7 @@ struct KeySet {
 
 impl KeySet {
     fn insert(&mut self, parts: impl Hash) {
-        let mut h = self.state.build_hasher();
-        parts.hash(&mut h);
-        self.hashes.insert(h.finish());
+        self.hashes.insert(self.state.hash_one(parts));
     }
 }
 
