@@ -304,6 +304,31 @@ fn ln_windows_are_in_flight_at_once_but_never_more_than_asked() {
 }
 
 #[test]
+fn ln_the_connections_paging_setting_puts_windows_in_flight_and_links_stay_one_at_a_time() {
+    // What a pipeline file can say: `settings = { paging = "skip" }`, no read option.
+    let emu = emulator(Duration::from_millis(15));
+    let p = plugin("ionport_connector_ln");
+    let host = Counting::new(emu.host());
+    let with = |paging: &str| ReadRequest {
+        connection: ConnectionConfig {
+            settings: json!({"company": 100, "paging": paging}),
+        },
+        options: Value::Null,
+        pages_in_flight: Some(4),
+        ..ln_request("business_partners", SyncMode::FullRefresh, 20, None)
+    };
+    let skip = read(&p, &host, &with("skip"));
+    assert!((2..=4).contains(&skip.most), "skip: {} at once", skip.most);
+    let auto = read(&p, &host, &with("auto"));
+    assert_eq!(auto.most, 1, "links are followed one at a time");
+    assert_eq!(
+        skip.records.len(),
+        ln_count(&emu, &tables::LN_BUSINESS_PARTNERS)
+    );
+    assert!(skip.records == auto.records, "the same records either way");
+}
+
+#[test]
 fn ln_a_window_size_that_times_out_costs_two_504s_and_the_rest_goes_one_at_a_time() {
     let emu = emulator(Duration::ZERO);
     let p = plugin("ionport_connector_ln");

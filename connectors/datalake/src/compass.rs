@@ -8,7 +8,7 @@ use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, sleep_cancellable};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Where the jobs live, relative to the API base.
 pub const JOBS: &str = "DATAFABRIC/compass/v2/jobs";
@@ -245,12 +245,77 @@ pub fn wait(
 /// One result page.
 #[derive(Debug)]
 pub struct ResultPage {
-    /// The rows.
-    pub rows: Vec<Map<String, Value>>,
+    /// The answer's body: the rows are lines of it, passed on as they came (each checked
+    /// to be a non-empty object of selected columns), never built as maps.
+    body: Vec<u8>,
+    /// Where each row lies in `body`.
+    lines: Vec<std::ops::Range<usize>>,
     /// Body size in bytes.
     pub bytes: usize,
     /// `x-total-rows`, when sent.
     pub total: Option<u64>,
+}
+
+impl ResultPage {
+    /// Rows in the page.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Each row's JSON text, as the answer gave it.
+    pub fn rows(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.lines.iter().filter_map(|r| self.body.get(r.clone()))
+    }
+}
+
+/// A JSON object's keys (borrowed where they hold no escape), its values skipped.
+struct ObjectKeys<'a>(Vec<std::borrow::Cow<'a, str>>);
+
+impl<'de> serde::Deserialize<'de> for ObjectKeys<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = ObjectKeys<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = map.next_key_seed(Key)? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(ObjectKeys(keys))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+/// A key, borrowed from the body unless it holds an escape.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_owned()))
+    }
 }
 
 /// Content types that are another format than the NDJSON asked for: an answer in one of
@@ -284,26 +349,33 @@ fn parse_ndjson(
             return Err(bad(format!("the content type is {essence}")));
         }
     }
-    let mut rows = Vec::new();
-    for (i, line) in resp.body.split(|b| *b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut lines = Vec::new();
+    let mut at = 0;
+    for (i, raw) in resp.body.split(|b| *b == b'\n').enumerate() {
+        let start = at;
+        at += raw.len() + 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let v: Map<String, Value> = serde_json::from_slice(line)
+        // One borrowed parse: the keys, no value built.
+        let keys: ObjectKeys<'_> = serde_json::from_slice(line)
             .map_err(|e| bad(format!("line {} is not a JSON object: {e}", i + 1)))?;
-        if v.is_empty() {
+        if keys.0.is_empty() {
             return Err(bad(format!("line {} is an empty object", i + 1)));
         }
         if let Some(cols) = columns
-            && let Some(k) = v.keys().find(|k| !cols.iter().any(|c| c == *k))
+            && let Some(k) = keys
+                .0
+                .iter()
+                .find(|k| !cols.iter().any(|c| c == k.as_ref()))
         {
             return Err(bad(format!(
                 "line {} has a column {k:?} the query did not select",
                 i + 1
             )));
         }
-        rows.push(v);
+        lines.push(start..start + line.len());
     }
     let total = resp
         .header("x-total-rows")
@@ -311,16 +383,17 @@ fn parse_ndjson(
     if let Some(t) = resp
         .header("x-row-count")
         .and_then(|v| v.trim().parse::<usize>().ok())
-        && t != rows.len()
+        && t != lines.len()
     {
         return Err(bad(format!(
             "the page announced {t} rows but held {}",
-            rows.len()
+            lines.len()
         )));
     }
     Ok(ResultPage {
-        rows,
         bytes: resp.body.len(),
+        body: resp.body.clone(),
+        lines,
         total,
     })
 }

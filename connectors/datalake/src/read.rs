@@ -331,7 +331,7 @@ impl ResultRead<'_> {
                 job.id
             )));
         }
-        let n = page.rows.len() as u64;
+        let n = page.len() as u64;
         // More rows than asked would overlap the next page, asked from offset + limit.
         if n > u64::from(limit) {
             return Err(ConnectorError::unexpected_body(format!(
@@ -350,8 +350,8 @@ impl ResultRead<'_> {
                 job.id, job.offset
             )));
         }
-        for row in &page.rows {
-            out.push(row)?;
+        for row in page.rows() {
+            out.push_line(row)?;
         }
         job.offset += n;
         out.commit(&DlState {

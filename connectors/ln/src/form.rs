@@ -28,4 +28,11 @@ pub struct LnConnectionForm {
     #[serde(default)]
     #[schemars(title = "OData services")]
     pub services: Vec<String>,
+    /// How pages are asked for: `auto` follows the service's `@odata.nextLink`, one page
+    /// at a time (falling back to `$top`/`$skip` when a full page has no link); `skip`
+    /// pages by `$top`/`$skip` over the key from the start, so that a task's
+    /// `pages_in_flight` windows are requested at once.
+    #[serde(default)]
+    #[schemars(title = "Paging")]
+    pub paging: crate::Paging,
 }

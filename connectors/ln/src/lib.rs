@@ -38,6 +38,9 @@ pub struct LnSettings {
     /// Services that `discover` lists.
     #[serde(default)]
     pub services: Vec<String>,
+    /// How pages are asked for, unless the read's `paging` option says.
+    #[serde(default)]
+    pub paging: Paging,
 }
 
 impl LnSettings {
@@ -170,7 +173,8 @@ impl Connector for LnConnector {
         let settings = LnSettings::from_connection(&req.connection)?;
         let target = target_of(req)?;
         let paging = match req.options.get("paging").and_then(Value::as_str) {
-            None | Some("auto") => Paging::Auto,
+            None => settings.paging,
+            Some("auto") => Paging::Auto,
             Some("skip") => Paging::Skip,
             Some(other) => {
                 return Err(ConnectorError::invalid_input(format!(

@@ -50,10 +50,23 @@ impl Target {
     }
 }
 
-/// How to page when the service sends no `@odata.nextLink`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to page: by the service's links, or by `$top`/`$skip` windows (which can be in
+/// flight several at once).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Paging {
     /// Follow `@odata.nextLink`; fall back to `$top`/`$skip` when a full page has no link.
+    #[default]
     Auto,
     /// `$top`/`$skip` from the start (still following links inside a `$top` window).
     Skip,

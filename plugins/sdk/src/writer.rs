@@ -44,6 +44,23 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Adds one record that is already JSON text (one object, no newline), as a source
+    /// answered it: no value is built. The host still checks that it is an object.
+    pub fn push_line(&mut self, json: &[u8]) -> Result<(), ConnectorError> {
+        if json.contains(&b'\n') {
+            return Err(ConnectorError::connector(
+                "a record's JSON text holds a line break",
+            ));
+        }
+        self.buf.extend_from_slice(json);
+        self.buf.push(b'\n');
+        self.pending += 1;
+        if self.pending as usize >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Hands the buffered records to the host.
     pub fn flush(&mut self) -> Result<(), ConnectorError> {
         if self.pending == 0 {

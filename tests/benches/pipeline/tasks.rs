@@ -14,11 +14,8 @@ pub enum Paging {
     KeyRanges,
     /// M3 EXPORTMI: each page starts after the last key of the one before.
     Sequential,
-    /// LN through a pipeline file: `@odata.nextLink`, a link known only from the answer
-    /// before it (`$skip` windows need `options.paging = "skip"`, which a pipeline file
-    /// cannot set).
-    NextLink,
-    /// Data Lake: a finished job's result pages by offset.
+    /// Pages by offset: a finished Data Lake job's result pages, LN `$top`/`$skip`
+    /// windows (the connection's `paging = "skip"`).
     Offsets,
 }
 
@@ -40,7 +37,8 @@ pub struct BenchTask {
 impl BenchTask {
     pub fn settings_json(&self) -> Value {
         match self.connector {
-            "infor-m3" | "infor-ln" => json!({ "company": CONO }),
+            "infor-m3" => json!({ "company": CONO }),
+            "infor-ln" => json!({ "company": CONO, "paging": "skip" }),
             _ => json!({}),
         }
     }
@@ -78,7 +76,7 @@ impl BenchTask {
         match self.paging {
             Paging::KeyRanges | Paging::Offsets => pif.to_string(),
             // The setting is passed but the task reads one page at a time.
-            Paging::Sequential | Paging::NextLink => format!("{pif}→1"),
+            Paging::Sequential => format!("{pif}→1"),
         }
     }
 
@@ -86,7 +84,7 @@ impl BenchTask {
     pub fn effective_in_flight(&self, pif: u32) -> u32 {
         match self.paging {
             Paging::KeyRanges | Paging::Offsets => pif,
-            Paging::Sequential | Paging::NextLink => 1,
+            Paging::Sequential => 1,
         }
     }
 }
@@ -115,9 +113,9 @@ pub const TASKS: &[BenchTask] = &[
         task: "business_partners",
         connector: "infor-ln",
         lib: "ionport_connector_ln",
-        settings_toml: "{ company = 100 }",
+        settings_toml: "{ company = 100, paging = \"skip\" }",
         page: 1_000,
-        paging: Paging::NextLink,
+        paging: Paging::Offsets,
     },
     BenchTask {
         label: "datalake/m3_order_lines",
