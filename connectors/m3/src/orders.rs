@@ -2,7 +2,7 @@
 //! order number), then `OIS100MI/LstLine` for each order. The state keeps the last order
 //! whose lines were all emitted, so a restart resumes after it.
 
-use ionport_plugin_sdk::mi::{MiCall, typed_row};
+use ionport_plugin_sdk::mi::{MiCall, write_typed_row};
 use ionport_plugin_sdk::paging::AdaptivePageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};
@@ -78,7 +78,11 @@ pub fn read_order_lines(
                 &answer.types
             };
             for row in &answer.rows {
-                out.push(&typed_row(row, types, &fallback))?;
+                out.write_row(|w| {
+                    let fields = row.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                    write_typed_row(w, fields, types, &fallback);
+                    Ok(())
+                })?;
             }
             last_order = Some(order.clone());
         }
