@@ -252,6 +252,14 @@ fn fail_and_resume(
     (landed, e.kind().to_string())
 }
 
+/// What a failed and resumed read landed is exactly what one read gives: no duplicate,
+/// none missing, in the same order.
+fn assert_landed_once(t: &TableDef, landed: &[Value], want: &[Value], what: &str) {
+    assert_no_duplicates(t, landed, what);
+    assert_eq!(landed.len(), want.len(), "{what}");
+    assert!(landed == want, "{what}: the same records in the same order");
+}
+
 #[test]
 fn ln_a_read_with_windows_in_flight_that_fails_half_way_resumes_with_every_record_once() {
     let emu = Arc::new(emulator(Duration::ZERO));
@@ -274,9 +282,7 @@ fn ln_a_read_with_windows_in_flight_that_fails_half_way_resumes_with_every_recor
             );
         });
         assert_eq!(kind, "gateway");
-        assert_no_duplicates(t, &landed, "failed and resumed");
-        assert_eq!(landed.len(), want.len(), "{mode:?} pages of {page}");
-        assert!(landed == want, "the same records in the same order");
+        assert_landed_once(t, &landed, &want, &format!("{mode:?} pages of {page}"));
     }
 }
 
@@ -457,9 +463,7 @@ fn datalake_a_read_with_pages_in_flight_that_fails_half_way_resumes_the_job_with
             submitted + 1,
             "the resumed read reads on the same job"
         );
-        assert_no_duplicates(t, &landed, "failed and resumed");
-        assert_eq!(landed.len(), want.len(), "{mode:?} pages of {page}");
-        assert!(landed == want, "the same rows in the same order");
+        assert_landed_once(t, &landed, &want, &format!("{mode:?} pages of {page}"));
     }
 }
 

@@ -103,9 +103,7 @@ impl AdaptivePageSize {
                     return Ok((v, size));
                 }
                 Err(e) if e.is_timeout() => {
-                    host.warn(&format!(
-                        "the gateway timed out on a page of {size} records; asking for smaller pages"
-                    ));
+                    warn_timeout(host, size);
                     self.on_timeout(e)?;
                 }
                 Err(e) => return Err(e),
@@ -122,6 +120,12 @@ impl AdaptivePageSize {
     ) -> Result<(GatewayResponse, u32), ConnectorError> {
         self.run(host, |size| host.gateway(&build(size)))
     }
+}
+
+fn warn_timeout(host: &Host, size: u32) {
+    host.warn(&format!(
+        "the gateway timed out on a page of {size} records; asking for smaller pages"
+    ));
 }
 
 /// An [`AdaptivePageSize`] shared by the threads of one read that keeps several pages in
@@ -165,9 +169,7 @@ impl SharedPageSize {
                 Err(e) if e.is_timeout() => {
                     let mut shared = self.lock();
                     if shared.get() >= size {
-                        host.warn(&format!(
-                            "the gateway timed out on a page of {size} records; asking for smaller pages"
-                        ));
+                        warn_timeout(host, size);
                         shared.on_timeout(e)?;
                     }
                 }
