@@ -4,8 +4,12 @@ use ionport_plugin_sdk::form::IonApiCredentials;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-fn default_page_rows() -> u32 {
-    100_000
+/// 10,000 rows (a few MB of typical ERP rows): with several pages in flight each one is
+/// held as its body and as its records, so the service's maximum (100,000 rows, 10 MB)
+/// would hold hundreds of MB at once; the cost is more result requests (100 per million
+/// rows, far under a tenant's quota).
+pub fn default_page_rows() -> u32 {
+    10_000
 }
 
 fn default_max_wait() -> u32 {

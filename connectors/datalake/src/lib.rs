@@ -26,10 +26,6 @@ pub use read::{DlState, JobState, Target};
 
 const CATALOG: &str = "DATAFABRIC/datacatalog/v1/object";
 
-fn default_page_rows() -> u32 {
-    100_000
-}
-
 fn default_max_wait() -> u32 {
     600
 }
@@ -38,7 +34,7 @@ fn default_max_wait() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DlSettings {
     /// Rows per result page.
-    #[serde(default = "default_page_rows")]
+    #[serde(default = "form::default_page_rows")]
     pub page_rows: u32,
     /// How long to wait for a query, in seconds.
     #[serde(default = "default_max_wait")]

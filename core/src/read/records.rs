@@ -51,11 +51,15 @@ pub enum RecordsError {
     Encode(String),
 }
 
-/// Where a field's key is: in the text, or decoded aside because it held escapes.
+/// Where a field's key is: a span of the text, or (`DECODED`, i) for the i-th key decoded
+/// aside because it held escapes. Two words, no enum tag: the tables of a wide batch are
+/// several times its text (16 bytes a field, not 20).
 #[derive(Debug, Clone, Copy)]
-enum KeyAt {
-    Text(u32, u32),
-    Decoded(u32),
+struct KeyAt(u32, u32);
+
+impl KeyAt {
+    /// Never a text offset: the text is shorter than 4 GiB.
+    const DECODED: u32 = u32::MAX;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +223,18 @@ impl Chunk {
                 });
             }
             let at = line_start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
+            if self.rows.is_empty() {
+                // Size the tables once from the first record, so a batch's tables are not
+                // grown by doubling (which copies them and holds up to twice their size).
+                let fields = self.fields.len() - first;
+                reserve_like(
+                    &mut self.rows,
+                    &mut self.fields,
+                    text.len(),
+                    trimmed.len(),
+                    fields,
+                );
+            }
             // Fits: the whole text is under 4 GiB (checked above).
             self.rows.push(Row {
                 line: (at as u32, (at + trimmed.len()) as u32),
@@ -231,6 +247,15 @@ impl Chunk {
     fn span(&self, (a, b): (u32, u32)) -> &str {
         self.text.get(a as usize..b as usize).unwrap_or_default()
     }
+}
+
+/// Room for the records of a text of `len` bytes whose first record takes `line` bytes
+/// and has `fields` fields, with an eighth to spare for longer records.
+fn reserve_like(rows: &mut Vec<Row>, all: &mut Vec<Field>, len: usize, line: usize, fields: usize) {
+    let n = len / (line + 1) + 1;
+    let n = n + n / 8;
+    rows.reserve(n.saturating_sub(rows.len()));
+    all.reserve((n * fields).saturating_sub(all.len()));
 }
 
 fn is_json(text: &str) -> bool {
@@ -282,11 +307,11 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, '_> {
             let key = match key {
                 Key::Borrowed(k) => {
                     let at = sink.offset(k);
-                    KeyAt::Text(at, at + k.len() as u32)
+                    KeyAt(at, at + k.len() as u32)
                 }
                 Key::Owned(k) => {
                     sink.keys.push(k);
-                    KeyAt::Decoded(sink.keys.len() as u32 - 1)
+                    KeyAt(KeyAt::DECODED, sink.keys.len() as u32 - 1)
                 }
             };
             let v = value.get();
@@ -370,8 +395,10 @@ impl<'a> Record<'a> {
             .iter()
             .map(move |f| {
                 let key = match f.key {
-                    KeyAt::Text(a, b) => chunk.span((a, b)),
-                    KeyAt::Decoded(i) => chunk.keys.get(i as usize).map_or("", String::as_str),
+                    KeyAt(KeyAt::DECODED, i) => {
+                        chunk.keys.get(i as usize).map_or("", String::as_str)
+                    }
+                    KeyAt(a, b) => chunk.span((a, b)),
                 };
                 (key, JsonRef(chunk.span(f.value)))
             })
