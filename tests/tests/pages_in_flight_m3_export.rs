@@ -32,7 +32,11 @@ const SCALE: u64 = 1_000;
 const TASKS: [(&str, &[&str], &TableDef); 3] = [
     ("customer_table", &["OKCUNO"], &tables::OCUSMA),
     ("table:MITMAS", &["MMITNO"], &tables::MITMAS),
-    ("table:OOLINE", &["OBORNO", "OBPONR", "OBPOSX"], &tables::OOLINE),
+    (
+        "table:OOLINE",
+        &["OBORNO", "OBPONR", "OBPOSX"],
+        &tables::OOLINE,
+    ),
 ];
 
 fn m3() -> Arc<LoadedPlugin> {
@@ -182,7 +186,12 @@ fn key_ranges_give_exactly_the_records_of_one_page_at_a_time() {
                 let many = read(&p, &host, &full(task, page, n, None), cols);
                 assert_eq!(many.keys.len(), count, "{}: count", what(n));
                 assert!(many.records == one.records, "{}: other records", what(n));
-                assert!(many.most <= u64::from(n), "{}: {} at once", what(n), many.most);
+                assert!(
+                    many.most <= u64::from(n),
+                    "{}: {} at once",
+                    what(n),
+                    many.most
+                );
                 if task == "customer_table" {
                     assert_watermarks(&many, &all, &what(n));
                 }
@@ -229,7 +238,10 @@ fn a_key_range_read_that_fails_half_way_resumes_and_lands_every_record() {
             );
         });
         let e = p
-            .read(host.clone() as Arc<dyn HostCallbacks>, &full(task, 50, 4, None))
+            .read(
+                host.clone() as Arc<dyn HostCallbacks>,
+                &full(task, 50, 4, None),
+            )
             .expect_err("the read fails half-way");
         assert_eq!(e.kind(), "gateway", "{task}: {e}");
         let (failed, _) = host.take();
@@ -240,12 +252,24 @@ fn a_key_range_read_that_fails_half_way_resumes_and_lands_every_record() {
             .iter()
             .map(|(_, v)| key_of(v, cols))
             .collect();
-        assert!(landed.len() < all.len(), "{task}: the read stopped half-way");
+        assert!(
+            landed.len() < all.len(),
+            "{task}: the read stopped half-way"
+        );
         let rest = read(&p, &host, &full(task, 50, 4, Some(state.clone())), cols);
         let mut union: BTreeSet<String> = landed.iter().cloned().collect();
         union.extend(rest.keys.iter().cloned());
-        assert!(union == all, "{task}: {} of {} records", union.len(), all.len());
-        assert_eq!(rest.records.len(), rest.keys.len(), "{task}: twice in one read");
+        assert!(
+            union == all,
+            "{task}: {} of {} records",
+            union.len(),
+            all.len()
+        );
+        assert_eq!(
+            rest.records.len(),
+            rest.keys.len(),
+            "{task}: twice in one read"
+        );
         if task == "customer_table" {
             // Resumed after the watermark: exactly the customers above it, and a record
             // read twice lies above it (the destination's upsert replaces it).
@@ -289,7 +313,11 @@ fn incremental_reads_in_key_ranges_read_what_changed() {
     // 60 changes in pages of 20: the changed rows are themselves read in ranges.
     let second = read(&p, &host, &inc(Some(first.state.clone())), cols);
     let got: BTreeSet<String> = second.records.keys().cloned().collect();
-    assert!(changed.is_subset(&got), "missing {:?}", changed.difference(&got));
+    assert!(
+        changed.is_subset(&got),
+        "missing {:?}",
+        changed.difference(&got)
+    );
     // Besides the changed ones, at most the records stamped at the old cursor.
     assert!(second.keys.len() <= 60 + 1, "{} records", second.keys.len());
     assert_eq!(second.records.len(), second.keys.len(), "twice in one read");

@@ -57,7 +57,10 @@ impl Export {
 
     /// The key columns a record's range key is made of: those after the company.
     fn range_cols(&self) -> &[String] {
-        self.key.get(1..).filter(|k| !k.is_empty()).unwrap_or(&self.key)
+        self.key
+            .get(1..)
+            .filter(|k| !k.is_empty())
+            .unwrap_or(&self.key)
     }
 
     fn query(
@@ -160,7 +163,11 @@ impl Export {
     /// Ranges need the page column's order to be its text's: a numeric page column is
     /// read one page at a time.
     fn pages_in_flight(&self, asked: usize) -> usize {
-        let text = self.types.get(self.page_col()).copied().unwrap_or(MiType::Alpha);
+        let text = self
+            .types
+            .get(self.page_col())
+            .copied()
+            .unwrap_or(MiType::Alpha);
         if text == MiType::Alpha { asked } else { 1 }
     }
 
@@ -211,7 +218,8 @@ impl Export {
                     "M3 {}: more than {asked} rows share {} = {:?}; they cannot be paged",
                     self.table,
                     self.page_col(),
-                    from.and_then(|f| f.split(KEY_JOIN).next()).unwrap_or_default()
+                    from.and_then(|f| f.split(KEY_JOIN).next())
+                        .unwrap_or_default()
                 )));
             }
             grow = grow.saturating_mul(2);
@@ -247,7 +255,9 @@ impl Export {
         } else {
             None
         };
-        let resume = run.and_then(|r| r.get("last_key")).and_then(|k| self.resume_key(k));
+        let resume = run
+            .and_then(|r| r.get("last_key"))
+            .and_then(|k| self.resume_key(k));
         let mut max: Option<Value> = run
             .and_then(|r| r.get("max"))
             .cloned()

@@ -98,7 +98,8 @@ where
 /// [`read`] for a source that can also end a page before a key: `fetch(from, end)` lists
 /// from `from` (included, `None`: the start) up to `end` (excluded, `None`: the end of
 /// the listing). A page shorter than asked ends its range only; the end of the listing is
-/// learnt from a range found empty (see the module's docs).
+/// learnt from a range's first request, which is sent without its end (see the module's
+/// docs).
 pub fn read_bounded<R, F, K, P>(
     host: &Host,
     pages_in_flight: usize,
