@@ -413,6 +413,21 @@ pub(crate) fn key_lower_bound(e: &Expr, key_col: usize) -> Option<String> {
     }
 }
 
+/// An upper bound on a key column implied by a top-level conjunction (`key < 'x'`): a
+/// scan in key order can stop there, as an index range scan does.
+pub(crate) fn key_upper_bound(e: &Expr, key_col: usize) -> Option<String> {
+    match e {
+        Expr::And(a, b) => match (key_upper_bound(a, key_col), key_upper_bound(b, key_col)) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        },
+        Expr::Cmp(Operand::Col(c), CmpOp::Lt, Lit::Str(s)) if *c == key_col => {
+            Some(s.trim_end().to_owned())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,9 @@
 //! `BENCH_LATENCY_QUOTAS` requests per 60 s, the pipeline file's `quota` (the host's
 //! client-side limit) set to the same: records/s, the bound (quota × records per request,
 //! or pages in flight ÷ latency × records per request, whichever is lower), requests/min
-//! against the emulator and their share of the quota, 429s the emulator served; for M3
-//! key-paged lists also `pages_in_flight = 1`, and the ratio.
+//! against the emulator and their share of the quota, 429s the emulator served; for the
+//! M3 tasks read in key ranges (MI lists, EXPORTMI) also `pages_in_flight = 1`, and the
+//! ratio.
 //!
 //! Nothing about time is asserted; record counts are.
 //!

@@ -21,6 +21,8 @@ pub struct Counting {
     most: AtomicU64,
     checkpoints: AtomicU64,
     arm: Mutex<Option<Arm>>,
+    /// The query parameters of each gateway request (the recorder keeps the path only).
+    queries: Mutex<Vec<Vec<(String, String)>>>,
 }
 
 impl std::fmt::Debug for Counting {
@@ -40,12 +42,18 @@ impl Counting {
             most: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             arm: Mutex::new(None),
+            queries: Mutex::new(Vec::new()),
         })
     }
 
     /// Runs `fault` once `after` checkpoints were taken.
     pub fn arm(&self, after: u64, fault: impl FnOnce() + Send + 'static) {
         *self.arm.lock().unwrap_or_else(PoisonError::into_inner) = Some((after, Box::new(fault)));
+    }
+
+    /// The query parameters of the gateway requests since the last call, in order.
+    pub fn take_queries(&self) -> Vec<Vec<(String, String)>> {
+        std::mem::take(&mut *self.queries.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// What was recorded, and the most gateway calls outstanding at once; starts afresh.
@@ -61,6 +69,10 @@ impl HostCallbacks for Counting {
         head: GatewayRequestHead,
         body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
+        self.queries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(head.query.clone());
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         let r = self.inner.gateway(head, body);

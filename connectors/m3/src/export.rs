@@ -1,15 +1,23 @@
 //! Reading tables through `EXPORTMI/Select`.
 //!
 //! Rows come back in key order, one delimited line each in the output field `REPL`. A
-//! table is paged by its main key column (`where KEY >= 'last'`, dropping rows already
-//! seen); an incremental read adds `and xxLMTS >= cursor`. The cursor only advances when
-//! the listing is complete (pages come in key order, not time order); meanwhile the state
-//! records the last key, so a restart resumes where it stopped.
+//! table is listed by the first key column after the company (the *page column*):
+//! `where PAGE >= 'from'`, and with pages in flight in key ranges read side by side
+//! (`sdk::key_ranges::read_bounded`): a range's later pages add `and PAGE < 'end'`. An
+//! incremental read adds `and xxLMTS >= cursor`. The cursor only advances when the listing
+//! is complete (pages come in key order, not time order); meanwhile the state records the
+//! watermark key, so a restart resumes where it stopped.
+//!
+//! A record's key for the ranges is its key columns after the company joined by a tab
+//! (numbers right-aligned in 20 places), so that the order of the keys' bytes is the
+//! table's key order even where many rows share the page column (order lines). Only the
+//! page column goes into the query; rows before the key asked from are dropped here.
 
 use std::collections::HashMap;
 
+use ionport_plugin_sdk::key_ranges::{self, KeyPage};
 use ionport_plugin_sdk::mi::{MiCall, MiType, write_typed_row};
-use ionport_plugin_sdk::paging::AdaptivePageSize;
+use ionport_plugin_sdk::paging::SharedPageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};
 
@@ -47,7 +55,21 @@ impl Export {
             .map_or("", String::as_str)
     }
 
-    fn query(&self, s: &M3Settings, from: Option<&str>, since: Option<&Value>) -> String {
+    /// The key columns a record's range key is made of: those after the company.
+    fn range_cols(&self) -> &[String] {
+        self.key
+            .get(1..)
+            .filter(|k| !k.is_empty())
+            .unwrap_or(&self.key)
+    }
+
+    fn query(
+        &self,
+        s: &M3Settings,
+        from: Option<&str>,
+        end: Option<&str>,
+        since: Option<&Value>,
+    ) -> String {
         let mut q = format!(
             "{} from {} where {} = {}",
             self.columns.join(","),
@@ -55,8 +77,13 @@ impl Export {
             self.company_col(),
             s.company
         );
+        // The page column's part of a range key: the bound the query can state.
+        let page = |k: &str| quote(k.split(KEY_JOIN).next().unwrap_or(k));
         if let Some(k) = from {
-            q.push_str(&format!(" and {} >= {}", self.page_col(), quote(k)));
+            q.push_str(&format!(" and {} >= {}", self.page_col(), page(k)));
+        }
+        if let Some(k) = end {
+            q.push_str(&format!(" and {} < {}", self.page_col(), page(k)));
         }
         if let (Some(v), Some(col)) = (since, self.lmts_col()) {
             let v = match v {
@@ -76,32 +103,25 @@ impl Export {
             .find(|c| c.ends_with("LMTS"))
     }
 
-    /// The call for one page.
+    /// The call for one page: rows from range key `from` (its page column) up to `end`
+    /// (excluded).
     pub fn call(
         &self,
         s: &M3Settings,
         from: Option<&str>,
+        end: Option<&str>,
         since: Option<&Value>,
         size: u32,
     ) -> MiCall {
         MiCall::new("EXPORTMI", "Select")
             .input("SEPC", SEPARATOR)
             .input("HDRS", "0")
-            .input("QERY", self.query(s, from, since))
+            .input("QERY", self.query(s, from, end, since))
             .maxrecs(size)
     }
 
-    /// The `REPL` line of an answer row, split into one value per column.
-    fn split<'r>(
-        &self,
-        call: &MiCall,
-        row: &'r [(String, String)],
-    ) -> Result<Vec<&'r str>, ConnectorError> {
-        let line = row
-            .iter()
-            .find(|(k, _)| k == "REPL")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
+    /// A `REPL` line split into one value per column.
+    fn split<'r>(&self, call: &MiCall, line: &'r str) -> Result<Vec<&'r str>, ConnectorError> {
         let parts: Vec<&str> = line.split(SEPARATOR).map(str::trim_end).collect();
         if parts.len() != self.columns.len() {
             return Err(ConnectorError::gateway(format!(
@@ -126,25 +146,97 @@ impl Export {
             .map_or(Value::Null, |raw| ty.value(raw))
     }
 
-    fn key_of(&self, parts: &[&str]) -> Vec<String> {
-        self.key
+    /// A row's range key: its key columns after the company, joined by [`KEY_JOIN`].
+    fn key_of(&self, parts: &[&str]) -> String {
+        let values: Vec<String> = self
+            .range_cols()
             .iter()
             .map(|k| match self.typed(parts, k) {
                 Value::String(s) => s,
                 Value::Null => String::new(),
                 v => format!("{:>20}", v.to_string()),
             })
-            .collect()
+            .collect();
+        values.join(KEY_JOIN)
     }
 
-    /// Reads the whole listing (from `state`), emitting records and checkpointing each
-    /// page. `since` is the incremental lower bound. Returns (records, pages, final state).
+    /// Ranges need the page column's order to be its text's: a numeric page column is
+    /// read one page at a time.
+    fn pages_in_flight(&self, asked: usize) -> usize {
+        let text = self
+            .types
+            .get(self.page_col())
+            .copied()
+            .unwrap_or(MiType::Alpha);
+        if text == MiType::Alpha { asked } else { 1 }
+    }
+
+    /// One page of rows from range key `from` (included) up to `end` (excluded). Rows
+    /// before `from` (sharing its page column) are dropped, and the page asked counted
+    /// short by as many, so that a short page still means the end. A full page of rows
+    /// at or before `from` (more rows share a page column value than a page holds) is
+    /// asked again larger, or it could never advance.
+    fn page(
+        &self,
+        host: &Host,
+        s: &M3Settings,
+        since: Option<&Value>,
+        size: &SharedPageSize,
+        from: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<KeyPage<Row>, ConnectorError> {
+        let mut grow = 1u32;
+        loop {
+            let (resp, n) = size.fetch(host, |n| {
+                self.call(s, from, end, since, n.saturating_mul(grow))
+                    .request(s.shape())
+            })?;
+            let asked = n.saturating_mul(grow);
+            let call = self.call(s, from, end, since, asked);
+            let answer = call.parse(&resp)?;
+            let fetched = answer.rows.len();
+            let mut rows = Vec::with_capacity(fetched);
+            for row in answer.rows {
+                let line = row
+                    .into_iter()
+                    .find(|(k, _)| k == "REPL")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let key = self.key_of(&self.split(&call, &line)?);
+                if from.is_none_or(|f| key.as_bytes() >= f.as_bytes()) {
+                    rows.push(Row { key, line });
+                }
+            }
+            let advances = from.is_none_or(|f| rows.iter().any(|r| r.key.as_str() != f));
+            if fetched < asked as usize || advances {
+                let dropped = u32::try_from(fetched - rows.len()).unwrap_or(u32::MAX);
+                let asked = asked.saturating_sub(dropped);
+                return Ok(KeyPage { rows, asked });
+            }
+            if grow >= MAX_GROW {
+                return Err(ConnectorError::connector(format!(
+                    "M3 {}: more than {asked} rows share {} = {:?}; they cannot be paged",
+                    self.table,
+                    self.page_col(),
+                    from.and_then(|f| f.split(KEY_JOIN).next())
+                        .unwrap_or_default()
+                )));
+            }
+            grow = grow.saturating_mul(2);
+        }
+    }
+
+    /// Reads the whole listing (from `state`) with up to `pages_in_flight` pages requested
+    /// at once, emitting records and checkpointing each page with its watermark. `since`
+    /// is the incremental lower bound. Returns (records, pages, final state).
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         host: &Host,
         s: &M3Settings,
         stream: &str,
-        page: &mut AdaptivePageSize,
+        size: &SharedPageSize,
+        pages_in_flight: usize,
         state: Option<&Value>,
         incremental: bool,
     ) -> Result<(u64, u64, Value), ConnectorError> {
@@ -163,81 +255,52 @@ impl Export {
         } else {
             None
         };
-        let mut last_key: Option<Vec<String>> = run
+        let resume = run
             .and_then(|r| r.get("last_key"))
-            .and_then(|k| serde_json::from_value(k.clone()).ok());
+            .and_then(|k| self.resume_key(k));
         let mut max: Option<Value> = run
             .and_then(|r| r.get("max"))
             .cloned()
             .filter(|v| !v.is_null());
         let mut out = RecordWriter::new(host, stream, 1000);
         let none = HashMap::new();
-        let mut pages = 0u64;
-        let mut grow = 1u32;
-        loop {
-            host.check_cancelled()?;
-            let from = last_key
-                .as_ref()
-                .and_then(|k| k.get(1).or(k.first()))
-                .cloned();
-            let (resp, size) = page.fetch(host, |n| {
-                self.call(s, from.as_deref(), since.as_ref(), n.saturating_mul(grow))
-                    .request(s.shape())
-            })?;
-            let call = self.call(
-                s,
-                from.as_deref(),
-                since.as_ref(),
-                size.saturating_mul(grow),
-            );
-            let answer = call.parse(&resp)?;
-            pages += 1;
-            let fetched = answer.rows.len();
-            let mut fresh = 0usize;
-            for row in &answer.rows {
-                let parts = self.split(&call, row)?;
-                let k = self.key_of(&parts);
-                if last_key.as_ref().is_some_and(|last| &k <= last) {
-                    continue;
-                }
-                if let Some(col) = self.lmts_col() {
-                    let v = self.typed(&parts, col);
-                    if !v.is_null()
-                        && max
-                            .as_ref()
-                            .is_none_or(|m| ionport_plugin_sdk::paging::compare(&v, m).is_gt())
-                    {
-                        max = Some(v);
+        let lmts = self.lmts_col();
+        let select = self.call(s, None, None, None, 0); // names the call in errors
+        let pages = key_ranges::read_bounded(
+            host,
+            self.pages_in_flight(pages_in_flight),
+            resume,
+            |from, end| self.page(host, s, since.as_ref(), size, from, end),
+            |r: &Row| r.key.as_str(),
+            |rows, progress| {
+                for row in &rows {
+                    let parts = self.split(&select, &row.line)?;
+                    if let Some(col) = lmts {
+                        let v = self.typed(&parts, col);
+                        if !v.is_null()
+                            && max
+                                .as_ref()
+                                .is_none_or(|m| ionport_plugin_sdk::paging::compare(&v, m).is_gt())
+                        {
+                            max = Some(v);
+                        }
                     }
+                    out.write_row(|w| {
+                        let fields = self
+                            .columns
+                            .iter()
+                            .map(String::as_str)
+                            .zip(parts.iter().copied());
+                        write_typed_row(w, fields, &self.types, &none);
+                        Ok(())
+                    })?;
                 }
-                out.write_row(|w| {
-                    let fields = self
-                        .columns
-                        .iter()
-                        .map(String::as_str)
-                        .zip(parts.iter().copied());
-                    write_typed_row(w, fields, &self.types, &none);
-                    Ok(())
-                })?;
-                last_key = Some(k);
-                fresh += 1;
-            }
-            let asked = size.saturating_mul(grow) as usize;
-            if fetched < asked {
-                break;
-            }
-            // A full page of rows already seen (many rows share the page column): ask for
-            // more at once rather than loop.
-            grow = if fresh == 0 {
-                grow.saturating_mul(2)
-            } else {
-                1
-            };
-            out.commit(&json!({
-                "cursor": cursor,
-                "run": { "since": since, "last_key": last_key, "max": max },
-            }))?;
-        }
+                out.commit(&json!({
+                    "cursor": cursor,
+                    "run": { "since": since, "last_key": progress.watermark, "max": max },
+                }))
+            },
+        )?;
         // After a full pass (either mode) the highest stamp seen is where the next
         // incremental read starts; records stamped exactly then are read again and
         // de-duplicated downstream by primary key.
@@ -246,4 +309,32 @@ impl Export {
         out.commit(&final_state)?;
         Ok((out.written(), pages, final_state))
     }
+
+    /// The range key to resume after: the watermark, or the key list an earlier version
+    /// saved (the company first).
+    fn resume_key(&self, saved: &Value) -> Option<String> {
+        match saved {
+            Value::String(k) => Some(k.clone()),
+            Value::Array(parts) => {
+                let parts: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+                let skip = usize::from(self.key.len() > 1);
+                Some(parts.get(skip..)?.join(KEY_JOIN))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Joins a range key's columns: below every character of a value, so that the bytes'
+/// order is the columns' order.
+const KEY_JOIN: &str = "\t";
+
+/// How many times a page may be asked larger when it brings no new key.
+const MAX_GROW: u32 = 1024;
+
+/// A listed row: its range key and its `REPL` line (split again when written).
+#[derive(Debug)]
+struct Row {
+    key: String,
+    line: String,
 }

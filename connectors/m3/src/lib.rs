@@ -83,6 +83,7 @@ impl Connector for M3Connector {
         let size = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(2, 100_000);
         // Shrinks on gateway timeouts, grows back up to the configured size.
         let mut page = AdaptivePageSize::new(size, (size / 32).max(2), size);
+        let in_flight = inflight::pages_in_flight(req);
         let incremental = req.sync_mode == SyncMode::Incremental;
         let state = req.state.as_ref();
         let (records, pages, state) = if let Some(task) = tasks::find(&req.task) {
@@ -100,7 +101,6 @@ impl Connector for M3Connector {
                         cols: task.cols,
                     };
                     let size = SharedPageSize::new(page.clone());
-                    let in_flight = inflight::pages_in_flight(req);
                     list::read_list(host, &s, task.name, &listing, &size, in_flight, state)?
                 }
                 Source::OrderLines => {
@@ -116,7 +116,8 @@ impl Connector for M3Connector {
                         key: task.pk.iter().map(|k| (*k).to_string()).collect(),
                         types: columns::types(task.cols),
                     };
-                    export.read(host, &s, task.name, &mut page, state, incremental)?
+                    let size = SharedPageSize::new(page.clone());
+                    export.read(host, &s, task.name, &size, in_flight, state, incremental)?
                 }
             }
         } else if let Some((table, key, _)) = tasks::table_stream(&req.task) {
@@ -135,7 +136,8 @@ impl Connector for M3Connector {
                 key: key.iter().map(|k| (*k).to_string()).collect(),
                 types,
             };
-            export.read(host, &s, &req.task, &mut page, state, incremental)?
+            let size = SharedPageSize::new(page);
+            export.read(host, &s, &req.task, &size, in_flight, state, incremental)?
         } else {
             return Err(ConnectorError::invalid_input(format!(
                 "infor-m3 has no task '{}'",

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use super::exec::{MiError, MiOutput};
 use crate::data::{Kind, Surface, TableDef, tables};
 use crate::query::{
-    Cursor, Dialect, Expr, Operand, Tok, eval, key_lower_bound, parse_condition, tokenize,
+    Cursor, Dialect, Expr, Operand, Tok, eval, key_lower_bound, key_upper_bound, parse_condition,
+    tokenize,
 };
 use crate::state::AppState;
 
@@ -112,8 +113,14 @@ pub(crate) fn select(
     let ds = &st.data;
     let changes = st.changes();
     let entity = q.table.entity;
-    let n = ds.count(entity, cono);
     let key_col = q.table.key.get(1).copied().unwrap_or(0);
+    // `key < 'x'` ends the scan there (rows come in key order): a range's last page costs
+    // what it holds, not a scan to the end of the table.
+    let n = q
+        .filter
+        .as_ref()
+        .and_then(|f| key_upper_bound(f, key_col))
+        .map_or(ds.count(entity, cono), |k| ds.lower_bound(entity, cono, &k));
     let mut i = q
         .filter
         .as_ref()

@@ -441,6 +441,32 @@ async fn exportmi_select() {
         .map(|r| r["REPL"].as_str().unwrap().trim_end().to_owned())
         .collect();
     assert_eq!(rows, ["C000000003", "C000000007"]);
+    // A key range (`>=` and `<` on the key, as the connector's key ranges ask) with a
+    // clause beside it; an `or` beside a `<` is not a range.
+    for (qery, want) in [
+        (
+            "OKCUNO from OCUSMA where OKCUNO >= 'C000000002' and OKCUNO < 'C000000006' and OKCUNO <> 'C000000004'",
+            vec!["C000000002", "C000000003", "C000000005"],
+        ),
+        (
+            "OKCUNO from OCUSMA where OKCUNO < 'C000000003' or OKCUNO = 'C000000009'",
+            vec!["C000000001", "C000000002", "C000000009"],
+        ),
+    ] {
+        let v: Value = run(qery, &[("maxrecs", "0")])
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows: Vec<String> = v["results"][0]["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["REPL"].as_str().unwrap().trim_end().to_owned())
+            .collect();
+        assert_eq!(rows, want, "{qery}");
+    }
     let v: Value = run(
         "MMITNO,MMSAPR from MITMAS where MMSAPR > 900",
         &[("maxrecs", "0")],

@@ -8,7 +8,9 @@
 //!
 //! How the ranges are cut: the first page is read alone. Its first and last keys, read as
 //! numbers (base 95 over printable ASCII), give the key density; range `j` starts at the
-//! last key plus `j` times the span of [`PAGES_PER_RANGE`] pages at that density. Ranges
+//! last key plus `j` times the span of [`PAGES_PER_RANGE`] and a half pages at that
+//! density (the half page: evenly spread keys end a range in a page half full, not in a
+//! full page followed by one that only shows the range is over). Ranges
 //! are handed out in order to `pages_in_flight` readers; a range ends at the first key at
 //! or past its end, or at the end of the list (a short page), after which no later range
 //! is started. A range found empty (its first answer starts past its end) lets the
@@ -20,6 +22,12 @@
 //! text and digits, listed in that order). The first page is checked: keys not strictly
 //! ascending by bytes make the read go on one page at a time; a later page out of order is
 //! an error that says to set `pages_in_flight = 1`.
+//!
+//! A source that can also end a page at a key (EXPORTMI: `where KEY >= start and KEY <
+//! end`) is read with [`read_bounded`]: a range's first request is open, as above (if
+//! the range holds less than a page, its answer shows where the next keys are or where
+//! the listing ends), and every later one carries the range's end, so the range's last
+//! page ends at its end instead of reaching past it, and a short page ends only its range.
 //!
 //! Checkpoints: the caller's thread receives every page (in any range order) with a
 //! *watermark*: a key such that every record at or below it has been handed over. The
@@ -64,15 +72,15 @@ pub struct Progress<'a> {
 /// - `on_page(rows, progress)`: called on the caller's thread for every page's new rows,
 ///   one at a time (emit and checkpoint here).
 ///
-/// Returns the number of pages fetched once the whole listing has been handed over. With `pages_in_flight` 1 the listing is read one
-/// page at a time, as before.
+/// Returns the number of pages fetched once the whole listing has been handed over. With
+/// `pages_in_flight` 1 the listing is read one page at a time, as before.
 pub fn read<R, F, K, P>(
     host: &Host,
     pages_in_flight: usize,
     resume: Option<String>,
     fetch: F,
     key_of: K,
-    mut on_page: P,
+    on_page: P,
 ) -> Result<u64, ConnectorError>
 where
     R: Send,
@@ -80,7 +88,68 @@ where
     K: Fn(&R) -> &str + Sync,
     P: FnMut(Vec<R>, Progress<'_>) -> Result<(), ConnectorError>,
 {
+    let source = Source {
+        fetch: |from: Option<&str>, _end: Option<&str>| fetch(from),
+        bounded: false,
+    };
+    run(host, pages_in_flight, resume, &source, key_of, on_page)
+}
+
+/// [`read`] for a source that can also end a page before a key: `fetch(from, end)` lists
+/// from `from` (included, `None`: the start) up to `end` (excluded, `None`: the end of
+/// the listing). A page shorter than asked ends its range only; the end of the listing is
+/// learnt from a range's first request, which is sent without its end (see the module's
+/// docs).
+pub fn read_bounded<R, F, K, P>(
+    host: &Host,
+    pages_in_flight: usize,
+    resume: Option<String>,
+    fetch: F,
+    key_of: K,
+    on_page: P,
+) -> Result<u64, ConnectorError>
+where
+    R: Send,
+    F: Fn(Option<&str>, Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync,
+    K: Fn(&R) -> &str + Sync,
+    P: FnMut(Vec<R>, Progress<'_>) -> Result<(), ConnectorError>,
+{
+    let source = Source {
+        fetch,
+        bounded: true,
+    };
+    run(host, pages_in_flight, resume, &source, key_of, on_page)
+}
+
+/// A listing's pages: `fetch(from, end)`, and whether it honours `end`.
+struct Source<F> {
+    fetch: F,
+    bounded: bool,
+}
+
+impl<F> Source<F> {
+    /// The end to send with a range's request: only to a source that honours it.
+    fn end<'e>(&self, end: Option<&'e str>) -> Option<&'e str> {
+        end.filter(|_| self.bounded)
+    }
+}
+
+fn run<R, F, K, P>(
+    host: &Host,
+    pages_in_flight: usize,
+    resume: Option<String>,
+    source: &Source<F>,
+    key_of: K,
+    mut on_page: P,
+) -> Result<u64, ConnectorError>
+where
+    R: Send,
+    F: Fn(Option<&str>, Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync,
+    K: Fn(&R) -> &str + Sync,
+    P: FnMut(Vec<R>, Progress<'_>) -> Result<(), ConnectorError>,
+{
     host.check_cancelled()?;
+    let fetch = |from: Option<&str>| (source.fetch)(from, None);
     let first = fetch(resume.as_deref())?;
     let mut pages = 1u64;
     let short = first.rows.len() < first.asked as usize;
@@ -118,7 +187,7 @@ where
         pages_in_flight,
         plan,
         last,
-        &fetch,
+        source,
         &key_of,
         &mut on_page,
     )?;
@@ -177,10 +246,10 @@ fn sequential<R>(
 struct Plan {
     /// The first page's last key, as a number: range 1 starts one width after it.
     base: u128,
-    /// The first width: [`PAGES_PER_RANGE`] pages at the first page's key density.
+    /// The first width: [`PAGES_PER_RANGE`] and a half pages at the first page's key density.
     width: u128,
     digits: usize,
-    /// Records a range should hold ([`PAGES_PER_RANGE`] pages).
+    /// Records a range should hold ([`PAGES_PER_RANGE`] and a half pages).
     target: u64,
 }
 
@@ -202,7 +271,7 @@ impl Plan {
             .min(Self::MAX_DIGITS);
         let (lo, hi) = (Self::number(first, digits), Self::number(last, digits));
         let per_record = (hi - lo) / (rows.len() as u128 - 1);
-        let target = u64::from(asked) * PAGES_PER_RANGE as u64;
+        let target = u64::from(asked) * PAGES_PER_RANGE as u64 + u64::from(asked / 2);
         let width = per_record.checked_mul(u128::from(target))?;
         (width > 0).then_some(Self {
             base: hi,
@@ -299,7 +368,9 @@ fn parallel<R>(
     readers: usize,
     plan: Plan,
     first_last: String,
-    fetch: &(impl Fn(Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync),
+    source: &Source<
+        impl Fn(Option<&str>, Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync,
+    >,
     key_of: &(impl Fn(&R) -> &str + Sync),
     on_page: &mut impl FnMut(Vec<R>, Progress<'_>) -> Result<(), ConnectorError>,
 ) -> Result<u64, ConnectorError>
@@ -326,7 +397,7 @@ where
                 plan: &plan,
                 dispatch: &dispatch,
                 pages: &pages,
-                fetch,
+                source,
                 key_of,
             };
             // Reader 0 goes on with range 0 after the first page; the others take ranges.
@@ -352,13 +423,13 @@ struct Reader<'a, F, K> {
     plan: &'a Plan,
     dispatch: &'a Mutex<Dispatch>,
     pages: &'a std::sync::atomic::AtomicU64,
-    fetch: &'a F,
+    source: &'a Source<F>,
     key_of: &'a K,
 }
 
 impl<R, F, K> Reader<'_, F, K>
 where
-    F: Fn(Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync,
+    F: Fn(Option<&str>, Option<&str>) -> Result<KeyPage<R>, ConnectorError> + Sync,
     K: Fn(&R) -> &str + Sync,
 {
     fn run(&self, first: Option<Range>, tx: &SyncSender<Msg<R>>) {
@@ -414,17 +485,24 @@ where
         let mut last: Option<String> = if range == 0 { from.clone() } else { None };
         let mut ask = from;
         let mut held = 0u64;
+        let mut requests = 0u32;
         loop {
             if lock(self.dispatch).stop {
                 return Ok(());
             }
             self.host.check_cancelled()?;
-            let page = (self.fetch)(ask.as_deref())?;
+            // The range's first request is open: its answer is what shows where the next
+            // keys are when the range holds less than a page.
+            let bound = self.source.end(end.as_deref()).filter(|_| requests > 0);
+            let page = (self.source.fetch)(ask.as_deref(), bound)?;
+            requests += 1;
             self.pages
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let short = page.rows.len() < page.asked as usize;
+            // A page that ends at its range's end says nothing about the listing's end.
+            let ends_list = short && bound.is_none();
             // On a short page, the listing ends at its last row (or before the key asked).
-            let list_end = short
+            let list_end = ends_list
                 .then(|| {
                     page.rows
                         .last()
@@ -569,10 +647,15 @@ mod tests {
     use super::*;
     use crate::conformance::offline_host;
 
-    /// A listing over `keys` (sorted by bytes): from a key onwards, that key included.
+    /// A listing over `keys` (sorted by bytes): from a key onwards, that key included;
+    /// `bounded`: read with [`read_bounded`], each page ending before its range's end.
     struct List {
         keys: Vec<String>,
         page: u32,
+        bounded: bool,
+        calls: AtomicUsize,
+        /// Rows answered, over all calls.
+        served: AtomicUsize,
         in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
         fail_from: Option<String>,
@@ -585,13 +668,30 @@ mod tests {
             Self {
                 keys,
                 page,
+                bounded: false,
+                calls: AtomicUsize::new(0),
+                served: AtomicUsize::new(0),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
                 fail_from: None,
             }
         }
 
+        fn bounded(mut self) -> Self {
+            self.bounded = true;
+            self
+        }
+
         fn fetch(&self, from: Option<&str>) -> Result<KeyPage<String>, ConnectorError> {
+            self.fetch_to(from, None)
+        }
+
+        fn fetch_to(
+            &self,
+            from: Option<&str>,
+            end: Option<&str>,
+        ) -> Result<KeyPage<String>, ConnectorError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             // Give other readers a chance to be in flight at the same time (not a timing
@@ -600,10 +700,12 @@ mod tests {
             let at = from.map_or(0, |f| self.keys.partition_point(|k| k.as_str() < f));
             let rows: Vec<String> = self.keys[at..]
                 .iter()
+                .take_while(|k| end.is_none_or(|e| k.as_str() < e))
                 .take(self.page as usize)
                 .cloned()
                 .collect();
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.served.fetch_add(rows.len(), Ordering::SeqCst);
             if let (Some(bad), Some(from)) = (&self.fail_from, from)
                 && from >= bad.as_str()
             {
@@ -625,29 +727,45 @@ mod tests {
     ) -> Result<Vec<String>, ConnectorError> {
         let mut seen = Vec::new();
         let mut got = BTreeSet::new();
-        read(
-            &offline_host(),
-            readers,
-            resume.map(str::to_string),
-            |from| list.fetch(from),
-            |k: &String| k.as_str(),
-            |rows, progress| {
-                for r in rows {
-                    seen.push(r.clone());
-                    got.insert(r);
+        let on_page = |rows: Vec<String>, progress: Progress<'_>| {
+            for r in rows {
+                seen.push(r.clone());
+                got.insert(r);
+            }
+            if let Some(w) = progress.watermark {
+                let below = list
+                    .keys
+                    .iter()
+                    .filter(|k| k.as_str() <= w && resume.is_none_or(|r| k.as_str() > r));
+                for k in below {
+                    assert!(got.contains(k), "watermark {w} passed {k}, not handed over");
                 }
-                if let Some(w) = progress.watermark {
-                    let below = list
-                        .keys
-                        .iter()
-                        .filter(|k| k.as_str() <= w && resume.is_none_or(|r| k.as_str() > r));
-                    for k in below {
-                        assert!(got.contains(k), "watermark {w} passed {k}, not handed over");
-                    }
-                }
-                Ok(())
-            },
-        )?;
+            }
+            Ok(())
+        };
+        let resume = resume.map(str::to_string);
+        fn key_of(k: &String) -> &str {
+            k
+        }
+        if list.bounded {
+            read_bounded(
+                &offline_host(),
+                readers,
+                resume,
+                |from, end| list.fetch_to(from, end),
+                key_of,
+                on_page,
+            )?;
+        } else {
+            read(
+                &offline_host(),
+                readers,
+                resume,
+                |from| list.fetch(from),
+                key_of,
+                on_page,
+            )?;
+        }
         Ok(seen)
     }
 
@@ -667,15 +785,19 @@ mod tests {
     #[test]
     fn every_key_once_at_every_page_size_and_reader_count() {
         for keys in [dense(1003), dense(1000), ragged()] {
-            for page in [2, 7, 10, 100, 2000] {
+            for (page, bounded) in [2, 7, 10, 100, 2000]
+                .into_iter()
+                .flat_map(|p| [(p, false), (p, true)])
+            {
                 for readers in [1, 2, 3, 8] {
                     let list = List::new(keys.clone(), page);
+                    let list = if bounded { list.bounded() } else { list };
                     let seen = read_all(&list, readers, None).unwrap();
                     let unique: BTreeSet<&String> = seen.iter().collect();
                     assert_eq!(
                         unique.len(),
                         seen.len(),
-                        "duplicates at page {page}, {readers} readers"
+                        "duplicates at page {page}, {readers} readers, bounded {bounded}"
                     );
                     let missing: Vec<&String> = list
                         .keys
@@ -686,7 +808,7 @@ mod tests {
                     assert_eq!(
                         seen.len(),
                         list.keys.len(),
-                        "page {page}, {readers} readers, missing {missing:?}"
+                        "page {page}, {readers} readers, bounded {bounded}, missing {missing:?}"
                     );
                 }
             }
@@ -695,14 +817,48 @@ mod tests {
 
     #[test]
     fn a_resumed_read_hands_over_exactly_the_keys_after_the_resume_key() {
-        let list = List::new(dense(5000), 50);
-        let resume = "C000001234";
-        let seen = read_all(&list, 4, Some(resume)).unwrap();
-        let expected: Vec<&String> = list.keys.iter().filter(|k| k.as_str() > resume).collect();
-        let mut got: Vec<&String> = seen.iter().collect();
-        got.sort();
-        assert_eq!(got.len(), expected.len());
-        assert!(got == expected, "not the same keys");
+        for list in [
+            List::new(dense(5000), 50),
+            List::new(dense(5000), 50).bounded(),
+        ] {
+            let resume = "C000001234";
+            let seen = read_all(&list, 4, Some(resume)).unwrap();
+            let expected: Vec<&String> = list.keys.iter().filter(|k| k.as_str() > resume).collect();
+            let mut got: Vec<&String> = seen.iter().collect();
+            got.sort();
+            assert_eq!(got.len(), expected.len());
+            assert!(got == expected, "not the same keys");
+        }
+    }
+
+    #[test]
+    fn bounded_ranges_take_about_the_requests_of_open_ones_and_fewer_rows() {
+        // Ranges whose later requests end at the range's end take about as many requests
+        // as open ones, and their last pages hold no records past the end.
+        for (keys, keys_ragged) in [
+            (dense(10_000), false),
+            (dense(10_050), false),
+            (ragged(), true),
+        ] {
+            let n = keys.len();
+            let counts = |list: List, readers| {
+                read_all(&list, readers, None).unwrap();
+                (list.calls.into_inner(), list.served.into_inner())
+            };
+            let (one, _) = counts(List::new(keys.clone(), 100), 1);
+            let (open, open_rows) = counts(List::new(keys.clone(), 100), 4);
+            let (bounded, bounded_rows) = counts(List::new(keys, 100).bounded(), 4);
+            // What bounded ranges may add: the listing's end is seen only by a range's
+            // first request, so up to one more range per reader past it.
+            assert!(
+                bounded <= open + 4 && (keys_ragged || bounded <= one + one / 4 + 8),
+                "{bounded} requests; open ranges {open}, one at a time {one}"
+            );
+            assert!(
+                bounded_rows < open_rows,
+                "{bounded_rows} rows served; open ranges {open_rows}, {n} keys"
+            );
+        }
     }
 
     #[test]
@@ -774,10 +930,15 @@ mod tests {
 
     #[test]
     fn a_failed_page_stops_the_read_and_the_watermark_never_passes_it() {
-        let mut list = List::new(dense(10_000), 100);
-        list.fail_from = Some("C000006000".into());
-        let e = read_all(&list, 4, None).unwrap_err();
-        assert!(e.message().contains("injected"), "{e:?}");
+        for list in [
+            List::new(dense(10_000), 100),
+            List::new(dense(10_000), 100).bounded(),
+        ] {
+            let mut list = list;
+            list.fail_from = Some("C000006000".into());
+            let e = read_all(&list, 4, None).unwrap_err();
+            assert!(e.message().contains("injected"), "{e:?}");
+        }
     }
 
     #[test]

@@ -10,10 +10,8 @@ pub const CONO: u32 = 100;
 /// How a task pages, which decides what `pages_in_flight` can do for it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Paging {
-    /// M3 MI lists: key ranges side by side.
+    /// M3 MI lists and EXPORTMI tables: key ranges side by side.
     KeyRanges,
-    /// M3 EXPORTMI: each page starts after the last key of the one before.
-    Sequential,
     /// LN with the connection's default paging: `@odata.nextLink`, a link known only from
     /// the answer before it. (`paging = "skip"` puts `$skip` windows in flight, but a
     /// window costs the server a scan of every row it skips — the emulator's as most
@@ -80,7 +78,7 @@ impl BenchTask {
         match self.paging {
             Paging::KeyRanges | Paging::Offsets => pif.to_string(),
             // The setting is passed but the task reads one page at a time.
-            Paging::Sequential | Paging::NextLink => format!("{pif}→1"),
+            Paging::NextLink => format!("{pif}→1"),
         }
     }
 
@@ -88,7 +86,7 @@ impl BenchTask {
     pub fn effective_in_flight(&self, pif: u32) -> u32 {
         match self.paging {
             Paging::KeyRanges | Paging::Offsets => pif,
-            Paging::Sequential | Paging::NextLink => 1,
+            Paging::NextLink => 1,
         }
     }
 }
@@ -110,7 +108,7 @@ pub const TASKS: &[BenchTask] = &[
         lib: "ionport_connector_m3",
         settings_toml: "{ company = 100 }",
         page: 1_000,
-        paging: Paging::Sequential,
+        paging: Paging::KeyRanges,
     },
     BenchTask {
         label: "ln/business_partners",
