@@ -19,8 +19,10 @@
 //! Work stays linear in the number of records: when the log outgrows a window it is
 //! *sealed* — sorted by key into a new segment (only keys and offsets in memory), the
 //! segment listed in the state, the log emptied — and nothing already written is read
-//! again. `finish` seals the rest and merges the output and the segments in one streaming
-//! k-way merge (the newest version of a key wins) into a temporary file, fsyncs it, marks
+//! again. `finish` seals the rest, merges runs of segments into one each while there are
+//! more than a merge reads at once (`MAX_FAN_IN`), then merges the output and the
+//! segments in one streaming k-way merge (the newest version of a key wins) into a
+//! temporary file, fsyncs it, marks
 //! the state `merging`, renames it over the output, then forgets the segments. Segments
 //! not listed in the state, and a temporary output without `merging`, are leftovers of a
 //! step cut short and are removed on open; with `merging`, the open completes the rename.
