@@ -19,8 +19,10 @@
 //! Work stays linear in the number of records: when the log outgrows a window it is
 //! *sealed* — sorted by key into a new segment (only keys and offsets in memory), the
 //! segment listed in the state, the log emptied — and nothing already written is read
-//! again. `finish` seals the rest and merges the output and the segments in one streaming
-//! k-way merge (the newest version of a key wins) into a temporary file, fsyncs it, marks
+//! again. `finish` seals the rest, merges runs of segments into one each while there are
+//! more than a merge reads at once (`MAX_FAN_IN`), then merges the output and the
+//! segments in one streaming k-way merge (the newest version of a key wins) into a
+//! temporary file, fsyncs it, marks
 //! the state `merging`, renames it over the output, then forgets the segments. Segments
 //! not listed in the state, and a temporary output without `merging`, are leftovers of a
 //! step cut short and are removed on open; with `merging`, the open completes the rename.
@@ -45,9 +47,15 @@ use super::segments::{self, Damage, Merge};
 use super::{Destination, DestinationError, StreamSpec};
 use crate::read::Records;
 
-/// The log size at which a commit seals it into a sorted segment. 32 MiB is about 150,000
-/// typical ERP records; sealing holds their keys and offsets in memory (about 10 MiB).
-const SEAL_WINDOW_BYTES: u64 = 32 << 20;
+/// The log size at which a commit seals it into a sorted segment. 16 MiB is about 70,000
+/// typical ERP records; sealing holds their keys and offsets in memory (about 3 MiB), in
+/// the commit thread while the read goes on.
+const SEAL_WINDOW_BYTES: u64 = 16 << 20;
+
+/// The most segments one merge reads at once (each holds a 64 KiB read buffer and a
+/// line). More are first merged in groups of this many into one segment each, so that
+/// the final merge's memory does not grow with the number of records.
+const MAX_FAN_IN: usize = 32;
 
 /// Rows read back from an output or a segment, as JSON text.
 pub type Rows = Box<dyn Iterator<Item = Result<segments::Line, String>>>;
@@ -545,6 +553,43 @@ impl<F: Format> FileDestination<F> {
         files.store(next).map_err(io)
     }
 
+    /// Merges runs of up to `fan_in` consecutive segments into one each, in passes, until
+    /// at most `fan_in` are left. Each new segment is durable before the state lists it
+    /// in place of its run; a crash leaves either the run or the new segment unlisted,
+    /// and the open removes that.
+    pub(crate) fn merge_segments(
+        &self,
+        files: &mut StreamFiles,
+        table: &TableSpec,
+        fan_in: usize,
+    ) -> Result<(), DestinationError> {
+        let fan_in = fan_in.max(2);
+        let name = files.stream.clone();
+        let fail = |e: String| self.io_err(&name, "cannot merge its segments", e);
+        while files.saved.segments.len() > fan_in {
+            let mut at = 0;
+            while at < files.saved.segments.len() {
+                let end = (at + fan_in).min(files.saved.segments.len());
+                let run: Vec<u64> = files.saved.segments[at..end].to_vec();
+                at += 1;
+                if run.len() < 2 {
+                    continue;
+                }
+                let n = files.next_segment();
+                let paths: Vec<PathBuf> = run.iter().map(|n| files.segment_path(*n)).collect();
+                segments::merge_into(table, &paths, &files.segment_path(n)).map_err(fail)?;
+                sync_dir(&files.dir).map_err(|e| fail(e.to_string()))?;
+                let mut next = files.saved.clone();
+                next.segments.splice(at - 1..end, [n]);
+                files.store(next).map_err(|e| fail(e.to_string()))?;
+                for p in paths {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Seals the rest of the log and merges the output with every segment.
     fn merge(&self, files: &mut StreamFiles, stream: &StreamSpec) -> Result<(), DestinationError> {
         let table = self.table(files, stream)?.clone();
@@ -562,6 +607,7 @@ impl<F: Format> FileDestination<F> {
         {
             self.sort_old_output(files, &table)?;
         }
+        self.merge_segments(files, &table, MAX_FAN_IN)?;
         let name = &stream.name;
         let io = |what: &str, e: std::io::Error| self.io_err(name, what, e);
         let fail = |e: String| self.io_err(name, "cannot merge", e);
@@ -750,3 +796,7 @@ impl<F: Format> Destination for FileDestination<F> {
         self.merge(&mut files, stream)
     }
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! The Parquet destination: one dataset per stream, `<table>.parquet` under a directory
-//! (a single Snappy-compressed file, row groups of at most 65,536 rows), replaced
-//! atomically by `finish` with each key once.
+//! (a single Snappy-compressed file, row groups of at most 65,536 rows or 8 MiB encoded),
+//! replaced atomically by `finish` with each key once. Columns are built straight from the
+//! records' JSON text, batch by batch: `finish` holds one batch and one row group.
 //!
 //! Exactly once: see `destination::files` (private) — records are staged in a per-stream
 //! JSONL log that is fsynced before the state file that points past it, and sealed into
@@ -32,8 +33,13 @@ use super::DestinationError;
 use super::common::{ColumnType, TableSpec};
 use super::files::{FileDestination, Format, Rows};
 use super::segments::Line;
+use crate::read::{JsonRef, Records};
 
 const BATCH: usize = 8192;
+/// A row group is written out once its encoded size reaches this: the writer buffers one
+/// row group, so this (not the row count, whose bytes depend on the records' width) is
+/// what bounds its memory.
+const ROW_GROUP_BYTES: usize = 8 << 20;
 const JSON_META: &str = "ionport:type";
 
 /// The Parquet format.
@@ -112,41 +118,141 @@ fn cell(col: &ArrayRef, ty: ColumnType, row: usize, parse_json: bool) -> Value {
     }
 }
 
-/// Builds one column of `rows`.
-fn build(ty: ColumnType, name: &str, rows: &[Map<String, Value>]) -> ArrayRef {
-    match ty {
-        ColumnType::Text | ColumnType::Json => {
-            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-            for r in rows {
-                match (ty, r.get(name)) {
-                    (_, None | Some(Value::Null)) => b.append_null(),
-                    (ColumnType::Text, Some(Value::String(s))) => b.append_value(s),
-                    (_, Some(v)) => b.append_value(v.to_string()),
+/// One column of the batch being built, appended straight from the records' text.
+enum Builder {
+    Text(StringBuilder),
+    Json(StringBuilder),
+    Integer(Int64Builder),
+    Number(Float64Builder),
+    Boolean(BooleanBuilder),
+}
+
+/// serde_json's own text of a value (object keys sorted, numbers normalised): what a JSON
+/// column, or a text column given a non-string, held when columns were built from maps.
+fn canonical(v: JsonRef<'_>) -> Result<String, String> {
+    v.to_value()
+        .map(|v| v.to_string())
+        .map_err(|e| e.to_string())
+}
+
+impl Builder {
+    fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::Text => Builder::Text(StringBuilder::with_capacity(BATCH, BATCH * 16)),
+            ColumnType::Json => Builder::Json(StringBuilder::with_capacity(BATCH, BATCH * 16)),
+            ColumnType::Integer => Builder::Integer(Int64Builder::with_capacity(BATCH)),
+            ColumnType::Number => Builder::Number(Float64Builder::with_capacity(BATCH)),
+            ColumnType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(BATCH)),
+        }
+    }
+
+    /// Appends one row's value. A value of another type than the column's is null in a
+    /// typed column and its JSON text in a text column (commits check types; this is what
+    /// staged records of an older schema get).
+    fn append(&mut self, v: Option<JsonRef<'_>>) -> Result<(), String> {
+        let v = v.filter(|v| !v.is_null());
+        match self {
+            Builder::Text(b) => match v {
+                None => b.append_null(),
+                Some(v) => match v.as_str() {
+                    Some(s) => b.append_value(s),
+                    None => b.append_value(canonical(v)?),
+                },
+            },
+            Builder::Json(b) => match v {
+                None => b.append_null(),
+                Some(v) => b.append_value(canonical(v)?),
+            },
+            Builder::Integer(b) => b.append_option(v.and_then(JsonRef::as_i64)),
+            Builder::Number(b) => b.append_option(v.and_then(JsonRef::as_f64)),
+            Builder::Boolean(b) => b.append_option(v.and_then(JsonRef::as_bool)),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Text(b) | Builder::Json(b) => Arc::new(b.finish()),
+            Builder::Integer(b) => Arc::new(b.finish()),
+            Builder::Number(b) => Arc::new(b.finish()),
+            Builder::Boolean(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Record batches built from records' JSON text: one borrowed parse per record, its
+/// values appended column by column (no map per record).
+struct Batches<'c> {
+    columns: &'c [(String, ColumnType)],
+    index: HashMap<&'c str, usize>,
+    /// The column of each field position, as last seen (records of a stream list their
+    /// fields in one order: the name is only confirmed).
+    hints: Vec<usize>,
+    builders: Vec<Builder>,
+    one: Records,
+    rows: usize,
+}
+
+impl<'c> Batches<'c> {
+    fn new(columns: &'c [(String, ColumnType)]) -> Self {
+        Batches {
+            columns,
+            index: columns
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| (n.as_str(), i))
+                .collect(),
+            hints: Vec::new(),
+            builders: columns.iter().map(|(_, ty)| Builder::new(*ty)).collect(),
+            one: Records::default(),
+            rows: 0,
+        }
+    }
+
+    fn push(&mut self, text: &str) -> Result<(), String> {
+        let record = self
+            .one
+            .reparse_line(text.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut values: Vec<Option<JsonRef<'_>>> = vec![None; self.columns.len()];
+        for (i, (name, value)) in record.fields().enumerate() {
+            let hinted = self
+                .hints
+                .get(i)
+                .copied()
+                .filter(|&c| self.columns.get(c).is_some_and(|(n, _)| n == name));
+            let c = match hinted {
+                Some(c) => c,
+                None => {
+                    let Some(&c) = self.index.get(name) else {
+                        return Err(format!(
+                            "a staged record has field `{name}`, which is neither in the record schema nor in the dataset"
+                        ));
+                    };
+                    match self.hints.get_mut(i) {
+                        Some(h) => *h = c,
+                        None => self.hints.push(c),
+                    }
+                    c
                 }
+            };
+            // A field written twice counts with its last value, as in a map.
+            if let Some(slot) = values.get_mut(c) {
+                *slot = Some(value);
             }
-            Arc::new(b.finish())
         }
-        ColumnType::Integer => {
-            let mut b = Int64Builder::with_capacity(rows.len());
-            for r in rows {
-                b.append_option(r.get(name).and_then(Value::as_i64));
-            }
-            Arc::new(b.finish())
+        for (b, v) in self.builders.iter_mut().zip(values) {
+            b.append(v)?;
         }
-        ColumnType::Number => {
-            let mut b = Float64Builder::with_capacity(rows.len());
-            for r in rows {
-                b.append_option(r.get(name).and_then(Value::as_f64));
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(rows.len());
-            for r in rows {
-                b.append_option(r.get(name).and_then(Value::as_bool));
-            }
-            Arc::new(b.finish())
-        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The rows pushed since the last batch, as one batch.
+    fn take(&mut self, schema: &SchemaRef) -> Result<RecordBatch, String> {
+        let cols: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        self.rows = 0;
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())
     }
 }
 
@@ -250,38 +356,23 @@ impl Format for Parquet {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(65_536))
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .build();
         let mut w =
             ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
 
-        let mut chunk: Vec<Map<String, Value>> = Vec::with_capacity(BATCH);
-        let flush = |chunk: &mut Vec<Map<String, Value>>,
-                     w: &mut ArrowWriter<&mut File>|
-         -> Result<(), String> {
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            for r in chunk.iter() {
-                if let Some(k) = r.keys().find(|k| !types.iter().any(|(n, _)| n == *k)) {
-                    return Err(format!(
-                        "a staged record has field `{k}`, which is neither in the record schema nor in the dataset"
-                    ));
-                }
-            }
-            let cols: Vec<ArrayRef> = types.iter().map(|(n, ty)| build(*ty, n, chunk)).collect();
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
-            w.write(&batch).map_err(|e| e.to_string())?;
-            chunk.clear();
-            Ok(())
-        };
+        let mut batches = Batches::new(&types);
         for r in rows {
-            // Arrow columns are built from maps: Parquet is not on the cheap path yet.
-            chunk.push(serde_json::from_str(&r?).map_err(|e| e.to_string())?);
-            if chunk.len() == BATCH {
-                flush(&mut chunk, &mut w)?;
+            batches.push(&r?)?;
+            if batches.rows == BATCH {
+                w.write(&batches.take(&schema)?)
+                    .map_err(|e| e.to_string())?;
             }
         }
-        flush(&mut chunk, &mut w)?;
+        if batches.rows > 0 {
+            w.write(&batches.take(&schema)?)
+                .map_err(|e| e.to_string())?;
+        }
         w.close().map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -309,3 +400,7 @@ pub fn read_dataset(path: &Path) -> Result<Vec<Map<String, Value>>, DestinationE
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "parquet_tests.rs"]
+mod tests;

@@ -81,11 +81,52 @@ impl SetAside {
     }
 }
 
-/// One record of a window being sealed: where its line is, and its key.
+/// One record of a window being sealed: where its line is, and where its key is in the
+/// window's key text. No allocation per key: a window's keys are one string, so sealing
+/// costs the keys' bytes plus 24 bytes a record and leaves no small blocks behind.
 struct Entry {
-    key: Box<str>,
     offset: u64,
-    len: u64,
+    key: u32,
+    key_len: u32,
+    len: u32,
+}
+
+/// The records of a window being sealed.
+#[derive(Default)]
+struct Window {
+    keys: String,
+    entries: Vec<Entry>,
+}
+
+impl Window {
+    fn key(&self, e: &Entry) -> &str {
+        let start = e.key as usize;
+        self.keys
+            .get(start..start + e.key_len as usize)
+            .unwrap_or_default()
+    }
+
+    /// Whether a key of `len` more bytes still has a 32-bit place in `keys`.
+    fn fits(&self, len: usize) -> bool {
+        u32::try_from(self.keys.len() + len).is_ok()
+    }
+
+    fn push(&mut self, key: &str, offset: u64, len: u32) {
+        // `fits` was asked first: both are under 4 GiB.
+        let at = self.keys.len() as u32;
+        self.keys.push_str(key);
+        self.entries.push(Entry {
+            offset,
+            key: at,
+            key_len: key.len() as u32,
+            len,
+        });
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.entries.clear();
+    }
 }
 
 fn body(line: &[u8]) -> &[u8] {
@@ -94,15 +135,15 @@ fn body(line: &[u8]) -> &[u8] {
 }
 
 /// The key text of a log line, read without building a map; `one` is reused.
-fn line_key(one: &mut Records, table: &TableSpec, line: &[u8]) -> Result<Box<str>, String> {
+fn line_key(one: &mut Records, table: &TableSpec, line: &[u8]) -> Result<String, String> {
     let record = one.reparse_line(line).map_err(|e| match e {
         RecordsError::NotJson { message, .. } => format!("not a JSON object ({message})"),
         _ => "not a JSON object".to_string(),
     })?;
     if table.key_len == 0 {
-        return Ok(Box::from(""));
+        return Ok(String::new());
     }
-    record_key(table, &record).map(String::into_boxed_str)
+    record_key(table, &record)
 }
 
 /// Seals the first `len` bytes of the JSONL file `src` into segments of at most `window`
@@ -120,7 +161,7 @@ pub(crate) fn seal(
 ) -> Result<u64, SealError> {
     let mut reader = BufReader::with_capacity(1 << 16, File::open(src)?.take(len));
     let mut lines = File::open(src)?;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut held = Window::default();
     let (mut offset, mut line_no, mut bytes, mut written) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::new();
     let mut one = Records::default();
@@ -140,20 +181,22 @@ pub(crate) fn seal(
         let damage = if buf.last() != Some(&b'\n') {
             Some("cut short (no line end)".to_string())
         } else {
-            match line_key(&mut one, table, line) {
-                Ok(key) => {
-                    entries.push(Entry {
-                        key,
-                        offset: start,
-                        len: line.len() as u64,
-                    });
+            match (line_key(&mut one, table, line), u32::try_from(line.len())) {
+                (Ok(key), Ok(line_len)) => {
+                    if !held.fits(key.len()) {
+                        write_segment(&mut lines, &mut held, table, &path_of(written))?;
+                        written += 1;
+                        bytes = 0;
+                    }
+                    held.push(&key, start, line_len);
                     bytes += n;
                     if let Some(a) = set_aside.as_deref_mut() {
                         a.kept += 1;
                     }
                     None
                 }
-                Err(e) => Some(e),
+                (Err(e), _) => Some(e),
+                (_, Err(_)) => Some("longer than 4 GiB".to_string()),
             }
         };
         if let Some(message) = damage {
@@ -169,13 +212,13 @@ pub(crate) fn seal(
             }
         }
         if bytes >= window {
-            write_segment(&mut lines, &mut entries, table, &path_of(written))?;
+            write_segment(&mut lines, &mut held, table, &path_of(written))?;
             written += 1;
             bytes = 0;
         }
     }
-    if !entries.is_empty() {
-        write_segment(&mut lines, &mut entries, table, &path_of(written))?;
+    if !held.entries.is_empty() {
+        write_segment(&mut lines, &mut held, table, &path_of(written))?;
         written += 1;
     }
     if let Some(a) = set_aside {
@@ -186,18 +229,23 @@ pub(crate) fn seal(
 
 fn write_segment(
     src: &mut File,
-    entries: &mut Vec<Entry>,
+    held: &mut Window,
     table: &TableSpec,
     path: &Path,
 ) -> std::io::Result<()> {
+    let mut entries = std::mem::take(&mut held.entries);
     if table.key_len > 0 {
         // Stable: records of one key stay in arrival order, and the last one is kept.
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.sort_by(|a, b| held.key(a).cmp(held.key(b)));
     }
     let mut w = BufWriter::with_capacity(1 << 16, File::create(path)?);
     let mut line = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if table.key_len > 0 && entries.get(i + 1).is_some_and(|next| next.key == e.key) {
+        if table.key_len > 0
+            && entries
+                .get(i + 1)
+                .is_some_and(|next| held.key(next) == held.key(e))
+        {
             continue;
         }
         line.resize(e.len as usize, 0);
@@ -208,8 +256,31 @@ fn write_segment(
     }
     w.flush()?;
     w.get_ref().sync_all()?;
-    entries.clear();
+    // The next window reuses the allocations.
+    held.entries = entries;
+    held.clear();
     Ok(())
+}
+
+/// Merges sorted segments (oldest first) into one, `out`, fsynced: each key once, the
+/// newest version winning (concatenated in order without a key).
+pub(crate) fn merge_into(table: &TableSpec, sources: &[PathBuf], out: &Path) -> Result<(), String> {
+    let mut rows = Vec::with_capacity(sources.len());
+    for p in sources {
+        rows.push((p.display().to_string(), read_jsonl(p)?));
+    }
+    let shown = out.display();
+    let io = |e: std::io::Error| format!("cannot write {shown}: {e}");
+    let mut w = BufWriter::with_capacity(1 << 16, File::create(out).map_err(io)?);
+    for row in Merge::new(table, rows) {
+        w.write_all(row?.as_bytes())
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(io)?;
+    }
+    w.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)
 }
 
 /// The first line of `src[..len]` that is not a JSON object, if any.
@@ -314,12 +385,10 @@ impl<'a> Merge<'a> {
 
     /// The key text of a line of source `i`; an error names the file and the line.
     fn key_of(&mut self, i: usize, line: &Line) -> Result<String, String> {
-        line_key(&mut self.one, self.table, line.text.as_bytes())
-            .map(String::from)
-            .map_err(|e| {
-                let name = self.sources.get(i).map_or("", |s| s.name.as_str());
-                format!("{name} line {}: {e}", line.at)
-            })
+        line_key(&mut self.one, self.table, line.text.as_bytes()).map_err(|e| {
+            let name = self.sources.get(i).map_or("", |s| s.name.as_str());
+            format!("{name} line {}: {e}", line.at)
+        })
     }
 
     fn advance(&mut self, i: usize) -> Result<(), String> {
