@@ -71,6 +71,10 @@ pub enum StateCommand {
         /// The pipeline whose environment to show (default: every pipeline).
         #[arg(long)]
         pipeline: Option<String>,
+        /// Print JSON: one object per environment (environment, pipeline, states: stream →
+        /// state).
+        #[arg(long)]
+        json: bool,
     },
     /// Forget saved states: the next run reads everything again.
     Reset {
@@ -247,12 +251,27 @@ fn scrub(text: &str) -> String {
     ionport_core::scrub::Scrubber::process().scrub(text)
 }
 
+/// The width the summary table fits: the terminal's, else `COLUMNS`; none (no wrapping)
+/// when stdout is a file or a pipe, so that each task stays one line for scripts.
+fn summary_width() -> Option<u16> {
+    let term = console::Term::stdout();
+    if term.is_term()
+        && let Some((_, cols)) = term.size_checked()
+    {
+        return Some(cols);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c > 0)
+}
+
 fn print_summary(s: &RunSummary, seconds: f64) {
-    println!();
-    println!(
-        "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8}  STATUS",
-        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS"
-    );
+    use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header(vec![
+        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS", "STATUS",
+    ]);
     for t in &s.tasks {
         let status = match &t.error {
             None => "ok".to_string(),
@@ -264,19 +283,49 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             ),
             Some(e) => format!("FAILED: {}", scrub(e)),
         };
-        println!(
-            "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8.1}  {status}",
+        table.add_row(vec![
             format!("{}/{}", t.pipeline, t.task),
-            t.sync_mode,
-            t.records,
-            t.pages,
-            t.requests,
-            t.seconds
-        );
+            t.sync_mode.to_string(),
+            t.records.to_string(),
+            t.pages.to_string(),
+            t.requests.to_string(),
+            format!("{:.1}", t.seconds),
+            status,
+        ]);
     }
     for (p, e) in &s.failed_pipelines {
-        println!("{p:<34} FAILED before its tasks started: {}", scrub(e));
+        table.add_row(vec![
+            p.clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            format!("FAILED before its tasks started: {}", scrub(e)),
+        ]);
     }
+    // Only the status wraps: a task's name and numbers stay whole on its first line.
+    for (i, col) in table.column_iter_mut().enumerate() {
+        col.set_padding(if i == 0 { (0, 1) } else { (1, 1) });
+        if (2..=5).contains(&i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+        if i < 6 {
+            col.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    match summary_width() {
+        Some(w) => {
+            table
+                .set_width(w)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
+    println!();
+    println!("{}", table.trim_fmt());
     let records: u64 = s.tasks.iter().map(|t| t.records).sum();
     let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();
     println!(
@@ -403,25 +452,41 @@ pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
 /// `ionport state`.
 pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
     match cmd {
-        StateCommand::Show { file, pipeline } => {
+        StateCommand::Show {
+            file,
+            pipeline,
+            json,
+        } => {
             let Some(plan) = load_plan(cli, file)? else {
                 return Ok(ExitCode::from(2));
             };
             let mut seen = std::collections::BTreeSet::new();
+            let mut shown = Vec::new();
             for p in &plan.pipelines {
                 if pipeline.as_ref().is_some_and(|n| n != &p.name)
                     || !seen.insert(p.environment.clone())
                 {
                     continue;
                 }
-                println!("environment {} (pipeline {}):", p.environment, p.name);
                 let st = states(p).map_err(anyhow::Error::msg)?;
+                if *json {
+                    shown.push(json!({
+                        "environment": p.environment,
+                        "pipeline": p.name,
+                        "states": st,
+                    }));
+                    continue;
+                }
+                println!("environment {} (pipeline {}):", p.environment, p.name);
                 if st.is_empty() {
                     println!("  (no saved state)");
                 }
                 for (stream, v) in st {
                     println!("  {stream:<28} {v}");
                 }
+            }
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             }
             Ok(ExitCode::SUCCESS)
         }
