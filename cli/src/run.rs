@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ionport_core::pipeline::run::{open_destination, states};
@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Print only the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also write the summary as JSON to FILE (tasks with their counts and errors,
+    /// pipelines that could not start, totals, `ok`), for schedulers and scripts.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
 }
 
 /// `ionport daemon`.
@@ -341,6 +345,39 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     );
 }
 
+/// The summary as JSON (`run --summary FILE`): what the table shows, errors scrubbed alike.
+fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Value {
+    let tasks: Vec<serde_json::Value> = s
+        .tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "pipeline": t.pipeline, "task": t.task, "sync_mode": t.sync_mode,
+                "records": t.records, "commits": t.commits, "pages": t.pages,
+                "requests": t.requests, "seconds": t.seconds,
+                "ok": t.error.is_none(), "error": t.error.as_deref().map(scrub),
+            })
+        })
+        .collect();
+    let failed_pipelines: Vec<serde_json::Value> = s
+        .failed_pipelines
+        .iter()
+        .map(|(p, e)| json!({"pipeline": p, "error": scrub(e)}))
+        .collect();
+    json!({
+        "ok": s.ok() && !cancelled,
+        "cancelled": cancelled,
+        "seconds": seconds,
+        "records": s.tasks.iter().map(|t| t.records).sum::<u64>(),
+        "http_requests": s.http_requests,
+        "retries": s.retries,
+        "unauthorized": s.unauthorized,
+        "rate_limited": s.rate_limited,
+        "tasks": tasks,
+        "failed_pipelines": failed_pipelines,
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -388,7 +425,13 @@ pub fn run_cmd(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     if let Some((mp, _)) = &progress.bars {
         let _ = mp.clear();
     }
-    print_summary(&summary, started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    print_summary(&summary, seconds);
+    if let Some(file) = &args.summary {
+        let doc = summary_json(&summary, seconds, cancel.is_cancelled());
+        std::fs::write(file, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing the summary to {}", file.display()))?;
+    }
     Ok(if summary.ok() && !cancel.is_cancelled() {
         ExitCode::SUCCESS
     } else {

@@ -1,7 +1,8 @@
 //! The command line's conventions, through the real binary: colours only on a terminal
 //! and never with `NO_COLOR`, an invalid `--log` filter refused (exit 2), shell
 //! completions and man pages, the environment in `--help`, `--json` on `state show` and
-//! `plugins verify`, and a run summary whose long errors wrap to the width.
+//! `plugins verify`, `run --summary FILE`, and a run summary table whose long errors wrap
+//! to the width.
 
 #![allow(clippy::unwrap_used)]
 
@@ -288,8 +289,32 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
     assert_eq!(v[0]["environment"], "out", "{v}");
     assert_eq!(v[0]["states"], serde_json::json!({}), "{v}");
 
-    let out = run(&["run", "--quiet"], None);
+    let ok_summary = dir.path().join("ok.json");
+    let out = run(
+        &["run", "--quiet", "--summary", ok_summary.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&ok_summary).unwrap()).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    let per_task: u64 = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(doc["records"], per_task, "{doc}");
+    let customers = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "customers")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(
+        customers["records"], 60,
+        "the emulator's 60 customers: {doc}"
+    );
+    assert!(customers["error"].is_null() && customers["commits"].as_u64().unwrap() > 0);
     let out = run(&["state", "show", "--json", "--pipeline", "m3"], None);
     assert!(out.status.success(), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -316,9 +341,29 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
         let from = s.find("TASK").unwrap_or_else(|| panic!("no table: {s}"));
         s[from..].lines().map(str::to_string).collect()
     };
-    // In a pipe without COLUMNS: one line per task, for scripts.
-    let out = run(&["run", "--quiet", "--full-refresh"], None);
+    // In a pipe without COLUMNS: one line per task, for scripts; and the summary as JSON.
+    let json_summary = dir.path().join("summary.json");
+    let out = run(
+        &[
+            "run",
+            "--quiet",
+            "--full-refresh",
+            "--summary",
+            json_summary.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_summary).unwrap()).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
+    let tasks = doc["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{doc}");
+    for t in tasks {
+        assert_eq!(t["ok"], false, "{t}");
+        assert!(t["error"].as_str().unwrap().contains("403"), "{t}");
+        assert_eq!(t["pipeline"], "m3");
+    }
     let lines = summary(&out);
     let row = lines
         .iter()
