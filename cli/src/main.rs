@@ -4,6 +4,7 @@
 //! `ionport-core` (or the emulator), printed for people (`--json` for scripts).
 
 mod check;
+mod cli_docs;
 mod plugins;
 mod protocols;
 mod repair;
@@ -19,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 /// ionport: replicate Infor M3, LN and Data Lake data through connector plugins.
 #[derive(Debug, Parser)]
-#[command(name = "ionport", version, about, long_about = None)]
+#[command(name = "ionport", version, about, long_about = None, after_help = cli_docs::ENVIRONMENT)]
 struct Cli {
     /// Plugin directories or library files, separated like PATH
     /// (default: beside the executable, then the user's data directory).
@@ -30,8 +31,15 @@ struct Cli {
     #[arg(short, long, global = true)]
     verbose: bool,
 
-    /// Log filter (e.g. `info`, `ionport_core=debug`); logs go to stderr.
-    #[arg(long, global = true, env = "IONPORT_LOG", default_value = "warn")]
+    /// Log filter (e.g. `info`, `ionport_core=debug`); logs go to stderr, coloured only on
+    /// a terminal and never with NO_COLOR set.
+    #[arg(
+        long,
+        global = true,
+        env = "IONPORT_LOG",
+        default_value = "warn",
+        value_parser = cli_docs::log_filter
+    )]
     log: String,
 
     #[command(subcommand)]
@@ -46,21 +54,25 @@ enum Command {
     /// Run a local ION API Gateway (token server, M3, LN, Data Lake) for demos and tests.
     Emulator(ionport_emulator::cli::EmulatorArgs),
     /// Store, list, show and remove connection credentials (encrypted at rest).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = cli_docs::HOME_AND_VAULT)]
     Vault(vault::VaultCommand),
     /// Test a connection: who the service account is, or a connector's own check.
+    #[command(after_help = cli_docs::HOME_AND_VAULT)]
     Check(check::CheckArgs),
     /// Run the pipelines of a pipeline file (TOML) once.
+    #[command(after_help = cli_docs::PIPELINES)]
     Run(run::RunArgs),
     /// Run the scheduled pipelines of a pipeline file until stopped.
+    #[command(after_help = cli_docs::PIPELINES)]
     Daemon(run::DaemonArgs),
     /// Show or reset the saved states of an environment.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = cli_docs::PIPELINES)]
     State(run::StateCommand),
     /// Serve the HTTP API (connectors, connections, runs, metrics; OpenAPI at /openapi.json).
+    #[command(after_help = cli_docs::PIPELINES)]
     Serve(serve::ServeArgs),
     /// Create, list and revoke the API keys of `ionport serve`.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = cli_docs::HOME)]
     Apikey(serve::ApikeyCommand),
     /// Run a connector as an Airbyte source: spec, check, discover, read.
     Airbyte(protocols::airbyte::AirbyteArgs),
@@ -68,6 +80,17 @@ enum Command {
     Singer(protocols::singer::SingerArgs),
     /// Repair a damaged file destination (damaged lines set aside, states reset).
     Repair(repair::RepairArgs),
+    /// Print a shell completion script (e.g. `ionport completions bash > /etc/bash_completion.d/ionport`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (ionport.1, ionport-run.1, ...) into a directory; `cargo xtask man`.
+    #[command(hide = true)]
+    ManPages {
+        /// The directory (created when missing).
+        dir: PathBuf,
+    },
 }
 
 impl Command {
@@ -123,13 +146,13 @@ fn run_emulator(args: ionport_emulator::cli::EmulatorArgs) -> anyhow::Result<Exi
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Parsed once already by `cli_docs::log_filter`, which refuses an invalid filter.
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        // Colours only on a terminal: logs written to files or pipes stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        // Logs written to files or pipes (Airbyte's and Meltano's logs) stay plain text.
+        .with_ansi(cli_docs::stderr_colour())
         .with_writer(std::io::stderr)
         .init();
     // A home that cannot be one is a configuration error, like an invalid pipeline file.
@@ -152,6 +175,8 @@ fn main() -> ExitCode {
         Command::Airbyte(args) => protocols::airbyte::run(&cli, args),
         Command::Singer(args) => protocols::singer::run(&cli, args),
         Command::Repair(args) => repair::run(args),
+        Command::Completions { shell } => cli_docs::completions(*shell),
+        Command::ManPages { dir } => cli_docs::man_pages(dir),
     };
     match result {
         Ok(code) => code,

@@ -44,6 +44,10 @@ pub enum PluginsCommand {
     Verify {
         /// The library file (e.g. target/debug/libionport_connector_m3.so).
         path: PathBuf,
+        /// Print JSON (library, connector, passed, checks: name, passed, detail); the exit
+        /// status is the same.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -51,7 +55,7 @@ pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
     match cmd {
         PluginsCommand::List { json } => list(cli, *json),
         PluginsCommand::Show { id, json } => show(cli, id, *json),
-        PluginsCommand::Verify { path } => verify(path),
+        PluginsCommand::Verify { path, json } => verify(path, *json),
         PluginsCommand::New {
             name,
             dir,
@@ -250,8 +254,28 @@ fn print_form(root: &Value, schema: &Value, prefix: &str, depth: usize) {
     }
 }
 
-fn verify(path: &std::path::Path) -> Result<ExitCode> {
+fn verify(path: &std::path::Path, json: bool) -> Result<ExitCode> {
     let report = verify_library(path);
+    let code = if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    if json {
+        let checks: Vec<serde_json::Value> = report
+            .checks
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name, "passed": c.passed, "detail": c.detail}))
+            .collect();
+        let doc = serde_json::json!({
+            "library": path.display().to_string(),
+            "connector": report.connector_id,
+            "passed": report.passed(),
+            "checks": checks,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(code);
+    }
     println!(
         "Conformance of {}{}",
         path.display(),
@@ -271,10 +295,9 @@ fn verify(path: &std::path::Path) -> Result<ExitCode> {
     }
     if report.passed() {
         println!("passed: {} checks", report.checks.len());
-        Ok(ExitCode::SUCCESS)
     } else {
         let failed = report.failures().count();
         println!("failed: {failed} of {} checks", report.checks.len());
-        Ok(ExitCode::FAILURE)
     }
+    Ok(code)
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ionport_core::pipeline::run::{open_destination, states};
@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Print only the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also write the summary as JSON to FILE (tasks with their counts and errors,
+    /// pipelines that could not start, totals, `ok`), for schedulers and scripts.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
 }
 
 /// `ionport daemon`.
@@ -71,6 +75,10 @@ pub enum StateCommand {
         /// The pipeline whose environment to show (default: every pipeline).
         #[arg(long)]
         pipeline: Option<String>,
+        /// Print JSON: one object per environment (environment, pipeline, states: stream →
+        /// state).
+        #[arg(long)]
+        json: bool,
     },
     /// Forget saved states: the next run reads everything again.
     Reset {
@@ -247,12 +255,27 @@ fn scrub(text: &str) -> String {
     ionport_core::scrub::Scrubber::process().scrub(text)
 }
 
+/// The width the summary table fits: the terminal's, else `COLUMNS`; none (no wrapping)
+/// when stdout is a file or a pipe, so that each task stays one line for scripts.
+fn summary_width() -> Option<u16> {
+    let term = console::Term::stdout();
+    if term.is_term()
+        && let Some((_, cols)) = term.size_checked()
+    {
+        return Some(cols);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c > 0)
+}
+
 fn print_summary(s: &RunSummary, seconds: f64) {
-    println!();
-    println!(
-        "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8}  STATUS",
-        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS"
-    );
+    use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header(vec![
+        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS", "STATUS",
+    ]);
     for t in &s.tasks {
         let status = match &t.error {
             None => "ok".to_string(),
@@ -264,19 +287,49 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             ),
             Some(e) => format!("FAILED: {}", scrub(e)),
         };
-        println!(
-            "{:<34} {:<13} {:>10} {:>7} {:>9} {:>8.1}  {status}",
+        table.add_row(vec![
             format!("{}/{}", t.pipeline, t.task),
-            t.sync_mode,
-            t.records,
-            t.pages,
-            t.requests,
-            t.seconds
-        );
+            t.sync_mode.to_string(),
+            t.records.to_string(),
+            t.pages.to_string(),
+            t.requests.to_string(),
+            format!("{:.1}", t.seconds),
+            status,
+        ]);
     }
     for (p, e) in &s.failed_pipelines {
-        println!("{p:<34} FAILED before its tasks started: {}", scrub(e));
+        table.add_row(vec![
+            p.clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            format!("FAILED before its tasks started: {}", scrub(e)),
+        ]);
     }
+    // Only the status wraps: a task's name and numbers stay whole on its first line.
+    for (i, col) in table.column_iter_mut().enumerate() {
+        col.set_padding(if i == 0 { (0, 1) } else { (1, 1) });
+        if (2..=5).contains(&i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+        if i < 6 {
+            col.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    match summary_width() {
+        Some(w) => {
+            table
+                .set_width(w)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
+    println!();
+    println!("{}", table.trim_fmt());
     let records: u64 = s.tasks.iter().map(|t| t.records).sum();
     let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();
     println!(
@@ -290,6 +343,39 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             format!("{failed} FAILED")
         }
     );
+}
+
+/// The summary as JSON (`run --summary FILE`): what the table shows, errors scrubbed alike.
+fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Value {
+    let tasks: Vec<serde_json::Value> = s
+        .tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "pipeline": t.pipeline, "task": t.task, "sync_mode": t.sync_mode,
+                "records": t.records, "commits": t.commits, "pages": t.pages,
+                "requests": t.requests, "seconds": t.seconds,
+                "ok": t.error.is_none(), "error": t.error.as_deref().map(scrub),
+            })
+        })
+        .collect();
+    let failed_pipelines: Vec<serde_json::Value> = s
+        .failed_pipelines
+        .iter()
+        .map(|(p, e)| json!({"pipeline": p, "error": scrub(e)}))
+        .collect();
+    json!({
+        "ok": s.ok() && !cancelled,
+        "cancelled": cancelled,
+        "seconds": seconds,
+        "records": s.tasks.iter().map(|t| t.records).sum::<u64>(),
+        "http_requests": s.http_requests,
+        "retries": s.retries,
+        "unauthorized": s.unauthorized,
+        "rate_limited": s.rate_limited,
+        "tasks": tasks,
+        "failed_pipelines": failed_pipelines,
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -339,7 +425,13 @@ pub fn run_cmd(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     if let Some((mp, _)) = &progress.bars {
         let _ = mp.clear();
     }
-    print_summary(&summary, started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    print_summary(&summary, seconds);
+    if let Some(file) = &args.summary {
+        let doc = summary_json(&summary, seconds, cancel.is_cancelled());
+        std::fs::write(file, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing the summary to {}", file.display()))?;
+    }
     Ok(if summary.ok() && !cancel.is_cancelled() {
         ExitCode::SUCCESS
     } else {
@@ -403,25 +495,41 @@ pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
 /// `ionport state`.
 pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
     match cmd {
-        StateCommand::Show { file, pipeline } => {
+        StateCommand::Show {
+            file,
+            pipeline,
+            json,
+        } => {
             let Some(plan) = load_plan(cli, file)? else {
                 return Ok(ExitCode::from(2));
             };
             let mut seen = std::collections::BTreeSet::new();
+            let mut shown = Vec::new();
             for p in &plan.pipelines {
                 if pipeline.as_ref().is_some_and(|n| n != &p.name)
                     || !seen.insert(p.environment.clone())
                 {
                     continue;
                 }
-                println!("environment {} (pipeline {}):", p.environment, p.name);
                 let st = states(p).map_err(anyhow::Error::msg)?;
+                if *json {
+                    shown.push(json!({
+                        "environment": p.environment,
+                        "pipeline": p.name,
+                        "states": st,
+                    }));
+                    continue;
+                }
+                println!("environment {} (pipeline {}):", p.environment, p.name);
                 if st.is_empty() {
                     println!("  (no saved state)");
                 }
                 for (stream, v) in st {
                     println!("  {stream:<28} {v}");
                 }
+            }
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             }
             Ok(ExitCode::SUCCESS)
         }

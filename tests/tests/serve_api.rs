@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{form_credentials, ionport_bin, profile_dir};
+use ionport_tests::{form_credentials, ionport_bin, profile_dir, python};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -475,14 +475,88 @@ fn a_long_run_is_cancelled_and_a_second_run_is_refused() {
     srv.assert_no_canary();
 }
 
+/// Pinned Python tools for the HTTP API's conventions: the OpenAPI validator clients and
+/// CI use, and the Prometheus client's own parsers of both metrics text formats.
+const API_TOOLS: (&str, &[&str]) = (
+    "serve-api",
+    &["openapi-spec-validator==0.7.2", "prometheus-client==0.21.1"],
+);
+
 /// Every path and method of the served OpenAPI document: the document matches
-/// `schemas/openapi.json`, every operation exists (no 404-for-route, no 405), and every one
-/// but /health is 401 without a key or with a wrong one.
+/// `schemas/openapi.json`, is valid OpenAPI 3 (`openapi-spec-validator`) with one stable
+/// operation id per operation, every operation exists (no 404-for-route, no 405), and every
+/// one but /health and /openapi.json is 401 without a key or with a wrong one.
 #[test]
 fn openapi_is_current_and_every_operation_needs_a_key() {
     let srv = Server::start(&[]);
-    let (s, doc) = srv.call("GET", "/openapi.json", None);
+    // Readable without a key: clients are generated from it before anyone holds one.
+    let (s, doc) = srv.call_with(None, "GET", "/openapi.json", None);
     assert_eq!(s, 200, "{doc}");
+    assert_eq!(srv.call("GET", "/openapi.json", None).1, doc);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    let mut ids = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            // `resource_action`: what generated clients name their functions after.
+            let (resource, action) = id.split_once('_').unwrap_or(("", ""));
+            assert!(
+                !resource.is_empty()
+                    && !action.is_empty()
+                    && id.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{method} {path}: operationId {id:?} is not resource_action"
+            );
+            ids.push(id.to_string());
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "repeated operation ids in {ids:?}");
+    // Stable: the ids clients are generated with; renaming one breaks them.
+    for id in [
+        "connections_list",
+        "connections_create",
+        "connections_get",
+        "connections_update",
+        "connections_patch",
+        "connections_delete",
+        "connections_test",
+        "connections_test_values",
+        "connections_tasks",
+        "connectors_list",
+        "connectors_get",
+        "connectors_form",
+        "connectors_tasks",
+        "runs_start",
+        "runs_list",
+        "runs_get",
+        "runs_cancel",
+        "system_health",
+        "system_metrics",
+        "system_openapi",
+    ] {
+        assert!(ids.iter().any(|i| i == id), "no operation {id} in {ids:?}");
+    }
+    let served = srv.home.path().join("served-openapi.json");
+    std::fs::write(&served, doc.to_string()).unwrap();
+    let venv = python::venv(API_TOOLS);
+    let out = Command::new(python::bin(&venv, "openapi-spec-validator"))
+        .arg(&served)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refuses the served document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/openapi.json");
     let checked_in: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(
@@ -497,8 +571,9 @@ fn openapi_is_current_and_every_operation_needs_a_key() {
             let body = matches!(m.as_str(), "POST" | "PUT" | "PATCH").then(|| json!({}));
             let (s, v) = srv.call(&m, &concrete, body.as_ref());
             assert!(s != 405 && v["error"] != "no_route", "{m} {path}: {s} {v}");
-            if path == "/health" {
+            if path == "/health" || path == "/openapi.json" {
                 assert_eq!(srv.call_with(None, &m, &concrete, None).0, 200);
+                assert_eq!(srv.call_with(Some("wrong-key"), &m, &concrete, None).0, 200);
                 continue;
             }
             for key in [None, Some("wrong-key")] {
@@ -510,7 +585,7 @@ fn openapi_is_current_and_every_operation_needs_a_key() {
             n += 1;
         }
     }
-    assert!(n >= 19, "{n} operations");
+    assert!(n >= 18, "{n} operations");
     // Unknown paths and methods are 401 without a key too (auth before routing).
     assert_eq!(srv.call_with(None, "GET", "/v1/nothing", None).0, 401);
     assert_eq!(srv.call_with(None, "DELETE", "/v1/runs", None).0, 401);
@@ -842,4 +917,105 @@ tasks = ["customers", "items"]
         "{log}"
     );
     srv.assert_no_canary();
+}
+
+/// `/metrics` by `Accept`: OpenMetrics by default and when Prometheus asks as it does by
+/// default; the classic text format (0.0.4) when the scraper prefers it. Each answer is
+/// read by the Prometheus Python client's parser of its format.
+#[test]
+fn metrics_speak_openmetrics_or_the_classic_format_as_accept_asks() {
+    let srv = Server::start(&[]);
+    // Some traffic, so counter and histogram families have samples.
+    assert_eq!(srv.call("GET", "/v1/connectors", None).0, 200);
+    assert_eq!(srv.call_with(None, "GET", "/v1/connectors", None).0, 401);
+    assert_eq!(srv.call_with(None, "GET", "/metrics", None).0, 401);
+    let scrape = |accept: Option<&str>| {
+        let mut req = srv
+            .client
+            .get(format!("{}/metrics", srv.base))
+            .bearer_auth(KEY);
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let resp = req.send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        (ct, resp.text().unwrap())
+    };
+    let venv = python::venv(API_TOOLS);
+    let parse = |format: &str, text: &str| -> Vec<Value> {
+        use std::io::Write;
+        let mut child = Command::new(python::bin(&venv, "python"))
+            .arg(python::script("metrics_parse.py"))
+            .arg(format)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the {format} parser refuses:\n{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let expect_families = |families: &[Value], what: &str| {
+        for (name, kind) in [
+            ("ionport_http_requests", "counter"),
+            ("ionport_http_unauthorized", "counter"),
+            ("ionport_http_request_duration_seconds", "histogram"),
+        ] {
+            let f = families
+                .iter()
+                .find(|f| f["name"] == name)
+                .unwrap_or_else(|| panic!("{what}: no family {name} in {families:?}"));
+            assert_eq!(f["type"], kind, "{what}: {f}");
+            assert!(!f["samples"].as_array().unwrap().is_empty(), "{what}: {f}");
+        }
+        // A sample the parser could not put in its family makes an untyped one.
+        for f in families {
+            assert_ne!(f["type"], "unknown", "{what}: an untyped family {f}");
+        }
+    };
+
+    let prometheus_default = "application/openmetrics-text;version=1.0.0;q=0.5,\
+        application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    for accept in [None, Some("*/*"), Some(prometheus_default)] {
+        let (ct, text) = scrape(accept);
+        assert!(
+            ct.starts_with("application/openmetrics-text; version=1.0.0"),
+            "{accept:?}: {ct}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{accept:?}:\n{text}");
+        assert!(text.contains("# TYPE ionport_http_requests counter\n"));
+        expect_families(&parse("openmetrics", &text), "OpenMetrics");
+    }
+
+    for accept in [
+        "text/plain; version=0.0.4",
+        "text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+        "application/openmetrics-text;q=0.1, text/plain;q=0.9",
+    ] {
+        let (ct, text) = scrape(Some(accept));
+        assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8", "{accept}");
+        assert!(!text.contains("# EOF"), "{accept}:\n{text}");
+        assert!(!text.contains("# UNIT"), "{accept}:\n{text}");
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        for line in [
+            "# TYPE ionport_http_requests_total counter",
+            "# TYPE ionport_http_unauthorized_total counter",
+            "# TYPE ionport_http_request_duration_seconds histogram",
+        ] {
+            assert!(types.contains(&line), "{accept}: no {line:?} in {types:?}");
+        }
+        expect_families(&parse("classic", &text), "classic");
+    }
 }

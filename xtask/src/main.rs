@@ -5,6 +5,8 @@
 //!   freshness check, then every test (doctests included).
 //! - `cargo xtask demo`: builds, then runs the main job against the embedded emulator.
 //! - `cargo xtask schemas [--check]`: writes (or verifies) the generated JSON Schemas.
+//! - `cargo xtask man [--out DIR]`: the man pages of `ionport` (`clap_mangen`, through
+//!   the built binary), default `target/man`.
 //! - `cargo xtask bench`: builds release plugins and runs the benchmarks (`BENCH_*`
 //!   variables narrow or widen the pipeline bench: see `docs/performance.md`).
 
@@ -56,6 +58,12 @@ enum Task {
     },
     /// Build release plugins and run the benchmarks; prints figures.
     Bench,
+    /// Build `ionport` and write its man pages (ionport.1, ionport-run.1, ...).
+    Man {
+        /// Where to write them (default target/man).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// The plugin libraries the workspace builds (package names).
@@ -175,6 +183,25 @@ fn bench() -> Result<()> {
     cargo(&["bench", "-p", "ionport-tests", "--bench", "pipeline"])
 }
 
+/// The pages come from the binary's own clap definition (a hidden `man-pages`
+/// subcommand), as `schemas` takes the OpenAPI document from `serve --print-openapi`.
+fn man(out: Option<PathBuf>) -> Result<()> {
+    cargo(&["build", "--quiet", "-p", "ionport"])?;
+    let out = out.unwrap_or_else(|| target_dir().join("man"));
+    let bin = target_dir()
+        .join("debug")
+        .join(format!("ionport{}", std::env::consts::EXE_SUFFIX));
+    let status = Command::new(&bin)
+        .arg("man-pages")
+        .arg(&out)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !status.success() {
+        bail!("{} man-pages failed ({status})", bin.display());
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     match args.task {
@@ -190,5 +217,6 @@ fn main() -> Result<()> {
             schemas::run(&root(), &target_dir().join("debug"), check)
         }
         Task::Bench => bench(),
+        Task::Man { out } => man(out),
     }
 }

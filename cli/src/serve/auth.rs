@@ -198,11 +198,12 @@ fn presented(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Paths open without a key.
-const OPEN: &[&str] = &["/health"];
+/// Paths open without a key: liveness, and the API's description (it holds no data, and
+/// clients are generated from it before anyone has a key).
+pub const OPEN: &[&str] = &["/health", "/openapi.json"];
 
-/// The auth check, in front of routing: every path but `/health` needs a key; unknown
-/// paths too. The 401 says nothing about what exists.
+/// The auth check, in front of routing: every path but those in [`OPEN`] needs a key;
+/// unknown paths too. The 401 says nothing about what exists.
 pub async fn require_key(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if OPEN.contains(&req.uri().path()) {
         return next.run(req).await;

@@ -10,7 +10,7 @@ use super::api::{connections, connectors, runs, system};
 #[openapi(
     info(
         title = "ionport HTTP API",
-        description = "Connectors, connections, runs and metrics of an ionport server. Every route but /health needs an API key: `Authorization: Bearer KEY` or `X-API-Key: KEY`.",
+        description = "Connectors, connections, runs and metrics of an ionport server. Every route but /health and /openapi.json needs an API key: `Authorization: Bearer KEY` or `X-API-Key: KEY`. /metrics speaks OpenMetrics, or the classic Prometheus text format when `Accept` prefers `text/plain; version=0.0.4`.",
         license(name = "Apache-2.0")
     ),
     paths(

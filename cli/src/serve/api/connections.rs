@@ -402,7 +402,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Every connection.
-#[utoipa::path(get, path = "/v1/connections", tag = "connections",
+#[utoipa::path(get, operation_id = "connections_list", path = "/v1/connections", tag = "connections",
     responses(
         (status = 200, description = "The connections (secrets masked)", body = [ConnectionView]),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
@@ -419,7 +419,7 @@ pub async fn list(State(st): State<AppState>) -> Json<Vec<ConnectionView>> {
 /// Creates a connection: the values are checked against the connector's form, then the
 /// connector's check runs with them; only when it passes are the credentials stored in
 /// the vault and the connection saved.
-#[utoipa::path(post, path = "/v1/connections", tag = "connections",
+#[utoipa::path(post, operation_id = "connections_create", path = "/v1/connections", tag = "connections",
     request_body = CreateConnection,
     responses(
         (status = 201, description = "Created after its test passed", body = ConnectionWithTest),
@@ -511,7 +511,7 @@ async fn record(st: &AppState, name: &str) -> ApiResult<ConnectionRecord> {
 }
 
 /// One connection.
-#[utoipa::path(get, path = "/v1/connections/{name}", tag = "connections",
+#[utoipa::path(get, operation_id = "connections_get", path = "/v1/connections/{name}", tag = "connections",
     params(("name" = String, Path, description = "The connection name")),
     responses(
         (status = 200, description = "The connection (secrets masked)", body = ConnectionView),
@@ -547,7 +547,7 @@ fn stored_values(st: &AppState, r: &ConnectionRecord) -> ApiResult<Value> {
 /// Updates a connection. Fields left out keep their value; a secret sent back masked
 /// keeps its stored value. When the values change, the connection is tested again and
 /// the update is refused (422, nothing changed) if the test fails.
-#[utoipa::path(put, path = "/v1/connections/{name}", tag = "connections",
+#[utoipa::path(put, operation_id = "connections_update", path = "/v1/connections/{name}", tag = "connections",
     params(("name" = String, Path, description = "The connection name")),
     request_body = UpdateConnection,
     responses(
@@ -639,7 +639,7 @@ pub async fn update(
 }
 
 /// Deletes a connection and its vault entry (the destination's data stays).
-#[utoipa::path(delete, path = "/v1/connections/{name}", tag = "connections",
+#[utoipa::path(delete, operation_id = "connections_delete", path = "/v1/connections/{name}", tag = "connections",
     params(("name" = String, Path, description = "The connection name")),
     responses(
         (status = 204, description = "Deleted"),
@@ -667,7 +667,7 @@ pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> Api
 }
 
 /// Tests a stored connection (its vault credentials and settings).
-#[utoipa::path(post, path = "/v1/connections/{name}/test", tag = "connections",
+#[utoipa::path(post, operation_id = "connections_test", path = "/v1/connections/{name}/test", tag = "connections",
     params(("name" = String, Path, description = "The connection name")),
     responses(
         (status = 200, description = "The test report (`success` says whether it passed)", body = TestReport),
@@ -709,7 +709,7 @@ pub fn connection_secrets(st: &AppState, r: &ConnectionRecord) -> Vec<String> {
 }
 
 /// Tests form values without saving anything.
-#[utoipa::path(post, path = "/v1/connections/test", tag = "connections",
+#[utoipa::path(post, operation_id = "connections_test_values", path = "/v1/connections/test", tag = "connections",
     request_body = TestValues,
     responses(
         (status = 200, description = "The test report", body = TestReport),
@@ -741,7 +741,7 @@ pub async fn test_values(
 }
 
 /// The predefined tasks a connection has, and how each runs.
-#[utoipa::path(get, path = "/v1/connections/{name}/tasks", tag = "connections",
+#[utoipa::path(get, operation_id = "connections_tasks", path = "/v1/connections/{name}/tasks", tag = "connections",
     params(("name" = String, Path, description = "The connection name")),
     responses(
         (status = 200, description = "The connection's tasks", body = [ConnectionTaskView]),
@@ -758,7 +758,7 @@ pub async fn tasks(
 }
 
 /// The same as `PUT`: fields left out keep their value.
-#[utoipa::path(patch, path = "/v1/connections/{name}", tag = "connections",
+#[utoipa::path(patch, operation_id = "connections_patch", path = "/v1/connections/{name}", tag = "connections",
     params(("name" = String, Path, description = "The connection name")),
     request_body = UpdateConnection,
     responses(

@@ -65,7 +65,7 @@ pub fn find(st: &AppState, id: &str) -> ApiResult<Arc<LoadedPlugin>> {
 }
 
 /// Every loaded connector.
-#[utoipa::path(get, path = "/v1/connectors", tag = "connectors",
+#[utoipa::path(get, operation_id = "connectors_list", path = "/v1/connectors", tag = "connectors",
     responses(
         (status = 200, description = "The connectors", body = [ConnectorSummary]),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
@@ -89,7 +89,7 @@ pub async fn list(State(st): State<AppState>) -> Json<Vec<ConnectorSummary>> {
 }
 
 /// One connector's manifest.
-#[utoipa::path(get, path = "/v1/connectors/{id}", tag = "connectors",
+#[utoipa::path(get, operation_id = "connectors_get", path = "/v1/connectors/{id}", tag = "connectors",
     params(("id" = String, Path, description = "The connector id, e.g. infor-m3")),
     responses(
         (status = 200, description = "The manifest", body = Object),
@@ -103,7 +103,7 @@ pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResul
 }
 
 /// One connector's connection form (a JSON Schema; secret fields carry `x-secret`).
-#[utoipa::path(get, path = "/v1/connectors/{id}/form", tag = "connectors",
+#[utoipa::path(get, operation_id = "connectors_form", path = "/v1/connectors/{id}/form", tag = "connectors",
     params(("id" = String, Path, description = "The connector id")),
     responses(
         (status = 200, description = "The connection form (JSON Schema)", body = Object),
@@ -114,7 +114,7 @@ pub async fn form(State(st): State<AppState>, Path(id): Path<String>) -> ApiResu
 }
 
 /// One connector's predefined tasks.
-#[utoipa::path(get, path = "/v1/connectors/{id}/tasks", tag = "connectors",
+#[utoipa::path(get, operation_id = "connectors_tasks", path = "/v1/connectors/{id}/tasks", tag = "connectors",
     params(("id" = String, Path, description = "The connector id")),
     responses(
         (status = 200, description = "The tasks", body = [TaskInfo]),

@@ -50,7 +50,7 @@ fn conflict(e: StartError, connection: &str) -> ApiError {
 }
 
 /// Starts a run and answers at once (202); poll `GET /v1/runs/{id}`.
-#[utoipa::path(post, path = "/v1/runs", tag = "runs",
+#[utoipa::path(post, operation_id = "runs_start", path = "/v1/runs", tag = "runs",
     request_body = StartRun,
     responses(
         (status = 202, description = "Started", body = RunView),
@@ -239,7 +239,7 @@ fn pipeline_run(
 }
 
 /// Every run this server started since it started, newest first.
-#[utoipa::path(get, path = "/v1/runs", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_list", path = "/v1/runs", tag = "runs",
     responses(
         (status = 200, description = "The runs", body = [RunView]),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
@@ -248,7 +248,7 @@ pub async fn list(State(st): State<AppState>) -> Json<Vec<RunView>> {
 }
 
 /// One run: status, per-task progress and counts.
-#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_get", path = "/v1/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "The run id")),
     responses(
         (status = 200, description = "The run", body = RunView),
@@ -263,7 +263,7 @@ pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResul
 }
 
 /// Asks a run to stop between pages; answers at once with its status.
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
+#[utoipa::path(post, operation_id = "runs_cancel", path = "/v1/runs/{id}/cancel", tag = "runs",
     params(("id" = String, Path, description = "The run id")),
     responses(
         (status = 202, description = "Cancellation asked", body = RunView),

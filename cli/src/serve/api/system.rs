@@ -1,10 +1,11 @@
-//! `GET /health` (open), `GET /metrics`, `GET /openapi.json`, and the per-request metrics.
+//! `GET /health` and `GET /openapi.json` (both open), `GET /metrics`, and the per-request
+//! metrics.
 
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -12,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::serve::AppState;
 use crate::serve::error::{ApiError, ApiResult, ErrorBody};
-use crate::serve::metrics::{CONTENT_TYPE, HttpLabels};
+use crate::serve::metrics::{Format, HttpLabels};
 
 /// The server is up.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,8 +24,8 @@ pub struct Health {
     pub version: String,
 }
 
-/// Liveness; the one route open without an API key.
-#[utoipa::path(get, path = "/health", tag = "system", security(()),
+/// Liveness; open without an API key.
+#[utoipa::path(get, operation_id = "system_health", path = "/health", tag = "system", security(()),
     responses((status = 200, description = "The server is up", body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health {
@@ -33,24 +34,43 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Counters in the Prometheus (OpenMetrics) text format.
-#[utoipa::path(get, path = "/metrics", tag = "system",
+/// Counters and histograms: the OpenMetrics text format, or the classic Prometheus text
+/// format (`text/plain; version=0.0.4`) when the `Accept` header prefers it.
+///
+/// The `Accept` header's q-values are honoured; OpenMetrics on a tie and without one.
+// Not a declared parameter: OpenAPI ignores header parameters named `Accept`.
+#[utoipa::path(get, operation_id = "system_metrics", path = "/metrics", tag = "system",
     responses(
-        (status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text"),
+        (status = 200, description = "The metrics", content(
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (String = "text/plain; version=0.0.4; charset=utf-8"))),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
-pub async fn metrics(State(st): State<AppState>) -> ApiResult<Response> {
+pub async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let format = Format::negotiate(
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     let text = st
         .metrics
-        .encode()
+        .encode(format)
         .map_err(|e| ApiError::internal(format!("encoding the metrics failed: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        text,
+    )
+        .into_response())
 }
 
-/// This API's OpenAPI document.
-#[utoipa::path(get, path = "/openapi.json", tag = "system",
+/// This API's OpenAPI document; open without an API key, so that clients and validators
+/// can read it before they hold one.
+#[utoipa::path(get, operation_id = "system_openapi", path = "/openapi.json", tag = "system", security(()),
     responses(
-        (status = 200, description = "The OpenAPI 3.1 document", body = Object),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+        (status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
