@@ -21,7 +21,8 @@
 //! `BENCH_LATENCY_QUOTAS` requests per 60 s, the pipeline file's `quota` (the host's
 //! client-side limit) set to the same: records/s, the bound (quota × records per request,
 //! or pages in flight ÷ latency × records per request, whichever is lower), requests/min
-//! against the emulator and their share of the quota, 429s the emulator served; for the
+//! against the emulator and their share of the quota (over the whole run, and steady:
+//! between 10% and 90% of its requests), 429s the emulator served; for the
 //! M3 tasks read in key ranges (MI lists, EXPORTMI) also `pages_in_flight = 1`, and the
 //! ratio.
 //!
@@ -59,7 +60,8 @@ mod tasks;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::EmulatorConfig;
@@ -266,17 +268,32 @@ fn latency_row(
     let dest = Dest::new(kind, dir, &format!("{}-lat-{quota}-{pif}", task.task));
     dest.remove();
     let (req0, limited0) = served(emu);
-    let f = full_run(
-        dir,
-        ionapi,
-        task,
-        &dest,
-        &RunSetup {
-            page,
-            pages_in_flight: pif,
-            quota: format!("{quota}/60"),
-        },
-    );
+    let stop = AtomicBool::new(false);
+    let (f, samples) = std::thread::scope(|s| {
+        // The emulator's count every 250 ms, for the rate while the task is under way.
+        let sampler = s.spawn(|| {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                samples.push((started.elapsed().as_secs_f64(), served(emu).0 - req0));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            samples
+        });
+        let f = full_run(
+            dir,
+            ionapi,
+            task,
+            &dest,
+            &RunSetup {
+                page,
+                pages_in_flight: pif,
+                quota: format!("{quota}/60"),
+            },
+        );
+        stop.store(true, Ordering::Relaxed);
+        (f, sampler.join().unwrap_or_default())
+    });
     let (req1, limited1) = served(emu);
     let ok = verified_cell(
         task.label,
@@ -287,13 +304,14 @@ fn latency_row(
     dest.remove();
     let requests = req1 - req0;
     let per_min = requests as f64 / f.seconds * 60.0;
+    let steady = steady_per_min(&samples, requests);
     // The most the task could do: the quota, or its pages in flight per round trip.
     let per_request = want as f64 / requests.max(1) as f64;
     let by_quota = f64::from(quota) / 60.0;
     let by_latency = f64::from(task.effective_in_flight(pif)) / latency.as_secs_f64().max(1e-3);
     let bound = by_quota.min(by_latency) * per_request;
     println!(
-        "{:<24} {:<9} {:<9} {:<4} {:>9.0}  {:>9.0}  {:>4.0}%  {:>6.2}  {:>7.1}  {ok:<8} {:>5}  {:>7.0}  {:>5.0}%  {:>4}  {:>5.1}",
+        "{:<24} {:<9} {:<9} {:<4} {:>9.0}  {:>9.0}  {:>4.0}%  {:>6.2}  {:>7.1}  {ok:<8} {:>5}  {:>7.0}  {:>5.0}%  {:>7.0}  {:>5.1}%  {:>4}  {:>5.1}",
         task.label,
         kind,
         want,
@@ -306,10 +324,26 @@ fn latency_row(
         quota,
         per_min,
         100.0 * per_min / f64::from(quota),
+        steady,
+        100.0 * steady / f64::from(quota),
         limited1 - limited0,
         f.seconds,
     );
     LatencyRow { rate: f.rate() }
+}
+
+/// Requests per minute while the task is under way: the slope of the emulator's count
+/// between the samples at 10% and at 90% of the run's requests, so the process start,
+/// the token, the first page (which goes alone) and the last pages are left out.
+fn steady_per_min(samples: &[(f64, u64)], total: u64) -> f64 {
+    let from = samples.iter().find(|(_, n)| *n * 10 >= total);
+    let to = samples.iter().rev().find(|(_, n)| *n * 10 <= total * 9);
+    match (from, to) {
+        (Some(&(t0, n0)), Some(&(t1, n1))) if t1 > t0 && n1 > n0 => {
+            (n1 - n0) as f64 / (t1 - t0) * 60.0
+        }
+        _ => f64::NAN,
+    }
 }
 
 fn main() {
@@ -394,9 +428,9 @@ fn main() {
             jitter.as_millis()
         );
         println!(
-            "   bound = min(quota, pif ÷ latency) × records per request; req/min counted by the emulator; s = wall seconds"
+            "   bound = min(quota, pif ÷ latency) × records per request; req/min counted by the emulator over the run, steady = between 10% and 90% of its requests; s = wall seconds"
         );
-        println!("{HEADER} quota  req/min  share   429s  s");
+        println!("{HEADER} quota  req/min  share   steady  share   429s  s");
         for &quota in &quotas {
             for (task, plugin) in tasks.iter().zip(&plugins) {
                 let emu = Emulated::start(EmulatorConfig {
