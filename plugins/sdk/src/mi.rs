@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 use crate::writer::RowWriter;
 
 mod fast;
+mod rows;
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+pub use rows::{MiRow, MiRows, TypedRows};
 
 /// Which shape of the MI REST API to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -303,7 +305,26 @@ impl MiCall {
         self.parse_general(resp)
     }
 
-    /// Every success answer, through a `Value` tree: what [`fast::rows`] leaves over.
+    /// Like [`MiCall::parse`], keeping the rows in the body they were read from: a field's
+    /// text is a slice of the body, not a `String` of its own (see [`MiRows`]).
+    pub fn parse_rows(&self, resp: GatewayResponse) -> Result<MiRows, ConnectorError> {
+        self.parse_rows_detailed(resp).map_err(|e| self.error(&e))
+    }
+
+    fn parse_rows_detailed(&self, mut resp: GatewayResponse) -> Result<MiRows, MiError> {
+        if !resp.is_success() {
+            return Err(http_error(&resp));
+        }
+        match MiRows::borrowing(std::mem::take(&mut resp.body), fast::decode) {
+            Ok(rows) => Ok(rows),
+            Err(body) => {
+                resp.body = body;
+                self.parse_general(&resp).map(MiRows::owned)
+            }
+        }
+    }
+
+    /// Every success answer, through a `Value` tree: what [`fast::decode`] leaves over.
     fn parse_general(&self, resp: &GatewayResponse) -> Result<MiAnswer, MiError> {
         let v: Value = serde_json::from_slice(&resp.body)
             .map_err(|e| MiError::unexpected(resp, format!("the answer is not JSON: {e}")))?;
