@@ -14,7 +14,7 @@ use yoke::{Yoke, Yokeable};
 
 use super::{MiAnswer, MiType};
 use crate::ConnectorError;
-use crate::writer::RowWriter;
+use crate::writer::{EncodedKey, RowWriter};
 
 /// The field names of rows, and the order their fields are written in.
 #[derive(Debug, Default)]
@@ -262,7 +262,7 @@ impl MiRows {
         } else {
             &self.types
         };
-        let shape_types = self
+        let shape_fields = self
             .rows
             .get()
             .shapes
@@ -273,18 +273,19 @@ impl MiRows {
                     .iter()
                     .map(|&p| {
                         let name = shape.names[p].as_ref();
-                        primary
+                        let ty = primary
                             .get(name)
                             .or_else(|| fallback.get(name))
                             .copied()
-                            .unwrap_or(MiType::Alpha)
+                            .unwrap_or(MiType::Alpha);
+                        (EncodedKey::new(name), ty)
                     })
                     .collect()
             })
             .collect();
         TypedRows {
             rows: self,
-            shape_types,
+            shape_fields,
         }
     }
 }
@@ -318,8 +319,8 @@ impl<'r> MiRow<'r> {
 #[derive(Debug)]
 pub struct TypedRows {
     rows: MiRows,
-    /// Per shape, the type of each field in write order.
-    shape_types: Vec<Vec<MiType>>,
+    /// Per shape, each field's key as JSON and its type, in write order.
+    shape_fields: Vec<Vec<(EncodedKey, MiType)>>,
 }
 
 impl TypedRows {
@@ -338,8 +339,10 @@ impl TypedRows {
             )));
         };
         let s = &d.shapes[shape];
-        for (&p, ty) in s.order.iter().zip(&self.shape_types[shape]) {
-            ty.write(w, &s.names[p], &d.values[start + p]);
+        for (&p, (key, ty)) in s.order.iter().zip(&self.shape_fields[shape]) {
+            let value = &d.values[start + p];
+            // Text borrowed from the body had no escapes there and needs none here.
+            ty.write_encoded(w, key, value, matches!(value, Cow::Borrowed(_)));
         }
         Ok(())
     }
@@ -472,6 +475,7 @@ mod tests {
             r#"[{"B":" b ","A":"a  ","N":1.0,"I":-0,"Z":null,"T":true,"O":{"x":[1]}}]"#,
             r#"[{"K":"1","K":"2","A":"\u00e9\n"},{"A":"x","K":"3"},{"K":"4"}]"#,
             r#"[{"CONO":"100","RGDT":"20260131","N":"12,50"},{"RGDT":"x","CONO":"1e3"}]"#,
+            "[{\"A\":\"\u{a0}x\u{3000}\",\"N\":\"\u{2003}12 \",\"B\":\"\\u00a0y\"}]",
         ] {
             let body = v2(records);
             let general = call().parse_general(&resp(200, &body)).unwrap();
