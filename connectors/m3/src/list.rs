@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ionport_plugin_sdk::key_ranges::{self, KeyPage};
-use ionport_plugin_sdk::mi::{MiCall, MiShape, MiType, write_typed_row};
+use ionport_plugin_sdk::mi::{MiCall, MiShape, MiType, TypedRows};
 use ionport_plugin_sdk::paging::SharedPageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};
@@ -78,9 +78,19 @@ pub struct Listing<'a> {
     pub cols: &'a [Col],
 }
 
-/// A listed row with its key (trimmed, as MI answers and takes it) and the field types of
-/// its answer; typed only when written into the batch, so no record is built as a map.
-type Keyed = (String, Vec<(String, String)>, Arc<HashMap<String, MiType>>);
+/// A listed row: its page (the answer's body, its rows borrowing from it, their field
+/// types resolved once for the page) and its position there. Typed only when written into
+/// the batch, so no record is built as a map and no field is copied.
+type Keyed = (Arc<TypedRows>, usize);
+
+/// The types a listing's fields are written with.
+#[derive(Debug)]
+struct Types {
+    /// From `MRS001MI` (v2), empty when M3 gave none.
+    listed: HashMap<String, MiType>,
+    /// The task's declared types.
+    fallback: HashMap<String, MiType>,
+}
 
 impl Listing<'_> {
     fn call(&self, from: Option<&str>, size: u32) -> MiCall {
@@ -101,31 +111,27 @@ impl Listing<'_> {
         &self,
         host: &Host,
         s: &M3Settings,
-        types: &Arc<HashMap<String, MiType>>,
+        types: &Types,
         size: &SharedPageSize,
         from: Option<&str>,
     ) -> Result<KeyPage<Keyed>, ConnectorError> {
         let (resp, asked) = size.fetch(host, |n| self.call(from, n).request(s.shape()))?;
-        let answer = self.call(from, asked).parse(&resp)?;
         // v1 answers carry their own metadata; v2 use the types read before the listing.
-        let types = if answer.types.is_empty() {
-            types.clone()
-        } else {
-            Arc::new(answer.types)
-        };
-        let rows = answer
-            .rows
-            .into_iter()
-            .map(|row| {
-                let key = row
-                    .iter()
-                    .find(|(k, _)| k == self.key)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                (key, row, types.clone())
-            })
-            .collect();
+        let page = Arc::new(
+            self.call(from, asked)
+                .parse_rows(resp)?
+                .typed(&types.listed, &types.fallback),
+        );
+        let rows = (0..page.rows().len()).map(|i| (page.clone(), i)).collect();
         Ok(KeyPage { rows, asked })
+    }
+
+    /// The key of a listed row (trimmed, as MI answers and takes it; empty when missing).
+    fn key_of<'r>(&self, (page, i): &'r Keyed) -> &'r str {
+        page.rows()
+            .row(*i)
+            .and_then(|row| row.get(self.key))
+            .unwrap_or_default()
     }
 
     /// Reads the listing after `resume` (the last key of an interrupted run) with up to
@@ -143,13 +149,16 @@ impl Listing<'_> {
         resume: Option<String>,
         mut page_done: impl FnMut(Vec<Keyed>, Option<&str>) -> Result<(), ConnectorError>,
     ) -> Result<u64, ConnectorError> {
-        let types = Arc::new(types);
+        let types = Types {
+            listed: types,
+            fallback: columns::types(self.cols),
+        };
         key_ranges::read(
             host,
             pages_in_flight,
             resume,
             |from| self.page(host, s, &types, size, from),
-            |(key, _, _): &Keyed| key.as_str(),
+            |row| self.key_of(row),
             |rows, progress| page_done(rows, progress.watermark),
         )
     }
@@ -174,7 +183,6 @@ pub fn read_list(
         .and_then(|st| st.get("last_key"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let fallback = columns::types(listing.cols);
     let mut out = RecordWriter::new(host, stream, 1000);
     let pages = listing.read(
         host,
@@ -184,12 +192,8 @@ pub fn read_list(
         pages_in_flight,
         start,
         |rows, watermark| {
-            for (_, row, types) in &rows {
-                out.write_row(|w| {
-                    let fields = row.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-                    write_typed_row(w, fields, types, &fallback);
-                    Ok(())
-                })?;
+            for (page, i) in &rows {
+                out.write_row(|w| page.write(*i, w))?;
             }
             out.commit(&json!({ "complete": false, "last_key": watermark }))
         },

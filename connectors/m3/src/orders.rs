@@ -2,7 +2,7 @@
 //! order number), then `OIS100MI/LstLine` for each order. The state keeps the last order
 //! whose lines were all emitted, so a restart resumes after it.
 
-use ionport_plugin_sdk::mi::{MiCall, write_typed_row};
+use ionport_plugin_sdk::mi::MiCall;
 use ionport_plugin_sdk::paging::AdaptivePageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};
@@ -70,19 +70,13 @@ pub fn read_order_lines(
                 .input("ORNO", order.clone())
                 .maxrecs(0)
                 .returncols(columns::names(columns::ORDER_LINE));
-            let answer = lines.parse(&host.gateway(&lines.request(s.shape()))?)?;
+            // v1 answers carry their own metadata; v2 use the types read before.
+            let answer = lines
+                .parse_rows(host.gateway(&lines.request(s.shape()))?)?
+                .typed(&types, &fallback);
             pages += 1;
-            let types = if answer.types.is_empty() {
-                &types
-            } else {
-                &answer.types
-            };
-            for row in &answer.rows {
-                out.write_row(|w| {
-                    let fields = row.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-                    write_typed_row(w, fields, types, &fallback);
-                    Ok(())
-                })?;
+            for i in 0..answer.rows().len() {
+                out.write_row(|w| answer.write(i, w))?;
             }
             last_order = Some(order.clone());
         }

@@ -14,10 +14,12 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::writer::RowWriter;
+use crate::writer::{EncodedKey, Plain, RowWriter};
 
 mod fast;
+mod rows;
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+pub use rows::{MiRow, MiRows, TypedRows};
 
 /// Which shape of the MI REST API to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,23 +90,28 @@ impl MiType {
     }
 }
 
+/// A raw MI value typed by [`MiType::typed`], before it is written.
+enum Typed<'a> {
+    Null,
+    Text(&'a str),
+    Int(i64),
+    Float(f64),
+    /// `yyyy-MM-dd`, from the eight digits of `yyyyMMdd` (the text itself beside it).
+    Date([u8; 10], &'a str),
+}
+
 impl MiType {
-    /// Writes a raw MI value as field `key` of `row`, typed exactly as [`MiType::value`]
-    /// types it, straight into the batch (no `Value` in between).
-    pub fn write(self, row: &mut RowWriter<'_>, key: &str, raw: &str) {
-        let t = raw.trim();
+    /// Types a raw MI value exactly as [`MiType::value`] types it, without building a value.
+    fn typed(self, raw: &str) -> Typed<'_> {
+        let t = trim(raw);
         if t.is_empty() {
-            row.null(key);
-            return;
+            return Typed::Null;
         }
         match self {
-            MiType::Alpha => {
-                row.str(key, t);
-            }
+            MiType::Alpha => Typed::Text(t),
             MiType::Numeric => {
                 if let Ok(i) = t.parse::<i64>() {
-                    row.i64(key, i);
-                    return;
+                    return Typed::Int(i);
                 }
                 let parsed = if t.contains(',') {
                     t.replace(',', ".").parse::<f64>()
@@ -112,13 +119,13 @@ impl MiType {
                     t.parse::<f64>()
                 };
                 match parsed {
-                    Ok(f) if f.is_finite() => row.f64(key, f),
-                    _ => row.str(key, t),
-                };
+                    Ok(f) if f.is_finite() => Typed::Float(f),
+                    _ => Typed::Text(t),
+                }
             }
             MiType::Date => {
                 if t.bytes().all(|b| b == b'0') {
-                    row.null(key);
+                    Typed::Null
                 } else if let (8, Some(y), Some(m), Some(d)) =
                     (t.len(), t.get(..4), t.get(4..6), t.get(6..))
                     && t.bytes().all(|b| b.is_ascii_digit())
@@ -127,12 +134,57 @@ impl MiType {
                     iso[..4].copy_from_slice(y.as_bytes());
                     iso[5..7].copy_from_slice(m.as_bytes());
                     iso[8..].copy_from_slice(d.as_bytes());
-                    row.str(key, std::str::from_utf8(&iso).unwrap_or(t));
+                    Typed::Date(iso, t)
                 } else {
-                    row.str(key, t);
+                    Typed::Text(t)
                 }
             }
         }
+    }
+
+    /// Writes a raw MI value as field `key` of `row`, typed exactly as [`MiType::value`]
+    /// types it, straight into the batch (no `Value` in between).
+    pub fn write(self, row: &mut RowWriter<'_>, key: &str, raw: &str) {
+        match self.typed(raw) {
+            Typed::Null => row.null(key),
+            Typed::Text(t) => row.str(key, t),
+            Typed::Int(i) => row.i64(key, i),
+            Typed::Float(f) => row.f64(key, f),
+            Typed::Date(iso, t) => row.str(key, std::str::from_utf8(&iso).unwrap_or(t)),
+        };
+    }
+
+    /// [`MiType::write`] with the key written as JSON before, and, when `plain`, a raw
+    /// text that needs no escaping (so neither does any part of it).
+    pub(crate) fn write_encoded(
+        self,
+        row: &mut RowWriter<'_>,
+        key: &EncodedKey,
+        raw: &str,
+        plain: bool,
+    ) {
+        row.encoded_key(key);
+        match self.typed(raw) {
+            Typed::Null => row.null_after_key(),
+            Typed::Text(t) if plain => row.plain_value(Plain::trusted(t)),
+            Typed::Text(t) => row.value_after_key(t),
+            Typed::Int(i) => row.value_after_key(&i),
+            Typed::Float(f) => row.value_after_key(&f),
+            Typed::Date(iso, t) => match std::str::from_utf8(&iso) {
+                // Digits and dashes.
+                Ok(iso) => row.plain_value(Plain::trusted(iso)),
+                Err(_) => row.value_after_key(t),
+            },
+        }
+    }
+}
+
+/// `str::trim`, answered at once for the common text that begins and ends with a visible
+/// ASCII character.
+fn trim(raw: &str) -> &str {
+    match (raw.as_bytes().first(), raw.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => raw,
+        _ => raw.trim(),
     }
 }
 
@@ -303,7 +355,26 @@ impl MiCall {
         self.parse_general(resp)
     }
 
-    /// Every success answer, through a `Value` tree: what [`fast::rows`] leaves over.
+    /// Like [`MiCall::parse`], keeping the rows in the body they were read from: a field's
+    /// text is a slice of the body, not a `String` of its own (see [`MiRows`]).
+    pub fn parse_rows(&self, resp: GatewayResponse) -> Result<MiRows, ConnectorError> {
+        self.parse_rows_detailed(resp).map_err(|e| self.error(&e))
+    }
+
+    fn parse_rows_detailed(&self, mut resp: GatewayResponse) -> Result<MiRows, MiError> {
+        if !resp.is_success() {
+            return Err(http_error(&resp));
+        }
+        match MiRows::borrowing(std::mem::take(&mut resp.body), fast::decode) {
+            Ok(rows) => Ok(rows),
+            Err(body) => {
+                resp.body = body;
+                self.parse_general(&resp).map(MiRows::owned)
+            }
+        }
+    }
+
+    /// Every success answer, through a `Value` tree: what [`fast::decode`] leaves over.
     fn parse_general(&self, resp: &GatewayResponse) -> Result<MiAnswer, MiError> {
         let v: Value = serde_json::from_slice(&resp.body)
             .map_err(|e| MiError::unexpected(resp, format!("the answer is not JSON: {e}")))?;
@@ -627,6 +698,9 @@ mod tests {
             "2026013x",
             "é\"\\\n",
             "  lead",
+            "\u{a0}12\u{3000}",
+            "x\u{2003}",
+            "\u{7f}",
         ];
         let letters = ["A", "N", "D"];
         let mut row: Vec<(String, String)> = Vec::new();

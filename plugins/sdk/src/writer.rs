@@ -66,7 +66,10 @@ impl RecordWriter {
         if self.pending == 0 {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024));
+        // The next batch is about as long as this one: room for it at once, not grown
+        // (and copied) in steps.
+        let capacity = self.buf.len().max(64 * 1024);
+        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(capacity));
         self.host.emit_ndjson(&self.stream, self.pending, batch)?;
         self.written += self.pending;
         self.pending = 0;
@@ -146,6 +149,34 @@ impl<'b> RowWriter<'b> {
         self.buf.push(b':');
     }
 
+    /// A key written as JSON before ([`EncodedKey`]): rows that repeat their names escape
+    /// them once.
+    pub(crate) fn encoded_key(&mut self, key: &EncodedKey) -> &mut Self {
+        if self.fields > 0 {
+            self.buf.push(b',');
+        }
+        self.fields += 1;
+        self.buf.extend_from_slice(&key.0);
+        self
+    }
+
+    /// A string value that needs no escaping ([`Plain`]), after its key.
+    pub(crate) fn plain_value(&mut self, value: Plain<'_>) {
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(value.0.as_bytes());
+        self.buf.push(b'"');
+    }
+
+    /// Any value, after its key.
+    pub(crate) fn value_after_key<T: Serialize + ?Sized>(&mut self, value: &T) {
+        self.json(value);
+    }
+
+    /// `null`, after its key.
+    pub(crate) fn null_after_key(&mut self) {
+        self.buf.extend_from_slice(b"null");
+    }
+
     fn json<T: Serialize + ?Sized>(&mut self, value: &T) {
         if let Err(e) = serde_json::to_writer(&mut *self.buf, value) {
             self.error.get_or_insert_with(|| e.to_string());
@@ -195,6 +226,37 @@ impl<'b> RowWriter<'b> {
     }
 }
 
+/// A field name as JSON with its colon (`"name":`), escaped once for every row that has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EncodedKey(Box<[u8]>);
+
+impl EncodedKey {
+    pub(crate) fn new(name: &str) -> Self {
+        let mut json = Vec::with_capacity(name.len() + 3);
+        // Writing a `str` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut json, name);
+        json.push(b':');
+        Self(json.into_boxed_slice())
+    }
+}
+
+/// Text that JSON takes between quotes as it is: no `"`, `\` or control character. What
+/// serde_json hands over borrowed from a body it parsed is such text (it had no escapes,
+/// and serde_json refuses raw control characters in strings), and so is any part of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plain<'a>(&'a str);
+
+impl<'a> Plain<'a> {
+    /// `text`, which the caller knows needs no escaping (checked in debug builds).
+    pub(crate) fn trusted(text: &'a str) -> Self {
+        debug_assert!(
+            !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+            "{text:?} needs escaping"
+        );
+        Self(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +295,34 @@ mod tests {
         );
         assert!(text.contains("\"f\":5.0"), "a float stays a float: {text}");
         assert_eq!(line(|_| {}).unwrap(), "{}\n");
+    }
+
+    #[test]
+    fn encoded_keys_and_plain_values_write_what_the_escaping_writer_writes() {
+        let fields = [("a", "x y"), ("k\"ey\n", "é ☃ ~\u{7f}"), ("", "")];
+        let escaping = line(|r| {
+            for (k, v) in fields {
+                r.str(k, v);
+            }
+        })
+        .unwrap();
+        let encoded = line(|r| {
+            for (k, v) in fields {
+                r.encoded_key(&EncodedKey::new(k));
+                if v.contains('\u{7f}') {
+                    r.value_after_key(v);
+                } else {
+                    r.plain_value(Plain::trusted(v));
+                }
+            }
+            r.encoded_key(&EncodedKey::new("n")).null_after_key();
+        })
+        .unwrap();
+        assert_eq!(encoded, escaping.replace("}\n", ",\"n\":null}\n"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&encoded).unwrap(),
+            json!({"a": "x y", "k\"ey\n": "é ☃ ~\u{7f}", "": "", "n": null})
+        );
     }
 
     #[test]

@@ -1,89 +1,143 @@
 //! The common v2 answer — `results` of record lists, no error fields — read straight into
-//! rows, without the `serde_json::Value` tree that costs an allocation per key and value.
+//! rows that borrow from the body ([`super::rows`]), without a `serde_json::Value` tree
+//! and without an allocation per key or value.
 //!
 //! Anything else (an error field in a result, a record that is not an object, a body of
-//! another shape) is not decided here: [`rows`] returns `None` and the caller reads the
-//! answer the general way, which names what is wrong. Both ways give the same rows: fields
-//! in key order, a key written twice counting with its last value.
+//! another shape, a body that is not UTF-8) is not decided here: [`decode`] returns `None`
+//! and the caller reads the answer the general way, which names what is wrong. Both ways
+//! give the same rows: fields in key order, a key written twice counting with its last
+//! value.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use super::rows::{Builder, Decoded, Order};
+
 /// The rows of a v2 answer of the common shape, or `None` when it is not one.
-pub(super) fn rows(body: &[u8]) -> Option<Vec<Vec<(String, String)>>> {
+pub(super) fn decode(body: &[u8]) -> Option<Decoded<'_>> {
+    // One check of the whole body: the strings are then taken as they are, not checked
+    // one by one.
+    let text = std::str::from_utf8(body).ok()?;
     // A struct visitor would also take an array: only an object is an MI answer.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !text.trim_start().starts_with('{') {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let rows = de.deserialize_map(AnswerVisitor).ok()??;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut rows = Builder::new(Order::ByName);
+    de.deserialize_map(AnswerVisitor(&mut rows))
+        .ok()?
+        .then_some(())?;
     de.end().ok()?;
-    Some(rows)
+    Some(rows.finish())
 }
 
-/// The top-level object: its `results` (once), every other key ignored.
-struct AnswerVisitor;
+/// The rows of a v2 answer of the common shape as owned pairs (the [`super::MiAnswer`]
+/// form), or `None` when it is not one.
+pub(super) fn rows(body: &[u8]) -> Option<Vec<Vec<(String, String)>>> {
+    let decoded = decode(body)?;
+    Some(
+        decoded
+            .iter()
+            .map(|row| {
+                row.fields()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect(),
+    )
+}
 
-impl<'de> Visitor<'de> for AnswerVisitor {
-    type Value = Option<Vec<Vec<(String, String)>>>;
+/// A key or a text, borrowed from the body unless it had escapes.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+/// The top-level object: its `results` (once), every other key ignored; `false` when it
+/// is not of the common shape.
+struct AnswerVisitor<'b, 'de>(&'b mut Builder<'de>);
+
+impl<'de> Visitor<'de> for AnswerVisitor<'_, 'de> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an MI v2 answer")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut rows = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut results = None;
+        while let Some(key) = map.next_key_seed(Text)? {
             if key == "results" {
-                if rows.is_some() {
-                    return Ok(None);
+                if results.is_some() {
+                    return Ok(false);
                 }
-                rows = Some(map.next_value_seed(ResultsSeed)?);
+                results = Some(map.next_value_seed(ResultsSeed(&mut *self.0))?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(rows.flatten())
+        Ok(results == Some(true))
     }
 }
 
 /// `results`: a non-empty array of result objects, each of the common shape.
-struct ResultsSeed;
+struct ResultsSeed<'b, 'de>(&'b mut Builder<'de>);
 
-impl<'de> DeserializeSeed<'de> for ResultsSeed {
-    type Value = Option<Vec<Vec<(String, String)>>>;
+impl<'de> DeserializeSeed<'de> for ResultsSeed<'_, 'de> {
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for ResultsSeed {
-    type Value = Option<Vec<Vec<(String, String)>>>;
+impl<'de> Visitor<'de> for ResultsSeed<'_, 'de> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of results")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut rows = Vec::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let mut any = false;
-        while let Some(result) = seq.next_element_seed(ResultSeed(&mut rows))? {
+        while let Some(common) = seq.next_element_seed(ResultSeed(&mut *self.0))? {
             any = true;
-            if !result {
-                return Ok(None);
+            if !common {
+                return Ok(false);
             }
         }
-        Ok(any.then_some(rows))
+        Ok(any)
     }
 }
 
-/// One result object; `true` when it is of the common shape (its rows appended).
-struct ResultSeed<'r>(&'r mut Vec<Vec<(String, String)>>);
+/// One result object; `true` when it is of the common shape (its rows added).
+struct ResultSeed<'b, 'de>(&'b mut Builder<'de>);
 
-impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_, 'de> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
@@ -91,7 +145,7 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ResultSeed<'_> {
+impl<'de> Visitor<'de> for ResultSeed<'_, 'de> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,7 +156,7 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
         let mut records = false;
         // Answers carry the error fields empty: kept, and judged as the general reader does.
         let mut errors = serde_json::Map::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(Text)? {
             match key.as_ref() {
                 "records" if !records => {
                     records = true;
@@ -123,9 +177,9 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
 }
 
 /// `records`: an array of record objects.
-struct RecordsSeed<'r>(&'r mut Vec<Vec<(String, String)>>);
+struct RecordsSeed<'b, 'de>(&'b mut Builder<'de>);
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -133,7 +187,7 @@ impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
+impl<'de> Visitor<'de> for RecordsSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -141,50 +195,37 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(row) = seq.next_element_seed(RowSeed)? {
-            self.0.push(row);
-        }
+        self.0.reserve(seq.size_hint().unwrap_or(0));
+        while seq.next_element_seed(RowSeed(&mut *self.0))?.is_some() {}
         Ok(())
     }
 }
 
-/// One record object as (name, text) pairs, text as the general reader makes it.
-struct RowSeed;
+/// One record object, its fields added to the builder.
+struct RowSeed<'b, 'de>(&'b mut Builder<'de>);
 
-impl<'de> DeserializeSeed<'de> for RowSeed {
-    type Value = Vec<(String, String)>;
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for RowSeed {
-    type Value = Vec<(String, String)>;
+impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a record object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut row: Vec<(String, String)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
-        while let Some(key) = map.next_key::<String>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(Text)? {
             let text = map.next_value_seed(TextSeed)?;
-            row.push((key, text));
+            self.0.field(key, text);
         }
-        // As a map reads it: fields in key order, the last of a key counting.
-        if !row.windows(2).all(|w| w[0].0 < w[1].0) {
-            row.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut deduped: Vec<(String, String)> = Vec::with_capacity(row.len());
-            for field in row {
-                match deduped.last_mut() {
-                    Some(last) if last.0 == field.0 => *last = field,
-                    _ => deduped.push(field),
-                }
-            }
-            row = deduped;
-        }
-        Ok(row)
+        self.0.end_row();
+        Ok(())
     }
 }
 
@@ -193,51 +234,55 @@ impl<'de> Visitor<'de> for RowSeed {
 struct TextSeed;
 
 impl<'de> DeserializeSeed<'de> for TextSeed {
-    type Value = String;
+    type Value = Cow<'de, str>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for TextSeed {
-    type Value = String;
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a value")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.trim_end().to_string())
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v.trim_end()))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-        Ok(String::new())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.trim_end().to_string()))
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        Ok(Value::from(v).to_string())
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(""))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(Value::from(v).to_string())
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(Value::from(v).to_string()))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(Value::from(v).to_string())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(Value::from(v).to_string()))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(Value::from(v).to_string())
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(Value::from(v).to_string()))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(Value::from(v).to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let v: Value = serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        Ok(v.to_string())
+        Ok(Cow::Owned(v.to_string()))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<String, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         let v: Value = serde::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(v.to_string())
+        Ok(Cow::Owned(v.to_string()))
     }
 }
