@@ -401,21 +401,14 @@ pub(crate) fn has_password(url: &str) -> bool {
     url_password(url).is_some()
 }
 
+/// The password as the Postgres driver sees it: `%XX` escapes decoded, a `%` without two hex
+/// digits kept as written (what `tokio-postgres` does, with the same crate), `None` when the
+/// result is not UTF-8 (the driver refuses such a URL; the caller then scrubs the raw text).
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// `message` with `secret` masked in every encoding, and secret-shaped values too
@@ -535,6 +528,22 @@ mod tests {
             Some("p@ss")
         );
         assert_eq!(url_password("host=h password=pw").as_deref(), Some("pw"));
+        // Not UTF-8 once decoded: the driver refuses the URL; the raw text is scrubbed.
+        assert_eq!(
+            url_password("postgres://u:p%ff@h/db").as_deref(),
+            Some("p%ff")
+        );
+        // An invalid escape stays as written, and the valid ones beside it are still
+        // decoded, as the driver does; the hand-written decoder gave up on the whole
+        // password and returned `a%41%zz`, which is not the secret the driver sends.
+        assert_eq!(
+            url_password("postgres://u:a%41%zz@h/db").as_deref(),
+            Some("aA%zz")
+        );
+        assert_eq!(
+            url_password("postgres://u:p%4@h/db").as_deref(),
+            Some("p%4")
+        );
         assert_eq!(
             scrub("x p@ss y p%40ss", Some("p@ss")),
             format!("x {m} y {m}", m = crate::credentials::MASK)
