@@ -3,9 +3,6 @@
 //! the small file-system helpers the file destinations need for atomic, durable writes.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
-use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -463,26 +460,7 @@ pub(crate) fn now_rfc3339() -> String {
     )
 }
 
-/// Makes a directory's entries (creations, renames) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes `bytes` to `path` atomically and durably: a temporary file beside it, fsync,
-/// rename over `path`, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
+pub(crate) use crate::atomic::{sync_dir, write_atomic};
 
 /// A quoted SQL identifier (`"name"`, inner quotes doubled), for SQLite and Postgres.
 pub(crate) fn quote_ident(ident: &str) -> String {
