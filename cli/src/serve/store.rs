@@ -1,6 +1,7 @@
 //! Connection records: `$IONPORT_HOME/connections.json`, written atomically and durably
-//! (`ionport_core::atomic`, mode 0600). A record holds no secret: its values are the form values with every
-//! secret masked; the credentials themselves are in the vault entry `serve.<name>`.
+//! (`ionport_core::atomic`, mode 0600). A record holds no secret: its values are the form
+//! values with every secret masked; the credentials themselves are in the vault entry
+//! `serve.<name>`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
