@@ -132,6 +132,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod connection;
 pub mod credentials;
 pub mod destination;

@@ -433,6 +433,12 @@ fn file_debris(dir: &std::path::Path, s: &StreamSpec, ext: &str) {
     f.write_all(b"{\"id\": 999, \"name\": \"uncommitted\"}\n{\"id\": 1000, \"na")
         .unwrap();
     std::fs::write(dir.join(format!("{table}.{ext}.tmp")), b"half a file").unwrap();
+    // A state write cut before its rename (`ionport_core::atomic`).
+    let state_tmp = dir
+        .join("_ionport")
+        .join(&table)
+        .join(".state.json.x1y2z3.tmp");
+    std::fs::write(state_tmp, b"{\"half").unwrap();
 }
 
 struct JsonlHarness {
@@ -469,6 +475,11 @@ fn jsonl() {
     run_all(&h);
     assert!(h.dir.join("table_mitmas.jsonl").exists());
     assert!(!h.dir.join("table_mitmas.jsonl.tmp").exists());
+    assert!(
+        !h.dir
+            .join("_ionport/table_mitmas/.state.json.x1y2z3.tmp")
+            .exists()
+    );
 }
 
 struct ParquetHarness {

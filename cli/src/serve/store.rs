@@ -1,9 +1,9 @@
-//! Connection records: `$IONPORT_HOME/connections.json`, written atomically (temp file +
-//! rename, mode 0600). A record holds no secret: its values are the form values with every
-//! secret masked; the credentials themselves are in the vault entry `serve.<name>`.
+//! Connection records: `$IONPORT_HOME/connections.json`, written atomically and durably
+//! (`ionport_core::atomic`, mode 0600). A record holds no secret: its values are the form
+//! values with every secret masked; the credentials themselves are in the vault entry
+//! `serve.<name>`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -125,30 +125,12 @@ impl Store {
     }
 }
 
-/// Writes `bytes` to `path` atomically (a temp file beside it, fsynced, renamed), mode
-/// 0600 on Unix.
+/// Writes `bytes` to `path` atomically and durably, mode 0600 on Unix
+/// ([`ionport_core::atomic::AtomicWrite::private`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    ionport_core::atomic::AtomicWrite::private()
+        .write(path, bytes)
+        .with_context(|| format!("replacing {}", path.display()))
 }

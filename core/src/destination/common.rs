@@ -3,9 +3,6 @@
 //! the small file-system helpers the file destinations need for atomic, durable writes.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
-use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -401,21 +398,14 @@ pub(crate) fn has_password(url: &str) -> bool {
     url_password(url).is_some()
 }
 
+/// The password as the Postgres driver sees it: `%XX` escapes decoded, a `%` without two hex
+/// digits kept as written (what `tokio-postgres` does, with the same crate), `None` when the
+/// result is not UTF-8 (the driver refuses such a URL; the caller then scrubs the raw text).
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// `message` with `secret` masked in every encoding, and secret-shaped values too
@@ -470,26 +460,7 @@ pub(crate) fn now_rfc3339() -> String {
     )
 }
 
-/// Makes a directory's entries (creations, renames) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes `bytes` to `path` atomically and durably: a temporary file beside it, fsync,
-/// rename over `path`, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
+pub(crate) use crate::atomic::{sync_dir, write_atomic};
 
 /// A quoted SQL identifier (`"name"`, inner quotes doubled), for SQLite and Postgres.
 pub(crate) fn quote_ident(ident: &str) -> String {
@@ -535,6 +506,22 @@ mod tests {
             Some("p@ss")
         );
         assert_eq!(url_password("host=h password=pw").as_deref(), Some("pw"));
+        // Not UTF-8 once decoded: the driver refuses the URL; the raw text is scrubbed.
+        assert_eq!(
+            url_password("postgres://u:p%ff@h/db").as_deref(),
+            Some("p%ff")
+        );
+        // An invalid escape stays as written, and the valid ones beside it are still
+        // decoded, as the driver does; the hand-written decoder gave up on the whole
+        // password and returned `a%41%zz`, which is not the secret the driver sends.
+        assert_eq!(
+            url_password("postgres://u:a%41%zz@h/db").as_deref(),
+            Some("aA%zz")
+        );
+        assert_eq!(
+            url_password("postgres://u:p%4@h/db").as_deref(),
+            Some("p%4")
+        );
         assert_eq!(
             scrub("x p@ss y p%40ss", Some("p@ss")),
             format!("x {m} y {m}", m = crate::credentials::MASK)

@@ -378,10 +378,15 @@ impl<F: Format> FileDestination<F> {
         } else {
             let _ = std::fs::remove_file(&tmp);
         }
+        // The temporary name of earlier versions' state writes.
         let _ = std::fs::remove_file(files.dir.join("state.json.tmp"));
         for entry in std::fs::read_dir(&files.dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
+            if crate::atomic::is_leftover(&name, "state.json") {
+                let _ = std::fs::remove_file(files.dir.join(name.as_ref()));
+                continue;
+            }
             if let Some(n) = name
                 .strip_prefix("seg-")
                 .and_then(|n| n.strip_suffix(".jsonl"))

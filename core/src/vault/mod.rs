@@ -645,19 +645,9 @@ impl Vault {
             path: self.path.clone(),
             problem: e.to_string(),
         })?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".vault.")
-            .suffix(".tmp")
-            .tempfile_in(&self.home)
-            .map_err(io_err(&self.home, "creating a temporary file"))?;
-        tmp.write_all(&out)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(io_err(tmp.path(), "writing the temporary file"))?;
-        tmp.persist(&self.path)
-            .map_err(|e| io_err(&self.path, "replacing the vault")(e.error))?;
-        if let Ok(dir) = File::open(&self.home) {
-            let _ = dir.sync_all();
-        }
+        crate::atomic::AtomicWrite::private()
+            .write(&self.path, &out)
+            .map_err(io_err(&self.path, "replacing the vault"))?;
         Ok(())
     }
 

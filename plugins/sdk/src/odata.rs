@@ -51,48 +51,25 @@ pub fn strip_annotations(entity: &mut Map<String, Value>) {
     entity.retain(|k, _| !k.starts_with('@') && !k.contains("@odata."));
 }
 
-/// Decodes `%XX` escapes and `+` (a space in query strings).
+/// Decodes one query-string component: `%XX` escapes and `+` (a space in query strings).
+///
+/// Lenient, as browsers and servers are: a `%` not followed by two hex digits stays as it
+/// is, and bytes that are not UTF-8 become U+FFFD. A thin wrapper over the `url` project's
+/// `form_urlencoded`, kept because connectors outside this repository call it.
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // `+` must become a space before `%2B` is decoded to a literal `+`, so it is replaced
+    // first; `form_urlencoded` has no single-component decoder to do both.
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// Splits a query string into decoded `(name, value)` pairs.
+/// Splits a query string into decoded `(name, value)` pairs (`application/x-www-form-urlencoded`
+/// rules: empty pairs skipped, a pair without `=` has an empty value).
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect()
 }
 
@@ -149,8 +126,10 @@ fn anchor(path: &str, current: &str) -> Option<String> {
 }
 
 fn percent_decode_path(p: &str) -> String {
-    // '+' is literal in a path; only %XX escapes are decoded.
-    percent_decode(&p.replace('+', "%2B"))
+    // '+' is literal in a path (RFC 3986); only %XX escapes are decoded.
+    percent_encoding::percent_decode_str(p)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A `$filter` literal for a JSON value: strings quoted (`'` doubled), numbers and
@@ -285,6 +264,39 @@ mod tests {
                 ("x".to_string(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn decoding_is_lenient_on_bad_input() {
+        // The behaviour of the hand-written decoder this replaced, kept for callers.
+        for (raw, decoded) in [
+            ("%41", "A"),
+            ("a+b%2B", "a b+"),
+            ("%C3%A9", "\u{e9}"),
+            // an invalid or cut-off escape stays as written
+            ("%zz", "%zz"),
+            ("%4", "%4"),
+            ("%", "%"),
+            ("a%2", "a%2"),
+            ("%%41", "%A"),
+            // bytes that are not UTF-8 become U+FFFD
+            ("%ff", "\u{fffd}"),
+            ("x%C3", "x\u{fffd}"),
+        ] {
+            assert_eq!(percent_decode(raw), decoded, "{raw}");
+        }
+        assert_eq!(
+            parse_query("a=%zz&&b=%ff&c=1=2"),
+            vec![
+                ("a".to_string(), "%zz".to_string()),
+                ("b".to_string(), "\u{fffd}".to_string()),
+                ("c".to_string(), "1=2".to_string()),
+            ]
+        );
+        // In a path `+` is literal.
+        assert_eq!(percent_decode_path("a+b%20c/%zz"), "a+b c/%zz");
+        let r = next_link_request("/T1/LN/x+y%20z/E?$top=5", "LN/a").expect("link");
+        assert_eq!(r.path(), "LN/x+y z/E");
     }
 
     #[test]
