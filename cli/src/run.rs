@@ -343,6 +343,14 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             format!("{failed} FAILED")
         }
     );
+    for b in &s.budgets {
+        if let (Some(limit), Some(left)) = (b.limit, b.left) {
+            println!(
+                "tenant {}: {} of {limit} requests of the daily budget used on {} (UTC), {left} left",
+                b.tenant, b.used, b.day
+            );
+        }
+    }
 }
 
 /// The summary as JSON (`run --summary FILE`): what the table shows, errors scrubbed alike.
@@ -375,6 +383,7 @@ fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Va
         "rate_limited": s.rate_limited,
         "tasks": tasks,
         "failed_pipelines": failed_pipelines,
+        "budgets": s.budgets,
     })
 }
 

@@ -75,13 +75,14 @@ pub enum ConnectionError {
 
 impl ConnectionError {
     /// The part that failed, for a check report: `token`, `rights`, `settings`,
-    /// `network`.
+    /// `network`, `budget` (the tenant's daily budget is spent).
     pub fn failed_part(&self) -> &str {
         match self {
             Self::Vault(_) | Self::Credentials(_) => "settings",
             Self::Gateway(GatewayError::Token(TokenError::Transport { .. })) => "network",
             Self::Gateway(GatewayError::Token(_) | GatewayError::Unauthorized { .. }) => "token",
             Self::Gateway(GatewayError::Refused(_)) => "settings",
+            Self::Gateway(GatewayError::Budget(_)) => "budget",
             Self::Gateway(_) => "network",
             Self::Check { failed_part, .. } => failed_part,
         }

@@ -35,6 +35,9 @@ pub struct EmulatorArgs {
     /// Per-token quota as N/SECONDS, e.g. 1000/60 (the real default). No quota when absent.
     #[arg(long, value_parser = clap::value_parser!(Quota))]
     pub quota: Option<Quota>,
+    /// Count the quota for the whole tenant, not per access token.
+    #[arg(long)]
+    pub quota_per_tenant: bool,
     /// Write an .ionapi file for this tenant (iu/pu pointing at the emulator).
     #[arg(long, value_name = "FILE")]
     pub write_ionapi: Option<PathBuf>,
@@ -75,6 +78,7 @@ impl Default for EmulatorArgs {
             no_refresh_tokens: false,
             no_password_grant: false,
             quota: None,
+            quota_per_tenant: false,
             write_ionapi: None,
             job_run_time: Duration::from_millis(500),
             gateway_timeout: Duration::from_secs(60),
@@ -102,6 +106,7 @@ impl EmulatorArgs {
             issue_refresh_tokens: !self.no_refresh_tokens,
             password_grant: !self.no_password_grant,
             quota: self.quota,
+            quota_per_tenant: self.quota_per_tenant,
             credentials: EmulatorCredentials {
                 client_id: self.client_id.clone().unwrap_or(demo.client_id),
                 client_secret: self.client_secret.clone().unwrap_or(demo.client_secret),

@@ -35,6 +35,9 @@ pub struct EmulatorConfig {
     pub refresh_token_idle: Duration,
     /// Per-token quota; `None` for no quota (the real gateway's default is 1000 per 60 s).
     pub quota: Option<Quota>,
+    /// Count the quota for the whole tenant instead of per access token (a gateway
+    /// policy can be global as well as per user); off by default.
+    pub quota_per_tenant: bool,
     /// The credentials the authorization server accepts.
     pub credentials: EmulatorCredentials,
     /// How long a Compass job stays `RUNNING` before it is `FINISHED` (or `FAILED`).
@@ -62,6 +65,7 @@ impl Default for EmulatorConfig {
             password_grant: true,
             refresh_token_idle: Duration::from_secs(30 * 24 * 3600),
             quota: None,
+            quota_per_tenant: false,
             credentials: EmulatorCredentials::default(),
             job_run_time: Duration::from_millis(500),
             gateway_timeout: Duration::from_secs(60),

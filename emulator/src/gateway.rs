@@ -63,7 +63,12 @@ pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) ->
         });
     }
     if let Some(q) = st.config.quota {
-        let hit = lock(&st.quota).hit(token, q);
+        let counted = if st.config.quota_per_tenant {
+            "the tenant"
+        } else {
+            token
+        };
+        let hit = lock(&st.quota).hit(counted, q);
         if let Err(retry) = hit {
             let secs = (retry.as_secs() + u64::from(retry.subsec_nanos() > 0)).max(1);
             let mut resp = gateway_error(

@@ -212,6 +212,27 @@ const CASES: &[Case] = &[
         says: "expected N/SECONDS",
     },
     Case {
+        name: "bad daily budget",
+        from: "settings = { company = 100 }\n",
+        to: "settings = { company = 100 }\ndaily_budget = \"lots\"\n",
+        at: "\"lots\"",
+        says: "expected a number of requests per day",
+    },
+    Case {
+        name: "zero daily budget",
+        from: "settings = { company = 100 }\n",
+        to: "settings = { company = 100 }\ndaily_budget = 0 # no requests\n",
+        at: "0 # no requests",
+        says: "daily_budget must be at least 1",
+    },
+    Case {
+        name: "timeout past the gateway's longest",
+        from: "settings = { company = 100 }\n",
+        to: "settings = { company = 100 }\ntimeout = \"10m\"\n",
+        at: "\"10m\"",
+        says: "between 1s and 300s",
+    },
+    Case {
         name: "missing connection key",
         from: "connection = \"ln\"\n",
         to: "",

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -18,6 +19,11 @@ pub struct HttpLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectorLabels {
     pub connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +64,10 @@ pub struct Metrics {
     pub runs: Family<OutcomeLabels, Counter>,
     pub run_duration: HistogramFamily<OutcomeLabels>,
     pub connection_tests: Family<TestLabels, Counter>,
+    /// Requests counted today against each tenant's daily budget, as the last run saw it.
+    pub budget_used: Family<TenantLabels, Gauge>,
+    /// What is left of each tenant's daily budget, as the last run saw it.
+    pub budget_left: Family<TenantLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -75,6 +85,8 @@ impl Default for Metrics {
             runs: Family::default(),
             run_duration: Family::new_with_constructor(duration_buckets),
             connection_tests: Family::default(),
+            budget_used: Family::default(),
+            budget_left: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -128,6 +140,16 @@ impl Default for Metrics {
             "Connection tests, by connector and outcome",
             m.connection_tests.clone(),
         );
+        registry.register(
+            "tenant_budget_used",
+            "Requests counted today (UTC) against each tenant's daily budget, as the last run saw it",
+            m.budget_used.clone(),
+        );
+        registry.register(
+            "tenant_budget_left",
+            "What is left of each tenant's daily budget today (UTC), as the last run saw it",
+            m.budget_left.clone(),
+        );
         Self { registry, ..m }
     }
 }
@@ -142,6 +164,18 @@ impl Metrics {
         self.gateway_retries.get_or_create(&l).inc_by(retries);
         self.gateway_unauthorized.get_or_create(&l).inc_by(e401);
         self.gateway_rate_limited.get_or_create(&l).inc_by(e429);
+    }
+
+    /// Sets a tenant's daily budget gauges.
+    pub fn budget(&self, b: &ionport_core::gateway::BudgetUse) {
+        let l = TenantLabels {
+            tenant: b.tenant.clone(),
+        };
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.budget_used.get_or_create(&l).set(gauge(b.used));
+        if let Some(left) = b.left {
+            self.budget_left.get_or_create(&l).set(gauge(left));
+        }
     }
 
     /// The text exposition in `format`.

@@ -47,6 +47,25 @@ pub struct RunGateway {
     pub unauthorized: u64,
     /// 429 answers.
     pub rate_limited: u64,
+    /// The daily budget of the tenant(s) the run reached, as it stood at the end.
+    pub budgets: Vec<RunBudget>,
+}
+
+/// A tenant's daily budget at the end of a run.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct RunBudget {
+    /// The tenant id.
+    pub tenant: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Requests counted that day (every process sharing the home).
+    pub used: u64,
+    /// The budget, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// What is left of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left: Option<u64>,
 }
 
 /// A run's status.
@@ -310,6 +329,17 @@ impl RunManager {
                     retries: summary.retries,
                     unauthorized: summary.unauthorized,
                     rate_limited: summary.rate_limited,
+                    budgets: summary
+                        .budgets
+                        .iter()
+                        .map(|b| RunBudget {
+                            tenant: b.tenant.clone(),
+                            day: b.day.clone(),
+                            used: b.used,
+                            limit: b.limit,
+                            left: b.left,
+                        })
+                        .collect(),
                 };
                 if !problems.is_empty() {
                     v.error = Some(problems.join("; "));
@@ -336,6 +366,9 @@ impl RunManager {
                 outcome: outcome.into(),
             };
             metrics.runs.get_or_create(&o).inc();
+            for b in &summary.budgets {
+                metrics.budget(b);
+            }
             metrics.run_duration.get_or_create(&o).observe(seconds);
             tracing::info!(run = %id, outcome, records, seconds, "run finished");
             if let Ok(mut active) = manager.active.lock() {

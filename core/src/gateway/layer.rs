@@ -2,12 +2,11 @@
 //! the count of a call's timeouts) and the retry classification of reads and writes, both
 //! as [`super::contract`] decides.
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use http::Extensions;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Request, Response};
@@ -20,6 +19,7 @@ use zeroize::Zeroizing;
 use super::GatewaySettings;
 use super::contract::{self, TIMEOUT_STATUS, TRANSIENT_STATUSES};
 use super::metrics::{Counters, add};
+use super::tenant::{BudgetSpent, DailyBudget, TenantShare, TenantUsage};
 use crate::token::{AccessToken, TokenError, TokenManager, error_chain};
 
 /// Marks a 504 answer after which the call's timeout retries are spent: the retry layer
@@ -34,6 +34,7 @@ pub(crate) struct CallTrace {
     deadline: Instant,
     not_before: Mutex<Option<Instant>>,
     token_error: Mutex<Option<TokenError>>,
+    budget_spent: Mutex<Option<BudgetSpent>>,
     gave_up: Mutex<Option<String>>,
     reauthenticated: AtomicBool,
     timeouts: AtomicU32,
@@ -47,6 +48,7 @@ impl CallTrace {
             deadline,
             not_before: Mutex::new(None),
             token_error: Mutex::new(None),
+            budget_spent: Mutex::new(None),
             gave_up: Mutex::new(None),
             reauthenticated: AtomicBool::new(false),
             timeouts: AtomicU32::new(0),
@@ -61,6 +63,10 @@ impl CallTrace {
 
     pub fn token_error(&self) -> Option<TokenError> {
         self.token_error.lock().ok().and_then(|g| g.clone())
+    }
+
+    pub fn budget_spent(&self) -> Option<BudgetSpent> {
+        self.budget_spent.lock().ok().and_then(|g| g.clone())
     }
 
     pub fn gave_up(&self) -> Option<String> {
@@ -139,11 +145,13 @@ impl RetryableStrategy for WriteStrategy {
     }
 }
 
-/// One attempt: Retry-After wait, concurrency permit, rate-limit cell, bearer token,
-/// one re-send after a 401, metrics.
+/// One attempt: Retry-After wait, concurrency permit, the tenant's daily budget and
+/// rate-limit cell, bearer token, one re-send after a 401, metrics.
 pub(crate) struct AttemptLayer {
     tokens: TokenManager,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    usage: Arc<TenantUsage>,
+    budget: Option<DailyBudget>,
     permits: Semaphore,
     max_retry_after: Duration,
     timeout_retries: u32,
@@ -151,15 +159,17 @@ pub(crate) struct AttemptLayer {
 }
 
 impl AttemptLayer {
-    pub fn new(tokens: TokenManager, settings: &GatewaySettings, metrics: Arc<Counters>) -> Self {
-        let limiter = settings.rate_limit.and_then(|rl| {
-            let burst = NonZeroU32::new(rl.burst.max(1))?;
-            Quota::with_period(rl.interval().max(Duration::from_nanos(1)))
-                .map(|q| RateLimiter::direct(q.allow_burst(burst)))
-        });
+    pub fn new(
+        tokens: TokenManager,
+        settings: &GatewaySettings,
+        tenant: TenantShare,
+        metrics: Arc<Counters>,
+    ) -> Self {
         Self {
             tokens,
-            limiter,
+            limiter: tenant.limiter,
+            usage: tenant.usage,
+            budget: settings.daily_budget,
             permits: Semaphore::new(settings.concurrency.max(1)),
             max_retry_after: settings.max_retry_after,
             timeout_retries: settings.timeout_retries,
@@ -193,6 +203,12 @@ impl AttemptLayer {
             .acquire()
             .await
             .map_err(|e| Error::middleware(LayerError(e.to_string())))?;
+        if let Err(spent) = self.usage.take(self.budget.as_ref()) {
+            if let Some(t) = ext.get::<Arc<CallTrace>>() {
+                CallTrace::set(&t.budget_spent, spent.clone());
+            }
+            return Err(Error::middleware(spent));
+        }
         if let Some(l) = &self.limiter {
             let waited = Instant::now();
             l.until_ready().await;

@@ -25,6 +25,7 @@
 pub mod contract;
 mod layer;
 mod metrics;
+pub mod tenant;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::{Jitter, RetryDecision, RetryPolicy, RetryTransientMiddleware};
 
 pub use metrics::GatewayMetrics;
+pub use tenant::{BudgetSpent, BudgetUse, DailyBudget};
 
 use crate::token::{TokenError, TokenManager, error_chain};
 use layer::{AttemptLayer, CallTrace, ReadStrategy, WriteStrategy};
@@ -96,7 +98,8 @@ impl Default for RateLimit {
 /// Settings of a gateway client.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
-    /// Timeout of one request (default 5 minutes: the gateway's longest target timeout).
+    /// Timeout of one request (default 60 s: the gateway's default target timeout, after
+    /// which it answers 504 itself; a gateway policy can allow up to 5 minutes).
     pub timeout: Duration,
     /// The longest timeout a plugin may ask for (default 5 minutes).
     pub max_timeout: Duration,
@@ -115,8 +118,16 @@ pub struct GatewaySettings {
     pub retry_total: Duration,
     /// The longest `Retry-After` honoured; a longer one ends the call (default 2 minutes).
     pub max_retry_after: Duration,
-    /// The client-side rate limit (default 1000 per 60 s); `None` for none.
+    /// The client-side rate limit (default 1000 per 60 s); `None` for none. Shared by
+    /// every client of this process to the same tenant with the same limit
+    /// ([`tenant`]).
     pub rate_limit: Option<RateLimit>,
+    /// The tenant's daily budget of requests (default 250,000); `None` for none. Counted
+    /// per tenant, across the processes that share `usage_dir`.
+    pub daily_budget: Option<DailyBudget>,
+    /// Where the tenants' daily counts are kept (the ionport home's `usage/`); `None`
+    /// counts this process's requests only.
+    pub usage_dir: Option<std::path::PathBuf>,
     /// At most this many requests in flight (default 16).
     pub concurrency: usize,
     /// The `User-Agent`.
@@ -126,7 +137,7 @@ pub struct GatewaySettings {
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(60),
             max_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(30),
             max_retries: 5,
@@ -136,6 +147,8 @@ impl Default for GatewaySettings {
             retry_total: Duration::from_secs(120),
             max_retry_after: Duration::from_secs(120),
             rate_limit: Some(RateLimit::default()),
+            daily_budget: Some(DailyBudget::default()),
+            usage_dir: None,
             concurrency: 16,
             user_agent: format!("ionport/{}", env!("CARGO_PKG_VERSION")),
         }
@@ -152,6 +165,9 @@ pub enum GatewayError {
     /// No token.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The tenant's daily budget is spent; nothing was sent.
+    #[error(transparent)]
+    Budget(#[from] BudgetSpent),
     /// The gateway refused a fresh token too.
     #[error(
         "{method} {path}: the gateway answered 401 Unauthorized twice, the second time with a newly fetched token: {body}"
@@ -287,6 +303,7 @@ pub struct GatewayClient {
     tokens: TokenManager,
     settings: Arc<GatewaySettings>,
     metrics: Arc<metrics::Counters>,
+    usage: Arc<tenant::TenantUsage>,
 }
 
 impl std::fmt::Debug for GatewayClient {
@@ -323,9 +340,17 @@ impl GatewayClient {
         };
         let base = tokens.credentials().api_base();
         let metrics = Arc::new(metrics::Counters::default());
+        let tenant = tenant::share(
+            &tokens.credentials().tenant,
+            base.as_str(),
+            settings.rate_limit.as_ref(),
+            settings.usage_dir.as_deref(),
+        );
+        let usage = Arc::clone(&tenant.usage);
         let layer = Arc::new(AttemptLayer::new(
             tokens.clone(),
             &settings,
+            tenant,
             Arc::clone(&metrics),
         ));
         let policy = BoundedBackoff {
@@ -360,7 +385,14 @@ impl GatewayClient {
             tokens,
             settings: Arc::new(settings),
             metrics,
+            usage,
         })
+    }
+
+    /// The tenant's daily budget: used today (by every connection to it that this process
+    /// knows of) and left.
+    pub fn budget(&self) -> BudgetUse {
+        self.usage.usage(self.settings.daily_budget.as_ref())
     }
 
     /// The API base (`iu/ti/`).
@@ -565,6 +597,8 @@ impl GatewayClient {
             }
             Err(e) => Err(if let Some(te) = trace.token_error() {
                 GatewayError::Token(te)
+            } else if let Some(spent) = trace.budget_spent() {
+                GatewayError::Budget(spent)
             } else if read && trace.last_timed_out() {
                 GatewayError::Timeout {
                     method: method_text.clone(),

@@ -50,6 +50,16 @@ pub enum CredentialsRef {
     },
 }
 
+/// A connection's daily budget: a number of requests, or `"none"`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DailyBudgetEntry {
+    /// Requests per UTC day.
+    Requests(u64),
+    /// `"none"`: no budget.
+    Off(String),
+}
+
 /// A connection.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +78,16 @@ pub struct ConnectionEntry {
     /// `none` turns the client-side limit off.
     #[serde(default)]
     pub quota: Option<String>,
+    /// The tenant's daily budget of API executions (default 250,000, Infor's published
+    /// limit): the requests of every connection to the tenant, across ionport processes
+    /// sharing a home, are counted per UTC day; at 80% a warning is logged, and once it is
+    /// spent calls fail with a clear error instead of being sent. `"none"` turns it off.
+    #[serde(default)]
+    pub daily_budget: Option<DailyBudgetEntry>,
+    /// How long one gateway request may take (default `60s`, the gateway's default target
+    /// timeout; at most `300s`, the longest a gateway policy allows), e.g. `"120s"`.
+    #[serde(default)]
+    pub timeout: Option<String>,
     /// At most this many gateway requests in flight (default 16).
     #[serde(default)]
     #[schemars(range(min = 1, max = 256))]

@@ -16,7 +16,7 @@ use ionport_plugin_sdk::form::CREDENTIALS_PROPERTY;
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
-use super::config::{CredentialsRef, PipelineFile, SyncModeChoice};
+use super::config::{CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};
 use crate::destination::DestinationConfig;
@@ -81,6 +81,10 @@ pub struct PipelinePlan {
     pub schedule: Option<Duration>,
     /// The connection's quota override: `Some(None)` turns the limit off.
     pub quota: Option<Option<(u32, Duration)>>,
+    /// The connection's daily budget override: `Some(None)` turns it off.
+    pub daily_budget: Option<Option<u64>>,
+    /// The connection's request timeout, when set.
+    pub timeout: Option<Duration>,
     /// The connection's in-flight bound, when set.
     pub max_in_flight: Option<usize>,
     /// The connection's retry bound, when set.
@@ -100,6 +104,21 @@ pub fn parse_quota(s: &str) -> Result<Option<(u32, Duration)>, String> {
         return Err(format!("{s:?}: both numbers must be above zero"));
     }
     Ok(Some((n, Duration::from_secs(secs))))
+}
+
+/// The longest request timeout a gateway policy allows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Parses a request timeout: a duration such as `90s` or `2m`, from 1 s to 300 s.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?}: expected a duration such as \"60s\" or \"2m\" ({e})"))?;
+    if d < Duration::from_secs(1) || d > MAX_TIMEOUT {
+        return Err(format!(
+            "{s:?}: the timeout must be between 1s and 300s (the longest a gateway policy allows)"
+        ));
+    }
+    Ok(d)
 }
 
 /// Expands `${VAR}` references from the environment.
@@ -231,6 +250,8 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
     let mut connectors: BTreeMap<&str, Arc<LoadedPlugin>> = BTreeMap::new();
     let mut settings: BTreeMap<&str, Value> = BTreeMap::new();
     let mut quotas: BTreeMap<&str, Option<(u32, Duration)>> = BTreeMap::new();
+    let mut budgets: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+    let mut timeouts: BTreeMap<&str, Duration> = BTreeMap::new();
     let mut credentials: BTreeMap<&str, CredentialsPlan> = BTreeMap::new();
     for (name, conn) in &parsed.connections {
         let at = |k: &'static str| [Seg::Key("connections"), Seg::Key(name), Seg::Key(k)];
@@ -257,6 +278,31 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                     quotas.insert(name, v);
                 }
                 Err(e) => c.err(&at("quota"), e),
+            }
+        }
+        match &conn.daily_budget {
+            None => {}
+            Some(DailyBudgetEntry::Requests(0)) => c.err(
+                &at("daily_budget"),
+                "daily_budget must be at least 1 (or \"none\" for no budget)",
+            ),
+            Some(DailyBudgetEntry::Requests(n)) => {
+                budgets.insert(name, Some(*n));
+            }
+            Some(DailyBudgetEntry::Off(s)) if s.trim().eq_ignore_ascii_case("none") => {
+                budgets.insert(name, None);
+            }
+            Some(DailyBudgetEntry::Off(s)) => c.err(
+                &at("daily_budget"),
+                format!("{s:?}: expected a number of requests per day (e.g. 250000) or \"none\""),
+            ),
+        }
+        if let Some(t) = &conn.timeout {
+            match parse_timeout(t) {
+                Ok(d) => {
+                    timeouts.insert(name, d);
+                }
+                Err(e) => c.err(&at("timeout"), e),
             }
         }
         if conn.max_in_flight == Some(0) {
@@ -571,6 +617,8 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             concurrency: p.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
             schedule,
             quota: quotas.get(p.connection.as_str()).copied(),
+            daily_budget: budgets.get(p.connection.as_str()).copied(),
+            timeout: timeouts.get(p.connection.as_str()).copied(),
             max_in_flight: parsed
                 .connections
                 .get(&p.connection)

@@ -76,6 +76,8 @@ pub struct RunSummary {
     pub rate_limited: u64,
     /// Pipelines that could not start (connection or destination), with the reason.
     pub failed_pipelines: Vec<(String, String)>,
+    /// The daily budget of each tenant the run reached, as it stood at the end.
+    pub budgets: Vec<crate::gateway::BudgetUse>,
 }
 
 impl RunSummary {
@@ -152,8 +154,12 @@ pub async fn run(
             continue;
         }
         match run_pipeline(p, tasks, opts, observer.clone(), cancel.clone()).await {
-            Ok((outcomes, m)) => {
+            Ok((outcomes, m, budget)) => {
                 summary.tasks.extend(outcomes);
+                // One line per tenant: pipelines to one tenant share its count, the last
+                // one to end saw the most of it.
+                summary.budgets.retain(|b| b.tenant != budget.tenant);
+                summary.budgets.push(budget);
                 summary.http_requests += m.requests;
                 summary.retries += m.retries;
                 summary.unauthorized += m.unauthorized;
@@ -171,7 +177,14 @@ async fn run_pipeline(
     opts: &RunOptions,
     observer: Arc<dyn RunObserver>,
     cancel: Cancel,
-) -> Result<(Vec<TaskOutcome>, crate::gateway::GatewayMetrics), String> {
+) -> Result<
+    (
+        Vec<TaskOutcome>,
+        crate::gateway::GatewayMetrics,
+        crate::gateway::BudgetUse,
+    ),
+    String,
+> {
     let dest = {
         let p = p.clone();
         tokio::task::spawn_blocking(move || open_destination(&p))
@@ -181,6 +194,17 @@ async fn run_pipeline(
     let mut settings = opts.connection.clone();
     if let Some(q) = p.quota {
         settings.gateway.rate_limit = q.map(|(n, per)| crate::gateway::RateLimit::new(n, per));
+    }
+    if let Some(b) = p.daily_budget {
+        settings.gateway.daily_budget = b.map(crate::gateway::DailyBudget::new);
+    }
+    if let Some(t) = p.timeout {
+        settings.gateway.timeout = t;
+    }
+    if settings.gateway.usage_dir.is_none() {
+        // The tenants' daily counts live beside the vault, in the home every run of this
+        // user shares.
+        settings.gateway.usage_dir = crate::vault::default_home().ok().map(|h| h.join("usage"));
     }
     if let Some(n) = p.max_in_flight {
         settings.gateway.concurrency = n;
@@ -242,10 +266,11 @@ async fn run_pipeline(
     }
     release(dest).await;
     let metrics = connection.gateway().metrics();
+    let budget = connection.gateway().budget();
     if let Err(e) = connection.shutdown().await {
         tracing::warn!(connection = %p.connection, "revoking the refresh token failed: {e}");
     }
-    Ok((outcomes, metrics))
+    Ok((outcomes, metrics, budget))
 }
 
 /// Drops a destination on a blocking thread: a Postgres client closes by blocking on its own

@@ -7,6 +7,7 @@ mod common;
 mod gateway;
 mod host;
 mod shared_tokens;
+mod tenant_budgets;
 mod token_retries;
 mod tokens;
 mod vault;

@@ -168,6 +168,8 @@ async fn connection_run(
             concurrency: ionport_core::pipeline::load::DEFAULT_CONCURRENCY,
             schedule: None,
             quota,
+            daily_budget: None,
+            timeout: None,
             max_in_flight: None,
             retries: None,
         }],

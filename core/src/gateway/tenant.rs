@@ -1,0 +1,465 @@
+//! What the connections to one tenant share: its request quota per window and its daily
+//! budget of API executions.
+//!
+//! The gateway counts a tenant's requests, not a connection's: two connections to one
+//! tenant (two pipelines, a pipeline and the API server, two tasks with their own
+//! connections) that each kept to the quota would still meet 429s together. So the
+//! limiter is not the connection's own. Every [`super::GatewayClient`] of this process
+//! that reaches one API base (`iu/ti`) with the same [`RateLimit`] takes its cells from
+//! one `governor` limiter, found in a process-wide registry; two connections to one
+//! tenant that declare different quotas cannot both be right, and get a warning.
+//!
+//! The daily budget (Infor publishes 250,000 API executions per tenant per day) is
+//! counted per UTC day. Within a process the count is shared like the limiter; across
+//! processes it is added up in a usage file, `<usage dir>/<tenant>.json`, when a usage
+//! directory is set (the ionport home's `usage/`): each process adds what it sent since
+//! its last visit, under a lock, every [`FLUSH_EVERY`] requests, every [`FLUSH_AFTER`]
+//! and when its last connection to the tenant closes. So another process's requests are
+//! seen late by at most that much; the budget's refusal is meant to come well before the
+//! gateway's, not to the request.
+//!
+//! Nothing here holds a secret: the key is the API base (host and tenant id).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+
+use super::RateLimit;
+
+/// A usage file is visited at least every this many requests of a process…
+pub const FLUSH_EVERY: u64 = 200;
+/// …and at least this often while requests are sent.
+pub const FLUSH_AFTER: Duration = Duration::from_secs(5);
+
+/// A tenant's budget of API executions per UTC day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DailyBudget {
+    /// Requests allowed per UTC day (default 250,000, Infor's published limit).
+    pub requests: u64,
+    /// The share of the budget at which a warning is logged, once a day (default 0.8).
+    pub warn_at: f64,
+}
+
+impl DailyBudget {
+    /// Infor's published limit of API executions per tenant and day.
+    pub const INFOR_DEFAULT: u64 = 250_000;
+
+    /// `requests` per day, warned at 80%.
+    pub fn new(requests: u64) -> Self {
+        Self {
+            requests,
+            warn_at: 0.8,
+        }
+    }
+}
+
+impl Default for DailyBudget {
+    fn default() -> Self {
+        Self::new(Self::INFOR_DEFAULT)
+    }
+}
+
+/// The daily budget is spent: no request is sent until the next UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the daily budget of tenant {tenant} is spent: {used} of {limit} requests on {day} (UTC); \
+     no request is sent until the budget resets at midnight UTC, in {resets_in_min} min \
+     (raise `daily_budget` on the connection if the tenant allows more)"
+)]
+pub struct BudgetSpent {
+    /// The tenant id.
+    pub tenant: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Requests counted on that day, across the processes sharing the usage directory.
+    pub used: u64,
+    /// The budget.
+    pub limit: u64,
+    /// Minutes until the next UTC day.
+    pub resets_in_min: u64,
+}
+
+/// What one tenant's budget looks like now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetUse {
+    /// The tenant id.
+    pub tenant: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Requests counted today (this process's, plus other processes' as last seen).
+    pub used: u64,
+    /// The budget, when there is one.
+    pub limit: Option<u64>,
+    /// What is left of it.
+    pub left: Option<u64>,
+}
+
+/// The usage file's content.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct UsageFile {
+    tenant: String,
+    day: String,
+    requests: u64,
+}
+
+#[derive(Debug)]
+struct DayCount {
+    day: String,
+    /// Requests counted in the usage file at the last visit (every process's).
+    seen: u64,
+    /// This process's requests since the last visit.
+    unsaved: u64,
+    last_visit: Instant,
+    warned: bool,
+}
+
+impl DayCount {
+    fn new(day: String) -> Self {
+        Self {
+            day,
+            seen: 0,
+            unsaved: 0,
+            last_visit: Instant::now(),
+            warned: false,
+        }
+    }
+}
+
+/// One tenant's shared day count.
+#[derive(Debug)]
+pub(crate) struct TenantUsage {
+    tenant: String,
+    file: Option<PathBuf>,
+    count: Mutex<DayCount>,
+}
+
+fn today() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .take(10)
+        .collect()
+}
+
+fn minutes_to_midnight() -> u64 {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    (86_400 - secs % 86_400).div_ceil(60)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A file name for `tenant` at `base`: the tenant id's safe characters and a short hash of
+/// the base, so that two hosts' tenants of one name do not share a count.
+fn file_name(tenant: &str, base: &str) -> String {
+    use sha2::Digest;
+    let safe: String = tenant
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let hash = sha2::Sha256::digest(base.as_bytes());
+    let hex: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("{safe}-{hex}.json")
+}
+
+impl TenantUsage {
+    fn new(tenant: &str, base: &str, dir: Option<&Path>) -> Self {
+        let usage = Self {
+            tenant: tenant.to_string(),
+            file: dir.map(|d| d.join(file_name(tenant, base))),
+            count: Mutex::new(DayCount::new(today())),
+        };
+        usage.visit(&mut lock(&usage.count));
+        usage
+    }
+
+    /// Counts one request, or refuses it when `budget` is spent.
+    pub fn take(&self, budget: Option<&DailyBudget>) -> Result<(), BudgetSpent> {
+        let mut c = lock(&self.count);
+        let day = today();
+        if c.day != day {
+            // A new UTC day: what this process sent before midnight still goes to the old
+            // day's file (the visit adds it there), then the count starts again.
+            self.visit(&mut c);
+            *c = DayCount::new(day);
+            self.visit(&mut c);
+        } else if c.unsaved >= FLUSH_EVERY || c.last_visit.elapsed() >= FLUSH_AFTER {
+            self.visit(&mut c);
+        }
+        let used = c.seen + c.unsaved;
+        if let Some(b) = budget {
+            if used >= b.requests {
+                return Err(BudgetSpent {
+                    tenant: self.tenant.clone(),
+                    day: c.day.clone(),
+                    used,
+                    limit: b.requests,
+                    resets_in_min: minutes_to_midnight(),
+                });
+            }
+            if !c.warned && (used + 1) as f64 >= b.requests as f64 * b.warn_at {
+                c.warned = true;
+                tracing::warn!(
+                    tenant = %self.tenant,
+                    used = used + 1,
+                    limit = b.requests,
+                    "{}% of the tenant's daily budget of API executions is used",
+                    (b.warn_at * 100.0).round()
+                );
+            }
+        }
+        c.unsaved += 1;
+        Ok(())
+    }
+
+    /// The budget's use now, against `budget`.
+    pub fn usage(&self, budget: Option<&DailyBudget>) -> BudgetUse {
+        let c = lock(&self.count);
+        let used = c.seen + c.unsaved;
+        BudgetUse {
+            tenant: self.tenant.clone(),
+            day: c.day.clone(),
+            used,
+            limit: budget.map(|b| b.requests),
+            left: budget.map(|b| b.requests.saturating_sub(used)),
+        }
+    }
+
+    /// Adds this process's unsaved count to the usage file and learns the total. Without
+    /// a file, or when the file cannot be used, the count stays this process's own (and
+    /// a warning says why: losing the shared count must not stop a run).
+    fn visit(&self, c: &mut DayCount) {
+        c.last_visit = Instant::now();
+        let Some(file) = &self.file else {
+            c.seen += std::mem::take(&mut c.unsaved);
+            return;
+        };
+        match add_to_file(file, &self.tenant, &c.day, c.unsaved) {
+            Ok(total) => {
+                c.seen = total;
+                c.unsaved = 0;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    file = %file.display(),
+                    "cannot update the tenant's usage file ({e}); counting this process's requests only"
+                );
+                c.seen += std::mem::take(&mut c.unsaved);
+            }
+        }
+    }
+}
+
+impl Drop for TenantUsage {
+    fn drop(&mut self) {
+        let count = self
+            .count
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if count.unsaved > 0 {
+            let mut last = std::mem::replace(count, DayCount::new(String::new()));
+            self.visit(&mut last);
+        }
+    }
+}
+
+/// Adds `add` requests to `day` in `file` under an exclusive lock; the day's total.
+/// A file of another day starts the count again; one that cannot be read is an error
+/// (it is left as it is).
+fn add_to_file(file: &Path, tenant: &str, day: &str, add: u64) -> std::io::Result<u64> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let lock_path = file.with_extension("lock");
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    let mut lock = fd_lock::RwLock::new(lock_file);
+    let _held = lock.write()?;
+    let mut usage = match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice::<UsageFile>(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a usage file: {e}"),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => UsageFile::default(),
+        Err(e) => return Err(e),
+    };
+    if usage.day != day {
+        usage = UsageFile {
+            tenant: tenant.to_string(),
+            day: day.to_string(),
+            requests: 0,
+        };
+    }
+    usage.requests = usage.requests.saturating_add(add);
+    if add > 0 {
+        let bytes = serde_json::to_vec_pretty(&usage).map_err(std::io::Error::other)?;
+        crate::atomic::write_atomic(file, &bytes)?;
+    }
+    Ok(usage.requests)
+}
+
+/// What a gateway client takes from its tenant: the shared limiter and the shared count.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantShare {
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pub usage: Arc<TenantUsage>,
+}
+
+#[derive(Default)]
+struct Registry {
+    limiters: HashMap<(String, LimitKey), Weak<DefaultDirectRateLimiter>>,
+    /// The quota each tenant's limiters were made for, to warn about disagreement.
+    declared: HashMap<String, LimitKey>,
+    usage: HashMap<(String, Option<PathBuf>), Weak<TenantUsage>>,
+}
+
+/// A [`RateLimit`] as a map key (its float headroom in millionths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct LimitKey {
+    requests: u32,
+    per_ms: u128,
+    headroom_ppm: u64,
+    burst: u32,
+}
+
+impl From<&RateLimit> for LimitKey {
+    fn from(r: &RateLimit) -> Self {
+        Self {
+            requests: r.requests,
+            per_ms: r.per.as_millis(),
+            headroom_ppm: (r.headroom.clamp(0.0, 1.0) * 1e6) as u64,
+            burst: r.burst,
+        }
+    }
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+fn limiter(rl: &RateLimit) -> Option<DefaultDirectRateLimiter> {
+    let burst = NonZeroU32::new(rl.burst.max(1))?;
+    Quota::with_period(rl.interval().max(Duration::from_nanos(1)))
+        .map(|q| RateLimiter::direct(q.allow_burst(burst)))
+}
+
+/// The share of the tenant at `base` (named `tenant`) for a client limited to
+/// `rate_limit`, counting into `usage_dir`.
+pub(crate) fn share(
+    tenant: &str,
+    base: &str,
+    rate_limit: Option<&RateLimit>,
+    usage_dir: Option<&Path>,
+) -> TenantShare {
+    let mut reg = lock(&REGISTRY);
+    let limiter = rate_limit.and_then(|rl| {
+        let key = LimitKey::from(rl);
+        match reg.declared.get(base) {
+            Some(other) if *other != key => tracing::warn!(
+                tenant,
+                requests = rl.requests,
+                per_s = rl.per.as_secs_f64(),
+                "two connections to one tenant declare different quotas; each keeps to its own, so together they may exceed the tenant's"
+            ),
+            _ => {}
+        }
+        reg.declared.insert(base.to_string(), key);
+        let slot = (base.to_string(), key);
+        if let Some(l) = reg.limiters.get(&slot).and_then(Weak::upgrade) {
+            return Some(l);
+        }
+        let l = Arc::new(limiter(rl)?);
+        reg.limiters.insert(slot, Arc::downgrade(&l));
+        Some(l)
+    });
+    let slot = (base.to_string(), usage_dir.map(Path::to_path_buf));
+    let usage = match reg.usage.get(&slot).and_then(Weak::upgrade) {
+        Some(u) => u,
+        None => {
+            let u = Arc::new(TenantUsage::new(tenant, base, usage_dir));
+            reg.usage.insert(slot, Arc::downgrade(&u));
+            u
+        }
+    };
+    reg.limiters.retain(|_, w| w.strong_count() > 0);
+    reg.usage.retain(|_, w| w.strong_count() > 0);
+    TenantShare { limiter, usage }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn clients_of_one_tenant_and_quota_share_a_limiter() {
+        let rl = RateLimit::new(1000, Duration::from_secs(60));
+        let a = share("T", "https://h/T-share/", Some(&rl), None);
+        let b = share("T", "https://h/T-share/", Some(&rl), None);
+        let other = share("T", "https://other/T-share/", Some(&rl), None);
+        assert!(Arc::ptr_eq(
+            a.limiter.as_ref().unwrap(),
+            b.limiter.as_ref().unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            a.limiter.as_ref().unwrap(),
+            other.limiter.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(&a.usage, &b.usage));
+    }
+
+    #[test]
+    fn a_spent_budget_refuses_and_says_when_it_resets() {
+        let u = share("T", "https://h/T-budget/", None, None).usage;
+        let b = DailyBudget::new(3);
+        for _ in 0..3 {
+            u.take(Some(&b)).unwrap();
+        }
+        let e = u.take(Some(&b)).unwrap_err();
+        assert_eq!((e.used, e.limit), (3, 3));
+        assert!(
+            e.to_string().contains("daily budget of tenant T is spent"),
+            "{e}"
+        );
+        assert_eq!(u.usage(Some(&b)).left, Some(0));
+    }
+
+    #[test]
+    fn processes_add_up_in_the_usage_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(file_name("T", "https://h/T/"));
+        assert_eq!(add_to_file(&file, "T", &today(), 5).unwrap(), 5);
+        assert_eq!(add_to_file(&file, "T", &today(), 7).unwrap(), 12);
+        // Another day's count does not carry over.
+        assert_eq!(add_to_file(&file, "T", "2000-01-01", 1).unwrap(), 1);
+        std::fs::write(&file, b"not json").unwrap();
+        assert!(add_to_file(&file, "T", &today(), 1).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"not json");
+    }
+
+    #[test]
+    fn file_names_keep_to_safe_characters() {
+        let n = file_name("../A B", "https://h/x/");
+        assert!(n.starts_with("___A_B-"), "{n}");
+        assert!(!n.contains('/'));
+    }
+}
