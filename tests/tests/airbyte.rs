@@ -545,3 +545,174 @@ fn incremental_on_a_cursorless_stream_reads_it_in_full_with_a_warning() {
     let again = validate(&read("incremental", Some(&state)).stdout);
     assert_eq!(again["records"]["customers"], native, "{again}");
 }
+
+/// The final stage of a Dockerfile: its ARG defaults, ENV, LABELs, `COPY --from` lines
+/// and exec-form ENTRYPOINT, with `${ARG}`s substituted where Docker substitutes them.
+#[derive(Debug, Default)]
+struct ImageStage {
+    env: Vec<(String, String)>,
+    labels: Vec<(String, String)>,
+    copies: Vec<(String, String)>,
+    entrypoint: Vec<String>,
+}
+
+fn parse_dockerfile(text: &str) -> ImageStage {
+    let joined = text.replace("\\\n", " ");
+    let mut stage = ImageStage::default();
+    let mut args: Vec<(String, String)> = Vec::new();
+    let substitute = |v: &str, args: &[(String, String)]| {
+        args.iter().fold(v.to_string(), |v, (k, a)| {
+            v.replace(&format!("${{{k}}}"), a)
+        })
+    };
+    let pair = |kv: &str| {
+        let (k, v) = kv
+            .split_once('=')
+            .unwrap_or_else(|| panic!("no KEY=VALUE: {kv}"));
+        (k.trim().to_string(), v.trim().trim_matches('"').to_string())
+    };
+    for line in joined.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (instruction, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match instruction {
+            "FROM" => {
+                stage = ImageStage::default();
+                args.clear();
+            }
+            "ARG" => {
+                let (k, v) = pair(rest);
+                args.push((k, v));
+            }
+            "ENV" => {
+                let (k, v) = pair(rest);
+                stage.env.push((k, substitute(&v, &args)));
+            }
+            "LABEL" => {
+                let (k, v) = pair(rest);
+                stage.labels.push((k, substitute(&v, &args)));
+            }
+            "COPY" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                if parts.first() == Some(&"--from=build") {
+                    stage.copies.push((parts[1].into(), parts[2].into()));
+                }
+            }
+            "ENTRYPOINT" => {
+                stage.entrypoint = serde_json::from_str(rest)
+                    .unwrap_or_else(|e| panic!("ENTRYPOINT is not exec form ({e}): {rest}"));
+            }
+            _ => {}
+        }
+    }
+    stage
+}
+
+/// The image's files laid out under `root` from this build: `target/release/X` of the
+/// build stage is `X` of this profile.
+fn lay_out(stage: &ImageStage, root: &Path) {
+    let profile = ionport_tests::profile_dir();
+    for (src, dest) in &stage.copies {
+        let name = src
+            .strip_prefix("/src/target/release/")
+            .unwrap_or_else(|| panic!("COPY of {src}, not a build output"));
+        let (prefix, suffix) = name.split_once('*').unwrap_or((name, ""));
+        let matches: Vec<PathBuf> = std::fs::read_dir(&profile)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                if name.contains('*') {
+                    n.starts_with(prefix) && n.ends_with(suffix)
+                } else {
+                    n == name
+                }
+            })
+            .collect();
+        assert!(!matches.is_empty(), "COPY {src}: nothing built matches");
+        for from in matches {
+            let to = root.join(dest.trim_start_matches('/'));
+            let to = if dest.ends_with('/') {
+                std::fs::create_dir_all(&to).unwrap();
+                to.join(from.file_name().unwrap())
+            } else {
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                to
+            };
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_entry_point_contract() {
+    let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/airbyte/Dockerfile");
+    let stage = parse_dockerfile(&std::fs::read_to_string(&dockerfile).unwrap());
+    let get = |list: &[(String, String)], k: &str| {
+        list.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} is not set in {}", dockerfile.display()))
+    };
+    let connector = get(&stage.env, "IONPORT_AIRBYTE_CONNECTOR");
+    let p = plugin(&connector);
+    assert_eq!(
+        get(&stage.labels, "io.airbyte.name"),
+        format!("airbyte/source-{connector}")
+    );
+    assert_eq!(
+        get(&stage.labels, "io.airbyte.version"),
+        env!("CARGO_PKG_VERSION")
+    );
+    // Airbyte runs `$AIRBYTE_ENTRYPOINT <command>`; the image's ENTRYPOINT must be the same.
+    assert!(!stage.entrypoint.is_empty());
+    assert_eq!(
+        get(&stage.env, "AIRBYTE_ENTRYPOINT"),
+        stage.entrypoint.join(" ")
+    );
+
+    let fx = Fixture::start(20);
+    let root = fx.dir.path().join("image");
+    lay_out(&stage, &root);
+    let entrypoint = root.join(stage.entrypoint[0].trim_start_matches('/'));
+    let run = |args: &[&OsStr]| {
+        let mut cmd = Command::new(&entrypoint);
+        cmd.args(&stage.entrypoint[1..])
+            .args(args)
+            .env_remove("IONPORT_PLUGIN_PATH")
+            .env_remove("IONPORT_LOG")
+            .env("IONPORT_HOME", fx.dir.path().join("home"))
+            .stdin(Stdio::null());
+        for (k, v) in &stage.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_no_canary(&String::from_utf8_lossy(&out.stdout), "stdout");
+        assert_no_canary(&String::from_utf8_lossy(&out.stderr), "stderr");
+        out
+    };
+
+    let out = run(&[os("spec")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = validate(&out.stdout)["spec"].clone();
+    assert_eq!(
+        spec["connectionSpecification"]["title"],
+        p.connection_form()["title"],
+        "{spec}"
+    );
+    let config = fx.config(&connector);
+    let out = run(&[os("check"), os("--config"), config.as_os_str()]);
+    let status = validate(&out.stdout)["connection_status"].clone();
+    assert_eq!(status["status"], "SUCCEEDED", "{status}");
+    // The variable does not take over ionport's own commands.
+    let out = run(&[os("plugins"), os("list")]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&connector));
+}
