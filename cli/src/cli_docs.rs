@@ -23,6 +23,9 @@ Environment:
   IONPORT_API_KEYS      API keys `serve` accepts, comma-separated (--api-key)
   IONPORT_DESTINATION_WAIT_SECS
                         how long a destination held by another writer is waited for
+  IONPORT_AIRBYTE_CONNECTOR
+                        the connector `ionport spec|check|discover|read` runs as an
+                        Airbyte source (as does the name ionport-airbyte-<connector>)
   NO_COLOR              no colours in logs and progress (also none when not a terminal)";
 
 /// For the commands that use the home and the vault.

@@ -145,7 +145,12 @@ fn run_emulator(args: ionport_emulator::cli::EmulatorArgs) -> anyhow::Result<Exi
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Airbyte runs a source as `SOURCE spec|check|discover|read ...`: a multi-call name
+    // or the environment says which connector (see `protocols::airbyte::standard_argv`).
+    let cli = Cli::parse_from(protocols::airbyte::standard_argv(
+        std::env::args_os().collect(),
+        std::env::var_os(protocols::airbyte::CONNECTOR_ENV),
+    ));
     // Parsed once already by `cli_docs::log_filter`, which refuses an invalid filter.
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

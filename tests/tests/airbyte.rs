@@ -1,11 +1,17 @@
 #![allow(clippy::unwrap_used)]
-//! `ionport airbyte` for each connector, every message checked by the Airbyte protocol's
+//! Each connector as an Airbyte source, every message checked by the Airbyte protocol's
 //! own published models (`airbyte-protocol-models` from PyPI, made strict): spec, check,
-//! discover, read, and a second read from the first one's state. Record counts are
-//! compared with a native read of the same stream; no output holds a canary secret.
+//! discover, read, and a second read from the first one's state, run as the platform runs
+//! a source (Airbyte's standard argv, the connector named by the program's multi-call
+//! name, plugins found beside the real binary). The spec, the catalog and the records
+//! pass Airbyte's acceptance rules (`tests/python/airbyte_rules.py`, `jsonschema`). Record
+//! counts are compared with a native read of the same stream; no output holds a canary
+//! secret. The image's entry-point contract (`docker/airbyte/Dockerfile`) is run without
+//! Docker.
 
 use std::ffi::OsStr;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use ionport_plugin_abi::wire::SyncMode;
@@ -61,6 +67,79 @@ fn airbyte(fx: &Fixture, connector: &str, args: &[&OsStr]) -> Output {
     out
 }
 
+/// `jsonschema` (Draft 7, floats) for the acceptance rules, with its dependencies pinned.
+const JSONSCHEMA: (&str, &[&str]) = (
+    "airbyte-rules",
+    &[
+        "jsonschema==4.26.0",
+        "jsonschema-specifications==2025.9.1",
+        "referencing==0.37.0",
+        "rpds-py==2026.9.1",
+        "attrs==26.1.0",
+        "typing_extensions==4.16.0",
+    ],
+);
+
+/// A multi-call link `ionport-airbyte-<connector>` to the built `ionport`, in a directory
+/// of its own (no plugins beside it: they are found beside the real binary).
+fn multi_call(fx: &Fixture, connector: &str) -> PathBuf {
+    let dir = fx.dir.path().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(format!("ionport-airbyte-{connector}"));
+    if !link.exists() {
+        std::os::unix::fs::symlink(ionport_tests::ionport_bin(), &link).unwrap();
+    }
+    link
+}
+
+/// Runs `program` with Airbyte's standard argv, as the platform does: no plugin path,
+/// no ionport settings in the environment.
+fn source(fx: &Fixture, program: &Path, args: &[&OsStr]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .env_remove("IONPORT_PLUGIN_PATH")
+        .env_remove("IONPORT_LOG")
+        .env_remove("IONPORT_AIRBYTE_CONNECTOR")
+        .env("IONPORT_HOME", fx.dir.path().join("home"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_no_canary(&String::from_utf8_lossy(&out.stdout), "stdout");
+    assert_no_canary(&String::from_utf8_lossy(&out.stderr), "stderr");
+    out
+}
+
+/// Airbyte's acceptance rules on the spec and catalog, and `jsonschema` on the config
+/// and every record; the summary the checker prints.
+fn acceptance_rules(
+    fx: &Fixture,
+    config: &Path,
+    spec: &[u8],
+    catalog: &[u8],
+    read: &[u8],
+) -> Value {
+    let save = |name: &str, bytes: &[u8]| {
+        let path = fx.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let venv = python::venv(JSONSCHEMA);
+    let out = Command::new(python::bin(&venv, "python"))
+        .arg(python::script("airbyte_rules.py"))
+        .arg(save("spec.out", spec))
+        .arg(save("discover.out", catalog))
+        .arg(config)
+        .arg(save("read.out", read))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Airbyte's acceptance rules are broken:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
@@ -70,10 +149,12 @@ fn end_to_end(connector: &str) {
     let fx = Fixture::start(40);
     let config = fx.config(connector);
     let p = plugin(connector);
+    let program = multi_call(&fx, connector);
 
     // spec: the connection form, self-contained, secrets marked.
-    let out = airbyte(&fx, connector, &[os("spec")]);
+    let out = source(&fx, &program, &[os("spec")]);
     assert!(out.status.success());
+    let spec_out = out.stdout.clone();
     let spec = validate(&out.stdout)["spec"].clone();
     let form = &spec["connectionSpecification"];
     assert!(!form.to_string().contains("$ref"), "{form}");
@@ -85,9 +166,9 @@ fn end_to_end(connector: &str) {
     assert_eq!(spec["supportsIncremental"], true);
 
     // check.
-    let out = airbyte(
+    let out = source(
         &fx,
-        connector,
+        &program,
         &[os("check"), os("--config"), config.as_os_str()],
     );
     assert!(out.status.success());
@@ -95,9 +176,9 @@ fn end_to_end(connector: &str) {
     assert_eq!(status["status"], "SUCCEEDED", "{status}");
 
     // discover: every predefined task, with its keys and cursor.
-    let out = airbyte(
+    let out = source(
         &fx,
-        connector,
+        &program,
         &[os("discover"), os("--config"), config.as_os_str()],
     );
     assert!(
@@ -105,6 +186,7 @@ fn end_to_end(connector: &str) {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    let discover_out = out.stdout.clone();
     let catalog = validate(&out.stdout)["catalog"].clone();
     let streams = catalog["streams"].as_array().unwrap();
     for task in p.tasks() {
@@ -160,7 +242,7 @@ fn end_to_end(connector: &str) {
         os("--catalog"),
         catalog_file.as_os_str(),
     ];
-    let out = airbyte(&fx, connector, &read_args);
+    let out = source(&fx, &program, &read_args);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -169,6 +251,19 @@ fn end_to_end(connector: &str) {
     );
     let first = validate(&out.stdout);
     assert_eq!(first["errors"], json!([]), "{first}");
+    let rules = acceptance_rules(&fx, &config, &spec_out, &discover_out, &out.stdout);
+    assert_eq!(rules["streams"], streams.len(), "{rules}");
+    assert!(rules["records_validated"].as_u64().unwrap() > 0, "{rules}");
+    // Values like 0.07 that a float `multipleOf: 0.01` refuses are among the records, so
+    // the records' validation would catch a fractional `multipleOf` left in the catalog.
+    assert!(
+        rules["decimals_a_float_multiple_of_refuses"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{rules}"
+    );
+    eprintln!("{connector}: acceptance rules {rules}");
     let mut incremental = 0;
     for c in &configured {
         let name = c["stream"]["name"].as_str().unwrap();
@@ -203,7 +298,7 @@ fn end_to_end(connector: &str) {
     let state_file = fx.write("state.json", &json!(state));
     let mut args = read_args.to_vec();
     args.extend([os("--state"), state_file.as_os_str()]);
-    let out = airbyte(&fx, connector, &args);
+    let out = source(&fx, &program, &args);
     assert!(out.status.success());
     let second = validate(&out.stdout);
     for c in &configured {
@@ -302,15 +397,16 @@ fn bad_input_gets_a_protocol_error_naming_the_file_and_field() {
         "{msg}"
     );
 
-    // A catalog asking for an incremental read of a full-refresh-only stream: that stream
-    // fails as a config error, the other one is read, exit 1.
+    // A catalog asking for a sync mode a discovered stream does not have (its catalog
+    // entry says incremental only): that stream fails as a config error, the other one is
+    // read, exit 1.
     let config = fx.config(connector);
-    let stream = |name: &str| json!({"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]});
+    let stream = |name: &str, modes: Value| json!({"name": name, "json_schema": {}, "supported_sync_modes": modes});
     let catalog = fx.write(
         "bad-catalog.json",
         &json!({"streams": [
-            {"stream": stream("customers"), "sync_mode": "incremental", "destination_sync_mode": "append"},
-            {"stream": stream("suppliers"), "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"},
+            {"stream": stream("table:OCUSMA", json!(["incremental"])), "sync_mode": "full_refresh", "destination_sync_mode": "append"},
+            {"stream": stream("suppliers", json!(["full_refresh"])), "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"},
         ]}),
     );
     let out = airbyte(
@@ -328,10 +424,13 @@ fn bad_input_gets_a_protocol_error_naming_the_file_and_field() {
     let v = validate(&out.stdout);
     assert_eq!(v["errors"][0]["failure_type"], "config_error", "{v}");
     assert_eq!(
-        v["errors"][0]["stream_descriptor"]["name"], "customers",
+        v["errors"][0]["stream_descriptor"]["name"], "table:OCUSMA",
         "{v}"
     );
-    assert_eq!(v["statuses"]["customers"], json!(["STARTED", "INCOMPLETE"]));
+    assert_eq!(
+        v["statuses"]["table:OCUSMA"],
+        json!(["STARTED", "INCOMPLETE"])
+    );
     assert_eq!(
         v["statuses"]["suppliers"]
             .as_array()
@@ -374,4 +473,246 @@ fn bad_input_gets_a_protocol_error_naming_the_file_and_field() {
         msg.contains("infor-nope") && msg.contains("infor-m3"),
         "{msg}"
     );
+}
+
+/// The LOG messages of `stdout` as (level, message).
+fn logs(stdout: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["type"] == "LOG")
+        .map(|m| {
+            let s = |k: &str| m["log"][k].as_str().unwrap_or_default().to_string();
+            (s("level"), s("message"))
+        })
+        .collect()
+}
+
+#[test]
+fn incremental_on_a_cursorless_stream_reads_it_in_full_with_a_warning() {
+    let fx = Fixture::start(20);
+    let connector = "infor-m3";
+    let config = fx.config(connector);
+    let program = multi_call(&fx, connector);
+    // `customers` has no cursor; PyAirbyte asks every stream for `incremental`.
+    let read = |mode: &str, state: Option<&Path>| {
+        let stream = json!({"name": "customers", "json_schema": {}, "supported_sync_modes": ["full_refresh"]});
+        let catalog = fx.write(
+            &format!("{mode}.catalog.json"),
+            &json!({"streams": [{"stream": stream, "sync_mode": mode, "destination_sync_mode": "overwrite"}]}),
+        );
+        let mut args = vec![
+            os("read"),
+            os("--config"),
+            config.as_os_str(),
+            os("--catalog"),
+            catalog.as_os_str(),
+        ];
+        if let Some(state) = state {
+            args.extend([os("--state"), state.as_os_str()]);
+        }
+        let out = source(&fx, &program, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out
+    };
+    let native = fx.native_count(connector, "customers", SyncMode::FullRefresh);
+    let full = validate(&read("full_refresh", None).stdout);
+
+    let out = read("incremental", None);
+    let asked = validate(&out.stdout);
+    assert_eq!(asked["errors"], json!([]), "{asked}");
+    assert_eq!(asked["records"]["customers"], native, "{asked}");
+    assert_eq!(
+        asked["statuses"]["customers"],
+        json!(["STARTED", "RUNNING", "COMPLETE"])
+    );
+    let warnings: Vec<_> = logs(&out.stdout)
+        .into_iter()
+        .filter(|(level, m)| level == "WARN" && m.contains("customers"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", logs(&out.stdout));
+    assert!(warnings[0].1.contains("full_refresh"), "{warnings:?}");
+    // The state claims no incremental progress: it is a full refresh's.
+    let state_of = |v: &Value| v["states"]["customers"]["stream"]["stream_state"].clone();
+    assert_eq!(state_of(&asked), state_of(&full), "{asked}");
+
+    // Asked again from that state: everything again.
+    let state = fx.write("state.json", &json!([asked["states"]["customers"]]));
+    let again = validate(&read("incremental", Some(&state)).stdout);
+    assert_eq!(again["records"]["customers"], native, "{again}");
+}
+
+/// The final stage of a Dockerfile: its ARG defaults, ENV, LABELs, `COPY --from` lines
+/// and exec-form ENTRYPOINT, with `${ARG}`s substituted where Docker substitutes them.
+#[derive(Debug, Default)]
+struct ImageStage {
+    env: Vec<(String, String)>,
+    labels: Vec<(String, String)>,
+    copies: Vec<(String, String)>,
+    entrypoint: Vec<String>,
+}
+
+fn parse_dockerfile(text: &str) -> ImageStage {
+    let joined = text.replace("\\\n", " ");
+    let mut stage = ImageStage::default();
+    let mut args: Vec<(String, String)> = Vec::new();
+    let substitute = |v: &str, args: &[(String, String)]| {
+        args.iter().fold(v.to_string(), |v, (k, a)| {
+            v.replace(&format!("${{{k}}}"), a)
+        })
+    };
+    let pair = |kv: &str| {
+        let (k, v) = kv
+            .split_once('=')
+            .unwrap_or_else(|| panic!("no KEY=VALUE: {kv}"));
+        (k.trim().to_string(), v.trim().trim_matches('"').to_string())
+    };
+    for line in joined.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (instruction, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match instruction {
+            "FROM" => {
+                stage = ImageStage::default();
+                args.clear();
+            }
+            "ARG" => {
+                let (k, v) = pair(rest);
+                args.push((k, v));
+            }
+            "ENV" => {
+                let (k, v) = pair(rest);
+                stage.env.push((k, substitute(&v, &args)));
+            }
+            "LABEL" => {
+                let (k, v) = pair(rest);
+                stage.labels.push((k, substitute(&v, &args)));
+            }
+            "COPY" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                if parts.first() == Some(&"--from=build") {
+                    stage.copies.push((parts[1].into(), parts[2].into()));
+                }
+            }
+            "ENTRYPOINT" => {
+                stage.entrypoint = serde_json::from_str(rest)
+                    .unwrap_or_else(|e| panic!("ENTRYPOINT is not exec form ({e}): {rest}"));
+            }
+            _ => {}
+        }
+    }
+    stage
+}
+
+/// The image's files laid out under `root` from this build: `target/release/X` of the
+/// build stage is `X` of this profile.
+fn lay_out(stage: &ImageStage, root: &Path) {
+    let profile = ionport_tests::profile_dir();
+    for (src, dest) in &stage.copies {
+        let name = src
+            .strip_prefix("/src/target/release/")
+            .unwrap_or_else(|| panic!("COPY of {src}, not a build output"));
+        let (prefix, suffix) = name.split_once('*').unwrap_or((name, ""));
+        let matches: Vec<PathBuf> = std::fs::read_dir(&profile)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                if name.contains('*') {
+                    n.starts_with(prefix) && n.ends_with(suffix)
+                } else {
+                    n == name
+                }
+            })
+            .collect();
+        assert!(!matches.is_empty(), "COPY {src}: nothing built matches");
+        for from in matches {
+            let to = root.join(dest.trim_start_matches('/'));
+            let to = if dest.ends_with('/') {
+                std::fs::create_dir_all(&to).unwrap();
+                to.join(from.file_name().unwrap())
+            } else {
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                to
+            };
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_entry_point_contract() {
+    let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/airbyte/Dockerfile");
+    let stage = parse_dockerfile(&std::fs::read_to_string(&dockerfile).unwrap());
+    let get = |list: &[(String, String)], k: &str| {
+        list.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} is not set in {}", dockerfile.display()))
+    };
+    let connector = get(&stage.env, "IONPORT_AIRBYTE_CONNECTOR");
+    let p = plugin(&connector);
+    assert_eq!(
+        get(&stage.labels, "io.airbyte.name"),
+        format!("airbyte/source-{connector}")
+    );
+    assert_eq!(
+        get(&stage.labels, "io.airbyte.version"),
+        env!("CARGO_PKG_VERSION")
+    );
+    // Airbyte runs `$AIRBYTE_ENTRYPOINT <command>`; the image's ENTRYPOINT must be the same.
+    assert!(!stage.entrypoint.is_empty());
+    assert_eq!(
+        get(&stage.env, "AIRBYTE_ENTRYPOINT"),
+        stage.entrypoint.join(" ")
+    );
+
+    let fx = Fixture::start(20);
+    let root = fx.dir.path().join("image");
+    lay_out(&stage, &root);
+    let entrypoint = root.join(stage.entrypoint[0].trim_start_matches('/'));
+    let run = |args: &[&OsStr]| {
+        let mut cmd = Command::new(&entrypoint);
+        cmd.args(&stage.entrypoint[1..])
+            .args(args)
+            .env_remove("IONPORT_PLUGIN_PATH")
+            .env_remove("IONPORT_LOG")
+            .env("IONPORT_HOME", fx.dir.path().join("home"))
+            .stdin(Stdio::null());
+        for (k, v) in &stage.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_no_canary(&String::from_utf8_lossy(&out.stdout), "stdout");
+        assert_no_canary(&String::from_utf8_lossy(&out.stderr), "stderr");
+        out
+    };
+
+    let out = run(&[os("spec")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = validate(&out.stdout)["spec"].clone();
+    assert_eq!(
+        spec["connectionSpecification"]["title"],
+        p.connection_form()["title"],
+        "{spec}"
+    );
+    let config = fx.config(&connector);
+    let out = run(&[os("check"), os("--config"), config.as_os_str()]);
+    let status = validate(&out.stdout)["connection_status"].clone();
+    assert_eq!(status["status"], "SUCCEEDED", "{status}");
+    // The variable does not take over ionport's own commands.
+    let out = run(&[os("plugins"), os("list")]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&connector));
 }

@@ -13,9 +13,15 @@
 //!   ERROR trace (`config_error` when credentials, settings or the stream's name are at
 //!   fault) and the command exits 1 after the other streams ran; the closing ERROR trace
 //!   is a `config_error` when every failed stream's was. A catalog that configures a
-//!   stream twice is refused before anything is read.
+//!   stream twice is refused before anything is read. A full-refresh-only stream asked
+//!   for `incremental` is read in full with a WARN log, as Airbyte's own sources do.
+//!
+//! The platform runs a source as `SOURCE spec|check|discover|read ...`, with no room for
+//! a connector argument: [`standard_argv`] turns that command line into this one when
+//! the executable is named `ionport-airbyte-<connector>` or [`CONNECTOR_ENV`] names it.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,6 +78,50 @@ enum AirbyteCommand {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+}
+
+/// The environment variable that makes `ionport spec|check|discover|read ...` mean
+/// `ionport airbyte <connector> ...` (what an image's entry point sets).
+pub const CONNECTOR_ENV: &str = "IONPORT_AIRBYTE_CONNECTOR";
+
+/// Where a platform's user reads how an ionport source is set up.
+const DOCUMENTATION_URL: &str = concat!(
+    env!("CARGO_PKG_REPOSITORY"),
+    "/blob/main/docs/protocols.md#airbyte"
+);
+
+/// The prefix of a multi-call name: `ionport-airbyte-infor-m3` is the `infor-m3` source.
+const MULTI_CALL_PREFIX: &str = "ionport-airbyte-";
+
+/// The commands of Airbyte's standard command line.
+const STANDARD_COMMANDS: [&str; 4] = ["spec", "check", "discover", "read"];
+
+/// `args` (the process's, program name first) as `ionport`'s own command line: Airbyte's
+/// standard one (`spec`, `check --config F`, ...) becomes `ionport airbyte <connector>
+/// ...` when the program is named `ionport-airbyte-<connector>[.exe]`, or when
+/// `env_connector` (the value of [`CONNECTOR_ENV`]) names one and the first argument is
+/// one of Airbyte's commands; anything else is returned as it came, so `ionport plugins
+/// list` still works in an image that sets the variable.
+pub fn standard_argv(args: Vec<OsString>, env_connector: Option<OsString>) -> Vec<OsString> {
+    let program = args.first().map(Path::new).and_then(Path::file_name);
+    let from_name = program
+        .and_then(OsStr::to_str)
+        .map(|n| n.strip_suffix(".exe").unwrap_or(n))
+        .and_then(|n| n.strip_prefix(MULTI_CALL_PREFIX))
+        .filter(|id| !id.is_empty())
+        .map(OsString::from);
+    let standard_command = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| STANDARD_COMMANDS.contains(&a));
+    let from_env = env_connector.filter(|id| !id.is_empty() && standard_command);
+    match from_name.or(from_env) {
+        Some(connector) => [OsString::from("ionport"), "airbyte".into(), connector]
+            .into_iter()
+            .chain(args.into_iter().skip(1))
+            .collect(),
+        None => args,
+    }
 }
 
 /// What wraps a connector state that is not a JSON object (Airbyte's stream state must
@@ -137,10 +187,12 @@ fn spec(out: &Out, plugin: &LoadedPlugin) -> ExitCode {
         .tasks()
         .iter()
         .any(|t| t.sync_modes.contains(&SyncMode::Incremental));
+    // No destination fields (`supported_destination_sync_modes`): a source's spec with
+    // them fails Airbyte's acceptance rules.
     let message = json!({"type": "SPEC", "spec": {
+        "documentationUrl": DOCUMENTATION_URL,
         "connectionSpecification": schema::airbyte_spec(plugin.connection_form()),
         "supportsIncremental": incremental,
-        "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
     }});
     answer(out, &message)
 }
@@ -170,7 +222,7 @@ fn check(out: &Out, plugin: Arc<LoadedPlugin>, config: &Path) -> ExitCode {
 fn airbyte_stream(spec: &TaskSpec) -> Value {
     let mut stream = json!({
         "name": spec.name,
-        "json_schema": schema::self_contained(&spec.record_schema),
+        "json_schema": schema::airbyte_record_schema(&spec.record_schema),
         "supported_sync_modes": spec.sync_modes.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "source_defined_primary_key": spec.primary_key.iter().map(|k| vec![k]).collect::<Vec<_>>(),
         "is_resumable": true,
@@ -227,6 +279,44 @@ struct ConfiguredStream {
 #[derive(Debug, Deserialize)]
 struct StreamName {
     name: String,
+    /// What `discover` said; the sync modes of a stream that is no predefined task.
+    #[serde(default)]
+    supported_sync_modes: Option<Vec<String>>,
+}
+
+/// The sync mode a configured stream is read with: the one asked for, or full refresh
+/// with a warning for an incremental read of a stream that has no cursor (what
+/// Airbyte's own sources do); an error when the stream cannot be read as asked.
+fn effective_sync_mode(
+    plugin: &LoadedPlugin,
+    configured: &ConfiguredStream,
+) -> Result<(SyncMode, Option<String>), String> {
+    let name = &configured.stream.name;
+    let asked = configured.sync_mode;
+    let supported: Option<Vec<String>> = match plugin.task(name) {
+        Some(spec) => Some(spec.sync_modes.iter().map(|m| m.as_str().into()).collect()),
+        None => configured.stream.supported_sync_modes.clone(),
+    };
+    let Some(supported) = supported else {
+        return Ok((asked, None));
+    };
+    let supports = |m: SyncMode| supported.iter().any(|s| s == m.as_str());
+    if supports(asked) {
+        Ok((asked, None))
+    } else if asked == SyncMode::Incremental && supports(SyncMode::FullRefresh) {
+        Ok((
+            SyncMode::FullRefresh,
+            Some(format!(
+                "stream {name} has no cursor and cannot be read incremental: reading it in full (full_refresh); its state is not used"
+            )),
+        ))
+    } else {
+        Err(format!(
+            "stream {name} cannot be read {}: it supports {}",
+            asked.as_str(),
+            supported.join(", ")
+        ))
+    }
 }
 
 fn load_catalog(path: &Path) -> Result<ConfiguredCatalog, ConfigError> {
@@ -410,29 +500,23 @@ fn read(
     for configured in &catalog.streams {
         let name = configured.stream.name.as_str();
         let _ = out.emit(&stream_status(name, "STARTED"));
-        if let Some(spec) = plugin.task(name)
-            && !spec.sync_modes.contains(&configured.sync_mode)
-        {
-            let _ = out.emit(&error_trace(
-                &format!(
-                    "stream {name} cannot be read {}: it supports {}",
-                    configured.sync_mode.as_str(),
-                    spec.sync_modes
-                        .iter()
-                        .map(|m| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                "config_error",
-                Some(name),
-            ));
-            let _ = out.emit(&stream_status(name, "INCOMPLETE"));
-            failed.push(name.to_string());
-            continue;
-        }
+        let sync_mode = match effective_sync_mode(&plugin, configured) {
+            Ok((mode, warning)) => {
+                if let Some(w) = warning {
+                    let _ = out.emit(&log("WARN", &w));
+                }
+                mode
+            }
+            Err(message) => {
+                let _ = out.emit(&error_trace(&message, "config_error", Some(name)));
+                let _ = out.emit(&stream_status(name, "INCOMPLETE"));
+                failed.push(name.to_string());
+                continue;
+            }
+        };
         // Full refresh reads everything: a state left by an incremental read of the same
         // stream must not narrow it.
-        let state = match configured.sync_mode {
+        let state = match sync_mode {
             SyncMode::Incremental => states.remove(name),
             SyncMode::FullRefresh => None,
         };
@@ -440,7 +524,7 @@ fn read(
             "INFO",
             &format!(
                 "reading {name} ({}{})",
-                configured.sync_mode.as_str(),
+                sync_mode.as_str(),
                 if state.is_some() {
                     ", from the saved state"
                 } else {
@@ -455,7 +539,7 @@ fn read(
             since_state: AtomicU64::new(0),
         });
         let started = std::time::Instant::now();
-        match session.read(name, configured.sync_mode, state, writer) {
+        match session.read(name, sync_mode, state, writer) {
             Ok(outcome) => {
                 let secs = started.elapsed().as_secs_f64();
                 let _ = out.emit(&log(
@@ -507,5 +591,77 @@ fn read(
             None,
         ));
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str], env: Option<&str>) -> Vec<String> {
+        standard_argv(
+            args.iter().map(OsString::from).collect(),
+            env.map(OsString::from),
+        )
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+    }
+
+    #[test]
+    fn a_multi_call_name_chooses_the_connector() {
+        assert_eq!(
+            argv(
+                &[
+                    "/opt/x/ionport-airbyte-infor-m3",
+                    "check",
+                    "--config",
+                    "c.json"
+                ],
+                None
+            ),
+            [
+                "ionport", "airbyte", "infor-m3", "check", "--config", "c.json"
+            ]
+        );
+        assert_eq!(
+            argv(&["ionport-airbyte-infor-ln.exe", "spec"], Some("infor-m3")),
+            ["ionport", "airbyte", "infor-ln", "spec"],
+            "the name wins over the environment"
+        );
+        // A bare prefix names no connector.
+        assert_eq!(
+            argv(&["ionport-airbyte-", "spec"], None),
+            ["ionport-airbyte-", "spec"]
+        );
+    }
+
+    #[test]
+    fn the_environment_chooses_the_connector_for_airbyte_commands_only() {
+        assert_eq!(
+            argv(
+                &["ionport", "read", "--config", "c", "--catalog", "k"],
+                Some("infor-ln")
+            ),
+            [
+                "ionport",
+                "airbyte",
+                "infor-ln",
+                "read",
+                "--config",
+                "c",
+                "--catalog",
+                "k"
+            ]
+        );
+        assert_eq!(
+            argv(&["ionport", "plugins", "list"], Some("infor-ln")),
+            ["ionport", "plugins", "list"]
+        );
+        assert_eq!(argv(&["ionport", "spec"], Some("")), ["ionport", "spec"]);
+        assert_eq!(
+            argv(&["ionport", "airbyte", "infor-m3", "spec"], None),
+            ["ionport", "airbyte", "infor-m3", "spec"]
+        );
     }
 }
