@@ -6,7 +6,7 @@ use ionport_plugin_sdk::retry::host_failure;
 use ionport_plugin_sdk::{CheckReport, ConnectionConfig, ConnectorError, GatewayResponse, Host};
 use serde_json::{Value, json};
 
-use crate::settings::M3Settings;
+use crate::settings::{CompanySource, ConfiguredSettings, M3Settings, UserData};
 
 fn failed(part: &str, message: String) -> CheckReport {
     CheckReport {
@@ -49,21 +49,14 @@ pub fn http_failure(what: &str, resp: &GatewayResponse) -> Option<CheckReport> {
     }
 }
 
-fn field(row: &[(String, String)], k: &str) -> String {
-    row.iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Runs the check.
 pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, ConnectorError> {
-    let s = match M3Settings::from_connection(conn) {
+    let configured = match ConfiguredSettings::from_connection(conn) {
         Ok(s) => s,
         Err(e) => return Ok(failed("settings", e.message().to_string())),
     };
-    let user = MiCall::new("MNS150MI", "GetUserData").maxrecs(1);
-    let resp = match host.gateway(&user.request(s.shape())) {
+    let user = UserData::call();
+    let resp = match host.gateway(&user.request(configured.shape())) {
         Ok(r) => r,
         Err(e) if e.is_cancelled() => return Err(e),
         Err(e) => {
@@ -78,8 +71,14 @@ pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, Connec
         Ok(a) => a,
         Err(e) => return Ok(failed("product", user.error(&e).message().to_string())),
     };
-    let row = answer.rows.first().cloned().unwrap_or_default();
-    let usid = field(&row, "USID");
+    let user_data = UserData {
+        fields: answer.rows.first().cloned().unwrap_or_default(),
+    };
+    let usid = user_data.field("USID").to_string();
+    let s = match M3Settings::with_user(configured, Some(&user_data)) {
+        Ok(s) => s,
+        Err(e) => return Ok(failed("company", e.message().to_string())),
+    };
 
     // The company (and division) the connection reads.
     let probe = MiCall::new("CRS610MI", "LstByNumber")
@@ -108,23 +107,30 @@ pub fn check(host: &Host, conn: &ConnectionConfig) -> Result<CheckReport, Connec
             ),
         ));
     }
+    let default = s.company_source == CompanySource::UserDefault;
     Ok(CheckReport {
         success: true,
         message: format!(
-            "Connected to M3 as {usid}; company {}{}",
+            "Connected to M3 as {usid}; company {}{}{}",
             s.company,
             s.divi()
                 .map(|d| format!(", division {d}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if default {
+                " (no company is set: the service account's default, from MNS150MI/GetUserData)"
+            } else {
+                ""
+            }
         ),
         failed_part: None,
         details: json!({
             "user": usid,
-            "name": field(&row, "NAME"),
-            "user_company": field(&row, "CONO"),
-            "user_division": field(&row, "DIVI"),
+            "name": user_data.field("NAME"),
+            "user_company": user_data.field("CONO"),
+            "user_division": user_data.field("DIVI"),
             "company": s.company,
             "division": s.divi(),
+            "company_source": if default { "user_default" } else { "configured" },
         }),
     })
 }

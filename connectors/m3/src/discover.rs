@@ -94,7 +94,7 @@ pub fn table_spec(table: &str, key: &[&str], desc: &str, columns: &[String]) -> 
 
 /// Runs discovery.
 pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, ConnectorError> {
-    let s = M3Settings::from_connection(conn)?;
+    let s = M3Settings::resolve(host, conn)?;
     let programs_call = MiCall::new("MRS001MI", "LstPrograms").maxrecs(0);
     let answer = programs_call.parse(&host.gateway(&programs_call.request(s.shape()))?)?;
     let programs: Vec<(String, String)> = answer

@@ -77,7 +77,7 @@ impl Connector for M3Connector {
     }
 
     fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
-        let s = M3Settings::from_connection(&req.connection)?;
+        let s = M3Settings::resolve(host, &req.connection)?;
         // At least 2: a key-paged listing repeats its first row, so a page of one record
         // could never advance.
         let size = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(2, 100_000);
