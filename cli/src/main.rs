@@ -145,7 +145,8 @@ fn run_emulator(args: ionport_emulator::cli::EmulatorArgs) -> anyhow::Result<Exi
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `ionport-singer-<connector>` (a link to this program) is `ionport singer <connector>`.
+    let cli = Cli::parse_from(protocols::singer::multi_call(std::env::args_os().collect()));
     // Parsed once already by `cli_docs::log_filter`, which refuses an invalid filter.
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
