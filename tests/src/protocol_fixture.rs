@@ -132,6 +132,40 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// The streams a native discovery (core's host, no protocol) finds available, by the
+    /// connector's own names.
+    pub fn native_streams(&self, connector: &str) -> Vec<String> {
+        let config = ConnectionConfig {
+            settings: Self::settings(connector),
+        };
+        let discovery = plugin(connector)
+            .discover(self.emu.host() as Arc<dyn HostCallbacks>, &config)
+            .unwrap_or_else(|e| panic!("native discovery of {connector}: {e}"));
+        discovery
+            .streams
+            .into_iter()
+            .filter(|s| s.available)
+            .map(|s| s.spec.name)
+            .collect()
+    }
+}
+
+/// The stream id the protocols give a connector's stream `name`: the separators of the
+/// shipped connectors' names (`table:NAME`, `SERVICE/SET`) as `__`, so that a target can
+/// name a file after it on every platform.
+pub fn expected_stream_id(name: &str) -> String {
+    name.replace([':', '/'], "__")
+}
+
+/// Panics unless `id` is a file name on Windows, macOS and Linux.
+pub fn assert_file_name(id: &str) {
+    assert!(
+        !id.is_empty() && !id.contains(['<', '>', ':', '"', '/', '\\', '|', '?', '*']),
+        "stream id {id:?} is no file name on Windows"
+    );
+}
+
 /// The loaded plugin `connector`.
 pub fn plugin(connector: &str) -> Arc<LoadedPlugin> {
     let krate = CONNECTORS
