@@ -10,7 +10,7 @@ use std::time::Duration;
 use ionport_core::host::HostCallbacks;
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
-use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
+use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode, TaskSpec};
 use serde_json::{Value, json};
 
 use crate::emulated::Emulated;
@@ -133,9 +133,9 @@ impl Fixture {
 }
 
 impl Fixture {
-    /// The streams a native discovery (core's host, no protocol) finds available, by the
-    /// connector's own names.
-    pub fn native_streams(&self, connector: &str) -> Vec<String> {
+    /// The streams a native discovery (core's host, no protocol) finds available, under
+    /// the connector's own names.
+    pub fn native_streams(&self, connector: &str) -> Vec<TaskSpec> {
         let config = ConnectionConfig {
             settings: Self::settings(connector),
         };
@@ -146,7 +146,7 @@ impl Fixture {
             .streams
             .into_iter()
             .filter(|s| s.available)
-            .map(|s| s.spec.name)
+            .map(|s| s.spec)
             .collect()
     }
 }

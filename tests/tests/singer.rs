@@ -102,7 +102,11 @@ fn end_to_end(connector: &str) {
     let summary = check(&[os("catalog"), catalog_file.as_os_str()], &catalog_file);
     let streams = summary["streams"].as_array().unwrap();
     // Every stream the connector has, under a file-safe id.
-    let native = fx.native_streams(connector);
+    let native: Vec<String> = fx
+        .native_streams(connector)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     let mut ids: Vec<&str> = streams
         .iter()
         .map(|s| s["tap_stream_id"].as_str().unwrap())

@@ -46,7 +46,11 @@ fn every_stream_into_target_csv(connector: &str) {
         ],
     );
     let mut catalog: Value = serde_json::from_slice(&catalog).unwrap();
-    let native = fx.native_streams(connector);
+    let native: Vec<String> = fx
+        .native_streams(connector)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     let mut streams = Vec::new();
     for entry in catalog["streams"].as_array_mut().unwrap() {
         let id = entry["tap_stream_id"].as_str().unwrap().to_string();
