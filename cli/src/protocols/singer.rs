@@ -150,7 +150,8 @@ impl NameResolver<'_> {
         if let Some(t) = tasks.iter().find(|t| names::file_safe(&t.name) == id) {
             return Ok(t.name.clone());
         }
-        // Not a file name: the connector's own form, as a user writes `table:MITMAS`.
+        // Not a file name: the connector's own form, as a user writes `table:MITMAS`;
+        // without a `_`, no mapping changed it.
         if names::file_safe(id) != id || !names::may_be_mapped(id) {
             return Ok(id.to_owned());
         }
@@ -159,7 +160,9 @@ impl NameResolver<'_> {
                 .session
                 .discover()
                 .map_err(|e| anyhow::anyhow!("discovering the streams of {id}: {e}"))?;
-            self.discovered = Some(StreamIds::new(streams.iter().map(|s| s.spec.name.as_str())));
+            // The streams `--discover` lists, so that the ids agree with its catalog's.
+            let available = streams.iter().filter(|s| s.available);
+            self.discovered = Some(StreamIds::new(available.map(|s| s.spec.name.as_str())));
         }
         let ids = self.discovered.as_ref().map(|d| d.name(id));
         Ok(ids.flatten().unwrap_or(id).to_owned())
