@@ -145,10 +145,13 @@ fn run_emulator(args: ionport_emulator::cli::EmulatorArgs) -> anyhow::Result<Exi
 }
 
 fn main() -> ExitCode {
-    // Airbyte runs a source as `SOURCE spec|check|discover|read ...`: a multi-call name
-    // or the environment says which connector (see `protocols::airbyte::standard_argv`).
+    // A connector run under a multi-call name: `ionport-singer-<connector>` is
+    // `ionport singer <connector>`; Airbyte runs a source as `SOURCE spec|check|discover|
+    // read ...` under `ionport-airbyte-<connector>` or with the environment naming it (see
+    // `protocols::airbyte::standard_argv`).
+    let args = protocols::singer::multi_call(std::env::args_os().collect());
     let cli = Cli::parse_from(protocols::airbyte::standard_argv(
-        std::env::args_os().collect(),
+        args,
         std::env::var_os(protocols::airbyte::CONNECTOR_ENV),
     ));
     // Parsed once already by `cli_docs::log_filter`, which refuses an invalid filter.

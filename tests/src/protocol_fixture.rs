@@ -10,7 +10,7 @@ use std::time::Duration;
 use ionport_core::host::HostCallbacks;
 use ionport_core::plugin::{LoadedPlugin, PluginRegistry};
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
-use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
+use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode, TaskSpec};
 use serde_json::{Value, json};
 
 use crate::emulated::Emulated;
@@ -130,6 +130,40 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("native read of {connector}/{stream}: {e}"));
         host.take().records.len() as u64
     }
+}
+
+impl Fixture {
+    /// The streams a native discovery (core's host, no protocol) finds available, under
+    /// the connector's own names.
+    pub fn native_streams(&self, connector: &str) -> Vec<TaskSpec> {
+        let config = ConnectionConfig {
+            settings: Self::settings(connector),
+        };
+        let discovery = plugin(connector)
+            .discover(self.emu.host() as Arc<dyn HostCallbacks>, &config)
+            .unwrap_or_else(|e| panic!("native discovery of {connector}: {e}"));
+        discovery
+            .streams
+            .into_iter()
+            .filter(|s| s.available)
+            .map(|s| s.spec)
+            .collect()
+    }
+}
+
+/// The stream id the protocols give a connector's stream `name`: the separators of the
+/// shipped connectors' names (`table:NAME`, `SERVICE/SET`) as `__`, so that a target can
+/// name a file after it on every platform.
+pub fn expected_stream_id(name: &str) -> String {
+    name.replace([':', '/'], "__")
+}
+
+/// Panics unless `id` is a file name on Windows, macOS and Linux.
+pub fn assert_file_name(id: &str) {
+    assert!(
+        !id.is_empty() && !id.contains(['<', '>', ':', '"', '/', '\\', '|', '?', '*']),
+        "stream id {id:?} is no file name on Windows"
+    );
 }
 
 /// The loaded plugin `connector`.

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use ionport_plugin_abi::wire::SyncMode;
-use ionport_tests::protocol_fixture::{Fixture, assert_no_canary, plugin};
+use ionport_tests::protocol_fixture::{
+    Fixture, assert_file_name, assert_no_canary, expected_stream_id, plugin,
+};
 use ionport_tests::python;
 use serde_json::{Value, json};
 
@@ -99,6 +101,28 @@ fn end_to_end(connector: &str) {
     std::fs::write(&catalog_file, &out.stdout).unwrap();
     let summary = check(&[os("catalog"), catalog_file.as_os_str()], &catalog_file);
     let streams = summary["streams"].as_array().unwrap();
+    // Every stream the connector has, under a file-safe id.
+    let native: Vec<String> = fx
+        .native_streams(connector)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let mut ids: Vec<&str> = streams
+        .iter()
+        .map(|s| s["tap_stream_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want: Vec<String> = native.iter().map(|n| expected_stream_id(n)).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    ids.iter().for_each(|id| assert_file_name(id));
+    let name_of = |id: &str| {
+        native
+            .iter()
+            .find(|n| expected_stream_id(n) == id)
+            .unwrap_or_else(|| panic!("{id}: no such stream"))
+            .clone()
+    };
     for task in p.tasks() {
         let s = streams
             .iter()
@@ -138,7 +162,7 @@ fn end_to_end(connector: &str) {
         }
     }
     let dropped = dropped.expect("a property to deselect");
-    let mut selected: Vec<(String, SyncMode)> = p
+    let mut selected: Vec<(String, String, SyncMode)> = p
         .tasks()
         .iter()
         .map(|t| {
@@ -147,7 +171,7 @@ fn end_to_end(connector: &str) {
             } else {
                 SyncMode::FullRefresh
             };
-            (t.name.clone(), mode)
+            (t.name.clone(), t.name.clone(), mode)
         })
         .collect();
     if let Some(e) = &extra {
@@ -162,7 +186,7 @@ fn end_to_end(connector: &str) {
         } else {
             SyncMode::FullRefresh
         };
-        selected.push((e.clone(), mode));
+        selected.push((e.clone(), name_of(e), mode));
     }
     let selected_file = fx.write("selected.json", &catalog);
 
@@ -189,8 +213,8 @@ fn end_to_end(connector: &str) {
     let target_state = target_jsonl(&fx, &messages, &dest);
     assert_eq!(target_state, emitted["last_state"], "{emitted}");
 
-    for (name, mode) in &selected {
-        let native = fx.native_count(connector, name, *mode);
+    for (name, native_name, mode) in &selected {
+        let native = fx.native_count(connector, native_name, *mode);
         assert!(native > 0, "{name}: the emulator has no data");
         let rows = written(&dest, name);
         assert_eq!(rows.len() as u64, native, "{name}: target-jsonl wrote");
@@ -233,7 +257,7 @@ fn end_to_end(connector: &str) {
     let again_file = fx.dir.path().join("again.jsonl");
     std::fs::write(&again_file, &out.stdout).unwrap();
     let again = check(&[os("messages")], &again_file);
-    for (name, mode) in &selected {
+    for (name, _, mode) in &selected {
         let n = again["records"][name].as_u64().unwrap_or(0);
         let before = emitted["records"][name].as_u64().unwrap();
         match mode {
@@ -353,5 +377,94 @@ fn without_a_catalog_every_predefined_task_is_read_and_bad_input_is_named() {
     assert!(
         err.contains("infor-ln.config.json") && err.contains("credentials"),
         "{err}"
+    );
+}
+
+/// M3's `table:OCUSMA` is `table__OCUSMA` in the catalog and the messages; a catalog may
+/// name it either way (not both), and a state keyed by the connector's name still counts.
+#[test]
+fn a_table_stream_is_named_either_way_in_a_catalog_and_a_state() {
+    let fx = Fixture::start(20);
+    let config = fx.config("infor-m3");
+    let out = singer(
+        &fx,
+        "infor-m3",
+        &[os("--config"), config.as_os_str(), os("--discover")],
+    );
+    assert!(out.status.success());
+    let catalog: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut entry = catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["tap_stream_id"] == "table__OCUSMA")
+        .unwrap_or_else(|| panic!("no table__OCUSMA in {catalog}"))
+        .clone();
+    assert!(entry["replication_key"].is_string(), "{entry}");
+    entry["metadata"][0]["metadata"]["selected"] = json!(true);
+    let native = fx.native_count("infor-m3", "table:OCUSMA", SyncMode::Incremental);
+    assert!(native > 0);
+    let sync = |catalog: &Path, state: Option<&Path>| {
+        let mut args = vec![
+            os("--config"),
+            config.as_os_str(),
+            os("--catalog"),
+            catalog.as_os_str(),
+        ];
+        if let Some(s) = state {
+            args.extend([os("--state"), s.as_os_str()]);
+        }
+        singer(&fx, "infor-m3", &args)
+    };
+
+    let mut own = entry.clone();
+    own["tap_stream_id"] = json!("table:OCUSMA");
+    own["stream"] = json!("table:OCUSMA");
+    let mut last_state = Value::Null;
+    for (file, e) in [("safe.json", &entry), ("own.json", &own)] {
+        let cat = fx.write(file, &json!({"streams": [e]}));
+        let out = sync(&cat, None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let messages = fx.dir.path().join("ocusma.jsonl");
+        std::fs::write(&messages, &out.stdout).unwrap();
+        let emitted = check(&[os("messages")], &messages);
+        assert_eq!(
+            emitted["records"],
+            json!({"table__OCUSMA": native}),
+            "{file}"
+        );
+        last_state = emitted["last_state"].clone();
+    }
+
+    let both = fx.write("both.json", &json!({"streams": [entry, own]}));
+    let out = sync(&both, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("both.json") && err.contains("two catalog entries"),
+        "{err}"
+    );
+
+    // A state written before the ids were file names.
+    let bookmark = last_state["bookmarks"]["table__OCUSMA"].clone();
+    assert!(!bookmark.is_null(), "{last_state}");
+    let old = fx.write(
+        "old-state.json",
+        &json!({"bookmarks": {"table:OCUSMA": bookmark}}),
+    );
+    let cat = fx.write("safe.json", &json!({"streams": [entry]}));
+    let out = sync(&cat, Some(&old));
+    assert!(out.status.success());
+    let messages = fx.dir.path().join("again.jsonl");
+    std::fs::write(&messages, &out.stdout).unwrap();
+    let again = check(&[os("messages")], &messages);
+    let n = again["records"]["table__OCUSMA"].as_u64().unwrap_or(0);
+    assert!(
+        n < native,
+        "{n} of {native} again: the old bookmark was not used"
     );
 }

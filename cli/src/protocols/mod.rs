@@ -7,12 +7,16 @@
 //! connection, listing the streams, and reading one stream through
 //! [`ionport_core::read::read_task`]. Each protocol only shapes the messages.
 //!
+//! Stream ids: a connector's stream names as file names on every platform
+//! ([`names::file_safe`], [`names::StreamIds`]), since targets name files after them.
+//!
 //! Secrets: the config's secret values are masked out of every message this module
 //! builds ([`Session::scrub`]); records and states never hold them (connectors never see
 //! a secret).
 
 pub mod airbyte;
 mod config;
+pub mod names;
 mod out;
 pub mod schema;
 pub mod singer;

@@ -13,6 +13,10 @@
 //!   `replication-method` INCREMENTAL (the default where a stream supports it) starts
 //!   from the stream's bookmark of `--state`.
 //!
+//! Stream ids are file names on every platform ([`names`]): `table:MITMAS` is
+//! `table__MITMAS` in the catalog and the messages; a catalog may name a stream either
+//! way, and a `--state` keyed by the connector's own names is read too.
+//!
 //! Logs go to stderr; a failed stream stops the tap with exit 1 after the last good STATE
 //! (what a Singer runner resumes from).
 
@@ -29,6 +33,7 @@ use ionport_plugin_abi::LogLevel;
 use ionport_plugin_abi::wire::{DiscoveredStream, SyncMode, TaskSpec};
 use serde_json::{Map, Value, json};
 
+use super::names::{self, StreamIds};
 use super::out::Out;
 use super::{ConfigError, Session, load_json, schema};
 use crate::Cli;
@@ -67,8 +72,10 @@ pub fn run(cli: &Cli, args: &SingerArgs) -> Result<ExitCode> {
 
 fn discover(session: &Session) -> Result<ExitCode> {
     let streams = session.discover()?;
+    let available: Vec<&DiscoveredStream> = streams.iter().filter(|s| s.available).collect();
+    let ids = StreamIds::new(available.iter().map(|s| s.spec.name.as_str()));
     let catalog = json!({
-        "streams": streams.iter().filter(|s| s.available).map(catalog_entry).collect::<Vec<_>>()
+        "streams": available.iter().map(|s| catalog_entry(s, &ids.id(&s.spec.name))).collect::<Vec<_>>()
     });
     let out = Out::stdout();
     out.emit(&catalog).map_err(anyhow::Error::msg)?;
@@ -84,7 +91,7 @@ fn replication_method(spec: &TaskSpec, incremental: bool) -> &'static str {
     }
 }
 
-fn catalog_entry(d: &DiscoveredStream) -> Value {
+fn catalog_entry(d: &DiscoveredStream, id: &str) -> Value {
     let spec = &d.spec;
     let schema = schema::self_contained(&spec.record_schema);
     let mut stream_md = json!({
@@ -108,8 +115,8 @@ fn catalog_entry(d: &DiscoveredStream) -> Value {
         }
     }
     let mut entry = json!({
-        "tap_stream_id": spec.name,
-        "stream": spec.name,
+        "tap_stream_id": id,
+        "stream": id,
         "schema": schema,
         "key_properties": spec.primary_key,
         "replication_method": replication_method(spec, true),
@@ -121,19 +128,62 @@ fn catalog_entry(d: &DiscoveredStream) -> Value {
     entry
 }
 
-/// A stream to read: its spec, how, and the properties left out.
+/// A stream to read: its id in the messages, its spec (with the connector's name), how,
+/// and the properties left out.
 struct Selected {
+    id: String,
     spec: TaskSpec,
     incremental: bool,
     excluded: HashSet<String>,
 }
 
+/// Stream ids read back into the connector's names; the connector's discovery is asked
+/// (once) only for an id that may be a mapped name and is no predefined task's.
+struct NameResolver<'a> {
+    session: &'a Session,
+    discovered: Option<StreamIds>,
+}
+
+impl NameResolver<'_> {
+    fn name(&mut self, id: &str) -> Result<String> {
+        let tasks = self.session.plugin.tasks();
+        if let Some(t) = tasks.iter().find(|t| names::file_safe(&t.name) == id) {
+            return Ok(t.name.clone());
+        }
+        // Not a file name: the connector's own form, as a user writes `table:MITMAS`;
+        // without a `_`, no mapping changed it.
+        if names::file_safe(id) != id || !names::may_be_mapped(id) {
+            return Ok(id.to_owned());
+        }
+        if self.discovered.is_none() {
+            let streams = self
+                .session
+                .discover()
+                .map_err(|e| anyhow::anyhow!("discovering the streams of {id}: {e}"))?;
+            // The streams `--discover` lists, so that the ids agree with its catalog's.
+            let available = streams.iter().filter(|s| s.available);
+            self.discovered = Some(StreamIds::new(available.map(|s| s.spec.name.as_str())));
+        }
+        let ids = self.discovered.as_ref().map(|d| d.name(id));
+        Ok(ids.flatten().unwrap_or(id).to_owned())
+    }
+
+    fn id(&self, name: &str) -> String {
+        match &self.discovered {
+            Some(ids) => ids.id(name).into_owned(),
+            None => names::file_safe(name).into_owned(),
+        }
+    }
+}
+
 /// The streams a catalog selects, in its order.
-fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, ConfigError> {
+fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>> {
     let catalog = load_json(path, "catalog")?;
-    let invalid = |problem: String| ConfigError::Invalid {
-        file: path.to_path_buf(),
-        problems: vec![problem],
+    let invalid = |problem: String| {
+        anyhow::Error::from(ConfigError::Invalid {
+            file: path.to_path_buf(),
+            problems: vec![problem],
+        })
     };
     let Some(entries) = catalog.get("streams").and_then(Value::as_array) else {
         return Err(invalid(
@@ -141,7 +191,11 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, Con
         ));
     };
     let mut selected = Vec::new();
-    let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut first_at: BTreeMap<String, usize> = BTreeMap::new();
+    let mut resolver = NameResolver {
+        session,
+        discovered: None,
+    };
     for (i, entry) in entries.iter().enumerate() {
         let Some(id) = entry
             .get("tap_stream_id")
@@ -150,9 +204,10 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, Con
         else {
             return Err(invalid(format!("streams[{i}].tap_stream_id: required")));
         };
-        // Two entries for one stream: which metadata holds is a guess, and selecting both
-        // would read it twice.
-        if let Some(first) = first_at.insert(id, i) {
+        let stream_name = resolver.name(id)?;
+        // Two entries for one stream (also as `table:X` and `table__X`): which metadata
+        // holds is a guess, and selecting both would read it twice.
+        if let Some(first) = first_at.insert(stream_name.clone(), i) {
             return Err(invalid(format!(
                 "streams[{i}].tap_stream_id: stream {id} has two catalog entries (first as streams[{first}]); keep one"
             )));
@@ -185,10 +240,10 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, Con
         // A discovered stream that is no predefined task: its spec travels in the catalog.
         let spec = session
             .plugin
-            .task(id)
+            .task(&stream_name)
             .cloned()
             .unwrap_or_else(|| TaskSpec {
-                name: id.to_string(),
+                name: stream_name.clone(),
                 description: String::new(),
                 record_schema: entry.get("schema").cloned().unwrap_or(Value::Null),
                 primary_key: entry
@@ -245,6 +300,7 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>, Con
             }
         }
         selected.push(Selected {
+            id: resolver.id(&stream_name),
             spec,
             incremental,
             excluded,
@@ -350,6 +406,7 @@ fn sync(session: &Session, args: &SingerArgs) -> Result<ExitCode> {
             .tasks()
             .iter()
             .map(|spec| Selected {
+                id: names::file_safe(&spec.name).into_owned(),
                 spec: spec.clone(),
                 incremental: spec.sync_modes.contains(&SyncMode::Incremental),
                 excluded: HashSet::new(),
@@ -364,7 +421,7 @@ fn sync(session: &Session, args: &SingerArgs) -> Result<ExitCode> {
     let out = Arc::new(Out::stdout());
     let mut totals = BTreeMap::new();
     for s in &streams {
-        let name = s.spec.name.clone();
+        let name = s.id.clone();
         let mut schema = schema::self_contained(&s.spec.record_schema);
         if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             props.retain(|k, _| !s.excluded.contains(k));
@@ -382,7 +439,7 @@ fn sync(session: &Session, args: &SingerArgs) -> Result<ExitCode> {
             let state = bookmarks
                 .lock()
                 .ok()
-                .and_then(|b| b.get(&name).cloned())
+                .and_then(|b| b.get(&name).or_else(|| b.get(&s.spec.name)).cloned())
                 .filter(|v| !v.is_null());
             (SyncMode::Incremental, state)
         } else {
@@ -409,7 +466,7 @@ fn sync(session: &Session, args: &SingerArgs) -> Result<ExitCode> {
             records: AtomicU64::new(0),
         });
         let started = std::time::Instant::now();
-        let result = session.read(&name, mode, state, writer);
+        let result = session.read(&s.spec.name, mode, state, writer);
         out.flush().map_err(anyhow::Error::msg)?;
         let outcome = match result {
             Ok(o) => o,
@@ -430,4 +487,50 @@ fn sync(session: &Session, args: &SingerArgs) -> Result<ExitCode> {
         .map_err(anyhow::Error::msg)
         .context("flushing stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a program named `ionport-singer-<connector>` is: Singer runners (Meltano) start
+/// one executable per tap, with the tap's arguments only.
+const MULTI_CALL_PREFIX: &str = "ionport-singer-";
+
+/// `args` with a first argument `…/ionport-singer-<connector>[.exe]` read as
+/// `ionport singer <connector>`; any other command line unchanged.
+pub fn multi_call(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let connector = args
+        .first()
+        .and_then(|a| Path::new(a).file_stem())
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix(MULTI_CALL_PREFIX))
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
+    if let Some(connector) = connector {
+        args.splice(1..1, ["singer".into(), connector.into()]);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multi_call;
+
+    #[test]
+    fn a_multi_call_name_is_the_singer_command_of_its_connector() {
+        let args = |a: &[&str]| a.iter().map(Into::into).collect::<Vec<_>>();
+        assert_eq!(
+            multi_call(args(&["/usr/bin/ionport-singer-infor-m3", "--discover"])),
+            args(&[
+                "/usr/bin/ionport-singer-infor-m3",
+                "singer",
+                "infor-m3",
+                "--discover"
+            ])
+        );
+        assert_eq!(
+            multi_call(args(&["ionport-singer-infor-ln.exe"])),
+            args(&["ionport-singer-infor-ln.exe", "singer", "infor-ln"])
+        );
+        for same in [&["ionport", "singer"][..], &["ionport-singer-"], &[]] {
+            assert_eq!(multi_call(args(same)), args(same));
+        }
+    }
 }

@@ -303,7 +303,7 @@ pub static TCCOM100: TableDef = TableDef {
     entity: Entity::Customer,
     columns: &[
         c("company", 0, N(0), 4, "Company"),
-        c("bpid", 1, A, 9, "Business partner"),
+        c("bpid", 1, A, 10, "Business partner"),
         c("nama", 2, A, 35, "Name"),
         c("cadr", 3, A, 36, "Address"),
         c("city", 4, A, 20, "City"),
@@ -372,7 +372,7 @@ pub static LN_BUSINESS_PARTNERS: TableDef = TableDef {
     surface: Surface::LnOData,
     entity: Entity::Customer,
     columns: &[
-        c("BusinessPartner", 1, A, 9, "Business partner"),
+        c("BusinessPartner", 1, A, 10, "Business partner"),
         c("Name", 2, A, 35, "Name"),
         c("Address", 3, A, 36, "Address"),
         c("City", 4, A, 20, "City"),

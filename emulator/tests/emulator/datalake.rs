@@ -332,3 +332,31 @@ async fn data_catalog() {
     assert_eq!(s, 404);
     assert!(e["error"]["message"].is_string());
 }
+
+/// Every row of every lake table, as Compass returns it, fits the schema the Data Catalog
+/// declares for it (a Singer target validates records against that schema).
+#[tokio::test]
+async fn every_lake_row_fits_its_catalog_schema() {
+    let emu = start_default().await;
+    let at = access_token(&emu).await;
+    for t in tables::LAKE_TABLES {
+        let (s, schema) = get_json(
+            &emu,
+            &at,
+            &format!("/DATAFABRIC/datacatalog/v1/object/{}/schema", t.name),
+        )
+        .await;
+        assert_eq!(s, 200, "{}", t.name);
+        let validator = jsonschema::draft7::new(&schema)
+            .unwrap_or_else(|e| panic!("{}: the declared schema is no JSON Schema: {e}", t.name));
+        let rows = query_all(&emu, &at, &format!("SELECT * FROM {}", t.name), 100_000).await;
+        assert!(!rows.is_empty(), "{}", t.name);
+        for row in &rows {
+            let errors: Vec<String> = validator
+                .iter_errors(row)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{} row {row}: {errors:?}", t.name);
+        }
+    }
+}
