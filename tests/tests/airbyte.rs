@@ -356,7 +356,7 @@ fn bad_input_gets_a_protocol_error_naming_the_file_and_field() {
     // A config that does not fit the form: the field is named, check FAILED, discover a
     // config_error trace and exit 1.
     let config = fx.config_with(connector, |v| {
-        v.as_object_mut().unwrap().remove("company");
+        v["company"] = json!(5000);
         v["credentials"]["token_url"] = json!(7);
     });
     let out = airbyte(
