@@ -149,11 +149,11 @@ const CASES: &[Case] = &[
         says: "compny",
     },
     Case {
-        name: "form: missing required",
+        name: "form: out of range",
         from: "settings = { company = 100, division = \"AAA\" }",
-        to: "settings = { division = \"AAA\" }",
-        at: "{ division",
-        says: "company",
+        to: "settings = { company = 1000, division = \"AAA\" }",
+        at: "1000, division",
+        says: "1000",
     },
     Case {
         name: "form: wrong type",
