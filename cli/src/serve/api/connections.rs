@@ -58,7 +58,7 @@ pub struct CreateConnection {
     /// Where records go, as in a pipeline file's `destination` (default: SQLite at
     /// `$IONPORT_HOME/data/<name>.db`). Relative paths are under `$IONPORT_HOME/data`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: Option<DestinationConfig>,
     /// Records per page the connector asks for.
     #[serde(default)]
@@ -79,7 +79,7 @@ pub struct UpdateConnection {
     #[serde(default)]
     pub tasks: Option<Vec<TaskChoice>>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: Option<DestinationConfig>,
     #[serde(default)]
     pub page_size: Option<u32>,
@@ -140,7 +140,7 @@ pub struct ConnectionView {
     #[schema(value_type = Object)]
     pub values: Value,
     pub tasks: Vec<ConnectionTaskView>,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: DestinationConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
