@@ -13,15 +13,18 @@ import time
 
 from ionport_http_api_client import AuthenticatedClient
 from ionport_http_api_client.api.connections import connections_create, connections_test
+from ionport_http_api_client.api.connectors import connectors_get
 from ionport_http_api_client.api.runs import runs_get, runs_start
 from ionport_http_api_client.models import (
     ConnectionWithTest,
+    ConnectorManifest,
     CreateConnection,
     CreateConnectionValues,
     JsonlDestination,
     RunStatus,
     RunView,
     StartRun,
+    SyncMode,
     TaskChoice,
     TestReport,
 )
@@ -39,6 +42,12 @@ def main():
         values = json.load(f)
     client = AuthenticatedClient(base_url=base, token=key, raise_on_unexpected_status=True)
 
+    manifest = expect(
+        connectors_get.sync(id="infor-m3", client=client),
+        ConnectorManifest,
+        "connectors_get",
+    )
+
     created = expect(
         connections_create.sync(
             client=client,
@@ -46,7 +55,7 @@ def main():
                 name="m3_client",
                 connector="infor-m3",
                 values=CreateConnectionValues.from_dict(values),
-                tasks=[TaskChoice(name="customers")],
+                tasks=[TaskChoice(name="customers", sync_mode=SyncMode.FULL_REFRESH)],
                 destination=JsonlDestination(path="client-out", type_="jsonl"),
                 page_size=40,
             ),
@@ -80,6 +89,7 @@ def main():
     print(
         json.dumps(
             {
+                "manifest_id": manifest.id,
                 "created_test_success": created.test.success if created.test else None,
                 "destination_class": type(destination).__name__,
                 "destination_path": getattr(destination, "path", None),
@@ -90,7 +100,12 @@ def main():
                 "status": run.status.value,
                 "records": run.records,
                 "tasks": [
-                    {"name": t.name, "status": t.status.value, "records": t.records}
+                    {
+                        "name": t.name,
+                        "status": t.status.value,
+                        "sync_mode": t.sync_mode.value,
+                        "records": t.records,
+                    }
                     for t in run.tasks
                 ],
             }

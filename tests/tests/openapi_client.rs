@@ -118,6 +118,7 @@ fn a_generated_python_client_creates_tests_and_runs_a_connection() {
         .as_u64()
         .unwrap_or_else(|| panic!("no count of customers in {info}"));
     assert!(customers >= SCALE, "{info}");
+    assert_eq!(report["manifest_id"], "infor-m3", "{report}");
     assert_eq!(report["created_test_success"], true, "{report}");
     assert_eq!(report["test_success"], true, "{report}");
     assert_eq!(report["destination_class"], "JsonlDestination", "{report}");
@@ -126,7 +127,7 @@ fn a_generated_python_client_creates_tests_and_runs_a_connection() {
     assert_eq!(report["records"].as_u64(), Some(customers), "{report}");
     assert_eq!(
         report["tasks"],
-        json!([{"name": "customers", "status": "succeeded", "records": customers}]),
+        json!([{"name": "customers", "status": "succeeded", "sync_mode": "full_refresh", "records": customers}]),
     );
 
     // The same run seen without the client, and the records where it put them.

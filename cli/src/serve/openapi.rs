@@ -4,6 +4,8 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use ionport_plugin_abi::wire::SyncMode;
+
 use super::api::{connections, connectors, runs, system};
 
 #[derive(OpenApi)]
@@ -56,6 +58,17 @@ pub fn destination_ref() -> utoipa::openapi::Ref {
     utoipa::openapi::Ref::from_schema_name("Destination")
 }
 
+/// A task's sync mode: `#/components/schemas/SyncMode`, the ABI's wire names (added by
+/// [`document_text`]).
+pub fn sync_mode_ref() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("SyncMode")
+}
+
+/// A list of [`sync_mode_ref`].
+pub fn sync_modes_ref() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::Array::new(sync_mode_ref())
+}
+
 /// The document as pretty JSON (what `schemas/openapi.json` holds, without the final
 /// newline).
 pub fn document_text() -> anyhow::Result<String> {
@@ -64,6 +77,11 @@ pub fn document_text() -> anyhow::Result<String> {
     // Through a `Value`: keys sorted, the same text `cargo xtask schemas` writes.
     let mut doc = serde_json::to_value(&doc)?;
     add_destination(&mut doc["components"]["schemas"]);
+    doc["components"]["schemas"]["SyncMode"] = serde_json::json!({
+        "description": "How a task reads: everything, or what changed since its saved state.",
+        "type": "string",
+        "enum": [SyncMode::FullRefresh.as_str(), SyncMode::Incremental.as_str()],
+    });
     Ok(serde_json::to_string_pretty(&doc)?)
 }
 

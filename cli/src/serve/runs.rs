@@ -47,7 +47,7 @@ impl RunStatus {
 pub struct TaskRunView {
     pub name: String,
     pub status: RunStatus,
-    /// `incremental` or `full_refresh`.
+    #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: String,
     /// Records committed so far.
     pub records: u64,

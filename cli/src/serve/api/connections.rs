@@ -37,6 +37,7 @@ pub struct TaskChoice {
     pub enabled: Option<bool>,
     /// `incremental` (default when the task supports it) or `full_refresh`.
     #[serde(default)]
+    #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: Option<String>,
 }
 
@@ -128,6 +129,7 @@ pub struct ConnectionTaskView {
     pub name: String,
     pub description: String,
     pub enabled: bool,
+    #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: String,
 }
 
