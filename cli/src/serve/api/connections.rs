@@ -355,7 +355,7 @@ fn resolve_destination(
             .confine(&p)
             .map_err(|reason| ApiError::field("destination.path", reason))
     };
-    Ok(match d {
+    let resolved = match d {
         None => DestinationConfig::Sqlite {
             path: under(PathBuf::from(format!("{name}.db")))?,
         },
@@ -372,7 +372,12 @@ fn resolve_destination(
             }
             DestinationConfig::Postgres { url, schema }
         }
-    })
+    };
+    // Refused when the connection is stored, not at its first run.
+    resolved
+        .built()
+        .map_err(|e| ApiError::field("destination.type", e.to_string()))?;
+    Ok(resolved)
 }
 
 fn check_options(page_size: Option<u32>, quota: Option<&str>) -> ApiResult<()> {
