@@ -16,23 +16,15 @@ mod vault;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// ionport: replicate Infor M3, LN and Data Lake data through connector plugins.
 #[derive(Debug, Parser)]
 #[command(name = "ionport", version, about, long_about = None, after_help = cli_docs::ENVIRONMENT)]
 struct Cli {
-    /// Plugin directories or library files, separated like PATH
-    /// (default: beside the executable, then the user's data directory).
-    #[arg(long, global = true, env = "IONPORT_PLUGIN_PATH", value_name = "PATHS")]
-    plugin_path: Option<std::ffi::OsString>,
-
-    /// Show full reports (e.g. abi_stable's layout report for a refused plugin).
-    #[arg(short, long, global = true)]
-    verbose: bool,
-
     /// Log filter (e.g. `info`, `ionport_core=debug`); logs go to stderr, coloured only on
     /// a terminal and never with NO_COLOR set.
+    // Global: every command runs under the same log subscriber.
     #[arg(
         long,
         global = true,
@@ -44,6 +36,26 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where connector plugins are looked for: flattened into the commands that load plugins
+/// only, so that a command which loads none refuses `--plugin-path` as a usage error.
+#[derive(Debug, Clone, Args)]
+pub struct PluginOpts {
+    /// Plugin directories or library files, separated like PATH
+    /// (default: beside the executable, then the user's data directory).
+    // Global within the command it is flattened into: `state show F --plugin-path P`.
+    #[arg(long, global = true, env = "IONPORT_PLUGIN_PATH", value_name = "PATHS")]
+    plugin_path: Option<std::ffi::OsString>,
+}
+
+impl PluginOpts {
+    fn entries(&self) -> Vec<PathBuf> {
+        match &self.plugin_path {
+            Some(p) if !p.is_empty() => std::env::split_paths(p).collect(),
+            _ => ionport_core::plugin::default_search_path(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,26 +70,61 @@ enum Command {
     Vault(vault::VaultCommand),
     /// Test a connection: who the service account is, or a connector's own check.
     #[command(after_help = cli_docs::HOME_AND_VAULT)]
-    Check(check::CheckArgs),
+    Check {
+        #[command(flatten)]
+        args: check::CheckArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Run the pipelines of a pipeline file (TOML) once.
     #[command(after_help = cli_docs::PIPELINES)]
-    Run(run::RunArgs),
+    Run {
+        #[command(flatten)]
+        args: run::RunArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Run the scheduled pipelines of a pipeline file until stopped.
     #[command(after_help = cli_docs::PIPELINES)]
-    Daemon(run::DaemonArgs),
+    Daemon {
+        #[command(flatten)]
+        args: run::DaemonArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Show or reset the saved states of an environment.
-    #[command(subcommand, after_help = cli_docs::PIPELINES)]
-    State(run::StateCommand),
+    #[command(after_help = cli_docs::PIPELINES)]
+    State {
+        #[command(subcommand)]
+        command: run::StateCommand,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Serve the HTTP API (connectors, connections, runs, metrics; OpenAPI at /openapi.json).
     #[command(after_help = cli_docs::PIPELINES)]
-    Serve(serve::ServeArgs),
+    Serve {
+        #[command(flatten)]
+        args: serve::ServeArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Create, list and revoke the API keys of `ionport serve`.
     #[command(subcommand, after_help = cli_docs::HOME)]
     Apikey(serve::ApikeyCommand),
     /// Run a connector as an Airbyte source: spec, check, discover, read.
-    Airbyte(protocols::airbyte::AirbyteArgs),
+    Airbyte {
+        #[command(flatten)]
+        args: protocols::airbyte::AirbyteArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Run a connector as a Singer tap.
-    Singer(protocols::singer::SingerArgs),
+    Singer {
+        #[command(flatten)]
+        args: protocols::singer::SingerArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Repair a damaged file destination (damaged lines set aside, states reset).
     Repair(repair::RepairArgs),
     /// Print a shell completion script (e.g. `ionport completions bash > /etc/bash_completion.d/ionport`).
@@ -99,21 +146,43 @@ impl Command {
         matches!(
             self,
             Self::Vault(_)
-                | Self::Check(_)
-                | Self::Run(_)
-                | Self::Daemon(_)
-                | Self::Serve(_)
+                | Self::Check { .. }
+                | Self::Run { .. }
+                | Self::Daemon { .. }
+                | Self::Serve { .. }
                 | Self::Apikey(_)
         )
+    }
+
+    /// The plugin options of a command that loads plugins.
+    fn plugin_opts(&self) -> Option<&PluginOpts> {
+        match self {
+            Self::Plugins(cmd) => cmd.plugin_opts(),
+            Self::Check { plugins, .. }
+            | Self::Run { plugins, .. }
+            | Self::Daemon { plugins, .. }
+            | Self::State { plugins, .. }
+            | Self::Serve { plugins, .. }
+            | Self::Airbyte { plugins, .. }
+            | Self::Singer { plugins, .. } => Some(plugins),
+            Self::Emulator(_)
+            | Self::Vault(_)
+            | Self::Apikey(_)
+            | Self::Repair(_)
+            | Self::Completions { .. }
+            | Self::ManPages { .. } => None,
+        }
     }
 }
 
 impl Cli {
+    /// The plugin search path of the command being run (the default search path for a
+    /// command without plugin options, which never asks).
     fn plugin_entries(&self) -> Vec<PathBuf> {
-        match &self.plugin_path {
-            Some(p) if !p.is_empty() => std::env::split_paths(p).collect(),
-            _ => ionport_core::plugin::default_search_path(),
-        }
+        self.command.plugin_opts().map_or_else(
+            ionport_core::plugin::default_search_path,
+            PluginOpts::entries,
+        )
     }
 
     /// The connector `id` from the plugin path, or an error naming the ones found.
@@ -174,14 +243,14 @@ fn main() -> ExitCode {
         Command::Plugins(cmd) => plugins::run(&cli, cmd),
         Command::Emulator(args) => run_emulator(args.clone()),
         Command::Vault(cmd) => vault::run(cmd),
-        Command::Check(args) => check::run(&cli, args),
-        Command::Run(args) => run::run_cmd(&cli, args),
-        Command::Daemon(args) => run::daemon_cmd(&cli, args),
-        Command::State(cmd) => run::state_cmd(&cli, cmd),
-        Command::Serve(args) => serve::serve_cmd(&cli, args),
+        Command::Check { args, .. } => check::run(&cli, args),
+        Command::Run { args, .. } => run::run_cmd(&cli, args),
+        Command::Daemon { args, .. } => run::daemon_cmd(&cli, args),
+        Command::State { command, .. } => run::state_cmd(&cli, command),
+        Command::Serve { args, .. } => serve::serve_cmd(&cli, args),
         Command::Apikey(cmd) => serve::apikey_cmd(&cli, cmd),
-        Command::Airbyte(args) => protocols::airbyte::run(&cli, args),
-        Command::Singer(args) => protocols::singer::run(&cli, args),
+        Command::Airbyte { args, .. } => protocols::airbyte::run(&cli, args),
+        Command::Singer { args, .. } => protocols::singer::run(&cli, args),
         Command::Repair(args) => repair::run(args),
         Command::Completions { shell } => cli_docs::completions(*shell),
         Command::ManPages { dir } => cli_docs::man_pages(dir),

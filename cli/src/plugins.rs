@@ -10,7 +10,7 @@ use ionport_plugin_sdk::conformance::verify_library;
 use ionport_plugin_sdk::form::{is_secret, resolve};
 use serde_json::{Value, json};
 
-use crate::Cli;
+use crate::{Cli, PluginOpts};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -19,6 +19,11 @@ pub enum PluginsCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        plugins: PluginOpts,
+        /// Show full reports (abi_stable's layout report for a refused plugin).
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Show one plugin's manifest, connection form and predefined tasks.
     Show {
@@ -27,6 +32,11 @@ pub enum PluginsCommand {
         /// Print JSON (manifest, connection_form, tasks).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        plugins: PluginOpts,
+        /// Show full reports (abi_stable's layout report for a refused plugin).
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Create a new connector crate (builds and passes the conformance kit as generated).
     New {
@@ -51,10 +61,21 @@ pub enum PluginsCommand {
     },
 }
 
+impl PluginsCommand {
+    pub fn plugin_opts(&self) -> Option<&PluginOpts> {
+        match self {
+            Self::List { plugins, .. } | Self::Show { plugins, .. } => Some(plugins),
+            Self::New { .. } | Self::Verify { .. } => None,
+        }
+    }
+}
+
 pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
     match cmd {
-        PluginsCommand::List { json } => list(cli, *json),
-        PluginsCommand::Show { id, json } => show(cli, id, *json),
+        PluginsCommand::List { json, verbose, .. } => list(cli, *json, *verbose),
+        PluginsCommand::Show {
+            id, json, verbose, ..
+        } => show(cli, id, *json, *verbose),
         PluginsCommand::Verify { path, json } => verify(path, *json),
         PluginsCommand::New {
             name,
@@ -72,7 +93,7 @@ pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
     }
 }
 
-fn list(cli: &Cli, as_json: bool) -> Result<ExitCode> {
+fn list(cli: &Cli, as_json: bool, verbose: bool) -> Result<ExitCode> {
     let reg = PluginRegistry::load_from(&cli.plugin_entries());
     if as_json {
         let plugins: Vec<Value> = reg
@@ -120,7 +141,7 @@ fn list(cli: &Cli, as_json: bool) -> Result<ExitCode> {
             );
         }
     }
-    print_refused(cli, &reg);
+    print_refused(&reg, verbose);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -132,26 +153,29 @@ fn search_list(cli: &Cli) -> String {
         .join(", ")
 }
 
-fn print_refused(cli: &Cli, reg: &PluginRegistry) {
+fn print_refused(reg: &PluginRegistry, verbose: bool) {
     if reg.refused().is_empty() {
         return;
     }
     eprintln!("\nRefused libraries:");
     for r in reg.refused() {
         eprintln!("  {r}");
-        if cli.verbose
-            && let Some(report) = r.report()
-        {
+        if verbose && let Some(report) = r.report() {
             eprintln!("{report}");
         }
     }
 }
 
-fn find<'a>(cli: &Cli, reg: &'a PluginRegistry, id: &str) -> Result<&'a LoadedPlugin> {
+fn find<'a>(
+    cli: &Cli,
+    reg: &'a PluginRegistry,
+    id: &str,
+    verbose: bool,
+) -> Result<&'a LoadedPlugin> {
     match reg.get(id) {
         Some(p) => Ok(p),
         None => {
-            print_refused(cli, reg);
+            print_refused(reg, verbose);
             let known: Vec<&str> = reg.plugins().iter().map(|p| p.id()).collect();
             bail!(
                 "no plugin with id '{id}' (found: {}; searched: {})",
@@ -166,9 +190,9 @@ fn find<'a>(cli: &Cli, reg: &'a PluginRegistry, id: &str) -> Result<&'a LoadedPl
     }
 }
 
-fn show(cli: &Cli, id: &str, as_json: bool) -> Result<ExitCode> {
+fn show(cli: &Cli, id: &str, as_json: bool, verbose: bool) -> Result<ExitCode> {
     let reg = PluginRegistry::load_from(&cli.plugin_entries());
-    let p = find(cli, &reg, id)?;
+    let p = find(cli, &reg, id, verbose)?;
     if as_json {
         println!(
             "{}",

@@ -192,7 +192,86 @@ fn help_names_the_environment() {
         );
     }
     assert!(help(&["serve", "--help"]).contains("[env: IONPORT_API_KEYS"));
-    assert!(help(&["--help"]).contains("[env: IONPORT_PLUGIN_PATH"));
+    // The option is on the commands that load plugins; the root lists the variable.
+    for args in [
+        &["run", "--help"][..],
+        &["plugins", "list", "--help"],
+        &["airbyte", "--help"],
+        &["state", "show", "--help"],
+    ] {
+        let h = help(args);
+        assert!(h.contains("[env: IONPORT_PLUGIN_PATH"), "{args:?}:\n{h}");
+    }
+}
+
+/// `--plugin-path` and `--verbose` are options of the commands that load plugins only: on
+/// any other command they are usage errors (exit 2), as an option the command does not
+/// have; `--log` stays global (every command logs).
+#[test]
+fn plugin_options_only_on_the_commands_that_load_plugins() {
+    let plugins = profile_dir().to_string_lossy().into_owned();
+    for args in [
+        &["completions", "bash", "--plugin-path", "x"][..],
+        &["--plugin-path", "x", "completions", "bash"],
+        &["vault", "list", "--plugin-path", "x"],
+        &["apikey", "list", "--plugin-path", "x"],
+        &["repair", "--plugin-path", "x", "jsonl:x"],
+        &["plugins", "verify", "--plugin-path", "x", "lib.so"],
+        &["emulator", "--plugin-path", "x"],
+        &["run", "--verbose", "f.toml"],
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let out = ionport(args)
+            .env("IONPORT_HOME", home.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(err.contains("unexpected argument '--"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} ran: {}", text(&out));
+    }
+    // The documented forms: before or after a subcommand of the command that has it.
+    for args in [
+        &["plugins", "list", "--plugin-path", &plugins, "--verbose"][..],
+        &[
+            "plugins",
+            "show",
+            "infor-m3",
+            "-v",
+            "--plugin-path",
+            &plugins,
+        ],
+        &["airbyte", "--plugin-path", &plugins, "infor-m3", "spec"],
+        &["airbyte", "infor-m3", "spec", "--plugin-path", &plugins],
+        &["--log", "debug", "completions", "bash"],
+        &["completions", "bash", "--log", "debug"],
+    ] {
+        let out = ionport(args)
+            .env_remove("IONPORT_PLUGIN_PATH")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(!out.stdout.is_empty(), "{args:?}: no output");
+    }
+    // Singer finds its connector through it, then reads the (missing) config.
+    let out = ionport(&["singer", "infor-m3", "--plugin-path", &plugins])
+        .args(["--config", "/nonexistent/ln.json"])
+        .env_remove("IONPORT_PLUGIN_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("/nonexistent/ln.json"),
+        "{}",
+        text(&out)
+    );
+    // And the option is the one used: an empty directory on it finds no connector.
+    let empty = tempfile::tempdir().unwrap();
+    let out = ionport(&["plugins", "show", "infor-m3", "--plugin-path"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
 #[test]

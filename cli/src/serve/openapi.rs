@@ -4,6 +4,8 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use ionport_plugin_abi::wire::SyncMode;
+
 use super::api::{connections, connectors, runs, system};
 
 #[derive(OpenApi)]
@@ -49,11 +51,70 @@ impl Modify for Security {
     }
 }
 
+/// Where a connection's records go: `#/components/schemas/Destination`, the JSON Schema
+/// of a pipeline file's `destination` (core's own, added by [`document_text`]) rather than
+/// a copy of it here.
+pub fn destination_ref() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("Destination")
+}
+
+/// A task's sync mode: `#/components/schemas/SyncMode`, the ABI's wire names (added by
+/// [`document_text`]).
+pub fn sync_mode_ref() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("SyncMode")
+}
+
+/// A list of [`sync_mode_ref`].
+pub fn sync_modes_ref() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::Array::new(sync_mode_ref())
+}
+
 /// The document as pretty JSON (what `schemas/openapi.json` holds, without the final
 /// newline).
 pub fn document_text() -> anyhow::Result<String> {
     let mut doc = Doc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     // Through a `Value`: keys sorted, the same text `cargo xtask schemas` writes.
-    Ok(serde_json::to_string_pretty(&serde_json::to_value(&doc)?)?)
+    let mut doc = serde_json::to_value(&doc)?;
+    add_destination(&mut doc["components"]["schemas"]);
+    doc["components"]["schemas"]["SyncMode"] = serde_json::json!({
+        "description": "How a task reads: everything, or what changed since its saved state.",
+        "type": "string",
+        "enum": [SyncMode::FullRefresh.as_str(), SyncMode::Incremental.as_str()],
+    });
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+/// `Destination` into `schemas`: core's schema, each kind a named schema of its own
+/// (`SqliteDestination`, ...) and `type` the discriminator, so that generated clients get
+/// one class per kind instead of numbered anonymous ones.
+fn add_destination(schemas: &mut serde_json::Value) {
+    let mut destination = ionport_core::destination::json_schema();
+    if let Some(o) = destination.as_object_mut() {
+        o.remove("$schema");
+    }
+    let mut mapping = serde_json::Map::new();
+    if let Some(kinds) = destination
+        .get_mut("oneOf")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for kind in kinds {
+            let Some(name) = kind["properties"]["type"]["const"].as_str() else {
+                continue;
+            };
+            let mut chars = name.chars();
+            let title: String = chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+                .collect();
+            let reference = format!("#/components/schemas/{title}Destination");
+            mapping.insert(name.to_string(), reference.clone().into());
+            schemas[format!("{title}Destination")] = kind.take();
+            *kind = serde_json::json!({ "$ref": reference });
+        }
+    }
+    destination["discriminator"] = serde_json::json!({"propertyName": "type", "mapping": mapping});
+    schemas["Destination"] = destination;
 }

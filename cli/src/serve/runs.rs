@@ -18,13 +18,36 @@ use super::metrics::{ConnectorLabels, Metrics, OutcomeLabels};
 /// Finished runs kept in memory; older ones are forgotten first.
 const KEEP_FINISHED: usize = 500;
 
+/// Where a run or one of its tasks is: the last three are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    /// As serialized: the `outcome` label of the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One task of a run.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskRunView {
     pub name: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
-    /// `incremental` or `full_refresh`.
+    pub status: RunStatus,
+    #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: String,
     /// Records committed so far.
     pub records: u64,
@@ -77,8 +100,7 @@ pub struct RunView {
     /// The pipeline, when it was started from the pipeline file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: RunStatus,
     pub full_refresh: bool,
     /// When it was asked for (seconds since the Unix epoch).
     pub created: u64,
@@ -138,9 +160,9 @@ struct Observer(Arc<RunEntry>);
 impl RunObserver for Observer {
     fn task_started(&self, _pipeline: &str, task: &str, mode: SyncMode) {
         self.0.edit(|v| {
-            v.status = "running".into();
+            v.status = RunStatus::Running;
             if let Some(t) = v.tasks.iter_mut().find(|t| t.name == task) {
-                t.status = "running".into();
+                t.status = RunStatus::Running;
                 t.sync_mode = mode.as_str().into();
             }
         });
@@ -163,11 +185,10 @@ impl RunObserver for Observer {
         self.0.edit(|v| {
             if let Some(t) = v.tasks.iter_mut().find(|t| t.name == o.task) {
                 t.status = match (&error, cancelled) {
-                    (None, _) => "succeeded",
-                    (Some(_), true) => "cancelled",
-                    (Some(_), false) => "failed",
-                }
-                .into();
+                    (None, _) => RunStatus::Succeeded,
+                    (Some(_), true) => RunStatus::Cancelled,
+                    (Some(_), false) => RunStatus::Failed,
+                };
                 t.records = o.records;
                 t.pages = o.pages;
                 t.requests = o.requests;
@@ -237,7 +258,7 @@ impl RunManager {
             id: id.clone(),
             connection: req.connection.clone(),
             pipeline: req.pipeline.clone(),
-            status: "queued".into(),
+            status: RunStatus::Queued,
             full_refresh: req.options.full_refresh,
             created: now(),
             started: None,
@@ -250,7 +271,7 @@ impl RunManager {
                 .iter()
                 .map(|(name, mode)| TaskRunView {
                     name: name.clone(),
-                    status: "queued".into(),
+                    status: RunStatus::Queued,
                     sync_mode: if req.options.full_refresh {
                         "full_refresh".into()
                     } else {
@@ -302,11 +323,11 @@ impl RunManager {
             let seconds = began.elapsed().as_secs_f64();
             let cancelled = entry.cancel.is_cancelled();
             let outcome = if cancelled {
-                "cancelled"
+                RunStatus::Cancelled
             } else if summary.ok() {
-                "succeeded"
+                RunStatus::Succeeded
             } else {
-                "failed"
+                RunStatus::Failed
             };
             let mut problems: Vec<String> = summary
                 .failed_pipelines
@@ -320,7 +341,7 @@ impl RunManager {
             }));
             let records: u64 = summary.tasks.iter().map(|t| t.records).sum();
             entry.edit(|v| {
-                v.status = outcome.into();
+                v.status = outcome;
                 v.finished = Some(now());
                 v.seconds = seconds;
                 v.records = records;
@@ -346,8 +367,12 @@ impl RunManager {
                 }
                 // Tasks that never started (a pipeline that could not open).
                 for t in &mut v.tasks {
-                    if t.status == "queued" || t.status == "running" {
-                        t.status = if cancelled { "cancelled" } else { "failed" }.into();
+                    if matches!(t.status, RunStatus::Queued | RunStatus::Running) {
+                        t.status = if cancelled {
+                            RunStatus::Cancelled
+                        } else {
+                            RunStatus::Failed
+                        };
                     }
                 }
             });
@@ -363,14 +388,14 @@ impl RunManager {
                 summary.rate_limited,
             );
             let o = OutcomeLabels {
-                outcome: outcome.into(),
+                outcome: outcome.as_str().into(),
             };
             metrics.runs.get_or_create(&o).inc();
             for b in &summary.budgets {
                 metrics.budget(b);
             }
             metrics.run_duration.get_or_create(&o).observe(seconds);
-            tracing::info!(run = %id, outcome, records, seconds, "run finished");
+            tracing::info!(run = %id, outcome = outcome.as_str(), records, seconds, "run finished");
             if let Ok(mut active) = manager.active.lock() {
                 active.remove(&connection);
             }

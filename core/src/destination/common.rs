@@ -410,11 +410,13 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `message` with `secret` masked in every encoding, and secret-shaped values too
 /// ([`crate::scrub`]).
+#[cfg(any(test, feature = "postgres"))]
 pub(crate) fn scrub(message: &str, secret: Option<&str>) -> String {
     crate::scrub::Scrubber::with_secrets(secret).scrub(message)
 }
 
 /// Expands `${VAR}` references from the environment.
+#[cfg(feature = "postgres")]
 pub(crate) fn expand_env(s: &str) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -463,6 +465,7 @@ pub(crate) fn now_rfc3339() -> String {
 pub(crate) use crate::atomic::{sync_dir, write_atomic};
 
 /// A quoted SQL identifier (`"name"`, inner quotes doubled), for SQLite and Postgres.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }

@@ -20,10 +20,13 @@ mod common;
 mod files;
 pub mod jsonl;
 pub mod lock;
+#[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 mod row;
 mod segments;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use common::table_name;
@@ -54,20 +57,43 @@ pub fn open_waiting(
     config: &DestinationConfig,
     wait: std::time::Duration,
 ) -> Result<Box<dyn Destination>, DestinationError> {
+    config.built()?;
     Ok(match config {
+        #[cfg(feature = "sqlite")]
         DestinationConfig::Sqlite { path } => {
             Box::new(sqlite::SqliteDestination::open_waiting(path, wait)?)
         }
+        #[cfg(feature = "postgres")]
         DestinationConfig::Postgres { url, schema } => Box::new(
             postgres::PostgresDestination::open_waiting(url, schema, wait)?,
         ),
+        #[cfg(feature = "parquet")]
         DestinationConfig::Parquet { path } => {
             Box::new(parquet::ParquetDestination::open_waiting(path, wait)?)
         }
         DestinationConfig::Jsonl { path } => {
             Box::new(jsonl::JsonlDestination::open_waiting(path, wait)?)
         }
+        #[allow(unreachable_patterns)]
+        other => return Err(not_built(other)),
     })
+}
+
+/// The cargo feature that builds a kind of destination (`None`: always built).
+fn feature_of(config: &DestinationConfig) -> Option<(&'static str, bool)> {
+    match config {
+        DestinationConfig::Sqlite { .. } => Some(("sqlite", cfg!(feature = "sqlite"))),
+        DestinationConfig::Postgres { .. } => Some(("postgres", cfg!(feature = "postgres"))),
+        DestinationConfig::Parquet { .. } => Some(("parquet", cfg!(feature = "parquet"))),
+        DestinationConfig::Jsonl { .. } => None,
+    }
+}
+
+fn not_built(config: &DestinationConfig) -> DestinationError {
+    DestinationError::NotBuilt {
+        kind: config.kind(),
+        feature: feature_of(config).map_or("", |(f, _)| f),
+    }
 }
 
 /// Repairs a damaged file destination (`ionport repair`): in every stream's commit log,
@@ -76,13 +102,24 @@ pub fn open_waiting(
 /// (the upsert makes that exact). Takes the writer lock like any writer. SQLite and
 /// Postgres commit in transactions and have nothing of the kind: their report is empty.
 pub fn repair(config: &DestinationConfig) -> Result<RepairReport, DestinationError> {
+    config.built()?;
     match config {
         DestinationConfig::Jsonl { path } => jsonl::JsonlDestination::open(path)?.repair(),
+        #[cfg(feature = "parquet")]
         DestinationConfig::Parquet { path } => parquet::ParquetDestination::open(path)?.repair(),
         DestinationConfig::Sqlite { .. } | DestinationConfig::Postgres { .. } => {
             Ok(RepairReport::default())
         }
+        #[allow(unreachable_patterns)]
+        other => Err(not_built(other)),
     }
+}
+
+/// The JSON Schema of a [`DestinationConfig`] (a pipeline file's `destination`, the HTTP
+/// API's connection destinations): one object per kind, told apart by `type`. Every kind is
+/// in it in every build; [`DestinationConfig::built`] says which this build has.
+pub fn json_schema() -> Value {
+    schemars::schema_for!(DestinationConfig).to_value()
 }
 
 /// What a destination knows of a stream: its name, record schema and keys.
@@ -128,6 +165,28 @@ pub enum DestinationConfig {
         /// The directory.
         path: std::path::PathBuf,
     },
+}
+
+impl DestinationConfig {
+    /// The kind as a pipeline file's `type` names it: `sqlite`, `postgres`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DestinationConfig::Sqlite { .. } => "sqlite",
+            DestinationConfig::Postgres { .. } => "postgres",
+            DestinationConfig::Parquet { .. } => "parquet",
+            DestinationConfig::Jsonl { .. } => "jsonl",
+        }
+    }
+
+    /// Whether this build of ionport has this kind of destination: every kind parses in
+    /// every build (a pipeline file means the same everywhere), but the ones behind a cargo
+    /// feature that was off fail here, naming the feature.
+    pub fn built(&self) -> Result<(), DestinationError> {
+        match feature_of(self) {
+            Some((_, false)) => Err(not_built(self)),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl std::fmt::Debug for DestinationConfig {
@@ -209,6 +268,17 @@ pub enum DestinationError {
         /// The lock: a file, or a Postgres advisory lock.
         lock: String,
     },
+    /// The kind of destination was left out of this build (a cargo feature of
+    /// `ionport-core` that was off).
+    #[error(
+        "this build of ionport has no {kind} destination; it was built without the `{feature}` feature"
+    )]
+    NotBuilt {
+        /// `sqlite`, `postgres` or `parquet`.
+        kind: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
     /// A file of the destination is not what ionport wrote (a writer outside ionport, a
     /// disk fault): nothing more is written to the stream until it is repaired.
     #[error(
@@ -260,4 +330,59 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     /// A run of `stream` ended (successfully): file destinations compact and finalise
     /// here. Must be safe to call again after a crash.
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run in a reduced build (`cargo test -p ionport-core --no-default-features --lib`):
+    /// in the default build every kind is there and the error cannot happen.
+    #[test]
+    fn a_destination_left_out_of_the_build_is_named_with_its_feature() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let configs = [
+            (
+                DestinationConfig::Sqlite {
+                    path: dir.path().join("x.db"),
+                },
+                cfg!(feature = "sqlite"),
+                "no sqlite destination; it was built without the `sqlite` feature",
+            ),
+            (
+                DestinationConfig::Postgres {
+                    url: "postgres://u@127.0.0.1:1/db".into(),
+                    schema: "public".into(),
+                },
+                cfg!(feature = "postgres"),
+                "no postgres destination; it was built without the `postgres` feature",
+            ),
+            (
+                DestinationConfig::Parquet {
+                    path: dir.path().join("pq"),
+                },
+                cfg!(feature = "parquet"),
+                "no parquet destination; it was built without the `parquet` feature",
+            ),
+        ];
+        for (config, built, message) in configs {
+            if built {
+                assert!(config.built().is_ok(), "{config:?}");
+                continue;
+            }
+            for err in [
+                open_waiting(&config, std::time::Duration::ZERO).map(|_| ()),
+                repair(&config).map(|_| ()),
+            ] {
+                let text = err.expect_err("a kind left out fails").to_string();
+                assert_eq!(text, format!("this build of ionport has {message}"));
+            }
+        }
+        // JSONL is in every build.
+        let jsonl = DestinationConfig::Jsonl {
+            path: dir.path().join("j"),
+        };
+        assert!(jsonl.built().is_ok());
+        assert!(open_waiting(&jsonl, std::time::Duration::ZERO).is_ok());
+    }
 }

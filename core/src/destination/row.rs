@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use super::DestinationError;
 use super::common::{ColumnType, TableSpec, normalise_key};
-use crate::read::{JsonRef, Record, Records};
+use crate::read::{JsonRef, Record};
 
 /// Reads records into column order for one table (one per commit: it learns the field
 /// order as it goes).
@@ -147,10 +147,11 @@ pub(crate) fn record_key(table: &TableSpec, record: &Record<'_>) -> Result<Strin
 /// The positions of the records to write: only the last record of each key, in the order
 /// of those last occurrences (every record without a key). For writers that cannot
 /// upsert one key twice in one statement.
+#[cfg(any(test, feature = "postgres"))]
 pub(crate) fn last_by_key(
     destination: &str,
     table: &TableSpec,
-    records: &Records,
+    records: &crate::read::Records,
 ) -> Result<Vec<usize>, DestinationError> {
     if table.key_len == 0 {
         return Ok((0..records.len()).collect());

@@ -1,5 +1,6 @@
 use super::*;
 use crate::destination::StreamSpec;
+use crate::read::Records;
 use serde_json::{Map, Value, json};
 
 fn table(key: &[&str]) -> TableSpec {

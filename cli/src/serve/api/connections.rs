@@ -37,6 +37,7 @@ pub struct TaskChoice {
     pub enabled: Option<bool>,
     /// `incremental` (default when the task supports it) or `full_refresh`.
     #[serde(default)]
+    #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: Option<String>,
 }
 
@@ -58,7 +59,7 @@ pub struct CreateConnection {
     /// Where records go, as in a pipeline file's `destination` (default: SQLite at
     /// `$IONPORT_HOME/data/<name>.db`). Relative paths are under `$IONPORT_HOME/data`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: Option<DestinationConfig>,
     /// Records per page the connector asks for.
     #[serde(default)]
@@ -79,7 +80,7 @@ pub struct UpdateConnection {
     #[serde(default)]
     pub tasks: Option<Vec<TaskChoice>>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: Option<DestinationConfig>,
     #[serde(default)]
     pub page_size: Option<u32>,
@@ -128,6 +129,7 @@ pub struct ConnectionTaskView {
     pub name: String,
     pub description: String,
     pub enabled: bool,
+    #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: String,
 }
 
@@ -140,7 +142,7 @@ pub struct ConnectionView {
     #[schema(value_type = Object)]
     pub values: Value,
     pub tasks: Vec<ConnectionTaskView>,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: DestinationConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
@@ -353,7 +355,7 @@ fn resolve_destination(
             .confine(&p)
             .map_err(|reason| ApiError::field("destination.path", reason))
     };
-    Ok(match d {
+    let resolved = match d {
         None => DestinationConfig::Sqlite {
             path: under(PathBuf::from(format!("{name}.db")))?,
         },
@@ -370,7 +372,12 @@ fn resolve_destination(
             }
             DestinationConfig::Postgres { url, schema }
         }
-    })
+    };
+    // Refused when the connection is stored, not at its first run.
+    resolved
+        .built()
+        .map_err(|e| ApiError::field("destination.type", e.to_string()))?;
+    Ok(resolved)
 }
 
 fn check_options(page_size: Option<u32>, quota: Option<&str>) -> ApiResult<()> {

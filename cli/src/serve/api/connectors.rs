@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use ionport_core::plugin::LoadedPlugin;
+use ionport_plugin_abi::wire::Manifest;
 use ionport_plugin_sdk::TaskSpec;
 use serde::Serialize;
 use serde_json::Value;
@@ -25,6 +26,40 @@ pub struct ConnectorSummary {
     pub tasks: Vec<String>,
 }
 
+/// A connector's manifest: what the plugin says about itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorManifest {
+    /// The id connections name, e.g. `infor-m3`.
+    pub id: String,
+    /// e.g. `Infor M3`.
+    pub name: String,
+    /// The connector's own version (semver).
+    pub version: String,
+    /// The plugin ABI version it was built for.
+    pub abi_version: String,
+    pub description: String,
+}
+
+impl From<&Manifest> for ConnectorManifest {
+    fn from(m: &Manifest) -> Self {
+        // Field by field: a field the ABI adds is an API change made here, on purpose.
+        let Manifest {
+            id,
+            name,
+            version,
+            abi_version,
+            description,
+        } = m.clone();
+        Self {
+            id,
+            name,
+            version,
+            abi_version,
+            description,
+        }
+    }
+}
+
 /// A predefined replication task.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskInfo {
@@ -36,7 +71,7 @@ pub struct TaskInfo {
     pub primary_key: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor_field: Option<String>,
-    /// `full_refresh`, `incremental`.
+    #[schema(schema_with = crate::serve::openapi::sync_modes_ref)]
     pub sync_modes: Vec<String>,
 }
 
@@ -92,14 +127,14 @@ pub async fn list(State(st): State<AppState>) -> Json<Vec<ConnectorSummary>> {
 #[utoipa::path(get, operation_id = "connectors_get", path = "/v1/connectors/{id}", tag = "connectors",
     params(("id" = String, Path, description = "The connector id, e.g. infor-m3")),
     responses(
-        (status = 200, description = "The manifest", body = Object),
+        (status = 200, description = "The manifest", body = ConnectorManifest),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such connector", body = ErrorBody)))]
-pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let p = find(&st, &id)?;
-    serde_json::to_value(p.manifest())
-        .map(Json)
-        .map_err(|e| ApiError::internal(e.to_string()))
+pub async fn get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectorManifest>> {
+    Ok(Json(find(&st, &id)?.manifest().into()))
 }
 
 /// One connector's connection form (a JSON Schema; secret fields carry `x-secret`).
