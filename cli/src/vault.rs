@@ -43,6 +43,9 @@ pub enum VaultCommand {
         /// The scope to ask for.
         #[arg(long)]
         scope: Option<String>,
+        /// Only print the URL; do not start a browser on it.
+        #[arg(long)]
+        no_browser: bool,
     },
     /// List the stored connections (no secrets).
     List {
@@ -141,6 +144,7 @@ pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {
             port,
             timeout,
             scope,
+            no_browser,
         } => login::run(
             &vault,
             &login::LoginArgs {
@@ -149,6 +153,7 @@ pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {
                 port: *port,
                 timeout: Duration::from_secs(*timeout),
                 scope: scope.as_deref(),
+                no_browser: *no_browser,
             },
         )?,
         VaultCommand::List { json } => {

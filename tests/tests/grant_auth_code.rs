@@ -120,6 +120,7 @@ impl Login {
             ENTRY,
             "--ionapi",
             ionapi.to_str().unwrap(),
+            "--no-browser",
         ];
         args.extend_from_slice(extra);
         let mut child = ionport(home, &args)

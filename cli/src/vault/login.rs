@@ -81,6 +81,7 @@ pub struct LoginArgs<'a> {
     pub port: u16,
     pub timeout: Duration,
     pub scope: Option<&'a str>,
+    pub no_browser: bool,
 }
 
 pub fn run(vault: &Vault, args: &LoginArgs<'_>) -> Result<()> {
@@ -124,6 +125,11 @@ async fn sign_in(
         .with_state(waiting);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     eprintln!("Open this URL in a browser and sign in:\n{url}");
+    if !args.no_browser
+        && let Err(e) = open::that_detached(url.as_str())
+    {
+        eprintln!("(could not start a browser: {e}; open the URL yourself)");
+    }
     eprintln!(
         "Waiting up to {} s for the redirect to {} ...",
         args.timeout.as_secs(),
