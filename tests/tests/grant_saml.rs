@@ -207,6 +207,42 @@ async fn a_ming_le_user_reads_a_stream_with_assertions_from_the_embedder() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_is_asked_again_when_the_token_runs_out() {
+    let live = Live::start(EmulatorConfig {
+        token_ttl: Duration::from_secs(2),
+        ..config()
+    })
+    .await;
+    let token_url = format!("{}/{TENANT}/as/token.oauth2", live.emu.base_url());
+    let creds = app_credentials(live.emu.ionapi_json());
+    let claims = Claims::valid(&token_url);
+    let (p, calls, _) = provider(move || Ok(claims.assertion()));
+    let conn = open(&creds, p);
+    conn.whoami().await.unwrap();
+    conn.whoami().await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the token is reused while good"
+    );
+    // Renewed half a second before it expires (a quarter of its lifetime).
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let me = conn.whoami().await.unwrap();
+    assert_eq!(me.display_name.as_deref(), Some("bob (emulated user)"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a new assertion for the new token"
+    );
+    let c = live.emu.counters();
+    assert_eq!(
+        (c.token_requests.other, c.token_requests.refresh_token),
+        (2, 0),
+        "{c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_misaddressed_forged_and_malformed_assertions_are_refused_clearly() {
     let live = Live::start(config()).await;
     let token_url = format!("{}/{TENANT}/as/token.oauth2", live.emu.base_url());
