@@ -1,12 +1,15 @@
 //! `ionport vault ...`: the credential vault.
 
+mod login;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use ionport_core::credentials::MASK;
-use ionport_core::vault::{HOME_ENV, Vault, VaultSummary, default_home};
+use ionport_core::vault::{EntryGrant, HOME_ENV, Vault, VaultSummary, default_home};
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +24,28 @@ pub enum VaultCommand {
         /// Replace an entry of the same name.
         #[arg(long)]
         replace: bool,
+    },
+    /// Sign in as a user (authorization code with PKCE) and store the credential with its
+    /// refresh token: prints the URL to open, waits for the redirect on 127.0.0.1.
+    Login {
+        /// The name to store it under (an entry of that name is replaced).
+        name: String,
+        /// The .ionapi file of the authorized app.
+        #[arg(long)]
+        ionapi: PathBuf,
+        /// The loopback port of the redirect (the app's registered redirect URI may fix
+        /// one); default: a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// How long to wait for the redirect, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// The scope to ask for.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Only print the URL; do not start a browser on it.
+        #[arg(long)]
+        no_browser: bool,
     },
     /// List the stored connections (no secrets).
     List {
@@ -69,6 +94,9 @@ fn print_summary(s: &VaultSummary) {
         "  refresh token    {}",
         if s.has_refresh_token { MASK } else { "(none)" }
     );
+    if s.grant == EntryGrant::AuthorizationCode {
+        println!("  signed in        as a user (vault login): refresh tokens only");
+    }
     println!("  updated          {}", when(s.updated));
 }
 
@@ -110,6 +138,24 @@ pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {
                 vault.path().display()
             );
         }
+        VaultCommand::Login {
+            name,
+            ionapi,
+            port,
+            timeout,
+            scope,
+            no_browser,
+        } => login::run(
+            &vault,
+            &login::LoginArgs {
+                name,
+                ionapi,
+                port: *port,
+                timeout: Duration::from_secs(*timeout),
+                scope: scope.as_deref(),
+                no_browser: *no_browser,
+            },
+        )?,
         VaultCommand::List { json } => {
             let list = vault.list()?;
             if *json {
@@ -140,6 +186,7 @@ pub fn run(cmd: &VaultCommand) -> Result<ExitCode> {
                     "service_account": s.service_account,
                     "service_account_secret": c.service_account.as_ref().map(|_| MASK),
                     "refresh_token": e.refresh_token.as_ref().map(|_| MASK),
+                    "grant": e.grant,
                     "client_auth": c.client_auth,
                     "created": s.created,
                     "updated": s.updated,

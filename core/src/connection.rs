@@ -18,8 +18,8 @@ use crate::credentials::{Credentials, CredentialsError, IonApiCredentials};
 use crate::gateway::{GatewayClient, GatewayError, GatewayRequest, GatewaySettings, http_client};
 use crate::host::{HostCallbacks, HostResponse};
 use crate::token::{
-    MemoryRefreshStore, RefreshTokenStore, TokenError, TokenManager, TokenSettings,
-    VaultRefreshStore,
+    AssertionProvider, GrantKind, MemoryRefreshStore, RefreshTokenStore, TokenError, TokenManager,
+    TokenSettings, VaultRefreshStore,
 };
 use crate::vault::{Vault, VaultError};
 
@@ -40,6 +40,15 @@ pub enum CredentialSource {
     Form(IonApiCredentials),
     /// Credentials already read.
     Credentials(Arc<Credentials>),
+    /// The SAML 2.0 bearer grant for a user signed in to Infor Ming.le: the app's
+    /// credentials (no service account needed) and the embedder's provider of assertions,
+    /// asked whenever a token is needed. Tokens are kept in memory.
+    Saml {
+        /// The app's credentials.
+        credentials: Arc<Credentials>,
+        /// Gives the current assertion of the signed-in user.
+        assertion: AssertionProvider,
+    },
 }
 
 /// Settings of a connection's host services.
@@ -175,30 +184,39 @@ impl Connection {
         source: CredentialSource,
         settings: ConnectionSettings,
     ) -> Result<Self, ConnectionError> {
-        let (credentials, store): (Arc<Credentials>, Arc<dyn RefreshTokenStore>) = match source {
+        let memory = || -> Arc<dyn RefreshTokenStore> { Arc::new(MemoryRefreshStore::default()) };
+        let (credentials, store, grant) = match source {
             CredentialSource::IonApiFile(p) => (
                 Arc::new(Credentials::from_ionapi_file(p)?),
-                Arc::new(MemoryRefreshStore::default()),
+                memory(),
+                GrantKind::Password,
             ),
             CredentialSource::Vault { vault, name } => {
                 let entry = vault.get(&name)?;
                 (
                     Arc::new(entry.credentials),
-                    Arc::new(VaultRefreshStore::new(vault, name)),
+                    Arc::new(VaultRefreshStore::new(vault, name)) as Arc<dyn RefreshTokenStore>,
+                    entry.grant.kind(),
                 )
             }
             CredentialSource::Form(f) => (
                 Arc::new(Credentials::from_form(&f)?),
-                Arc::new(MemoryRefreshStore::default()),
+                memory(),
+                GrantKind::Password,
             ),
-            CredentialSource::Credentials(c) => (c, Arc::new(MemoryRefreshStore::default())),
+            CredentialSource::Credentials(c) => (c, memory(), GrantKind::Password),
+            CredentialSource::Saml {
+                credentials,
+                assertion,
+            } => (credentials, memory(), GrantKind::SamlBearer(assertion)),
         };
         let http = http_client(&settings.gateway)?;
-        let tokens = TokenManager::new(
+        let tokens = TokenManager::with_grant(
             Arc::clone(&credentials),
             settings.token,
             store,
             Some(http.clone()),
+            grant,
         );
         let gateway = GatewayClient::new(tokens.clone(), settings.gateway, Some(http))?;
         let keepalive = tokio::runtime::Handle::try_current()

@@ -1,12 +1,16 @@
-//! The authorization server: `/{tenant}/as/token.oauth2` (password and refresh-token grants)
-//! and `/{tenant}/as/revoke_token.oauth2`, with RFC 6749 §5.2 error bodies.
+//! The authorization server: `/{tenant}/as/token.oauth2` (password, refresh-token,
+//! authorization-code and SAML bearer grants), `/{tenant}/as/authorization.oauth2` (see
+//! `authorize`) and `/{tenant}/as/revoke_token.oauth2`, with RFC 6749 §5.2 error bodies.
+
+mod authorize;
+mod saml;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::json;
 
@@ -17,6 +21,10 @@ use crate::util::{gateway_error, parse_form};
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/{tenant}/as/token.oauth2", post(token))
+        .route(
+            "/{tenant}/as/authorization.oauth2",
+            get(authorize::authorize),
+        )
         .route("/{tenant}/as/revoke_token.oauth2", post(revoke))
 }
 
@@ -220,6 +228,8 @@ async fn token(
                 }
             }
         }
+        "authorization_code" => authorize::redeem(&st, &form),
+        saml::GRANT_TYPE => saml::grant(&st, &form),
         other => oauth_error(
             &st,
             StatusCode::BAD_REQUEST,

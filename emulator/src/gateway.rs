@@ -11,6 +11,7 @@ use crate::counters::Api;
 use crate::faults;
 use crate::state::{Shared, lock};
 use crate::tokens::BearerRefusal;
+use crate::users::SignedInUser;
 use crate::util::gateway_error;
 
 fn unauthorized(description: &str) -> Response {
@@ -41,7 +42,7 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// Tenant, bearer token, quota, faults and the target timeout, for the APIs.
-pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let tenant = path
         .trim_start_matches('/')
@@ -55,13 +56,16 @@ pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) ->
         return unauthorized("Bearer token required");
     };
     let check = lock(&st.tokens).check(token);
-    if let Err(why) = check {
-        return unauthorized(match why {
-            BearerRefusal::Unknown => "Invalid access token",
-            BearerRefusal::Expired => "Access token expired",
-            BearerRefusal::Revoked => "Access token revoked",
-        });
-    }
+    let subject = match check {
+        Ok(subject) => subject,
+        Err(why) => {
+            return unauthorized(match why {
+                BearerRefusal::Unknown => "Invalid access token",
+                BearerRefusal::Expired => "Access token expired",
+                BearerRefusal::Revoked => "Access token revoked",
+            });
+        }
+    };
     if let Some(q) = st.config.quota {
         let counted = if st.config.quota_per_tenant {
             "the tenant"
@@ -84,6 +88,7 @@ pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) ->
             return resp;
         }
     }
+    req.extensions_mut().insert(SignedInUser(subject));
     delay(&st).await;
     with_faults_and_timeout(st, Api::of_path(&path), req, next).await
 }

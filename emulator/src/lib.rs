@@ -5,8 +5,10 @@
 //! A real HTTP server on loopback (axum on tokio, HTTP/1.1) that behaves like one tenant of
 //! the Infor ION API Gateway as described in `ION-API.md`:
 //!
-//! - the authorization server (`/{tenant}/as/token.oauth2`, `revoke_token.oauth2`) with the
-//!   password and refresh-token grants, rotating refresh tokens and RFC 6749 error bodies;
+//! - the authorization server (`/{tenant}/as/token.oauth2`, `authorization.oauth2`,
+//!   `revoke_token.oauth2`) with the password, refresh-token, authorization-code (PKCE S256,
+//!   emulated users signed in by `login_hint`) and SAML bearer grants, rotating refresh
+//!   tokens and RFC 6749 error bodies;
 //! - the gateway rules: bearer tokens that expire and can be revoked, a per-token quota
 //!   answered with `429` and `Retry-After`, a target timeout answered with `504`;
 //! - `ifsservice/usermgt/v2/users/me`;
@@ -36,8 +38,8 @@
 //!
 //! Not a mock inside the process under test: clients talk to it over TCP like to the real
 //! gateway. Not a complete M3, LN or Data Lake: it implements the subset ionport uses
-//! (read paths, the documented shapes and error behaviour). No TLS, no authorization-code
-//! flow, no writes to business data, loopback only. Demo credentials are fixed values and
+//! (read paths, the documented shapes and error behaviour). No TLS, no login page (the
+//! authorization endpoint signs in the user `login_hint` names), no writes to business data, loopback only. Demo credentials are fixed values and
 //! are not secrets.
 
 // Handlers return `Result<_, Response>` to answer errors early; a boxed response buys nothing.

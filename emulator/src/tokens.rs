@@ -10,6 +10,9 @@ struct AccessToken {
     expires_at: Instant,
     family: Option<u64>,
     revoked: bool,
+    /// The signed-in user of an authorization-code or SAML grant; `None` for the service
+    /// account.
+    subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,7 @@ struct RefreshToken {
     family: u64,
     state: RefreshState,
     last_used: Instant,
+    subject: Option<String>,
 }
 
 /// A newly issued token pair.
@@ -50,32 +54,86 @@ pub(crate) enum BearerRefusal {
     Revoked,
 }
 
+/// What an authorization code was issued for: the token request must present the same
+/// client and redirect URI, and a verifier whose S256 is the challenge.
+#[derive(Debug, Clone)]
+pub(crate) struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// `BASE64URL(SHA256(code_verifier))`, as sent to the authorization endpoint.
+    pub challenge: String,
+    /// The signed-in user.
+    pub subject: String,
+}
+
+#[derive(Debug)]
+struct AuthCode {
+    grant: CodeGrant,
+    expires_at: Instant,
+    /// Set once a token request presented it: codes are single-use.
+    spent: bool,
+    /// The family issued from it, revoked if the code is presented again (RFC 6749 §4.1.2).
+    family: Option<u64>,
+}
+
+/// Why an authorization code was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeRefusal {
+    Unknown,
+    Expired,
+    Reused,
+    OtherClient,
+    OtherRedirect,
+    WrongVerifier,
+}
+
 /// All tokens issued by this emulator.
 #[derive(Debug, Default)]
 pub(crate) struct TokenStore {
     access: HashMap<String, AccessToken>,
     refresh: HashMap<String, RefreshToken>,
+    codes: HashMap<String, AuthCode>,
     next_family: u64,
 }
 
 impl TokenStore {
-    /// Issues an access token and, when asked, a refresh token in a new family.
+    /// Issues an access token and, when asked, a refresh token in a new family, for the
+    /// service account.
     pub fn issue(&mut self, ttl: Duration, with_refresh: bool) -> Issued {
+        self.issue_for(ttl, with_refresh, None).1
+    }
+
+    /// Issues a pair in a new family for `subject` (a signed-in user; `None` for the
+    /// service account); returns the family too, so that a reused authorization code can
+    /// revoke what it issued.
+    pub fn issue_for(
+        &mut self,
+        ttl: Duration,
+        with_refresh: bool,
+        subject: Option<String>,
+    ) -> (u64, Issued) {
         self.prune();
         self.next_family += 1;
         let family = self.next_family;
-        self.issue_in(family, ttl, with_refresh)
+        (family, self.issue_in(family, ttl, with_refresh, subject))
     }
 
-    fn issue_in(&mut self, family: u64, ttl: Duration, with_refresh: bool) -> Issued {
+    fn issue_in(
+        &mut self,
+        family: u64,
+        ttl: Duration,
+        with_refresh: bool,
+        subject: Option<String>,
+    ) -> Issued {
         let now = Instant::now();
         let access_token = random_token();
         self.access.insert(
             access_token.clone(),
             AccessToken {
                 expires_at: now + ttl,
-                family: with_refresh.then_some(family),
+                family: Some(family),
                 revoked: false,
+                subject: subject.clone(),
             },
         );
         let refresh_token = with_refresh.then(|| {
@@ -86,6 +144,7 @@ impl TokenStore {
                     family,
                     state: RefreshState::Active,
                     last_used: now,
+                    subject,
                 },
             );
             rt
@@ -114,8 +173,8 @@ impl TokenStore {
             return Err(RefreshRefusal::Idle);
         }
         rt.state = RefreshState::Rotated;
-        let family = rt.family;
-        Ok(self.issue_in(family, ttl, true))
+        let (family, subject) = (rt.family, rt.subject.clone());
+        Ok(self.issue_in(family, ttl, true, subject))
     }
 
     /// Revokes a token (refresh or access). Revoking a refresh token revokes its whole
@@ -123,16 +182,7 @@ impl TokenStore {
     /// Returns whether anything was revoked.
     pub fn revoke(&mut self, token: &str) -> bool {
         if let Some(family) = self.refresh.get(token).map(|rt| rt.family) {
-            for rt in self.refresh.values_mut().filter(|rt| rt.family == family) {
-                rt.state = RefreshState::Revoked;
-            }
-            for at in self
-                .access
-                .values_mut()
-                .filter(|at| at.family == Some(family))
-            {
-                at.revoked = true;
-            }
+            self.revoke_family(family);
             return true;
         }
         if let Some(at) = self.access.get_mut(token) {
@@ -142,15 +192,89 @@ impl TokenStore {
         false
     }
 
-    /// Checks a bearer token.
-    pub fn check(&self, token: &str) -> Result<(), BearerRefusal> {
+    /// A new authorization code for `grant`, good for `lifetime`.
+    pub fn new_code(&mut self, grant: CodeGrant, lifetime: Duration) -> String {
+        let now = Instant::now();
+        self.codes
+            .retain(|_, c| c.expires_at > now || c.family.is_some());
+        let code = random_token();
+        self.codes.insert(
+            code.clone(),
+            AuthCode {
+                grant,
+                expires_at: now + lifetime,
+                spent: false,
+                family: None,
+            },
+        );
+        code
+    }
+
+    /// Redeems an authorization code. Any presentation spends it, a failed one too (a
+    /// verifier cannot be guessed on one code); a second presentation of a redeemed code
+    /// also revokes what it issued. `verifies` says whether the request's verifier
+    /// matches the code's challenge.
+    pub fn redeem(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifies: impl FnOnce(&str) -> bool,
+        ttl: Duration,
+        with_refresh: bool,
+    ) -> Result<Issued, CodeRefusal> {
+        let c = self.codes.get_mut(code).ok_or(CodeRefusal::Unknown)?;
+        if c.spent {
+            if let Some(family) = c.family {
+                self.revoke_family(family);
+            }
+            return Err(CodeRefusal::Reused);
+        }
+        c.spent = true;
+        if Instant::now() >= c.expires_at {
+            return Err(CodeRefusal::Expired);
+        }
+        if c.grant.client_id != client_id {
+            return Err(CodeRefusal::OtherClient);
+        }
+        if c.grant.redirect_uri != redirect_uri {
+            return Err(CodeRefusal::OtherRedirect);
+        }
+        if !verifies(&c.grant.challenge) {
+            return Err(CodeRefusal::WrongVerifier);
+        }
+        let subject = c.grant.subject.clone();
+        let (family, issued) = self.issue_for(ttl, with_refresh, Some(subject));
+        if let Some(c) = self.codes.get_mut(code) {
+            c.family = Some(family);
+        }
+        Ok(issued)
+    }
+
+    /// Revokes every refresh and access token of `family`.
+    pub fn revoke_family(&mut self, family: u64) {
+        for rt in self.refresh.values_mut().filter(|rt| rt.family == family) {
+            rt.state = RefreshState::Revoked;
+        }
+        for at in self
+            .access
+            .values_mut()
+            .filter(|at| at.family == Some(family))
+        {
+            at.revoked = true;
+        }
+    }
+
+    /// Checks a bearer token; `Ok` carries the signed-in user it was issued to (`None`:
+    /// the service account).
+    pub fn check(&self, token: &str) -> Result<Option<String>, BearerRefusal> {
         let at = self.access.get(token).ok_or(BearerRefusal::Unknown)?;
         if at.revoked {
             Err(BearerRefusal::Revoked)
         } else if Instant::now() >= at.expires_at {
             Err(BearerRefusal::Expired)
         } else {
-            Ok(())
+            Ok(at.subject.clone())
         }
     }
 

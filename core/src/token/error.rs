@@ -96,6 +96,49 @@ pub enum TokenError {
         /// What failed.
         message: String,
     },
+    /// The authorization code of an interactive sign-in was refused (expired, used, or
+    /// the PKCE verifier does not match).
+    #[error(
+        "the authorization server {url} refused the authorization code of the sign-in for {origin}: {description}. Sign in again"
+    )]
+    CodeRejected {
+        /// The token endpoint.
+        url: String,
+        /// Where the credentials came from.
+        origin: String,
+        /// The server's description.
+        description: String,
+    },
+    /// A credential of an interactive sign-in has no usable refresh token any more.
+    #[error(
+        "{origin} was signed in interactively and its refresh token is gone ({reason}): sign in again with 'ionport vault login NAME --ionapi FILE'"
+    )]
+    LoginRequired {
+        /// Where the credentials came from.
+        origin: String,
+        /// Why (never a token).
+        reason: String,
+    },
+    /// The SAML assertion was refused (expired, wrong audience, bad signature, malformed).
+    #[error(
+        "the authorization server {url} refused the SAML assertion for {origin}: {description}. The assertion provider must give a current assertion from the identity provider the app trusts, for this token endpoint"
+    )]
+    AssertionRejected {
+        /// The token endpoint.
+        url: String,
+        /// Where the credentials came from.
+        origin: String,
+        /// The server's description.
+        description: String,
+    },
+    /// The embedder's assertion provider gave no assertion.
+    #[error("the SAML assertion provider of {origin} failed: {message}")]
+    AssertionProvider {
+        /// Where the credentials came from.
+        origin: String,
+        /// Its message, scrubbed.
+        message: String,
+    },
     /// The manager was shut down.
     #[error("the token manager of {origin} was shut down: it hands out no more tokens")]
     Closed {

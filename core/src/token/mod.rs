@@ -1,6 +1,10 @@
 //! The OAuth 2.0 token lifecycle of one credential ([`TokenManager`]).
 //!
-//! - Password grant against `pu + ot` (service-account keys as username and password).
+//! - The first token comes from the credential's [`GrantKind`]: the password grant against
+//!   `pu + ot` (service-account keys as username and password), the authorization code of
+//!   an interactive sign-in ([`TokenManager::exchange_code`] with a [`PkceLogin`]; later
+//!   only its refresh token), or a SAML bearer assertion from the embedder's
+//!   [`AssertionProvider`].
 //! - The access token is used until a safety margin before `expires_in` runs out
 //!   (`expiry_margin`, at most a quarter of the lifetime).
 //! - Tokens live in a [`RefreshTokenStore`]. A vault entry is a shared store: every
@@ -14,7 +18,8 @@
 //! - Refresh-token grant when a refresh token was issued. Refresh tokens rotate: the new
 //!   one is persisted before the lock is released, and a refresh token is never sent
 //!   again once it may have been used: not after `invalid_grant` (dead), nor after a
-//!   refresh grant that got no complete answer. Both fall back to the password grant.
+//!   refresh grant that got no complete answer. Both fall back to the first grant: the
+//!   password grant, a new assertion, or (after a sign-in) [`TokenError::LoginRequired`].
 //! - [`TokenManager::invalidate`] after a 401 from the gateway drops that token (only that
 //!   one: a newer token fetched meanwhile stays) and never adopts it again from the store.
 //! - [`TokenManager::shutdown`] stops handing out tokens. With a private store it revokes
@@ -26,6 +31,7 @@
 //!   the service-account keys, or a grant disabled for the app.
 
 mod error;
+mod grant;
 mod request;
 mod store;
 
@@ -38,6 +44,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 pub use error::TokenError;
+pub use grant::{AssertionProvider, GrantKind, PkceLogin, RandomError, s256_challenge};
 pub(crate) use request::error_chain;
 pub use store::{
     MemoryRefreshStore, RefreshTokenStore, StoreError, StoreLock, StoredAccessToken, StoredTokens,
@@ -143,6 +150,10 @@ pub struct TokenMetrics {
     pub password_grants: u64,
     /// Refresh grants sent.
     pub refresh_grants: u64,
+    /// Authorization codes exchanged.
+    pub code_grants: u64,
+    /// SAML bearer grants sent.
+    pub saml_grants: u64,
     /// Refresh tokens given up (refused with `invalid_grant`, or a refresh without a
     /// complete answer), followed by a password grant.
     pub fallbacks: u64,
@@ -162,6 +173,8 @@ pub struct TokenMetrics {
 struct Counters {
     password_grants: AtomicU64,
     refresh_grants: AtomicU64,
+    code_grants: AtomicU64,
+    saml_grants: AtomicU64,
     fallbacks: AtomicU64,
     adopted: AtomicU64,
     invalidations: AtomicU64,
@@ -175,6 +188,7 @@ fn bump(c: &AtomicU64) {
 
 struct Inner {
     creds: Arc<Credentials>,
+    kind: GrantKind,
     settings: TokenSettings,
     auth: AuthClient,
     store: Arc<dyn RefreshTokenStore>,
@@ -214,19 +228,31 @@ fn idle_for(tokens: &StoredTokens, after: Duration) -> bool {
 }
 
 impl TokenManager {
-    /// A manager for `creds`, keeping tokens in `store`, sending with `http` (a plain
-    /// client is made when `None`). Call [`Self::spawn_keepalive`] from inside a tokio
-    /// runtime to start the keep-alive.
+    /// A manager for `creds` with the password grant, keeping tokens in `store`, sending
+    /// with `http` (a plain client is made when `None`). Call [`Self::spawn_keepalive`]
+    /// from inside a tokio runtime to start the keep-alive.
     pub fn new(
         creds: Arc<Credentials>,
         settings: TokenSettings,
         store: Arc<dyn RefreshTokenStore>,
         http: Option<reqwest::Client>,
     ) -> Self {
+        Self::with_grant(creds, settings, store, http, GrantKind::Password)
+    }
+
+    /// A manager whose first token comes from `kind`.
+    pub fn with_grant(
+        creds: Arc<Credentials>,
+        settings: TokenSettings,
+        store: Arc<dyn RefreshTokenStore>,
+        http: Option<reqwest::Client>,
+        kind: GrantKind,
+    ) -> Self {
         let auth = AuthClient::new(Arc::clone(&creds), &settings, http.unwrap_or_default());
         Self {
             inner: Arc::new(Inner {
                 creds,
+                kind,
                 settings,
                 auth,
                 store,
@@ -314,6 +340,8 @@ impl TokenManager {
         TokenMetrics {
             password_grants: l(&c.password_grants),
             refresh_grants: l(&c.refresh_grants),
+            code_grants: l(&c.code_grants),
+            saml_grants: l(&c.saml_grants),
             fallbacks: l(&c.fallbacks),
             adopted: l(&c.adopted),
             retries: self.inner.auth.retries(),
@@ -470,8 +498,9 @@ impl TokenManager {
             return Ok(t);
         }
         let mut stored = stored;
+        let mut why_no_refresh = "no refresh token is stored".to_string();
         if let Some(rt) = stored.refresh_token.clone() {
-            match self.grant(Grant::Refresh, Some(&rt)).await {
+            match self.grant(Grant::Refresh(&rt)).await {
                 Ok(f) => return Ok(self.accept(handed_out, stored, f).await),
                 Err(
                     e
@@ -480,8 +509,9 @@ impl TokenManager {
                     bump(&self.inner.counters.fallbacks);
                     tracing::info!(
                         reason = %e,
-                        "the refresh token is given up; falling back to the password grant"
+                        "the refresh token is given up; falling back to the first grant"
                     );
+                    why_no_refresh = e.to_string();
                     stored = StoredTokens::default();
                     self.save(stored.clone(), "that the refresh token is dead")
                         .await;
@@ -489,16 +519,68 @@ impl TokenManager {
                 Err(e) => return Err(e),
             }
         }
-        let f = self.grant(Grant::Password, None).await?;
+        let f = self.first_grant(why_no_refresh).await?;
         Ok(self.accept(handed_out, stored, f).await)
     }
 
-    async fn grant(&self, grant: Grant, rt: Option<&SecretString>) -> Result<Fetched, TokenError> {
+    /// A token without a refresh token: the credential's [`GrantKind`].
+    async fn first_grant(&self, why_no_refresh: String) -> Result<Fetched, TokenError> {
+        let origin = || self.inner.creds.origin.clone();
+        match &self.inner.kind {
+            GrantKind::Password => self.grant(Grant::Password).await,
+            GrantKind::AuthorizationCode => Err(TokenError::LoginRequired {
+                origin: origin(),
+                reason: why_no_refresh,
+            }),
+            GrantKind::SamlBearer(provider) => {
+                let provider = provider.clone();
+                let assertion = tokio::task::spawn_blocking(move || provider.assertion())
+                    .await
+                    .map_err(|e| format!("it panicked or was cancelled ({e})"))
+                    .and_then(|r| r)
+                    .map_err(|m| TokenError::AssertionProvider {
+                        origin: origin(),
+                        message: self.scrubber().scrub(&m),
+                    })?;
+                self.inner.auth.learn(assertion.expose_secret());
+                self.grant(Grant::Saml(&assertion)).await
+            }
+        }
+    }
+
+    async fn grant(&self, grant: Grant<'_>) -> Result<Fetched, TokenError> {
         bump(match grant {
             Grant::Password => &self.inner.counters.password_grants,
-            Grant::Refresh => &self.inner.counters.refresh_grants,
+            Grant::Refresh(_) => &self.inner.counters.refresh_grants,
+            Grant::Code { .. } => &self.inner.counters.code_grants,
+            Grant::Saml(_) => &self.inner.counters.saml_grants,
         });
-        self.inner.auth.grant(grant, rt).await
+        self.inner.auth.grant(grant).await
+    }
+
+    /// Finishes an interactive sign-in: exchanges the authorization `code` that came back
+    /// to `login`'s redirect URI (with its PKCE verifier) and stores the tokens, as a
+    /// refresh would.
+    pub async fn exchange_code(
+        &self,
+        login: &PkceLogin,
+        code: &SecretString,
+    ) -> Result<(), TokenError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let mut handed_out = self.inner.flight.lock().await;
+        let _lock = self.lock().await?;
+        let grant = Grant::Code {
+            code,
+            redirect_uri: login.redirect_uri(),
+            verifier: login.verifier(),
+        };
+        let r = self.grant(grant).await;
+        let f = r.inspect_err(|_| bump(&self.inner.counters.failures))?;
+        self.accept(&mut handed_out, StoredTokens::default(), f)
+            .await;
+        Ok(())
     }
 
     /// Takes a fetched pair: stores it (the rotated refresh token with it) before anyone
@@ -549,7 +631,7 @@ impl TokenManager {
             return Ok(false);
         };
         tracing::info!("keep-alive: refreshing an idle refresh token");
-        match self.grant(Grant::Refresh, Some(&rt)).await {
+        match self.grant(Grant::Refresh(&rt)).await {
             Ok(f) => {
                 self.accept(&mut handed_out, stored, f).await;
                 Ok(true)
@@ -558,7 +640,7 @@ impl TokenManager {
                 e @ (TokenError::RefreshRejected { .. } | TokenError::RefreshUnconfirmed { .. }),
             ) => {
                 bump(&self.inner.counters.fallbacks);
-                tracing::info!(reason = %e, "keep-alive: the refresh token is given up; a password grant follows on next use");
+                tracing::info!(reason = %e, "keep-alive: the refresh token is given up; the first grant follows on next use");
                 self.save(StoredTokens::default(), "that the refresh token is dead")
                     .await;
                 if let Ok(mut g) = self.inner.cache.write() {

@@ -21,17 +21,41 @@ use super::{TokenError, TokenSettings};
 use crate::credentials::{ClientAuth, Credentials};
 use crate::scrub::Scrubber;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Grant {
+/// A token request and the secret it carries.
+#[derive(Clone, Copy)]
+pub(super) enum Grant<'a> {
+    /// The service account's keys.
     Password,
-    Refresh,
+    /// A refresh token.
+    Refresh(&'a SecretString),
+    /// An authorization code, the redirect URI it came back to and the PKCE verifier.
+    Code {
+        code: &'a SecretString,
+        redirect_uri: &'a str,
+        verifier: &'a SecretString,
+    },
+    /// A SAML 2.0 assertion (RFC 7522).
+    Saml(&'a SecretString),
 }
 
-impl Grant {
+/// The grant type of RFC 7522.
+const SAML2_BEARER: &str = "urn:ietf:params:oauth:grant-type:saml2-bearer";
+
+impl<'a> Grant<'a> {
     pub(super) fn name(self) -> &'static str {
         match self {
             Self::Password => "password",
-            Self::Refresh => "refresh_token",
+            Self::Refresh(_) => "refresh_token",
+            Self::Code { .. } => "authorization_code",
+            Self::Saml(_) => SAML2_BEARER,
+        }
+    }
+
+    /// The secret sent, to be masked out of any answer that echoes it.
+    fn secret(self) -> Option<&'a SecretString> {
+        match self {
+            Self::Password => None,
+            Self::Refresh(s) | Self::Saml(s) | Self::Code { code: s, .. } => Some(s),
         }
     }
 }
@@ -252,19 +276,37 @@ impl AuthClient {
         }
     }
 
-    /// A password grant (`refresh` `None`) or a refresh grant.
-    pub(super) async fn grant(
-        &self,
-        grant: Grant,
-        refresh: Option<&SecretString>,
-    ) -> Result<Fetched, TokenError> {
+    /// One grant.
+    pub(super) async fn grant(&self, grant: Grant<'_>) -> Result<Fetched, TokenError> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.name())];
-        let resend = match (grant, refresh) {
-            (Grant::Refresh, Some(rt)) => {
+        if let Grant::Code { verifier, .. } = grant {
+            self.learn(verifier.expose_secret());
+        }
+        let resend = match grant {
+            Grant::Refresh(rt) => {
                 form.push(("refresh_token", rt.expose_secret()));
                 Resend::OnlyIfUnprocessed
             }
-            _ => {
+            // A code is single-use: a second presentation would be refused and revoke
+            // what the first one got.
+            Grant::Code {
+                code,
+                redirect_uri,
+                verifier,
+            } => {
+                form.push(("code", code.expose_secret()));
+                form.push(("redirect_uri", redirect_uri));
+                form.push(("code_verifier", verifier.expose_secret()));
+                Resend::OnlyIfUnprocessed
+            }
+            Grant::Saml(assertion) => {
+                form.push(("assertion", assertion.expose_secret()));
+                if let Some(scope) = &self.scope {
+                    form.push(("scope", scope));
+                }
+                Resend::Safe
+            }
+            Grant::Password => {
                 let Some(sa) = &self.creds.service_account else {
                     return Err(TokenError::NoServiceAccount {
                         origin: self.creds.origin.clone(),
@@ -279,11 +321,19 @@ impl AuthClient {
             }
         };
         tracing::debug!(grant = grant.name(), url = %self.token_url, "token request");
-        let (status, body) = self.send(&self.token_url, &form, resend, refresh).await?;
+        let secret = grant.secret();
+        let (status, body) = match self.send(&self.token_url, &form, resend, secret).await {
+            Err(TokenError::RefreshUnconfirmed { url, message })
+                if !matches!(grant, Grant::Refresh(_)) =>
+            {
+                return Err(TokenError::Transport { url, message });
+            }
+            r => r?,
+        };
         if status.is_success() {
             return self.parse_token(&body);
         }
-        Err(self.map_error(grant, status, &body, refresh))
+        Err(self.map_error(grant, status, &body, secret))
     }
 
     /// Revokes `token` (`hint`: `refresh_token` or `access_token`).
@@ -354,7 +404,7 @@ impl AuthClient {
 
     fn map_error(
         &self,
-        grant: Grant,
+        grant: Grant<'_>,
         status: StatusCode,
         body: &[u8],
         refresh: Option<&SecretString>,
@@ -383,8 +433,18 @@ impl AuthClient {
                 origin: creds.origin.clone(),
                 description,
             },
-            ("invalid_grant", Grant::Refresh) => TokenError::RefreshRejected { description },
+            ("invalid_grant", Grant::Refresh(_)) => TokenError::RefreshRejected { description },
             ("invalid_grant", Grant::Password) => TokenError::InvalidServiceAccount {
+                url,
+                origin: creds.origin.clone(),
+                description,
+            },
+            ("invalid_grant", Grant::Code { .. }) => TokenError::CodeRejected {
+                url,
+                origin: creds.origin.clone(),
+                description,
+            },
+            ("invalid_grant", Grant::Saml(_)) => TokenError::AssertionRejected {
                 url,
                 origin: creds.origin.clone(),
                 description,
@@ -398,7 +458,11 @@ impl AuthClient {
                     Grant::Password => {
                         " with a service account (the password grant must be allowed)".into()
                     }
-                    Grant::Refresh => "; or turn 'Issue Refresh Token' off".into(),
+                    Grant::Refresh(_) => "; or turn 'Issue Refresh Token' off".into(),
+                    Grant::Code { .. } => {
+                        " of type native or web with the authorization-code grant allowed".into()
+                    }
+                    Grant::Saml(_) => " that allows the SAML bearer grant".into(),
                 },
             },
             _ => TokenError::Endpoint {

@@ -18,6 +18,9 @@
 //!   entry are serialised across processes by an OS file lock on
 //!   `$IONPORT_HOME/locks/NAME.token.lock` ([`Vault::try_lock_tokens`]), released by the
 //!   OS when its holder exits, however it exits.
+//! - Sign-ins: an entry stored by `ionport vault login` ([`Vault::put_login`]) holds the
+//!   app's credentials without a service account, the tokens of the user who signed in
+//!   and [`EntryGrant::AuthorizationCode`]: its token manager lives on refresh tokens.
 //!
 //! Secrets are decrypted only in memory, held in zeroising types, and masked in every
 //! `Debug` output.
@@ -61,8 +64,10 @@ use zeroize::Zeroizing;
 
 use crate::credentials::{Credentials, CredentialsError, MASK};
 
+mod login;
 mod tokens;
 
+pub use login::EntryGrant;
 pub use tokens::TokenLock;
 
 /// The environment variable naming ionport's home directory.
@@ -320,6 +325,10 @@ struct StoredEntry {
     created: u64,
     #[serde(default)]
     updated: u64,
+    /// How the entry gets its first token (absent in entries written before sign-ins).
+    #[serde(default, skip_serializing_if = "EntryGrant::is_password")]
+    #[zeroize(skip)]
+    grant: EntryGrant,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -336,6 +345,8 @@ pub struct VaultEntry {
     pub credentials: Credentials,
     /// The latest refresh token, when one was issued and not revoked.
     pub refresh_token: Option<SecretString>,
+    /// How the entry gets its first token.
+    pub grant: EntryGrant,
     /// When the entry was created (seconds since the Unix epoch).
     pub created: u64,
     /// When it was last written.
@@ -348,6 +359,7 @@ impl fmt::Debug for VaultEntry {
             .field("name", &self.name)
             .field("credentials", &self.credentials)
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| MASK))
+            .field("grant", &self.grant)
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()
@@ -371,6 +383,8 @@ pub struct VaultSummary {
     pub service_account: Option<String>,
     /// Whether a refresh token is stored.
     pub has_refresh_token: bool,
+    /// How the entry gets its first token.
+    pub grant: EntryGrant,
     /// Created (seconds since the Unix epoch).
     pub created: u64,
     /// Last written.
@@ -389,6 +403,7 @@ impl VaultEntry {
             service_url: c.api_base().as_str().trim_end_matches('/').to_string(),
             service_account: c.service_account.as_ref().map(|s| s.access_key.clone()),
             has_refresh_token: self.refresh_token.is_some(),
+            grant: self.grant,
             created: self.created,
             updated: self.updated,
         }
@@ -706,6 +721,7 @@ impl Vault {
             name: name.to_string(),
             credentials,
             refresh_token: stored.refresh_token.as_deref().map(SecretString::from),
+            grant: stored.grant,
             created: stored.created,
             updated: stored.updated,
         })
@@ -767,6 +783,7 @@ impl Vault {
                     access_expires_ms: None,
                     created,
                     updated: t,
+                    grant: EntryGrant::Password,
                 },
             );
             Ok(())

@@ -127,7 +127,7 @@ pub struct TokenLock {
     _file: File,
 }
 
-fn to_ms(t: SystemTime) -> u64 {
+pub(super) fn to_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
