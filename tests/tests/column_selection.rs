@@ -197,6 +197,8 @@ fn chosen_columns_reach_the_source_and_only_they_and_the_key_and_cursor_land() {
         dir.path(),
         &ionapi,
         r#"{ name = "customers", columns = ["TOWN", "CUNM"] },
+           { name = "customer_order_lines", columns = ["ITNO"] },
+           { name = "customer_table", columns = ["OKTOWN"] },
            { name = "table:OCUSMA", columns = ["OKCUNM"] }"#,
         r#"{ name = "business_partners", columns = ["Name"] }"#,
         r#"{ name = "m3_suppliers", columns = ["IDSUNM"] },
@@ -207,32 +209,46 @@ fn chosen_columns_reach_the_source_and_only_they_and_the_key_and_cursor_land() {
     let requests = emu.emu.requests();
     let ds = emu.emu.dataset();
 
-    // M3 list transaction: `returncols` names the chosen fields and the key, nothing else.
-    let lists: Vec<&RecordedRequest> = requests
-        .iter()
-        .filter(|r| r.path.ends_with("/CRS610MI/LstByNumber"))
-        .collect();
-    assert!(
-        !lists.is_empty(),
-        "no CRS610MI/LstByNumber request: {requests:?}"
-    );
-    for r in &lists {
-        assert_eq!(
-            r.param("returncols").map(split_set),
-            Some(set(&["CONO", "CUNO", "CUNM", "TOWN"])),
-            "{r:?}"
-        );
+    // M3 list transactions: `returncols` names the chosen fields and the key, nothing else.
+    for (transaction, want) in [
+        (
+            "/CRS610MI/LstByNumber",
+            &["CONO", "CUNO", "CUNM", "TOWN"][..],
+        ),
+        (
+            "/OIS100MI/LstLine",
+            &["CONO", "ORNO", "PONR", "POSX", "ITNO"][..],
+        ),
+    ] {
+        let lists: Vec<&RecordedRequest> = requests
+            .iter()
+            .filter(|r| r.path.ends_with(transaction))
+            .collect();
+        assert!(!lists.is_empty(), "no {transaction} request: {requests:?}");
+        for r in &lists {
+            assert_eq!(
+                r.param("returncols").map(split_set),
+                Some(set(want)),
+                "{r:?}"
+            );
+        }
     }
-    // EXPORTMI: the read's field list (its header probe asks for `*`).
-    let selects: Vec<BTreeSet<String>> = requests
+    // EXPORTMI: the field lists of the reads of OCUSMA (`customer_table` and
+    // `table:OCUSMA`; the header probe of `table:` asks for `*` with HDRS=1).
+    let selects: BTreeSet<BTreeSet<String>> = requests
         .iter()
         .filter(|r| r.path.ends_with("/EXPORTMI/Select") && r.param("HDRS") == Some("0"))
+        .filter(|r| r.param("QERY").is_some_and(|q| q.contains(" from OCUSMA ")))
         .filter_map(exportmi_fields)
         .collect();
-    assert!(!selects.is_empty(), "no EXPORTMI read: {requests:?}");
-    for f in &selects {
-        assert_eq!(f, &set(&["OKCONO", "OKCUNO", "OKCUNM", "OKLMTS"]));
-    }
+    assert_eq!(
+        selects,
+        BTreeSet::from([
+            set(&["OKCONO", "OKCUNO", "OKCUNM", "OKLMTS"]),
+            set(&["OKCONO", "OKCUNO", "OKTOWN", "OKLMTS"]),
+        ]),
+        "{requests:?}"
+    );
     // LN: `$select` on every page request of the entity set.
     let pages: Vec<&RecordedRequest> = requests
         .iter()
@@ -280,6 +296,8 @@ fn chosen_columns_reach_the_source_and_only_they_and_the_key_and_cursor_land() {
     #[rustfmt::skip]
     let cases = [
         case("m3", "customers", &["CONO", "CUNO", "CUNM", "TOWN"], &tables::OCUSMA, &[CONO], m3, &["CUNO"], "CUNM"),
+        case("m3", "customer_order_lines", &["CONO", "ORNO", "PONR", "POSX", "ITNO"], &tables::OOLINE, &[CONO], m3, &["ORNO", "PONR", "POSX"], "ITNO"),
+        case("m3", "customer_table", &["OKCONO", "OKCUNO", "OKTOWN", "OKLMTS"], &tables::OCUSMA, &[CONO], m3, &["OKCUNO"], "OKTOWN"),
         case("m3", "table:OCUSMA", &["OKCONO", "OKCUNO", "OKCUNM", "OKLMTS"], &tables::OCUSMA, &[CONO], m3, &["OKCUNO"], "OKCUNM"),
         case("ln", "business_partners", &["BusinessPartner", "Name", "LastModifiedDateTime"], &tables::LN_BUSINESS_PARTNERS, &[CONO], How::Json(Surface::LnOData), &["BusinessPartner"], "Name"),
         case("lake", "m3_suppliers", &["IDCONO", "IDSUNO", "IDSUNM", "IDLMTS"], &tables::CIDMAS, &all, m3_lake, &["IDCONO", "IDSUNO"], "IDSUNM"),
