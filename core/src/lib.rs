@@ -72,6 +72,7 @@
 //!     page_size: None, // the connector's default
 //!     pages_in_flight: None, // the connector's default (4)
 //!     options: serde_json::Value::Null,
+//!     columns: None,
 //! };
 //! let handler = FnHandler::new(|event: ReadEvent| {
 //!     if let ReadEvent::Checkpoint { stream, state } = event {

@@ -52,6 +52,7 @@
 //!     page_size: None,
 //!     pages_in_flight: None,
 //!     options: Value::Null,
+//!     columns: None,
 //! };
 //! let outcome = read_task(&m3, &connection, request, Arc::new(Print), Cancel::default()).await?;
 //! println!("{} records in {} pages", outcome.summary.records, outcome.summary.pages);
@@ -71,8 +72,14 @@ use crate::connection::{Connection, ConnectionHost};
 use crate::host::{HostCallbacks, HostResponse};
 use crate::plugin::{CallError, LoadedPlugin};
 
+mod columns;
 mod records;
+mod streams;
+pub use columns::{ColumnError, narrow_spec, schema_columns, selected_columns, with_columns};
 pub use records::{JsonRef, Record, Records, RecordsError};
+pub use streams::{
+    StreamError, close_matches, discover, find_stream, is_stream_name, stream_names,
+};
 
 /// Receives what a task's read produces. Called on the plugin's blocking thread; an
 /// `Err` stops the read (the plugin gets a `host` error and ends its call).

@@ -8,6 +8,8 @@
 //! - `POST /__emulator/changes` `{"table":"OCUSMA","count":10,"cono":100,"delete":false}`:
 //!   change records (new `LMTS`/`LMDT`, `CHNO`+1, optionally deleted).
 //! - `GET|POST|PUT|DELETE /__emulator/faults`: list, add, replace, clear fault rules.
+//! - `GET|DELETE /__emulator/requests`: the API requests served ([`crate::recorded`]), or
+//!   forget them.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,6 +32,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/ionapi", get(ionapi))
         .route("/reset", post(reset))
         .route("/changes", post(change))
+        .route("/requests", get(requests).delete(clear_requests))
         .route(
             "/faults",
             get(list_faults)
@@ -83,6 +86,15 @@ async fn info(State(st): State<Shared>) -> Response {
         "lakeTables": lake,
     }))
     .into_response()
+}
+
+async fn requests(State(st): State<Shared>) -> Response {
+    axum::Json(json!({ "requests": lock(&st.requests).snapshot() })).into_response()
+}
+
+async fn clear_requests(State(st): State<Shared>) -> Response {
+    lock(&st.requests).clear();
+    axum::Json(json!({ "cleared": true })).into_response()
 }
 
 async fn ionapi(State(st): State<Shared>) -> Response {

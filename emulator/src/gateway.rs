@@ -89,8 +89,39 @@ pub(crate) async fn guard(State(st): State<Shared>, mut req: Request, next: Next
         }
     }
     req.extensions_mut().insert(SignedInUser(subject));
+    let req = record(&st, req).await;
     delay(&st).await;
     with_faults_and_timeout(st, Api::of_path(&path), req, next).await
+}
+
+/// Keeps the request in the log of [`crate::recorded`]; a Compass job's body (its SQL) is
+/// read and put back.
+async fn record(st: &Shared, req: Request) -> Request {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (req, sql) = if crate::recorded::is_compass_submit(&method, &path) {
+        let (parts, body) = req.into_parts();
+        // The handler's extractor still applies its own size limit to what is put back.
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let sql = String::from_utf8_lossy(&bytes).into_owned();
+        (Request::from_parts(parts, bytes.into()), Some(sql))
+    } else {
+        (req, None)
+    };
+    lock(&st.requests).push(crate::recorded::RecordedRequest {
+        method,
+        path,
+        query,
+        sql,
+    });
+    req
 }
 
 /// Waits the configured latency (plus jitter): the round trip of a real gateway, so that

@@ -51,6 +51,7 @@ pub mod counters;
 pub mod data;
 pub mod echo;
 pub mod error;
+pub mod recorded;
 pub mod rng;
 pub mod time;
 

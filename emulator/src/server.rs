@@ -255,9 +255,16 @@ impl RunningEmulator {
         self.state.counters()
     }
 
-    /// Forgets tokens, counters, faults, record changes and jobs.
+    /// Forgets tokens, counters, faults, record changes, jobs and recorded requests.
     pub fn reset(&self) {
         self.state.reset();
+    }
+
+    /// The API requests served, oldest first (the same data as `GET /__emulator/requests`;
+    /// see [`crate::recorded`]).
+    #[must_use]
+    pub fn requests(&self) -> Vec<crate::recorded::RecordedRequest> {
+        crate::state::lock(&self.state.requests).snapshot()
     }
 
     /// Stops accepting, closes connections and waits for the server task.

@@ -8,6 +8,7 @@ use crate::data::{Changes, Dataset};
 use crate::datalake::JobStore;
 use crate::faults::FaultState;
 use crate::quota::QuotaTracker;
+use crate::recorded::RequestLog;
 use crate::tokens::TokenStore;
 
 /// Everything the handlers share.
@@ -22,6 +23,7 @@ pub(crate) struct AppState {
     pub quota: Mutex<QuotaTracker>,
     pub faults: Mutex<FaultState>,
     pub jobs: Mutex<JobStore>,
+    pub requests: Mutex<RequestLog>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -45,6 +47,7 @@ impl AppState {
             quota: Mutex::default(),
             faults: Mutex::new(faults),
             jobs: Mutex::default(),
+            requests: Mutex::default(),
         }
     }
 
@@ -66,8 +69,10 @@ impl AppState {
         self.changes.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets tokens, counters, quota windows, faults, record changes and jobs.
+    /// Forgets tokens, counters, quota windows, faults, record changes, jobs and recorded
+    /// requests.
     pub fn reset(&self) {
+        lock(&self.requests).clear();
         *lock(&self.tokens) = TokenStore::default();
         *lock(&self.counters) = Counters::default();
         lock(&self.quota).clear();

@@ -60,6 +60,7 @@ impl Plain for PlainImpl {
             version: "0.1.0".into(),
             abi_version: "1.0.0".into(),
             description: "Exercises the ionport plugin ABI for the host's tests.".into(),
+            stream_names: None,
         })
         .unwrap_or_default()
     }
@@ -94,6 +95,7 @@ fn read(task: &str, options: Value) -> ReadRequest {
         page_size: None,
         pages_in_flight: None,
         options,
+        columns: None,
     }
 }
 

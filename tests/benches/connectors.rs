@@ -145,6 +145,7 @@ fn main() {
         page_size: Some(1000),
         pages_in_flight: None,
         options: Value::Null,
+        columns: None,
     };
     let runs: Vec<Run> = vec![
         (
@@ -172,6 +173,7 @@ fn main() {
                 page_size: Some(1000),
                 pages_in_flight: None,
                 options: Value::Null,
+                columns: None,
             },
             |c| c.requests.ln,
         ),
@@ -188,6 +190,7 @@ fn main() {
                 page_size: Some(5000),
                 pages_in_flight: None,
                 options: Value::Null,
+                columns: None,
             },
             |c| c.requests.ln,
         ),
@@ -204,6 +207,7 @@ fn main() {
                 page_size: None,
                 pages_in_flight: None,
                 options: Value::Null,
+                columns: None,
             },
             |c| c.requests.datalake,
         ),

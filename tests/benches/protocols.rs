@@ -136,6 +136,7 @@ fn native(emu: &Emulated, ionapi: &Path) -> Row {
             page_size: None,
             pages_in_flight: None,
             options: Value::Null,
+            columns: None,
         };
         read_task(&m3, &connection, request, handler, Cancel::default())
             .await

@@ -11,6 +11,7 @@ pub mod protocol_fixture;
 pub mod python;
 pub mod recorder;
 pub mod serve_process;
+pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

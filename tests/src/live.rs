@@ -145,6 +145,7 @@ pub async fn read(
         page_size: Some(page_size),
         pages_in_flight: None,
         options: Value::Null,
+        columns: None,
     };
     let result = read_task(
         plugin,

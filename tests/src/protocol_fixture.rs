@@ -124,6 +124,7 @@ impl Fixture {
             page_size: None,
             pages_in_flight: None,
             options: Value::Null,
+            columns: None,
         };
         plugin
             .read(host.clone() as Arc<dyn HostCallbacks>, &req)

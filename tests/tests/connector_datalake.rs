@@ -75,6 +75,7 @@ fn request(
         page_size: page,
         pages_in_flight: None,
         options,
+        columns: None,
     }
 }
 

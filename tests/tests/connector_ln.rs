@@ -57,6 +57,7 @@ fn request(
         page_size: Some(page),
         pages_in_flight: None,
         options,
+        columns: None,
     }
 }
 

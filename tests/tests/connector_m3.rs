@@ -55,6 +55,7 @@ fn request(
         page_size: Some(page),
         pages_in_flight: None,
         options: Value::Null,
+        columns: None,
     }
 }
 

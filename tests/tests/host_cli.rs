@@ -243,6 +243,7 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
             page_size: None,
             pages_in_flight: None,
             options: json!({ "path": path }),
+            columns: None,
         };
         let conn = &conn;
         async move {

@@ -149,6 +149,7 @@ fn ln_request(task: &str, mode: SyncMode, page: u32, state: Option<Value>) -> Re
         page_size: Some(page),
         pages_in_flight: None,
         options: json!({"paging": "skip"}),
+        columns: None,
     }
 }
 
@@ -386,6 +387,7 @@ fn dl_request(task: &str, mode: SyncMode, page: u32, state: Option<Value>) -> Re
         page_size: Some(page),
         pages_in_flight: None,
         options: json!({}),
+        columns: None,
     }
 }
 

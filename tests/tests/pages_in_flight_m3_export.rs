@@ -71,6 +71,7 @@ fn request(
         page_size: Some(page),
         pages_in_flight: Some(in_flight),
         options: Value::Null,
+        columns: None,
     }
 }
 

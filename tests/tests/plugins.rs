@@ -163,6 +163,7 @@ fn a_panic_in_check_or_read_comes_back_as_an_error_and_the_host_carries_on() {
             page_size: None,
             pages_in_flight: None,
             options: Value::Null,
+            columns: None,
         };
         let e = p.read(host.clone(), &req).unwrap_err();
         assert!(
@@ -235,6 +236,7 @@ fn read(task: &str, options: Value, state: Option<Value>) -> ReadRequest {
         page_size: None,
         pages_in_flight: None,
         options,
+        columns: None,
     }
 }
 

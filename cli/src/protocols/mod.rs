@@ -162,6 +162,7 @@ impl Session {
             page_size: None,
             pages_in_flight: None,
             options: Value::Null,
+            columns: None,
         };
         self.rt
             .block_on(read_task(

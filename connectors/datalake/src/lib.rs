@@ -16,6 +16,7 @@ mod tasks;
 
 use std::time::Duration;
 
+use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
@@ -142,10 +143,14 @@ fn stream_spec(o: &CatalogObject) -> TaskSpec {
 
 fn target_of(host: &Host, req: &ReadRequest) -> Result<Target, ConnectorError> {
     if let Some(t) = tasks::by_task(&req.task) {
+        let offered: Vec<&str> = t.columns.iter().map(|(c, _)| *c).collect();
+        let keep: Vec<&str> = t.key.iter().copied().chain([t.cursor]).collect();
+        let columns = columns::select(req, &offered, &keep)?
+            .unwrap_or_else(|| offered.iter().map(|c| (*c).to_string()).collect());
         return Ok(Target {
             stream: t.task.into(),
             table: t.table.into(),
-            columns: Some(t.columns.iter().map(|(c, _)| (*c).to_string()).collect()),
+            columns: Some(columns),
             cursor: Some(t.cursor.into()),
         });
     }
@@ -156,12 +161,24 @@ fn target_of(host: &Host, req: &ReadRequest) -> Result<Target, ConnectorError> {
         )));
     }
     match catalog_object(host, &req.task)? {
-        Ok(o) => Ok(Target {
-            stream: req.task.clone(),
-            table: o.name,
-            columns: None,
-            cursor: o.cursor,
-        }),
+        Ok(o) => {
+            // The key and the cursor are read whatever is selected (the destination
+            // upserts on the key; the cursor is the incremental bound).
+            let keep: Vec<&str> = o.key.iter().chain(&o.cursor).map(String::as_str).collect();
+            let columns = match o.schema.get("properties").and_then(Value::as_object) {
+                Some(props) => {
+                    let offered: Vec<&str> = props.keys().map(String::as_str).collect();
+                    columns::select(req, &offered, &keep)?
+                }
+                None => columns::requested(req, &keep),
+            };
+            Ok(Target {
+                stream: req.task.clone(),
+                table: o.name,
+                columns,
+                cursor: o.cursor,
+            })
+        }
         Err(r) if r.status == 404 => Err(ConnectorError::invalid_input(format!(
             "the Data Catalog has no object '{}' ({})",
             req.task,
@@ -274,6 +291,13 @@ impl Connector for DataLakeConnector {
 
     fn accepts_stream(&self, name: &str) -> bool {
         is_object_name(name)
+    }
+
+    fn stream_names(&self) -> Option<StreamNames> {
+        Some(StreamNames {
+            pattern: "^[A-Za-z][A-Za-z0-9_.]{0,127}$".into(),
+            form: "the name of a Data Catalog object (e.g. OCUSMA)".into(),
+        })
     }
 
     fn check(

@@ -16,6 +16,7 @@ mod pages;
 mod read;
 mod tasks;
 
+use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
@@ -85,12 +86,20 @@ fn parse_stream(name: &str) -> Option<(&str, &str)> {
 
 fn target_of(req: &ReadRequest) -> Result<Target, ConnectorError> {
     if let Some(t) = tasks::task(&req.task) {
+        let schema = tasks::spec(t).record_schema;
+        let offered: Vec<&str> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let keep: Vec<&str> = t.key.iter().copied().chain([t.cursor]).collect();
         return Ok(Target {
             stream: t.name.into(),
             service: t.service.into(),
             entity_set: t.entity_set.into(),
             keys: t.key.iter().map(|k| (*k).to_string()).collect(),
             cursor: Some(t.cursor.into()),
+            select: columns::select(req, &offered, &keep)?,
         });
     }
     let Some((service, set)) = parse_stream(&req.task) else {
@@ -111,16 +120,23 @@ fn target_of(req: &ReadRequest) -> Result<Target, ConnectorError> {
         }
     };
     let predefined = tasks::task_for(service, set);
+    let keys: Vec<String> = strings("key")
+        .or_else(|| predefined.map(|t| t.key.iter().map(|k| (*k).to_string()).collect()))
+        .unwrap_or_default();
+    let cursor = strings("cursor_field")
+        .and_then(|v| v.into_iter().next())
+        .or_else(|| predefined.map(|t| t.cursor.to_string()));
+    // The host checked the selection against the discovered schema; the keys order the
+    // pages and the cursor bounds them, so both are asked for whatever is selected.
+    let keep: Vec<&str> = keys.iter().chain(&cursor).map(String::as_str).collect();
+    let select = columns::requested(req, &keep);
     Ok(Target {
         stream: req.task.clone(),
         service: service.into(),
         entity_set: set.into(),
-        keys: strings("key")
-            .or_else(|| predefined.map(|t| t.key.iter().map(|k| (*k).to_string()).collect()))
-            .unwrap_or_default(),
-        cursor: strings("cursor_field")
-            .and_then(|v| v.into_iter().next())
-            .or_else(|| predefined.map(|t| t.cursor.to_string())),
+        keys,
+        cursor,
+        select,
     })
 }
 
@@ -151,6 +167,15 @@ impl Connector for LnConnector {
 
     fn accepts_stream(&self, name: &str) -> bool {
         parse_stream(name).is_some()
+    }
+
+    fn stream_names(&self) -> Option<StreamNames> {
+        Some(StreamNames {
+            pattern: r"^[A-Za-z0-9_.]*\.[A-Za-z0-9_.]*/[A-Za-z0-9_]+$".into(),
+            form: "module.Service/EntitySet, an LN OData entity set (e.g. \
+                   tcapi.comBusinessPartner/BusinessPartners)"
+                .into(),
+        })
     }
 
     fn check(

@@ -41,6 +41,8 @@ pub struct Target {
     pub keys: Vec<String>,
     /// Last-modified property, when the set has one.
     pub cursor: Option<String>,
+    /// The properties to read (`$select`), keys and cursor included; `None`: all.
+    pub select: Option<Vec<String>>,
 }
 
 impl Target {
@@ -164,6 +166,9 @@ pub(crate) fn base_query(
     }
     if !target.keys.is_empty() {
         req = req.query("$orderby", target.keys.join(","));
+    }
+    if let Some(cols) = &target.select {
+        req = req.query("$select", cols.join(","));
     }
     with_headers(req, settings)
 }

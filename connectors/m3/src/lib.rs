@@ -18,10 +18,12 @@ mod orders;
 mod settings;
 mod tasks;
 
+use ionport_plugin_sdk::columns::select;
 use ionport_plugin_sdk::inflight;
 use ionport_plugin_sdk::paging::{AdaptivePageSize, SharedPageSize};
 use ionport_plugin_sdk::prelude::*;
 
+use crate::columns::Col;
 use crate::export::Export;
 use crate::list::Listing;
 use crate::settings::M3Settings;
@@ -60,6 +62,13 @@ impl Connector for M3Connector {
         tasks::table_stream(name).is_some()
     }
 
+    fn stream_names(&self) -> Option<StreamNames> {
+        Some(StreamNames {
+            pattern: "^table:[A-Za-z][A-Za-z0-9]{2,9}$".into(),
+            form: "table:NAME, where NAME is an M3 table EXPORTMI reads (e.g. table:OCUSMA)".into(),
+        })
+    }
+
     fn check(
         &self,
         host: &Host,
@@ -87,6 +96,20 @@ impl Connector for M3Connector {
         let incremental = req.sync_mode == SyncMode::Incremental;
         let state = req.state.as_ref();
         let (records, pages, state) = if let Some(task) = tasks::find(&req.task) {
+            // The key, the cursor and a listing's paging key are read whatever is selected.
+            let mut keep: Vec<&str> = task.pk.iter().copied().chain(task.cursor).collect();
+            if let Source::List { key, .. } = task.source {
+                keep.push(key);
+            }
+            let cols: Vec<Col> = match select(req, &columns::names(task.cols), &keep)? {
+                Some(names) => task
+                    .cols
+                    .iter()
+                    .filter(|c| names.iter().any(|n| n == c.0))
+                    .copied()
+                    .collect(),
+                None => task.cols.to_vec(),
+            };
             match task.source {
                 Source::List {
                     program,
@@ -98,34 +121,41 @@ impl Connector for M3Connector {
                         transaction,
                         key,
                         inputs: vec![("CONO", s.cono())],
-                        cols: task.cols,
+                        cols: &cols,
                     };
                     let size = SharedPageSize::new(page.clone());
                     list::read_list(host, &s, task.name, &listing, &size, in_flight, state)?
                 }
                 Source::OrderLines => {
-                    orders::read_order_lines(host, &s, task.name, &mut page, state)?
+                    orders::read_order_lines(host, &s, task.name, &cols, &mut page, state)?
                 }
                 Source::Export { table } => {
                     let export = Export {
                         table: table.into(),
-                        columns: columns::names(task.cols)
+                        columns: columns::names(&cols)
                             .iter()
                             .map(|c| (*c).to_string())
                             .collect(),
                         key: task.pk.iter().map(|k| (*k).to_string()).collect(),
-                        types: columns::types(task.cols),
+                        types: columns::types(&cols),
                     };
                     let size = SharedPageSize::new(page.clone());
                     export.read(host, &s, task.name, &size, in_flight, state, incremental)?
                 }
             }
         } else if let Some((table, key, _)) = tasks::table_stream(&req.task) {
-            let cols = discover::table_columns(host, &s, table, key[0])?.ok_or_else(|| {
+            let all = discover::table_columns(host, &s, table, key[0])?.ok_or_else(|| {
                 ConnectorError::invalid_input(format!(
                     "M3 table {table} cannot be read through EXPORTMI on this tenant"
                 ))
             })?;
+            let offered: Vec<&str> = all.iter().map(String::as_str).collect();
+            let keep: Vec<&str> = key
+                .iter()
+                .copied()
+                .chain(offered.iter().copied().filter(|c| c.ends_with("LMTS")))
+                .collect();
+            let cols = select(req, &offered, &keep)?.unwrap_or_else(|| all.clone());
             let types = cols
                 .iter()
                 .map(|c| (c.clone(), discover::column_type(c).0))

@@ -7,7 +7,7 @@ use ionport_plugin_sdk::paging::AdaptivePageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};
 
-use crate::columns;
+use crate::columns::{self, Col};
 use crate::export::SEPARATOR;
 use crate::list::field_types;
 use crate::settings::M3Settings;
@@ -21,11 +21,12 @@ pub fn read_order_lines(
     host: &Host,
     s: &M3Settings,
     stream: &str,
+    cols: &[Col],
     page: &mut AdaptivePageSize,
     state: Option<&Value>,
 ) -> Result<(u64, u64, Value), ConnectorError> {
     let types = field_types(host, s, "OIS100MI", "LstLine")?;
-    let fallback = columns::types(columns::ORDER_LINE);
+    let fallback = columns::types(cols);
     let mut last_order = state
         .filter(|st| st.get("complete") == Some(&Value::Bool(false)))
         .and_then(|st| st.get("last_order"))
@@ -69,7 +70,7 @@ pub fn read_order_lines(
                 .input("CONO", s.cono())
                 .input("ORNO", order.clone())
                 .maxrecs(0)
-                .returncols(columns::names(columns::ORDER_LINE));
+                .returncols(columns::names(cols));
             // v1 answers carry their own metadata; v2 use the types read before.
             let answer = lines
                 .parse_rows(host.gateway(&lines.request(s.shape()))?)?

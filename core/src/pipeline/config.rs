@@ -119,10 +119,13 @@ pub struct PipelineConfig {
     pub connection: String,
     /// The environment to write into.
     pub environment: String,
-    /// The tasks to run (default: every predefined task of the connector), each once.
+    /// The tasks to run (default: every predefined task of the connector), each once: a
+    /// predefined task's name, or a stream the connector's `discover` offers (`table:OCUSMA`
+    /// on M3, a Data Catalog object on Data Lake, `module.Service/EntitySet` on LN); or a
+    /// table `{ name = "…", columns = ["…"] }` that reads only some columns.
     #[serde(default)]
     #[schemars(extend("uniqueItems" = true))]
-    pub tasks: Option<Vec<String>>,
+    pub tasks: Option<Vec<TaskEntry>>,
     /// Sync mode (default: incremental where a task supports it).
     #[serde(default)]
     pub sync_mode: Option<SyncModeChoice>,
@@ -145,6 +148,72 @@ pub struct PipelineConfig {
     /// (1s to 366d).
     #[serde(default)]
     pub schedule: Option<String>,
+}
+
+/// A task of a pipeline: its name, or its name and the columns to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TaskEntry {
+    /// A task or stream name, every column read.
+    Name(String),
+    /// A task or stream with options.
+    Detailed(TaskDetail),
+}
+
+/// A task with options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDetail {
+    /// The task or stream name.
+    pub name: String,
+    /// Only these columns (fields) are read and written, with the stream's primary key and
+    /// cursor field always added; the connector asks the source for them alone.
+    #[serde(default)]
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
+    pub columns: Option<Vec<String>>,
+}
+
+impl TaskEntry {
+    /// The task or stream name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Name(n) => n,
+            Self::Detailed(d) => &d.name,
+        }
+    }
+
+    /// The columns chosen, when some were.
+    pub fn columns(&self) -> Option<&[String]> {
+        match self {
+            Self::Name(_) => None,
+            Self::Detailed(d) => d.columns.as_deref(),
+        }
+    }
+}
+
+// By hand rather than `untagged`, so that a mistake inside a table (an unknown key, a
+// column that is not a string) is reported as such, not as "no variant matched".
+impl<'de> Deserialize<'de> for TaskEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TaskEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a task name or a table { name = \"…\", columns = [\"…\"] }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TaskEntry, E> {
+                Ok(TaskEntry::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TaskEntry, A::Error> {
+                TaskDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(TaskEntry::Detailed)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// The JSON Schema of the pipeline file.

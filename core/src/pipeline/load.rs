@@ -16,7 +16,7 @@ use ionport_plugin_sdk::form::CREDENTIALS_PROPERTY;
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
-use super::config::{CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice};
+use super::config::{CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice, TaskEntry};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};
 use crate::destination::DestinationConfig;
@@ -46,10 +46,46 @@ pub enum CredentialsPlan {
 /// One task of a pipeline.
 #[derive(Debug, Clone)]
 pub struct TaskPlan {
-    /// The task's spec.
+    /// The task's spec. For a discovered stream, only its name until the run starts and
+    /// `discover` gives the rest ([`TaskPlan::discovered`]).
     pub spec: TaskSpec,
-    /// How it reads in this pipeline.
+    /// How it reads in this pipeline (for a discovered stream: the pipeline's choice, made
+    /// `full_refresh` at the start of the run when the stream has no cursor).
     pub sync_mode: SyncMode,
+    /// The columns chosen, when some were (the key and cursor are added when it runs).
+    pub columns: Option<Vec<String>>,
+    /// A stream `discover` offers rather than a predefined task: its existence and spec
+    /// are resolved when the run starts.
+    pub discovered: bool,
+}
+
+impl TaskPlan {
+    /// A predefined task, every column.
+    pub fn new(spec: TaskSpec, sync_mode: SyncMode) -> Self {
+        Self {
+            spec,
+            sync_mode,
+            columns: None,
+            discovered: false,
+        }
+    }
+
+    /// A stream `discover` offers, resolved when the run starts.
+    pub fn discovered(name: &str, sync_mode: SyncMode) -> Self {
+        Self {
+            spec: TaskSpec {
+                name: name.to_string(),
+                description: String::new(),
+                record_schema: Value::Null,
+                primary_key: Vec::new(),
+                cursor_field: None,
+                sync_modes: vec![sync_mode],
+            },
+            sync_mode,
+            columns: None,
+            discovered: true,
+        }
+    }
 }
 
 /// One validated pipeline.
@@ -533,23 +569,26 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         let Some(plugin) = connectors.get(p.connection.as_str()) else {
             continue;
         };
+        let choice = p.sync_mode.unwrap_or(SyncModeChoice::Incremental);
         let mut tasks = Vec::new();
         match &p.tasks {
-            Some(names) if names.is_empty() => c.err(
+            Some(entries) if entries.is_empty() => c.err(
                 &at("tasks"),
                 "the task list is empty (leave `tasks` out to run every predefined task)",
             ),
-            Some(names) => {
+            Some(entries) => {
                 let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
-                for (i, t) in names.iter().enumerate() {
-                    if let Some(&first) = first_at.get(t.as_str()) {
+                for (i, entry) in entries.iter().enumerate() {
+                    let t = entry.name();
+                    let here = [
+                        Seg::Key("pipelines"),
+                        Seg::Key(name),
+                        Seg::Key("tasks"),
+                        Seg::Index(i),
+                    ];
+                    if let Some(&first) = first_at.get(t) {
                         c.err(
-                            &[
-                                Seg::Key("pipelines"),
-                                Seg::Key(name),
-                                Seg::Key("tasks"),
-                                Seg::Index(i),
-                            ],
+                            &here,
                             format!(
                                 "task '{t}' is listed twice (first as tasks[{first}]): each task runs once per pipeline, remove one"
                             ),
@@ -557,29 +596,18 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                         continue;
                     }
                     first_at.insert(t, i);
-                    match plugin.task(t) {
-                        Some(spec) => tasks.push(spec.clone()),
-                        None => {
-                            let known: Vec<&str> =
-                                plugin.tasks().iter().map(|t| t.name.as_str()).collect();
-                            c.err(
-                                &[
-                                    Seg::Key("pipelines"),
-                                    Seg::Key(name),
-                                    Seg::Key("tasks"),
-                                    Seg::Index(i),
-                                ],
-                                format!(
-                                    "connector {} has no task '{t}' (expected one of: {})",
-                                    plugin.id(),
-                                    known.join(", ")
-                                ),
-                            );
-                        }
+                    if let Some(task) = task_plan(&mut c, plugin, name, i, entry, choice) {
+                        tasks.push(task);
                     }
                 }
             }
-            None => tasks = plugin.tasks().to_vec(),
+            None => {
+                tasks = plugin
+                    .tasks()
+                    .iter()
+                    .map(|spec| TaskPlan::new(spec.clone(), mode_of(choice, spec)))
+                    .collect();
+            }
         }
         let (Some(creds), Some(dest)) = (
             credentials.get(p.connection.as_str()),
@@ -587,7 +615,6 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         ) else {
             continue;
         };
-        let choice = p.sync_mode.unwrap_or(SyncModeChoice::Incremental);
         plans.push(PipelinePlan {
             name: name.clone(),
             connection: p.connection.clone(),
@@ -599,19 +626,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                 .unwrap_or(Value::Null),
             environment: p.environment.clone(),
             destination: dest.clone(),
-            tasks: tasks
-                .into_iter()
-                .map(|spec| {
-                    let sync_mode = if choice == SyncModeChoice::Incremental
-                        && spec.sync_modes.contains(&SyncMode::Incremental)
-                    {
-                        SyncMode::Incremental
-                    } else {
-                        SyncMode::FullRefresh
-                    };
-                    TaskPlan { spec, sync_mode }
-                })
-                .collect(),
+            tasks,
             page_size: p.page_size,
             pages_in_flight: p.pages_in_flight,
             concurrency: p.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
@@ -638,6 +653,91 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         c.problems.sort_by_key(|d| (d.line, d.column));
         Err(Diagnostics(c.problems))
     }
+}
+
+/// The sync mode of `spec` under the pipeline's `choice`: incremental where it can be.
+fn mode_of(choice: SyncModeChoice, spec: &TaskSpec) -> SyncMode {
+    if choice == SyncModeChoice::Incremental && spec.sync_modes.contains(&SyncMode::Incremental) {
+        SyncMode::Incremental
+    } else {
+        SyncMode::FullRefresh
+    }
+}
+
+/// The plan of one `tasks` entry: a predefined task (its columns checked against its
+/// schema now), or a name of the form of the connector's discovered streams (checked
+/// against `discover` when the run starts); anything else is a located error.
+fn task_plan(
+    c: &mut Checker<'_>,
+    plugin: &LoadedPlugin,
+    pipeline: &str,
+    i: usize,
+    entry: &TaskEntry,
+    choice: SyncModeChoice,
+) -> Option<TaskPlan> {
+    let t = entry.name();
+    let here = [
+        Seg::Key("pipelines"),
+        Seg::Key(pipeline),
+        Seg::Key("tasks"),
+        Seg::Index(i),
+    ];
+    let columns_at = [
+        Seg::Key("pipelines"),
+        Seg::Key(pipeline),
+        Seg::Key("tasks"),
+        Seg::Index(i),
+        Seg::Key("columns"),
+    ];
+    let columns = entry.columns().map(<[String]>::to_vec);
+    if let Some(spec) = plugin.task(t) {
+        if let Some(Err(e)) = columns
+            .as_ref()
+            .map(|cols| crate::read::selected_columns(spec, cols))
+        {
+            c.err(&columns_at, format!("tasks[{i}].columns: {e}"));
+            return None;
+        }
+        let mut plan = TaskPlan::new(spec.clone(), mode_of(choice, spec));
+        plan.columns = columns;
+        return Some(plan);
+    }
+    if crate::read::is_stream_name(plugin, t) {
+        if columns.as_ref().is_some_and(Vec::is_empty) {
+            c.err(
+                &columns_at,
+                format!("tasks[{i}].columns is empty (leave it out to read every column)"),
+            );
+            return None;
+        }
+        let mode = match choice {
+            SyncModeChoice::Incremental => SyncMode::Incremental,
+            SyncModeChoice::FullRefresh => SyncMode::FullRefresh,
+        };
+        let mut plan = TaskPlan::discovered(t, mode);
+        plan.columns = columns;
+        return Some(plan);
+    }
+    let known: Vec<&str> = plugin.tasks().iter().map(|t| t.name.as_str()).collect();
+    let streams = match crate::read::stream_names(plugin) {
+        Some(n) => format!(", or a stream named {}", n.form),
+        None => String::new(),
+    };
+    let close = crate::read::close_matches(known.iter().copied(), t);
+    let close = if close.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", close.join(" or "))
+    };
+    c.err(
+        &here,
+        format!(
+            "connector {} has no task '{t}' (expected one of: {}{streams}){close}",
+            plugin.id(),
+            known.join(", ")
+        ),
+    );
+    None
 }
 
 fn url_has_password(url: &str) -> bool {

@@ -9,18 +9,19 @@
 //! summary says which failed, why, and what it had committed.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ionport_plugin_abi::LogLevel;
-use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode};
+use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode, TaskSpec};
 use serde_json::Value;
 
 use super::commit::{CommitStage, TaskHandler};
 use super::load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan};
 use crate::connection::{Connection, ConnectionSettings, CredentialSource};
 use crate::destination::{self, Destination, StreamSpec};
-use crate::read::read_task;
+use crate::read::{self, read_task};
 use crate::vault::Vault;
 
 /// What to run, and how.
@@ -105,12 +106,12 @@ pub struct Quiet;
 
 impl RunObserver for Quiet {}
 
-fn stream_spec(t: &TaskPlan) -> StreamSpec {
+fn stream_spec(spec: &TaskSpec) -> StreamSpec {
     StreamSpec {
-        name: t.spec.name.clone(),
-        record_schema: t.spec.record_schema.clone(),
-        primary_key: t.spec.primary_key.clone(),
-        cursor_field: t.spec.cursor_field.clone(),
+        name: spec.name.clone(),
+        record_schema: spec.record_schema.clone(),
+        primary_key: spec.primary_key.clone(),
+        cursor_field: spec.cursor_field.clone(),
     }
 }
 
@@ -153,7 +154,7 @@ pub async fn run(
         if tasks.is_empty() {
             continue;
         }
-        match run_pipeline(p, tasks, opts, observer.clone(), cancel.clone()).await {
+        match run_pipeline(&plan.file, p, tasks, opts, observer.clone(), cancel.clone()).await {
             Ok((outcomes, m, budget)) => {
                 summary.tasks.extend(outcomes);
                 // One line per tenant: pipelines to one tenant share its count, the last
@@ -172,6 +173,7 @@ pub async fn run(
 }
 
 async fn run_pipeline(
+    file: &Path,
     p: &PipelinePlan,
     tasks: Vec<TaskPlan>,
     opts: &RunOptions,
@@ -222,6 +224,10 @@ async fn run_pipeline(
             return Err(e);
         }
     };
+    let (tasks, mut outcomes) = resolve(file, p, tasks, &connection, cancel.clone()).await;
+    for o in &outcomes {
+        observer.task_finished(o);
+    }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(p.concurrency));
     let connection = Arc::new(connection);
     let mut handles = Vec::new();
@@ -253,7 +259,6 @@ async fn run_pipeline(
             outcome
         }));
     }
-    let mut outcomes = Vec::new();
     for h in handles {
         match h.await {
             Ok(o) => outcomes.push(o),
@@ -271,6 +276,75 @@ async fn run_pipeline(
         tracing::warn!(connection = %p.connection, "revoking the refresh token failed: {e}");
     }
     Ok((outcomes, metrics, budget))
+}
+
+/// The tasks that can be read, and an outcome for each that cannot. Discovered streams are
+/// looked up in one `discover` and take its spec (a stream that does not exist, or is not
+/// available, fails with close matches); every column selection is checked against the
+/// stream's schema — before any task starts, so a mistake costs no reading.
+async fn resolve(
+    file: &Path,
+    p: &PipelinePlan,
+    tasks: Vec<TaskPlan>,
+    connection: &Connection,
+    cancel: Cancel,
+) -> (Vec<TaskPlan>, Vec<TaskOutcome>) {
+    let failed = |t: &TaskPlan, why: String| TaskOutcome {
+        pipeline: p.name.clone(),
+        task: t.spec.name.clone(),
+        sync_mode: t.sync_mode.as_str().into(),
+        error: Some(format!(
+            "{}: pipeline '{}', task '{}': {why}",
+            file.display(),
+            p.name,
+            t.spec.name
+        )),
+        ..TaskOutcome::default()
+    };
+    let discovery = if tasks.iter().any(|t| t.discovered) {
+        Some(
+            read::discover(&p.connector, connection, p.settings.clone(), cancel)
+                .await
+                .map_err(|e| format!("discover failed, so the stream cannot be looked up: {e}")),
+        )
+    } else {
+        None
+    };
+    let mut ready = Vec::new();
+    let mut outcomes = Vec::new();
+    for mut t in tasks {
+        if t.discovered {
+            let found = match &discovery {
+                Some(Ok(d)) => read::find_stream(p.connector.id(), &d.streams, &t.spec.name)
+                    .map(|s| s.spec.clone())
+                    .map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("no discovery ran".to_string()),
+            };
+            match found {
+                Ok(spec) => {
+                    if !spec.sync_modes.contains(&t.sync_mode) {
+                        t.sync_mode = SyncMode::FullRefresh;
+                    }
+                    t.spec = spec;
+                }
+                Err(why) => {
+                    outcomes.push(failed(&t, why));
+                    continue;
+                }
+            }
+        }
+        if let Some(Err(e)) = t
+            .columns
+            .as_ref()
+            .map(|cols| read::selected_columns(&t.spec, cols))
+        {
+            outcomes.push(failed(&t, format!("columns: {e}")));
+            continue;
+        }
+        ready.push(t);
+    }
+    (ready, outcomes)
 }
 
 /// Drops a destination on a blocking thread: a Postgres client closes by blocking on its own
@@ -299,7 +373,31 @@ async fn run_task(
     full_refresh: bool,
 ) -> TaskOutcome {
     let started = Instant::now();
-    let spec = stream_spec(t);
+    let request = ReadRequest {
+        connection: ConnectionConfig {
+            settings: p.settings.clone(),
+        },
+        task: t.spec.name.clone(),
+        sync_mode: t.sync_mode,
+        state: None,
+        page_size: p.page_size,
+        pages_in_flight: p.pages_in_flight,
+        options: Value::Null,
+        columns: None,
+    };
+    // The destination receives the schema of what will arrive: the chosen columns only.
+    let (request, narrowed) = match read::with_columns(request, &t.spec, t.columns.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            return TaskOutcome {
+                pipeline: p.name.clone(),
+                task: t.spec.name.clone(),
+                error: Some(format!("columns: {e}")),
+                ..TaskOutcome::default()
+            };
+        }
+    };
+    let spec = stream_spec(&narrowed);
     let mode = if full_refresh {
         SyncMode::FullRefresh
     } else {
@@ -349,15 +447,9 @@ async fn run_task(
         observer: observer.clone(),
     });
     let request = ReadRequest {
-        connection: ConnectionConfig {
-            settings: p.settings.clone(),
-        },
-        task: t.spec.name.clone(),
         sync_mode: mode,
         state,
-        page_size: p.page_size,
-        pages_in_flight: p.pages_in_flight,
-        options: Value::Null,
+        ..request
     };
     let read = read_task(&p.connector, connection, request, handler, cancel).await;
     // Records after the last checkpoint are committed with the final state only when the

@@ -147,6 +147,7 @@ async fn main() -> Result<()> {
         page_size: args.page_size,
         pages_in_flight: None,
         options: Value::Null,
+        columns: None,
     };
     let outcome = read_task(
         &plugin,

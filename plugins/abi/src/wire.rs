@@ -20,6 +20,24 @@ pub struct Manifest {
     pub abi_version: String,
     /// One paragraph: what the connector reaches and how.
     pub description: String,
+    /// The form of the names of the streams `discover` offers beyond the predefined
+    /// tasks, when the connector reads such streams (so that a host can check a name
+    /// before it connects). Added in ABI 1.x as an optional field: an older plugin has
+    /// none, and a host then accepts only predefined task names up front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_names: Option<StreamNames>,
+}
+
+/// The names of a connector's discovered streams (beyond its predefined tasks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamNames {
+    /// A regular expression in JSON Schema's `pattern` dialect, anchored (`^…$`), that
+    /// every such name matches, e.g. `^table:[A-Z][A-Z0-9]{2,9}$`. Matching it says the
+    /// name is well formed, not that the tenant has the stream: `discover` says that.
+    pub pattern: String,
+    /// How such a name is written, for people, e.g. `table:NAME, where NAME is an M3
+    /// table (table:OCUSMA)`.
+    pub form: String,
 }
 
 /// How a task reads: everything, or what changed since a state.
@@ -135,6 +153,14 @@ pub struct ReadRequest {
     /// Task-specific options (e.g. the table of an EXPORTMI task).
     #[serde(default)]
     pub options: Value,
+    /// The fields to read, when the user chose some (`None`: every field). The host
+    /// checks them against the stream's record schema and adds the primary key and the
+    /// cursor field; the connector sends the selection to the source (MI `returncols`,
+    /// the EXPORTMI field list, OData `$select`, the Compass `SELECT` list) and emits
+    /// records with those fields only. Added in ABI 1.x as an optional field: an older
+    /// plugin ignores it and reads every field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
 }
 
 /// What a read did.

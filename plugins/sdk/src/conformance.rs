@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use ionport_plugin_abi::abi_stable::sabi_trait::TD_Opaque;
 use ionport_plugin_abi::abi_stable::std_types::{RArc, RResult, RStr, RString};
-use ionport_plugin_abi::wire::{Manifest, TaskSpec};
+use ionport_plugin_abi::wire::{Manifest, StreamNames, TaskSpec};
 use ionport_plugin_abi::{
     ABI_VERSION, FfiConnectorBox, FfiHost, FfiHost_TO, FfiHostArc, FfiHttpRequest, FfiHttpResponse,
     LogLevel, PluginError, RecordBatch, error_kind, load,
@@ -281,7 +281,34 @@ pub fn check_manifest(m: &Manifest) -> Vec<String> {
             m.abi_version
         )),
     }
+    if let Some(names) = &m.stream_names {
+        if let Err(e) = stream_name_schema(names) {
+            p.push(format!("manifest.stream_names.pattern: {e}"));
+        }
+        if names.form.trim().is_empty() {
+            p.push("manifest.stream_names.form is empty".into());
+        }
+    }
     p
+}
+
+/// The JSON Schema a discovered stream's name satisfies, from the connector's
+/// [`StreamNames`]; an error when the pattern is not anchored or not a regular expression.
+fn stream_name_schema(names: &StreamNames) -> Result<jsonschema::Validator, String> {
+    let p = &names.pattern;
+    if !(p.starts_with('^') && p.ends_with('$')) {
+        return Err(format!(
+            "{p:?} must be anchored (start with ^ and end with $): a name matches it whole"
+        ));
+    }
+    jsonschema::validator_for(&json!({ "type": "string", "pattern": p }))
+        .map_err(|e| format!("{p:?} is not a regular expression: {e}"))
+}
+
+/// Whether `name` has the form of a connector's discovered streams (`false` also when the
+/// pattern is unusable, which [`check_manifest`] refuses at load).
+pub fn is_stream_name(names: &StreamNames, name: &str) -> bool {
+    stream_name_schema(names).is_ok_and(|v| v.is_valid(&Value::String(name.to_string())))
 }
 
 /// Problems with a connection form (empty when it is a usable JSON Schema).
@@ -438,5 +465,44 @@ impl FfiHost for OfflineHost {
 
     fn cancelled(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(pattern: &str) -> Manifest {
+        Manifest {
+            id: "infor-m3".into(),
+            name: "Infor M3".into(),
+            version: "0.1.0".into(),
+            abi_version: ABI_VERSION.into(),
+            description: "M3".into(),
+            stream_names: Some(StreamNames {
+                pattern: pattern.into(),
+                form: "table:NAME".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_stream_name_pattern_must_be_anchored_and_compile() {
+        assert!(check_manifest(&manifest("^table:[A-Z]{3,10}$")).is_empty());
+        let p = check_manifest(&manifest("table:[A-Z]+"));
+        assert!(p.iter().any(|m| m.contains("anchored")), "{p:?}");
+        let p = check_manifest(&manifest("^table:[A-Z$"));
+        assert!(
+            p.iter().any(|m| m.contains("not a regular expression")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_name_matches_the_whole_pattern() {
+        let names = manifest("^table:[A-Z][A-Z0-9]{2,9}$").stream_names.unwrap();
+        assert!(is_stream_name(&names, "table:OCUSMA"));
+        assert!(!is_stream_name(&names, "OCUSMA"));
+        assert!(!is_stream_name(&names, "table:OCUSMA x"));
     }
 }

@@ -1,7 +1,7 @@
 //! The trait a connector implements.
 
 use ionport_plugin_abi::wire::{
-    CheckReport, ConnectionConfig, Discovery, ReadRequest, ReadSummary, TaskSpec,
+    CheckReport, ConnectionConfig, Discovery, ReadRequest, ReadSummary, StreamNames, TaskSpec,
 };
 
 use crate::{ConnectorError, Host};
@@ -41,6 +41,13 @@ pub trait Connector: Send + Sync + 'static {
     /// SDK refuses a read of any other name before [`Connector::read`] is called.
     fn accepts_stream(&self, _name: &str) -> bool {
         false
+    }
+
+    /// The form of the names [`Connector::accepts_stream`] takes, declared in the manifest
+    /// so that a host can check a pipeline file's task names before it connects (their
+    /// existence is `discover`'s to say). `None` (the default): predefined tasks only.
+    fn stream_names(&self) -> Option<StreamNames> {
+        None
     }
 
     /// Tests a connection ("Test Connection").

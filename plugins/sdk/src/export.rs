@@ -59,6 +59,7 @@ pub(crate) fn manifest_of<C: Connector>(c: &C) -> Manifest {
         version: info.version,
         abi_version: ABI_VERSION.to_string(),
         description: info.description,
+        stream_names: c.stream_names(),
     }
 }
 

@@ -46,6 +46,7 @@ mod export;
 mod host;
 mod writer;
 
+pub mod columns;
 pub mod conformance;
 pub mod decode;
 pub mod form;
@@ -62,7 +63,7 @@ pub use error::ConnectorError;
 pub use host::{GatewayRequest, GatewayResponse, Host};
 pub use ionport_plugin_abi::wire::{
     CheckReport, ConnectionConfig, DiscoveredStream, Discovery, Manifest, ReadRequest, ReadSummary,
-    SyncMode, TaskSpec,
+    StreamNames, SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
 pub use writer::{RecordWriter, RowWriter};
@@ -74,7 +75,7 @@ pub mod prelude {
     pub use crate::{
         CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, DiscoveredStream,
         Discovery, GatewayRequest, GatewayResponse, Host, LogLevel, ReadRequest, ReadSummary,
-        RecordWriter, SyncMode, TaskSpec, export_connector,
+        RecordWriter, StreamNames, SyncMode, TaskSpec, export_connector,
     };
 }
 

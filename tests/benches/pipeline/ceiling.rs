@@ -31,6 +31,7 @@ pub fn read_request(task: &BenchTask, page: u32, pages_in_flight: u32) -> ReadRe
         page_size: Some(page),
         pages_in_flight: Some(pages_in_flight),
         options: Value::Null,
+        columns: None,
     }
 }
 

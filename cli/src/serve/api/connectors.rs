@@ -38,6 +38,19 @@ pub struct ConnectorManifest {
     /// The plugin ABI version it was built for.
     pub abi_version: String,
     pub description: String,
+    /// The form of the names of the streams `discover` offers beyond the predefined
+    /// tasks, when the connector reads such streams (e.g. M3's `table:NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_names: Option<StreamNameForm>,
+}
+
+/// How the names of a connector's discovered streams are written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamNameForm {
+    /// An anchored regular expression every such name matches.
+    pub pattern: String,
+    /// How such a name is written, for people.
+    pub form: String,
 }
 
 impl From<&Manifest> for ConnectorManifest {
@@ -49,6 +62,7 @@ impl From<&Manifest> for ConnectorManifest {
             version,
             abi_version,
             description,
+            stream_names,
         } = m.clone();
         Self {
             id,
@@ -56,6 +70,10 @@ impl From<&Manifest> for ConnectorManifest {
             version,
             abi_version,
             description,
+            stream_names: stream_names.map(|s| StreamNameForm {
+                pattern: s.pattern,
+                form: s.form,
+            }),
         }
     }
 }

@@ -143,7 +143,7 @@ async fn connection_run(
         } else {
             SyncMode::FullRefresh
         };
-        tasks.push(TaskPlan { spec, sync_mode });
+        tasks.push(TaskPlan::new(spec, sync_mode));
     }
     let quota = match &r.quota {
         Some(q) => Some(
