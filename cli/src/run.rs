@@ -330,6 +330,15 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     }
     println!();
     println!("{}", table.trim_fmt());
+    // The tenants' daily budgets, then the totals (the last line).
+    for b in &s.budgets {
+        if let (Some(limit), Some(left)) = (b.limit, b.left) {
+            println!(
+                "daily budget of {}: {} of {limit} used, {left} left ({} UTC)",
+                b.tenant, b.used, b.day
+            );
+        }
+    }
     let records: u64 = s.tasks.iter().map(|t| t.records).sum();
     let failed = s.tasks.iter().filter(|t| t.error.is_some()).count() + s.failed_pipelines.len();
     println!(
@@ -343,14 +352,6 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             format!("{failed} FAILED")
         }
     );
-    for b in &s.budgets {
-        if let (Some(limit), Some(left)) = (b.limit, b.left) {
-            println!(
-                "tenant {}: {} of {limit} requests of the daily budget used on {} (UTC), {left} left",
-                b.tenant, b.used, b.day
-            );
-        }
-    }
 }
 
 /// The summary as JSON (`run --summary FILE`): what the table shows, errors scrubbed alike.

@@ -96,7 +96,7 @@ fn a_second_process_stops_where_the_daily_budget_ends() {
     assert_eq!(budget["left"].as_u64(), Some(1_000 - used), "{first}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("{used} of 1000 requests of the daily budget used")),
+        stdout.contains(&format!(": {used} of 1000 used, {} left", 1000 - used)),
         "{stdout}"
     );
 

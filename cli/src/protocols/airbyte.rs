@@ -282,6 +282,18 @@ struct StreamName {
     /// What `discover` said; the sync modes of a stream that is no predefined task.
     #[serde(default)]
     supported_sync_modes: Option<Vec<String>>,
+    /// The record schema as configured: a platform that lets its user leave fields out
+    /// sends the schema without them.
+    #[serde(default)]
+    json_schema: Option<Value>,
+}
+
+impl StreamName {
+    /// The fields the configured schema keeps, when it names any.
+    fn selected_fields(&self) -> Option<Vec<String>> {
+        let props = self.json_schema.as_ref()?.get("properties")?.as_object()?;
+        Some(props.keys().cloned().collect())
+    }
 }
 
 /// The sync mode a configured stream is read with: the one asked for, or full refresh
@@ -539,7 +551,8 @@ fn read(
             since_state: AtomicU64::new(0),
         });
         let started = std::time::Instant::now();
-        match session.read(name, sync_mode, state, writer) {
+        let fields = configured.stream.selected_fields();
+        match session.read(name, sync_mode, state, fields.as_deref(), writer) {
             Ok(outcome) => {
                 let secs = started.elapsed().as_secs_f64();
                 let _ = out.emit(&log(

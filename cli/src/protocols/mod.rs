@@ -152,6 +152,7 @@ impl Session {
         stream: &str,
         sync_mode: SyncMode,
         state: Option<Value>,
+        columns: Option<&[String]>,
         handler: Arc<dyn ReadHandler>,
     ) -> Result<ReadOutcome, ReadFailure> {
         let request = ReadRequest {
@@ -164,6 +165,10 @@ impl Session {
             options: Value::Null,
             columns: None,
         };
+        let request = match columns {
+            Some(wanted) => self.select(request, wanted)?,
+            None => request,
+        };
         self.rt
             .block_on(read_task(
                 &self.plugin,
@@ -175,6 +180,40 @@ impl Session {
             .map_err(|e| ReadFailure {
                 kind: e.kind().to_string(),
                 message: self.scrub(&e.to_string()),
+            })
+    }
+
+    /// `request` asking the source for `wanted` only (the field selection of a catalog),
+    /// through the host's one rule ([`ionport_core::read::with_columns`]: checked against
+    /// the stream's schema, its key and cursor kept). A selection of every field asks for
+    /// nothing special.
+    fn select(&self, request: ReadRequest, wanted: &[String]) -> Result<ReadRequest, ReadFailure> {
+        let spec = match self.plugin.task(&request.task) {
+            Some(spec) => spec.clone(),
+            None => self
+                .discover()?
+                .into_iter()
+                .find(|d| d.spec.name == request.task)
+                .map(|d| d.spec)
+                .ok_or_else(|| ReadFailure {
+                    kind: ionport_plugin_abi::error_kind::INVALID_INPUT.into(),
+                    message: format!("the connector has no stream {}", request.task),
+                })?,
+        };
+        let all = spec
+            .record_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().all(|k| wanted.contains(k)))
+            .unwrap_or(true);
+        if all {
+            return Ok(request);
+        }
+        ionport_core::read::with_columns(request, &spec, Some(wanted))
+            .map(|(request, _)| request)
+            .map_err(|e| ReadFailure {
+                kind: ionport_plugin_abi::error_kind::INVALID_INPUT.into(),
+                message: e.to_string(),
             })
     }
 

@@ -466,7 +466,21 @@ fn sync(session: &Session, args: &SingerArgs) -> Result<ExitCode> {
             records: AtomicU64::new(0),
         });
         let started = std::time::Instant::now();
-        let result = session.read(&s.spec.name, mode, state, writer);
+        // The properties deselected in the catalog are not asked of the source either.
+        let columns: Option<Vec<String>> = (!s.excluded.is_empty()).then(|| {
+            s.spec
+                .record_schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| {
+                    p.keys()
+                        .filter(|k| !s.excluded.contains(*k))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let result = session.read(&s.spec.name, mode, state, columns.as_deref(), writer);
         out.flush().map_err(anyhow::Error::msg)?;
         let outcome = match result {
             Ok(o) => o,
