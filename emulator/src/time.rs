@@ -135,4 +135,22 @@ mod tests {
         assert_eq!(yyyymmdd_to_ms(20251301), None);
         assert!(parse_iso("2024-02-29").is_some());
     }
+
+    #[test]
+    fn a_filter_on_an_impossible_date_compares_with_nothing() {
+        use crate::data::{Kind, Val};
+        use crate::query::{Lit, compare};
+        let march_first = Val::Date(20250301);
+        for lit in ["2025-02-31", "2025-02-31T00:00:00Z"] {
+            assert_eq!(
+                compare(&march_first, Kind::D, &Lit::Str(lit.into())),
+                None,
+                "{lit}"
+            );
+        }
+        assert_eq!(
+            compare(&march_first, Kind::D, &Lit::Str("2025-02-28".into())),
+            Some(std::cmp::Ordering::Greater)
+        );
+    }
 }
