@@ -5,14 +5,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ionport_core::pipeline::run::{open_destination, states};
 use ionport_core::pipeline::{
-    Cancel, Plan, RunObserver, RunOptions, RunSummary, TaskOutcome, load, run,
+    Cancel, Plan, RunObserver, RunOptions, RunSummary, Schedule, TaskOutcome, load, run,
 };
 use ionport_core::plugin::PluginRegistry;
 use ionport_plugin_sdk::{LogLevel, SyncMode};
@@ -449,15 +449,65 @@ pub fn run_cmd(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     })
 }
 
-/// `ionport daemon`: runs each scheduled pipeline at its interval until Ctrl-C.
+/// When a scheduled pipeline runs next. Intervals count on the monotonic clock (setting
+/// the clock does not move them); cron times are wall-clock times in UTC, which is what
+/// they name, so they are compared with the wall clock at every wake-up.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    Elapsed(Instant),
+    Wall(SystemTime),
+}
+
+impl Due {
+    /// The first run: an interval runs at once, a cron expression at its next match.
+    fn first(schedule: &Schedule) -> Result<Self> {
+        Ok(match schedule {
+            Schedule::Every(_) => Due::Elapsed(Instant::now()),
+            Schedule::Cron { .. } => Due::Wall(
+                schedule
+                    .next_after(SystemTime::now())
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        })
+    }
+
+    /// The run after one that started at `started`: an interval later, or the first match
+    /// after the run ended (a match missed while the run lasted is skipped, not queued).
+    fn after(schedule: &Schedule, started: Instant) -> Result<Self> {
+        Ok(match schedule {
+            Schedule::Every(every) => Due::Elapsed(started + *every),
+            Schedule::Cron { .. } => Due::Wall(
+                schedule
+                    .next_after(SystemTime::now())
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        })
+    }
+
+    fn wait(self) -> Duration {
+        match self {
+            Due::Elapsed(at) => at.saturating_duration_since(Instant::now()),
+            Due::Wall(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
+        }
+    }
+
+    fn wall(self) -> SystemTime {
+        match self {
+            Due::Elapsed(_) => SystemTime::now() + self.wait(),
+            Due::Wall(at) => at,
+        }
+    }
+}
+
+/// `ionport daemon`: runs each scheduled pipeline on its schedule until Ctrl-C.
 pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let Some(plan) = load_plan(cli, &args.file)? else {
         return Ok(ExitCode::from(2));
     };
-    let scheduled: Vec<(String, Duration)> = plan
+    let scheduled: Vec<(String, Schedule)> = plan
         .pipelines
         .iter()
-        .filter_map(|p| p.schedule.map(|s| (p.name.clone(), s)))
+        .filter_map(|p| p.schedule.clone().map(|s| (p.name.clone(), s)))
         .collect();
     if scheduled.is_empty() {
         bail!(
@@ -470,14 +520,15 @@ pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     let cancel = Cancel::default();
     rt.block_on(async {
         ctrl_c(cancel.clone());
-        let mut next: BTreeMap<String, Instant> = scheduled
-            .iter()
-            .map(|(n, _)| (n.clone(), Instant::now()))
-            .collect();
+        let mut next: BTreeMap<&str, Due> = BTreeMap::new();
+        for (name, schedule) in &scheduled {
+            let due = Due::first(schedule)?;
+            announce(name, schedule, due);
+            next.insert(name, due);
+        }
         while !cancel.is_cancelled() {
-            let now = Instant::now();
-            for (name, every) in &scheduled {
-                if next.get(name).is_some_and(|t| *t <= now) {
+            for (name, schedule) in &scheduled {
+                if next.get(name.as_str()).is_some_and(|d| d.wait().is_zero()) {
                     let opts = RunOptions {
                         pipeline: Some(name.clone()),
                         ..RunOptions::default()
@@ -485,21 +536,29 @@ pub fn daemon_cmd(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
                     let started = Instant::now();
                     let summary = run(&plan, &opts, progress.clone(), cancel.clone()).await;
                     print_summary(&summary, started.elapsed().as_secs_f64());
-                    next.insert(name.clone(), started + *every);
+                    let due = Due::after(schedule, started)?;
+                    announce(name, schedule, due);
+                    next.insert(name, due);
                 }
             }
-            let wake = next
+            let wait = next
                 .values()
+                .map(|d| d.wait())
                 .min()
-                .copied()
-                .unwrap_or_else(|| now + Duration::from_secs(60));
-            let wait = wake
-                .saturating_duration_since(Instant::now())
+                .unwrap_or(Duration::from_secs(60))
                 .min(Duration::from_secs(1));
             tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
         }
-    });
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn announce(name: &str, schedule: &Schedule, due: Due) {
+    println!(
+        "{name}: next run at {} ({schedule})",
+        humantime::format_rfc3339_seconds(due.wall())
+    );
 }
 
 /// `ionport state`.

@@ -1,56 +1,50 @@
-//! Calendar arithmetic without a date library: epoch milliseconds, `yyyyMMdd` dates and
-//! ISO-8601 timestamps in UTC.
+//! Epoch milliseconds, `yyyyMMdd` dates and ISO-8601 timestamps in UTC, over jiff's
+//! calendar: a date that does not exist (`2025-02-31`) is refused, never rolled over.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime};
+use jiff::fmt::temporal::Pieces;
+use jiff::tz::Offset;
 
 /// Milliseconds since the Unix epoch, now.
 #[must_use]
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    Timestamp::now().as_millisecond()
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-#[must_use]
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The UTC civil time of `ms` (clamped to years -9999 to 9999, jiff's range).
+fn civil(ms: i64) -> DateTime {
+    let ms = ms.clamp(
+        Timestamp::MIN.as_millisecond(),
+        Timestamp::MAX.as_millisecond(),
+    );
+    let ts = Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
+    Offset::UTC.to_datetime(ts)
 }
 
-/// The civil date `(year, month, day)` of a day number since 1970-01-01.
-#[must_use]
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// The civil date of a `yyyyMMdd` number, if it is a real date.
+fn date_of(yyyymmdd: u32) -> Option<Date> {
+    let year = i16::try_from(yyyymmdd / 10_000).ok()?;
+    let month = i8::try_from(yyyymmdd / 100 % 100).ok()?;
+    let day = i8::try_from(yyyymmdd % 100).ok()?;
+    Date::new(year, month, day).ok()
 }
 
 /// `yyyyMMdd` as a number, of the UTC day of `ms`.
 #[must_use]
 pub fn ms_to_yyyymmdd(ms: i64) -> u32 {
-    let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
-    (y as u32) * 10_000 + m * 100 + d
+    let d = civil(ms).date();
+    // Generated data lies in years 1 to 9999, where the number has its eight digits.
+    u32::try_from(i32::from(d.year()) * 10_000 + i32::from(d.month()) * 100 + i32::from(d.day()))
+        .unwrap_or(0)
 }
 
-/// Epoch milliseconds of midnight UTC of a `yyyyMMdd` date.
+/// Epoch milliseconds of midnight UTC of a `yyyyMMdd` date; `None` for a date that does
+/// not exist (`20250231`).
 #[must_use]
-pub fn yyyymmdd_to_ms(date: u32) -> i64 {
-    days_from_civil(i64::from(date / 10_000), (date / 100) % 100, date % 100) * 86_400_000
+pub fn yyyymmdd_to_ms(date: u32) -> Option<i64> {
+    let ts = Offset::UTC.to_timestamp(date_of(date)?.to_datetime(jiff::civil::Time::midnight()));
+    Some(ts.ok()?.as_millisecond())
 }
 
 /// `YYYY-MM-DD` of a `yyyyMMdd` date.
@@ -67,100 +61,42 @@ pub fn yyyymmdd_to_iso(date: u32) -> String {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` of epoch milliseconds.
 #[must_use]
 pub fn ms_to_iso(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (
-        rem / 3_600_000,
-        (rem / 60_000) % 60,
-        (rem / 1000) % 60,
-        rem % 1000,
-    );
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
-}
-
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    let t = civil(ms);
+    // By hand from jiff's fields rather than its formatter: this runs for every
+    // timestamp of every generated page.
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// Parses `YYYY-MM-DD`, `YYYYMMDD` or `YYYY-MM-DDTHH:MM[:SS[.fff]][Z|±HH:MM]` (UTC when no
-/// offset is given) into epoch milliseconds.
+/// offset is given) into epoch milliseconds; `None` for anything else, an impossible date
+/// included.
 #[must_use]
 pub fn parse_iso(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if s.len() == 8 {
-        let n = digits(s)?;
-        return valid_date(n / 10_000, (n / 100 % 100) as u32, (n % 100) as u32)
-            .map(|days| days * 86_400_000);
-    }
-    let (date, rest) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let mut parts = date.split('-');
-    let y = digits(parts.next()?)?;
-    let m = digits(parts.next()?)? as u32;
-    let d = digits(parts.next()?)? as u32;
-    if parts.next().is_some() {
+    // Pieces rather than `DateTime`'s parser, which would read past an offset it cannot
+    // use and take the clock time as UTC.
+    let p = Pieces::parse(s.trim()).ok()?;
+    if p.time_zone_annotation().is_some() {
         return None;
     }
-    let days = valid_date(y, m, d)?;
-    let mut ms = days * 86_400_000;
-    let Some(rest) = rest else { return Some(ms) };
-    let (clock, offset_ms) = split_offset(rest)?;
-    let mut fields = clock.split(':');
-    let h = digits(fields.next()?)?;
-    let mi = digits(fields.next()?)?;
-    let (sec, frac) = match fields.next() {
-        Some(sf) => match sf.split_once('.') {
-            Some((a, b)) => (digits(a)?, b),
-            None => (digits(sf)?, ""),
-        },
-        None => (0, ""),
-    };
-    if fields.next().is_some() || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let milli = if frac.is_empty() {
-        0
-    } else {
-        let f: String = frac.chars().chain("000".chars()).take(3).collect();
-        digits(&f)?
-    };
-    ms += h * 3_600_000 + mi * 60_000 + sec * 1000 + milli;
-    Some(ms - offset_ms)
-}
-
-fn valid_date(y: i64, m: u32, d: u32) -> Option<i64> {
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    (civil_from_days(days) == (y, m, d)).then_some(days)
-}
-
-fn split_offset(rest: &str) -> Option<(&str, i64)> {
-    if let Some(c) = rest.strip_suffix(['Z', 'z']) {
-        return Some((c, 0));
-    }
-    if let Some(i) = rest.rfind(['+', '-']) {
-        let (clock, off) = rest.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = off[1..].split_once(':').unwrap_or((&off[1..], "0"));
-        return Some((
-            clock,
-            sign * (digits(oh)? * 3_600_000 + digits(om)? * 60_000),
-        ));
-    }
-    Some((rest, 0))
+    let at = p.date().to_datetime(p.time().unwrap_or_default());
+    let offset = p.to_numeric_offset().unwrap_or(Offset::UTC);
+    Some(offset.to_timestamp(at).ok()?.as_millisecond())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY_MS: i64 = 86_400_000;
 
     #[test]
     fn round_trips() {
@@ -172,7 +108,49 @@ mod tests {
             parse_iso("2025-03-01T12:00:00+02:00"),
             parse_iso("2025-03-01T10:00:00Z")
         );
-        assert_eq!(parse_iso("2025-02-30"), None);
-        assert_eq!(yyyymmdd_to_ms(19700102), 86_400_000);
+        assert_eq!(yyyymmdd_to_ms(19700102), Some(DAY_MS));
+        // 2025-03-01 is day 20148 since 1970 (`date -u -d 2025-03-01 +%s` / 86400).
+        assert_eq!(yyyymmdd_to_ms(20250301), Some(20_148 * DAY_MS));
+        assert_eq!(ms_to_iso(20_148 * DAY_MS - 1), "2025-02-28T23:59:59.999Z");
+        assert_eq!(ms_to_yyyymmdd(-1), 19691231);
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        for bad in [
+            "2025-02-31",
+            "20250231",
+            "2025-02-29",
+            "2025-04-31T00:00:00Z",
+            "2025-13-01",
+            "2025-03-01T24:00:00Z",
+            "2025-03-01T10:60Z",
+            "2025-3-1",
+            "2025-03-01T10:00:00Z[Europe/Paris]",
+            "",
+        ] {
+            assert_eq!(parse_iso(bad), None, "{bad}");
+        }
+        assert_eq!(yyyymmdd_to_ms(20250231), None);
+        assert_eq!(yyyymmdd_to_ms(20251301), None);
+        assert!(parse_iso("2024-02-29").is_some());
+    }
+
+    #[test]
+    fn a_filter_on_an_impossible_date_compares_with_nothing() {
+        use crate::data::{Kind, Val};
+        use crate::query::{Lit, compare};
+        let march_first = Val::Date(20250301);
+        for lit in ["2025-02-31", "2025-02-31T00:00:00Z"] {
+            assert_eq!(
+                compare(&march_first, Kind::D, &Lit::Str(lit.into())),
+                None,
+                "{lit}"
+            );
+        }
+        assert_eq!(
+            compare(&march_first, Kind::D, &Lit::Str("2025-02-28".into())),
+            Some(std::cmp::Ordering::Greater)
+        );
     }
 }

@@ -316,6 +316,39 @@ fn a_failed_job_reports_the_servers_reason_naming_the_job() {
 }
 
 #[test]
+fn a_state_whose_cursor_is_no_real_date_is_refused_before_any_job() {
+    let emu = emulator();
+    let p = lake();
+    let host = emu.host();
+    for cursor in [
+        "2025-02-31T00:00:00.000Z",
+        "2025-04-31",
+        "2025-03-01T24:00:00Z",
+    ] {
+        let req = request(
+            "m3_customers",
+            SyncMode::Incremental,
+            None,
+            json!({}),
+            Some(json!({ "cursor": cursor })),
+        );
+        let e = p
+            .read(host.clone() as Arc<dyn HostCallbacks>, &req)
+            .expect_err("an impossible cursor is refused");
+        let text = e.to_string();
+        assert!(text.contains(cursor), "{text}");
+        assert!(text.contains("not an ISO-8601 time"), "{text}");
+        let rec = host.take();
+        assert!(rec.records.is_empty() && rec.checkpoints.is_empty());
+        assert!(
+            rec.requests.is_empty(),
+            "no job submitted: {:?}",
+            rec.requests
+        );
+    }
+}
+
+#[test]
 fn incremental_reads_return_what_changed_since_the_state() {
     let emu = emulator();
     let p = lake();

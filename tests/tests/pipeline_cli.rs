@@ -1,5 +1,5 @@
 //! The pipeline commands as a user drives them: Ctrl-C during `ionport run`, the
-//! `ionport daemon` schedule, and `ionport state show|reset`.
+//! `ionport daemon` schedules (an interval and a cron expression), and `ionport state show|reset`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -177,6 +177,56 @@ fn the_daemon_runs_scheduled_pipelines_until_interrupted() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn the_daemon_runs_a_cron_schedule_at_its_next_match_in_utc() {
+    use std::io::BufRead;
+    use std::time::SystemTime;
+    let (_emu, dir, file) = setup("schedule = \"cron: * * * * *\"", 50);
+    let mut child = ionport(&file, &["daemon", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if (line.contains("next run at") || line.contains("task(s),")) && tx.send(line).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let recv = || rx.recv_timeout(Duration::from_secs(180)).unwrap();
+    // `m3: next run at 2026-12-07T11:43:00Z (cron: * * * * *)`
+    let announced = |line: &str| {
+        let at = line
+            .strip_prefix("m3: next run at ")
+            .and_then(|r| r.strip_suffix(" (cron: * * * * *)"))
+            .unwrap_or_else(|| panic!("{line:?}"));
+        assert!(at.ends_with(":00Z"), "not on a minute: {at}");
+        humantime::parse_rfc3339(at).unwrap()
+    };
+    let first = announced(&recv());
+    let ahead = first.duration_since(SystemTime::now()).unwrap_or_default();
+    assert!(ahead <= Duration::from_secs(60), "{ahead:?}");
+    // Not at start, as an interval would: at the minute.
+    let summary = recv();
+    assert!(SystemTime::now() >= first, "ran before its time: {summary}");
+    assert!(summary.contains("all succeeded"), "{summary}");
+    let second = announced(&recv());
+    assert_eq!(
+        second.duration_since(first).ok(),
+        Some(Duration::from_secs(60))
+    );
+    sigint(child.id());
+    assert!(child.wait().unwrap().success(), "stops cleanly on Ctrl-C");
+    assert_eq!(rows(&dir.path().join("out.db")), 50);
 }
 
 #[test]

@@ -5,13 +5,14 @@
 //! - `company = 100.0`: a float where the connector's form says `"type": "integer"` (the
 //!   JSON Schema standard would accept it; the connector's `u16` would not, at run time).
 //! - a task listed twice in one pipeline;
-//! - a schedule whose interval overflows (it used to wrap around in release builds).
+//! - a schedule whose interval overflows (it used to wrap around in release builds);
+//! - a cron schedule that is not five fields, or names no real time.
 
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 
-use ionport_core::pipeline::load::{MAX_SCHEDULE, parse_schedule};
+use ionport_core::pipeline::schedule::{MAX_SCHEDULE, Schedule, parse_schedule};
 use ionport_tests::{ionport_bin, profile_dir};
 
 const VALID: &str = r#"[environments.out]
@@ -144,6 +145,94 @@ fn schedules_parse_with_humantime_within_bounds() {
     ] {
         let e = parse_schedule(bad).unwrap_err();
         assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_cron_schedule_that_is_not_five_valid_fields_is_refused_at_the_value() {
+    for (bad, says) in [
+        ("cron: 0 25 * * *", "25"),
+        ("cron: 0 */2 * *", "4 field(s)"),
+        ("cron: 0 0 30 2 *", "matches no date"),
+    ] {
+        assert_refused(
+            r#"schedule = "every 1h""#,
+            &format!("schedule = \"{bad}\""),
+            &format!("\"{bad}\""),
+            &["schedule", bad, says, "`cron:` and five fields in UTC"],
+        );
+    }
+}
+
+/// `2025-03-01T10:20:00Z` as a clock time, read by humantime rather than by the code
+/// under test.
+fn utc(s: &str) -> std::time::SystemTime {
+    humantime::parse_rfc3339(s).unwrap()
+}
+
+#[test]
+fn cron_schedules_fire_at_their_next_match_in_utc() {
+    let next = |expr: &str, after: &str| {
+        Schedule::parse(expr)
+            .unwrap()
+            .next_after(utc(after))
+            .unwrap()
+    };
+    // Every two hours, on the hour; a time that matches is not its own next match.
+    assert_eq!(
+        next("cron: 0 */2 * * *", "2025-03-01T10:20:00Z"),
+        utc("2025-03-01T12:00:00Z")
+    );
+    assert_eq!(
+        next("cron: 0 */2 * * *", "2025-03-01T12:00:00Z"),
+        utc("2025-03-01T14:00:00Z")
+    );
+    // Across a year; to the next leap day; by weekday name (2025-03-01 is a Saturday).
+    assert_eq!(
+        next("cron: 30 4 1 * *", "2024-12-31T23:00:00Z"),
+        utc("2025-01-01T04:30:00Z")
+    );
+    assert_eq!(
+        next("cron: 0 0 29 2 *", "2025-03-01T00:00:00Z"),
+        utc("2028-02-29T00:00:00Z")
+    );
+    assert_eq!(
+        next("cron: 0 9 * * mon", "2025-03-01T00:00:00Z"),
+        utc("2025-03-03T09:00:00Z")
+    );
+    // Day of month and day of week both set: either matches, as in crontab(5).
+    assert_eq!(
+        next("cron: 0 0 13 * fri", "2025-03-01T00:00:00Z"),
+        utc("2025-03-07T00:00:00Z")
+    );
+    assert_eq!(
+        next("cron:@daily", "2025-03-01T00:00:01Z"),
+        utc("2025-03-02T00:00:00Z")
+    );
+    // An interval counts from the time given.
+    assert_eq!(
+        next("every 15m", "2025-03-01T10:20:00Z"),
+        utc("2025-03-01T10:35:00Z")
+    );
+    assert_eq!(
+        Schedule::parse(" cron:  0 */2 * * * ").unwrap().to_string(),
+        "cron: 0 */2 * * *"
+    );
+    for bad in [
+        "cron:",
+        "cron: 0 */2 * *",
+        "cron: 0 0 * * * *",
+        "cron: 0 0 * * * 2030",
+        "cron: 60 * * * *",
+        "cron: * * 32 * *",
+        "cron: 0 0 31 4 *",
+        "cron: a b c d e",
+        "0 */2 * * *",
+        "hourly",
+    ] {
+        let e = Schedule::parse(bad).unwrap_err();
+        assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        assert!(e.contains("`cron:` and five fields"), "{bad}: {e}");
     }
 }
 

@@ -287,7 +287,12 @@ fn the_valid_file_loads_into_a_plan() {
             .iter()
             .all(|t| t.sync_mode.as_str() == "incremental")
     );
-    assert_eq!(ln.schedule, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(
+        ln.schedule,
+        Some(ionport_core::pipeline::Schedule::Every(
+            std::time::Duration::from_secs(3600)
+        ))
+    );
 }
 
 #[test]

@@ -98,6 +98,7 @@ pub fn submit_job(host: &Host, sql: &str, what: &str) -> Result<Submission, Conn
         .body("text/plain", sql.as_bytes().to_vec())
         .header("Accept", "application/json");
     let policy = RetryPolicy::default();
+    let mut backoff = policy.backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -149,7 +150,7 @@ pub fn submit_job(host: &Host, sql: &str, what: &str) -> Result<Submission, Conn
                 ));
             }
         }
-        sleep_cancellable(host, policy.delay(attempt))?;
+        sleep_cancellable(host, backoff.next().unwrap_or(policy.max_delay))?;
     }
 }
 

@@ -436,30 +436,10 @@ pub(crate) fn expand_env(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Now as RFC 3339 UTC with milliseconds, e.g. `2026-01-02T03:04:05.678Z`.
+/// Now as RFC 3339 UTC with milliseconds, e.g. `2026-01-02T03:04:05.678Z` (always three
+/// digits, so that the texts sort as the times do).
 pub(crate) fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_millis()
-    )
+    format!("{:.3}", jiff::Timestamp::now())
 }
 
 pub(crate) use crate::atomic::{sync_dir, write_atomic};
@@ -570,6 +550,14 @@ mod tests {
     fn rfc3339() {
         let s = now_rfc3339();
         assert_eq!(s.len(), 24, "{s}");
-        assert!(s.starts_with("20"));
+        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
+        let back = humantime::parse_rfc3339(&s).unwrap_or(std::time::UNIX_EPOCH);
+        let off = std::time::SystemTime::now()
+            .duration_since(back)
+            .unwrap_or_default();
+        assert!(
+            off < std::time::Duration::from_secs(60),
+            "{s} is {off:?} off"
+        );
     }
 }

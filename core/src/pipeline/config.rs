@@ -144,8 +144,9 @@ pub struct PipelineConfig {
     #[serde(default)]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<usize>,
-    /// For `ionport daemon`: how often to run, e.g. `every 15m`, `every 1h 30m`, `every 30s`
-    /// (1s to 366d).
+    /// For `ionport daemon`: when to run. `every` and an interval, e.g. `every 15m`,
+    /// `every 1h 30m`, `every 30s` (1s to 366d), or `cron:` and a five-field cron
+    /// expression in UTC, e.g. `cron: 0 */2 * * *`.
     #[serde(default)]
     pub schedule: Option<String>,
 }

@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::config::{CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice, TaskEntry};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};
+use super::schedule::Schedule;
 use crate::destination::DestinationConfig;
 use crate::plugin::{LoadedPlugin, PluginRegistry};
 
@@ -113,8 +114,8 @@ pub struct PipelinePlan {
     pub pages_in_flight: Option<u32>,
     /// Tasks at once.
     pub concurrency: usize,
-    /// For the daemon: how often to run.
-    pub schedule: Option<Duration>,
+    /// For the daemon: when to run.
+    pub schedule: Option<Schedule>,
     /// The connection's quota override: `Some(None)` turns the limit off.
     pub quota: Option<Option<(u32, Duration)>>,
     /// The connection's daily budget override: `Some(None)` turns it off.
@@ -178,35 +179,6 @@ pub fn expand_env(s: &str) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// The longest schedule: a year (and a leap day). Longer intervals are mistakes, and a
-/// daemon adding one to the clock must not overflow.
-pub const MAX_SCHEDULE: Duration = Duration::from_secs(366 * 86_400);
-
-/// Parses `every` and an interval in humantime's syntax: `every 15m`, `every 1h 30m`,
-/// `every 30s`, `every 1d`. The interval is at least a second and at most
-/// [`MAX_SCHEDULE`]; a number too large for any clock is refused, never wrapped.
-pub fn parse_schedule(s: &str) -> Result<Duration, String> {
-    let expected = "expected `every N` with a unit (s, m, h, d; parts may add up, as in \"every 1h 30m\"), from 1s to 366d";
-    let interval = s
-        .trim()
-        .strip_prefix("every")
-        .filter(|rest| rest.starts_with(char::is_whitespace))
-        .ok_or_else(|| format!("{s:?}: {expected}"))?
-        .trim();
-    let d = humantime::parse_duration(interval).map_err(|e| format!("{s:?}: {e}; {expected}"))?;
-    if d < Duration::from_secs(1) {
-        return Err(format!(
-            "{s:?}: the interval must be at least one second; {expected}"
-        ));
-    }
-    if d > MAX_SCHEDULE {
-        return Err(format!(
-            "{s:?}: the interval must be at most 366 days; {expected}"
-        ));
-    }
-    Ok(d)
 }
 
 struct Checker<'a> {
@@ -557,7 +529,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             c.err(&at("concurrency"), "concurrency must be at least 1");
         }
         let schedule = match &p.schedule {
-            Some(s) => match parse_schedule(s) {
+            Some(s) => match Schedule::parse(s) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     c.err(&at("schedule"), format!("schedule {e}"));

@@ -6,6 +6,7 @@
 //!   file, line and column ([`Diagnostic`]);
 //! - [`run`](mod@run): carrying out a plan: tasks concurrently, records and checkpoints committed
 //!   together, a summary at the end;
+//! - [`schedule`]: when `ionport daemon` runs a pipeline (`every 15m`, `cron: 0 2 * * *`);
 //!
 //! Only this module knows the TOML pipeline format.
 //!
@@ -45,7 +46,9 @@ mod diagnostic;
 pub mod load;
 mod locate;
 pub mod run;
+pub mod schedule;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan, load, load_str};
 pub use run::{Cancel, RunObserver, RunOptions, RunSummary, TaskOutcome, run};
+pub use schedule::Schedule;

@@ -182,9 +182,9 @@ pub(super) fn record(ds: &Dataset, entity: Entity, cono: u32, index: u64) -> Rec
                 Val::Date(d) => d,
                 _ => 20_240_101,
             };
-            let dwdt = ms_to_yyyymmdd(
-                crate::time::yyyymmdd_to_ms(ordt) + (1 + rng.below(30) as i64) * DAY_MS,
-            );
+            // `ordt` was written by `ms_to_yyyymmdd`: always a real date.
+            let ordered = crate::time::yyyymmdd_to_ms(ordt).unwrap_or_default();
+            let dwdt = ms_to_yyyymmdd(ordered + (1 + rng.below(30) as i64) * DAY_MS);
             let (lmts, _, chno) = stamps(&mut rng);
             vec![
                 Val::Int(c),

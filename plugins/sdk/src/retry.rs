@@ -14,8 +14,16 @@
 //!     Fetched::Status(resp) => return Err(/* a clear error from resp */),
 //! }
 //! ```
+//!
+//! The back-offs are backon's exponential ones with jitter ([`RetryPolicy::backoff`]), so
+//! that the readers of one connection that failed together do not ask again together.
+//! The loop is ours, not backon's `retry`: its blocking sleeper cannot fail, so a cancel
+//! during a back-off would only be seen at the next attempt, and an answer here has more
+//! outcomes than its `Result` (decoded, a status for the caller, final, try again).
 
 use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::{ConnectorError, GatewayRequest, GatewayResponse, Host};
 
@@ -26,7 +34,7 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// First back-off; doubled after each failure.
     pub base_delay: Duration,
-    /// Longest back-off.
+    /// Longest back-off before jitter.
     pub max_delay: Duration,
 }
 
@@ -41,10 +49,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The back-off before attempt `n` (1-based retries).
-    pub fn delay(&self, retry: u32) -> Duration {
-        let factor = 1u32 << retry.saturating_sub(1).min(16);
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    /// The back-offs between attempts, `attempts - 1` of them: `base_delay` doubled after
+    /// each, up to `max_delay`, each plus a random share of itself (up to as much again:
+    /// backon's jitter).
+    pub fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_max_times(usize::try_from(self.attempts.saturating_sub(1)).unwrap_or(usize::MAX))
+            .with_jitter()
+            .build()
     }
 }
 
@@ -111,6 +126,7 @@ pub fn fetch_decoded<T>(
     decode: impl Fn(&GatewayResponse) -> Result<T, ConnectorError>,
 ) -> Result<Fetched<T>, ConnectorError> {
     let attempts = policy.attempts.max(1);
+    let mut backoff = policy.backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -131,23 +147,122 @@ pub fn fetch_decoded<T>(
             },
             Ok(resp) => return Ok(Fetched::Status(resp)),
         }
-        sleep_cancellable(host, policy.delay(attempt))?;
+        sleep_cancellable(host, backoff.next().unwrap_or(policy.max_delay))?;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use ionport_plugin_abi::abi_stable::sabi_trait::TD_Opaque;
+    use ionport_plugin_abi::abi_stable::std_types::{RArc, RResult, RStr};
+    use ionport_plugin_abi::{
+        FfiHost, FfiHost_TO, FfiHttpRequest, FfiHttpResponse, LogLevel, PluginError, RecordBatch,
+    };
+
     use super::*;
 
+    /// Answers every request `200` with a body no decoder takes; cancelled once it has
+    /// answered `cancel_after` requests.
+    struct GarbledHost {
+        calls: Mutex<Vec<Instant>>,
+        cancel_after: usize,
+    }
+
+    impl FfiHost for GarbledHost {
+        fn gateway(&self, _request: FfiHttpRequest) -> RResult<FfiHttpResponse, PluginError> {
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push(Instant::now());
+            }
+            RResult::ROk(FfiHttpResponse {
+                status: 200,
+                head: "".into(),
+                body: b"{not json".to_vec().into(),
+            })
+        }
+        fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+        fn emit(&self, _batch: RecordBatch) -> RResult<(), PluginError> {
+            RResult::ROk(())
+        }
+        fn checkpoint(&self, _state: RStr<'_>) -> RResult<(), PluginError> {
+            RResult::ROk(())
+        }
+        fn cancelled(&self) -> bool {
+            self.calls
+                .lock()
+                .map_or(true, |c| c.len() >= self.cancel_after)
+        }
+    }
+
+    fn garbled(cancel_after: usize) -> (Host, RArc<GarbledHost>) {
+        let inner = RArc::new(GarbledHost {
+            calls: Mutex::new(Vec::new()),
+            cancel_after,
+        });
+        let host = Host::new(FfiHost_TO::from_ptr(inner.clone(), TD_Opaque));
+        (host, inner)
+    }
+
+    fn fetch(host: &Host, policy: &RetryPolicy) -> Result<Fetched<()>, ConnectorError> {
+        fetch_decoded(host, &GatewayRequest::get("x"), "page", policy, |r| {
+            r.json::<serde_json::Value>("page").map(|_| ())
+        })
+    }
+
     #[test]
-    fn delays_double_up_to_the_cap() {
+    fn back_offs_double_up_to_the_cap_each_with_jitter() {
         let p = RetryPolicy {
             attempts: 5,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(350),
         };
-        assert_eq!(p.delay(1), Duration::from_millis(100));
-        assert_eq!(p.delay(2), Duration::from_millis(200));
-        assert_eq!(p.delay(3), Duration::from_millis(350));
+        let floors = [100, 200, 350, 350].map(Duration::from_millis);
+        let mut firsts = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let delays: Vec<Duration> = p.backoff().collect();
+            assert_eq!(delays.len(), floors.len(), "{delays:?}");
+            for (d, floor) in delays.iter().zip(floors) {
+                assert!(*d >= floor && *d < floor * 2, "{d:?} against {floor:?}");
+            }
+            firsts.insert(delays[0]);
+        }
+        assert!(firsts.len() > 10, "no jitter: {firsts:?}");
+    }
+
+    #[test]
+    fn undecodable_answers_are_asked_again_after_each_back_off() {
+        let (host, inner) = garbled(usize::MAX);
+        let p = RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(80),
+        };
+        let e = fetch(&host, &p).expect_err("never decodes");
+        assert!(!e.is_cancelled(), "{e}");
+        let calls = inner.calls.lock().map(|c| c.clone()).unwrap_or_default();
+        assert_eq!(calls.len(), 3);
+        assert!(calls[1] - calls[0] >= Duration::from_millis(40));
+        assert!(calls[2] - calls[1] >= Duration::from_millis(80));
+    }
+
+    #[test]
+    fn a_cancel_ends_a_back_off_early() {
+        let (host, inner) = garbled(1);
+        let p = RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_secs(20),
+            max_delay: Duration::from_secs(20),
+        };
+        let started = Instant::now();
+        let e = fetch(&host, &p).expect_err("cancelled");
+        assert!(e.is_cancelled(), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(inner.calls.lock().map(|c| c.len()).unwrap_or(0), 1);
     }
 }
