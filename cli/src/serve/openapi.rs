@@ -82,7 +82,29 @@ pub fn document_text() -> anyhow::Result<String> {
         "type": "string",
         "enum": [SyncMode::FullRefresh.as_str(), SyncMode::Incremental.as_str()],
     });
+    null_last(&mut doc);
     Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+/// Puts `{"type": "null"}` last in every `oneOf`. utoipa builds an `Option<T>`'s `oneOf`
+/// in an order that changes from one compilation to the next, and the document must be
+/// the same text for the same code (`schemas/openapi.json` is checked against it).
+fn null_last(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(choices)) = map.get_mut("oneOf") {
+                let is_null = |c: &serde_json::Value| c == &serde_json::json!({"type": "null"});
+                let (mut rest, nulls): (Vec<_>, Vec<_>) = std::mem::take(choices)
+                    .into_iter()
+                    .partition(|c| !is_null(c));
+                rest.extend(nulls);
+                *choices = rest;
+            }
+            map.values_mut().for_each(null_last);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(null_last),
+        _ => {}
+    }
 }
 
 /// `Destination` into `schemas`: core's schema, each kind a named schema of its own
