@@ -44,9 +44,9 @@ impl Connector for M3Connector {
             name: "Infor M3".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Infor M3 (CloudSuite Industrial Enterprise) through MI programs on the \
-                          ION API Gateway: customers, items, suppliers and customer order lines \
-                          by list transactions, and whole tables by EXPORTMI with incremental reads \
-                          on the change stamps."
+                          ION API Gateway: customers, items and suppliers by list transactions, \
+                          and whole tables by EXPORTMI (customer order lines among them; per order \
+                          by OIS100MI as an option) with incremental reads on the change stamps."
                 .into(),
         }
     }
