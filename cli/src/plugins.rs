@@ -213,16 +213,30 @@ fn show(cli: &Cli, id: &str, as_json: bool, verbose: bool) -> Result<ExitCode> {
     println!("\nPredefined tasks:");
     for t in p.tasks() {
         let modes: Vec<&str> = t.sync_modes.iter().map(|m| m.as_str()).collect();
-        println!("  {:<22} {}", t.name, t.description);
+        println!("  {:<30} {}", t.name, t.description);
         println!(
-            "  {:<22} key: {}; cursor: {}; modes: {}",
+            "  {:<30} key: {}; cursor: {}; modes: {}",
             "",
             t.primary_key.join(", "),
             t.cursor_field.as_deref().unwrap_or("-"),
             modes.join(", ")
         );
+        println!("  {:<30} {}", "", cost(t.requests_per_1000_records));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a task costs the tenant's quota, as `plugins show` states it.
+fn cost(per_1000: Option<f64>) -> String {
+    match per_1000 {
+        // Whole numbers without a fraction; fractions (Data Lake's big pages) to 0.1.
+        Some(n) if n >= 1.0 || n == 0.0 => format!(
+            "requests per 1,000 records: {} (default page size)",
+            n.ceil()
+        ),
+        Some(n) => format!("requests per 1,000 records: {n:.1} (default page size)"),
+        None => "requests per 1,000 records: not stated by the connector".into(),
+    }
 }
 
 fn print_form(root: &Value, schema: &Value, prefix: &str, depth: usize) {

@@ -197,7 +197,7 @@ fn chosen_columns_reach_the_source_and_only_they_and_the_key_and_cursor_land() {
         dir.path(),
         &ionapi,
         r#"{ name = "customers", columns = ["TOWN", "CUNM"] },
-           { name = "customer_order_lines", columns = ["ITNO"] },
+           { name = "customer_order_lines_by_order", columns = ["ITNO"] },
            { name = "customer_table", columns = ["OKTOWN"] },
            { name = "table:OCUSMA", columns = ["OKCUNM"] }"#,
         r#"{ name = "business_partners", columns = ["Name"] }"#,
@@ -296,7 +296,7 @@ fn chosen_columns_reach_the_source_and_only_they_and_the_key_and_cursor_land() {
     #[rustfmt::skip]
     let cases = [
         case("m3", "customers", &["CONO", "CUNO", "CUNM", "TOWN"], &tables::OCUSMA, &[CONO], m3, &["CUNO"], "CUNM"),
-        case("m3", "customer_order_lines", &["CONO", "ORNO", "PONR", "POSX", "ITNO"], &tables::OOLINE, &[CONO], m3, &["ORNO", "PONR", "POSX"], "ITNO"),
+        case("m3", "customer_order_lines_by_order", &["CONO", "ORNO", "PONR", "POSX", "ITNO"], &tables::OOLINE, &[CONO], m3, &["ORNO", "PONR", "POSX"], "ITNO"),
         case("m3", "customer_table", &["OKCONO", "OKCUNO", "OKTOWN", "OKLMTS"], &tables::OCUSMA, &[CONO], m3, &["OKCUNO"], "OKTOWN"),
         case("m3", "table:OCUSMA", &["OKCONO", "OKCUNO", "OKCUNM", "OKLMTS"], &tables::OCUSMA, &[CONO], m3, &["OKCUNO"], "OKCUNM"),
         case("ln", "business_partners", &["BusinessPartner", "Name", "LastModifiedDateTime"], &tables::LN_BUSINESS_PARTNERS, &[CONO], How::Json(Surface::LnOData), &["BusinessPartner"], "Name"),

@@ -265,6 +265,7 @@ fn selected_streams(session: &Session, path: &Path) -> Result<Vec<Selected>> {
                 } else {
                     vec![SyncMode::FullRefresh]
                 },
+                requests_per_1000_records: None,
             });
         let method = top
             .get("replication-method")

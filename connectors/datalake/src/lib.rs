@@ -138,6 +138,7 @@ fn stream_spec(o: &CatalogObject) -> TaskSpec {
         primary_key: o.key.clone(),
         cursor_field: o.cursor.clone(),
         sync_modes: modes,
+        requests_per_1000_records: None,
     }
 }
 
@@ -416,6 +417,7 @@ impl Connector for DataLakeConnector {
                         primary_key: Vec::new(),
                         cursor_field: None,
                         sync_modes: vec![SyncMode::FullRefresh],
+                        requests_per_1000_records: None,
                     },
                     predefined: false,
                     available: false,

@@ -288,6 +288,9 @@ pub fn spec(t: &LakeTable) -> TaskSpec {
         primary_key: t.key.iter().map(|k| (*k).to_string()).collect(),
         cursor_field: Some(t.cursor.into()),
         sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+        // Result pages of the default size; the job's submission and status polls are
+        // paid once per read.
+        requests_per_1000_records: Some(1000.0 / f64::from(crate::form::default_page_rows())),
     }
 }
 

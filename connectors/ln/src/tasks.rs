@@ -167,6 +167,8 @@ pub fn spec(t: &LnTask) -> TaskSpec {
         primary_key: t.key.iter().map(|k| (*k).to_string()).collect(),
         cursor_field: Some(t.cursor.into()),
         sync_modes: both(),
+        // One OData page per request, of the default page size.
+        requests_per_1000_records: Some(1000.0 / f64::from(crate::read::DEFAULT_PAGE_SIZE)),
     }
 }
 

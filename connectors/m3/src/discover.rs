@@ -89,6 +89,7 @@ pub fn table_spec(table: &str, key: &[&str], desc: &str, columns: &[String]) -> 
             vec![SyncMode::FullRefresh]
         },
         cursor_field: cursor,
+        requests_per_1000_records: Some(crate::tasks::EXPORT_REQUESTS_PER_1000),
     }
 }
 

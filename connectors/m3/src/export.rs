@@ -33,13 +33,18 @@ pub struct Export {
     pub table: String,
     /// Columns to select (table names, with prefix).
     pub columns: Vec<String>,
+    /// The records' field names, one per column (the column names, or the names an MI
+    /// transaction gives the same fields).
+    pub names: Vec<String>,
+    /// A condition every row must meet besides the company (`OBDIVI = 'AAA'`).
+    pub filter: Option<String>,
     /// Key columns (the company column first).
     pub key: Vec<String>,
     /// Column types.
     pub types: HashMap<String, MiType>,
 }
 
-fn quote(v: &str) -> String {
+pub(crate) fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
 
@@ -77,6 +82,9 @@ impl Export {
             self.company_col(),
             s.company
         );
+        if let Some(f) = &self.filter {
+            q.push_str(&format!(" and {f}"));
+        }
         // The page column's part of a range key: the bound the query can state.
         let page = |k: &str| quote(k.split(KEY_JOIN).next().unwrap_or(k));
         if let Some(k) = from {
@@ -264,6 +272,12 @@ impl Export {
             .filter(|v| !v.is_null());
         let mut out = RecordWriter::new(host, stream, 1000);
         let none = HashMap::new();
+        let record_types: HashMap<String, MiType> = self
+            .columns
+            .iter()
+            .zip(&self.names)
+            .filter_map(|(c, n)| Some((n.clone(), *self.types.get(c)?)))
+            .collect();
         let lmts = self.lmts_col();
         let select = self.call(s, None, None, None, 0); // names the call in errors
         let pages = key_ranges::read_bounded(
@@ -287,11 +301,11 @@ impl Export {
                     }
                     out.write_row(|w| {
                         let fields = self
-                            .columns
+                            .names
                             .iter()
                             .map(String::as_str)
                             .zip(parts.iter().copied());
-                        write_typed_row(w, fields, &self.types, &none);
+                        write_typed_row(w, fields, &record_types, &none);
                         Ok(())
                     })?;
                 }

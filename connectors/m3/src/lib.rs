@@ -1,8 +1,9 @@
 //! The Infor M3 connector.
 //!
 //! Reads M3 through MI programs over the ION API Gateway (`M3/m3api-rest`, v1 or v2
-//! shape): list transactions paged by key for customers, items, suppliers and order
-//! lines, and `EXPORTMI/Select` for whole tables with incremental reads on the change
+//! shape): list transactions paged by key for customers, items and suppliers, order
+//! lines per order (`customer_order_lines_by_order`), and `EXPORTMI/Select` for whole
+//! tables — the order lines' `OOLINE` among them — with incremental reads on the change
 //! timestamps. `discover` lists the programs and transactions (`MRS001MI`) and offers
 //! every standard table EXPORTMI can read as a stream `table:NAME`.
 //!
@@ -43,9 +44,9 @@ impl Connector for M3Connector {
             name: "Infor M3".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Infor M3 (CloudSuite Industrial Enterprise) through MI programs on the \
-                          ION API Gateway: customers, items, suppliers and customer order lines \
-                          by list transactions, and whole tables by EXPORTMI with incremental reads \
-                          on the change stamps."
+                          ION API Gateway: customers, items and suppliers by list transactions, \
+                          and whole tables by EXPORTMI (customer order lines among them; per order \
+                          by OIS100MI as an option) with incremental reads on the change stamps."
                 .into(),
         }
     }
@@ -129,16 +130,24 @@ impl Connector for M3Connector {
                 Source::OrderLines => {
                     orders::read_order_lines(host, &s, task.name, &cols, &mut page, state)?
                 }
-                Source::Export { table } => {
+                Source::Export {
+                    table,
+                    prefix,
+                    by_division,
+                } => {
+                    let in_table = |n: &str| format!("{prefix}{n}");
                     let export = Export {
                         table: table.into(),
-                        columns: columns::names(&cols)
-                            .iter()
-                            .map(|c| (*c).to_string())
-                            .collect(),
-                        key: task.pk.iter().map(|k| (*k).to_string()).collect(),
-                        types: columns::types(&cols),
+                        columns: cols.iter().map(|c| in_table(c.0)).collect(),
+                        names: cols.iter().map(|c| c.0.to_string()).collect(),
+                        filter: s
+                            .divi()
+                            .filter(|_| by_division)
+                            .map(|d| format!("{} = {}", in_table("DIVI"), export::quote(d))),
+                        key: task.pk.iter().map(|k| in_table(k)).collect(),
+                        types: cols.iter().map(|c| (in_table(c.0), c.1)).collect(),
                     };
+                    let state = orders::unless_per_order_state(host, task.name, state);
                     let size = SharedPageSize::new(page.clone());
                     export.read(host, &s, task.name, &size, in_flight, state, incremental)?
                 }
@@ -162,6 +171,8 @@ impl Connector for M3Connector {
                 .collect();
             let export = Export {
                 table: (*table).into(),
+                names: cols.clone(),
+                filter: None,
                 columns: cols,
                 key: key.iter().map(|k| (*k).to_string()).collect(),
                 types,

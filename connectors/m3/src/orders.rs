@@ -1,6 +1,10 @@
-//! Customer order lines: the orders of the company from `OOHEAD` (EXPORTMI, paged by
-//! order number), then `OIS100MI/LstLine` for each order. The state keeps the last order
-//! whose lines were all emitted, so a restart resumes after it.
+//! Customer order lines order by order (`customer_order_lines_by_order`): the orders of
+//! the company from `OOHEAD` (EXPORTMI, paged by order number), then `OIS100MI/LstLine`
+//! for each order — a request per order. The state keeps the last order whose lines were
+//! all emitted, so a restart resumes after it.
+//!
+//! This path used to be `customer_order_lines`, which now reads `OOLINE` in bulk; a
+//! state it saved under that name is recognised there ([`unless_per_order_state`]).
 
 use ionport_plugin_sdk::mi::MiCall;
 use ionport_plugin_sdk::paging::AdaptivePageSize;
@@ -89,4 +93,24 @@ pub fn read_order_lines(
     let done = json!({ "complete": true });
     out.commit(&done)?;
     Ok((out.written(), pages, done))
+}
+
+/// `state`, unless it is one this per-order path saved (`{"complete": …}`) under a task
+/// name that now reads in bulk: its `last_order` means nothing to a key-paged listing
+/// and it holds no change stamp, so the bulk read starts over with a full pass (which
+/// loses nothing; records read again upsert by key) and says so.
+pub fn unless_per_order_state<'s>(
+    host: &Host,
+    task: &str,
+    state: Option<&'s Value>,
+) -> Option<&'s Value> {
+    let per_order = state.is_some_and(|st| st.get("complete").is_some() && st.get("run").is_none());
+    if per_order {
+        host.warn(&format!(
+            "{task}: the saved state is the per-order path's (now customer_order_lines_by_order); \
+             this read is a full pass over OOLINE, after which reads are incremental on LMTS"
+        ));
+        return None;
+    }
+    state
 }

@@ -23,8 +23,25 @@ pub enum Source {
     Export {
         /// The table.
         table: &'static str,
+        /// The table's column prefix the records' field names go without (`OB` for
+        /// `OOLINE`, whose records have `OIS100MI/LstLine`'s names), or `""`.
+        prefix: &'static str,
+        /// Whether the connection's division narrows the rows (`{prefix}DIVI`).
+        by_division: bool,
     },
 }
+
+/// Requests per 1,000 records of a key-paged listing at the default page size: the
+/// list tasks, the EXPORTMI tasks and the `table:NAME` streams.
+pub const PAGED_REQUESTS_PER_1000: f64 = 1000.0 / crate::DEFAULT_PAGE_SIZE as f64;
+
+/// The same for the `table:NAME` streams.
+pub const EXPORT_REQUESTS_PER_1000: f64 = PAGED_REQUESTS_PER_1000;
+
+/// The per-order path: one `OIS100MI/LstLine` per order, plus the `OOHEAD` pages
+/// listing the orders, rounded up, for 3 lines per order (the demo data's; a tenant
+/// with more lines per order pays proportionally less).
+const PER_ORDER_REQUESTS_PER_1000: f64 = 334.0;
 
 /// A predefined task.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +58,8 @@ pub struct M3Task {
     pub pk: &'static [&'static str],
     /// Cursor field (incremental tasks).
     pub cursor: Option<&'static str>,
+    /// Requests per 1,000 records at the default page size (see `TaskSpec`).
+    pub requests_per_1000: f64,
 }
 
 /// The predefined tasks.
@@ -56,6 +75,7 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::CUSTOMER,
         pk: &["CONO", "CUNO"],
         cursor: None,
+        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "items",
@@ -68,6 +88,7 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::ITEM,
         pk: &["CONO", "ITNO"],
         cursor: None,
+        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "suppliers",
@@ -80,22 +101,42 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::SUPPLIER,
         pk: &["CONO", "SUNO"],
         cursor: None,
+        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "customer_order_lines",
-        description: "Customer order lines (OIS100MI/LstLine) of every order of the company (orders from OOHEAD by EXPORTMI).",
+        description: "Customer order lines of the company: the order-line table OOLINE by EXPORTMI/Select, paged by key, with OIS100MI/LstLine's field names; incremental on the change timestamp LMTS (OBLMTS).",
+        source: Source::Export {
+            table: "OOLINE",
+            prefix: "OB",
+            by_division: true,
+        },
+        cols: columns::ORDER_LINE,
+        pk: &["CONO", "ORNO", "PONR", "POSX"],
+        cursor: Some("LMTS"),
+        requests_per_1000: PAGED_REQUESTS_PER_1000,
+    },
+    M3Task {
+        name: "customer_order_lines_by_order",
+        description: "Customer order lines through OIS100MI/LstLine, one request per order of the company (orders from OOHEAD by EXPORTMI): the same records as customer_order_lines at a request per order; for tenants that do not grant EXPORTMI on OOLINE.",
         source: Source::OrderLines,
         cols: columns::ORDER_LINE,
         pk: &["CONO", "ORNO", "PONR", "POSX"],
         cursor: None,
+        requests_per_1000: PER_ORDER_REQUESTS_PER_1000,
     },
     M3Task {
         name: "customer_table",
         description: "The customer master table OCUSMA by EXPORTMI/Select, paged by key; incremental on the change timestamp OKLMTS.",
-        source: Source::Export { table: "OCUSMA" },
+        source: Source::Export {
+            table: "OCUSMA",
+            prefix: "",
+            by_division: false,
+        },
         cols: columns::OCUSMA,
         pk: &["OKCONO", "OKCUNO"],
         cursor: Some("OKLMTS"),
+        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
 ];
 
@@ -118,6 +159,7 @@ impl M3Task {
             } else {
                 vec![SyncMode::FullRefresh]
             },
+            requests_per_1000_records: Some(self.requests_per_1000),
         }
     }
 }

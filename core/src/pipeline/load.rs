@@ -81,6 +81,7 @@ impl TaskPlan {
                 primary_key: Vec::new(),
                 cursor_field: None,
                 sync_modes: vec![sync_mode],
+                requests_per_1000_records: None,
             },
             sync_mode,
             columns: None,

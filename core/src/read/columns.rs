@@ -139,6 +139,7 @@ mod tests {
             primary_key: vec!["OKCONO".into(), "OKCUNO".into()],
             cursor_field: Some("OKLMTS".into()),
             sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+            requests_per_1000_records: None,
         }
     }
 

@@ -135,6 +135,7 @@ mod tests {
                 primary_key: vec![],
                 cursor_field: None,
                 sync_modes: vec![SyncMode::FullRefresh],
+                requests_per_1000_records: None,
             },
             predefined: false,
             available,

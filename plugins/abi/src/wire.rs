@@ -76,6 +76,13 @@ pub struct TaskSpec {
     pub cursor_field: Option<String>,
     /// The sync modes the task supports.
     pub sync_modes: Vec<SyncMode>,
+    /// About how many gateway requests reading 1,000 records costs, at the connector's
+    /// default page size, not counting what a read costs once whatever its size (a
+    /// token, metadata, a job submission). It tells a user what a task does to the
+    /// tenant's quota before running it. Added in ABI 1.x as an optional field: an older
+    /// plugin states none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_1000_records: Option<f64>,
 }
 
 /// A connection as a plugin sees it: the form's values with every secret field removed

@@ -102,6 +102,7 @@ impl Connector for TestConnector {
                 primary_key: vec!["no_such_field".into()],
                 cursor_field: Some("id".into()),
                 sync_modes: both,
+                requests_per_1000_records: None,
             },
             TaskSpec {
                 name: "gateway_echo".into(),
@@ -110,6 +111,7 @@ impl Connector for TestConnector {
                 primary_key: vec!["path".into()],
                 cursor_field: None,
                 sync_modes: vec![SyncMode::FullRefresh],
+                requests_per_1000_records: None,
             },
             TaskSpec {
                 name: "blob".into(),
@@ -118,6 +120,7 @@ impl Connector for TestConnector {
                 primary_key: vec!["id".into()],
                 cursor_field: None,
                 sync_modes: vec![SyncMode::FullRefresh],
+                requests_per_1000_records: None,
             },
             TaskSpec {
                 name: "host_calls".into(),
@@ -126,6 +129,7 @@ impl Connector for TestConnector {
                 primary_key: vec!["id".into()],
                 cursor_field: None,
                 sync_modes: vec![SyncMode::FullRefresh],
+                requests_per_1000_records: None,
             },
         ]
     }
