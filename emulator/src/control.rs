@@ -10,6 +10,11 @@
 //! - `GET|POST|PUT|DELETE /__emulator/faults`: list, add, replace, clear fault rules.
 //! - `GET|DELETE /__emulator/requests`: the API requests served ([`crate::recorded`]), or
 //!   forget them.
+//! - `POST /__emulator/jobs/expire` `{"ids":[…],"status":410}` or `{"after_results":N}`:
+//!   Compass results no longer kept (about 20 hours on the service), now or after N more
+//!   result pages.
+//! - `POST /__emulator/jobs/time-limit` `{"count":N}`: the next N Compass jobs run into the
+//!   service's 60-minute query limit and end FAILED.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,6 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::data::{COMPANIES, DEFAULT_COMPANY, Entity, tables};
+use crate::datalake::{ExpireRequest, TimeLimitRequest};
 use crate::faults::FaultRule;
 use crate::state::{Shared, lock};
 use crate::util::json;
@@ -33,6 +39,8 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/reset", post(reset))
         .route("/changes", post(change))
         .route("/requests", get(requests).delete(clear_requests))
+        .route("/jobs/expire", post(expire_jobs))
+        .route("/jobs/time-limit", post(time_limit_jobs))
         .route(
             "/faults",
             get(list_faults)
@@ -152,6 +160,26 @@ async fn change(State(st): State<Shared>, body: Bytes) -> Response {
     v["entity"] = serde_json::to_value(entity).unwrap_or_default();
     v["cono"] = cono.into();
     axum::Json(v).into_response()
+}
+
+async fn expire_jobs(State(st): State<Shared>, body: Bytes) -> Response {
+    let req: ExpireRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&format!("invalid expiry request: {e}")),
+    };
+    match lock(&st.jobs).expire(req) {
+        Ok(n) => axum::Json(json!({"expired": n})).into_response(),
+        Err(e) => bad_request(&format!("invalid expiry request: {e}")),
+    }
+}
+
+async fn time_limit_jobs(State(st): State<Shared>, body: Bytes) -> Response {
+    let req: TimeLimitRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&format!("invalid time-limit request: {e}")),
+    };
+    lock(&st.jobs).time_limit(&req);
+    axum::Json(json!({"time_limited": true})).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,8 +10,40 @@ use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, sleep_cance
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Where the jobs live, relative to the API base.
-pub const JOBS: &str = "DATAFABRIC/compass/v2/jobs";
+/// Where the jobs of Compass at `base` (the connection's `compass_base`) live.
+fn jobs(base: &str) -> String {
+    format!("{base}/jobs")
+}
+
+/// How long Compass lets a query run before it fails it.
+pub const QUERY_TIME_LIMIT_MINUTES: u32 = 60;
+
+/// Whether a FAILED job's reason says it ran into the query time limit. The service's
+/// wording is not documented, so any mention of a timeout counts.
+fn ran_out_of_time(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    [
+        "timed out",
+        "timeout",
+        "time out",
+        "time limit",
+        "execution time",
+    ]
+    .iter()
+    .any(|w| r.contains(w))
+}
+
+/// The error of a job FAILED at the query time limit: what ran out and what to read
+/// instead. Smaller pages do not help: the limit is on the query, before any page.
+fn time_limit_error(what: &str, id: &str, reason: &str) -> ConnectorError {
+    ConnectorError::gateway(format!(
+        "{what}: Compass job {id} FAILED at the service's {QUERY_TIME_LIMIT_MINUTES}-minute \
+         query limit ({reason}). Ask less of one query: read the stream incrementally (each \
+         query then reads only the rows changed since the last), narrow it with a `where` \
+         option (e.g. one company or a key range per task), or select fewer columns; \
+         page_rows does not shorten the query"
+    ))
+}
 
 /// A job's status answer. `status` is required: an answer without it is an unexpected
 /// body, never a job that is still running.
@@ -87,14 +119,19 @@ pub struct Submission {
 /// not retry it (except on 429 and when the connection could not be made); a 502, 503 or
 /// 504 answer and a lost connection are retried here (a duplicate job at worst, which
 /// expires unread).
-pub fn submit(host: &Host, sql: &str, what: &str) -> Result<String, ConnectorError> {
-    submit_job(host, sql, what).map(|s| s.id)
+pub fn submit(host: &Host, base: &str, sql: &str, what: &str) -> Result<String, ConnectorError> {
+    submit_job(host, base, sql, what).map(|s| s.id)
 }
 
 /// Submits `sql`. A submit is not idempotent, so the host does not retry it; a transient
 /// failure is retried here (a duplicate job at worst, which expires unread).
-pub fn submit_job(host: &Host, sql: &str, what: &str) -> Result<Submission, ConnectorError> {
-    let req = GatewayRequest::post(format!("{JOBS}/"))
+pub fn submit_job(
+    host: &Host,
+    base: &str,
+    sql: &str,
+    what: &str,
+) -> Result<Submission, ConnectorError> {
+    let req = GatewayRequest::post(format!("{}/", jobs(base)))
         .body("text/plain", sql.as_bytes().to_vec())
         .header("Accept", "application/json");
     let policy = RetryPolicy::default();
@@ -155,8 +192,8 @@ pub fn submit_job(host: &Host, sql: &str, what: &str) -> Result<Submission, Conn
 }
 
 /// Asks the service to cancel a job (best effort).
-pub fn cancel(host: &Host, id: &str) {
-    let req = GatewayRequest::new("PUT", format!("{JOBS}/{id}/cancel"));
+pub fn cancel(host: &Host, base: &str, id: &str) {
+    let req = GatewayRequest::new("PUT", format!("{}/{id}/cancel", jobs(base)));
     match host.gateway(&req) {
         Ok(r) if r.is_success() => host.info(&format!("Compass job {id} cancelled")),
         Ok(r) => host.warn(&format!("cancelling Compass job {id}: HTTP {}", r.status)),
@@ -167,11 +204,12 @@ pub fn cancel(host: &Host, id: &str) {
 /// One status request.
 pub fn status(
     host: &Host,
+    base: &str,
     id: &str,
     what: &str,
 ) -> Result<Result<Status, GatewayResponse>, ConnectorError> {
-    let req =
-        GatewayRequest::get(format!("{JOBS}/{id}/status/")).header("Accept", "application/json");
+    let req = GatewayRequest::get(format!("{}/{id}/status/", jobs(base)))
+        .header("Accept", "application/json");
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
         decode_page::<Status>(&req, r, STATUS_SHAPE)
     })? {
@@ -184,6 +222,7 @@ pub fn status(
 /// cancellation or after `timeout` the job is cancelled.
 pub fn wait(
     host: &Host,
+    base: &str,
     id: &str,
     what: &str,
     timeout: Duration,
@@ -191,7 +230,7 @@ pub fn wait(
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        let s = match status(host, id, what) {
+        let s = match status(host, base, id, what) {
             Ok(Ok(s)) => s,
             // The status request timed out (after the host's retries): the job is busy,
             // ask again within the job's own timeout.
@@ -207,13 +246,16 @@ pub fn wait(
             }
             Err(e) => {
                 if e.is_cancelled() {
-                    cancel(host, id);
+                    cancel(host, base, id);
                 }
                 return Err(e);
             }
         };
         match s.status.to_ascii_uppercase().as_str() {
             "FINISHED" | "COMPLETED" | "SUCCEEDED" => return Ok(s),
+            "FAILED" | "ERROR" if ran_out_of_time(&s.reason()) => {
+                return Err(time_limit_error(what, id, &s.reason()));
+            }
             "FAILED" | "ERROR" => {
                 return Err(ConnectorError::gateway(format!(
                     "{what}: Compass job {id} FAILED: {}",
@@ -228,7 +270,7 @@ pub fn wait(
             _ => {}
         }
         if started.elapsed() > timeout {
-            cancel(host, id);
+            cancel(host, base, id);
             return Err(ConnectorError::gateway(format!(
                 "{what}: Compass job {id} still {} after {} s; cancelled it (raise the query timeout of the connection)",
                 s.status,
@@ -236,7 +278,7 @@ pub fn wait(
             )));
         }
         if let Err(e) = sleep_cancellable(host, delay) {
-            cancel(host, id);
+            cancel(host, base, id);
             return Err(e);
         }
         delay = (delay * 3 / 2).min(Duration::from_secs(3));
@@ -399,26 +441,50 @@ fn parse_ndjson(
     })
 }
 
+/// A result page, or the answer that the job's result is no longer kept.
+#[derive(Debug)]
+pub enum Page {
+    /// The rows asked for.
+    Rows(ResultPage),
+    /// 404 or 410: Compass keeps a result about 20 hours, then forgets the job.
+    Expired {
+        /// The HTTP status.
+        status: u16,
+        /// The service's message.
+        message: String,
+    },
+}
+
+/// Whether a status answered about a job means the service no longer keeps it.
+pub fn is_expired(status: u16) -> bool {
+    matches!(status, 404 | 410)
+}
+
 /// Fetches rows `offset..offset+limit` of a finished job as NDJSON. A page that keeps
 /// timing out is an error of the timeout kind (the host's), for the caller's
 /// [`AdaptivePageSize`].
 /// `columns` are the columns the query selected (`None` for `*`).
 pub fn page(
     host: &Host,
+    base: &str,
     id: &str,
     offset: u64,
     limit: u32,
     what: &str,
     columns: Option<&[String]>,
-) -> Result<ResultPage, ConnectorError> {
-    let req = GatewayRequest::get(format!("{JOBS}/{id}/result/"))
+) -> Result<Page, ConnectorError> {
+    let req = GatewayRequest::get(format!("{}/{id}/result/", jobs(base)))
         .query("offset", offset.to_string())
         .query("limit", limit.to_string())
         .header("Accept", "application/x-ndjson");
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
         parse_ndjson(&req, r, columns)
     })? {
-        Fetched::Decoded(p) => Ok(p),
+        Fetched::Decoded(p) => Ok(Page::Rows(p)),
+        Fetched::Status(r) if is_expired(r.status) => Ok(Page::Expired {
+            status: r.status,
+            message: error_message(&r),
+        }),
         Fetched::Status(r) => Err(status_error(
             &format!("{what}: Compass job {id} result"),
             &r,

@@ -25,12 +25,6 @@ use serde_json::{Value, json};
 
 pub use read::{DlState, JobState, Target};
 
-const CATALOG: &str = "DATAFABRIC/datacatalog/v1/object";
-
-fn default_max_wait() -> u32 {
-    600
-}
-
 /// The connection's settings as the connector receives them.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DlSettings {
@@ -38,12 +32,21 @@ pub struct DlSettings {
     #[serde(default = "form::default_page_rows")]
     pub page_rows: u32,
     /// How long to wait for a query, in seconds.
-    #[serde(default = "default_max_wait")]
+    #[serde(default = "form::default_max_wait")]
     pub query_timeout_secs: u32,
     /// How far before a job's submission its incremental cursor is set, in seconds.
     #[serde(default = "form::default_ingestion_lag")]
     pub ingestion_lag_secs: u64,
+    /// Compass's base, relative to the API base.
+    #[serde(default = "form::default_compass_base")]
+    pub compass_base: String,
+    /// The Data Catalog's base, relative to the API base.
+    #[serde(default = "form::default_catalog_base")]
+    pub catalog_base: String,
 }
+
+/// Compass's largest result page, in rows.
+const MAX_PAGE_ROWS: u32 = 100_000;
 
 impl DlSettings {
     /// Parses the settings of a connection.
@@ -53,11 +56,42 @@ impl DlSettings {
         } else {
             c.settings.clone()
         };
-        serde_json::from_value(v).map_err(|e| {
+        let s: Self = serde_json::from_value(v).map_err(|e| {
             ConnectorError::invalid_input(format!(
                 "the Data Lake connection settings are invalid: {e}"
             ))
-        })
+        })?;
+        // The form says the same; settings can also come from a caller that skipped it.
+        if !(1..=MAX_PAGE_ROWS).contains(&s.page_rows) {
+            return Err(ConnectorError::invalid_input(format!(
+                "the Data Lake connection settings are invalid: page_rows is {}; Compass \
+                 serves 1 to {MAX_PAGE_ROWS} rows per result page",
+                s.page_rows
+            )));
+        }
+        for (field, value) in [
+            ("compass_base", &s.compass_base),
+            ("catalog_base", &s.catalog_base),
+        ] {
+            if !form::is_relative_api_path(value) {
+                return Err(ConnectorError::invalid_input(format!(
+                    "the Data Lake connection settings are invalid: {field} {value:?} is not \
+                     a path relative to the gateway's API base (segments of letters, digits, \
+                     `_`, `-`, `.`; no scheme, no leading slash, no `..`), e.g. {:?}",
+                    if field == "compass_base" {
+                        form::DEFAULT_COMPASS_BASE
+                    } else {
+                        form::DEFAULT_CATALOG_BASE
+                    }
+                )));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Where the Data Catalog's objects are.
+    fn catalog(&self) -> String {
+        format!("{}/object", self.catalog_base)
     }
 }
 
@@ -91,10 +125,12 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 fn catalog_object(
     host: &Host,
+    settings: &DlSettings,
     name: &str,
 ) -> Result<Result<CatalogObject, GatewayResponse>, ConnectorError> {
     let what = format!("Data Catalog object {name}");
-    let req = GatewayRequest::get(format!("{CATALOG}/{name}")).header("Accept", "application/json");
+    let req = GatewayRequest::get(format!("{}/{name}", settings.catalog()))
+        .header("Accept", "application/json");
     match fetch_decoded(host, &req, &what, &RetryPolicy::default(), |r| {
         r.json::<Value>(&what)
     })? {
@@ -142,7 +178,11 @@ fn stream_spec(o: &CatalogObject) -> TaskSpec {
     }
 }
 
-fn target_of(host: &Host, req: &ReadRequest) -> Result<Target, ConnectorError> {
+fn target_of(
+    host: &Host,
+    settings: &DlSettings,
+    req: &ReadRequest,
+) -> Result<Target, ConnectorError> {
     if let Some(t) = tasks::by_task(&req.task) {
         let offered: Vec<&str> = t.columns.iter().map(|(c, _)| *c).collect();
         let keep: Vec<&str> = t.key.iter().copied().chain([t.cursor]).collect();
@@ -161,7 +201,7 @@ fn target_of(host: &Host, req: &ReadRequest) -> Result<Target, ConnectorError> {
             req.task
         )));
     }
-    match catalog_object(host, &req.task)? {
+    match catalog_object(host, settings, &req.task)? {
         Ok(o) => {
             // The key and the cursor are read whatever is selected (the destination
             // upserts on the key; the cursor is the incremental bound).
@@ -236,9 +276,13 @@ fn classify(resp: &GatewayResponse, what: &str) -> (&'static str, String) {
     }
 }
 
-fn list_catalog(host: &Host) -> Result<Result<Vec<Value>, GatewayResponse>, ConnectorError> {
+fn list_catalog(
+    host: &Host,
+    settings: &DlSettings,
+) -> Result<Result<Vec<Value>, GatewayResponse>, ConnectorError> {
     let what = "the Data Catalog";
-    let req = GatewayRequest::get(format!("{CATALOG}/list")).header("Accept", "application/json");
+    let req = GatewayRequest::get(format!("{}/list", settings.catalog()))
+        .header("Accept", "application/json");
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
         r.json::<Value>(what)
     })? {
@@ -311,7 +355,7 @@ impl Connector for DataLakeConnector {
             Err(e) => return Ok(failed("settings", e.message().to_string(), Value::Null)),
         };
         let mut details = json!({});
-        let objects = match list_catalog(host) {
+        let objects = match list_catalog(host, &settings) {
             Err(e) if e.is_cancelled() => return Err(e),
             Err(e) => {
                 let (p, m) = host_failure(&e);
@@ -335,8 +379,9 @@ impl Connector for DataLakeConnector {
         details["query"] = sql.clone().into();
         let what = "the connection test";
         let timeout = Duration::from_secs(u64::from(settings.query_timeout_secs.clamp(1, 120)));
-        let outcome = compass::submit(host, &sql, what)
-            .and_then(|id| compass::wait(host, &id, what, timeout).map(|s| (id, s)));
+        let base = settings.compass_base.as_str();
+        let outcome = compass::submit(host, base, &sql, what)
+            .and_then(|id| compass::wait(host, base, &id, what, timeout).map(|s| (id, s)));
         match outcome {
             Ok((id, _)) => {
                 details["query_id"] = id.into();
@@ -376,9 +421,10 @@ impl Connector for DataLakeConnector {
     fn discover(
         &self,
         host: &Host,
-        _connection: &ConnectionConfig,
+        connection: &ConnectionConfig,
     ) -> Result<Discovery, ConnectorError> {
-        let objects = match list_catalog(host)? {
+        let settings = DlSettings::from_connection(connection)?;
+        let objects = match list_catalog(host, &settings)? {
             Ok(list) => list,
             Err(r) => {
                 return Err(ConnectorError::gateway(format!(
@@ -402,7 +448,7 @@ impl Connector for DataLakeConnector {
                     note: Some(format!("also readable as the stream {name}")),
                 });
             }
-            match catalog_object(host, &name)? {
+            match catalog_object(host, &settings, &name)? {
                 Ok(obj) => streams.push(DiscoveredStream {
                     spec: stream_spec(&obj),
                     predefined: false,
@@ -447,7 +493,7 @@ impl Connector for DataLakeConnector {
 
     fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
         let settings = DlSettings::from_connection(&req.connection)?;
-        let target = target_of(host, req)?;
+        let target = target_of(host, &settings, req)?;
         read::read(host, req, &settings, &target)
     }
 }

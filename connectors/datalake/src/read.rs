@@ -153,12 +153,22 @@ pub fn read(
     };
     let extra = req.options.get("where").and_then(Value::as_str);
     let what = format!("{} ({})", target.stream, target.table);
-    let timeout = Duration::from_secs(u64::from(settings.query_timeout_secs.max(1)));
+
+    let base = settings.compass_base.as_str();
+    let query = Query {
+        host,
+        settings,
+        target,
+        lower: lower.as_deref(),
+        extra,
+        mode: req.sync_mode,
+        what: &what,
+    };
 
     // The job: the one being read when the state was saved, if its result is still there.
     let mut job = None;
     if let Some(j) = resumable {
-        match compass::status(host, &j.id, &what)? {
+        match compass::status(host, base, &j.id, &what)? {
             Ok(s) if s.status.eq_ignore_ascii_case("FINISHED") => {
                 host.info(&format!(
                     "{what}: resuming Compass job {} at row {}",
@@ -166,39 +176,31 @@ pub fn read(
                 ));
                 job = Some((j, s.row_count));
             }
-            other => host.warn(&format!(
-                "{what}: Compass job {} cannot be resumed ({}); querying again",
+            Ok(s) => host.warn(&format!(
+                "{what}: Compass job {} cannot be resumed ({}); querying again from {}",
                 j.id,
-                match other {
-                    Ok(s) => s.status,
-                    Err(r) => format!("HTTP {}", r.status),
-                }
+                s.status,
+                query.from()
+            )),
+            Err(r) if compass::is_expired(r.status) => host.warn(&format!(
+                "{what}: the result of Compass job {} is no longer kept (HTTP {}; Compass \
+                 keeps a result about 20 hours); querying again from {} (rows already \
+                 delivered come again, the destination keeps one per key)",
+                j.id,
+                r.status,
+                query.from()
+            )),
+            Err(r) => host.warn(&format!(
+                "{what}: Compass job {} cannot be resumed (HTTP {}); querying again from {}",
+                j.id,
+                r.status,
+                query.from()
             )),
         }
     }
-    let (mut state, total) = match job {
-        Some((j, total)) => (j, total),
-        None => {
-            let q = sql(target, lower.as_deref(), extra);
-            host.debug(&format!("{what}: {q}"));
-            let before = SystemTime::now();
-            let sub = compass::submit_job(host, &q, &what)?;
-            let lag = Duration::from_secs(settings.ingestion_lag_secs);
-            let bound = target
-                .cursor
-                .is_some()
-                .then(|| bound_of(before, sub.server_date, lag));
-            let s = compass::wait(host, &sub.id, &what, timeout)?;
-            (
-                JobState {
-                    id: sub.id,
-                    offset: 0,
-                    mode: req.sync_mode,
-                    bound,
-                },
-                s.row_count,
-            )
-        }
+    let (mut state, mut total) = match job {
+        Some(found) => found,
+        None => query.run()?,
     };
 
     let initial = req
@@ -208,12 +210,43 @@ pub fn read(
     let mut out = RecordWriter::new(host, &target.stream, initial.clamp(100, 10_000) as usize);
     let result = ResultRead {
         host,
+        base,
         target,
         what: &what,
         lower: lower.as_deref(),
         in_flight: inflight::pages_in_flight(req),
     };
-    let pages = result.read(&mut state, total, initial, &mut out)?;
+    let mut pages = 0;
+    let mut requeried = 0;
+    loop {
+        match result.read(&mut state, total, initial, &mut out)? {
+            Ended::Done(n) => {
+                pages += n;
+                break;
+            }
+            Ended::Expired { pages: n, status } => {
+                pages += n;
+                requeried += 1;
+                if requeried > MAX_REQUERIES {
+                    return Err(ConnectorError::gateway(format!(
+                        "{what}: the result of Compass job {} expired (HTTP {status}) while it \
+                         was read, after {MAX_REQUERIES} new query already; the state keeps \
+                         the rows read so far, run the task again",
+                        state.id
+                    )));
+                }
+                host.warn(&format!(
+                    "{what}: the result of Compass job {} is no longer kept (HTTP {status}) \
+                     at row {}; querying again from {} (rows already delivered come again, \
+                     the destination keeps one per key)",
+                    state.id,
+                    state.offset,
+                    query.from()
+                ));
+                (state, total) = query.run()?;
+            }
+        }
+    }
     let cursor = state.bound.clone().or(lower);
     let final_state = DlState { cursor, job: None };
     out.commit(&final_state)?;
@@ -229,6 +262,65 @@ pub fn read(
     })
 }
 
+/// New queries one read makes when the result it reads expires; one more expiry (a result
+/// kept much less than its 20 hours) is an error rather than a loop.
+const MAX_REQUERIES: u32 = 1;
+
+/// The query of a read, submitted when no job's result can be read on.
+struct Query<'a> {
+    host: &'a Host,
+    settings: &'a DlSettings,
+    target: &'a Target,
+    lower: Option<&'a str>,
+    extra: Option<&'a str>,
+    mode: SyncMode,
+    what: &'a str,
+}
+
+impl Query<'_> {
+    /// Where a new query starts, for the logs.
+    fn from(&self) -> String {
+        self.lower
+            .map_or_else(|| "the start".into(), |c| format!("the cursor {c}"))
+    }
+
+    /// Submits the query and waits for it: the job at offset 0 and its row count.
+    fn run(&self) -> Result<(JobState, Option<u64>), ConnectorError> {
+        let (host, what) = (self.host, self.what);
+        let q = sql(self.target, self.lower, self.extra);
+        host.debug(&format!("{what}: {q}"));
+        let base = self.settings.compass_base.as_str();
+        let before = SystemTime::now();
+        let sub = compass::submit_job(host, base, &q, what)?;
+        let lag = Duration::from_secs(self.settings.ingestion_lag_secs);
+        let bound = self
+            .target
+            .cursor
+            .is_some()
+            .then(|| bound_of(before, sub.server_date, lag));
+        let timeout = Duration::from_secs(u64::from(self.settings.query_timeout_secs.max(1)));
+        let s = compass::wait(host, base, &sub.id, what, timeout)?;
+        Ok((
+            JobState {
+                id: sub.id,
+                offset: 0,
+                mode: self.mode,
+                bound,
+            },
+            s.row_count,
+        ))
+    }
+}
+
+/// How reading a job's result ended.
+enum Ended {
+    /// Every row was read, in this many pages.
+    Done(u64),
+    /// The service no longer keeps the result: the rows before `job.offset` were
+    /// delivered, in `pages` pages.
+    Expired { pages: u64, status: u16 },
+}
+
 /// Result pages at most this big may have been cut by the service's byte limit (10 MB)
 /// rather than by the end of the result.
 const CUT_BELOW_BYTES: usize = 9 * 1024 * 1024;
@@ -238,6 +330,7 @@ const CUT_BELOW_BYTES: usize = 9 * 1024 * 1024;
 /// in order so that the checkpoint after a page (the job's offset) covers every row before.
 struct ResultRead<'a> {
     host: &'a Host,
+    base: &'a str,
     target: &'a Target,
     what: &'a str,
     lower: Option<&'a str>,
@@ -246,7 +339,8 @@ struct ResultRead<'a> {
 
 impl ResultRead<'_> {
     /// Reads from `job.offset` to the end, emitting and checkpointing every page. `total`
-    /// is the job's row count, when the status said. Returns the pages read.
+    /// is the job's row count, when the status said. A page answered 404 or 410 ends the
+    /// read at that page's offset ([`Ended::Expired`]); pages in flight after it are dropped.
     ///
     /// A page that times out (the host's `timeout` kind) is asked again from the same
     /// offset with half the rows, and from then on this read asks one page at a time:
@@ -259,36 +353,51 @@ impl ResultRead<'_> {
         mut total: Option<u64>,
         initial: u32,
         out: &mut RecordWriter,
-    ) -> Result<u64, ConnectorError> {
+    ) -> Result<Ended, ConnectorError> {
         let mut pager = AdaptivePageSize::new(initial, initial.min(100), initial);
         let mut in_flight = self.in_flight;
         let mut pages = 0u64;
         loop {
             if total.is_some_and(|t| job.offset >= t) {
-                return Ok(pages);
+                return Ok(Ended::Done(pages));
             }
             let limit = pager.get();
             let start = job.offset;
             let id = job.id.clone();
             let columns = self.target.columns.as_deref();
             let mut done = false;
+            let mut expired = None;
             let run = ordered_pages::fetch_in_order(
                 self.host,
                 in_flight,
                 total.map(|t| (t - start).div_ceil(u64::from(limit))),
                 |i| {
                     let offset = start.saturating_add(i.saturating_mul(u64::from(limit)));
-                    compass::page(self.host, &id, offset, limit, self.what, columns)
+                    compass::page(self.host, self.base, &id, offset, limit, self.what, columns)
                 },
                 |_, page| {
+                    let page = match page {
+                        compass::Page::Rows(p) => p,
+                        compass::Page::Expired { status, message } => {
+                            self.host.debug(&format!(
+                                "{}: Compass job {id} result: HTTP {status}: {message}",
+                                self.what
+                            ));
+                            expired = Some(status);
+                            return Ok(Flow::End);
+                        }
+                    };
                     let flow = self.take(job, &mut total, limit, page, out)?;
                     pages += 1;
                     done = flow.is_none();
                     Ok(flow.unwrap_or(Flow::End))
                 },
             );
+            if let (Ok(_), Some(status)) = (&run, expired) {
+                return Ok(Ended::Expired { pages, status });
+            }
             match run {
-                Ok(_) if done => return Ok(pages),
+                Ok(_) if done => return Ok(Ended::Done(pages)),
                 // The pages in flight assumed full pages before them, or the pages the
                 // total announced were all read: go on from where the result stands.
                 Ok(_) => {}

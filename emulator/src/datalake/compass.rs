@@ -1,6 +1,11 @@
 //! Compass v2 jobs: submit SQL, poll status (RUNNING for `job_run_time`, then FINISHED or
 //! FAILED), fetch result pages (`offset`/`limit` ≤ 100,000 rows and ≤ 10 MB; NDJSON, CSV or
 //! JSON), cancel. Results are row references into the generator, never copies of rows.
+//!
+//! The service's lifecycle limits can be played on demand (control endpoints under
+//! `/__emulator/jobs/`): a job that runs into the 60-minute query limit ends FAILED with a
+//! timeout message, and a result that is no longer kept (about 20 hours) answers 410 (or
+//! 404) on status and result, at once or after some more result pages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +29,9 @@ pub(crate) const MAX_PAGE_ROWS: u64 = 100_000;
 /// Bytes per result page, at most.
 pub(crate) const MAX_PAGE_BYTES: usize = 10 * 1024 * 1024;
 const RETENTION: Duration = Duration::from_secs(20 * 3600);
+/// What a job that ran into the service's query time limit says when FAILED.
+pub(crate) const TIME_LIMIT_MESSAGE: &str =
+    "Query execution timed out: the query exceeded the maximum execution time of 60 minutes";
 const COMPANY_SHIFT: u32 = 40;
 
 /// Which rows a finished job returns.
@@ -84,6 +92,9 @@ struct Job {
     ready_at: Instant,
     canceled: bool,
     outcome: Outcome,
+    /// Set when the job's result is no longer kept: the status every request about the job
+    /// gets from then on.
+    expired: Option<StatusCode>,
 }
 
 impl Job {
@@ -106,6 +117,89 @@ impl Job {
 #[derive(Debug, Default)]
 pub(crate) struct JobStore {
     jobs: HashMap<String, Job>,
+    /// How many of the next submitted jobs run into the query time limit.
+    time_limited: u64,
+    /// Result pages still served before the job asked for next expires, and how it answers.
+    expire_after_results: Option<(u64, StatusCode)>,
+}
+
+/// `POST /__emulator/jobs/expire`: which results stop being kept, and when.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExpireRequest {
+    /// Expire these jobs (default: every job known now), unless `after_results` is given.
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    /// Serve this many more result pages (of any job), then expire the job of the next one.
+    #[serde(default)]
+    after_results: Option<u64>,
+    /// 410 (default) or 404.
+    #[serde(default)]
+    status: Option<u16>,
+}
+
+/// `POST /__emulator/jobs/time-limit`: how many of the next jobs run into the limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeLimitRequest {
+    count: u64,
+}
+
+impl JobStore {
+    /// Applies an expiry request; the number of jobs expired now, or why it is refused.
+    pub(crate) fn expire(&mut self, req: ExpireRequest) -> Result<usize, String> {
+        let status = match req.status.unwrap_or(410) {
+            404 => StatusCode::NOT_FOUND,
+            410 => StatusCode::GONE,
+            other => return Err(format!("status {other}: expected 404 or 410")),
+        };
+        if let Some(n) = req.after_results {
+            if req.ids.is_some() {
+                return Err("give either `ids` or `after_results`, not both".into());
+            }
+            self.expire_after_results = Some((n, status));
+            return Ok(0);
+        }
+        let mut n = 0;
+        for (id, job) in &mut self.jobs {
+            if req.ids.as_ref().is_none_or(|ids| ids.contains(id)) {
+                job.expired = Some(status);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The next `req.count` submitted jobs fail at the time limit.
+    pub(crate) fn time_limit(&mut self, req: &TimeLimitRequest) {
+        self.time_limited = req.count;
+    }
+
+    /// Counts a result page about to be served for `id`; true when the job expires instead.
+    fn expires_now(&mut self, id: &str) -> bool {
+        match self.expire_after_results {
+            Some((0, status)) => {
+                self.expire_after_results = None;
+                if let Some(job) = self.jobs.get_mut(id) {
+                    job.expired = Some(status);
+                }
+                true
+            }
+            Some((n, status)) => {
+                self.expire_after_results = Some((n - 1, status));
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+fn expired(status: StatusCode) -> Response {
+    error(
+        status,
+        "Expired",
+        "The query result has expired (results are kept for about 20 hours after the query finished)",
+    )
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -247,13 +341,19 @@ pub(crate) async fn submit(State(st): State<Shared>, headers: HeaderMap, body: B
     st.count(|c| c.jobs_submitted += 1);
     let id = random_token()[..32].to_owned();
     let now = Instant::now();
-    let parsed = sql::parse(text);
-    let outcome = match &parsed {
+    let mut parsed = sql::parse(text);
+    let mut outcome = match &parsed {
         Ok(_) => Outcome::Computing,
         Err(e) => Outcome::Failed(e.clone()),
     };
     {
         let mut jobs = lock(&st.jobs);
+        if jobs.time_limited > 0 && parsed.is_ok() {
+            // Its run time stands for the 60 minutes; it never computes a result.
+            jobs.time_limited -= 1;
+            parsed = Err(TIME_LIMIT_MESSAGE.into());
+            outcome = Outcome::Failed(TIME_LIMIT_MESSAGE.into());
+        }
         jobs.jobs.retain(|_, j| j.created.elapsed() < RETENTION);
         jobs.jobs.insert(
             id.clone(),
@@ -262,6 +362,7 @@ pub(crate) async fn submit(State(st): State<Shared>, headers: HeaderMap, body: B
                 ready_at: now + st.config.job_run_time,
                 canceled: false,
                 outcome,
+                expired: None,
             },
         );
     }
@@ -291,6 +392,9 @@ pub(crate) async fn status(
     let Some(job) = jobs.jobs.get(&id) else {
         return error(StatusCode::NOT_FOUND, "NotFound", "Unknown query id");
     };
+    if let Some(code) = job.expired {
+        return expired(code);
+    }
     let s = job.status();
     let mut body = json!({"queryId": id, "status": s});
     match (&job.outcome, s) {
@@ -318,6 +422,9 @@ pub(crate) async fn cancel(
     let Some(job) = jobs.jobs.get_mut(&id) else {
         return error(StatusCode::NOT_FOUND, "NotFound", "Unknown query id");
     };
+    if let Some(code) = job.expired {
+        return expired(code);
+    }
     if job.status() == "RUNNING" {
         job.canceled = true;
     }
@@ -396,12 +503,22 @@ pub(crate) async fn result(
         );
     };
     let finished = {
-        let jobs = lock(&st.jobs);
+        let mut jobs = lock(&st.jobs);
         let Some(job) = jobs.jobs.get(&id) else {
             return error(StatusCode::NOT_FOUND, "NotFound", "Unknown query id");
         };
+        if let Some(code) = job.expired {
+            return expired(code);
+        }
         match (job.status(), &job.outcome) {
-            ("FINISHED", Outcome::Finished(f)) => f.clone(),
+            ("FINISHED", Outcome::Finished(f)) => {
+                let f = f.clone();
+                if jobs.expires_now(&id) {
+                    let code = jobs.jobs.get(&id).and_then(|j| j.expired);
+                    return expired(code.unwrap_or(StatusCode::GONE));
+                }
+                f
+            }
             ("FAILED", Outcome::Failed(m)) => {
                 return error(StatusCode::BAD_REQUEST, "QueryFailed", m);
             }
