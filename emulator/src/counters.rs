@@ -90,7 +90,11 @@ impl Api {
             Some("ifsservice") => Self::Users,
             Some("M3") => Self::M3,
             Some("LN") => Self::Ln,
+            // The Data Fabric suite, and the ION API suite's older Compass and catalog.
             Some("DATAFABRIC") => Self::Datalake,
+            Some("IONSERVICES") if matches!(segs.next(), Some("datalakeapi" | "datacatalog")) => {
+                Self::Datalake
+            }
             _ => Self::Other,
         }
     }

@@ -91,6 +91,10 @@ pub struct TaskInfo {
     pub cursor_field: Option<String>,
     #[schema(schema_with = crate::serve::openapi::sync_modes_ref)]
     pub sync_modes: Vec<String>,
+    /// Gateway requests per 1,000 records at the default page size, as the connector
+    /// states it (one-off costs per read left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_1000_records: Option<f64>,
 }
 
 impl From<&TaskSpec> for TaskInfo {
@@ -101,6 +105,7 @@ impl From<&TaskSpec> for TaskInfo {
             record_schema: t.record_schema.clone(),
             primary_key: t.primary_key.clone(),
             cursor_field: t.cursor_field.clone(),
+            requests_per_1000_records: t.requests_per_1000_records,
             sync_modes: t
                 .sync_modes
                 .iter()
