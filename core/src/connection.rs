@@ -89,6 +89,7 @@ impl ConnectionError {
         match self {
             Self::Vault(_) | Self::Credentials(_) => "settings",
             Self::Gateway(GatewayError::Token(TokenError::Transport { .. })) => "network",
+            Self::Gateway(GatewayError::Token(TokenError::AuthBudget(_))) => "budget",
             Self::Gateway(GatewayError::Token(_) | GatewayError::Unauthorized { .. }) => "token",
             Self::Gateway(GatewayError::Refused(_)) => "settings",
             Self::Gateway(GatewayError::Budget(_)) => "budget",

@@ -111,7 +111,7 @@ fn a_second_process_stops_where_the_daily_budget_ends() {
     );
     let error = second["tasks"][0]["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("daily budget of tenant") && error.contains("is spent"),
+        error.contains("daily budget of API requests of tenant") && error.contains("is spent"),
         "{second}"
     );
     assert_eq!(second["budgets"][0]["left"].as_u64(), Some(0), "{second}");

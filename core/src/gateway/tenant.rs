@@ -65,14 +65,18 @@ impl Default for DailyBudget {
     }
 }
 
-/// The daily budget is spent: no request is sent until the next UTC day.
+/// A daily budget is spent: nothing more of it is sent until the next UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the daily budget of tenant {tenant} is spent: {used} of {limit} requests on {day} (UTC); \
-     no request is sent until the budget resets at midnight UTC, in {resets_in_min} min \
-     (raise `daily_budget` on the connection if the tenant allows more)"
+    "the daily budget of {what} of tenant {tenant} is spent: {used} of {limit} on {day} (UTC); \
+     nothing more is sent until the budget resets at midnight UTC, in {resets_in_min} min \
+     (raise `{setting}` if the tenant allows more)"
 )]
 pub struct BudgetSpent {
+    /// What is counted: `API requests` or `service-account authentications`.
+    pub what: &'static str,
+    /// The setting that raises it.
+    pub setting: &'static str,
     /// The tenant id.
     pub tenant: String,
     /// The UTC day, `YYYY-MM-DD`.
@@ -131,10 +135,31 @@ impl DayCount {
     }
 }
 
-/// One tenant's shared day count.
+/// What a day count counts, and the setting that bounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Counted {
+    pub what: &'static str,
+    pub setting: &'static str,
+}
+
+/// The requests a tenant's API executions budget counts.
+pub(crate) const API_REQUESTS: Counted = Counted {
+    what: "API requests",
+    setting: "daily_budget",
+};
+
+/// The grants a service account's authentication budget counts.
+pub(crate) const AUTHENTICATIONS: Counted = Counted {
+    what: "service-account authentications",
+    setting: "auth_budget",
+};
+
+/// One tenant's shared day count (of API requests, or of a service account's
+/// authentications).
 #[derive(Debug)]
 pub(crate) struct TenantUsage {
     tenant: String,
+    counted: Counted,
     file: Option<PathBuf>,
     count: Mutex<DayCount>,
 }
@@ -180,9 +205,10 @@ fn file_name(tenant: &str, base: &str) -> String {
 }
 
 impl TenantUsage {
-    fn new(tenant: &str, base: &str, dir: Option<&Path>) -> Self {
+    fn new(tenant: &str, base: &str, dir: Option<&Path>, counted: Counted) -> Self {
         let usage = Self {
             tenant: tenant.to_string(),
+            counted,
             file: dir.map(|d| d.join(file_name(tenant, base))),
             count: Mutex::new(DayCount::new(today())),
         };
@@ -207,6 +233,8 @@ impl TenantUsage {
         if let Some(b) = budget {
             if used >= b.requests {
                 return Err(BudgetSpent {
+                    what: self.counted.what,
+                    setting: self.counted.setting,
                     tenant: self.tenant.clone(),
                     day: c.day.clone(),
                     used,
@@ -220,8 +248,9 @@ impl TenantUsage {
                     tenant = %self.tenant,
                     used = used + 1,
                     limit = b.requests,
-                    "{}% of the tenant's daily budget of API executions is used",
-                    (b.warn_at * 100.0).round()
+                    "{}% of the tenant's daily budget of {} is used",
+                    (b.warn_at * 100.0).round(),
+                    self.counted.what
                 );
             }
         }
@@ -395,7 +424,7 @@ pub(crate) fn share(
     let usage = match reg.usage.get(&slot).and_then(Weak::upgrade) {
         Some(u) => u,
         None => {
-            let u = Arc::new(TenantUsage::new(tenant, base, usage_dir));
+            let u = Arc::new(TenantUsage::new(tenant, base, usage_dir, API_REQUESTS));
             reg.usage.insert(slot, Arc::downgrade(&u));
             u
         }
@@ -403,6 +432,84 @@ pub(crate) fn share(
     reg.limiters.retain(|_, w| w.strong_count() > 0);
     reg.usage.retain(|_, w| w.strong_count() > 0);
     TenantShare { limiter, usage }
+}
+
+/// A service account's authentication budget: at most `per_minute` grants in any minute
+/// and `per_day` per UTC day (Infor publishes 20 and 1,000). Refresh grants are not
+/// authentications and are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthBudget {
+    /// Grants in any 60 s.
+    pub per_minute: u32,
+    /// Grants per UTC day.
+    pub per_day: u64,
+}
+
+impl AuthBudget {
+    /// Infor's published limits.
+    pub const INFOR: Self = Self {
+        per_minute: 20,
+        per_day: 1_000,
+    };
+
+    /// The limiter: a bucket of half the minute's grants, refilled so that no window of
+    /// 60 s sees more than `per_minute` (`burst + 60 s / period <= per_minute`).
+    fn limiter(&self) -> Option<DefaultDirectRateLimiter> {
+        let n = self.per_minute.max(1);
+        let burst = (n / 2).max(1);
+        let refill = (n - burst).max(1);
+        let period = Duration::from_secs(60) / refill;
+        let burst = NonZeroU32::new(burst)?;
+        Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(burst)))
+    }
+}
+
+/// What the token managers of one service account share in this process.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthShare {
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pub usage: Arc<TenantUsage>,
+}
+
+#[derive(Default)]
+struct AuthRegistry {
+    limiters: HashMap<(String, u32), Weak<DefaultDirectRateLimiter>>,
+    usage: HashMap<(String, Option<PathBuf>), Weak<TenantUsage>>,
+}
+
+static AUTH_REGISTRY: LazyLock<Mutex<AuthRegistry>> = LazyLock::new(Mutex::default);
+
+/// The share of the service account `key` (never written anywhere as it is: file names
+/// carry a hash of it) of `tenant`.
+pub(crate) fn auth_share(
+    tenant: &str,
+    key: &str,
+    budget: &AuthBudget,
+    usage_dir: Option<&Path>,
+) -> AuthShare {
+    let mut reg = lock(&AUTH_REGISTRY);
+    let slot = (key.to_string(), budget.per_minute);
+    let limiter = match reg.limiters.get(&slot).and_then(Weak::upgrade) {
+        Some(l) => Some(l),
+        None => budget.limiter().map(|l| {
+            let l = Arc::new(l);
+            reg.limiters.insert(slot, Arc::downgrade(&l));
+            l
+        }),
+    };
+    let slot = (key.to_string(), usage_dir.map(Path::to_path_buf));
+    let usage = match reg.usage.get(&slot).and_then(Weak::upgrade) {
+        Some(u) => u,
+        None => {
+            let name = format!("{tenant}-auth");
+            let u = Arc::new(TenantUsage::new(&name, key, usage_dir, AUTHENTICATIONS));
+            reg.usage.insert(slot, Arc::downgrade(&u));
+            u
+        }
+    };
+    reg.limiters.retain(|_, w| w.strong_count() > 0);
+    reg.usage.retain(|_, w| w.strong_count() > 0);
+    AuthShare { limiter, usage }
 }
 
 #[cfg(test)]
@@ -437,7 +544,8 @@ mod tests {
         let e = u.take(Some(&b)).unwrap_err();
         assert_eq!((e.used, e.limit), (3, 3));
         assert!(
-            e.to_string().contains("daily budget of tenant T is spent"),
+            e.to_string()
+                .contains("daily budget of API requests of tenant T is spent"),
             "{e}"
         );
         assert_eq!(u.usage(Some(&b)).left, Some(0));
@@ -454,6 +562,20 @@ mod tests {
         std::fs::write(&file, b"not json").unwrap();
         assert!(add_to_file(&file, "T", &today(), 1).is_err());
         assert_eq!(std::fs::read(&file).unwrap(), b"not json");
+    }
+
+    #[test]
+    fn the_auth_limiter_lets_no_minute_see_more_than_its_grants() {
+        for n in [1u32, 2, 3, 20, 21, 100] {
+            let b = AuthBudget {
+                per_minute: n,
+                per_day: 1,
+            };
+            let burst = (n / 2).max(1);
+            let refill = (n - burst).max(1);
+            assert!(burst + refill <= n.max(2), "{n}: {burst} + {refill}");
+            assert!(b.limiter().is_some());
+        }
     }
 
     #[test]

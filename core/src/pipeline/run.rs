@@ -208,6 +208,14 @@ async fn run_pipeline(
         // user shares.
         settings.gateway.usage_dir = crate::vault::default_home().ok().map(|h| h.join("usage"));
     }
+    // The service account's authentications count too (Infor's published limits unless
+    // the embedder set its own).
+    if settings.token.auth_budget.is_none() {
+        settings.token.auth_budget = Some(crate::token::AuthBudget::INFOR);
+    }
+    if settings.token.usage_dir.is_none() {
+        settings.token.usage_dir = settings.gateway.usage_dir.clone();
+    }
     if let Some(n) = p.max_in_flight {
         settings.gateway.concurrency = n;
     }

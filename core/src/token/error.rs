@@ -3,6 +3,9 @@
 /// Why no token could be had. No message contains a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The service account's daily authentication budget is spent; nothing was sent.
+    #[error(transparent)]
+    AuthBudget(crate::gateway::BudgetSpent),
     /// Wrong client id or client secret.
     #[error(
         "the authorization server {url} refused the client id or client secret (`ci`/`cs` of {origin}): {description}. Check the Client ID and Client Secret, or download the .ionapi file of the authorized app again"

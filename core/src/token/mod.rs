@@ -52,6 +52,8 @@ pub use store::{
 };
 
 use crate::credentials::{Credentials, MASK};
+pub use crate::gateway::tenant::AuthBudget;
+use crate::gateway::tenant::{AuthShare, auth_share};
 use request::{AuthClient, Fetched, Grant};
 
 /// Settings of a token manager.
@@ -84,6 +86,14 @@ pub struct TokenSettings {
     /// Revoke the refresh token on [`TokenManager::shutdown`] (private stores only).
     /// Default true.
     pub revoke_on_shutdown: bool,
+    /// The service account's authentication budget (first grants: password, a user's
+    /// code, a SAML assertion; refresh grants are not authentications). `None` (the
+    /// library's default) counts nothing; pipelines use Infor's 20 per minute and 1,000
+    /// per day ([`AuthBudget::INFOR`]).
+    pub auth_budget: Option<AuthBudget>,
+    /// Where the daily authentication counts are added up across processes (the home's
+    /// `usage/`); `None` counts this process's grants only.
+    pub usage_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TokenSettings {
@@ -99,6 +109,8 @@ impl Default for TokenSettings {
             keepalive_check: None,
             scope: None,
             revoke_on_shutdown: true,
+            auth_budget: None,
+            usage_dir: None,
         }
     }
 }
@@ -199,6 +211,8 @@ struct Inner {
     flight: tokio::sync::Mutex<u64>,
     closed: AtomicBool,
     counters: Counters,
+    /// The service account's authentication budget, shared with every manager of it.
+    auth_budget: Option<AuthShare>,
 }
 
 /// The token lifecycle of one credential. Cheap to clone (shared).
@@ -249,6 +263,20 @@ impl TokenManager {
         kind: GrantKind,
     ) -> Self {
         let auth = AuthClient::new(Arc::clone(&creds), &settings, http.unwrap_or_default());
+        let auth_budget = settings.auth_budget.map(|b| {
+            // One budget per service account (or per app, for grants without one); the
+            // key is only hashed into a file name, never written as it is.
+            let account = creds
+                .service_account
+                .as_ref()
+                .map_or("", |a| a.access_key.as_str());
+            let key = format!(
+                "{}|{}|{account}",
+                creds.api_base().as_str(),
+                creds.client_id
+            );
+            auth_share(&creds.tenant, &key, &b, settings.usage_dir.as_deref())
+        });
         Self {
             inner: Arc::new(Inner {
                 creds,
@@ -261,6 +289,7 @@ impl TokenManager {
                 flight: tokio::sync::Mutex::new(0),
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
+                auth_budget,
             }),
         }
     }
@@ -549,6 +578,9 @@ impl TokenManager {
     }
 
     async fn grant(&self, grant: Grant<'_>) -> Result<Fetched, TokenError> {
+        if !matches!(grant, Grant::Refresh(_)) {
+            self.take_authentication().await?;
+        }
         bump(match grant {
             Grant::Password => &self.inner.counters.password_grants,
             Grant::Refresh(_) => &self.inner.counters.refresh_grants,
@@ -556,6 +588,29 @@ impl TokenManager {
             Grant::Saml(_) => &self.inner.counters.saml_grants,
         });
         self.inner.auth.grant(grant).await
+    }
+
+    /// Waits for the authentication budget's minute to allow one more grant, and counts
+    /// it against the day; a spent day is an error, nothing is sent.
+    async fn take_authentication(&self) -> Result<(), TokenError> {
+        let (Some(share), Some(budget)) =
+            (&self.inner.auth_budget, self.inner.settings.auth_budget)
+        else {
+            return Ok(());
+        };
+        if let Some(limiter) = &share.limiter
+            && limiter.check().is_err()
+        {
+            tracing::info!(
+                per_minute = budget.per_minute,
+                "waiting for the service account's authentication budget of the minute"
+            );
+            limiter.until_ready().await;
+        }
+        share
+            .usage
+            .take(Some(&crate::gateway::DailyBudget::new(budget.per_day)))
+            .map_err(TokenError::AuthBudget)
     }
 
     /// Finishes an interactive sign-in: exchanges the authorization `code` that came back

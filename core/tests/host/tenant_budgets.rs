@@ -79,7 +79,8 @@ async fn a_spent_daily_budget_refuses_before_sending() {
     };
     assert_eq!((spent.used, spent.limit), (5, 5));
     assert!(
-        e.to_string().contains("daily budget of tenant")
+        e.to_string()
+            .contains("daily budget of API requests of tenant")
             && e.to_string().contains("until the budget resets"),
         "{e}"
     );
