@@ -120,3 +120,14 @@ pub fn finished_reads(log: &str) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// A finished process's exit status, stdout and stderr, labelled: for assertion messages
+/// and for searching everything a command said.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

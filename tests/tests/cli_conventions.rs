@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use ionport_emulator::EmulatorConfig;
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{ionport_bin, non_plugin_library, plugin_lib, profile_dir};
+use ionport_tests::{ionport_bin, non_plugin_library, output_text, plugin_lib, profile_dir};
 use serde_json::Value;
 
 const ESC: &str = "\u{1b}[";
@@ -26,14 +26,6 @@ fn ionport(args: &[&str]) -> Command {
         .env_remove("CLICOLOR_FORCE")
         .env_remove("COLUMNS");
     c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -52,19 +44,19 @@ fn an_invalid_log_filter_is_a_usage_error() {
             out.status.code(),
             Some(2),
             "{args:?} {env:?}: {}",
-            text(&out)
+            output_text(&out)
         );
         assert!(
             err.contains("invalid value") && err.contains("--log"),
             "{err}"
         );
-        assert!(out.stdout.is_empty(), "nothing ran: {}", text(&out));
+        assert!(out.stdout.is_empty(), "nothing ran: {}", output_text(&out));
     }
     // A valid one runs.
     let out = ionport(&["--log", "warn,ionport_core=debug", "plugins", "list"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 }
 
 /// Debug logs of `plugins list` (a line per loaded plugin) with the environment `env`, on a
@@ -84,8 +76,8 @@ fn logs(env: &[(&str, &str)], pty: bool) -> String {
     };
     c.envs(env.iter().copied());
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let all = text(&out);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let all = output_text(&out);
     assert!(all.contains("plugin loaded"), "no debug log line: {all}");
     all
 }
@@ -116,7 +108,7 @@ fn completions_for_every_shell() {
         ("powershell", "Register-ArgumentCompleter"),
     ] {
         let out = ionport(&["completions", shell]).output().unwrap();
-        assert!(out.status.success(), "{shell}: {}", text(&out));
+        assert!(out.status.success(), "{shell}: {}", output_text(&out));
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains(marker), "{shell}: no {marker:?}");
         for word in ["vault", "full-refresh", "pipeline"] {
@@ -127,19 +119,19 @@ fn completions_for_every_shell() {
             std::fs::write(file.path(), script.as_bytes()).unwrap();
             let check = Command::new("bash").arg("-n").arg(file.path()).output();
             if let Ok(check) = check {
-                assert!(check.status.success(), "bash -n: {}", text(&check));
+                assert!(check.status.success(), "bash -n: {}", output_text(&check));
             }
         }
     }
     let out = ionport(&["completions", "tcsh"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
 }
 
 #[test]
 fn man_pages_for_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let out = ionport(&["man-pages"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     for (page, mention) in [
         ("ionport.1", "IONPORT_VAULT_KEY"),
         ("ionport-run.1", "full\\-refresh"),
@@ -166,7 +158,7 @@ fn man_pages_for_every_command() {
 fn help_names_the_environment() {
     let help = |args: &[&str]| {
         let out = ionport(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(out.status.success(), "{args:?}: {}", output_text(&out));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let root = help(&["--help"]);
@@ -226,9 +218,14 @@ fn plugin_options_only_on_the_commands_that_load_plugins() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            output_text(&out)
+        );
         assert!(err.contains("unexpected argument '--"), "{args:?}: {err}");
-        assert!(out.stdout.is_empty(), "{args:?} ran: {}", text(&out));
+        assert!(out.stdout.is_empty(), "{args:?} ran: {}", output_text(&out));
     }
     // The documented forms: before or after a subcommand of the command that has it.
     for args in [
@@ -250,7 +247,7 @@ fn plugin_options_only_on_the_commands_that_load_plugins() {
             .env_remove("IONPORT_PLUGIN_PATH")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(out.status.success(), "{args:?}: {}", output_text(&out));
         assert!(!out.stdout.is_empty(), "{args:?}: no output");
     }
     // Singer finds its connector through it, then reads the (missing) config.
@@ -259,11 +256,11 @@ fn plugin_options_only_on_the_commands_that_load_plugins() {
         .env_remove("IONPORT_PLUGIN_PATH")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("/nonexistent/ln.json"),
+        output_text(&out).contains("/nonexistent/ln.json"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // And the option is the one used: an empty directory on it finds no connector.
     let empty = tempfile::tempdir().unwrap();
@@ -271,7 +268,7 @@ fn plugin_options_only_on_the_commands_that_load_plugins() {
         .arg(empty.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
 }
 
 #[test]
@@ -281,7 +278,7 @@ fn plugins_verify_speaks_json() {
         .arg(&lib)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["passed"], true, "{v}");
     assert_eq!(v["connector"], "infor-m3");
@@ -298,7 +295,7 @@ fn plugins_verify_speaks_json() {
         .arg(non_plugin_library())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["passed"], false, "{v}");
     assert!(v["connector"].is_null(), "{v}");
@@ -363,7 +360,7 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
     };
 
     let out = run(&["state", "show", "--json"], None);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["environment"], "out", "{v}");
     assert_eq!(v[0]["states"], serde_json::json!({}), "{v}");
@@ -373,7 +370,7 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
         &["run", "--quiet", "--summary", ok_summary.to_str().unwrap()],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&ok_summary).unwrap()).unwrap();
     assert_eq!(doc["ok"], true, "{doc}");
     let per_task: u64 = doc["tasks"]
@@ -395,7 +392,7 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
     );
     assert!(customers["error"].is_null() && customers["commits"].as_u64().unwrap() > 0);
     let out = run(&["state", "show", "--json", "--pipeline", "m3"], None);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["pipeline"], "m3");
@@ -432,7 +429,7 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(&json_summary).unwrap()).unwrap();
     assert_eq!(doc["ok"], false, "{doc}");
@@ -456,7 +453,7 @@ fn state_show_speaks_json_and_the_summary_wraps_long_errors() {
     // With a width: no line longer, the error's words all there, in order.
     let width = 80;
     let out = run(&["run", "--quiet", "--full-refresh"], Some("80"));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let lines = summary(&out);
     let table: Vec<&String> = lines
         .iter()

@@ -20,7 +20,7 @@ use ionport_emulator::data::{COMPANIES, Dataset, Record, Surface, TableDef, tabl
 use ionport_emulator::recorded::RecordedRequest;
 use ionport_plugin_sdk::mi::MiType;
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{ionport_bin, profile_dir, sqlite};
+use ionport_tests::{ionport_bin, output_text, profile_dir, sqlite};
 use serde_json::Value;
 
 const SCALE: u64 = 60;
@@ -43,15 +43,6 @@ fn run(file: &Path) -> Output {
         .env_remove("IONPORT_LOG")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A pipeline file: one connection and environment per connector, `tasks` per pipeline.
@@ -205,7 +196,7 @@ fn chosen_columns_reach_the_source_and_only_they_and_the_key_and_cursor_land() {
            { name = "OOHEAD", columns = ["OACUNO"] }"#,
     );
     let out = run(&file);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let requests = emu.emu.requests();
     let ds = emu.emu.dataset();
 
@@ -342,7 +333,7 @@ fn a_column_a_predefined_task_lacks_is_refused_at_load_with_its_place() {
         "",
     );
     let out = run(&file);
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(!out.status.success(), "{all}");
     let line = std::fs::read_to_string(&file)
         .unwrap()
@@ -380,7 +371,7 @@ fn a_column_a_discovered_stream_lacks_fails_that_task_when_the_run_starts() {
         "",
     );
     let out = run(&file);
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains(&file.display().to_string()),

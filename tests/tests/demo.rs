@@ -28,13 +28,13 @@ fn the_demo_runs_end_to_end() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the demo failed:\n{stdout}\n{stderr}");
-    // Two runs, each with a summary line for all 16 tasks, all succeeded.
+    // Two runs, each with a summary line for all 17 tasks, all succeeded.
     let summaries: Vec<&str> = stdout.lines().filter(|l| l.contains("task(s),")).collect();
     assert_eq!(summaries.len(), 2, "{stdout}");
     assert!(
         summaries
             .iter()
-            .all(|l| l.starts_with("16 task(s)") && l.ends_with("all succeeded")),
+            .all(|l| l.starts_with("17 task(s)") && l.ends_with("all succeeded")),
         "{stdout}"
     );
     // The second run was incremental: the M3 customer table read only what changed.

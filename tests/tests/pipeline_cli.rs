@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{ionport_bin, profile_dir};
+use ionport_tests::{ionport_bin, output_text, profile_dir};
 
 fn setup(extra: &str, scale: u64) -> (Emulated, tempfile::TempDir, PathBuf) {
     let emu = Emulated::start(EmulatorConfig {
@@ -91,14 +91,6 @@ fn wait_for_first_commit(db: &Path) {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn ctrl_c_stops_between_pages_and_a_rerun_completes_exactly_once() {
     let scale = 4000;
@@ -119,7 +111,7 @@ fn ctrl_c_stops_between_pages_and_a_rerun_completes_exactly_once() {
     wait_for_first_commit(&db);
     sigint(child.id());
     let out = child.wait_with_output().unwrap();
-    let all = text(&out);
+    let all = output_text(&out);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -133,7 +125,7 @@ fn ctrl_c_stops_between_pages_and_a_rerun_completes_exactly_once() {
     );
     // The rerun resumes from the last checkpoint and completes.
     let out = ionport(&file, &["run", "--quiet"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(rows(&db), scale as i64);
 }
 
@@ -173,9 +165,9 @@ fn the_daemon_runs_scheduled_pipelines_until_interrupted() {
     let (_emu2, _dir2, plain) = setup("", 10);
     let out = ionport(&plain, &["daemon"]).output().unwrap();
     assert!(
-        !out.status.success() && text(&out).contains("no pipeline with a `schedule`"),
+        !out.status.success() && output_text(&out).contains("no pipeline with a `schedule`"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -247,12 +239,12 @@ fn state_show_and_reset() {
     let out = ionport(&file, &["state", "reset", "--pipeline", "m3"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let out = ionport(&file, &["state", "show"]).output().unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("no saved state"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(
         rows(&dir.path().join("out.db")),
@@ -262,7 +254,7 @@ fn state_show_and_reset() {
     // An invalid file exits with 2 and runs nothing.
     std::fs::write(&file, "[pipelines.x]\nconnection = 1\n").unwrap();
     let out = ionport(&file, &["run"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
 }
 
 #[test]
@@ -289,7 +281,7 @@ fn a_task_that_fails_part_way_reports_what_it_committed() {
         Some(serde_json::json!([{ "kind": "403", "rate": 1.0, "api": "m3" }])),
     );
     let out = child.wait_with_output().unwrap();
-    let all = text(&out);
+    let all = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     let committed = rows(&db);
     assert!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{COMPANIES, tables};
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{finished_reads, ionport_bin, profile_dir, sqlite};
+use ionport_tests::{finished_reads, ionport_bin, output_text, profile_dir, sqlite};
 use serde_json::Value;
 
 const SCALE: u64 = 80;
@@ -42,15 +42,6 @@ fn run(file: &Path) -> Output {
         .env("IONPORT_LOG", "ionport::read=debug")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// An M3 and a Data Lake pipeline, each into a SQLite file of its own.
@@ -118,7 +109,7 @@ fn a_pipeline_reads_an_exportmi_table_and_a_data_lake_catalog_object() {
     emu.emu.write_ionapi(&ionapi).unwrap();
     let file = pipeline_file(dir.path(), &ionapi, r#""table:OCUSMA""#, r#""CIDMAS""#);
     let out = run(&file);
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(out.status.success(), "{all}");
     let ds = emu.emu.dataset();
 
@@ -170,7 +161,7 @@ fn a_name_of_the_wrong_form_is_refused_at_load_with_its_line_and_the_form() {
         r#""CIDMAS""#,
     );
     let out = run(&file);
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(!out.status.success(), "{all}");
     let line = std::fs::read_to_string(&file)
         .unwrap()
@@ -198,7 +189,7 @@ fn a_stream_the_tenant_lacks_fails_its_task_at_run_start_with_close_matches() {
         r#""CIDMAZ""#,
     );
     let out = run(&file);
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(!out.status.success(), "{all}");
     for (pipeline, task, close) in [
         ("m3", "table:MITBAL", "table:MITMAS"),

@@ -6,9 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ionport_tests::output_text;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ionport_core::vault::{KeySource, Vault};
@@ -89,14 +90,6 @@ fn ionport(home: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A home with the emulator's credentials imported as vault entry `emu`.
 fn home_with_entry(emu: &EmulatorProcess, dir: &Path) -> PathBuf {
     let home = dir.join("home");
@@ -104,7 +97,7 @@ fn home_with_entry(emu: &EmulatorProcess, dir: &Path) -> PathBuf {
     let out = ionport(&home, &["vault", "import", ionapi, "--name", "emu"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     home
 }
 
@@ -123,7 +116,7 @@ fn checks_at_once(home: &Path, n: usize) -> Vec<String> {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            let t = text(&out);
+            let t = output_text(&out);
             assert!(out.status.success(), "{t}");
             assert!(t.contains("OK: connected as"), "{t}");
             t
