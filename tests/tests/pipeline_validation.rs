@@ -226,6 +226,20 @@ const CASES: &[Case] = &[
         says: "daily_budget must be at least 1",
     },
     Case {
+        name: "auth budget of one grant a minute",
+        from: "settings = { company = 100 }\n",
+        to: "settings = { company = 100 }\nauth_budget = { per_minute = 1 }\n",
+        at: "{ per_minute = 1 }",
+        says: "per_minute must be at least 2",
+    },
+    Case {
+        name: "auth budget with a misspelt key",
+        from: "settings = { company = 100 }\n",
+        to: "settings = { company = 100 }\nauth_budget = { per_minit = 5 }\n",
+        at: "{ per_minit = 5 }",
+        says: "auth_budget",
+    },
+    Case {
         name: "timeout past the gateway's longest",
         from: "settings = { company = 100 }\n",
         to: "settings = { company = 100 }\ntimeout = \"10m\"\n",

@@ -13,6 +13,11 @@ use ionport_tests::{ionport_bin, profile_dir};
 use serde_json::Value;
 
 fn pipeline(dir: &Path, ionapi: &Path, budget: u64) -> std::path::PathBuf {
+    pipeline_with(dir, ionapi, &format!("daily_budget = {budget}"))
+}
+
+/// The pipeline file with `limits` (TOML lines) on its connection.
+fn pipeline_with(dir: &Path, ionapi: &Path, limits: &str) -> std::path::PathBuf {
     let file = dir.join("pipelines.toml");
     let db = dir.join("out.db");
     std::fs::write(
@@ -27,7 +32,7 @@ connector = "infor-m3"
 credentials = {{ ionapi = "{}" }}
 settings = {{ company = 100 }}
 quota = "none"
-daily_budget = {budget}
+{limits}
 
 [pipelines.m3]
 connection = "m3"
@@ -115,4 +120,38 @@ fn a_second_process_stops_where_the_daily_budget_ends() {
         "{second}"
     );
     assert_eq!(second["budgets"][0]["left"].as_u64(), Some(0), "{second}");
+}
+
+#[test]
+fn a_second_process_is_refused_its_authentication_once_the_days_are_spent() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 50,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    // Each `ionport run` of an `.ionapi` file authenticates once (its token is its own).
+    let file = pipeline_with(dir.path(), &ionapi, "auth_budget = { per_day = 1 }");
+    let (out, _) = run(dir.path(), &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passwords = || {
+        emu.control("GET", "counters", None)["token_requests"]["password"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(passwords(), 1);
+    let (out, second) = run(dir.path(), &file);
+    assert!(!out.status.success(), "the second run fails: {second}");
+    assert_eq!(passwords(), 1, "the second authentication was not sent");
+    let error = second["tasks"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("daily budget of service-account authentications")
+            && error.contains("auth_budget"),
+        "{second}"
+    );
 }

@@ -52,12 +52,40 @@ pub enum CredentialsRef {
 
 /// A connection's daily budget: a number of requests, or `"none"`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "daily_budget: expected a number of requests per day (e.g. 250000) or \"none\""
+)]
 pub enum DailyBudgetEntry {
     /// Requests per UTC day.
     Requests(u64),
     /// `"none"`: no budget.
     Off(String),
+}
+
+/// A service account's authentication budget: its limits, or `"none"`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    untagged,
+    expecting = "auth_budget: expected { per_minute = N, per_day = N } (either may be left out) or \"none\""
+)]
+pub enum AuthBudgetEntry {
+    /// `{ per_minute = 20, per_day = 1000 }` (either may be left out: Infor's figure).
+    Limits(AuthLimits),
+    /// `"none"`: no budget.
+    Off(String),
+}
+
+/// An authentication budget's limits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthLimits {
+    /// First grants in any 60 s (at least 2; default 20).
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+    /// First grants per UTC day (at least 1; default 1,000).
+    #[serde(default)]
+    pub per_day: Option<u64>,
 }
 
 /// A connection.
@@ -84,6 +112,12 @@ pub struct ConnectionEntry {
     /// spent calls fail with a clear error instead of being sent. `"none"` turns it off.
     #[serde(default)]
     pub daily_budget: Option<DailyBudgetEntry>,
+    /// The service account's authentication budget (default Infor's: 20 a minute, 1,000
+    /// a day): first grants, not refreshes, counted per UTC day across ionport processes
+    /// sharing a home; past the minute's a grant waits, past the day's it is refused
+    /// before it is sent. `{ per_minute = N, per_day = N }` or `"none"`.
+    #[serde(default)]
+    pub auth_budget: Option<AuthBudgetEntry>,
     /// How long one gateway request may take (default `60s`, the gateway's default target
     /// timeout; at most `300s`, the longest a gateway policy allows), e.g. `"120s"`.
     #[serde(default)]

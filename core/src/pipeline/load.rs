@@ -16,7 +16,10 @@ use ionport_plugin_sdk::form::CREDENTIALS_PROPERTY;
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
-use super::config::{CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice, TaskEntry};
+use super::config::{
+    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice,
+    TaskEntry,
+};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};
 use super::schedule::Schedule;
@@ -121,6 +124,8 @@ pub struct PipelinePlan {
     pub quota: Option<Option<(u32, Duration)>>,
     /// The connection's daily budget override: `Some(None)` turns it off.
     pub daily_budget: Option<Option<u64>>,
+    /// The connection's authentication budget override: `Some(None)` turns it off.
+    pub auth_budget: Option<Option<crate::token::AuthBudget>>,
     /// The connection's request timeout, when set.
     pub timeout: Option<Duration>,
     /// The connection's in-flight bound, when set.
@@ -260,6 +265,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
     let mut settings: BTreeMap<&str, Value> = BTreeMap::new();
     let mut quotas: BTreeMap<&str, Option<(u32, Duration)>> = BTreeMap::new();
     let mut budgets: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+    let mut auth_budgets: BTreeMap<&str, Option<crate::token::AuthBudget>> = BTreeMap::new();
     let mut timeouts: BTreeMap<&str, Duration> = BTreeMap::new();
     let mut credentials: BTreeMap<&str, CredentialsPlan> = BTreeMap::new();
     for (name, conn) in &parsed.connections {
@@ -304,6 +310,39 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             Some(DailyBudgetEntry::Off(s)) => c.err(
                 &at("daily_budget"),
                 format!("{s:?}: expected a number of requests per day (e.g. 250000) or \"none\""),
+            ),
+        }
+        match &conn.auth_budget {
+            None => {}
+            Some(AuthBudgetEntry::Limits(AuthLimits {
+                per_minute,
+                per_day,
+            })) => {
+                let infor = crate::token::AuthBudget::INFOR;
+                let b = crate::token::AuthBudget {
+                    per_minute: per_minute.unwrap_or(infor.per_minute),
+                    per_day: per_day.unwrap_or(infor.per_day),
+                };
+                if b.per_minute < 2 {
+                    c.err(
+                        &at("auth_budget"),
+                        "auth_budget.per_minute must be at least 2 (or auth_budget = \"none\")",
+                    );
+                } else if b.per_day == 0 {
+                    c.err(
+                        &at("auth_budget"),
+                        "auth_budget.per_day must be at least 1 (or auth_budget = \"none\")",
+                    );
+                } else {
+                    auth_budgets.insert(name, Some(b));
+                }
+            }
+            Some(AuthBudgetEntry::Off(s)) if s.trim().eq_ignore_ascii_case("none") => {
+                auth_budgets.insert(name, None);
+            }
+            Some(AuthBudgetEntry::Off(s)) => c.err(
+                &at("auth_budget"),
+                format!("{s:?}: expected {{ per_minute = 20, per_day = 1000 }} or \"none\""),
             ),
         }
         if let Some(t) = &conn.timeout {
@@ -606,6 +645,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             schedule,
             quota: quotas.get(p.connection.as_str()).copied(),
             daily_budget: budgets.get(p.connection.as_str()).copied(),
+            auth_budget: auth_budgets.get(p.connection.as_str()).copied(),
             timeout: timeouts.get(p.connection.as_str()).copied(),
             max_in_flight: parsed
                 .connections

@@ -210,8 +210,12 @@ async fn run_pipeline(
     }
     // The service account's authentications count too (Infor's published limits unless
     // the embedder set its own).
-    if settings.token.auth_budget.is_none() {
-        settings.token.auth_budget = Some(crate::token::AuthBudget::INFOR);
+    match p.auth_budget {
+        Some(b) => settings.token.auth_budget = b,
+        None if settings.token.auth_budget.is_none() => {
+            settings.token.auth_budget = Some(crate::token::AuthBudget::INFOR);
+        }
+        None => {}
     }
     if settings.token.usage_dir.is_none() {
         settings.token.usage_dir = settings.gateway.usage_dir.clone();

@@ -169,6 +169,7 @@ async fn connection_run(
             schedule: None,
             quota,
             daily_budget: None,
+            auth_budget: None,
             timeout: None,
             max_in_flight: None,
             retries: None,
