@@ -131,3 +131,21 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// `ionport run --quiet FILE` with the built plugins and a home beside the file; `log` is
+/// the `IONPORT_LOG` filter (`None` leaves logging at its default).
+pub fn run_pipeline(file: &Path, log: Option<&str>) -> Output {
+    let mut cmd = Command::new(ionport_bin());
+    cmd.args(["run", "--quiet"])
+        .arg(file)
+        .env("IONPORT_PLUGIN_PATH", profile_dir())
+        .env(
+            "IONPORT_HOME",
+            file.parent().unwrap_or(Path::new(".")).join("home"),
+        );
+    match log {
+        Some(filter) => cmd.env("IONPORT_LOG", filter),
+        None => cmd.env_remove("IONPORT_LOG"),
+    };
+    cmd.output().expect("ionport runs")
+}

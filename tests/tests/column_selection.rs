@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use ionport_emulator::EmulatorConfig;
@@ -20,7 +20,7 @@ use ionport_emulator::data::{COMPANIES, Dataset, Record, Surface, TableDef, tabl
 use ionport_emulator::recorded::RecordedRequest;
 use ionport_plugin_sdk::mi::MiType;
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{ionport_bin, output_text, profile_dir, sqlite};
+use ionport_tests::{output_text, run_pipeline, sqlite};
 use serde_json::Value;
 
 const SCALE: u64 = 60;
@@ -35,14 +35,7 @@ fn emulator() -> Emulated {
 }
 
 fn run(file: &Path) -> Output {
-    Command::new(ionport_bin())
-        .args(["run", "--quiet"])
-        .arg(file)
-        .env("IONPORT_PLUGIN_PATH", profile_dir())
-        .env("IONPORT_HOME", file.parent().unwrap().join("home"))
-        .env_remove("IONPORT_LOG")
-        .output()
-        .unwrap()
+    run_pipeline(file, None)
 }
 
 /// A pipeline file: one connection and environment per connector, `tasks` per pipeline.

@@ -13,13 +13,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{COMPANIES, tables};
 use ionport_tests::emulated::Emulated;
-use ionport_tests::{finished_reads, ionport_bin, output_text, profile_dir, sqlite};
+use ionport_tests::{finished_reads, output_text, run_pipeline, sqlite};
 use serde_json::Value;
 
 const SCALE: u64 = 80;
@@ -34,14 +34,7 @@ fn emulator() -> Emulated {
 }
 
 fn run(file: &Path) -> Output {
-    Command::new(ionport_bin())
-        .args(["run", "--quiet"])
-        .arg(file)
-        .env("IONPORT_PLUGIN_PATH", profile_dir())
-        .env("IONPORT_HOME", file.parent().unwrap().join("home"))
-        .env("IONPORT_LOG", "ionport::read=debug")
-        .output()
-        .unwrap()
+    run_pipeline(file, Some("ionport::read=debug"))
 }
 
 /// An M3 and a Data Lake pipeline, each into a SQLite file of its own.
