@@ -496,9 +496,13 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             }
         };
         match resolved {
-            Ok(d) => {
-                destinations.insert(name, d);
-            }
+            // A kind this build left out is named now, not when a run opens it.
+            Ok(d) => match d.built() {
+                Ok(()) => {
+                    destinations.insert(name, d);
+                }
+                Err(e) => c.err(&at, e.to_string()),
+            },
             Err(e) => c.err(&at, e),
         }
     }
@@ -758,3 +762,7 @@ fn url_has_password(url: &str) -> bool {
     let userinfo = after_scheme.split('@').next().unwrap_or("");
     after_scheme.contains('@') && userinfo.contains(':')
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;
