@@ -60,6 +60,27 @@ pub fn stream_names(plugin: &LoadedPlugin) -> Option<&StreamNames> {
     plugin.manifest().stream_names.as_ref()
 }
 
+/// The mark of a connection-form field whose value changes the shape (schema or key) of
+/// the predefined tasks: when a connection sets it, the specs `discover` gives for those
+/// tasks replace the manifest's (e.g. LN's `companies`, which adds `company` to the key).
+pub const RESHAPES_STREAMS: &str = "x-reshapes-streams";
+
+/// Whether `settings` set (not null, not absent) a field of `plugin`'s connection form
+/// marked [`RESHAPES_STREAMS`]: then the predefined tasks' specs are `discover`'s.
+pub fn reshapes_streams(plugin: &LoadedPlugin, settings: &Value) -> bool {
+    let Some(props) = plugin
+        .connection_form()
+        .get("properties")
+        .and_then(Value::as_object)
+    else {
+        return false;
+    };
+    props.iter().any(|(name, field)| {
+        field.get(RESHAPES_STREAMS).and_then(Value::as_bool) == Some(true)
+            && settings.get(name).is_some_and(|v| !v.is_null())
+    })
+}
+
 /// Runs `plugin`'s `discover` over `connection` on a blocking thread.
 pub async fn discover(
     plugin: &Arc<LoadedPlugin>,
