@@ -115,7 +115,7 @@ fn request(task: &str, settings: Value, mode: SyncMode, state: Option<Value>) ->
 }
 
 /// What the generator holds for `table` in company `cono`, as LN OData renders it, by key.
-fn expected(ds: &Dataset, table: &TableDef, cono: u32) -> BTreeMap<String, Map<String, Value>> {
+fn expected(ds: &Dataset, table: &TableDef, cono: u32) -> ByKey {
     let mut out = BTreeMap::new();
     for i in 0..ds.count(table.entity, cono) {
         let r = ds.record(table.entity, cono, i);
@@ -138,13 +138,13 @@ fn expected(ds: &Dataset, table: &TableDef, cono: u32) -> BTreeMap<String, Map<S
     out
 }
 
+/// Records by key.
+type ByKey = BTreeMap<String, Map<String, Value>>;
+
 /// Records by company, then by key (the `company` field taken out); the count of
 /// (company, key) pairs that came twice.
-fn by_company(
-    records: &[(String, Value)],
-    key: &str,
-) -> (BTreeMap<u64, BTreeMap<String, Map<String, Value>>>, usize) {
-    let mut out: BTreeMap<u64, BTreeMap<String, Map<String, Value>>> = BTreeMap::new();
+fn by_company(records: &[(String, Value)], key: &str) -> (BTreeMap<u64, ByKey>, usize) {
+    let mut out: BTreeMap<u64, ByKey> = BTreeMap::new();
     let mut dups = 0;
     for (_, v) in records {
         let mut m = v.as_object().cloned().expect("a record is an object");
@@ -700,4 +700,88 @@ fn a_pipeline_with_company_and_companies_fails_at_load_naming_both() {
             "located in the file: {all}"
         );
     }
+}
+
+#[test]
+fn airbyte_catalogs_and_field_selections_carry_the_company() {
+    let emu = emulator();
+    let ds = emu.emu.dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = json!({"companies": [100, 200]});
+    config["credentials"] = form_credentials(&emu.emu.ionapi_json());
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let plugins = [ionport_tests::profile_dir()];
+    let cfg_arg = cfg.to_str().unwrap();
+    let messages = |out: &std::process::Output| -> Vec<Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+
+    let out = ionport_tests::ionport(
+        &plugins,
+        &["airbyte", "infor-ln", "discover", "--config", cfg_arg],
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let catalog = messages(&out)
+        .into_iter()
+        .find(|m| m["type"] == "CATALOG")
+        .expect("a catalog");
+    let mut bp = catalog["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "business_partners")
+        .cloned()
+        .expect("business_partners");
+    assert_eq!(
+        bp["source_defined_primary_key"],
+        json!([["company"], ["BusinessPartner"]])
+    );
+
+    // A selection of a few fields: the company comes with the key.
+    bp["json_schema"]["properties"] = json!({
+        "company": bp["json_schema"]["properties"]["company"],
+        "BusinessPartner": bp["json_schema"]["properties"]["BusinessPartner"],
+        "Name": bp["json_schema"]["properties"]["Name"],
+    });
+    let configured = json!({"streams": [{
+        "stream": bp, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite",
+    }]});
+    let cat = dir.path().join("catalog.json");
+    std::fs::write(&cat, configured.to_string()).unwrap();
+    let out = ionport_tests::ionport(
+        &plugins,
+        &[
+            "airbyte",
+            "infor-ln",
+            "read",
+            "--config",
+            cfg_arg,
+            "--catalog",
+            cat.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let records: Vec<Value> = messages(&out)
+        .into_iter()
+        .filter(|m| m["type"] == "RECORD")
+        .map(|m| m["record"]["data"].clone())
+        .collect();
+    let table = &tables::LN_BUSINESS_PARTNERS;
+    assert_eq!(
+        records.len(),
+        expected(&ds, table, 100).len() + expected(&ds, table, 200).len()
+    );
+    let fields: BTreeSet<String> = records
+        .iter()
+        .flat_map(|r| r.as_object().unwrap().keys().cloned())
+        .collect();
+    assert!(
+        fields.contains("company") && fields.contains("Name"),
+        "{fields:?}"
+    );
+    assert!(!fields.contains("City"), "{fields:?}");
 }

@@ -74,7 +74,7 @@ pub fn read(
     let initial = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
     let mut out = RecordWriter::new(host, &target.stream, initial.max(100) as usize);
     let mut pages = 0;
-    for &company in companies {
+    for (i, &company) in companies.iter().enumerate() {
         host.check_cancelled()?;
         let one = settings.for_company(company);
         if state.done.contains(&company) {
@@ -97,7 +97,10 @@ pub fn read(
         pages += n;
         state.companies.insert(company, done);
         state.done.push(company);
-        out.commit(&state)?;
+        // The last company's end is the read's: the final state below says it.
+        if i + 1 < companies.len() {
+            out.commit(&state)?;
+        }
         host.info(&format!(
             "{} ({}): {} records in {n} pages",
             target.stream,
