@@ -78,7 +78,8 @@ mod streams;
 pub use columns::{ColumnError, narrow_spec, schema_columns, selected_columns, with_columns};
 pub use records::{JsonRef, Record, Records, RecordsError};
 pub use streams::{
-    StreamError, close_matches, discover, find_stream, is_stream_name, stream_names,
+    RESHAPES_STREAMS, StreamError, close_matches, discover, find_stream, is_stream_name,
+    reshapes_streams, stream_names,
 };
 
 /// Receives what a task's read produces. Called on the plugin's blocking thread; an

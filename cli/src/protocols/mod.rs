@@ -188,9 +188,12 @@ impl Session {
     /// the stream's schema, its key and cursor kept). A selection of every field asks for
     /// nothing special.
     fn select(&self, request: ReadRequest, wanted: &[String]) -> Result<ReadRequest, ReadFailure> {
+        // Settings that reshape the predefined tasks (LN's `companies`) make `discover`'s
+        // spec the one the catalog was built from.
+        let reshaped = ionport_core::read::reshapes_streams(&self.plugin, &self.settings);
         let spec = match self.plugin.task(&request.task) {
-            Some(spec) => spec.clone(),
-            None => self
+            Some(spec) if !reshaped => spec.clone(),
+            _ => self
                 .discover()?
                 .into_iter()
                 .find(|d| d.spec.name == request.task)

@@ -72,20 +72,70 @@ fn classify(resp: &GatewayResponse, target: &str, settings: &LnSettings) -> (&'s
     }
 }
 
-/// Tests the connection: a one-record OData query for the configured company.
+/// Tests the connection: a one-record OData query for the configured company; with
+/// several companies, one for every predefined task's entity set in each company (every
+/// task reads every company, and LN activates services per company), stopping at the
+/// first company that fails, named in the report.
 pub fn check(host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, ConnectorError> {
     let settings = match LnSettings::from_connection(connection) {
         Ok(s) => s,
         Err(e) => return Ok(failed("settings", e.message().to_string(), Value::Null)),
     };
-    let t = &tasks::LN_TASKS[0];
-    let target = format!("{}/{}", t.service, t.entity_set);
-    let req = with_headers(
-        GatewayRequest::get(format!("LN/lnapi/odata/{target}"))
-            .query("$top", "1")
-            .query("$select", t.key.join(",")),
-        &settings,
+    let Some(list) = settings.fan_out() else {
+        return check_company(host, &settings, &tasks::LN_TASKS[..1]);
+    };
+    let mut passed: Vec<u16> = Vec::new();
+    let mut last = None;
+    for &c in list {
+        let one = settings.for_company(c);
+        let mut report = check_company(host, &one, &tasks::LN_TASKS)?;
+        if !report.success {
+            let named = format!("company {c}");
+            if !report.message.contains(&named) {
+                report.message = format!("LN {named}: {}", report.message);
+            }
+            report.details["companies"] = json!(list);
+            report.details["failed_company"] = c.into();
+            report.details["companies_ok"] = json!(passed);
+            return Ok(report);
+        }
+        passed.push(c);
+        last = Some(report);
+    }
+    let Some(mut report) = last else {
+        return Ok(failed(
+            "settings",
+            "companies is empty: list at least one LN company".into(),
+            Value::Null,
+        ));
+    };
+    let sets: Vec<String> = tasks::LN_TASKS
+        .iter()
+        .map(|t| format!("{}/{}", t.service, t.entity_set))
+        .collect();
+    let companies: Vec<String> = list.iter().map(ToString::to_string).collect();
+    report.message = format!(
+        "Connected to Infor LN{}: {} answer for companies {}.",
+        report
+            .details
+            .get("user")
+            .and_then(Value::as_str)
+            .map(|u| format!(" as {u}"))
+            .unwrap_or_default(),
+        sets.join(", "),
+        companies.join(", ")
     );
+    report.details["company"] = Value::Null;
+    report.details["companies"] = json!(list);
+    Ok(report)
+}
+
+/// One company (that of `settings`): a one-record query of each of `sets`.
+fn check_company(
+    host: &Host,
+    settings: &LnSettings,
+    sets: &[tasks::LnTask],
+) -> Result<CheckReport, ConnectorError> {
     let policy = RetryPolicy {
         attempts: 2,
         ..RetryPolicy::default()
@@ -93,39 +143,55 @@ pub fn check(host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, 
     let mut details = json!({
         "company": settings.company,
         "language": settings.language,
-        "service": t.service,
+        "service": sets.first().map(|t| t.service),
     });
-    match fetch_decoded(host, &req, "LN check", &policy, |r| Page::decode(&req, r)) {
-        Err(e) if e.is_cancelled() => Err(e),
-        // An answer, but not an OData page: the gateway was reached; what answered is not LN.
-        Err(e) if e.is_unexpected_body() => Ok(failed("product", e.message().into(), details)),
-        Err(e) => {
-            let (part, msg) = host_failure(&e);
-            Ok(failed(part, msg, details))
-        }
-        Ok(Fetched::Status(resp)) => {
-            let (part, msg) = classify(&resp, &target, &settings);
-            details["status"] = resp.status.into();
-            Ok(failed(part, msg, details))
-        }
-        Ok(Fetched::Decoded(_)) => {
-            let user = user_name(host);
-            if let Some(u) = &user {
-                details["user"] = u.clone().into();
+    let mut target = String::new();
+    for t in sets {
+        target = format!("{}/{}", t.service, t.entity_set);
+        details["service"] = t.service.into();
+        let req = with_headers(
+            GatewayRequest::get(format!("LN/lnapi/odata/{target}"))
+                .query("$top", "1")
+                .query("$select", t.key.join(",")),
+            settings,
+        );
+        match fetch_decoded(host, &req, "LN check", &policy, |r| Page::decode(&req, r)) {
+            Err(e) if e.is_cancelled() => return Err(e),
+            // An answer, but not an OData page: the gateway was reached; what answered is
+            // not LN.
+            Err(e) if e.is_unexpected_body() => {
+                return Ok(failed("product", e.message().into(), details));
             }
-            Ok(CheckReport {
-                success: true,
-                message: format!(
-                    "Connected to Infor LN{}: {} answers for {}.",
-                    user.map(|u| format!(" as {u}")).unwrap_or_default(),
-                    target,
-                    company_text(&settings)
-                ),
-                failed_part: None,
-                details,
-            })
+            Err(e) => {
+                let (part, msg) = host_failure(&e);
+                return Ok(failed(part, msg, details));
+            }
+            Ok(Fetched::Status(resp)) => {
+                let (part, msg) = classify(&resp, &target, settings);
+                details["status"] = resp.status.into();
+                return Ok(failed(part, msg, details));
+            }
+            Ok(Fetched::Decoded(_)) => {}
         }
     }
+    let user = user_name(host);
+    if let Some(u) = &user {
+        details["user"] = u.clone().into();
+    }
+    if sets.len() > 1 {
+        details["service"] = Value::Null;
+    }
+    Ok(CheckReport {
+        success: true,
+        message: format!(
+            "Connected to Infor LN{}: {} answers for {}.",
+            user.map(|u| format!(" as {u}")).unwrap_or_default(),
+            target,
+            company_text(settings)
+        ),
+        failed_part: None,
+        details,
+    })
 }
 
 /// The service account's user name, when the gateway tells it.
@@ -170,14 +236,24 @@ fn schema_of_sample(set: &str, sample: &Map<String, Value>) -> Value {
 /// Lists the entity sets of the configured services and whether each can be read.
 pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery, ConnectorError> {
     let settings = LnSettings::from_connection(connection)?;
+    let each = settings.each_company();
+    // With several companies every stream has the `company` field, first in its key.
+    let shape = |spec: TaskSpec| {
+        if settings.fan_out().is_some() {
+            tasks::with_company(spec)
+        } else {
+            spec
+        }
+    };
     let policy = RetryPolicy::default();
     let mut streams = Vec::new();
     let mut services = Vec::new();
     for service in settings.services() {
         host.check_cancelled()?;
+        // The service document is the same in every company: the first one's is asked.
         let doc_req = with_headers(
             GatewayRequest::get(format!("LN/lnapi/odata/{service}/")),
-            &settings,
+            each.first().unwrap_or(&settings),
         );
         let what = format!("LN service document of {service}");
         let sets: Vec<String> =
@@ -203,7 +279,7 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
                     // Predefined tasks of an unreachable service are listed as unavailable.
                     for t in tasks::LN_TASKS.iter().filter(|t| t.service == service) {
                         streams.push(DiscoveredStream {
-                            spec: tasks::spec(t),
+                            spec: shape(tasks::spec(t)),
                             predefined: true,
                             available: false,
                             note: Some(format!("service {service}: HTTP {}: {msg}", resp.status)),
@@ -214,30 +290,40 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
             };
         services.push(json!({"service": service, "available": true, "entity_sets": sets}));
         for set in sets {
-            // One record tells whether the company may read it, and its shape.
-            let probe = with_headers(
-                GatewayRequest::get(format!("LN/lnapi/odata/{service}/{set}")).query("$top", "1"),
-                &settings,
-            );
+            // One record tells whether the company may read it, and its shape; with several
+            // companies, each must (every task reads every company).
             let what = format!("LN {service}/{set}");
-            let (available, note, sample) =
+            let mut available = true;
+            let mut note = None;
+            let mut sample = None;
+            for one in &each {
+                let probe = with_headers(
+                    GatewayRequest::get(format!("LN/lnapi/odata/{service}/{set}"))
+                        .query("$top", "1"),
+                    one,
+                );
                 match fetch_decoded(host, &probe, &what, &policy, |r| r.json::<Page>(&what))? {
-                    Fetched::Decoded(p) => (true, None, p.value.into_iter().next()),
-                    Fetched::Status(resp) => (
-                        false,
-                        Some(format!(
+                    Fetched::Decoded(p) => {
+                        if sample.is_none() {
+                            sample = p.value.into_iter().next();
+                        }
+                    }
+                    Fetched::Status(resp) => {
+                        available = false;
+                        note = Some(format!(
                             "{} answers HTTP {} for {}: {}",
                             what,
                             resp.status,
-                            company_text(&settings),
+                            company_text(one),
                             odata::error_message(&resp)
-                        )),
-                        None,
-                    ),
-                };
+                        ));
+                        break;
+                    }
+                }
+            }
             if let Some(t) = tasks::task_for(&service, &set) {
                 streams.push(DiscoveredStream {
-                    spec: tasks::spec(t),
+                    spec: shape(tasks::spec(t)),
                     predefined: true,
                     available,
                     note,
@@ -256,7 +342,7 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
                 modes.push(SyncMode::Incremental);
             }
             streams.push(DiscoveredStream {
-                spec: TaskSpec {
+                spec: shape(TaskSpec {
                     name: format!("{service}/{set}"),
                     description: format!("Entity set {set} of the LN OData service {service}."),
                     record_schema: schema_of_sample(&set, &sample),
@@ -264,7 +350,7 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
                     cursor_field: cursor,
                     sync_modes: modes,
                     requests_per_1000_records: None,
-                },
+                }),
                 predefined: false,
                 available,
                 note: note.or(Some(
@@ -279,7 +365,7 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
     for t in &tasks::LN_TASKS {
         if !streams.iter().any(|s| s.spec.name == t.name) {
             streams.push(DiscoveredStream {
-                spec: tasks::spec(t),
+                spec: shape(tasks::spec(t)),
                 predefined: true,
                 available: false,
                 note: Some(format!(
@@ -291,6 +377,10 @@ pub fn discover(host: &Host, connection: &ConnectionConfig) -> Result<Discovery,
     }
     Ok(Discovery {
         streams,
-        details: json!({"company": settings.company, "services": services}),
+        details: if let Some(list) = settings.fan_out() {
+            json!({"company": settings.company, "companies": list, "services": services})
+        } else {
+            json!({"company": settings.company, "services": services})
+        },
     })
 }

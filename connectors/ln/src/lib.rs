@@ -11,6 +11,7 @@
 //! never sees a secret.
 
 mod check;
+mod companies;
 mod form;
 mod pages;
 mod read;
@@ -33,6 +34,10 @@ pub struct LnSettings {
     /// `X-Infor-LnCompany`; `None` for the service user's default company.
     #[serde(default)]
     pub company: Option<u16>,
+    /// Several companies, each read for every task (`X-Infor-LnCompany` per request), every
+    /// record with its `company`; excludes `company`.
+    #[serde(default)]
+    pub companies: Option<Vec<u16>>,
     /// `Content-Language`.
     #[serde(default = "default_language")]
     pub language: String,
@@ -52,9 +57,70 @@ impl LnSettings {
         } else {
             c.settings.clone()
         };
-        serde_json::from_value(v).map_err(|e| {
+        let s: Self = serde_json::from_value(v).map_err(|e| {
             ConnectorError::invalid_input(format!("the LN connection settings are invalid: {e}"))
-        })
+        })?;
+        s.check_companies()?;
+        Ok(s)
+    }
+
+    /// The form says the same for a connection that went through it; a request built by
+    /// hand did not.
+    fn check_companies(&self) -> Result<(), ConnectorError> {
+        let bad = |why: String| {
+            Err(ConnectorError::invalid_input(format!(
+                "the LN connection settings are invalid: {why}"
+            )))
+        };
+        let Some(list) = &self.companies else {
+            return Ok(());
+        };
+        if self.company.is_some() {
+            return bad(
+                "company and companies exclude each other: set company for one LN company, \
+                 or companies for several, not both"
+                    .into(),
+            );
+        }
+        if list.is_empty() {
+            return bad(
+                "companies is empty: list at least one LN company (0-9999), or leave \
+                        it out for the service user's default company"
+                    .into(),
+            );
+        }
+        for (i, c) in list.iter().enumerate() {
+            if *c > 9999 {
+                return bad(format!("companies[{i}] is {c}: an LN company is 0-9999"));
+            }
+            if list[..i].contains(c) {
+                return bad(format!("companies lists company {c} twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The companies of a fan-out read, when the connection lists several.
+    pub fn fan_out(&self) -> Option<&[u16]> {
+        self.companies.as_deref()
+    }
+
+    /// These settings for one company of the list.
+    pub fn for_company(&self, company: u16) -> Self {
+        Self {
+            company: Some(company),
+            companies: None,
+            ..self.clone()
+        }
+    }
+
+    /// One settings per company to ask: each listed company, or the one configured (or the
+    /// service user's default).
+    pub fn each_company(&self) -> Vec<Self> {
+        match self.fan_out() {
+            Some(list) => list.iter().map(|c| self.for_company(*c)).collect(),
+            None => vec![self.clone()],
+        }
     }
 
     /// The services to discover: the configured ones, else those of the predefined tasks.
@@ -84,14 +150,32 @@ fn parse_stream(name: &str) -> Option<(&str, &str)> {
         .then_some((service, set))
 }
 
-fn target_of(req: &ReadRequest) -> Result<Target, ConnectorError> {
+/// Where `req` reads. With several companies the stream's `company` field is the
+/// connector's own, not an OData property: it is never asked for (`$select`) nor ordered by.
+fn target_of(req: &ReadRequest, fan_out: bool) -> Result<Target, ConnectorError> {
+    let mut target = target_of_task(req, fan_out)?;
+    if fan_out {
+        let own = |c: &String| c != tasks::COMPANY_FIELD;
+        target.keys.retain(own);
+        if let Some(cols) = &mut target.select {
+            cols.retain(own);
+        }
+    }
+    Ok(target)
+}
+
+fn target_of_task(req: &ReadRequest, fan_out: bool) -> Result<Target, ConnectorError> {
     if let Some(t) = tasks::task(&req.task) {
         let schema = tasks::spec(t).record_schema;
+        // `company` (several companies) is in the host's selection as part of the key.
         let offered: Vec<&str> = schema
             .get("properties")
             .and_then(Value::as_object)
-            .map(|p| p.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+            .map(|p| p.keys().map(String::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(fan_out.then_some(tasks::COMPANY_FIELD))
+            .collect();
         let keep: Vec<&str> = t.key.iter().copied().chain([t.cursor]).collect();
         return Ok(Target {
             stream: t.name.into(),
@@ -151,14 +235,15 @@ impl Connector for LnConnector {
             name: "Infor LN".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Infor LN through its OData v4 services on the ION API Gateway: business \
-                          partners, sales orders and items of one LN company, incremental on the \
+                          partners, sales orders and items of one LN company (or several, each \
+                          record with its company), incremental on the \
                           last-modified time."
                 .into(),
         }
     }
 
     fn connection_form(&self) -> serde_json::Value {
-        ionport_plugin_sdk::form::form_schema::<form::LnConnectionForm>()
+        form::schema()
     }
 
     fn tasks(&self) -> Vec<TaskSpec> {
@@ -196,7 +281,7 @@ impl Connector for LnConnector {
 
     fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
         let settings = LnSettings::from_connection(&req.connection)?;
-        let target = target_of(req)?;
+        let target = target_of(req, settings.fan_out().is_some())?;
         let paging = match req.options.get("paging").and_then(Value::as_str) {
             None => settings.paging,
             Some("auto") => Paging::Auto,
@@ -207,7 +292,10 @@ impl Connector for LnConnector {
                 )));
             }
         };
-        read::read(host, req, &settings, &target, paging)
+        match settings.fan_out() {
+            Some(list) => companies::read(host, req, &settings, &target, paging, list),
+            None => read::read(host, req, &settings, &target, paging),
+        }
     }
 }
 

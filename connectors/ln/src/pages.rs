@@ -16,9 +16,11 @@ use ionport_plugin_sdk::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::LnSettings;
+use crate::companies::Fan;
 use crate::read::{
     LnState, Paging, Target, base_query, fetch, filter_of, key_of, prefer, with_headers,
 };
+use crate::tasks::COMPANY_FIELD;
 
 /// How a query ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,9 @@ pub(crate) struct Run<'a> {
     /// The key of the last record emitted.
     pub after: Option<Vec<Value>>,
     pub pager: AdaptivePageSize,
-    pub out: RecordWriter,
+    pub out: &'a mut RecordWriter,
+    /// One company of several: its records carry it, its checkpoints hold every company's state.
+    pub fan: Option<&'a Fan<'a>>,
     /// Pages read (requests that brought records or ended the read).
     pub pages: u64,
     pub in_flight: usize,
@@ -171,15 +175,22 @@ impl Run<'_> {
             if !self.target.keys.is_empty() {
                 self.after = Some(key_of(&e, &self.target.keys, &self.target.stream)?);
             }
+            if let Some(f) = self.fan {
+                e.insert(COMPANY_FIELD.into(), f.company.into());
+            }
             self.out.push(&e)?;
         }
         self.pages += requests;
-        self.out.commit(&LnState {
+        let state = LnState {
             cursor: self.lower.clone(),
             mode: Some(self.mode),
             next_cursor: self.next_cursor.clone(),
             after: self.after.clone(),
-        })
+        };
+        match self.fan {
+            None => self.out.commit(&state),
+            Some(f) => self.out.commit(&f.with(state)),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::LnSettings;
+use crate::companies::Fan;
 use crate::pages::{Query, Run};
 
 /// Default records per page.
@@ -237,6 +238,55 @@ pub fn read(
     target: &Target,
     paging: Paging,
 ) -> Result<ReadSummary, ConnectorError> {
+    let prior: LnState = parse_state(req, target)?;
+    let initial = req.page_size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
+    let mut out = RecordWriter::new(host, &target.stream, initial.max(100) as usize);
+    let (final_state, pages) =
+        read_company(host, req, settings, target, paging, prior, &mut out, None)?;
+    out.commit(&final_state)?;
+    let records = out.written();
+    host.info(&format!(
+        "{}: {records} records in {pages} pages",
+        target.stream
+    ));
+    Ok(ReadSummary {
+        records,
+        pages,
+        state: Some(serde_json::to_value(&final_state).unwrap_or(Value::Null)),
+    })
+}
+
+/// The state a read starts from (none: from the start).
+pub(crate) fn parse_state<S: serde::de::DeserializeOwned + Default>(
+    req: &ReadRequest,
+    target: &Target,
+) -> Result<S, ConnectorError> {
+    match &req.state {
+        Some(v) if !v.is_null() => serde_json::from_value(v.clone()).map_err(|e| {
+            ConnectorError::invalid_input(format!(
+                "the state of {} is not an LN state ({e}): {v}",
+                target.stream
+            ))
+        }),
+        _ => Ok(S::default()),
+    }
+}
+
+/// Reads `target` in the company of `settings` from `prior`, emitting into `out` with a
+/// checkpoint after every page (the task's state: this company's, or all companies' with
+/// this one's in it when `fan` says so). Returns the company's state once complete (not
+/// yet committed) and the pages read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_company(
+    host: &Host,
+    req: &ReadRequest,
+    settings: &LnSettings,
+    target: &Target,
+    paging: Paging,
+    prior: LnState,
+    out: &mut RecordWriter,
+    fan: Option<&Fan<'_>>,
+) -> Result<(LnState, u64), ConnectorError> {
     let incremental = req.sync_mode == SyncMode::Incremental;
     if incremental && target.cursor.is_none() {
         return Err(ConnectorError::invalid_input(format!(
@@ -244,15 +294,6 @@ pub fn read(
             target.stream
         )));
     }
-    let prior: LnState = match &req.state {
-        Some(v) if !v.is_null() => serde_json::from_value(v.clone()).map_err(|e| {
-            ConnectorError::invalid_input(format!(
-                "the state of {} is not an LN state ({e}): {v}",
-                target.stream
-            ))
-        })?,
-        _ => LnState::default(),
-    };
     // Resume a read that stopped half-way, when it was the same kind of read.
     let resuming = prior.after.is_some() && prior.mode == Some(req.sync_mode);
     let lower = if incremental || resuming {
@@ -268,8 +309,10 @@ pub fn read(
     };
     if resuming {
         host.info(&format!(
-            "{}: resuming after key {}",
+            "{}{}: resuming after key {}",
             target.stream,
+            fan.map(|_| format!(" ({})", company_text(settings)))
+                .unwrap_or_default(),
             after
                 .as_ref()
                 .map(|a| Value::from(a.clone()))
@@ -287,28 +330,20 @@ pub fn read(
         next_cursor: next_cursor.clone(),
         after,
         pager: AdaptivePageSize::new(initial, initial.min(10), initial),
-        out: RecordWriter::new(host, &target.stream, initial.max(100) as usize),
+        out,
+        fan,
         pages: 0,
         in_flight: inflight::pages_in_flight(req),
     };
     while run.query(paging)? == Query::Again {}
-    let Run { mut out, pages, .. } = run;
-
-    let final_state = LnState {
-        cursor: next_cursor.or(lower),
-        ..LnState::default()
-    };
-    out.commit(&final_state)?;
-    let records = out.written();
-    host.info(&format!(
-        "{}: {records} records in {pages} pages",
-        target.stream
-    ));
-    Ok(ReadSummary {
-        records,
+    let pages = run.pages;
+    Ok((
+        LnState {
+            cursor: next_cursor.or(lower),
+            ..LnState::default()
+        },
         pages,
-        state: Some(serde_json::to_value(&final_state).unwrap_or(Value::Null)),
-    })
+    ))
 }
 
 pub(crate) fn key_of(

@@ -176,3 +176,42 @@ pub fn spec(t: &LnTask) -> TaskSpec {
 pub fn predefined() -> Vec<TaskSpec> {
     LN_TASKS.iter().map(spec).collect()
 }
+
+/// The field that says which company a record was read from, when a connection lists
+/// several (`companies`). Lower case, so no LN OData property (PascalCase) has its name.
+pub const COMPANY_FIELD: &str = "company";
+
+/// `spec` as read from several companies: a `company` field (an integer, always there)
+/// first in its primary key, so equal LN keys in two companies are two records.
+pub fn with_company(mut spec: TaskSpec) -> TaskSpec {
+    if let Some(obj) = spec.record_schema.as_object_mut() {
+        if let Some(props) = obj
+            .entry("properties")
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()
+        {
+            props.insert(
+                COMPANY_FIELD.into(),
+                serde_json::json!({
+                    "type": "integer",
+                    "description": "The LN company the record was read from (X-Infor-LnCompany).",
+                    "minimum": 0,
+                    "maximum": 9999,
+                }),
+            );
+        }
+        if let Some(required) = obj
+            .entry("required")
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+        {
+            required.push(COMPANY_FIELD.into());
+        }
+    }
+    spec.primary_key.insert(0, COMPANY_FIELD.into());
+    spec.description = format!(
+        "{} Read from each company of the connection.",
+        spec.description
+    );
+    spec
+}

@@ -290,7 +290,8 @@ async fn run_pipeline(
     Ok((outcomes, metrics, budget))
 }
 
-/// The tasks that can be read, and an outcome for each that cannot. Discovered streams are
+/// The tasks that can be read, and an outcome for each that cannot. Discovered streams (and
+/// predefined tasks, when the settings reshape them: [`read::reshapes_streams`]) are
 /// looked up in one `discover` and take its spec (a stream that does not exist, or is not
 /// available, fails with close matches); every column selection is checked against the
 /// stream's schema — before any task starts, so a mistake costs no reading.
@@ -313,7 +314,10 @@ async fn resolve(
         )),
         ..TaskOutcome::default()
     };
-    let discovery = if tasks.iter().any(|t| t.discovered) {
+    // Settings that reshape the predefined tasks (a form field marked so) make their specs
+    // `discover`'s too.
+    let reshaped = read::reshapes_streams(&p.connector, &p.settings);
+    let discovery = if reshaped || tasks.iter().any(|t| t.discovered) {
         Some(
             read::discover(&p.connector, connection, p.settings.clone(), cancel)
                 .await
@@ -340,6 +344,24 @@ async fn resolve(
                     }
                     t.spec = spec;
                 }
+                Err(why) => {
+                    outcomes.push(failed(&t, why));
+                    continue;
+                }
+            }
+        } else if reshaped {
+            // Available or not, the read says why it fails; only the shape is needed here.
+            let found = match &discovery {
+                Some(Ok(d)) => Ok(d
+                    .streams
+                    .iter()
+                    .find(|s| s.predefined && s.spec.name == t.spec.name)),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("no discovery ran".to_string()),
+            };
+            match found {
+                Ok(Some(s)) => t.spec = s.spec.clone(),
+                Ok(None) => {}
                 Err(why) => {
                     outcomes.push(failed(&t, why));
                     continue;

@@ -60,6 +60,27 @@ pub fn stream_names(plugin: &LoadedPlugin) -> Option<&StreamNames> {
     plugin.manifest().stream_names.as_ref()
 }
 
+/// The mark of a connection-form field whose value changes the shape (schema or key) of
+/// the predefined tasks: when a connection sets it, the specs `discover` gives for those
+/// tasks replace the manifest's (e.g. LN's `companies`, which adds `company` to the key).
+pub const RESHAPES_STREAMS: &str = "x-reshapes-streams";
+
+/// Whether `settings` set (not null, not absent) a field of `plugin`'s connection form
+/// marked [`RESHAPES_STREAMS`]: then the predefined tasks' specs are `discover`'s.
+pub fn reshapes_streams(plugin: &LoadedPlugin, settings: &Value) -> bool {
+    form_reshapes(plugin.connection_form(), settings)
+}
+
+fn form_reshapes(form: &Value, settings: &Value) -> bool {
+    let Some(props) = form.get("properties").and_then(Value::as_object) else {
+        return false;
+    };
+    props.iter().any(|(name, field)| {
+        field.get(RESHAPES_STREAMS).and_then(Value::as_bool) == Some(true)
+            && settings.get(name).is_some_and(|v| !v.is_null())
+    })
+}
+
 /// Runs `plugin`'s `discover` over `connection` on a blocking thread.
 pub async fn discover(
     plugin: &Arc<LoadedPlugin>,
@@ -157,6 +178,23 @@ mod tests {
         assert!(!msg.contains("MITMAS"), "{msg}");
         let e = find_stream("infor-m3", &streams, "zzz").unwrap_err();
         assert!(e.to_string().contains("none of the 3 offered"), "{e}");
+    }
+
+    #[test]
+    fn only_a_set_field_marked_to_reshape_makes_the_specs_discovers() {
+        let form = serde_json::json!({"properties": {
+            "company": {"type": ["integer", "null"]},
+            "companies": {"type": ["array", "null"], RESHAPES_STREAMS: true},
+        }});
+        let yes = |settings: Value| form_reshapes(&form, &settings);
+        assert!(yes(serde_json::json!({"companies": [100, 200]})));
+        assert!(!yes(serde_json::json!({"companies": null, "company": 100})));
+        assert!(!yes(serde_json::json!({"company": 100})));
+        assert!(!yes(Value::Null));
+        assert!(!form_reshapes(
+            &serde_json::json!({}),
+            &serde_json::json!({"companies": [1]})
+        ));
     }
 
     #[test]
