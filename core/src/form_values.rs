@@ -94,7 +94,7 @@ impl FormValues {
                         .to_string()
                         .trim_start_matches('/')
                         .replace('/', ".");
-                    let reason = mask_secrets(&e.to_string(), &secrets);
+                    let reason = mask_secrets(&crate::json_schema::error_text(&e), &secrets);
                     errors.push(FieldError { field, reason });
                 }
             }

@@ -31,6 +31,18 @@ pub fn validator_for(schema: &Value) -> Result<Validator, ValidationError<'stati
         .build(schema)
 }
 
+/// What a validation error says to a user. A `not` schema with a `description` says
+/// that description (a form's own words for a forbidden combination, e.g. two fields that
+/// exclude each other) instead of printing the schema.
+pub fn error_text(e: &ValidationError<'_>) -> String {
+    if let jsonschema::error::ValidationErrorKind::Not { schema } = e.kind()
+        && let Some(description) = schema.get("description").and_then(Value::as_str)
+    {
+        return description.to_string();
+    }
+    e.to_string()
+}
+
 /// The JSON types a `type` keyword allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum JsonType {

@@ -49,7 +49,7 @@ pub struct LnConnectionForm {
 
 /// The connection form's schema: the form's fields, and `company` and `companies`
 /// exclusive. JSON Schema cannot word its own errors, so the refusal is a schema whose
-/// text says what to do, at the `companies` field: "... is not allowed for [100, 200]".
+/// text says what to do, at the `companies` field (core shows a `not` schema's description).
 pub fn schema() -> serde_json::Value {
     let mut form = ionport_plugin_sdk::form::form_schema::<LnConnectionForm>();
     if let Some(obj) = form.as_object_mut() {

@@ -445,7 +445,12 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                         .chain(inner.iter().map(ToString::to_string))
                         .collect::<Vec<_>>()
                         .join(".");
-                    let msg = format!("{}: {} (the {} connection form)", what, e, plugin.id());
+                    let msg = format!(
+                        "{}: {} (the {} connection form)",
+                        what,
+                        crate::json_schema::error_text(&e),
+                        plugin.id()
+                    );
                     c.err(&path, msg);
                 }
             }
