@@ -86,7 +86,10 @@ impl Dest {
                 "{{ type = \"postgres\", url = '{}', schema = \"{prefix}_{env}\" }}",
                 pg_url()
             ),
-            Dest::Parquet(d) => format!("{{ type = \"parquet\", path = '{}' }}", d.join(env).display()),
+            Dest::Parquet(d) => format!(
+                "{{ type = \"parquet\", path = '{}' }}",
+                d.join(env).display()
+            ),
             Dest::Jsonl(d) => format!("{{ type = \"jsonl\", path = '{}' }}", d.join(env).display()),
         }
     }
@@ -101,9 +104,7 @@ impl Dest {
     fn read(&self, env: &str, stream: &str) -> Vec<Map<String, Value>> {
         let table = table_name(stream);
         match self {
-            Dest::Sqlite(d) => {
-                ionport_tests::sqlite::table(&d.join(format!("{env}.db")), stream).1
-            }
+            Dest::Sqlite(d) => ionport_tests::sqlite::table(&d.join(format!("{env}.db")), stream).1,
             Dest::Postgres(prefix) => pg_client()
                 .query(
                     &format!("SELECT row_to_json(t)::text FROM \"{prefix}_{env}\".\"{table}\" t"),
@@ -163,7 +164,8 @@ impl Drop for DropSchemas {
     fn drop(&mut self) {
         if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
             for (p, _, _) in PIPELINES {
-                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}_{p}\" CASCADE", self.0));
+                let _ =
+                    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}_{p}\" CASCADE", self.0));
             }
         }
     }
@@ -254,7 +256,12 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
     let ionapi = dir.path().join("emulator.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
     let dest = dest(dir.path());
-    let file = pipeline_file(dir.path(), &ionapi, &dest, &format!("{{ company = {CONO} }}"));
+    let file = pipeline_file(
+        dir.path(),
+        &ionapi,
+        &dest,
+        &format!("{{ company = {CONO} }}"),
+    );
 
     let first = run_pipeline(&file, Some("info"));
     assert!(first.status.success(), "first run: {}", output_text(&first));
@@ -265,7 +272,10 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
             assert!(!rows.is_empty(), "{p}/{t} holds rows");
             assert!(!rows.iter().any(marked), "{p}/{t}: nothing is deleted yet");
             if soft(p) && dest.tabular() {
-                assert!(rows.iter().all(|r| r.contains_key(COLUMN)), "{p}/{t} has the column {COLUMN}");
+                assert!(
+                    rows.iter().all(|r| r.contains_key(COLUMN)),
+                    "{p}/{t} has the column {COLUMN}"
+                );
             }
             before.insert((p.to_string(), t.to_string()), rows);
         }
@@ -294,7 +304,11 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
     emu.control("DELETE", "requests", None);
 
     let second = run_pipeline(&file, Some("info"));
-    assert!(second.status.success(), "second run: {}", output_text(&second));
+    assert!(
+        second.status.success(),
+        "second run: {}",
+        output_text(&second)
+    );
     let text = output_text(&second);
     let summary = deleted_lines(&second);
     for (p, _, tasks) in PIPELINES {
@@ -340,7 +354,11 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
                             "{name}: {r:?}"
                         );
                     } else {
-                        assert_eq!(values(r), values(old_by_id[&id]), "{name}: the values of {id} are kept");
+                        assert_eq!(
+                            values(r),
+                            values(old_by_id[&id]),
+                            "{name}: the values of {id} are kept"
+                        );
                     }
                 } else if p != "lake" {
                     assert_eq!(values(r), values(old_by_id[&id]), "{name}: {id} unchanged");
@@ -349,15 +367,18 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
         }
     }
     // The lake: the soft pipeline asked Compass for deleted records, the other did not.
-    let sqls: Vec<String> = emu.emu.requests().into_iter().filter_map(|r| r.sql).collect();
+    let sqls: Vec<String> = emu
+        .emu
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.sql)
+        .collect();
     assert!(
-        sqls.iter().any(|q| q.contains("infor.include_deleted(OCUSMA)")),
+        sqls.iter()
+            .any(|q| q.contains("infor.include_deleted(OCUSMA)")),
         "{sqls:?}"
     );
-    assert!(
-        sqls.iter().any(|q| q.contains("FROM OCUSMA")),
-        "{sqls:?}"
-    );
+    assert!(sqls.iter().any(|q| q.contains("FROM OCUSMA")), "{sqls:?}");
 }
 
 #[test]
@@ -407,7 +428,13 @@ fn a_failing_keys_only_pass_marks_nothing_and_fails_the_task() {
         .into_iter()
         .filter(|r| r.path.contains("CRS610MI/LstByNumber"))
         .filter_map(|r| {
-            let cols = r.path.split(";returncols=").nth(1)?.split(';').next()?.to_string();
+            let cols = r
+                .path
+                .split(";returncols=")
+                .nth(1)?
+                .split(';')
+                .next()?
+                .to_string();
             Some(cols)
         })
         .min_by_key(|c| c.split(',').count())

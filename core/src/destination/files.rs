@@ -852,7 +852,9 @@ impl<F: Format> FileDestination<F> {
             let records = Records::parse(&stream.name, row.text.into_bytes())
                 .map_err(|e| fail(format!("{}: row {at_line}: {e}", output.display())))?;
             for r in records.iter() {
-                if r.get(super::DELETED_AT_COLUMN).is_some_and(|v| !v.is_null()) {
+                if r.get(super::DELETED_AT_COLUMN)
+                    .is_some_and(|v| !v.is_null())
+                {
                     continue;
                 }
                 let key = super::row::record_key(&table, &r).map_err(fail)?;

@@ -352,7 +352,10 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
         let _ = (live_keys, at);
         Err(DestinationError::Write {
             destination: self.describe(),
-            message: format!("stream {}: this destination cannot mark deleted rows", stream.name),
+            message: format!(
+                "stream {}: this destination cannot mark deleted rows",
+                stream.name
+            ),
         })
     }
 }
@@ -428,3 +431,7 @@ mod tests {
         assert!(open_waiting(&jsonl, std::time::Duration::ZERO).is_ok());
     }
 }
+
+#[cfg(test)]
+#[path = "deletes_tests.rs"]
+mod deletes_tests;

@@ -501,7 +501,8 @@ impl SqliteDestination {
         {
             let mut stmt = tx.prepare(&update).map_err(fail)?;
             for key in &missing {
-                let params = std::iter::once(SqlValue::Text(at.to_string())).chain(key.iter().cloned());
+                let params =
+                    std::iter::once(SqlValue::Text(at.to_string())).chain(key.iter().cloned());
                 marked += stmt.execute(params_from_iter(params)).map_err(fail)? as u64;
             }
         }

@@ -17,9 +17,8 @@ use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
 use super::config::{
-    Deletes,
-    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice,
-    TaskEntry,
+    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, Deletes, PipelineFile,
+    SyncModeChoice, TaskEntry,
 };
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};

@@ -86,7 +86,9 @@ impl Changes {
     /// leaves deleted records out must then look at each record).
     #[must_use]
     pub fn any_deleted(&self, entity: Entity) -> bool {
-        self.map.iter().any(|((e, _, _), c)| *e == entity && c.deleted)
+        self.map
+            .iter()
+            .any(|((e, _, _), c)| *e == entity && c.deleted)
     }
 
     /// Number of changed records.

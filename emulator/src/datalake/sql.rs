@@ -98,7 +98,9 @@ pub(crate) fn parse(sql: &str) -> Result<SqlQuery, String> {
     let include_deleted = tname.eq_ignore_ascii_case(INCLUDE_DELETED);
     if include_deleted {
         if !cur.eat(&Tok::LParen) {
-            return Err(format!("Syntax error: {INCLUDE_DELETED} needs ( and a table name"));
+            return Err(format!(
+                "Syntax error: {INCLUDE_DELETED} needs ( and a table name"
+            ));
         }
         tname = ident(&mut cur, "a table name").map_err(|e| format!("Syntax error: {e}"))?;
         if !cur.eat(&Tok::RParen) {
