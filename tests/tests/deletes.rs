@@ -460,3 +460,46 @@ fn a_failing_keys_only_pass_marks_nothing_and_fails_the_task() {
     assert!(!rows.is_empty());
     assert!(!rows.iter().any(marked), "nothing is marked");
 }
+
+/// `deletes` is checked at load: a value other than `ignore` or `soft` is refused at its
+/// line and column, saying what was expected; the plan carries the choice per task.
+#[test]
+fn deletes_is_checked_when_the_file_loads() {
+    use ionport_core::pipeline::config::Deletes;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("demo.ionapi"), "{}").unwrap();
+    let file = dir.path().join("pipelines.toml");
+    let reg = ionport_core::plugin::PluginRegistry::load_from(&ionport_tests::connector_libs());
+    let text = |deletes: &str| {
+        format!(
+            "[environments.w]\ndestination = {{ type = \"sqlite\", path = \"out.db\" }}\n\n\
+             [connections.m3]\nconnector = \"infor-m3\"\ncredentials = {{ ionapi = \"demo.ionapi\" }}\n\
+             settings = {{ company = 100 }}\n\n\
+             [pipelines.p]\nconnection = \"m3\"\nenvironment = \"w\"\n\
+             tasks = [\"items\", {{ name = \"customers\", deletes = {deletes} }}]\n"
+        )
+    };
+    std::fs::write(&file, text("\"soft\"")).unwrap();
+    let plan = ionport_core::pipeline::load(&file, &reg).unwrap_or_else(|e| panic!("{e}"));
+    let deletes: Vec<(String, Deletes)> = plan.pipelines[0]
+        .tasks
+        .iter()
+        .map(|t| (t.spec.name.clone(), t.deletes))
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            ("items".to_string(), Deletes::Ignore),
+            ("customers".to_string(), Deletes::Soft)
+        ]
+    );
+    let bad = text("\"hard\"");
+    std::fs::write(&file, &bad).unwrap();
+    let errs = ionport_core::pipeline::load(&file, &reg).expect_err("refused").0;
+    let d = errs
+        .iter()
+        .find(|d| d.message.contains("unknown variant `hard`, expected `ignore` or `soft`"))
+        .unwrap_or_else(|| panic!("{errs:#?}"));
+    let line = bad[..bad.find("\"hard\"").unwrap()].matches('\n').count() + 1;
+    assert_eq!(d.line, line, "{d}");
+}
