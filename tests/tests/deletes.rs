@@ -495,10 +495,15 @@ fn deletes_is_checked_when_the_file_loads() {
     );
     let bad = text("\"hard\"");
     std::fs::write(&file, &bad).unwrap();
-    let errs = ionport_core::pipeline::load(&file, &reg).expect_err("refused").0;
+    let errs = ionport_core::pipeline::load(&file, &reg)
+        .expect_err("refused")
+        .0;
     let d = errs
         .iter()
-        .find(|d| d.message.contains("unknown variant `hard`, expected `ignore` or `soft`"))
+        .find(|d| {
+            d.message
+                .contains("unknown variant `hard`, expected `ignore` or `soft`")
+        })
         .unwrap_or_else(|| panic!("{errs:#?}"));
     let line = bad[..bad.find("\"hard\"").unwrap()].matches('\n').count() + 1;
     assert_eq!(d.line, line, "{d}");

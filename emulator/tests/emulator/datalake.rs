@@ -226,7 +226,15 @@ async fn compass_incremental_reads_and_deletes() {
     )
     .await;
     let deleted_since = del["lastModified"].as_str().unwrap();
-    let rows = query_all(&emu, &at, &format!("SELECT OKCUNO, deleted FROM OCUSMA WHERE infor.lastmodified() >= '{deleted_since}'"), 100).await;
+    let rows = query_all(
+        &emu,
+        &at,
+        &format!(
+            "SELECT OKCUNO, deleted FROM OCUSMA WHERE infor.lastmodified() >= '{deleted_since}'"
+        ),
+        100,
+    )
+    .await;
     assert_eq!(rows.len(), 0, "hidden by default: {rows:?}");
     let rows = query_all(&emu, &at, &format!("SELECT OKCUNO, deleted FROM infor.include_deleted(OCUSMA) WHERE infor.lastmodified() >= '{deleted_since}' AND deleted = true"), 100).await;
     assert_eq!(rows.len(), 1);
