@@ -338,7 +338,8 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError>;
 
     /// Marks deleted every row of `stream` whose key text (the canonical text of its
-    /// primary key, as [`StreamKeys::key`] gives it) is not in `live_keys` and that is
+    /// primary key: its values in key order as a JSON array, normalised to the column
+    /// types, as the keys-only pass builds it) is not in `live_keys` and that is
     /// not marked yet: its [`DELETED_AT_COLUMN`] becomes `at`, its other values stay.
     /// Returns how many rows it marked. All or nothing: SQL destinations mark in one
     /// transaction, file destinations in one commit. The stream must have the column and
