@@ -17,8 +17,8 @@ use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
 use super::config::{
-    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice,
-    TaskEntry,
+    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, Deletes, PipelineFile,
+    SyncModeChoice, TaskEntry,
 };
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};
@@ -61,6 +61,8 @@ pub struct TaskPlan {
     /// A stream `discover` offers rather than a predefined task: its existence and spec
     /// are resolved when the run starts.
     pub discovered: bool,
+    /// What happens to rows deleted at the source.
+    pub deletes: Deletes,
 }
 
 impl TaskPlan {
@@ -71,6 +73,7 @@ impl TaskPlan {
             sync_mode,
             columns: None,
             discovered: false,
+            deletes: Deletes::Ignore,
         }
     }
 
@@ -89,6 +92,7 @@ impl TaskPlan {
             sync_mode,
             columns: None,
             discovered: true,
+            deletes: Deletes::Ignore,
         }
     }
 }
@@ -722,6 +726,7 @@ fn task_plan(
         }
         let mut plan = TaskPlan::new(spec.clone(), mode_of(choice, spec));
         plan.columns = columns;
+        plan.deletes = entry.deletes();
         return Some(plan);
     }
     if crate::read::is_stream_name(plugin, t) {
@@ -738,6 +743,7 @@ fn task_plan(
         };
         let mut plan = TaskPlan::discovered(t, mode);
         plan.columns = columns;
+        plan.deletes = entry.deletes();
         return Some(plan);
     }
     let known: Vec<&str> = plugin.tasks().iter().map(|t| t.name.as_str()).collect();
