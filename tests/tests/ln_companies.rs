@@ -102,16 +102,11 @@ fn two() -> Value {
 }
 
 fn request(task: &str, settings: Value, mode: SyncMode, state: Option<Value>) -> ReadRequest {
-    ReadRequest {
-        connection: conn(settings),
-        task: task.into(),
-        sync_mode: mode,
-        state,
-        page_size: Some(40),
-        pages_in_flight: None,
-        options: json!({}),
-        columns: None,
-    }
+    let mut request = ReadRequest::new(conn(settings), task, mode);
+    request.state = state;
+    request.page_size = Some(40);
+    request.options = json!({});
+    request
 }
 
 /// What the generator holds for `table` in company `cono`, as LN OData renders it, by key.

@@ -195,6 +195,26 @@ pub struct ReadRequest {
     pub include_deleted: bool,
 }
 
+impl ReadRequest {
+    /// A request to read `task` with every optional field at its default (no state, the
+    /// connector's page size and pages in flight, no options, every field, no deleted
+    /// records). Set the fields you need on the result: a struct literal stops compiling
+    /// whenever the ABI gains an optional field, this does not.
+    pub fn new(connection: ConnectionConfig, task: impl Into<String>, sync_mode: SyncMode) -> Self {
+        ReadRequest {
+            connection,
+            task: task.into(),
+            sync_mode,
+            state: None,
+            page_size: None,
+            pages_in_flight: None,
+            options: Value::Null,
+            columns: None,
+            include_deleted: false,
+        }
+    }
+}
+
 /// What a read did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadSummary {
