@@ -5,11 +5,13 @@
 //! - `auth.rs`: API keys (hashed) and the auth check in front of routing;
 //! - `store.rs`: connection records (no secrets; credentials go to the vault);
 //! - `runs.rs`: the run manager (in memory);
-//! - `tester.rs`: connection tests; `metrics.rs`; `error.rs`; `openapi.rs`.
+//! - `tester.rs`: connection tests; `metrics.rs`; `error.rs`; `openapi.rs`;
+//! - `console/`: the web console at `/console` (sessions, HTML), beside the API.
 
 mod api;
 mod auth;
 pub mod confine;
+mod console;
 mod error;
 mod metrics;
 mod openapi;
@@ -69,6 +71,13 @@ pub struct ServeArgs {
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
+    /// Mark the web console's session cookie `Secure`: set it when the console is
+    /// reached over TLS (e.g. through a proxy that terminates it).
+    #[arg(long)]
+    console_secure_cookie: bool,
+    /// Minutes of inactivity after which a console session ends.
+    #[arg(long, value_name = "MINUTES", default_value_t = 480)]
+    console_idle: u64,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -123,9 +132,23 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// The application: routes, then (inside out) body limit, auth, metrics, timeout, trace,
+/// The application: the web console at `/console` (its own sessions and layers; `/`
+/// leads there), and the JSON API for every other path.
+pub fn router(
+    state: AppState,
+    max_body: usize,
+    timeout: Duration,
+    console: console::ConsoleOptions,
+) -> Router {
+    Router::new()
+        .route("/", axum::routing::get(console::to_console))
+        .nest_service(console::BASE, console::router(state.clone(), console))
+        .fallback_service(api_router(state, max_body, timeout))
+}
+
+/// The JSON API: routes, then (inside out) body limit, auth, metrics, timeout, trace,
 /// the panic backstop, and the one JSON error shape for bare error answers.
-pub fn router(state: AppState, max_body: usize, timeout: Duration) -> Router {
+fn api_router(state: AppState, max_body: usize, timeout: Duration) -> Router {
     api::routes()
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(max_body))
@@ -190,10 +213,17 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         use std::io::Write;
         std::io::stdout().flush()?;
         tracing::info!(%addr, "serving the HTTP API");
+        println!("web console on http://{addr}/console");
         let app = router(
             state.clone(),
             args.max_body,
             Duration::from_secs(args.request_timeout),
+            console::ConsoleOptions {
+                secure_cookie: args.console_secure_cookie,
+                idle: Duration::from_secs(args.console_idle.saturating_mul(60)),
+                max_body: args.max_body,
+                timeout: Duration::from_secs(args.request_timeout),
+            },
         );
         let runs = state.runs.clone();
         axum::serve(listener, app)

@@ -1,0 +1,249 @@
+//! One connection's page: its tasks (record schema, sync mode, cursor, saved state with
+//! reset), Run now (all tasks or some, incremental or full) through the API's run
+//! manager, and the run history with errors in full.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use ionport_core::destination::DestinationConfig;
+use maud::html;
+use serde_json::Value;
+use tower_sessions::Session;
+
+use super::page::{self, Frame, csrf_field, status_badge, when};
+use super::see_other;
+use crate::serve::AppState;
+use crate::serve::api::connections::recheck_destination;
+use crate::serve::api::runs as api_runs;
+use crate::serve::error::Body;
+use crate::serve::store::ConnectionRecord;
+
+/// How long a state read waits for the destination's writer lock.
+const STATE_WAIT: Duration = Duration::from_millis(500);
+
+/// The saved states, or why they cannot be shown now.
+async fn states(st: &AppState, r: &ConnectionRecord) -> Result<BTreeMap<String, Value>, String> {
+    if st.runs.busy(&r.name) {
+        return Err("a run is going: the states show when it ends".into());
+    }
+    let d = recheck_destination(st, &r.destination).map_err(|e| e.body.message)?;
+    // A file destination that was never written has no state (and is not created here).
+    if let DestinationConfig::Sqlite { path }
+    | DestinationConfig::Parquet { path }
+    | DestinationConfig::Jsonl { path } = &d
+        && !path.exists()
+    {
+        return Ok(BTreeMap::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        let dest =
+            ionport_core::destination::open_waiting(&d, STATE_WAIT).map_err(|e| e.to_string())?;
+        dest.states()
+            .map(|s| s.into_iter().collect())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("reading the states failed: {e}"))?
+}
+
+/// `GET /console/connections/{name}`.
+pub async fn show(
+    State(st): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(r) = st.store.lock().await.get(&name).cloned() else {
+        return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
+    };
+    let plugin = st.registry.get(&r.connector).cloned();
+    let saved = states(&st, &r).await;
+    let runs: Vec<_> = st
+        .runs
+        .list()
+        .into_iter()
+        .filter(|v| v.connection == name)
+        .collect();
+    let frame = Frame::signed_in(name.clone(), &session).await;
+    let csrf = frame.csrf.clone().unwrap_or_default();
+    let base = format!("/console/connections/{name}");
+    let body = html! {
+        p.meta {
+            "Connector: " strong { (plugin.as_ref().map_or(r.connector.clone(), |p| p.manifest().name.clone())) }
+            " · destination: " (format!("{} {}", r.destination.kind(), match &r.destination {
+                DestinationConfig::Postgres { url, schema } => format!("{url} ({schema})"),
+                DestinationConfig::Sqlite { path } | DestinationConfig::Parquet { path } | DestinationConfig::Jsonl { path } => path.display().to_string(),
+            }))
+            " · " a href={ (base) "/edit" } { "Edit" }
+        }
+        section aria-labelledby="run-h" {
+            h2 id="run-h" { "Run now" }
+            form.run method="post" action={ (base) "/run" } {
+                (csrf_field(&csrf))
+                fieldset {
+                    legend { "Tasks" }
+                    @for t in &r.tasks {
+                        label.check { input type="checkbox" name="task" value=(t.name) checked[t.enabled]; " " (t.name) }
+                    }
+                }
+                fieldset {
+                    legend { "Mode" }
+                    label.check { input type="radio" name="mode" value="incremental" checked; " incremental (from the saved state)" }
+                    label.check { input type="radio" name="mode" value="full"; " full refresh (ignore the saved state)" }
+                }
+                button.primary type="submit" { "Run now" }
+            }
+        }
+        section aria-labelledby="tasks-h" {
+            h2 id="tasks-h" { "Tasks" }
+            @if let Err(e) = &saved { p.note role="status" { "Saved states: " (e) } }
+            div.scroll {
+            table.list {
+                thead { tr { th scope="col" { "Task" } th scope="col" { "Sync mode" } th scope="col" { "Cursor" }
+                    th scope="col" { "Key" } th scope="col" { "Saved state" } } }
+                tbody {
+                    @for t in &r.tasks {
+                        @let spec = plugin.as_ref().and_then(|p| p.task(&t.name));
+                        @let state = saved.as_ref().ok().and_then(|s| s.get(&t.name));
+                        tr data-task=(t.name) {
+                            th scope="row" {
+                                (t.name)
+                                @if let Some(s) = spec {
+                                    p.hint { (s.description) }
+                                    details { summary { "Record schema" }
+                                        pre { (serde_json::to_string_pretty(&s.record_schema).unwrap_or_default()) } }
+                                }
+                            }
+                            td { (t.sync_mode.replace('_', " ")) @if !t.enabled { " (disabled)" } }
+                            td { (spec.and_then(|s| s.cursor_field.clone()).unwrap_or_else(|| "—".into())) }
+                            td { (spec.map(|s| s.primary_key.join(", ")).unwrap_or_default()) }
+                            td data-state=(t.name) {
+                                @match state {
+                                    Some(v) => {
+                                        code { (v.to_string()) }
+                                        form.inline method="post" action={ (base) "/state/reset" }
+                                            data-confirm={ "Reset the saved state of " (t.name) "? Its next run reads everything." } {
+                                            (csrf_field(&csrf))
+                                            input type="hidden" name="task" value=(t.name);
+                                            button.danger type="submit" aria-label={ "Reset the state of " (t.name) } { "Reset" }
+                                        }
+                                    }
+                                    None => { "none" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            }
+        }
+        section aria-labelledby="history-h" {
+            h2 id="history-h" { "Run history" }
+            @if runs.is_empty() { p { "No run since the server started (runs are kept in memory)." } }
+            @else {
+                div.scroll {
+                table.list {
+                    thead { tr { th scope="col" { "Run" } th scope="col" { "Status" } th scope="col" { "Started" }
+                        th scope="col" { "Records" } th scope="col" { "Seconds" } th scope="col" { "Error" } } }
+                    tbody {
+                        @for v in &runs {
+                            tr {
+                                td { a href={ "/console/runs/" (v.id) } { (v.id) } }
+                                td { (status_badge(v.status.as_str())) }
+                                td { (when(v.created)) }
+                                td.num { (v.records) }
+                                td.num { (format!("{:.1}", v.seconds)) }
+                                td { @if let Some(e) = &v.error { pre.error { (e) } } }
+                            }
+                        }
+                    }
+                }
+                }
+            }
+        }
+    };
+    page::render(StatusCode::OK, &frame, body)
+}
+
+fn pairs(body: &Bytes) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// `POST /console/connections/{name}/run`: `task` (repeated), `mode` = `incremental` or
+/// `full`.
+pub async fn run_now(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields = pairs(&body);
+    let tasks: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "task")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if tasks.is_empty() {
+        return page::message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Nothing to run",
+            "Choose at least one task.",
+        );
+    }
+    let full = fields.iter().any(|(k, v)| k == "mode" && v == "full");
+    let start = api_runs::StartRun {
+        connection: Some(name),
+        tasks: Some(tasks),
+        full_refresh: Some(full),
+        pipeline: None,
+        task: None,
+    };
+    match api_runs::start(State(st), Body(start)).await {
+        Ok((_, axum::Json(view))) => see_other(&format!("/runs/{}", view.id)),
+        Err(e) => page::message(e.status, "Not started", &e.body.message),
+    }
+}
+
+/// `POST /console/connections/{name}/state/reset`: `task`, or every task when absent.
+pub async fn reset_state(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let task = pairs(&body)
+        .into_iter()
+        .find(|(k, _)| k == "task")
+        .map(|(_, v)| v);
+    let Some(r) = st.store.lock().await.get(&name).cloned() else {
+        return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
+    };
+    if st.runs.busy(&name) {
+        return page::message(
+            StatusCode::CONFLICT,
+            "Not reset",
+            "A run of this connection is going: reset its state when it has ended.",
+        );
+    }
+    let d = match recheck_destination(&st, &r.destination) {
+        Ok(d) => d,
+        Err(e) => return page::message(e.status, "Not reset", &e.body.message),
+    };
+    let t = task.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let dest =
+            ionport_core::destination::open_waiting(&d, STATE_WAIT).map_err(|e| e.to_string())?;
+        dest.reset_state(t.as_deref()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match done {
+        Ok(()) => {
+            tracing::info!(connection = %name, task = ?task, "console: state reset");
+            see_other(&format!("/connections/{name}"))
+        }
+        Err(e) => page::message(StatusCode::INTERNAL_SERVER_ERROR, "Not reset", &e),
+    }
+}
