@@ -4,6 +4,7 @@
 //! first): the plugin cdylibs and the `ionport` binary, from the same target directory
 //! as the test binary itself.
 
+pub mod browser;
 pub mod counting;
 pub mod emulated;
 pub mod live;

@@ -1,14 +1,25 @@
 // The console's one script: progressive enhancement only — every page works without it.
 // - a run's page follows the run live (server-sent events) and reloads for the summary;
 // - the connection form disables Create as soon as a value changes after a test;
-// - forms with data-confirm ask before they delete or reset.
+// - forms with data-confirm ask before they delete or reset;
+// - after a submit, the errors or the test's result are brought into view.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
   followRun();
   guardCreate();
   confirmForms();
+  showOutcome();
 });
+
+// After a submit, the page opens where its outcome is: the error list (focused, so it is
+// read out), else a test's result.
+function showOutcome() {
+  const errors = document.getElementById("form-errors");
+  if (errors) { errors.focus(); return; }
+  const result = document.querySelector("#test-result [data-test], .import [role=status]");
+  if (result) result.scrollIntoView({ block: "center" });
+}
 
 function followRun() {
   const run = document.querySelector("[data-run-events]");

@@ -1,0 +1,491 @@
+#![allow(clippy::unwrap_used)]
+//! The web console (`ionport serve` → `/console`) in a real headless Chromium, against
+//! the emulator: sign in (a wrong key refused), add an M3 connection by importing the
+//! emulator's `.ionapi`, a wrong client secret failing the test at the token step with
+//! Create disabled, the right one enabling it, create, run and watch it to its summary,
+//! the rows in SQLite, reset a task's state, edit with secrets left empty, sign out.
+//! Beside the browser: CSRF (403 without the token; the JSON API's bearer keys still
+//! work), the CSP and cookie flags, every console route closed without a session, and
+//! canary secrets in no page, response, event stream, browser storage or log.
+//! Screenshots of each step go to `target/console-screenshots/` (docs/console.md).
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
+use ionport_tests::browser::Browser;
+use ionport_tests::emulated::Emulated;
+use ionport_tests::serve_process::{ServeProcess, TEST_KEY};
+
+const CANARY_CS: &str = "CANARY-console-client-secret-7d21";
+const CANARY_PW: &str = "CANARY-console-password-4be9";
+
+fn emulator() -> Emulated {
+    Emulated::start(EmulatorConfig {
+        scale: 120,
+        credentials: EmulatorCredentials {
+            client_secret: CANARY_CS.into(),
+            sask: CANARY_PW.into(),
+            ..EmulatorCredentials::default()
+        },
+        quota: None,
+        ..EmulatorConfig::default()
+    })
+}
+
+/// Everything the browser and the side client saw, for the canary check.
+#[derive(Default)]
+struct Seen(Vec<String>);
+
+async fn source(c: &Client, seen: &mut Seen) -> String {
+    let s = c.source().await.unwrap();
+    seen.0.push(s.clone());
+    s
+}
+
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = find(c, css).await;
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    find(c, css).await.click().await.unwrap();
+}
+
+async fn path(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_string()
+}
+
+/// Waits until the page's path starts with `prefix`.
+async fn wait_path(c: &Client, prefix: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let p = path(c).await;
+        if p.starts_with(prefix) {
+            return p;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still on {p}, expected {prefix}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Imports `file` through the form's file input.
+async fn import(c: &Client, file: &std::path::Path) {
+    find(c, "#ionapi")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    click(c, "button[value=import]").await;
+    find(c, ".import [role=status]").await;
+}
+
+#[test]
+fn the_console_in_a_browser_adds_tests_creates_runs_and_resets() {
+    let emu = emulator();
+    let home = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(home.path(), &[], "info,ionport::read=debug");
+    let ionapi = home.path().join("downloaded.ionapi");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = server.base.clone();
+    let emu_base = emu.emu.base_url().to_string();
+    let data = home.path().to_path_buf();
+    let seen = rt.block_on(async move {
+        let Some(b) = Browser::start("m3", 1280, 1000).await else {
+            return None;
+        };
+        let seen = journey(&b, &base, &emu_base, &ionapi, &data).await;
+        b.close().await;
+        Some(seen)
+    });
+    let Some(seen) = seen else { return };
+    let log = server.output();
+    assert!(log.contains("console: signed in"), "{log}");
+    for text in seen.0.iter().chain([&log]) {
+        for canary in [CANARY_CS, CANARY_PW] {
+            assert!(
+                !text.contains(canary),
+                "a secret was shown: {}",
+                &text[..text.len().min(2000)]
+            );
+        }
+    }
+    drop(emu);
+}
+
+async fn journey(
+    b: &Browser,
+    base: &str,
+    emu_base: &str,
+    ionapi: &std::path::Path,
+    home: &std::path::Path,
+) -> Seen {
+    let c = &b.client;
+    let mut seen = Seen::default();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Closed without a session: pages lead to the sign-in page.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(wait_path(c, "/console/login").await, "/console/login");
+    b.shot("01-sign-in").await;
+
+    // A wrong key is refused, announced as an alert.
+    fill(c, "#key", "not-the-key").await;
+    click(c, "form.stack button[type=submit]").await;
+    let alert = find(c, "[role=alert]").await.text().await.unwrap();
+    assert!(alert.contains("not accepted"), "{alert}");
+    assert_eq!(path(c).await, "/console/login");
+    b.shot("02-wrong-key").await;
+
+    fill(c, "#key", TEST_KEY).await;
+    click(c, "form.stack button[type=submit]").await;
+    wait_path(c, "/console/connections").await;
+    assert!(source(c, &mut seen).await.contains("No connection yet"));
+    b.shot("03-connections-empty").await;
+
+    // Choose the connector (every loaded plugin, with its name and description).
+    click(c, "a.button[href='/console/connections/new']").await;
+    find(c, "a[data-connector=infor-m3]").await;
+    let choose = source(c, &mut seen).await;
+    assert!(choose.contains("infor-ln") && choose.contains("infor-datalake"));
+    b.shot("04-choose-connector").await;
+    click(c, "a[data-connector=infor-m3]").await;
+    wait_path(c, "/console/connections/new/infor-m3").await;
+
+    // Basics, then Import .ionapi (the emulator's own file).
+    fill(c, "#name", "m3_console").await;
+    let text = http
+        .get(format!("{emu_base}/__emulator/ionapi"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(ionapi, text).unwrap();
+    import(c, ionapi).await;
+    let client_id = find(c, "#f-credentials-client_id")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        client_id.as_deref(),
+        Some("IONPORT_DEMO~ionport-demo-client")
+    );
+    assert_eq!(
+        find(c, "#name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("m3_console")
+    );
+    // Secrets are never filled in: the server keeps them.
+    let secret = find(c, "#f-credentials-client_secret").await;
+    assert_eq!(secret.prop("value").await.unwrap().as_deref(), Some(""));
+    assert_eq!(
+        secret.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+    b.shot("05-imported").await;
+
+    // A wrong client secret: the test fails at the token step; Create stays disabled.
+    fill(c, "#f-company", "100").await;
+    fill(c, "#f-credentials-client_secret", "wrong-client-secret").await;
+    click(c, "button[value=test]").await;
+    let failed = find(c, "[data-test=failed]").await;
+    assert_eq!(
+        failed.attr("data-failed-part").await.unwrap().as_deref(),
+        Some("token")
+    );
+    assert!(
+        !find(c, "button[value=create]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    source(c, &mut seen).await;
+    b.shot("06-test-failed-token").await;
+
+    // The file's secret again: the test passes and Create is enabled.
+    import(c, ionapi).await;
+    click(c, "button[value=test]").await;
+    find(c, "[data-test=passed]").await;
+    assert!(
+        find(c, "button[value=create]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    source(c, &mut seen).await;
+    b.shot("07-test-passed").await;
+
+    // A value changed after the test disables Create (the server refuses it too).
+    fill(c, "#f-division", "AAA").await;
+    assert!(
+        !find(c, "button[value=create]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    fill(c, "#f-division", "").await;
+    click(c, "button[value=test]").await;
+    find(c, "[data-test=passed]").await;
+    click(c, "button[value=create]").await;
+    wait_path(c, "/console/connections/m3_console").await;
+    source(c, &mut seen).await;
+    b.shot("08-connection").await;
+
+    // Run now: one task, full refresh; the page follows it to the summary.
+    for t in c.find_all(Locator::Css("input[name=task]")).await.unwrap() {
+        let checked = t.prop("checked").await.unwrap().as_deref() == Some("true");
+        let is_customers = t.attr("value").await.unwrap().as_deref() == Some("customers");
+        if checked != is_customers {
+            t.click().await.unwrap();
+        }
+    }
+    click(c, "input[name=mode][value=full]").await;
+    click(c, "form.run button[type=submit]").await;
+    let run_path = wait_path(c, "/console/runs/run_").await;
+    let summary = c
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("[data-summary-records]"))
+        .await
+        .unwrap();
+    let records: u64 = summary
+        .attr("data-summary-records")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(records > 0);
+    let cell = find(c, "tr[data-task=customers] [data-k=records]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cell, records.to_string());
+    assert!(
+        find(c, "[data-run-status=succeeded]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    source(c, &mut seen).await;
+    b.shot("09-run-summary").await;
+    let (_, rows) = ionport_tests::sqlite::table(&home.join("data/m3_console.db"), "customers");
+    assert_eq!(
+        rows.len() as u64,
+        records,
+        "the rows are in the SQLite destination"
+    );
+
+    let cookie = c.get_named_cookie("ionport_console").await.unwrap();
+    assert!(cookie.http_only().unwrap_or(false));
+    let session = format!("ionport_console={}", cookie.value());
+
+    // The event stream of a finished run: one last event, no secret.
+    let events = http
+        .get(format!("{base}{run_path}/events"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let events = events.text().await.unwrap();
+    assert!(
+        events.contains("event: run") && events.contains("\"succeeded\""),
+        "{events}"
+    );
+    seen.0.push(events);
+
+    // The state of the task, then its reset.
+    c.goto(&format!("{base}/console/connections/m3_console"))
+        .await
+        .unwrap();
+    let state = find(c, "td[data-state=customers]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(state.contains("complete") || state.contains('{'), "{state}");
+    b.shot("10-state").await;
+    click(c, "td[data-state=customers] button").await;
+    c.accept_alert().await.unwrap();
+    let start = Instant::now();
+    loop {
+        let s = find(c, "td[data-state=customers]")
+            .await
+            .text()
+            .await
+            .unwrap_or_default();
+        if s.trim() == "none" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "state not reset: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    source(c, &mut seen).await;
+    b.shot("11-state-reset").await;
+
+    // Edit with the secrets left empty: the stored ones are kept (the API's test passes).
+    c.goto(&format!("{base}/console/connections/m3_console/edit"))
+        .await
+        .unwrap();
+    click(c, "details.advanced summary").await;
+    fill(c, "#page_size", "50").await;
+    source(c, &mut seen).await;
+    b.shot("12-edit").await;
+    click(c, "button[value=save]").await;
+    wait_path(c, "/console/connections/m3_console").await;
+    let tested = http
+        .post(format!("{base}/v1/connections/m3_console/test"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tested.status(), 200);
+    let report: serde_json::Value = tested.json().await.unwrap();
+    assert_eq!(report["success"], true, "{report}");
+    let conn: serde_json::Value = http
+        .get(format!("{base}/v1/connections/m3_console"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(conn["page_size"], 50);
+
+    // CSRF: the session alone does not change anything.
+    for token in [None, Some("forged-token")] {
+        let mut req = http
+            .post(format!("{base}/console/connections/m3_console/delete"))
+            .header("cookie", &session);
+        if let Some(t) = token {
+            req = req.form(&[("_csrf", t)]);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "a request without the CSRF token is refused"
+        );
+        seen.0.push(r.text().await.unwrap());
+    }
+    let still = http
+        .get(format!("{base}/v1/connections/m3_console"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "the connection is still there");
+
+    // The headers: a strict CSP, and the cookie's flags.
+    let login = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let csp = login.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    let set = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert_eq!(login.headers()["x-frame-options"], "DENY");
+
+    // Sign out: the pages are closed, to the browser and to the old cookie alike.
+    click(c, "form.signout button").await;
+    wait_path(c, "/console/login").await;
+    b.shot("13-signed-out").await;
+    c.goto(&format!("{base}/console/connections/m3_console"))
+        .await
+        .unwrap();
+    wait_path(c, "/console/login").await;
+    let storage = c
+        .execute(
+            "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie",
+            vec![],
+        )
+        .await
+        .unwrap();
+    seen.0.push(storage.to_string());
+    for cookie in c.get_all_cookies().await.unwrap() {
+        seen.0.push(cookie.to_string());
+    }
+    for p in [
+        "/console/connections".to_string(),
+        "/console/connections/new".into(),
+        "/console/connections/new/infor-m3".into(),
+        "/console/connections/m3_console".into(),
+        "/console/connections/m3_console/edit".into(),
+        run_path.clone(),
+        format!("{run_path}/events"),
+    ] {
+        for cookie in [None, Some(&session)] {
+            let mut req = http.get(format!("{base}{p}"));
+            if let Some(s) = cookie {
+                req = req.header("cookie", s);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 303, "{p} without a session");
+            assert_eq!(r.headers()["location"], "/console/login");
+        }
+    }
+    for p in [
+        "/console/connections/m3_console/delete",
+        "/console/connections/m3_console/run",
+        "/console/connections/new/infor-m3",
+        "/console/logout",
+    ] {
+        let r = http
+            .post(format!("{base}{p}"))
+            .header("cookie", &session)
+            .form(&[("_csrf", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "POST {p} without a session");
+    }
+    seen
+}
