@@ -1,6 +1,8 @@
 //! The demo (`cargo xtask demo`) runs end to end from the built binaries: emulator,
 //! vault import, a pipeline file with every predefined task of the three connectors,
-//! a full run into SQLite, changes in the emulator, and an incremental run.
+//! a full run into SQLite, changes in the emulator, an incremental run, and the web
+//! console started with the demo's connections (`IONPORT_DEMO_CONSOLE=exit`: it prints
+//! its URL and key, then stops instead of waiting for Ctrl-C).
 
 #![allow(clippy::unwrap_used)]
 
@@ -23,6 +25,7 @@ fn the_demo_runs_end_to_end() {
         .arg("--bin-dir")
         .arg(profile_dir())
         .env_remove("IONPORT_PLUGIN_PATH")
+        .env("IONPORT_DEMO_CONSOLE", "exit")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -50,5 +53,16 @@ fn the_demo_runs_end_to_end() {
     );
     for db in ["m3.db", "ln.db", "datalake.db"] {
         assert!(work.path().join("demo").join(db).is_file(), "{db}");
+    }
+    // It ends with the console's URL and a key, the connections stored.
+    let tail: Vec<&str> = stdout.lines().rev().take(4).collect();
+    assert!(
+        tail.iter().any(|l| l.starts_with("open http://127.0.0.1:") && l.ends_with("/console and sign in with this API key (made for the demo):")),
+        "{stdout}"
+    );
+    assert!(tail.iter().any(|l| l.trim_start().starts_with("ionp_")), "{stdout}");
+    let store = std::fs::read_to_string(work.path().join("demo/home/connections.json")).unwrap();
+    for name in ["m3_demo", "ln_demo", "datalake_demo"] {
+        assert!(store.contains(&format!("\"{name}\"")), "{store}");
     }
 }

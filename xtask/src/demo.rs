@@ -4,7 +4,10 @@
 //!    `.ionapi` file; 2. imports that file into a demo vault; 3. writes an example pipeline
 //!    file: every predefined task of the three connectors into SQLite; 4. runs it (progress
 //!    bars on a terminal); 5. changes records in the emulator; 6. runs again,
-//!    incrementally; 7. prints a few rows of the data.
+//!    incrementally; 7. prints a few rows of the data; 8. starts `ionport serve` with a
+//!    new API key, adds the demo's three connections through its API, prints the web
+//!    console's URL and the key, and stays up until Ctrl-C (with
+//!    `IONPORT_DEMO_CONSOLE=exit` it stops there instead: the demo's test).
 //!
 //! Everything lives under `target/demo/` and is recreated on each run.
 
@@ -60,14 +63,20 @@ fn start_emulator(bin: &Path, ionapi: &Path) -> Result<Emulator> {
     Ok(Emulator { child, base })
 }
 
-/// POSTs JSON to the emulator's control API. A raw HTTP/1.1 request: the demo needs one
-/// call, not an HTTP client dependency in the build tool.
+/// POSTs JSON to the emulator's control API.
 fn post(base: &str, path: &str, body: &str) -> Result<String> {
+    request(base, "POST", path, None, body)
+}
+
+/// One HTTP/1.1 request with a JSON body (and a bearer key). Raw: the demo needs a few
+/// calls, not an HTTP client dependency in the build tool.
+fn request(base: &str, method: &str, path: &str, key: Option<&str>, body: &str) -> Result<String> {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {base}"))?;
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut out = String::new();
@@ -176,6 +185,9 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
         "demo",
     ])?;
     ionport(&["check", "--vault", "demo"])?;
+    // The console's connections take the form's credentials block, made from the file.
+    let ionapi_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ionapi)?)
+        .context("the emulator's .ionapi file is JSON")?;
     // The .ionapi file has done its job: the vault holds the credentials now.
     std::fs::remove_file(&ionapi)?;
 
@@ -208,6 +220,90 @@ pub fn run(bin_dir: &Path, work: &Path, quiet: bool) -> Result<()> {
             work.display()
         );
     }
+    console(&bin, bin_dir, &home, &ionapi_json)
+}
+
+/// The credentials block of a connection form for an `.ionapi` file's JSON.
+fn form_credentials(ionapi: &serde_json::Value) -> serde_json::Value {
+    let s = |k: &str| ionapi[k].as_str().unwrap_or_default().to_string();
+    serde_json::json!({
+        "service_url": format!("{}/{}", s("iu").trim_end_matches('/'), s("ti")),
+        "token_url": format!("{}{}", s("pu"), s("ot")),
+        "username": s("saak"),
+        "password": s("sask"),
+        "client_id": s("ci"),
+        "client_secret": s("cs"),
+    })
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the web console with a new key, adds the demo's connections through the API,
+/// prints where to sign in, and waits for Ctrl-C (`IONPORT_DEMO_CONSOLE=exit`: returns).
+fn console(bin: &Path, bin_dir: &Path, home: &Path, ionapi: &serde_json::Value) -> Result<()> {
+    let key = Command::new(bin)
+        .args(["apikey", "create", "--name", "demo-console"])
+        .env("IONPORT_HOME", home)
+        .stderr(Stdio::null())
+        .output()
+        .context("running ionport apikey create")?;
+    if !key.status.success() {
+        bail!("ionport apikey create failed ({})", key.status);
+    }
+    let key = String::from_utf8(key.stdout)?.trim().to_string();
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("IONPORT_HOME", home)
+        .env("IONPORT_PLUGIN_PATH", bin_dir)
+        .env_remove("IONPORT_API_KEYS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ionport serve")?;
+    let stdout = child.stdout.take().context("the server's stdout")?;
+    let server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().context("ionport serve printed nothing")??;
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let base = first
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected first line of ionport serve: {first}"))?
+        .to_string();
+    let credentials = form_credentials(ionapi);
+    for (name, connector, settings) in [
+        ("m3_demo", "infor-m3", serde_json::json!({"company": 100})),
+        ("ln_demo", "infor-ln", serde_json::json!({"company": 100})),
+        ("datalake_demo", "infor-datalake", serde_json::json!({})),
+    ] {
+        let mut values = settings;
+        values["credentials"] = credentials.clone();
+        let body = serde_json::json!({
+            "name": name,
+            "connector": connector,
+            "values": values,
+            "quota": "none",
+        });
+        request(&base, "POST", "/v1/connections", Some(&key), &body.to_string())
+            .with_context(|| format!("adding the connection {name}"))?;
+    }
+    println!("\n== the web console");
+    println!("open {base}/console and sign in with this API key (made for the demo):");
+    println!("  {key}");
+    println!("the demo's connections are there: m3_demo, ln_demo, datalake_demo");
+    if std::env::var("IONPORT_DEMO_CONSOLE").as_deref() == Ok("exit") {
+        return Ok(());
+    }
+    println!("(Ctrl-C stops the console and the emulator)");
+    std::io::stdout().flush()?;
+    let mut server = server;
+    server.0.wait()?;
     Ok(())
 }
 
