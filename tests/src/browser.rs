@@ -82,11 +82,15 @@ impl Browser {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.push(format!("--window-size={width},{height}"));
+        let mut options = serde_json::json!({"binary": chromium, "args": args});
+        if width < 600 {
+            // A phone: its viewport width (a desktop window is not made that narrow).
+            options["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "touch": true}
+            });
+        }
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({"binary": chromium, "args": args}),
-        );
+        caps.insert("goog:chromeOptions".into(), options);
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let client = loop {

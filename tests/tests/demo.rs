@@ -57,10 +57,14 @@ fn the_demo_runs_end_to_end() {
     // It ends with the console's URL and a key, the connections stored.
     let tail: Vec<&str> = stdout.lines().rev().take(4).collect();
     assert!(
-        tail.iter().any(|l| l.starts_with("open http://127.0.0.1:") && l.ends_with("/console and sign in with this API key (made for the demo):")),
+        tail.iter().any(|l| l.starts_with("open http://127.0.0.1:")
+            && l.ends_with("/console and sign in with this API key (made for the demo):")),
         "{stdout}"
     );
-    assert!(tail.iter().any(|l| l.trim_start().starts_with("ionp_")), "{stdout}");
+    assert!(
+        tail.iter().any(|l| l.trim_start().starts_with("ionp_")),
+        "{stdout}"
+    );
     let store = std::fs::read_to_string(work.path().join("demo/home/connections.json")).unwrap();
     for name in ["m3_demo", "ln_demo", "datalake_demo"] {
         assert!(store.contains(&format!("\"{name}\"")), "{store}");
