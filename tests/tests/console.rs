@@ -107,9 +107,7 @@ fn the_console_in_a_browser_adds_tests_creates_runs_and_resets() {
     let emu_base = emu.emu.base_url().to_string();
     let data = home.path().to_path_buf();
     let seen = rt.block_on(async move {
-        let Some(b) = Browser::start("m3", 1280, 1000).await else {
-            return None;
-        };
+        let b = Browser::start("m3", 1280, 1000).await?;
         let seen = journey(&b, &base, &emu_base, &ionapi, &data).await;
         b.close().await;
         Some(seen)

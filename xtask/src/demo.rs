@@ -73,7 +73,9 @@ fn post(base: &str, path: &str, body: &str) -> Result<String> {
 fn request(base: &str, method: &str, path: &str, key: Option<&str>, body: &str) -> Result<String> {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {base}"))?;
-    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -290,8 +292,14 @@ fn console(bin: &Path, bin_dir: &Path, home: &Path, ionapi: &serde_json::Value) 
             "values": values,
             "quota": "none",
         });
-        request(&base, "POST", "/v1/connections", Some(&key), &body.to_string())
-            .with_context(|| format!("adding the connection {name}"))?;
+        request(
+            &base,
+            "POST",
+            "/v1/connections",
+            Some(&key),
+            &body.to_string(),
+        )
+        .with_context(|| format!("adding the connection {name}"))?;
     }
     println!("\n== the web console");
     println!("open {base}/console and sign in with this API key (made for the demo):");

@@ -112,8 +112,7 @@ pub async fn events(State(st): State<AppState>, Path(id): Path<String>) -> Respo
                 return None;
             }
             loop {
-                let view: Option<RunView> = entry.view();
-                let Some(v) = view else { return None };
+                let v: RunView = entry.view()?;
                 let finished = v.finished.is_some();
                 let text = serde_json::to_string(&v).unwrap_or_default();
                 if last.as_deref() != Some(text.as_str()) || finished {
