@@ -251,6 +251,9 @@ async fn journey(
             .unwrap()
     );
     fill(c, "#f-division", "").await;
+    // Advanced: small pages, so that the run below has several.
+    click(c, "details.advanced summary").await;
+    fill(c, "#page_size", "20").await;
     click(c, "button[value=test]").await;
     find(c, "[data-test=passed]").await;
     click(c, "button[value=create]").await;
@@ -267,14 +270,44 @@ async fn journey(
         }
     }
     click(c, "input[name=mode][value=full]").await;
-    click(c, "form.run button[type=submit]").await;
-    let run_path = wait_path(c, "/console/runs/run_").await;
-    let summary = c
-        .wait()
-        .at_most(Duration::from_secs(60))
-        .for_element(Locator::Css("[data-summary-records]"))
+    // The first pages answer slowly, so the run is seen going.
+    let slow = http
+        .post(format!("{emu_base}/__emulator/faults"))
+        .json(&serde_json::json!([{"kind": "slow", "delay_ms": 700, "api": "m3", "count": 8}]))
+        .send()
         .await
         .unwrap();
+    assert!(slow.status().is_success());
+    click(c, "form.run button[type=submit]").await;
+    let run_path = wait_path(c, "/console/runs/run_").await;
+    // Live: records counted in the page (pushed by server-sent events) while it runs. One
+    // script call per look, so that a busy machine still looks often.
+    const LOOK: &str = r#"
+        const s = document.querySelector("[data-run-status]");
+        const r = document.querySelector('tr[data-task="customers"] [data-k="records"]');
+        return [!!document.querySelector("[data-summary-records]"),
+                s ? s.dataset.runStatus : "", r ? Number(r.textContent) || 0 : 0];"#;
+    let start = Instant::now();
+    let mut live = None;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not end"
+        );
+        let Ok(look) = c.execute(LOOK, vec![]).await else {
+            continue; // the page is reloading
+        };
+        if look[0] == true {
+            break;
+        }
+        let records = look[2].as_u64().unwrap_or(0);
+        if look[1] == "running" && records > 0 && live.is_none() {
+            live = Some(records);
+            b.shot("09a-run-live").await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let summary = find(c, "[data-summary-records]").await;
     let records: u64 = summary
         .attr("data-summary-records")
         .await
@@ -283,6 +316,8 @@ async fn journey(
         .parse()
         .unwrap();
     assert!(records > 0);
+    let live = live.expect("records were counted in the page while the run was going");
+    assert!(live < records, "live count {live} of {records}");
     let cell = find(c, "tr[data-task=customers] [data-k=records]")
         .await
         .text()

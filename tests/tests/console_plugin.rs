@@ -2,7 +2,8 @@
 //! A third-party plugin's connection form in the web console, with no console change:
 //! the test plugin (`ionport-test`, its own JSON Schema: two optional text settings and
 //! the credentials block) is chosen, rendered, filled, tested (its own failure shown in
-//! its words, Create disabled), created and run — in headless Chromium at a phone's
+//! its words, Create disabled; an `.ionapi` file missing keys has each named), created
+//! and run — in headless Chromium at a phone's
 //! width, where no page scrolls sideways. Screenshots go to
 //! `target/console-screenshots/plugin-phone/`.
 
@@ -82,6 +83,11 @@ fn a_third_party_form_is_rendered_tested_and_created_at_a_phone_width() {
     let server = ServeProcess::start(home.path(), &["--plugin-path", plugins], "info");
     let ionapi = home.path().join("emulator.ionapi");
     std::fs::write(&ionapi, emu.emu.ionapi_json().to_string()).unwrap();
+    let broken = home.path().join("broken.ionapi");
+    let mut partial = emu.emu.ionapi_json();
+    partial.as_object_mut().unwrap().remove("ci");
+    partial["cs"] = serde_json::json!("");
+    std::fs::write(&broken, partial.to_string()).unwrap();
     let base = server.base.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -135,6 +141,22 @@ fn a_third_party_form_is_rendered_tested_and_created_at_a_phone_width() {
         let hint = find(c, "#f-fail_in-desc").await.text().await.unwrap();
         assert!(hint.contains("Where to fail"), "{hint}");
         fill(c, "#name", "plugin_phone").await;
+        // A file without its client id and secret: each missing key is named.
+        find(c, "#ionapi")
+            .await
+            .send_keys(&broken.display().to_string())
+            .await
+            .unwrap();
+        click(c, "button[value=import]").await;
+        let errors = find(c, "#form-errors").await;
+        assert_eq!(errors.attr("role").await.unwrap().as_deref(), Some("alert"));
+        let errors = errors.text().await.unwrap();
+        assert!(
+            errors.contains("`ci`") && errors.contains("`cs`"),
+            "{errors}"
+        );
+        assert!(!errors.contains("`saak`"), "{errors}");
+        b.shot("02a-import-problems").await;
         find(c, "#ionapi")
             .await
             .send_keys(&ionapi.display().to_string())

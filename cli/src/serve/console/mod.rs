@@ -4,7 +4,8 @@
 //!
 //! - `session.rs`: sign-in with an API key → a server-side session behind an `HttpOnly`,
 //!   `SameSite=Strict` cookie (`tower-sessions`); the session check; the CSRF check
-//!   (a synchronizer token kept in the session);
+//!   (a synchronizer token kept in the session); `store.rs`: the sessions, in memory and
+//!   bounded;
 //! - `page.rs`: the page frame, headers and small shared pieces;
 //! - `schema_form.rs`: one generic renderer of a connector's JSON-Schema connection form,
 //!   and the reader that turns the posted fields back into form values;
@@ -24,6 +25,7 @@ mod page;
 mod runs;
 mod schema_form;
 mod session;
+mod store;
 
 use std::time::Duration;
 
@@ -38,7 +40,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time::Duration as CookieDuration;
-use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use super::AppState;
 
@@ -72,7 +74,7 @@ pub async fn to_console() -> Redirect {
 /// The console as a service mounted at [`BASE`]: routes, then (inside out) the CSRF
 /// check, the session check, sessions, the security headers, timeout, trace, panics.
 pub fn router(state: AppState, opts: ConsoleOptions) -> Router {
-    let sessions = SessionManagerLayer::new(MemoryStore::default())
+    let sessions = SessionManagerLayer::new(store::BoundedStore::default())
         .with_name(COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Strict)

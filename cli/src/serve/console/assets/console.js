@@ -5,8 +5,11 @@
 // - after a submit, the errors or the test's result are brought into view.
 "use strict";
 
+// The event stream opens after the page has loaded: opened before, it would hold the
+// page "loading" (the load event waits for it) for as long as the run goes.
+window.addEventListener("load", () => followRun());
+
 document.addEventListener("DOMContentLoaded", () => {
-  followRun();
   guardCreate();
   confirmForms();
   showOutcome();
