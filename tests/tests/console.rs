@@ -261,6 +261,17 @@ async fn journey(
     source(c, &mut seen).await;
     b.shot("08-connection").await;
 
+    // The streams the connector discovers on the tenant, predefined and beyond.
+    click(c, "a[href$='?discover=1#discovered']").await;
+    find(c, "#discovered tr[data-stream=customers]").await;
+    let discovered = find(c, "#discovered").await.text().await.unwrap();
+    assert!(
+        discovered.contains("predefined task") && discovered.contains("discovered"),
+        "{discovered}"
+    );
+    source(c, &mut seen).await;
+    b.shot("08a-discovered").await;
+
     // Run now: one task, full refresh; the page follows it to the summary.
     for t in c.find_all(Locator::Css("input[name=task]")).await.unwrap() {
         let checked = t.prop("checked").await.unwrap().as_deref() == Some("true");

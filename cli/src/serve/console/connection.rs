@@ -1,23 +1,28 @@
 //! One connection's page: its tasks (record schema, sync mode, cursor, saved state with
-//! reset), Run now (all tasks or some, incremental or full) through the API's run
-//! manager, and the run history with errors in full.
+//! reset), the streams the connector discovers on the tenant (on request: it connects),
+//! Run now (all tasks or some, incremental or full) through the API's run manager, and
+//! the run history with errors in full.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use ionport_core::connection::{Cancel, Connection, ConnectionSettings, CredentialSource};
 use ionport_core::destination::DestinationConfig;
-use maud::html;
+use ionport_core::plugin::LoadedPlugin;
+use ionport_plugin_sdk::DiscoveredStream;
+use maud::{Markup, html};
+use serde::Deserialize;
 use serde_json::Value;
 use tower_sessions::Session;
 
 use super::page::{self, Frame, csrf_field, status_badge, when};
 use super::see_other;
 use crate::serve::AppState;
-use crate::serve::api::connections::recheck_destination;
+use crate::serve::api::connections::{connection_secrets, recheck_destination};
 use crate::serve::api::runs as api_runs;
 use crate::serve::error::Body;
 use crate::serve::store::ConnectionRecord;
@@ -50,17 +55,94 @@ async fn states(st: &AppState, r: &ConnectionRecord) -> Result<BTreeMap<String, 
     .map_err(|e| format!("reading the states failed: {e}"))?
 }
 
+/// The streams `plugin` discovers over the connection's stored credentials (its token
+/// revoked afterwards); errors scrubbed of the connection's secrets and tokens.
+async fn discovered(
+    st: &AppState,
+    r: &ConnectionRecord,
+    plugin: &std::sync::Arc<LoadedPlugin>,
+) -> Result<Vec<DiscoveredStream>, String> {
+    let secrets = connection_secrets(st, r);
+    let source = CredentialSource::Vault {
+        vault: st.vault.clone(),
+        name: r.vault_entry(),
+    };
+    let conn = Connection::open(source, ConnectionSettings::default())
+        .map_err(|e| ionport_core::form_values::mask_secrets(&e.to_string(), &secrets))?;
+    let result =
+        ionport_core::read::discover(plugin, &conn, r.settings.clone(), Cancel::default()).await;
+    let scrubber = conn.gateway().tokens().scrubber().clone();
+    if let Err(e) = conn.shutdown().await {
+        tracing::warn!(error = %scrubber.scrub(&e.to_string()), "revoking the discovery's token failed");
+    }
+    result.map(|d| d.streams).map_err(|e| {
+        scrubber.scrub(&ionport_core::form_values::mask_secrets(
+            &e.to_string(),
+            &secrets,
+        ))
+    })
+}
+
+fn discovered_section(found: &Result<Vec<DiscoveredStream>, String>) -> Markup {
+    html! {
+        section aria-labelledby="discovered-h" id="discovered" {
+            h2 id="discovered-h" { "Discovered streams" }
+            @match found {
+                Err(e) => { p.error role="alert" { "Discovery failed: " (e) } }
+                Ok(streams) => {
+                    p.hint { "What the connector finds on the tenant now. Streams beyond the predefined tasks are read from a pipeline file (see docs/pipelines.md)." }
+                    div.scroll {
+                    table.list {
+                        thead { tr { th scope="col" { "Stream" } th scope="col" { "Kind" } th scope="col" { "Available" }
+                            th scope="col" { "Sync modes" } th scope="col" { "Cursor" } } }
+                        tbody {
+                            @for d in streams {
+                                tr data-stream=(d.spec.name) {
+                                    th scope="row" {
+                                        (d.spec.name)
+                                        p.hint { (d.spec.description) }
+                                        details { summary { "Record schema" }
+                                            pre { (serde_json::to_string_pretty(&d.spec.record_schema).unwrap_or_default()) } }
+                                    }
+                                    td { (if d.predefined { "predefined task" } else { "discovered" }) }
+                                    td { (if d.available { "yes" } else { "no" }) @if let Some(n) = &d.note { p.hint { (n) } } }
+                                    td { (d.spec.sync_modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")) }
+                                    td { (d.spec.cursor_field.clone().unwrap_or_else(|| "—".into())) }
+                                }
+                            }
+                        }
+                    }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `?discover=1` also lists the streams the connector discovers.
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    discover: Option<String>,
+}
+
 /// `GET /console/connections/{name}`.
 pub async fn show(
     State(st): State<AppState>,
     session: Session,
     Path(name): Path<String>,
+    Query(q): Query<ShowQuery>,
 ) -> Response {
     let Some(r) = st.store.lock().await.get(&name).cloned() else {
         return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
     };
     let plugin = st.registry.get(&r.connector).cloned();
     let saved = states(&st, &r).await;
+    let found = match (&plugin, q.discover.is_some()) {
+        (Some(p), true) => Some(discovered(&st, &r, p).await),
+        (None, true) => Some(Err("the connector is not loaded".to_string())),
+        _ => None,
+    };
     let runs: Vec<_> = st
         .runs
         .list()
@@ -78,6 +160,7 @@ pub async fn show(
                 DestinationConfig::Sqlite { path } | DestinationConfig::Parquet { path } | DestinationConfig::Jsonl { path } => path.display().to_string(),
             }))
             " · " a href={ (base) "/edit" } { "Edit" }
+            " · " a href={ (base) "?discover=1#discovered" } { "Discover streams" }
         }
         section aria-labelledby="run-h" {
             h2 id="run-h" { "Run now" }
@@ -140,6 +223,7 @@ pub async fn show(
             }
             }
         }
+        @if let Some(found) = &found { (discovered_section(found)) }
         section aria-labelledby="history-h" {
             h2 id="history-h" { "Run history" }
             @if runs.is_empty() { p { "No run since the server started (runs are kept in memory)." } }
