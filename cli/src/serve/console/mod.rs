@@ -10,16 +10,19 @@
 //! - `schema_form.rs`: one generic renderer of a connector's JSON-Schema connection form,
 //!   and the reader that turns the posted fields back into form values;
 //! - `ionapi.rs`: an uploaded `.ionapi` file → the form's credentials block;
-//! - `connections.rs`: the list, add (choose → basics → connect → test → create), edit,
-//!   delete; `connection.rs`: one connection's tasks, runs, states; `runs.rs`: a run's
-//!   page and its server-sent events;
+//! - `connections.rs`: the list, the connector choice, delete; `connection_form.rs` and
+//!   `form_page.rs`: add (basics → connect → test → create) and edit; `connection.rs`:
+//!   one connection's tasks, discovered streams, runs, states; `runs.rs`: a run's page
+//!   and its server-sent events;
 //! - `assets/`: the stylesheet and the one small script, embedded in the binary.
 //!
 //! The JSON API's handlers are the services: the console calls them (create, update,
 //! delete, test, start a run) so both surfaces check and store the same way.
 
 mod connection;
+mod connection_form;
 mod connections;
+mod form_page;
 mod ionapi;
 mod page;
 mod runs;
@@ -98,12 +101,12 @@ pub fn router(state: AppState, opts: ConsoleOptions) -> Router {
         .route("/connections/new", get(connections::choose))
         .route(
             "/connections/new/{connector}",
-            get(connections::new_form).post(connections::new_submit),
+            get(connection_form::new_form).post(connection_form::new_submit),
         )
         .route("/connections/{name}", get(connection::show))
         .route(
             "/connections/{name}/edit",
-            get(connections::edit_form).post(connections::edit_submit),
+            get(connection_form::edit_form).post(connection_form::edit_submit),
         )
         .route("/connections/{name}/delete", post(connections::delete))
         .route("/connections/{name}/run", post(connection::run_now))
