@@ -72,12 +72,15 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new(driver)
-            .arg(format!("--port={port}"))
+        let mut cmd = Command::new(driver);
+        cmd.arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
+            .stderr(Stdio::null());
+        // Its own process group, which the browsers it starts join: a test that fails
+        // before it closes its session still ends them (see `Drop`).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let driver = cmd.spawn().expect("chromedriver starts");
         let profile = tempfile::tempdir().expect("a profile directory");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
@@ -137,6 +140,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver's whole group: chromedriver and the browsers it started.
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
