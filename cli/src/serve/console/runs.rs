@@ -14,7 +14,7 @@ use tower_sessions::Session;
 
 use super::page::{self, Frame, status_badge, when};
 use crate::serve::AppState;
-use crate::serve::runs::RunView;
+use crate::serve::runs::{RunStatus, RunView};
 
 /// How often the event stream looks at a run.
 const TICK: Duration = Duration::from_millis(250);
@@ -24,6 +24,15 @@ fn rate(records: u64, seconds: f64) -> String {
         format!("{:.0}/s", records as f64 / seconds)
     } else {
         "—".into()
+    }
+}
+
+/// A count the run manager fills in when the task ends (pages, requests): "—" before.
+fn counted(status: RunStatus, n: u64) -> String {
+    if matches!(status, RunStatus::Queued | RunStatus::Running) {
+        "—".into()
+    } else {
+        n.to_string()
     }
 }
 
@@ -63,8 +72,8 @@ pub async fn show(
                             td data-k="status" { (status_badge(t.status.as_str())) }
                             td.num data-k="records" { (t.records) }
                             td.num data-k="commits" { (t.commits) }
-                            td.num data-k="pages" { (t.pages) }
-                            td.num data-k="requests" { (t.requests) }
+                            td.num data-k="pages" { (counted(t.status, t.pages)) }
+                            td.num data-k="requests" { (counted(t.status, t.requests)) }
                             td.num data-k="rate" { (rate(t.records, t.seconds)) }
                             td.num data-k="seconds" { (format!("{:.1}", t.seconds)) }
                         }

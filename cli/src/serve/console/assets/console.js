@@ -44,8 +44,10 @@ function followRun() {
       if (cell) cell.replaceChildren(badge(t.status));
       set("records", t.records);
       set("commits", t.commits);
-      set("pages", t.pages);
-      set("requests", t.requests);
+      // Pages and requests are counted when the task ends.
+      const going = t.status === "queued" || t.status === "running";
+      set("pages", going ? "—" : t.pages);
+      set("requests", going ? "—" : t.requests);
       const secs = t.seconds || v.seconds;
       set("rate", secs > 0 ? `${Math.round(t.records / secs)}/s` : "—");
       set("seconds", secs.toFixed(1));
