@@ -32,6 +32,16 @@ pub struct FormPage {
     pub tested: bool,
 }
 
+/// The id of the input a field error is about: the basics' own, or the schema form's.
+fn input_id(field: &str) -> String {
+    match field {
+        "name" | "page_size" | "quota" => field.to_string(),
+        "destination" => "dest_path".into(),
+        other => format!("f-{}", other.replace('.', "-")),
+    }
+}
+
+/// The form page: Basics, Connect, Advanced, the test's result and the buttons.
 pub fn form_page(
     plugin: &LoadedPlugin,
     kept: &BTreeSet<String>,
@@ -55,7 +65,7 @@ pub fn form_page(
                 p { "Please fix the following:" }
                 ul {
                     @for p in &f.problems { li { (p) } }
-                    @for (k, v) in &f.errors { li { @if !k.is_empty() { a href={ "#f-" (k.replace('.', "-")) } { (k) } ": " } (v) } }
+                    @for (k, v) in &f.errors { li { @if !k.is_empty() { a href={ "#" (input_id(k)) } { (k) } ": " } (v) } }
                 }
             }
         }
