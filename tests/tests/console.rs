@@ -113,6 +113,23 @@ fn the_console_in_a_browser_adds_tests_creates_runs_and_resets() {
         Some(seen)
     });
     let Some(seen) = seen else { return };
+    // Nothing the CSP would block: no inline script, style or event handler.
+    for page in seen.0.iter().filter(|p| p.contains("<html")) {
+        assert!(
+            !page.contains(" style=") && !page.contains("<style"),
+            "inline style"
+        );
+        assert!(
+            !page.contains(" onclick=") && !page.contains(" onsubmit="),
+            "inline handler"
+        );
+        for script in page.split("<script").skip(1) {
+            assert!(
+                script.trim_start().starts_with("src="),
+                "inline script: {script:.80}"
+            );
+        }
+    }
     let log = server.output();
     assert!(log.contains("console: signed in"), "{log}");
     for text in seen.0.iter().chain([&log]) {

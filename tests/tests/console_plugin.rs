@@ -2,7 +2,7 @@
 //! A third-party plugin's connection form in the web console, with no console change:
 //! the test plugin (`ionport-test`, its own JSON Schema: two optional text settings and
 //! the credentials block) is chosen, rendered, filled, tested (its own failure shown in
-//! its words, Create disabled; an `.ionapi` file missing keys has each named), created
+//! its words, Create disabled; signed in with the keyboard only; an `.ionapi` file missing keys has each named), created
 //! and run — in headless Chromium at a phone's
 //! width, where no page scrolls sideways. Screenshots go to
 //! `target/console-screenshots/plugin-phone/`.
@@ -100,8 +100,13 @@ fn a_third_party_form_is_rendered_tested_and_created_at_a_phone_width() {
         };
         let c = &b.client;
         c.goto(&format!("{base}/console/login")).await.unwrap();
+        // Keyboard only: the key, then Enter.
         fill(c, "#key", TEST_KEY).await;
-        click(c, "form.stack button[type=submit]").await;
+        find(c, "#key")
+            .await
+            .send_keys(&fantoccini::key::Key::Enter.to_string())
+            .await
+            .unwrap();
         wait_path(c, "/console/connections").await;
         fits(c, "the connections page").await;
 
