@@ -6,8 +6,9 @@
 //! type list with `null`), `enum` and `oneOf` of `const`s (a select), `required`,
 //! `title`, `description`, `default`, `examples` (a placeholder), `minimum`/`maximum`,
 //! `maxLength`, local `$ref`s, nested objects (a fieldset, e.g. the credentials block),
-//! and `x-secret` (a password input never filled in; left empty it keeps the value
-//! the server holds). Anything else (arrays, free objects) is a JSON text area.
+//! `x-secret` (a password input never filled in; left empty it keeps the value the
+//! server holds), and lists of strings or numbers (written comma-separated). Anything
+//! else (other arrays, free objects) is a JSON text area.
 //!
 //! Inputs are named `v.` + the dotted path (`v.credentials.client_id`). Browser-side
 //! validation is off (`novalidate`): the server's check (`FormValues::parse`, the one
@@ -35,6 +36,8 @@ enum Kind {
     /// A select of these values.
     Choice(Vec<(Value, String)>),
     Object,
+    /// A list of strings or numbers, written comma-separated.
+    List(ItemKind),
     /// JSON typed into a text area.
     Json,
 }
@@ -111,10 +114,45 @@ impl Prop<'_> {
             Some("integer") => Kind::Integer,
             Some("number") => Kind::Number,
             Some("boolean") => Kind::Boolean,
+            Some("array") => {
+                let items = self.schema.get("items").unwrap_or(&Value::Null);
+                let item = items.get("type").and_then(Value::as_str);
+                match (item, items.get("enum")) {
+                    (Some("string"), None) => Kind::List(ItemKind::Text),
+                    (Some("integer"), None) => Kind::List(ItemKind::Integer),
+                    (Some("number"), None) => Kind::List(ItemKind::Number),
+                    _ => Kind::Json,
+                }
+            }
             Some("object") if self.schema.get("properties").is_some() => Kind::Object,
             None if self.schema.get("properties").is_some() => Kind::Object,
             _ => Kind::Json,
         }
+    }
+}
+
+/// The type of a list's items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ItemKind {
+    Text,
+    Integer,
+    Number,
+}
+
+/// A scalar typed as text, read as `kind`.
+fn scalar(kind: ItemKind, raw: &str) -> Result<Value, String> {
+    match kind {
+        ItemKind::Text => Ok(Value::String(raw.to_string())),
+        ItemKind::Integer => raw
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("'{raw}' is not a whole number")),
+        ItemKind::Number => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("'{raw}' is not a number")),
     }
 }
 
@@ -274,6 +312,13 @@ fn field(p: &Prop<'_>, value: Option<&Value>, shown: &Shown<'_>) -> Markup {
                             }
                         }
                     }
+                    Kind::List(_) => {
+                        input type="text" id=(id) name=(name)
+                            value=(value.and_then(Value::as_array).map(|a| a.iter().map(label_of).collect::<Vec<_>>().join(", ")).unwrap_or_default())
+                            placeholder="comma-separated" autocomplete="off" spellcheck="false"
+                            aria-describedby=[described.as_deref()] aria-invalid=[invalid]
+                            aria-required=[required];
+                    }
                     Kind::Json => {
                         textarea id=(id) name=(name) rows="3" aria-describedby=[described.as_deref()]
                             aria-invalid=[invalid] aria-required=[required] {
@@ -369,17 +414,16 @@ fn read_object(
             continue;
         }
         let value = match &kind {
-            Kind::Text => Ok(Value::String(raw)),
-            Kind::Integer => raw
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| format!("'{raw}' is not a whole number")),
-            Kind::Number => raw
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map(Value::Number)
-                .ok_or_else(|| format!("'{raw}' is not a number")),
+            Kind::Text => scalar(ItemKind::Text, &raw),
+            Kind::Integer => scalar(ItemKind::Integer, &raw),
+            Kind::Number => scalar(ItemKind::Number, &raw),
+            Kind::List(item) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(|x| scalar(*item, x))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
             Kind::Choice(options) => options
                 .iter()
                 .find(|(v, _)| label_of(v) == raw)
@@ -434,6 +478,7 @@ mod tests {
                 "count": {"type": ["integer", "null"], "default": null, "minimum": 1},
                 "mode": {"$ref": "#/$defs/Mode", "default": "a"},
                 "on": {"type": "boolean", "default": true},
+                "ids": {"type": ["array", "null"], "items": {"type": "integer"}},
                 "credentials": {"$ref": "#/$defs/Creds", "description": "who"}
             }
         })
@@ -462,6 +507,7 @@ mod tests {
         assert!(html.contains("a — first"));
         assert!(html.contains(r#"type="checkbox""#) && html.contains("checked"));
         assert!(html.contains(r#"min="1""#));
+        assert!(html.contains(r#"placeholder="comma-separated""#));
         assert!(html.contains("<legend>credentials</legend>"));
         assert!(html.contains("kept — leave empty"));
         assert!(html.contains(r#"aria-invalid="true""#));
@@ -473,6 +519,7 @@ mod tests {
             ("v.name", "x"),
             ("v.count", "7"),
             ("v.mode", "b"),
+            ("v.ids", "3, 4,"),
             ("v.credentials.user", "u"),
             ("v.credentials.secret", ""),
         ]
@@ -484,12 +531,15 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
             v,
-            json!({"name": "x", "count": 7, "mode": "b", "on": false,
+            json!({"name": "x", "count": 7, "mode": "b", "on": false, "ids": [3, 4],
                    "credentials": {"secret": "held", "user": "u"}})
         );
         let mut bad = fields.clone();
         bad.insert("v.count".into(), "seven".into());
         let (_, errors) = read(&form(), &bad, &|_| None);
         assert!(errors["count"].contains("whole number"));
+        bad.insert("v.ids".into(), "3, x".into());
+        let (_, errors) = read(&form(), &bad, &|_| None);
+        assert!(errors["ids"].contains("'x'"), "{errors:?}");
     }
 }
