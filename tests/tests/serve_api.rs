@@ -801,6 +801,79 @@ fn api_keys_are_created_listed_revoked_and_required() {
     assert!(!srv.output().contains(&key), "the key is never logged");
 }
 
+/// The session cookie of a response (`name=value`), when it sets one.
+fn session_cookie(r: &reqwest::blocking::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("ionport_console="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// A console session lives only as long as the key it signed in with: revoking the key
+/// ends the session at its next request (no browser needed for this: plain HTTP).
+#[test]
+fn a_console_session_ends_when_its_key_is_revoked() {
+    let home = tempfile::tempdir().unwrap();
+    let ionport = |args: &[&str]| {
+        Command::new(ionport_bin())
+            .args(args)
+            .env("IONPORT_HOME", home.path())
+            .env_remove("IONPORT_API_KEYS")
+            .output()
+            .unwrap()
+    };
+    let out = ionport(&["apikey", "create", "--name", "console"]);
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let home_path = home.path().to_path_buf();
+    let srv = Server::start_in(home, &[], true);
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .get(format!("{}/console/login", srv.base))
+        .send()
+        .unwrap();
+    let cookie = session_cookie(&login).expect("the sign-in page starts a session");
+    let page = login.text().unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-in form carries its CSRF token")
+        .to_string();
+    let signed = http
+        .post(format!("{}/console/login", srv.base))
+        .header("cookie", &cookie)
+        .form(&[("key", key.as_str()), ("_csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    assert_eq!(signed.headers()["location"], "/console/connections");
+    let cookie = session_cookie(&signed).unwrap_or(cookie);
+    let page = |cookie: &str| {
+        http.get(format!("{}/console/connections", srv.base))
+            .header("cookie", cookie)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(page(&cookie).status(), 200, "signed in");
+    let out = Command::new(ionport_bin())
+        .args(["apikey", "revoke", "console"])
+        .env("IONPORT_HOME", &home_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = page(&cookie);
+    assert_eq!(after.status(), 303, "the revoked key's session is over");
+    assert_eq!(after.headers()["location"], "/console/login");
+    assert!(!srv.output().contains(&key), "the key is never logged");
+}
+
 #[test]
 fn sigterm_cancels_runs_and_keeps_their_shared_tokens() {
     let emu = emulator(20_000);

@@ -42,11 +42,11 @@ pub fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.trim().as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn unhex(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if s.len() != 64 {
         return None;
@@ -175,10 +175,16 @@ impl Keys {
 
     /// Whether `key` is one of the accepted keys (constant-time per comparison).
     pub fn accepts(&self, key: &str) -> bool {
-        let h = hash(key);
+        self.accepts_hash(&hash(key))
+    }
+
+    /// Whether the key whose hash is `h` is still accepted: a console session keeps the
+    /// hash of the key it signed in with (never the key) and asks on every request, so
+    /// revoking a key (`ionport apikey revoke`) ends its sessions at once.
+    pub fn accepts_hash(&self, h: &[u8; 32]) -> bool {
         let mut ok = subtle::Choice::from(0u8);
         for k in self.given.iter().chain(self.file_hashes().iter()) {
-            ok |= k.ct_eq(&h);
+            ok |= k.ct_eq(h);
         }
         bool::from(ok)
     }

@@ -122,7 +122,10 @@ pub fn router(state: AppState, opts: ConsoleOptions) -> Router {
             opts.max_body,
             session::csrf,
         ))
-        .layer(axum::middleware::from_fn(session::require_session))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::require_session,
+        ))
         .layer(sessions)
         .layer(DefaultBodyLimit::max(opts.max_body))
         .layer(secured("content-security-policy", CSP))

@@ -33,6 +33,8 @@ use crate::serve::auth::now;
 
 /// Session keys.
 const SIGNED_IN: &str = "signed_in";
+/// The hex SHA-256 of the key the session signed in with (never the key itself).
+const KEY_HASH: &str = "key_sha256";
 const CSRF: &str = "csrf";
 /// The form field and header that carry the CSRF token.
 pub const CSRF_FIELD: &str = "_csrf";
@@ -65,11 +67,38 @@ pub async fn signed_in(session: &Session) -> bool {
     matches!(session.get::<u64>(SIGNED_IN).await, Ok(Some(_)))
 }
 
-/// Every console path but the sign-in page and the assets needs a signed-in session:
-/// pages redirect to the sign-in page, other requests get 401.
-pub async fn require_session(session: Session, req: Request, next: Next) -> Response {
+/// Whether the session is signed in with a key the server still accepts; a session whose
+/// key was revoked is ended here.
+async fn signed_in_with_live_key(st: &AppState, session: &Session) -> bool {
+    if !signed_in(session).await {
+        return false;
+    }
+    let live = match session.get::<String>(KEY_HASH).await {
+        Ok(Some(hex)) => crate::serve::auth::unhex(&hex).is_some_and(|h| st.keys.accepts_hash(&h)),
+        _ => false,
+    };
+    if !live {
+        tracing::info!("console: a session's key is no longer accepted; signed out");
+        if let Err(e) = session.flush().await {
+            tracing::warn!("console session unavailable: {e}");
+        }
+    }
+    live
+}
+
+/// Every console path but the sign-in page and the assets needs a signed-in session whose
+/// key is still accepted: pages redirect to the sign-in page, other requests get 401.
+pub async fn require_session(
+    State(st): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
-    if path == "/login" || path.starts_with("/assets/") || signed_in(&session).await {
+    if path == "/login"
+        || path.starts_with("/assets/")
+        || signed_in_with_live_key(&st, &session).await
+    {
         return next.run(req).await;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -193,6 +222,8 @@ pub async fn login(
             tracing::warn!("console session unavailable: {e}");
         }
         let _ = session.insert(CSRF, new_token()).await;
+        let key_hash = crate::serve::auth::hex(&crate::serve::auth::hash(key));
+        let _ = session.insert(KEY_HASH, key_hash).await;
         if let Err(e) = session.insert(SIGNED_IN, now()).await {
             tracing::warn!("console session unavailable: {e}");
         }
