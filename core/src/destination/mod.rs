@@ -30,6 +30,7 @@ mod segments;
 pub mod sqlite;
 
 pub use common::table_name;
+pub use common::{Column, ColumnType, stream_columns};
 pub use files::{RepairReport, StreamRepair};
 
 /// Whether a Postgres URL or key-value connection string holds a password in any form
@@ -330,6 +331,15 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     /// A run of `stream` ended (successfully): file destinations compact and finalise
     /// here. Must be safe to call again after a crash.
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError>;
+
+    /// The columns the destination holds for `stream`, with their types, or `None` when
+    /// it holds no table for it yet: what the runner compares a stream's schema with when
+    /// a task starts (`pipeline::drift`). A destination that cannot tell (the default)
+    /// answers `None`, and its streams' schema changes are then neither reported nor
+    /// refused.
+    fn columns(&self, _stream: &StreamSpec) -> Result<Option<Vec<Column>>, DestinationError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

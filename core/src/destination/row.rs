@@ -86,7 +86,9 @@ impl<'t> Columns<'t> {
                 continue;
             };
             let fits = match col.ty {
-                ColumnType::Text => v.is_string(),
+                // Numbers and booleans too, as their JSON text: a text column the
+                // destination kept wider than the source's type (schema drift) holds them.
+                ColumnType::Text => v.is_string() || v.is_number() || v.as_bool().is_some(),
                 ColumnType::Integer => v.as_i64().is_some(),
                 ColumnType::Number => v.is_number(),
                 ColumnType::Boolean => v.as_bool().is_some(),

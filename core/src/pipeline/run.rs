@@ -60,6 +60,9 @@ pub struct TaskOutcome {
     pub seconds: f64,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// How the stream's schema changed since the destination's table was made, and what
+    /// was done (`schema_changes`).
+    pub schema_changes: Vec<super::drift::SchemaChange>,
 }
 
 /// The outcome of a run.
@@ -431,6 +434,41 @@ async fn run_task(
             };
         }
     };
+    // The schema compared with the destination's, under the task's `schema_changes`.
+    let applied = {
+        let (dest, policy, pipeline, source) = (
+            dest.clone(),
+            t.schema_changes,
+            p.name.clone(),
+            t.spec.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            super::drift::apply(policy, &pipeline, &source, request, narrowed, dest.as_ref())
+        })
+        .await
+    };
+    let (request, narrowed, schema_changes) = match applied {
+        Ok(Ok(a)) => (a.request, a.spec, a.changes),
+        Ok(Err(stopped)) => {
+            return TaskOutcome {
+                pipeline: p.name.clone(),
+                task: t.spec.name.clone(),
+                sync_mode: t.sync_mode.as_str().into(),
+                error: Some(stopped.message),
+                schema_changes: stopped.changes,
+                seconds: started.elapsed().as_secs_f64(),
+                ..TaskOutcome::default()
+            };
+        }
+        Err(e) => {
+            return TaskOutcome {
+                pipeline: p.name.clone(),
+                task: t.spec.name.clone(),
+                error: Some(format!("the destination's thread failed: {e}")),
+                ..TaskOutcome::default()
+            };
+        }
+    };
     let spec = stream_spec(&narrowed);
     let mode = if full_refresh {
         SyncMode::FullRefresh
@@ -441,6 +479,7 @@ async fn run_task(
         pipeline: p.name.clone(),
         task: t.spec.name.clone(),
         sync_mode: mode.as_str().into(),
+        schema_changes,
         ..TaskOutcome::default()
     };
     observer.task_started(&p.name, &t.spec.name, mode);
