@@ -92,7 +92,7 @@ fn a_value_of_the_wrong_type_is_refused_naming_field_and_types() {
             "{\"id\":1,\"o\":[1,{\"a\":null}],\"t\":null,\"b\":false,\"n\":-0}"
         )
         .is_ok()
-    );    // A string column takes numbers and booleans as their JSON text: what a column kept
+    ); // A string column takes numbers and booleans as their JSON text: what a column kept
     // wider than the source's type holds (schema drift, `ColumnType::wider`).
     assert!(check(&t, "{\"id\":1,\"code\":5,\"t\":true}").is_ok());
 }

@@ -332,7 +332,9 @@ impl SqliteDestination {
         let (qt, qc, qa) = (quote(&table.table), quote(&c.name), quote(&aside));
         let value = match (from, c.ty) {
             (ColumnType::Boolean, _) => {
-                format!("CASE {qa} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE CAST({qa} AS TEXT) END")
+                format!(
+                    "CASE {qa} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE CAST({qa} AS TEXT) END"
+                )
             }
             (ColumnType::Text, ColumnType::Json) => format!("json_quote({qa})"),
             (_, ColumnType::Number) => format!("CAST({qa} AS REAL)"),

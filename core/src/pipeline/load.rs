@@ -60,7 +60,8 @@ pub struct TaskPlan {
     pub columns: Option<Vec<String>>,
     /// A stream `discover` offers rather than a predefined task: its existence and spec
     /// are resolved when the run starts.
-    pub discovered: bool,    /// What the task does when its stream's schema changed (`schema_changes`).
+    pub discovered: bool,
+    /// What the task does when its stream's schema changed (`schema_changes`).
     pub schema_changes: crate::pipeline::drift::SchemaPolicy,
 }
 
