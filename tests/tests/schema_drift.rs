@@ -163,8 +163,23 @@ impl Drop for DropSchemas {
 /// A pipeline file with two pipelines into `dest`: `table:OCUSMA` from M3 (incremental)
 /// and the Data Lake object `OCUSMA` (full refresh), both under `policy`.
 fn pipeline_file(dir: &Path, ionapi: &Path, dest: &Dest, policy: &str) -> PathBuf {
+    pipeline_file_with(dir, ionapi, dest, policy, None)
+}
+
+/// [`pipeline_file`] with the tasks' own `schema_changes`, when `task_policy` is set.
+fn pipeline_file_with(
+    dir: &Path,
+    ionapi: &Path,
+    dest: &Dest,
+    policy: &str,
+    task_policy: Option<&str>,
+) -> PathBuf {
     let creds = format!("{{ ionapi = '{}' }}", ionapi.display());
     let mut out = String::new();
+    let entry = |task: &str| match task_policy {
+        Some(p) => format!("{{ name = \"{task}\", schema_changes = \"{p}\" }}"),
+        None => format!("\"{task}\""),
+    };
     for (env, connector, settings, mode, task) in [
         (
             "m3",
@@ -187,8 +202,9 @@ fn pipeline_file(dir: &Path, ionapi: &Path, dest: &Dest, policy: &str) -> PathBu
              settings = {settings}\nquota = \"none\"\n\n\
              [pipelines.{env}]\nconnection = \"{env}\"\nenvironment = \"{env}\"\n\
              sync_mode = \"{mode}\"\npage_size = 25\nschema_changes = \"{policy}\"\n\
-             tasks = [\"{task}\"]\n\n",
-            dest.toml(env)
+             tasks = [{}]\n\n",
+            dest.toml(env),
+            entry(task)
         ));
     }
     let file = dir.join(format!("pipelines-{policy}.toml"));
@@ -355,7 +371,7 @@ fn evolve_adds_the_column_in_every_destination_with_values_from_then_on() {
 }
 
 #[test]
-fn freeze_keeps_the_columns_and_does_not_ask_the_source_for_the_new_one() {
+fn freeze_set_on_the_task_keeps_the_columns_and_does_not_ask_the_source_for_the_new_one() {
     let emu = emulator();
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("t.ionapi");
@@ -365,7 +381,8 @@ fn freeze_keeps_the_columns_and_does_not_ask_the_source_for_the_new_one() {
         dir: dir.path().to_path_buf(),
         prefix: String::new(),
     };
-    let file = pipeline_file(dir.path(), &ionapi, &dest, "freeze");
+    // The tasks' own policy wins over the pipeline's.
+    let file = pipeline_file_with(dir.path(), &ionapi, &dest, "fail", Some("freeze"));
     let (out, _) = run(&file);
     assert!(out.status.success(), "{}", output_text(&out));
     add_column(&emu);
@@ -561,4 +578,51 @@ fn a_type_widened_at_the_source_widens_the_column_in_sqlite_and_postgres() {
             assert!(r["OKCUTP"].is_number(), "{r:?}");
         }
     }
+}
+
+#[test]
+fn the_api_run_record_lists_each_change() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("t.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let dest = Dest {
+        kind: Kind::Sqlite,
+        dir: dir.path().to_path_buf(),
+        prefix: String::new(),
+    };
+    let file = pipeline_file(dir.path(), &ionapi, &dest, "evolve");
+    let srv = ionport_tests::serve_process::ServeProcess::start(
+        &dir.path().join("home"),
+        &["--pipeline", file.to_str().unwrap()],
+        "info",
+    );
+    let run_lake = || {
+        let (s, v) = srv.call(
+            "POST",
+            "/v1/runs",
+            Some(&json!({"pipeline": "lake", "task": "OCUSMA"})),
+        );
+        assert_eq!(s, 202, "{v}");
+        srv.wait_run(v["id"].as_str().unwrap(), Duration::from_secs(60))
+    };
+    let first = run_lake();
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert!(first["tasks"][0].get("schema_changes").is_none(), "{first}");
+    add_column(&emu);
+    let second = run_lake();
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let c = &second["tasks"][0]["schema_changes"];
+    assert_eq!(c.as_array().map(Vec::len), Some(1), "{second}");
+    assert_eq!(c[0]["column"], NEW);
+    assert_eq!(c[0]["change"], "added");
+    assert_eq!(c[0]["new_type"], "string");
+    assert_eq!(c[0]["action"], "added_column");
+    assert!(
+        c[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("added to the destination"),
+        "{c}"
+    );
 }

@@ -86,17 +86,12 @@ pub struct RunSchemaChange {
 
 impl RunSchemaChange {
     fn of(c: &pipeline::SchemaChange) -> Self {
-        let name = |v: serde_json::Result<serde_json::Value>| {
-            v.ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        };
         RunSchemaChange {
             column: c.column.clone(),
-            change: name(serde_json::to_value(c.change)),
+            change: c.change.as_str().into(),
             old_type: c.old_type.clone(),
             new_type: c.new_type.clone(),
-            action: name(serde_json::to_value(c.action)),
+            action: c.action.as_str().into(),
             message: c.to_string(),
         }
     }

@@ -187,8 +187,9 @@ pub struct PipelineConfig {
     /// destination's table was made (a new column, a changed type, a column gone):
     /// `"evolve"` (default) adds new columns and widens changed types (integer → number →
     /// string; boolean → string; anything → json); `"freeze"` keeps the destination's
-    /// columns and does not read new fields; `"fail"` stops the task before it reads. A
-    /// column is never dropped; every change is reported. A task may set its own.
+    /// columns and does not read new fields; `"fail"` stops the task before it reads on a new
+    /// column or a wider type. A column is never dropped or narrowed; every change is
+    /// reported. A task may set its own.
     #[serde(default)]
     pub schema_changes: Option<crate::pipeline::drift::SchemaPolicy>,
 }

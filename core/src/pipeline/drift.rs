@@ -11,10 +11,11 @@
 //! - `freeze`: the destination's columns stay as they are: new fields are not even asked of
 //!   the source (the read's column selection is narrowed to the existing columns); a type
 //!   whose values the existing column would not hold fails the task;
-//! - `fail`: any change stops the task before it reads, naming each change.
+//! - `fail`: a new column or a wider type stops the task before it reads, naming each.
 //!
 //! A column gone at the source is never dropped from the destination: it is reported and
-//! kept (its new rows are null). Every change is reported, whatever the policy: one WARN
+//! kept (its new rows are null), under every policy; so is a type the destination's
+//! column already holds (it is never narrowed). Every change is reported, whatever the policy: one WARN
 //! line each under the `ionport::schema` target, and in the task's outcome.
 
 use std::collections::BTreeMap;
@@ -36,7 +37,8 @@ pub enum SchemaPolicy {
     /// Keep the destination's columns: new fields are not read; a type change whose values
     /// the existing column would not hold fails the task.
     Freeze,
-    /// Stop the task before it reads on any change.
+    /// Stop the task before it reads on a new column or a wider type (a column gone at the
+    /// source, or a type the destination's column already holds, is only reported).
     Fail,
 }
 
@@ -63,6 +65,17 @@ pub enum ChangeKind {
     Removed,
 }
 
+impl ChangeKind {
+    /// As serialized: `added`, `type_changed`, `removed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::TypeChanged => "type_changed",
+            ChangeKind::Removed => "removed",
+        }
+    }
+}
+
 /// What was done about one change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +92,19 @@ pub enum ChangeAction {
     /// The task stopped before it read (`fail`, or `freeze` with values that would not
     /// fit).
     Stopped,
+}
+
+impl ChangeAction {
+    /// As serialized: `added_column`, `widened`, `kept`, `dropped`, `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::AddedColumn => "added_column",
+            ChangeAction::Widened => "widened",
+            ChangeAction::Kept => "kept",
+            ChangeAction::Dropped => "dropped",
+            ChangeAction::Stopped => "stopped",
+        }
+    }
 }
 
 /// One change of a stream's schema and what was done about it.
@@ -160,6 +186,7 @@ pub enum DriftError {
 fn list(changes: &[SchemaChange]) -> String {
     changes
         .iter()
+        .filter(|c| c.action == ChangeAction::Stopped)
         .map(|c| match c.change {
             ChangeKind::Added => format!(
                 "column `{}` added ({})",
@@ -263,21 +290,22 @@ pub fn decide(
         action,
     };
     let mut out = Decision::default();
-    if differences.is_empty() {
-        return Ok(out);
-    }
-    if policy == SchemaPolicy::Fail {
-        return Err(DriftError::Changed {
-            stream: stream.to_string(),
-            changes: differences
-                .iter()
-                .map(|d| change(d, ChangeAction::Stopped))
-                .collect(),
-        });
-    }
     let mut dropped = Vec::new();
+    let mut stopped = false;
     for d in &differences {
+        // What needs nothing of the destination (a column gone at the source, a type its
+        // column already holds) is kept under every policy: it would otherwise stop a
+        // `fail` task on every run from then on, since the destination never drops or
+        // narrows a column.
         let action = match (d.change, d.old, d.new) {
+            (ChangeKind::TypeChanged, Some(old), Some(new)) if old.wider(new) == old => {
+                out.types.insert(d.column.clone(), old);
+                ChangeAction::Kept
+            }
+            (ChangeKind::Added | ChangeKind::TypeChanged, _, _) if policy == SchemaPolicy::Fail => {
+                stopped = true;
+                ChangeAction::Stopped
+            }
             (ChangeKind::Added, _, _) if policy == SchemaPolicy::Freeze => {
                 dropped.push(d.column.as_str());
                 ChangeAction::Dropped
@@ -285,10 +313,7 @@ pub fn decide(
             (ChangeKind::Added, _, _) => ChangeAction::AddedColumn,
             (ChangeKind::TypeChanged, Some(old), Some(new)) => {
                 let wider = old.wider(new);
-                if wider == old {
-                    out.types.insert(d.column.clone(), old);
-                    ChangeAction::Kept
-                } else if policy == SchemaPolicy::Freeze {
+                if policy == SchemaPolicy::Freeze {
                     return Err(DriftError::WouldNotFit {
                         stream: stream.to_string(),
                         column: d.column.clone(),
@@ -306,6 +331,12 @@ pub fn decide(
             _ => ChangeAction::Kept,
         };
         out.changes.push(change(d, action));
+    }
+    if stopped {
+        return Err(DriftError::Changed {
+            stream: stream.to_string(),
+            changes: out.changes,
+        });
     }
     if !dropped.is_empty() {
         out.columns = Some(
@@ -413,7 +444,7 @@ pub fn apply(
                 DriftError::WouldNotFit { .. } => Vec::new(),
             };
             for c in &changes {
-                tracing::warn!(target: "ionport::schema", pipeline, stream = %c.stream, column = %c.column, change = ?c.change, action = ?c.action, "schema change: {c}");
+                tracing::warn!(target: "ionport::schema", pipeline, stream = %c.stream, column = %c.column, change = c.change.as_str(), action = c.action.as_str(), "schema change: {c}");
             }
             return Err(Stopped {
                 message: e.to_string(),
@@ -422,7 +453,7 @@ pub fn apply(
         }
     };
     for c in &decision.changes {
-        tracing::warn!(target: "ionport::schema", pipeline, stream = %c.stream, column = %c.column, change = ?c.change, action = ?c.action, "schema change: {c}");
+        tracing::warn!(target: "ionport::schema", pipeline, stream = %c.stream, column = %c.column, change = c.change.as_str(), action = c.action.as_str(), "schema change: {c}");
     }
     let (request, narrowed) = match &decision.columns {
         Some(cols) => crate::read::with_columns(request, source, Some(cols))
@@ -445,6 +476,26 @@ mod tests {
         Column {
             name: name.into(),
             ty,
+        }
+    }
+
+    #[test]
+    fn names_are_as_serialized() {
+        for k in [
+            ChangeKind::Added,
+            ChangeKind::TypeChanged,
+            ChangeKind::Removed,
+        ] {
+            assert_eq!(serde_json::to_value(k).ok(), Some(json!(k.as_str())));
+        }
+        for a in [
+            ChangeAction::AddedColumn,
+            ChangeAction::Widened,
+            ChangeAction::Kept,
+            ChangeAction::Dropped,
+            ChangeAction::Stopped,
+        ] {
+            assert_eq!(serde_json::to_value(a).ok(), Some(json!(a.as_str())));
         }
     }
 
@@ -590,9 +641,26 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} not in {text}");
         }
+        if let DriftError::Changed { changes, .. } = &err {
+            assert!(changes.iter().all(|c| c.action == ChangeAction::Stopped));
+        }
         // No change, nothing to stop.
         let same = decide(SchemaPolicy::Fail, "s", &read, Vec::new()).expect("no change");
         assert_eq!(same, Decision::default());
+        // What needs nothing of the destination is reported, not stopped: a column gone at
+        // the source and a type its column holds stay that way on every later run.
+        let existing = [col("K", Text), col("A", Text), col("GONE", Integer)];
+        let read = [col("K", Text), col("A", Integer)];
+        let kept = decide(
+            SchemaPolicy::Fail,
+            "s",
+            &read,
+            compare(&existing, &read, &["K".into(), "A".into()]),
+        )
+        .expect("nothing to take");
+        assert!(kept.changes.iter().all(|c| c.action == ChangeAction::Kept));
+        assert_eq!(kept.changes.len(), 2);
+        assert_eq!(kept.types, BTreeMap::from([("A".to_string(), Text)]));
     }
 
     #[test]
