@@ -90,4 +90,9 @@ impl AppState {
     pub fn lake_table(&self, name: &str) -> Option<&'static TableDef> {
         lock(&self.schema).table(name)
     }
+
+    /// The Data Catalog's JSON Schema of `table` (without the columns it does not list).
+    pub fn catalog_schema(&self, table: &TableDef) -> serde_json::Value {
+        lock(&self.schema).catalog_schema(table)
+    }
 }

@@ -626,3 +626,94 @@ fn the_api_run_record_lists_each_change() {
         "{c}"
     );
 }
+
+/// A column the rows carry before the Data Catalog lists it: the read's schema (from the
+/// catalog) lacks it, so the destination meets it mid-run.
+#[test]
+fn a_field_arriving_mid_run_is_added_dropped_or_refused_by_the_policy() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("t.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let setups: Vec<(&str, Dest, PathBuf)> = ["evolve", "freeze", "fail"]
+        .into_iter()
+        .map(|policy| {
+            let sub = dir.path().join(policy);
+            std::fs::create_dir_all(&sub).unwrap();
+            let dest = Dest {
+                kind: Kind::Sqlite,
+                dir: sub.clone(),
+                prefix: String::new(),
+            };
+            let file = pipeline_file(&sub, &ionapi, &dest, policy);
+            (policy, dest, file)
+        })
+        .collect();
+    for (_, _, file) in &setups {
+        let (out, _) = run(file);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    emu.control(
+        "POST",
+        "/columns",
+        Some(json!({"table": "OCUSMA", "name": NEW, "from": "OKCUNO", "catalog": false})),
+    );
+    let rows = emu
+        .emu
+        .dataset()
+        .table_rows(&ionport_emulator::data::tables::OCUSMA);
+    for (policy, dest, file) in &setups {
+        let (out, summary) = run(file);
+        let all = output_text(&out);
+        let lake = summary["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == "OCUSMA")
+            .unwrap();
+        let c = changes(&summary, "OCUSMA");
+        assert_eq!(c.len(), 1, "{policy}: {summary}");
+        assert_eq!(
+            (&c[0]["column"], &c[0]["change"]),
+            (&json!(NEW), &json!("added"))
+        );
+        assert!(
+            all.lines()
+                .any(|l| l.contains("WARN") && l.contains(NEW) && l.contains("(mid-run)")),
+            "{policy}: {all}"
+        );
+        let (names, got) = dest.read("lake", "OCUSMA");
+        let names = names.unwrap();
+        match *policy {
+            "evolve" => {
+                assert!(out.status.success(), "{all}");
+                assert_eq!(c[0]["action"], "added_column");
+                assert_eq!(c[0]["new_type"], "string");
+                assert!(names.contains(NEW), "{names:?}");
+                assert_eq!(got.len() as u64, rows);
+                for r in &got {
+                    assert_eq!(text(&r[NEW]), text(&r["OKCUNO"]), "{r:?}");
+                }
+            }
+            "freeze" => {
+                assert!(out.status.success(), "{all}");
+                assert_eq!(c[0]["action"], "dropped");
+                assert!(!names.contains(NEW), "{names:?}");
+                assert_eq!(got.len() as u64, rows);
+                assert_eq!(lake["records"].as_u64(), Some(rows), "{lake}");
+            }
+            _ => {
+                assert!(!out.status.success(), "{all}");
+                assert_eq!(c[0]["action"], "stopped");
+                let error = lake["error"].as_str().unwrap();
+                assert!(
+                    error.contains(&format!(
+                        "field `{NEW}` (string) is not in the stream's record schema"
+                    )),
+                    "{error}"
+                );
+                assert!(!names.contains(NEW), "{names:?}");
+            }
+        }
+    }
+}

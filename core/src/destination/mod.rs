@@ -247,6 +247,22 @@ pub enum DestinationError {
         /// Why.
         message: String,
     },
+    /// A record has a field the stream's record schema does not declare: its own variant,
+    /// so that the runner can evolve the schema mid-run (`schema_changes`) without reading
+    /// a message.
+    #[error(
+        "{destination}: stream {stream}: bad record: field `{field}` ({value_type}) is not in the stream's record schema"
+    )]
+    UnknownField {
+        /// Which destination.
+        destination: String,
+        /// The stream.
+        stream: String,
+        /// The field.
+        field: String,
+        /// The JSON type of its value (never the value).
+        value_type: &'static str,
+    },
     /// Writing or committing failed.
     #[error("{destination}: {message}")]
     Write {

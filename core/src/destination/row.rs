@@ -60,10 +60,12 @@ impl<'t> Columns<'t> {
                 Some(c) => c,
                 None => {
                     let Some((c, _)) = self.table.column(name) else {
-                        return Err(self.bad(format!(
-                            "field `{name}` ({}) is not in the stream's record schema",
-                            value.type_name()
-                        )));
+                        return Err(DestinationError::UnknownField {
+                            destination: self.destination.to_string(),
+                            stream: self.table.stream.clone(),
+                            field: name.to_string(),
+                            value_type: value.type_name(),
+                        });
                     };
                     match self.hints.get_mut(i) {
                         Some(h) => *h = c,

@@ -507,6 +507,14 @@ async fn run_task(
         let (observer, pipeline, task) = (observer.clone(), p.name.clone(), spec.name.clone());
         Box::new(move |records, commits| observer.task_progress(&pipeline, &task, records, commits))
     };
+    // A field the schema lacks arriving mid-run is met under the task's `schema_changes`.
+    let mid_run = Arc::new(super::drift::MidRun::new(
+        dest.clone(),
+        t.schema_changes,
+        &p.name,
+        spec.clone(),
+    ));
+    let dest: Arc<dyn Destination> = mid_run.clone();
     let stage = match CommitStage::start(spec.clone(), dest.clone(), state.clone(), progress) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -548,6 +556,7 @@ async fn run_task(
                 .err()
         }
     };
+    outcome.schema_changes.extend(mid_run.changes());
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
 }

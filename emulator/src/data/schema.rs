@@ -30,12 +30,23 @@ pub struct ColumnRequest {
     /// for a string, its change stamp for a number).
     #[serde(default)]
     pub from: Option<String>,
+    /// Whether the Data Catalog's schema lists the new column (default `true`); `false`
+    /// makes a column that rows carry before the catalog knows it (a schema published
+    /// late): clients that read the schema first meet it mid-read.
+    #[serde(default = "listed")]
+    pub catalog: bool,
+}
+
+fn listed() -> bool {
+    true
 }
 
 /// The tables edited so far, by built-in name.
 #[derive(Debug, Default)]
 pub struct SchemaEdits {
     tables: HashMap<&'static str, &'static TableDef>,
+    /// Columns the Data Catalog's schema leaves out, by table.
+    unlisted: HashMap<&'static str, Vec<String>>,
 }
 
 fn kind_of(ty: &str) -> Result<Kind, String> {
@@ -74,6 +85,22 @@ impl SchemaEdits {
         Some(self.tables.get(base.name).copied().unwrap_or(base))
     }
 
+    /// The JSON Schema the Data Catalog gives for `table`: its columns but those added with
+    /// `"catalog": false`.
+    #[must_use]
+    pub fn catalog_schema(&self, table: &TableDef) -> serde_json::Value {
+        let mut schema = table.json_schema();
+        if let (Some(names), Some(props)) = (
+            self.unlisted.get(table.name),
+            schema
+                .get_mut("properties")
+                .and_then(serde_json::Value::as_object_mut),
+        ) {
+            props.retain(|k, _| !names.contains(k));
+        }
+        schema
+    }
+
     /// Adds the column, or changes its type; returns the table as it now is.
     pub fn apply(&mut self, req: &ColumnRequest) -> Result<&'static TableDef, String> {
         let table = self
@@ -106,6 +133,12 @@ impl SchemaEdits {
                 None if kind == Kind::A => table.key.last().copied().unwrap_or(0),
                 None => table.last_modified,
             };
+            if !req.catalog {
+                self.unlisted
+                    .entry(table.name)
+                    .or_default()
+                    .push(req.name.clone());
+            }
             columns.push(ColDef {
                 name: leak(&req.name),
                 field: table.columns[from].field,
@@ -138,6 +171,7 @@ mod tests {
             name: name.into(),
             ty: ty.map(str::to_owned),
             from: None,
+            catalog: true,
         }
     }
 
@@ -157,6 +191,14 @@ mod tests {
         assert!(e.apply(&req("OCUSMA", "OKCUNO", Some("number"))).is_err());
         assert!(e.apply(&req("NOPE", "X", None)).is_err());
         assert!(e.apply(&req("OCUSMA", "OKX", Some("date"))).is_err());
+        // A column the catalog does not list yet.
+        let mut hidden = req("OCUSMA", "OKLATE", None);
+        hidden.catalog = false;
+        let t = e.apply(&hidden).expect("added");
+        let schema = e.catalog_schema(t);
+        assert!(schema["properties"].get("OKLATE").is_none(), "{schema}");
+        assert!(schema["properties"].get("OKZZCUST").is_some(), "{schema}");
+        assert_eq!(t.columns.last().map(|c| c.name), Some("OKLATE"));
         // Another emulator's tables are its own.
         assert_eq!(
             SchemaEdits::default()

@@ -45,7 +45,7 @@ pub(crate) async fn object(
         return not_found(&name);
     };
     let mut v = summary(&st, t);
-    v["schema"] = t.json_schema();
+    v["schema"] = st.catalog_schema(t);
     axum::Json(v).into_response()
 }
 
@@ -54,7 +54,7 @@ pub(crate) async fn schema(
     Path((_t, name)): Path<(String, String)>,
 ) -> Response {
     match st.lake_table(&name) {
-        Some(t) => axum::Json(t.json_schema()).into_response(),
+        Some(t) => axum::Json(st.catalog_schema(t)).into_response(),
         None => not_found(&name),
     }
 }
