@@ -514,8 +514,7 @@ async fn run_task(
         &p.name,
         spec.clone(),
     ));
-    let dest: Arc<dyn Destination> = mid_run.clone();
-    let stage = match CommitStage::start(spec.clone(), dest.clone(), state.clone(), progress) {
+    let stage = match CommitStage::start(spec.clone(), mid_run.clone(), state.clone(), progress) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             outcome.error = Some(e);
@@ -550,7 +549,9 @@ async fn run_task(
         (Ok(o), Ok(_)) => {
             outcome.requests = o.requests;
             outcome.pages = o.summary.pages;
-            let (dest, spec) = (dest.clone(), spec.clone());
+            // Through `mid_run`: the spec as evolved during the read (a file destination
+            // writes its output with the columns added mid-run).
+            let (dest, spec) = (mid_run.clone(), spec.clone());
             blocking(move || dest.finish(&spec).map_err(|e| e.to_string()))
                 .await
                 .err()
