@@ -225,8 +225,13 @@ impl RunObserver for Progress {
         {
             match &o.error {
                 None => pb.finish_with_message(format!(
-                    "done: {} records, {} pages in {:.1}s",
-                    o.records, o.pages, o.seconds
+                    "done: {} records, {} pages in {:.1}s{}",
+                    o.records,
+                    o.pages,
+                    o.seconds,
+                    o.deleted
+                        .map(|n| format!(", {n} marked deleted"))
+                        .unwrap_or_default()
                 )),
                 Some(e) => pb.finish_with_message(format!("FAILED: {}", scrub(e))),
             }
@@ -234,7 +239,7 @@ impl RunObserver for Progress {
         self.line(
             "task_finished",
             json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "commits": o.commits, "pages": o.pages,
-                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "error": o.error.as_deref().map(scrub) }),
+                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "deleted": o.deleted, "error": o.error.as_deref().map(scrub) }),
         );
     }
 
@@ -331,6 +336,12 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     println!();
     println!("{}", table.trim_fmt());
     print_schema_changes(s);
+    // Tasks that keep deletions (`deletes = "soft"`): rows marked deleted in this run.
+    for t in s.tasks.iter().filter(|t| t.error.is_none()) {
+        if let Some(n) = t.deleted {
+            println!("deleted: {n} rows marked in {}/{}", t.pipeline, t.task);
+        }
+    }
     // The tenants' daily budgets, then the totals (the last line).
     for b in &s.budgets {
         if let (Some(limit), Some(left)) = (b.limit, b.left) {
@@ -373,7 +384,7 @@ fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Va
             json!({
                 "pipeline": t.pipeline, "task": t.task, "sync_mode": t.sync_mode,
                 "records": t.records, "commits": t.commits, "pages": t.pages,
-                "requests": t.requests, "seconds": t.seconds,
+                "requests": t.requests, "seconds": t.seconds, "deleted": t.deleted,
                 "ok": t.error.is_none(), "error": t.error.as_deref().map(scrub),
                 "schema_changes": t.schema_changes,
             })

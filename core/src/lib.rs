@@ -73,6 +73,7 @@
 //!     pages_in_flight: None, // the connector's default (4)
 //!     options: serde_json::Value::Null,
 //!     columns: None,
+//!     include_deleted: false,
 //! };
 //! let handler = FnHandler::new(|event: ReadEvent| {
 //!     if let ReadEvent::Checkpoint { stream, state } = event {

@@ -53,6 +53,7 @@
 //!     pages_in_flight: None,
 //!     options: Value::Null,
 //!     columns: None,
+//!     include_deleted: false,
 //! };
 //! let outcome = read_task(&m3, &connection, request, Arc::new(Print), Cancel::default()).await?;
 //! println!("{} records in {} pages", outcome.summary.records, outcome.summary.pages);

@@ -96,6 +96,7 @@ fn read(task: &str, options: Value) -> ReadRequest {
         pages_in_flight: None,
         options,
         columns: None,
+        include_deleted: false,
     }
 }
 

@@ -146,6 +146,7 @@ fn main() {
         pages_in_flight: None,
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     };
     let runs: Vec<Run> = vec![
         (
@@ -174,6 +175,7 @@ fn main() {
                 pages_in_flight: None,
                 options: Value::Null,
                 columns: None,
+                include_deleted: false,
             },
             |c| c.requests.ln,
         ),
@@ -191,6 +193,7 @@ fn main() {
                 pages_in_flight: None,
                 options: Value::Null,
                 columns: None,
+                include_deleted: false,
             },
             |c| c.requests.ln,
         ),
@@ -208,6 +211,7 @@ fn main() {
                 pages_in_flight: None,
                 options: Value::Null,
                 columns: None,
+                include_deleted: false,
             },
             |c| c.requests.datalake,
         ),

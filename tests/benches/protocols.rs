@@ -137,6 +137,7 @@ fn native(emu: &Emulated, ionapi: &Path) -> Row {
             pages_in_flight: None,
             options: Value::Null,
             columns: None,
+            include_deleted: false,
         };
         read_task(&m3, &connection, request, handler, Cancel::default())
             .await

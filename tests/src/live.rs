@@ -146,6 +146,7 @@ pub async fn read(
         pages_in_flight: None,
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     };
     let result = read_task(
         plugin,

@@ -125,6 +125,7 @@ impl Fixture {
             pages_in_flight: None,
             options: Value::Null,
             columns: None,
+            include_deleted: false,
         };
         plugin
             .read(host.clone() as Arc<dyn HostCallbacks>, &req)

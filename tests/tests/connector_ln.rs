@@ -58,6 +58,7 @@ fn request(
         pages_in_flight: None,
         options,
         columns: None,
+        include_deleted: false,
     }
 }
 

@@ -56,6 +56,7 @@ fn request(
         pages_in_flight: None,
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     }
 }
 

@@ -257,6 +257,7 @@ fn request(state: Option<Value>, page: u32) -> ReadRequest {
         pages_in_flight: Some(1),
         options: json!({}),
         columns: None,
+        include_deleted: false,
     }
 }
 

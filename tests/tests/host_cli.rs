@@ -244,6 +244,7 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
             pages_in_flight: None,
             options: json!({ "path": path }),
             columns: None,
+            include_deleted: false,
         };
         let conn = &conn;
         async move {

@@ -48,6 +48,7 @@ fn request(task: &str, mode: SyncMode, state: Option<Value>) -> ReadRequest {
         pages_in_flight: None,
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     }
 }
 

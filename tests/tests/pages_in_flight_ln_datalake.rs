@@ -150,6 +150,7 @@ fn ln_request(task: &str, mode: SyncMode, page: u32, state: Option<Value>) -> Re
         pages_in_flight: None,
         options: json!({"paging": "skip"}),
         columns: None,
+        include_deleted: false,
     }
 }
 
@@ -391,6 +392,7 @@ fn dl_request(task: &str, mode: SyncMode, page: u32, state: Option<Value>) -> Re
         pages_in_flight: None,
         options: json!({}),
         columns: None,
+        include_deleted: false,
     }
 }
 

@@ -72,6 +72,7 @@ fn request(
         pages_in_flight: Some(in_flight),
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     }
 }
 

@@ -164,6 +164,7 @@ fn a_panic_in_check_or_read_comes_back_as_an_error_and_the_host_carries_on() {
             pages_in_flight: None,
             options: Value::Null,
             columns: None,
+            include_deleted: false,
         };
         let e = p.read(host.clone(), &req).unwrap_err();
         assert!(
@@ -237,6 +238,7 @@ fn read(task: &str, options: Value, state: Option<Value>) -> ReadRequest {
         pages_in_flight: None,
         options,
         columns: None,
+        include_deleted: false,
     }
 }
 

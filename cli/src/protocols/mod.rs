@@ -164,6 +164,7 @@ impl Session {
             pages_in_flight: None,
             options: Value::Null,
             columns: None,
+            include_deleted: false,
         };
         let request = match columns {
             Some(wanted) => self.select(request, wanted)?,

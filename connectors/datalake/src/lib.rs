@@ -16,6 +16,7 @@ mod tasks;
 
 use std::time::Duration;
 
+use ionport_plugin_sdk::DELETED_FIELD_KEY;
 use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
@@ -167,10 +168,18 @@ fn stream_spec(o: &CatalogObject) -> TaskSpec {
     if o.cursor.is_some() {
         modes.push(SyncMode::Incremental);
     }
+    // The catalog names the object's deleted indicator (`x-deleted`): declared to the
+    // host as the field that flags deleted records.
+    let mut schema = o.schema.clone();
+    if let Some(flag) = o.schema.get("x-deleted").and_then(Value::as_str)
+        && let Some(s) = schema.as_object_mut()
+    {
+        s.insert(DELETED_FIELD_KEY.into(), flag.into());
+    }
     TaskSpec {
         name: o.name.clone(),
         description: format!("Data Lake object {} by Compass SQL.", o.name),
-        record_schema: o.schema.clone(),
+        record_schema: schema,
         primary_key: o.key.clone(),
         cursor_field: o.cursor.clone(),
         sync_modes: modes,
@@ -193,6 +202,7 @@ fn target_of(
             table: t.table.into(),
             columns: Some(columns),
             cursor: Some(t.cursor.into()),
+            include_deleted: req.include_deleted,
         });
     }
     if !is_object_name(&req.task) {
@@ -218,6 +228,7 @@ fn target_of(
                 table: o.name,
                 columns,
                 cursor: o.cursor,
+                include_deleted: req.include_deleted,
             })
         }
         Err(r) if r.status == 404 => Err(ConnectorError::invalid_input(format!(

@@ -45,7 +45,17 @@ pub struct Target {
     pub columns: Option<Vec<String>>,
     /// The change-stamp column, when known.
     pub cursor: Option<String>,
+    /// Read the highest variation of each record *including* deleted ones (their
+    /// `deleted` is true), not Compass's default that leaves them out.
+    pub include_deleted: bool,
 }
+
+/// How a query's `FROM` asks Compass for the highest variation of each record including
+/// deleted ones; `{table}` stands for the table. Infor documents a table function and a
+/// query hint for this ("Select the maximum variation including deleted records", Data
+/// Fabric user guide); this form is the one the emulator implements and has not been
+/// checked against a tenant: see docs/real-tenant.md, "Deletes".
+pub const INCLUDE_DELETED_FROM: &str = "infor.include_deleted({table})";
 
 /// A job being read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,7 +116,12 @@ pub fn sql(target: &Target, lower: Option<&str>, extra: Option<&str>) -> String 
     if let Some(x) = extra.filter(|x| !x.trim().is_empty()) {
         conds.push(format!("({x})"));
     }
-    let mut q = format!("SELECT {cols} FROM {}", target.table);
+    let from = if target.include_deleted {
+        INCLUDE_DELETED_FROM.replace("{table}", &target.table)
+    } else {
+        target.table.clone()
+    };
+    let mut q = format!("SELECT {cols} FROM {from}");
     if !conds.is_empty() {
         q.push_str(" WHERE ");
         q.push_str(&conds.join(" AND "));

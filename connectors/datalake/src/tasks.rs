@@ -5,7 +5,7 @@
 //! use LN's short names, ISO dates and an ISO `timestamp`. Every row carries `deleted`.
 //! The cursor is the table's change stamp, which is what `infor.lastmodified()` filters.
 
-use ionport_plugin_sdk::{SyncMode, TaskSpec};
+use ionport_plugin_sdk::{DELETED_FIELD_KEY, SyncMode, TaskSpec};
 use serde_json::{Value, json};
 
 /// A column type as the lake gives it.
@@ -273,6 +273,9 @@ fn schema(t: &LakeTable) -> Value {
         "type": "object",
         "properties": props,
         "required": required,
+        // `deleted` is the lake's deleted indicator: true on a record whose highest
+        // variation is a deletion (shown only when a read asks for deleted records).
+        DELETED_FIELD_KEY: "deleted",
     })
 }
 

@@ -857,8 +857,80 @@ impl<F: Format> Destination for FileDestination<F> {
         let mut files = lock(&files);
         self.merge(&mut files, stream)
     }
+
+    fn mark_deleted(
+        &self,
+        stream: &StreamSpec,
+        live_keys: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        self.mark_missing(stream, live_keys, at)
+    }
 }
 
 #[cfg(test)]
 #[path = "files_tests.rs"]
 mod tests;
+
+/// `deletes = "soft"`: marking the rows the source no longer has.
+impl<F: Format> FileDestination<F> {
+    /// [`Destination::mark_deleted`]: the finished output is read once; each unmarked row
+    /// whose key is not in `live` is appended to the commit log with its last values and
+    /// [`super::DELETED_AT_COLUMN`] set — one commit, under the stream's current state —
+    /// and the stream is finished again. The commit and the merge keep their crash rules:
+    /// a crash before the commit's state write loses the marks (the next pass makes them
+    /// again), after it the next `finish` merges them.
+    fn mark_missing(
+        &self,
+        stream: &StreamSpec,
+        live: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        // The output holds everything committed once the stream is finished.
+        self.finish(stream)?;
+        let (table, output, state) = {
+            let files = self.stream(&stream.name)?;
+            let mut files = lock(&files);
+            let table = self.table(&mut files, stream)?.clone();
+            (table, self.output(&files.table), files.saved.state.clone())
+        };
+        if let Some(e) = super::unmarkable(&self.describe, &table) {
+            return Err(e);
+        }
+        if !output.exists() {
+            return Ok(0);
+        }
+        let fail = |e: String| self.io_err(&stream.name, "cannot mark deleted rows", e);
+        let mut marked = Vec::new();
+        let mut n = 0u64;
+        for row in F::read_output(&output).map_err(fail)? {
+            let row = row.map_err(fail)?;
+            let at_line = row.at;
+            let records = Records::parse(&stream.name, row.text.into_bytes())
+                .map_err(|e| fail(format!("{}: row {at_line}: {e}", output.display())))?;
+            for r in records.iter() {
+                if r.get(super::DELETED_AT_COLUMN)
+                    .is_some_and(|v| !v.is_null())
+                {
+                    continue;
+                }
+                let key = super::row::record_key(&table, &r).map_err(fail)?;
+                if live.contains(&key) {
+                    continue;
+                }
+                let mut map = r.to_map().map_err(|e| fail(e.to_string()))?;
+                map.insert(super::DELETED_AT_COLUMN.into(), Value::String(at.into()));
+                serde_json::to_writer(&mut marked, &map).map_err(|e| fail(e.to_string()))?;
+                marked.push(b'\n');
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let records = Records::parse(&stream.name, marked).map_err(|e| fail(e.to_string()))?;
+        self.commit(stream, &records, &state.unwrap_or(Value::Null))?;
+        self.finish(stream)?;
+        Ok(n)
+    }
+}

@@ -31,6 +31,12 @@ pub mod sqlite;
 
 pub use common::table_name;
 pub use common::{Column, ColumnType, stream_columns};
+pub(crate) use row::StreamKeys;
+
+/// The column that marks a row deleted at the source (`deletes = "soft"`): the UTC time
+/// (RFC 3339 text) the deletion was seen, null while the row is live. The host adds it to
+/// a task's record schema, so every destination creates it as any other nullable column.
+pub const DELETED_AT_COLUMN: &str = "_ionport_deleted_at";
 pub use files::{RepairReport, StreamRepair};
 
 /// Whether a Postgres URL or key-value connection string holds a password in any form
@@ -356,6 +362,46 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     fn columns(&self, _stream: &StreamSpec) -> Result<Option<Vec<Column>>, DestinationError> {
         Ok(None)
     }
+
+    /// Marks deleted every row of `stream` whose key text (the canonical text of its
+    /// primary key: its values in key order as a JSON array, normalised to the column
+    /// types, as the keys-only pass builds it) is not in `live_keys` and that is
+    /// not marked yet: its [`DELETED_AT_COLUMN`] becomes `at`, its other values stay.
+    /// Returns how many rows it marked. All or nothing: SQL destinations mark in one
+    /// transaction, file destinations in one commit. The stream must have the column and
+    /// a primary key. The default refuses (a destination that cannot mark rows).
+    fn mark_deleted(
+        &self,
+        stream: &StreamSpec,
+        live_keys: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        let _ = (live_keys, at);
+        Err(DestinationError::Write {
+            destination: self.describe(),
+            message: format!(
+                "stream {}: this destination cannot mark deleted rows",
+                stream.name
+            ),
+        })
+    }
+}
+
+/// Why `mark_deleted` cannot run on `table`, if it cannot: no deletion column (the task
+/// does not keep deletions) or no primary key (rows cannot be told apart).
+pub(crate) fn unmarkable(destination: &str, table: &common::TableSpec) -> Option<DestinationError> {
+    let message = if table.column(DELETED_AT_COLUMN).is_none() {
+        format!("it has no `{DELETED_AT_COLUMN}` column (the task has no `deletes = \"soft\"`)")
+    } else if table.key_len == 0 {
+        "it has no primary key, so deleted rows cannot be told from live ones".to_string()
+    } else {
+        return None;
+    };
+    Some(DestinationError::Schema {
+        destination: destination.to_string(),
+        stream: table.stream.clone(),
+        message: format!("cannot mark deleted rows: {message}"),
+    })
 }
 
 #[cfg(test)]
@@ -412,3 +458,7 @@ mod tests {
         assert!(open_waiting(&jsonl, std::time::Duration::ZERO).is_ok());
     }
 }
+
+#[cfg(test)]
+#[path = "deletes_tests.rs"]
+mod deletes_tests;

@@ -650,4 +650,87 @@ impl Destination for PostgresDestination {
     ) -> Result<Option<Vec<super::common::Column>>, DestinationError> {
         self.table_columns(stream)
     }
+
+    fn mark_deleted(
+        &self,
+        stream: &StreamSpec,
+        live_keys: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        self.mark_missing(stream, live_keys, at)
+    }
+}
+
+/// Keys marked per `UPDATE` statement (one JSON parameter each), all in one transaction.
+const MARK_BATCH: usize = 10_000;
+
+/// `deletes = "soft"`: marking the rows the source no longer has.
+impl PostgresDestination {
+    /// [`Destination::mark_deleted`]: the unmarked rows' keys are read back (as JSON
+    /// arrays) and compared with `live` in memory; the missing ones are marked in batches
+    /// of key tuples joined from `jsonb_to_recordset`, all in one transaction.
+    fn mark_missing(
+        &self,
+        stream: &StreamSpec,
+        live: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        let p = self.prepared(stream)?;
+        let table = &p.table;
+        if let Some(e) = super::unmarkable(&self.describe, table) {
+            return Err(e);
+        }
+        let what = format!("stream {}: marking deleted rows", stream.name);
+        let qt = format!("{}.{}", quote(&self.schema), quote(&table.table));
+        let deleted_at = quote(super::DELETED_AT_COLUMN);
+        let key: Vec<String> = table.key().iter().map(|c| quote(&c.name)).collect();
+        let select = format!(
+            "SELECT json_build_array({})::text FROM {qt} WHERE {deleted_at} IS NULL",
+            key.join(", ")
+        );
+        let defs: Vec<String> = table
+            .key()
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), sql_type(c.ty)))
+            .collect();
+        let matches: Vec<String> = key.iter().map(|c| format!("t.{c} = k.{c}")).collect();
+        let update = format!(
+            "UPDATE {qt} AS t SET {deleted_at} = $2 FROM jsonb_to_recordset($1::text::jsonb) AS k({}) WHERE t.{deleted_at} IS NULL AND {}",
+            defs.join(", "),
+            matches.join(" AND ")
+        );
+        self.with_client(|c| {
+            let mut tx = c.transaction().map_err(|e| self.write_err(&what, &e))?;
+            let rows = tx
+                .query(&select, &[])
+                .map_err(|e| self.write_err(&what, &e))?;
+            let mut missing = Vec::new();
+            for row in &rows {
+                let text: String = row.get(0);
+                let values: Vec<Value> =
+                    serde_json::from_str(&text).map_err(|e| DestinationError::Write {
+                        destination: self.describe.clone(),
+                        message: format!("{what}: a key read back is not JSON: {e}"),
+                    })?;
+                if !live.contains(&super::row::stored_key(table, &values)) {
+                    let tuple: serde_json::Map<String, Value> = table
+                        .key()
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .zip(values)
+                        .collect();
+                    missing.push(Value::Object(tuple));
+                }
+            }
+            let mut marked = 0u64;
+            for batch in missing.chunks(MARK_BATCH) {
+                let keys = Value::Array(batch.to_vec()).to_string();
+                marked += tx
+                    .execute(&update, &[&keys, &at])
+                    .map_err(|e| self.write_err(&what, &e))?;
+            }
+            tx.commit().map_err(|e| self.write_err(&what, &e))?;
+            Ok(marked)
+        })
+    }
 }

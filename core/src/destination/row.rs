@@ -148,6 +148,51 @@ pub(crate) fn record_key(table: &TableSpec, record: &Record<'_>) -> Result<Strin
     key_string(table, table.key().iter().map(|c| record.get(&c.name)))
 }
 
+/// The canonical key text of one stream's records, for the host outside the destinations
+/// (the keys-only pass of `deletes = "soft"`): the text [`super::Destination::mark_deleted`]
+/// compares its rows' keys with.
+#[derive(Debug)]
+pub(crate) struct StreamKeys(TableSpec);
+
+impl StreamKeys {
+    /// The keys of `stream` (its schema needs only the key's properties).
+    pub(crate) fn new(stream: &super::StreamSpec) -> Result<Self, DestinationError> {
+        let table = TableSpec::new("keys", stream)?;
+        if table.key_len == 0 {
+            return Err(DestinationError::Schema {
+                destination: "keys".into(),
+                stream: stream.name.clone(),
+                message: "it has no primary key, so deleted rows cannot be told from live ones"
+                    .into(),
+            });
+        }
+        Ok(StreamKeys(table))
+    }
+
+    /// The key text of `record`; an error when a key field is missing or null.
+    pub(crate) fn key(&self, record: &Record<'_>) -> Result<String, String> {
+        for c in self.0.key() {
+            if record.get(&c.name).is_none_or(|v| v.is_null()) {
+                return Err(format!("primary key field `{}` is missing or null", c.name));
+            }
+        }
+        record_key(&self.0, record)
+    }
+}
+
+/// The key text of a row read back from a typed store (its key values in key order, as
+/// JSON values of the columns' types): equal to [`key_string`] of the record it came from.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn stored_key(table: &TableSpec, values: &[serde_json::Value]) -> String {
+    let parts: Vec<serde_json::Value> = table
+        .key()
+        .iter()
+        .zip(values)
+        .map(|(c, v)| normalise_key(c.ty, v))
+        .collect();
+    serde_json::Value::Array(parts).to_string()
+}
+
 /// The positions of the records to write: only the last record of each key, in the order
 /// of those last occurrences (every record without a key). For writers that cannot
 /// upsert one key twice in one statement.

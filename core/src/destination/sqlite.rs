@@ -534,4 +534,95 @@ impl Destination for SqliteDestination {
     ) -> Result<Option<Vec<super::common::Column>>, DestinationError> {
         self.table_columns(stream)
     }
+
+    fn mark_deleted(
+        &self,
+        stream: &StreamSpec,
+        live_keys: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        self.mark_missing(stream, live_keys, at)
+    }
+}
+
+/// `deletes = "soft"`: marking the rows the source no longer has.
+impl SqliteDestination {
+    /// [`Destination::mark_deleted`]: the unmarked rows' keys are read back and compared
+    /// with `live` in memory; the missing ones are marked by key, all in one transaction.
+    fn mark_missing(
+        &self,
+        stream: &StreamSpec,
+        live: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        let p = self.prepared(stream)?;
+        let table = &p.table;
+        if let Some(e) = super::unmarkable(&self.describe, table) {
+            return Err(e);
+        }
+        let what = format!("stream {}: marking deleted rows", stream.name);
+        let fail = |e: rusqlite::Error| self.write_err(&what, e);
+        let deleted_at = quote(super::DELETED_AT_COLUMN);
+        let key: Vec<String> = table.key().iter().map(|c| quote(&c.name)).collect();
+        let select = format!(
+            "SELECT {} FROM {} WHERE {deleted_at} IS NULL",
+            key.join(", "),
+            quote(&table.table)
+        );
+        let matches: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 2))
+            .collect();
+        let update = format!(
+            "UPDATE {} SET {deleted_at} = ?1 WHERE {deleted_at} IS NULL AND {}",
+            quote(&table.table),
+            matches.join(" AND ")
+        );
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(fail)?;
+        let mut missing: Vec<Vec<SqlValue>> = Vec::new();
+        {
+            let mut stmt = tx.prepare(&select).map_err(fail)?;
+            let mut rows = stmt.query([]).map_err(fail)?;
+            while let Some(row) = rows.next().map_err(fail)? {
+                let mut stored = Vec::with_capacity(table.key_len);
+                let mut json = Vec::with_capacity(table.key_len);
+                for (i, c) in table.key().iter().enumerate() {
+                    let v: SqlValue = row.get(i).map_err(fail)?;
+                    json.push(stored_json(c.ty, &v));
+                    stored.push(v);
+                }
+                if !live.contains(&super::row::stored_key(table, &json)) {
+                    missing.push(stored);
+                }
+            }
+        }
+        let mut marked = 0u64;
+        {
+            let mut stmt = tx.prepare(&update).map_err(fail)?;
+            for key in &missing {
+                let params =
+                    std::iter::once(SqlValue::Text(at.to_string())).chain(key.iter().cloned());
+                marked += stmt.execute(params_from_iter(params)).map_err(fail)? as u64;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        Ok(marked)
+    }
+}
+
+/// A stored key value as the JSON value of its column type.
+fn stored_json(ty: ColumnType, v: &SqlValue) -> Value {
+    match (ty, v) {
+        (_, SqlValue::Null) => Value::Null,
+        (ColumnType::Boolean, SqlValue::Integer(n)) => Value::Bool(*n != 0),
+        (_, SqlValue::Integer(n)) => Value::from(*n),
+        (_, SqlValue::Real(f)) => Value::from(*f),
+        (ColumnType::Json, SqlValue::Text(t)) => {
+            serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone()))
+        }
+        (_, SqlValue::Text(t)) => Value::String(t.clone()),
+        (_, SqlValue::Blob(b)) => Value::String(String::from_utf8_lossy(b).into_owned()),
+    }
 }

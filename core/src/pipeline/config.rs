@@ -156,7 +156,8 @@ pub struct PipelineConfig {
     /// The tasks to run (default: every predefined task of the connector), each once: a
     /// predefined task's name, or a stream the connector's `discover` offers (`table:OCUSMA`
     /// on M3, a Data Catalog object on Data Lake, `module.Service/EntitySet` on LN); or a
-    /// table `{ name = "…", columns = ["…"] }` that reads only some columns.
+    /// table `{ name = "…", columns = ["…"], deletes = "soft" }` that reads only some
+    /// columns or keeps deletions.
     #[serde(default)]
     #[schemars(extend("uniqueItems" = true))]
     pub tasks: Option<Vec<TaskEntry>>,
@@ -218,6 +219,23 @@ pub struct TaskDetail {
     /// This task's `schema_changes` (default: the pipeline's).
     #[serde(default)]
     pub schema_changes: Option<crate::pipeline::drift::SchemaPolicy>,
+    /// What happens to rows deleted at the source (default `ignore`).
+    #[serde(default)]
+    pub deletes: Option<Deletes>,
+}
+
+/// What a task does with records deleted at the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Deletes {
+    /// Deleted records stay in the destination as they were (live).
+    #[default]
+    Ignore,
+    /// Deleted records stay in the destination with the time the deletion was seen in the
+    /// column `_ionport_deleted_at` (null while live): read from the source's deletion
+    /// flag where it has one (Data Lake), else found by a keys-only read after each
+    /// successful sync (M3, LN).
+    Soft,
 }
 
 impl TaskEntry {
@@ -244,6 +262,14 @@ impl TaskEntry {
             Self::Detailed(d) => d.schema_changes,
         }
     }
+
+    /// What the task does with deletions at the source.
+    pub fn deletes(&self) -> Deletes {
+        match self {
+            Self::Name(_) => Deletes::Ignore,
+            Self::Detailed(d) => d.deletes.unwrap_or_default(),
+        }
+    }
 }
 
 // By hand rather than `untagged`, so that a mistake inside a table (an unknown key, a
@@ -254,7 +280,9 @@ impl<'de> Deserialize<'de> for TaskEntry {
         impl<'de> serde::de::Visitor<'de> for Visit {
             type Value = TaskEntry;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a task name or a table { name = \"…\", columns = [\"…\"] }")
+                f.write_str(
+                    "a task name or a table { name = \"…\", columns = [\"…\"], deletes = \"ignore\" | \"soft\" }",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TaskEntry, E> {
                 Ok(TaskEntry::Name(v.to_string()))

@@ -431,9 +431,11 @@ pub fn apply(
         message,
         changes: Vec::new(),
     };
-    let Some(existing) = dest.columns(&stream).map_err(|e| stop(e.to_string()))? else {
+    let Some(mut existing) = dest.columns(&stream).map_err(|e| stop(e.to_string()))? else {
         return Ok(unchanged(request, narrowed));
     };
+    // ionport's own column (`deletes = "soft"`) is no column of the source.
+    existing.retain(|c| c.name != crate::destination::DELETED_AT_COLUMN);
     // A schema the destination cannot make a table of fails in `prepare`, as before.
     let Ok(read) = stream_columns(&stream) else {
         return Ok(unchanged(request, narrowed));
@@ -558,6 +560,11 @@ impl MidRun {
     /// The changes met mid-run so far.
     pub fn changes(&self) -> Vec<SchemaChange> {
         locked(&self.changes).clone()
+    }
+
+    /// The stream's spec as it now is (with the columns added mid-run).
+    pub fn spec(&self) -> StreamSpec {
+        locked(&self.spec).clone()
     }
 
     fn report(&self, c: SchemaChange) {
@@ -703,6 +710,15 @@ impl Destination for MidRun {
 
     fn columns(&self, stream: &StreamSpec) -> Result<Option<Vec<Column>>, DestinationError> {
         self.inner.columns(stream)
+    }
+
+    fn mark_deleted(
+        &self,
+        _stream: &StreamSpec,
+        live_keys: &std::collections::HashSet<String>,
+        at: &str,
+    ) -> Result<u64, DestinationError> {
+        self.inner.mark_deleted(&locked(&self.spec), live_keys, at)
     }
 }
 

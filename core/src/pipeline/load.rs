@@ -17,8 +17,8 @@ use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
 use super::config::{
-    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, PipelineFile, SyncModeChoice,
-    TaskEntry,
+    AuthBudgetEntry, AuthLimits, CredentialsRef, DailyBudgetEntry, Deletes, PipelineFile,
+    SyncModeChoice, TaskEntry,
 };
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Located, Seg};
@@ -63,6 +63,8 @@ pub struct TaskPlan {
     pub discovered: bool,
     /// What the task does when its stream's schema changed (`schema_changes`).
     pub schema_changes: crate::pipeline::drift::SchemaPolicy,
+    /// What happens to rows deleted at the source.
+    pub deletes: Deletes,
 }
 
 impl TaskPlan {
@@ -74,6 +76,7 @@ impl TaskPlan {
             columns: None,
             discovered: false,
             schema_changes: Default::default(),
+            deletes: Deletes::Ignore,
         }
     }
 
@@ -93,6 +96,7 @@ impl TaskPlan {
             columns: None,
             discovered: true,
             schema_changes: Default::default(),
+            deletes: Deletes::Ignore,
         }
     }
 }
@@ -733,6 +737,7 @@ fn task_plan(
         }
         let mut plan = TaskPlan::new(spec.clone(), mode_of(choice, spec));
         plan.columns = columns;
+        plan.deletes = entry.deletes();
         return Some(plan);
     }
     if crate::read::is_stream_name(plugin, t) {
@@ -749,6 +754,7 @@ fn task_plan(
         };
         let mut plan = TaskPlan::discovered(t, mode);
         plan.columns = columns;
+        plan.deletes = entry.deletes();
         return Some(plan);
     }
     let known: Vec<&str> = plugin.tasks().iter().map(|t| t.name.as_str()).collect();

@@ -42,6 +42,7 @@
 
 pub mod commit;
 pub mod config;
+mod deletes;
 mod diagnostic;
 pub mod drift;
 pub mod load;

@@ -18,6 +18,8 @@ use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode, TaskSpec
 use serde_json::Value;
 
 use super::commit::{CommitStage, TaskHandler};
+use super::config::Deletes;
+use super::deletes;
 use super::load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan};
 use crate::connection::{Connection, ConnectionSettings, CredentialSource};
 use crate::destination::{self, Destination, StreamSpec};
@@ -56,6 +58,9 @@ pub struct TaskOutcome {
     pub pages: u64,
     /// Gateway calls the task made.
     pub requests: u64,
+    /// Rows marked deleted, for a task with `deletes = "soft"` (`None` otherwise): by the
+    /// keys-only pass after the sync, or records the source flagged deleted.
+    pub deleted: Option<u64>,
     /// Seconds it took.
     pub seconds: f64,
     /// Why it failed, when it did.
@@ -421,9 +426,22 @@ async fn run_task(
         pages_in_flight: p.pages_in_flight,
         options: Value::Null,
         columns: None,
+        include_deleted: false,
+    };
+    // `deletes = "soft"`: a source that flags deleted records is asked for them (and its
+    // flag is always read); any other gets the keys-only pass after the sync.
+    let soft = t.deletes == Deletes::Soft;
+    let flag = t.spec.deleted_field().filter(|_| soft).map(str::to_string);
+    let request = ReadRequest {
+        include_deleted: flag.is_some(),
+        ..request
+    };
+    let columns = match &flag {
+        Some(f) => deletes::columns_with_flag(t.columns.as_deref(), Some(f)),
+        None => t.columns.clone(),
     };
     // The destination receives the schema of what will arrive: the chosen columns only.
-    let (request, narrowed) = match read::with_columns(request, &t.spec, t.columns.as_deref()) {
+    let (request, narrowed) = match read::with_columns(request, &t.spec, columns.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             return TaskOutcome {
@@ -469,7 +487,11 @@ async fn run_task(
             };
         }
     };
-    let spec = stream_spec(&narrowed);
+    let spec = if soft {
+        deletes::with_deleted_at(stream_spec(&narrowed))
+    } else {
+        stream_spec(&narrowed)
+    };
     let mode = if full_refresh {
         SyncMode::FullRefresh
     } else {
@@ -521,17 +543,26 @@ async fn run_task(
             return outcome;
         }
     };
-    let handler = Arc::new(TaskHandler {
+    let mut handler: Arc<dyn read::ReadHandler> = Arc::new(TaskHandler {
         stage: stage.clone(),
         pipeline: p.name.clone(),
         observer: observer.clone(),
     });
+    let flagged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(flag) = &flag {
+        handler = Arc::new(deletes::MarkFlagged {
+            inner: handler,
+            flag: flag.clone(),
+            marked: flagged.clone(),
+        });
+    }
     let request = ReadRequest {
         sync_mode: mode,
         state,
         ..request
     };
-    let read = read_task(&p.connector, connection, request, handler, cancel).await;
+    let keys_request = request.clone();
+    let read = read_task(&p.connector, connection, request, handler, cancel.clone()).await;
     // Records after the last checkpoint are committed with the final state only when the
     // read succeeded; after a failure they have no checkpoint to go with.
     let final_state = read.as_ref().ok().and_then(|o| o.summary.state.clone());
@@ -558,6 +589,29 @@ async fn run_task(
         }
     };
     outcome.schema_changes.extend(mid_run.changes());
+    // What the commits marked: records the source flagged deleted (before any failure).
+    if soft {
+        outcome.deleted = Some(flagged.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    if soft && flag.is_none() && outcome.error.is_none() {
+        let pass = deletes::reconcile(
+            &p.connector,
+            connection,
+            &keys_request,
+            &t.spec,
+            &mid_run.spec(),
+            dest.clone(),
+            cancel,
+        )
+        .await;
+        match pass {
+            Ok(n) => outcome.deleted = Some(n),
+            Err(e) => outcome.error = Some(e),
+        }
+    }
+    if let (Some(n), None) = (outcome.deleted, &outcome.error) {
+        tracing::info!(pipeline = %p.name, task = %t.spec.name, deleted = n, "marked {n} rows deleted");
+    }
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
 }

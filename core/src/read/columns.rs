@@ -167,6 +167,7 @@ mod tests {
                 pages_in_flight: None,
                 options: Value::Null,
                 columns: None,
+                include_deleted: false,
             },
             &spec(),
             Some(&names(&["OKTOWN"])),

@@ -82,6 +82,15 @@ impl Changes {
                 .is_some_and(|c| c.deleted)
     }
 
+    /// Whether any record of `entity` is deleted by the overlay (a Compass query that
+    /// leaves deleted records out must then look at each record).
+    #[must_use]
+    pub fn any_deleted(&self, entity: Entity) -> bool {
+        self.map
+            .iter()
+            .any(|((e, _, _), c)| *e == entity && c.deleted)
+    }
+
     /// Number of changed records.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -240,7 +240,11 @@ fn run(st: &AppState, q: SqlQuery) -> Finished {
         || q.order.iter().enumerate().all(|(i, (op, desc))| {
             !desc && table.key.get(i).is_some_and(|k| *op == Operand::Col(*k))
         });
-    if q.filter.is_none() && natural_order {
+    let changes = st.changes();
+    // Compass's default leaves out records whose highest variation is a deletion; only
+    // the overlay deletes records (the generator makes none).
+    let hide_deleted = !q.include_deleted && changes.any_deleted(table.entity);
+    if q.filter.is_none() && natural_order && !hide_deleted {
         let mut parts: Vec<(u32, u64)> = COMPANIES
             .iter()
             .map(|c| (c.cono, ds.count(table.entity, c.cono)))
@@ -258,12 +262,14 @@ fn run(st: &AppState, q: SqlQuery) -> Finished {
             rows: RowSet::All(parts),
         };
     }
-    let changes = st.changes();
     let mut keyed: Vec<(Vec<Val>, u64)> = Vec::new();
     let mut plain: Vec<u64> = Vec::new();
     'outer: for c in &COMPANIES {
         for i in 0..ds.count(table.entity, c.cono) {
             let r = ds.record_with(&changes, table.entity, c.cono, i);
+            if hide_deleted && r.deleted() {
+                continue;
+            }
             if q.filter.as_ref().is_none_or(|f| eval(f, table, &r)) {
                 if natural_order {
                     plain.push(pack(c.cono, i));

@@ -1,6 +1,11 @@
 //! The Compass SQL subset: `SELECT cols|* FROM table [WHERE cond] [ORDER BY col|infor.lastmodified()
 //! [ASC|DESC], …] [LIMIT n]`, with `=`, `<>`, `>`, `>=`, `<`, `<=`, `BETWEEN`, `AND`, `OR`,
 //! `NOT`, and `infor.lastmodified()` (the row's last modification, UTC).
+//!
+//! Variations as Compass has them: a query returns the highest variation of each record
+//! *excluding* those whose highest variation is a deletion (the default), or *including*
+//! them (`deleted = true`) when its table is written `FROM infor.include_deleted(TABLE)`
+//! — [`INCLUDE_DELETED`], the form the Data Lake connector sends.
 
 use crate::data::TableDef;
 use crate::query::{Cursor, Dialect, Expr, Operand, Tok, parse_condition, tokenize};
@@ -13,7 +18,13 @@ pub(crate) struct SqlQuery {
     pub filter: Option<Expr>,
     pub order: Vec<(Operand, bool)>,
     pub limit: Option<u64>,
+    /// `FROM infor.include_deleted(TABLE)`: deleted records are in the result.
+    pub include_deleted: bool,
 }
+
+/// The table function that asks for the highest variation of each record including
+/// deleted ones.
+pub(crate) const INCLUDE_DELETED: &str = "infor.include_deleted";
 
 fn ident(cur: &mut Cursor, what: &str) -> Result<String, String> {
     match cur.next_tok() {
@@ -93,7 +104,22 @@ pub(crate) fn parse_in(
             describe(cur.peek())
         ));
     }
-    let tname = ident(&mut cur, "a table name").map_err(|e| format!("Syntax error: {e}"))?;
+    let mut tname = ident(&mut cur, "a table name").map_err(|e| format!("Syntax error: {e}"))?;
+    let include_deleted = tname.eq_ignore_ascii_case(INCLUDE_DELETED);
+    if include_deleted {
+        if !cur.eat(&Tok::LParen) {
+            return Err(format!(
+                "Syntax error: {INCLUDE_DELETED} needs ( and a table name"
+            ));
+        }
+        tname = ident(&mut cur, "a table name").map_err(|e| format!("Syntax error: {e}"))?;
+        if !cur.eat(&Tok::RParen) {
+            return Err(format!(
+                "Syntax error: expected ')' after {INCLUDE_DELETED}({tname}, found {}",
+                describe(cur.peek())
+            ));
+        }
+    }
     let short = tname.rsplit('.').next().unwrap_or(&tname);
     let table = lookup(short).ok_or_else(|| format!("Table '{tname}' not found"))?;
     let cols = if star {
@@ -114,6 +140,7 @@ pub(crate) fn parse_in(
         filter: None,
         order: Vec::new(),
         limit: None,
+        include_deleted,
     };
     if cur.keyword("where", true) {
         let resolve = |n: &str| table.column(n).map(Operand::Col);
@@ -179,5 +206,9 @@ mod tests {
         assert!(parse("SELECT * FROM nope").is_err());
         assert!(parse("SELECT OKCUNO FROM OCUSMA WHERE").is_err());
         assert!(parse("DELETE FROM OCUSMA").is_err());
+        assert!(!parse("SELECT * FROM OCUSMA").unwrap().include_deleted);
+        let q = parse("SELECT * FROM infor.include_deleted(OCUSMA) WHERE deleted = true");
+        assert!(q.unwrap_or_else(|e| panic!("{e}")).include_deleted);
+        assert!(parse("SELECT * FROM infor.include_deleted(OCUSMA").is_err());
     }
 }

@@ -148,6 +148,7 @@ async fn main() -> Result<()> {
         pages_in_flight: None,
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     };
     let outcome = read_task(
         &plugin,

@@ -85,6 +85,24 @@ pub struct TaskSpec {
     pub requests_per_1000_records: Option<f64>,
 }
 
+/// The key of a record schema that names the boolean field flagging a deleted record
+/// (`{"x-ionport-deleted-field": "deleted", "properties": {...}}`), for a source whose
+/// reads can show deleted records ([`ReadRequest::include_deleted`]). It lives in the
+/// schema rather than in a field of [`TaskSpec`] so that declaring it changes no
+/// connector's code but its schema; unknown to JSON Schema, ignored by validators.
+pub const DELETED_FIELD_KEY: &str = "x-ionport-deleted-field";
+
+impl TaskSpec {
+    /// The field whose `true` says a record was deleted at the source, when the task
+    /// declares one ([`DELETED_FIELD_KEY`]). Added in ABI 1.x: an older plugin declares
+    /// none, and a host then finds deletions another way (or not at all).
+    pub fn deleted_field(&self) -> Option<&str> {
+        self.record_schema
+            .get(DELETED_FIELD_KEY)
+            .and_then(Value::as_str)
+    }
+}
+
 /// A connection as a plugin sees it: the form's values with every secret field removed
 /// by the host. A plugin reaches the gateway through the host, never on its own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -168,6 +186,13 @@ pub struct ReadRequest {
     /// plugin ignores it and reads every field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// Read deleted records too, each with the task's deletion flag set (see
+    /// [`TaskSpec::deleted_field`]): the host asks for this when the pipeline keeps
+    /// deletions (`deletes = "soft"`) and the task declares a flag. A connector whose
+    /// source cannot show deleted records ignores it. Added in ABI 1.x as an optional
+    /// field: an older plugin ignores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_deleted: bool,
 }
 
 /// What a read did.

@@ -71,6 +71,7 @@ mod tests {
             pages_in_flight: None,
             options: serde_json::Value::Null,
             columns: columns.map(|c| c.iter().map(|s| (*s).to_string()).collect()),
+            include_deleted: false,
         }
     }
 

@@ -62,8 +62,8 @@ pub use connector::{Connector, ConnectorInfo};
 pub use error::ConnectorError;
 pub use host::{GatewayRequest, GatewayResponse, Host};
 pub use ionport_plugin_abi::wire::{
-    CheckReport, ConnectionConfig, DiscoveredStream, Discovery, Manifest, ReadRequest, ReadSummary,
-    StreamNames, SyncMode, TaskSpec,
+    CheckReport, ConnectionConfig, DELETED_FIELD_KEY, DiscoveredStream, Discovery, Manifest,
+    ReadRequest, ReadSummary, StreamNames, SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
 pub use writer::{RecordWriter, RowWriter};

@@ -32,6 +32,7 @@ pub fn read_request(task: &BenchTask, page: u32, pages_in_flight: u32) -> ReadRe
         pages_in_flight: Some(pages_in_flight),
         options: Value::Null,
         columns: None,
+        include_deleted: false,
     }
 }
 
