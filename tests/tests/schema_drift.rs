@@ -717,3 +717,47 @@ fn a_field_arriving_mid_run_is_added_dropped_or_refused_by_the_policy() {
         }
     }
 }
+
+/// `deletes = "soft"` adds ionport's own `_ionport_deleted_at` column: it is no column of
+/// the source, so it is never reported as gone, and a real change beside it still is.
+#[test]
+fn the_deletion_column_is_not_a_schema_change() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("t.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let db = dir.path().join("m3.db");
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[environments.m3]\ndestination = {{ type = \"sqlite\", path = '{}' }}\n\n\
+             [connections.m3]\nconnector = \"infor-m3\"\ncredentials = {{ ionapi = '{}' }}\n\
+             settings = {{ company = 100 }}\nquota = \"none\"\n\n\
+             [pipelines.m3]\nconnection = \"m3\"\nenvironment = \"m3\"\nschema_changes = \"fail\"\n\
+             tasks = [{{ name = \"table:OCUSMA\", deletes = \"soft\" }}]\n",
+            db.display(),
+            ionapi.display()
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let (out, summary) = run(&file);
+        assert!(out.status.success(), "{}", output_text(&out));
+        assert!(changes(&summary, "table:OCUSMA").is_empty(), "{summary}");
+    }
+    let (names, _) = ionport_tests::sqlite::table(&db, "table:OCUSMA");
+    assert!(
+        names.iter().any(|n| n == "_ionport_deleted_at"),
+        "{names:?}"
+    );
+    add_column(&emu);
+    let (out, summary) = run(&file);
+    assert!(!out.status.success(), "{}", output_text(&out));
+    let c = changes(&summary, "table:OCUSMA");
+    assert_eq!(c.len(), 1, "{summary}");
+    assert_eq!(
+        (&c[0]["column"], &c[0]["action"]),
+        (&json!(NEW), &json!("stopped"))
+    );
+}
