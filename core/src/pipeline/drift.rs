@@ -2,8 +2,8 @@
 //! destination holds, and what a pipeline's `schema_changes` policy does about it.
 //!
 //! When a task starts, the runner compares the stream's columns (after column selection)
-//! with the destination's ([`crate::destination::Destination::columns`]) and asks [`plan`]
-//! for the read to make:
+//! with the destination's ([`crate::destination::Destination::columns`]) and [`apply`]
+//! decides the read to make:
 //!
 //! - `evolve` (the default): new columns are added; a changed type becomes the wider of
 //!   the two by [`ColumnType::wider`] (a narrowing is never applied: the destination keeps
@@ -15,8 +15,10 @@
 //!
 //! A column gone at the source is never dropped from the destination: it is reported and
 //! kept (its new rows are null), under every policy; so is a type the destination's
-//! column already holds (it is never narrowed). Every change is reported, whatever the policy: one WARN
-//! line each under the `ionport::schema` target, and in the task's outcome.
+//! column already holds (it is never narrowed). Every change is reported, whatever the
+//! policy: one WARN line each under the `ionport::schema` target, and in the task's
+//! outcome. A field that arrives mid-run, outside the schema the read started with, is met
+//! by [`MidRun`] under the same policy.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
