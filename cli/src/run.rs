@@ -335,6 +335,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     }
     println!();
     println!("{}", table.trim_fmt());
+    print_schema_changes(s);
     // Tasks that keep deletions (`deletes = "soft"`): rows marked deleted in this run.
     for t in s.tasks.iter().filter(|t| t.error.is_none()) {
         if let Some(n) = t.deleted {
@@ -365,6 +366,15 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     );
 }
 
+/// One line per schema change of a task's stream (`schema_changes`), under the table.
+fn print_schema_changes(s: &RunSummary) {
+    for t in &s.tasks {
+        for c in &t.schema_changes {
+            println!("schema change in {}/{}: {c}", t.pipeline, t.task);
+        }
+    }
+}
+
 /// The summary as JSON (`run --summary FILE`): what the table shows, errors scrubbed alike.
 fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Value {
     let tasks: Vec<serde_json::Value> = s
@@ -376,6 +386,7 @@ fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Va
                 "records": t.records, "commits": t.commits, "pages": t.pages,
                 "requests": t.requests, "seconds": t.seconds, "deleted": t.deleted,
                 "ok": t.error.is_none(), "error": t.error.as_deref().map(scrub),
+                "schema_changes": t.schema_changes,
             })
         })
         .collect();

@@ -7,6 +7,9 @@
 //! - `POST /__emulator/reset`: forget tokens, counters, faults, changes, jobs.
 //! - `POST /__emulator/changes` `{"table":"OCUSMA","count":10,"cono":100,"delete":false}`:
 //!   change records (new `LMTS`/`LMDT`, `CHNO`+1, optionally deleted).
+//! - `POST /__emulator/columns` `{"table":"OCUSMA","name":"OKZZCUST","type":"string","from":"OKCUNO"}`:
+//!   a column added at the source (or, for a name the table has, its type changed), seen
+//!   by EXPORTMI, the Data Catalog and Compass ([`crate::data::schema`]).
 //! - `GET|POST|PUT|DELETE /__emulator/faults`: list, add, replace, clear fault rules.
 //! - `GET|DELETE /__emulator/requests`: the API requests served ([`crate::recorded`]), or
 //!   forget them.
@@ -38,6 +41,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/ionapi", get(ionapi))
         .route("/reset", post(reset))
         .route("/changes", post(change))
+        .route("/columns", post(columns))
         .route("/requests", get(requests).delete(clear_requests))
         .route("/jobs/expire", post(expire_jobs))
         .route("/jobs/time-limit", post(time_limit_jobs))
@@ -160,6 +164,26 @@ async fn change(State(st): State<Shared>, body: Bytes) -> Response {
     v["entity"] = serde_json::to_value(entity).unwrap_or_default();
     v["cono"] = cono.into();
     axum::Json(v).into_response()
+}
+
+async fn columns(State(st): State<Shared>, body: Bytes) -> Response {
+    let req: crate::data::ColumnRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&format!("invalid column request: {e}")),
+    };
+    let applied = lock(&st.schema).apply(&req);
+    match applied {
+        Ok(t) => {
+            tracing::info!(table = t.name, column = %req.name, "schema edited at the source");
+            axum::Json(json!({
+                "table": t.name,
+                "columns": t.columns.iter().map(|c| c.name).collect::<Vec<_>>(),
+                "schema": t.json_schema(),
+            }))
+            .into_response()
+        }
+        Err(e) => bad_request(&e),
+    }
 }
 
 async fn expire_jobs(State(st): State<Shared>, body: Bytes) -> Response {

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use crate::config::EmulatorConfig;
 use crate::counters::Counters;
-use crate::data::{Changes, Dataset};
+use crate::data::{Changes, Dataset, SchemaEdits, TableDef};
 use crate::datalake::JobStore;
 use crate::faults::FaultState;
 use crate::quota::QuotaTracker;
@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub faults: Mutex<FaultState>,
     pub jobs: Mutex<JobStore>,
     pub requests: Mutex<RequestLog>,
+    /// Columns added or retyped at the source (`POST /__emulator/columns`).
+    pub schema: Mutex<SchemaEdits>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -48,6 +50,7 @@ impl AppState {
             faults: Mutex::new(faults),
             jobs: Mutex::default(),
             requests: Mutex::default(),
+            schema: Mutex::default(),
         }
     }
 
@@ -69,8 +72,8 @@ impl AppState {
         self.changes.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets tokens, counters, quota windows, faults, record changes, jobs and recorded
-    /// requests.
+    /// Forgets tokens, counters, quota windows, faults, record changes, jobs, recorded
+    /// requests and schema edits.
     pub fn reset(&self) {
         lock(&self.requests).clear();
         *lock(&self.tokens) = TokenStore::default();
@@ -79,5 +82,17 @@ impl AppState {
         *lock(&self.faults) = FaultState::new(self.config.seed);
         *self.changes_mut() = Changes::default();
         *lock(&self.jobs) = JobStore::default();
+        *lock(&self.schema) = SchemaEdits::default();
+    }
+
+    /// A Data Lake (and EXPORTMI) table by name, with the columns added or retyped through
+    /// the control endpoint.
+    pub fn lake_table(&self, name: &str) -> Option<&'static TableDef> {
+        lock(&self.schema).table(name)
+    }
+
+    /// The Data Catalog's JSON Schema of `table` (without the columns it does not list).
+    pub fn catalog_schema(&self, table: &TableDef) -> serde_json::Value {
+        lock(&self.schema).catalog_schema(table)
     }
 }

@@ -59,6 +59,42 @@ pub struct TaskRunView {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How the stream's schema changed since the destination's table was made, and what
+    /// was done (the pipeline's `schema_changes`); left out when nothing changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<RunSchemaChange>,
+}
+
+/// A change of a task's stream schema and what was done about it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunSchemaChange {
+    /// The column (field).
+    pub column: String,
+    /// `added`, `type_changed` or `removed`.
+    pub change: String,
+    /// The destination's type before the run (absent for a new column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_type: Option<String>,
+    /// The source's type now (absent for a column gone at the source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_type: Option<String>,
+    /// `added_column`, `widened`, `kept`, `dropped` or `stopped`.
+    pub action: String,
+    /// The change and what was done, in words.
+    pub message: String,
+}
+
+impl RunSchemaChange {
+    fn of(c: &pipeline::SchemaChange) -> Self {
+        RunSchemaChange {
+            column: c.column.clone(),
+            change: c.change.as_str().into(),
+            old_type: c.old_type.clone(),
+            new_type: c.new_type.clone(),
+            action: c.action.as_str().into(),
+            message: c.to_string(),
+        }
+    }
 }
 
 /// Gateway counters of a run.
@@ -194,6 +230,7 @@ impl RunObserver for Observer {
                 t.requests = o.requests;
                 t.seconds = o.seconds;
                 t.error = error;
+                t.schema_changes = o.schema_changes.iter().map(RunSchemaChange::of).collect();
             }
             v.records = v.tasks.iter().map(|t| t.records).sum();
             v.commits = v.tasks.iter().map(|t| t.commits).sum();
@@ -283,6 +320,7 @@ impl RunManager {
                     requests: 0,
                     seconds: 0.0,
                     error: None,
+                    schema_changes: Vec::new(),
                 })
                 .collect(),
             gateway: RunGateway::default(),

@@ -38,10 +38,39 @@ impl ColumnType {
     }
 }
 
+impl ColumnType {
+    /// The narrowest type that holds every value of both `self` and `other`: the one
+    /// widening rule of schema changes. Integer → number → string → json; boolean →
+    /// string → json; a type and itself is itself. A destination column of the wider type
+    /// takes the narrower one's values as they are (a number's or a boolean's JSON text in
+    /// a string column), so a narrowing is never applied.
+    pub fn wider(self, other: ColumnType) -> ColumnType {
+        use ColumnType::{Integer, Json, Number, Text};
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Json, _) | (_, Json) => Json,
+            (Integer, Number) | (Number, Integer) => Number,
+            _ => Text,
+        }
+    }
+
+    /// Whether a column of type `self` can become `to` by widening.
+    pub fn widens_to(self, to: ColumnType) -> bool {
+        self != to && self.wider(to) == to
+    }
+
+    /// The JSON Schema name (`string`, `integer`, `number`, `boolean`, `json`).
+    pub fn schema_name(self) -> &'static str {
+        self.name()
+    }
+}
+
 /// One column: the property name (used verbatim, quoted) and its type.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Column {
+    /// The property name.
     pub name: String,
+    /// Its type.
     pub ty: ColumnType,
 }
 
@@ -172,6 +201,12 @@ pub(crate) fn normalise_key(ty: ColumnType, v: &Value) -> Value {
         (ColumnType::Json, v) => Value::String(v.to_string()),
         (_, v) => v.clone(),
     }
+}
+
+/// The columns a stream's record schema makes, with their types (key columns first):
+/// what a destination would hold for it.
+pub fn stream_columns(stream: &StreamSpec) -> Result<Vec<Column>, DestinationError> {
+    TableSpec::new("", stream).map(|t| t.columns)
 }
 
 /// Follows a local `$ref` (`#/$defs/X` or `#/definitions/X`).

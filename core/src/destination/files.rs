@@ -72,6 +72,11 @@ pub trait Format: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The columns of an existing output, where its format records them (Parquet).
+    fn output_columns(_output: &Path) -> Result<Option<Vec<Column>>, String> {
+        Ok(None)
+    }
+
     /// The rows of an output this destination wrote, in file order.
     fn read_output(output: &Path) -> Result<Rows, String>;
 
@@ -106,6 +111,10 @@ struct StateFile {
     /// The stream's primary key as last prepared (what a repair sorts segments by).
     #[serde(default)]
     key: Option<Vec<Column>>,
+    /// Every column the stream's output holds, as last prepared (what schema changes are
+    /// compared with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<Column>>,
     updated_at: String,
 }
 
@@ -324,6 +333,7 @@ impl<F: Format> FileDestination<F> {
             output_in_segments: false,
             merging: false,
             key: None,
+            columns: None,
             updated_at: now_rfc3339(),
         });
         let log_len = saved.log_len;
@@ -416,6 +426,7 @@ impl<F: Format> FileDestination<F> {
                 })?;
             }
             files.saved.key = Some(table.key().to_vec());
+            files.saved.columns = Some(held_columns(files.saved.columns.take(), &table));
             files.spec = Some((stream.clone(), table));
         }
         match &files.spec {
@@ -700,6 +711,48 @@ impl<F: Format> FileDestination<F> {
     }
 }
 
+/// The columns an output holds once `table` is written into it: those it had (a column
+/// gone from the schema is kept), each with the table's type where it has one, then the
+/// table's new ones.
+fn held_columns(before: Option<Vec<Column>>, table: &TableSpec) -> Vec<Column> {
+    let mut out = before.unwrap_or_default();
+    for c in &mut out {
+        if let Some((_, t)) = table.column(&c.name) {
+            c.ty = t.ty;
+        }
+    }
+    for c in &table.columns {
+        if !out.iter().any(|o| o.name == c.name) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+impl<F: Format> FileDestination<F> {
+    /// The columns `stream`'s output holds: as recorded when it was last prepared, else
+    /// (an output written before they were recorded) as the output's format records them.
+    fn held(&self, stream: &StreamSpec) -> Result<Option<Vec<Column>>, DestinationError> {
+        let output = self.output(&table_name(&stream.name));
+        if !self.known(&stream.name) && !output.exists() {
+            return Ok(None);
+        }
+        let files = self.stream(&stream.name)?;
+        let files = lock(&files);
+        if let Some(c) = &files.saved.columns {
+            return Ok(Some(c.clone()));
+        }
+        if output.exists() {
+            return F::output_columns(&output).map_err(|message| DestinationError::Schema {
+                destination: self.describe.clone(),
+                stream: stream.name.clone(),
+                message,
+            });
+        }
+        Ok(None)
+    }
+}
+
 impl<F: Format> Destination for FileDestination<F> {
     fn describe(&self) -> String {
         self.describe.clone()
@@ -793,6 +846,10 @@ impl<F: Format> Destination for FileDestination<F> {
                 .map_err(|e| self.io_err(&name, "cannot write its state", e))?;
         }
         Ok(())
+    }
+
+    fn columns(&self, stream: &StreamSpec) -> Result<Option<Vec<Column>>, DestinationError> {
+        self.held(stream)
     }
 
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError> {

@@ -30,6 +30,7 @@ mod segments;
 pub mod sqlite;
 
 pub use common::table_name;
+pub use common::{Column, ColumnType, stream_columns};
 pub(crate) use row::StreamKeys;
 
 /// The column that marks a row deleted at the source (`deletes = "soft"`): the UTC time
@@ -252,6 +253,22 @@ pub enum DestinationError {
         /// Why.
         message: String,
     },
+    /// A record has a field the stream's record schema does not declare: its own variant,
+    /// so that the runner can evolve the schema mid-run (`schema_changes`) without reading
+    /// a message.
+    #[error(
+        "{destination}: stream {stream}: bad record: field `{field}` ({value_type}) is not in the stream's record schema"
+    )]
+    UnknownField {
+        /// Which destination.
+        destination: String,
+        /// The stream.
+        stream: String,
+        /// The field.
+        field: String,
+        /// The JSON type of its value (never the value).
+        value_type: &'static str,
+    },
     /// Writing or committing failed.
     #[error("{destination}: {message}")]
     Write {
@@ -336,6 +353,15 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     /// A run of `stream` ended (successfully): file destinations compact and finalise
     /// here. Must be safe to call again after a crash.
     fn finish(&self, stream: &StreamSpec) -> Result<(), DestinationError>;
+
+    /// The columns the destination holds for `stream`, with their types, or `None` when
+    /// it holds no table for it yet: what the runner compares a stream's schema with when
+    /// a task starts (`pipeline::drift`). A destination that cannot tell (the default)
+    /// answers `None`, and its streams' schema changes are then neither reported nor
+    /// refused.
+    fn columns(&self, _stream: &StreamSpec) -> Result<Option<Vec<Column>>, DestinationError> {
+        Ok(None)
+    }
 
     /// Marks deleted every row of `stream` whose key text (the canonical text of its
     /// primary key: its values in key order as a JSON array, normalised to the column

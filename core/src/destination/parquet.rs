@@ -282,8 +282,11 @@ impl Format for Parquet {
         let reader = open_reader(output)?;
         let schema = reader.schema();
         for c in &table.columns {
+            // A widening (schema drift, `evolve`) rewrites the column in the wider type at
+            // `finish`: older rows' values are converted as they are read back.
             if let Ok(f) = schema.field_with_name(&c.name)
                 && f.data_type() != &arrow_type(c.ty)
+                && !field_type(f).is_some_and(|t| t.widens_to(c.ty))
             {
                 return Err(format!(
                     "column `{}` of {} is {} but the record schema now says {}; nothing is altered: remove the dataset to change a type",
@@ -295,6 +298,21 @@ impl Format for Parquet {
             }
         }
         Ok(())
+    }
+
+    fn output_columns(output: &Path) -> Result<Option<Vec<super::common::Column>>, String> {
+        let reader = open_reader(output)?;
+        Ok(Some(
+            reader
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| super::common::Column {
+                    name: f.name().clone(),
+                    ty: field_type(f).unwrap_or(ColumnType::Json),
+                })
+                .collect(),
+        ))
     }
 
     fn read_output(output: &Path) -> Result<Rows, String> {

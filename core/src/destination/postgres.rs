@@ -65,6 +65,18 @@ fn sql_type(ty: ColumnType) -> &'static str {
     }
 }
 
+/// The column type of a Postgres type as `information_schema` names it.
+fn pg_column_type(data_type: &str) -> Option<ColumnType> {
+    Some(match data_type {
+        "text" | "character varying" => ColumnType::Text,
+        "bigint" | "integer" | "smallint" => ColumnType::Integer,
+        "double precision" | "real" | "numeric" => ColumnType::Number,
+        "boolean" => ColumnType::Boolean,
+        "jsonb" | "json" => ColumnType::Json,
+        _ => return None,
+    })
+}
+
 /// A driver error as text: the server's message with its detail, or the client's.
 fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -375,6 +387,12 @@ impl PostgresDestination {
                 }
                 for c in &table.columns {
                     match existing.get(&c.name) {
+                        Some(ty)
+                            if ty != sql_type(c.ty)
+                                && pg_column_type(ty).is_some_and(|t| t.widens_to(c.ty)) =>
+                        {
+                            self.widen_column(&mut tx, &qt, stream, c, ty)?;
+                        }
                         Some(ty) if ty != sql_type(c.ty) => {
                             return Err(schema_err(format!(
                                 "column `{}` of table `{}` is {ty} but the record schema now says {} ({}); nothing is altered: drop the table to change a type",
@@ -437,6 +455,68 @@ impl PostgresDestination {
             .unwrap_or_else(|p| p.into_inner())
             .insert(stream.name.clone(), p.clone());
         Ok(p)
+    }
+
+    /// Widens column `c` of table `qt` from the Postgres type `from` to its (wider) type
+    /// in the stream's schema (`schema_changes = "evolve"`), each value converted by a
+    /// `USING` cast: `1` → `1.0`, `true` → `'true'`, any value → its JSON in a `jsonb`
+    /// column.
+    fn widen_column(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        qt: &str,
+        stream: &StreamSpec,
+        c: &super::common::Column,
+        from: &str,
+    ) -> Result<(), DestinationError> {
+        let qc = quote(&c.name);
+        let using = match c.ty {
+            ColumnType::Json => format!("to_jsonb({qc})"),
+            ty => format!("{qc}::{}", sql_type(ty)),
+        };
+        tx.batch_execute(&format!(
+            "ALTER TABLE {qt} ALTER COLUMN {qc} TYPE {} USING {using}",
+            sql_type(c.ty)
+        ))
+        .map_err(|e| DestinationError::Schema {
+            destination: self.describe.clone(),
+            stream: stream.name.clone(),
+            message: self.msg(&e),
+        })?;
+        tracing::info!(destination = %self.describe, stream = %stream.name, column = %c.name, from, to = sql_type(c.ty), "widened column");
+        Ok(())
+    }
+
+    /// The columns of `stream`'s table, or `None` when it has none.
+    fn table_columns(
+        &self,
+        stream: &StreamSpec,
+    ) -> Result<Option<Vec<super::common::Column>>, DestinationError> {
+        let table = super::common::table_name(&stream.name);
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                &[&self.schema, &table],
+            )
+            .map_err(|e| DestinationError::Schema {
+                destination: self.describe.clone(),
+                stream: stream.name.clone(),
+                message: self.msg(&e),
+            })
+        })?;
+        let out: Vec<super::common::Column> = rows
+            .iter()
+            .map(|r| {
+                let ty: String = r.get(1);
+                super::common::Column {
+                    name: r.get(0),
+                    // A type ionport does not make holds any value as far as it can tell.
+                    ty: pg_column_type(&ty).unwrap_or(ColumnType::Json),
+                }
+            })
+            .collect();
+        Ok((!out.is_empty()).then_some(out))
     }
 
     /// Runs `f` on a pooled connection, returning it to the pool afterwards.
@@ -562,6 +642,13 @@ impl Destination for PostgresDestination {
 
     fn finish(&self, _stream: &StreamSpec) -> Result<(), DestinationError> {
         Ok(())
+    }
+
+    fn columns(
+        &self,
+        stream: &StreamSpec,
+    ) -> Result<Option<Vec<super::common::Column>>, DestinationError> {
+        self.table_columns(stream)
     }
 
     fn mark_deleted(

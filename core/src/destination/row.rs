@@ -60,10 +60,12 @@ impl<'t> Columns<'t> {
                 Some(c) => c,
                 None => {
                     let Some((c, _)) = self.table.column(name) else {
-                        return Err(self.bad(format!(
-                            "field `{name}` ({}) is not in the stream's record schema",
-                            value.type_name()
-                        )));
+                        return Err(DestinationError::UnknownField {
+                            destination: self.destination.to_string(),
+                            stream: self.table.stream.clone(),
+                            field: name.to_string(),
+                            value_type: value.type_name(),
+                        });
                     };
                     match self.hints.get_mut(i) {
                         Some(h) => *h = c,
@@ -86,7 +88,9 @@ impl<'t> Columns<'t> {
                 continue;
             };
             let fits = match col.ty {
-                ColumnType::Text => v.is_string(),
+                // Numbers and booleans too, as their JSON text: a text column the
+                // destination kept wider than the source's type (schema drift) holds them.
+                ColumnType::Text => v.is_string() || v.is_number() || v.as_bool().is_some(),
                 ColumnType::Integer => v.as_i64().is_some(),
                 ColumnType::Number => v.is_number(),
                 ColumnType::Boolean => v.as_bool().is_some(),

@@ -229,8 +229,13 @@ impl SqliteDestination {
             }
             for c in &table.columns {
                 match existing.get(&c.name) {
-                    Some((declared, _)) => {
-                        if affinity(declared) != affinity(sql_type(c.ty)) {
+                    Some((declared, pk)) => {
+                        if affinity(declared) != affinity(sql_type(c.ty))
+                            && *pk == 0
+                            && declared_type(declared, c.ty).widens_to(c.ty)
+                        {
+                            self.widen_column(&tx, &table, c, declared)?;
+                        } else if affinity(declared) != affinity(sql_type(c.ty)) {
                             return Err(self.schema_err(
                                 &stream.name,
                                 format!(
@@ -293,6 +298,90 @@ impl SqliteDestination {
     }
 }
 
+/// The column type a declared SQLite type stands for (`hint`: the stream's type, which
+/// tells a JSON column from a text one — both are declared `TEXT`).
+fn declared_type(declared: &str, hint: ColumnType) -> ColumnType {
+    match affinity(declared) {
+        "INTEGER" => ColumnType::Integer,
+        "REAL" => ColumnType::Number,
+        "TEXT" if hint == ColumnType::Json => ColumnType::Json,
+        "TEXT" => ColumnType::Text,
+        "NUMERIC" if declared.to_ascii_uppercase().contains("BOOL") => ColumnType::Boolean,
+        "NUMERIC" => ColumnType::Number,
+        _ => ColumnType::Json,
+    }
+}
+
+impl SqliteDestination {
+    /// Widens column `c` of an existing table to its (wider) type in the stream's schema
+    /// (`schema_changes = "evolve"`). SQLite has no `ALTER COLUMN … TYPE`: the column is
+    /// renamed aside, added again with the new declared type, filled from the old one with
+    /// each value converted as the new type holds it (`1` → `1.0`, `true` → `'true'`, text
+    /// → a JSON string), and the old one dropped. Key columns are never widened here (the
+    /// caller refuses them).
+    fn widen_column(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        table: &TableSpec,
+        c: &super::common::Column,
+        declared: &str,
+    ) -> Result<(), DestinationError> {
+        let sql_err = |e: rusqlite::Error| self.schema_err(&table.stream, e.to_string());
+        let from = declared_type(declared, c.ty);
+        let aside = format!("{}__ionport_widening", c.name);
+        let (qt, qc, qa) = (quote(&table.table), quote(&c.name), quote(&aside));
+        let value = match (from, c.ty) {
+            (ColumnType::Boolean, _) => {
+                format!(
+                    "CASE {qa} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE CAST({qa} AS TEXT) END"
+                )
+            }
+            (ColumnType::Text, ColumnType::Json) => format!("json_quote({qa})"),
+            (_, ColumnType::Number) => format!("CAST({qa} AS REAL)"),
+            _ => format!("CAST({qa} AS TEXT)"),
+        };
+        tx.execute_batch(&format!(
+            "ALTER TABLE {qt} RENAME COLUMN {qc} TO {qa};
+             ALTER TABLE {qt} ADD COLUMN {qc} {ty};
+             UPDATE {qt} SET {qc} = {value} WHERE {qa} IS NOT NULL;
+             ALTER TABLE {qt} DROP COLUMN {qa};",
+            ty = sql_type(c.ty)
+        ))
+        .map_err(sql_err)?;
+        tracing::info!(destination = %self.describe, stream = %table.stream, column = %c.name, from = from.name(), to = c.ty.name(), "widened column");
+        Ok(())
+    }
+
+    /// The columns of `stream`'s table as declared, or `None` when it has none.
+    fn table_columns(
+        &self,
+        stream: &StreamSpec,
+    ) -> Result<Option<Vec<super::common::Column>>, DestinationError> {
+        let hints: HashMap<String, ColumnType> = super::common::stream_columns(stream)
+            .map(|cs| cs.into_iter().map(|c| (c.name, c.ty)).collect())
+            .unwrap_or_default();
+        let table = super::common::table_name(&stream.name);
+        let sql_err = |e: rusqlite::Error| self.schema_err(&stream.name, e.to_string());
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA table_info({})", quote(&table)))
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(sql_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, declared) = row.map_err(sql_err)?;
+            let hint = hints.get(&name).copied().unwrap_or(ColumnType::Text);
+            out.push(super::common::Column {
+                ty: declared_type(&declared, hint),
+                name,
+            });
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
 /// The SQL value of a checked JSON value: text is bound borrowed from the batch unless it
 /// held escapes.
 fn sql_value(ty: ColumnType, v: Option<JsonRef<'_>>) -> Result<ToSqlOutput<'_>, String> {
@@ -306,6 +395,11 @@ fn sql_value(ty: ColumnType, v: Option<JsonRef<'_>>) -> Result<ToSqlOutput<'_>, 
                 Ok(ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())))
             }
             Some(std::borrow::Cow::Owned(s)) => owned(SqlValue::Text(s)),
+            // A text column kept wider than the source's type (schema drift) holds
+            // numbers and booleans as their JSON text.
+            None if v.is_number() || v.as_bool().is_some() => {
+                owned(SqlValue::Text(v.text().to_string()))
+            }
             None => Err(format!("a {} value in a string column", v.type_name())),
         },
         ColumnType::Integer => match v.as_i64() {
@@ -432,6 +526,13 @@ impl Destination for SqliteDestination {
 
     fn finish(&self, _stream: &StreamSpec) -> Result<(), DestinationError> {
         Ok(())
+    }
+
+    fn columns(
+        &self,
+        stream: &StreamSpec,
+    ) -> Result<Option<Vec<super::common::Column>>, DestinationError> {
+        self.table_columns(stream)
     }
 
     fn mark_deleted(

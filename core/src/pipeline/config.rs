@@ -184,6 +184,15 @@ pub struct PipelineConfig {
     /// expression in UTC, e.g. `cron: 0 */2 * * *`.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// What a task does when its stream's schema changed at the source since the
+    /// destination's table was made (a new column, a changed type, a column gone):
+    /// `"evolve"` (default) adds new columns and widens changed types (integer → number →
+    /// string; boolean → string; anything → json); `"freeze"` keeps the destination's
+    /// columns and does not read new fields; `"fail"` stops the task before it reads on a new
+    /// column or a wider type. A column is never dropped or narrowed; every change is
+    /// reported. A task may set its own.
+    #[serde(default)]
+    pub schema_changes: Option<crate::pipeline::drift::SchemaPolicy>,
 }
 
 /// A task of a pipeline: its name, or its name and the columns to read.
@@ -207,6 +216,9 @@ pub struct TaskDetail {
     #[serde(default)]
     #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub columns: Option<Vec<String>>,
+    /// This task's `schema_changes` (default: the pipeline's).
+    #[serde(default)]
+    pub schema_changes: Option<crate::pipeline::drift::SchemaPolicy>,
     /// What happens to rows deleted at the source (default `ignore`).
     #[serde(default)]
     pub deletes: Option<Deletes>,
@@ -240,6 +252,14 @@ impl TaskEntry {
         match self {
             Self::Name(_) => None,
             Self::Detailed(d) => d.columns.as_deref(),
+        }
+    }
+
+    /// The task's own `schema_changes`, when it set one.
+    pub fn schema_changes(&self) -> Option<crate::pipeline::drift::SchemaPolicy> {
+        match self {
+            Self::Name(_) => None,
+            Self::Detailed(d) => d.schema_changes,
         }
     }
 

@@ -61,6 +61,8 @@ pub struct TaskPlan {
     /// A stream `discover` offers rather than a predefined task: its existence and spec
     /// are resolved when the run starts.
     pub discovered: bool,
+    /// What the task does when its stream's schema changed (`schema_changes`).
+    pub schema_changes: crate::pipeline::drift::SchemaPolicy,
     /// What happens to rows deleted at the source.
     pub deletes: Deletes,
 }
@@ -73,6 +75,7 @@ impl TaskPlan {
             sync_mode,
             columns: None,
             discovered: false,
+            schema_changes: Default::default(),
             deletes: Deletes::Ignore,
         }
     }
@@ -92,6 +95,7 @@ impl TaskPlan {
             sync_mode,
             columns: None,
             discovered: true,
+            schema_changes: Default::default(),
             deletes: Deletes::Ignore,
         }
     }
@@ -621,7 +625,11 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                         continue;
                     }
                     first_at.insert(t, i);
-                    if let Some(task) = task_plan(&mut c, plugin, name, i, entry, choice) {
+                    if let Some(mut task) = task_plan(&mut c, plugin, name, i, entry, choice) {
+                        task.schema_changes = entry
+                            .schema_changes()
+                            .or(p.schema_changes)
+                            .unwrap_or_default();
                         tasks.push(task);
                     }
                 }
@@ -630,7 +638,10 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                 tasks = plugin
                     .tasks()
                     .iter()
-                    .map(|spec| TaskPlan::new(spec.clone(), mode_of(choice, spec)))
+                    .map(|spec| TaskPlan {
+                        schema_changes: p.schema_changes.unwrap_or_default(),
+                        ..TaskPlan::new(spec.clone(), mode_of(choice, spec))
+                    })
                     .collect();
             }
         }

@@ -44,12 +44,14 @@ pub mod commit;
 pub mod config;
 mod deletes;
 mod diagnostic;
+pub mod drift;
 pub mod load;
 mod locate;
 pub mod run;
 pub mod schedule;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use drift::{SchemaChange, SchemaPolicy};
 pub use load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan, load, load_str};
 pub use run::{Cancel, RunObserver, RunOptions, RunSummary, TaskOutcome, run};
 pub use schedule::Schedule;

@@ -65,6 +65,9 @@ pub struct TaskOutcome {
     pub seconds: f64,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// How the stream's schema changed since the destination's table was made, and what
+    /// was done (`schema_changes`).
+    pub schema_changes: Vec<super::drift::SchemaChange>,
 }
 
 /// The outcome of a run.
@@ -449,6 +452,41 @@ async fn run_task(
             };
         }
     };
+    // The schema compared with the destination's, under the task's `schema_changes`.
+    let applied = {
+        let (dest, policy, pipeline, source) = (
+            dest.clone(),
+            t.schema_changes,
+            p.name.clone(),
+            t.spec.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            super::drift::apply(policy, &pipeline, &source, request, narrowed, dest.as_ref())
+        })
+        .await
+    };
+    let (request, narrowed, schema_changes) = match applied {
+        Ok(Ok(a)) => (a.request, a.spec, a.changes),
+        Ok(Err(stopped)) => {
+            return TaskOutcome {
+                pipeline: p.name.clone(),
+                task: t.spec.name.clone(),
+                sync_mode: t.sync_mode.as_str().into(),
+                error: Some(stopped.message),
+                schema_changes: stopped.changes,
+                seconds: started.elapsed().as_secs_f64(),
+                ..TaskOutcome::default()
+            };
+        }
+        Err(e) => {
+            return TaskOutcome {
+                pipeline: p.name.clone(),
+                task: t.spec.name.clone(),
+                error: Some(format!("the destination's thread failed: {e}")),
+                ..TaskOutcome::default()
+            };
+        }
+    };
     let spec = if soft {
         deletes::with_deleted_at(stream_spec(&narrowed))
     } else {
@@ -463,6 +501,7 @@ async fn run_task(
         pipeline: p.name.clone(),
         task: t.spec.name.clone(),
         sync_mode: mode.as_str().into(),
+        schema_changes,
         ..TaskOutcome::default()
     };
     observer.task_started(&p.name, &t.spec.name, mode);
@@ -490,7 +529,14 @@ async fn run_task(
         let (observer, pipeline, task) = (observer.clone(), p.name.clone(), spec.name.clone());
         Box::new(move |records, commits| observer.task_progress(&pipeline, &task, records, commits))
     };
-    let stage = match CommitStage::start(spec.clone(), dest.clone(), state.clone(), progress) {
+    // A field the schema lacks arriving mid-run is met under the task's `schema_changes`.
+    let mid_run = Arc::new(super::drift::MidRun::new(
+        dest.clone(),
+        t.schema_changes,
+        &p.name,
+        spec.clone(),
+    ));
+    let stage = match CommitStage::start(spec.clone(), mid_run.clone(), state.clone(), progress) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             outcome.error = Some(e);
@@ -534,12 +580,15 @@ async fn run_task(
         (Ok(o), Ok(_)) => {
             outcome.requests = o.requests;
             outcome.pages = o.summary.pages;
-            let (dest, spec) = (dest.clone(), spec.clone());
+            // Through `mid_run`: the spec as evolved during the read (a file destination
+            // writes its output with the columns added mid-run).
+            let (dest, spec) = (mid_run.clone(), spec.clone());
             blocking(move || dest.finish(&spec).map_err(|e| e.to_string()))
                 .await
                 .err()
         }
     };
+    outcome.schema_changes.extend(mid_run.changes());
     // What the commits marked: records the source flagged deleted (before any failure).
     if soft {
         outcome.deleted = Some(flagged.load(std::sync::atomic::Ordering::SeqCst));
@@ -550,7 +599,7 @@ async fn run_task(
             connection,
             &keys_request,
             &t.spec,
-            &spec,
+            &mid_run.spec(),
             dest.clone(),
             cancel,
         )

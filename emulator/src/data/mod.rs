@@ -16,10 +16,12 @@
 
 mod changes;
 mod generate;
+pub mod schema;
 pub mod tables;
 mod value;
 
 pub use changes::{Change, ChangeReport, Changes, Selection};
+pub use schema::{ColumnRequest, SchemaEdits};
 pub use tables::{ColDef, Kind, Surface, TableDef};
 pub use value::Val;
 pub(crate) use value::write_json_str as value_json_str;

@@ -41,17 +41,20 @@ pub(crate) async fn object(
     State(st): State<Shared>,
     Path((_t, name)): Path<(String, String)>,
 ) -> Response {
-    let Some(t) = tables::lake_table(&name) else {
+    let Some(t) = st.lake_table(&name) else {
         return not_found(&name);
     };
     let mut v = summary(&st, t);
-    v["schema"] = t.json_schema();
+    v["schema"] = st.catalog_schema(t);
     axum::Json(v).into_response()
 }
 
-pub(crate) async fn schema(Path((_t, name)): Path<(String, String)>) -> Response {
-    match tables::lake_table(&name) {
-        Some(t) => axum::Json(t.json_schema()).into_response(),
+pub(crate) async fn schema(
+    State(st): State<Shared>,
+    Path((_t, name)): Path<(String, String)>,
+) -> Response {
+    match st.lake_table(&name) {
+        Some(t) => axum::Json(st.catalog_schema(t)).into_response(),
         None => not_found(&name),
     }
 }

@@ -347,7 +347,7 @@ pub(crate) async fn submit(State(st): State<Shared>, headers: HeaderMap, body: B
     st.count(|c| c.jobs_submitted += 1);
     let id = random_token()[..32].to_owned();
     let now = Instant::now();
-    let mut parsed = sql::parse(text);
+    let mut parsed = sql::parse_in(text, &|name| st.lake_table(name));
     let mut outcome = match &parsed {
         Ok(_) => Outcome::Computing,
         Err(e) => Outcome::Failed(e.clone()),

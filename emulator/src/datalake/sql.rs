@@ -7,7 +7,7 @@
 //! them (`deleted = true`) when its table is written `FROM infor.include_deleted(TABLE)`
 //! — [`INCLUDE_DELETED`], the form the Data Lake connector sends.
 
-use crate::data::{TableDef, tables};
+use crate::data::TableDef;
 use crate::query::{Cursor, Dialect, Expr, Operand, Tok, parse_condition, tokenize};
 
 /// A parsed query.
@@ -63,7 +63,17 @@ fn operand(table: &TableDef, name: &str, cur: &mut Cursor) -> Result<Operand, St
 }
 
 /// Parses a query; the error is the reason a job fails.
+/// Parses `sql` against the built-in tables.
+#[cfg(test)]
 pub(crate) fn parse(sql: &str) -> Result<SqlQuery, String> {
+    parse_in(sql, &crate::data::tables::lake_table)
+}
+
+/// Parses `sql`, its table found by `lookup` (the emulator's tables as they are now).
+pub(crate) fn parse_in(
+    sql: &str,
+    lookup: &dyn Fn(&str) -> Option<&'static TableDef>,
+) -> Result<SqlQuery, String> {
     let sql = sql.trim().trim_end_matches(';');
     let toks = tokenize(sql).map_err(|e| format!("Syntax error: {e}"))?;
     let mut cur = Cursor::new(toks);
@@ -111,7 +121,7 @@ pub(crate) fn parse(sql: &str) -> Result<SqlQuery, String> {
         }
     }
     let short = tname.rsplit('.').next().unwrap_or(&tname);
-    let table = tables::lake_table(short).ok_or_else(|| format!("Table '{tname}' not found"))?;
+    let table = lookup(short).ok_or_else(|| format!("Table '{tname}' not found"))?;
     let cols = if star {
         (0..table.columns.len()).collect()
     } else {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::exec::{MiError, MiOutput};
-use crate::data::{Kind, Surface, TableDef, tables};
+use crate::data::{Kind, Surface, TableDef};
 use crate::query::{
     Cursor, Dialect, Expr, Operand, Tok, eval, key_lower_bound, key_upper_bound, parse_condition,
     tokenize,
@@ -21,7 +21,7 @@ fn invalid(msg: &str) -> MiError {
     MiError::nok("XQE0001", "QERY", format!("Invalid query: {msg}"))
 }
 
-fn parse(qery: &str) -> Result<Query, MiError> {
+fn parse(st: &AppState, qery: &str) -> Result<Query, MiError> {
     let toks = tokenize(qery).map_err(|e| invalid(&e))?;
     let mut cur = Cursor::new(toks);
     let mut names = Vec::new();
@@ -45,7 +45,8 @@ fn parse(qery: &str) -> Result<Query, MiError> {
         Some(Tok::Ident(n)) => n,
         _ => return Err(invalid("expected a table after 'from'")),
     };
-    let table = tables::lake_table(&tname)
+    let table = st
+        .lake_table(&tname)
         .filter(|t| t.surface == Surface::M3)
         .ok_or_else(|| MiError::nok("XQE0002", "QERY", format!("Table {tname} does not exist")))?;
     let usable = |i: &usize| table.columns[*i].kind != Kind::Bool;
@@ -92,7 +93,7 @@ pub(crate) fn select(
     out: &mut MiOutput,
 ) -> Result<(), MiError> {
     let qery = inputs.get("QERY").map_or("", |s| s.trim());
-    let q = parse(qery)?;
+    let q = parse(st, qery)?;
     let sep = inputs
         .get("SEPC")
         .map(String::as_str)
