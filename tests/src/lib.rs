@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod counting;
+pub mod destinations;
 pub mod emulated;
 pub mod live;
 pub mod protocol_fixture;

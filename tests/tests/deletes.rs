@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use ionport_core::destination::table_name;
 use ionport_emulator::EmulatorConfig;
+use ionport_tests::destinations::{Dest, DropSchemas};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{output_text, run_pipeline};
 use serde_json::{Map, Value, json};
@@ -50,125 +50,6 @@ fn emulator() -> Emulated {
         job_run_time: Duration::from_millis(20),
         ..EmulatorConfig::default()
     })
-}
-
-fn pg_url() -> String {
-    std::env::var("IONPORT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn pg_client() -> postgres::Client {
-    postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap_or_else(|e| {
-        panic!(
-            "Postgres is not reachable at {} ({e}); start one or set IONPORT_TEST_POSTGRES_URL",
-            pg_url()
-        )
-    })
-}
-
-/// A destination kind and where its environments live.
-enum Dest {
-    Sqlite(PathBuf),
-    /// Schemas `<prefix>_<environment>`.
-    Postgres(String),
-    Parquet(PathBuf),
-    Jsonl(PathBuf),
-}
-
-impl Dest {
-    fn toml(&self, env: &str) -> String {
-        match self {
-            Dest::Sqlite(d) => format!(
-                "{{ type = \"sqlite\", path = '{}' }}",
-                d.join(format!("{env}.db")).display()
-            ),
-            Dest::Postgres(prefix) => format!(
-                "{{ type = \"postgres\", url = '{}', schema = \"{prefix}_{env}\" }}",
-                pg_url()
-            ),
-            Dest::Parquet(d) => format!(
-                "{{ type = \"parquet\", path = '{}' }}",
-                d.join(env).display()
-            ),
-            Dest::Jsonl(d) => format!("{{ type = \"jsonl\", path = '{}' }}", d.join(env).display()),
-        }
-    }
-
-    /// Whether every row lists every column (a table), rather than the fields it was
-    /// written with (JSONL lines as the connector wrote them).
-    fn tabular(&self) -> bool {
-        !matches!(self, Dest::Jsonl(_))
-    }
-
-    /// Every row of a stream, as JSON objects.
-    fn read(&self, env: &str, stream: &str) -> Vec<Map<String, Value>> {
-        let table = table_name(stream);
-        match self {
-            Dest::Sqlite(d) => ionport_tests::sqlite::table(&d.join(format!("{env}.db")), stream).1,
-            Dest::Postgres(prefix) => pg_client()
-                .query(
-                    &format!("SELECT row_to_json(t)::text FROM \"{prefix}_{env}\".\"{table}\" t"),
-                    &[],
-                )
-                .unwrap()
-                .iter()
-                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
-                .collect(),
-            Dest::Parquet(d) => read_parquet(&d.join(env).join(format!("{table}.parquet"))),
-            Dest::Jsonl(d) => std::fs::read_to_string(d.join(env).join(format!("{table}.jsonl")))
-                .unwrap()
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect(),
-        }
-    }
-}
-
-/// The rows of a Parquet file, with the `parquet` crate's own row reader.
-fn read_parquet(path: &Path) -> Vec<Map<String, Value>> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let reader = SerializedFileReader::new(file).unwrap();
-    reader
-        .get_row_iter(None)
-        .unwrap()
-        .map(|row| {
-            use parquet::record::Field;
-            row.unwrap()
-                .get_column_iter()
-                .map(|(name, field)| {
-                    let v = match field {
-                        Field::Null => Value::Null,
-                        Field::Bool(b) => json!(b),
-                        Field::Byte(n) => json!(n),
-                        Field::Short(n) => json!(n),
-                        Field::Int(n) => json!(n),
-                        Field::Long(n) => json!(n),
-                        Field::Float(n) => json!(n),
-                        Field::Double(n) => json!(n),
-                        Field::Str(s) => json!(s),
-                        other => panic!("{}: column {name}: unexpected {other:?}", path.display()),
-                    };
-                    (name.clone(), v)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Drops a test's Postgres schemas, also when the test fails.
-struct DropSchemas(String);
-
-impl Drop for DropSchemas {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
-            for (p, _, _) in PIPELINES {
-                let _ =
-                    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}_{p}\" CASCADE", self.0));
-            }
-        }
-    }
 }
 
 fn pipeline_file(dir: &Path, ionapi: &Path, dest: &Dest, m3_settings: &str) -> PathBuf {
@@ -268,7 +149,7 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
     let mut before: BTreeMap<(String, String), Vec<Map<String, Value>>> = BTreeMap::new();
     for (p, _, tasks) in PIPELINES {
         for t in tasks {
-            let rows = dest.read(p, t);
+            let rows = dest.rows(p, t);
             assert!(!rows.is_empty(), "{p}/{t} holds rows");
             assert!(!rows.iter().any(marked), "{p}/{t}: nothing is deleted yet");
             if soft(p) && dest.tabular() {
@@ -314,7 +195,7 @@ fn deletes_end_as_marked_rows(dest: impl FnOnce(&Path) -> Dest) {
     for (p, _, tasks) in PIPELINES {
         for t in tasks {
             let name = format!("{p}/{t}");
-            let rows = dest.read(p, t);
+            let rows = dest.rows(p, t);
             let old = &before[&(p.to_string(), t.to_string())];
             assert_eq!(rows.len(), old.len(), "{name}: no row removed, none added");
             if !soft(p) {
@@ -389,7 +270,8 @@ fn sqlite_marks_deleted_rows() {
 #[test]
 fn postgres_marks_deleted_rows() {
     let prefix = format!("deletes_{}", std::process::id());
-    let _drop = DropSchemas(prefix.clone());
+    let envs: Vec<&str> = PIPELINES.iter().map(|(p, _, _)| *p).collect();
+    let _drop = DropSchemas::new(prefix.clone(), &envs);
     deletes_end_as_marked_rows(|_| Dest::Postgres(prefix.clone()));
 }
 
@@ -456,7 +338,7 @@ fn a_failing_keys_only_pass_marks_nothing_and_fails_the_task() {
         text.contains("keys-only read failed, so no row was marked deleted"),
         "{text}"
     );
-    let rows = dest.read("m3", "customers");
+    let rows = dest.rows("m3", "customers");
     assert!(!rows.is_empty());
     assert!(!rows.iter().any(marked), "nothing is marked");
 }

@@ -14,7 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use ionport_emulator::data::{
     Changes, Dataset, Entity, Kind, Selection, Surface, TableDef, tables,
 };
 use ionport_plugin_sdk::mi::MiType;
+use ionport_tests::destinations::{Dest, DropSchemas, pg_client};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, plugin_lib, profile_dir};
 use serde_json::{Map, Value, json};
@@ -291,127 +292,47 @@ fn assert_same(got: &BTreeMap<String, String>, want: &BTreeMap<String, String>, 
 
 // ---------------------------------------------------------------- destinations
 
-fn pg_url() -> String {
-    std::env::var("IONPORT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn pg_client() -> postgres::Client {
-    postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap_or_else(|e| {
-        panic!(
-            "Postgres is not reachable at {} ({e}); start one or set IONPORT_TEST_POSTGRES_URL (`cargo xtask test` starts a private server)",
-            pg_url()
-        )
-    })
-}
-
-/// A destination kind and where its environments live.
-enum Dest {
-    Sqlite(PathBuf),
-    /// Schemas `<prefix>_<environment>`.
-    Postgres(String),
-    Parquet(PathBuf),
-    Jsonl(PathBuf),
-}
-
-impl Dest {
-    /// The inline TOML table of environment `env`'s destination.
-    fn toml(&self, env: &str) -> String {
-        match self {
-            Dest::Sqlite(d) => format!(
-                "{{ type = \"sqlite\", path = '{}' }}",
-                d.join(format!("{env}.db")).display()
-            ),
-            Dest::Postgres(prefix) => format!(
-                "{{ type = \"postgres\", url = '{}', schema = \"{prefix}_{env}\" }}",
-                pg_url()
-            ),
-            Dest::Parquet(d) => format!(
-                "{{ type = \"parquet\", path = '{}' }}",
-                d.join(env).display()
-            ),
-            Dest::Jsonl(d) => format!("{{ type = \"jsonl\", path = '{}' }}", d.join(env).display()),
-        }
-    }
-
-    /// Every row of a stream's table, as JSON records.
-    fn read(&self, env: &str, stream: &str, schema: &Value) -> Vec<Map<String, Value>> {
-        let table = table_name(stream);
-        match self {
-            Dest::Sqlite(d) => {
-                let booleans: BTreeSet<String> = schema["properties"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .filter(|(_, p)| {
-                        p["type"] == "boolean"
-                            || p["type"]
-                                .as_array()
-                                .is_some_and(|a| a.contains(&json!("boolean")))
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let conn = rusqlite::Connection::open(d.join(format!("{env}.db"))).unwrap();
-                let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-                let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-                let mut rows = stmt.query([]).unwrap();
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().unwrap() {
-                    let mut m = Map::new();
-                    for (i, n) in names.iter().enumerate() {
-                        use rusqlite::types::ValueRef;
-                        let v = match row.get_ref(i).unwrap() {
-                            ValueRef::Null => Value::Null,
-                            ValueRef::Integer(x) if booleans.contains(n) => json!(x != 0),
-                            ValueRef::Integer(x) => json!(x),
-                            ValueRef::Real(x) => json!(x),
-                            ValueRef::Text(t) => json!(std::str::from_utf8(t).unwrap()),
-                            ValueRef::Blob(_) => panic!("{table}.{n}: a blob"),
-                        };
-                        m.insert(n.clone(), v);
-                    }
-                    out.push(m);
-                }
-                out
-            }
-            Dest::Postgres(prefix) => {
-                let mut c = pg_client();
-                c.query(
-                    &format!("SELECT row_to_json(t)::text FROM \"{prefix}_{env}\".\"{table}\" t"),
-                    &[],
-                )
+/// Every row of a stream's table, as JSON records (SQLite booleans typed by the schema).
+fn read(dest: &Dest, env: &str, stream: &str, schema: &Value) -> Vec<Map<String, Value>> {
+    let table = table_name(stream);
+    match dest {
+        Dest::Sqlite(d) => {
+            let booleans: BTreeSet<String> = schema["properties"]
+                .as_object()
                 .unwrap()
                 .iter()
-                .map(|r| serde_json::from_str::<Map<String, Value>>(r.get::<_, &str>(0)).unwrap())
-                .collect()
+                .filter(|(_, p)| {
+                    p["type"] == "boolean"
+                        || p["type"]
+                            .as_array()
+                            .is_some_and(|a| a.contains(&json!("boolean")))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let conn = rusqlite::Connection::open(d.join(format!("{env}.db"))).unwrap();
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+            let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+            let mut rows = stmt.query([]).unwrap();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                let mut m = Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    use rusqlite::types::ValueRef;
+                    let v = match row.get_ref(i).unwrap() {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(x) if booleans.contains(n) => json!(x != 0),
+                        ValueRef::Integer(x) => json!(x),
+                        ValueRef::Real(x) => json!(x),
+                        ValueRef::Text(t) => json!(std::str::from_utf8(t).unwrap()),
+                        ValueRef::Blob(_) => panic!("{table}.{n}: a blob"),
+                    };
+                    m.insert(n.clone(), v);
+                }
+                out.push(m);
             }
-            Dest::Parquet(d) => ionport_core::destination::parquet::read_dataset(
-                &d.join(env).join(format!("{table}.parquet")),
-            )
-            .unwrap(),
-            Dest::Jsonl(d) => std::fs::read_to_string(d.join(env).join(format!("{table}.jsonl")))
-                .unwrap()
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect(),
+            out
         }
-    }
-}
-
-/// Drops a test's Postgres schemas, also when the test fails.
-struct DropSchemas(String);
-
-impl Drop for DropSchemas {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
-            for env in ["m3", "ln", "lake"] {
-                let _ = c.batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS \"{}_{env}\" CASCADE",
-                    self.0
-                ));
-            }
-        }
+        other => other.rows(env, stream),
     }
 }
 
@@ -538,7 +459,7 @@ fn assert_destination_holds(
 ) {
     for (pipeline, task) in TASKS {
         let (schema, pk) = task_spec(reg, pipeline, task);
-        let rows = dest.read(pipeline, task, &schema);
+        let rows = read(&dest, pipeline, task, &schema);
         let (got, dups) = by_key(&rows, &pk);
         let (want, want_dups) = by_key(&expected(pipeline, task, ds, changes), &pk);
         assert_eq!(want_dups, 0, "{task}: the generator's keys are unique");
@@ -645,7 +566,7 @@ fn replicate_and_apply_changes(dest: impl FnOnce(&Path) -> Dest) {
     // Same row counts (replaced, not duplicated), every changed record with its new values.
     assert_destination_holds(&dest, &reg, &ds, &changes, "after the incremental run");
     let (schema, _) = task_spec(&reg, "m3", "customer_table");
-    let rows = dest.read("m3", "customer_table", &schema);
+    let rows = read(&dest, "m3", "customer_table", &schema);
     let keys: BTreeSet<String> = indices
         .iter()
         .map(|i| ds.key(Entity::Customer, *i))
@@ -676,7 +597,7 @@ fn postgres_receives_every_record_and_applies_changes() {
         .unwrap()
         .subsec_nanos();
     let prefix = format!("e2e_{}_{nanos}", std::process::id());
-    let _drop = DropSchemas(prefix.clone());
+    let _drop = DropSchemas::new(prefix.clone(), &["m3", "ln", "lake"]);
     replicate_and_apply_changes(|_| Dest::Postgres(prefix.clone()));
 }
 
@@ -768,7 +689,7 @@ page_size = 100
     let ds = emu.emu.dataset();
     for task in ["customers", "customer_table"] {
         let (schema, pk) = task_spec(&reg, "m3", task);
-        let (got, dups) = by_key(&dest.read("m3", task, &schema), &pk);
+        let (got, dups) = by_key(&read(&dest, "m3", task, &schema), &pk);
         assert_eq!(dups, 0);
         let (want, _) = by_key(&expected("m3", task, &ds, &Changes::default()), &pk);
         assert_same(&got, &want, task);

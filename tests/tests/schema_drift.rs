@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ionport_core::destination::table_name;
 use ionport_emulator::EmulatorConfig;
+use ionport_tests::destinations::{Dest, DropSchemas, pg_client};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, output_text, profile_dir};
 use serde_json::{Map, Value, json};
@@ -36,128 +36,6 @@ fn emulator() -> Emulated {
         job_run_time: Duration::from_millis(20),
         ..EmulatorConfig::default()
     })
-}
-
-fn pg_url() -> String {
-    std::env::var("IONPORT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn pg_client() -> postgres::Client {
-    postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap_or_else(|e| {
-        panic!(
-            "Postgres is not reachable at {} ({e}); start one or set IONPORT_TEST_POSTGRES_URL",
-            pg_url()
-        )
-    })
-}
-
-/// Where an environment writes.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-    Parquet,
-    Jsonl,
-}
-
-struct Dest {
-    kind: Kind,
-    dir: PathBuf,
-    /// Postgres schemas are `<prefix>_<env>`.
-    prefix: String,
-}
-
-impl Dest {
-    fn toml(&self, env: &str) -> String {
-        let at = self.dir.join(env);
-        match self.kind {
-            Kind::Sqlite => format!("{{ type = \"sqlite\", path = '{}.db' }}", at.display()),
-            Kind::Postgres => format!(
-                "{{ type = \"postgres\", url = '{}', schema = \"{}_{env}\" }}",
-                pg_url(),
-                self.prefix
-            ),
-            Kind::Parquet => format!("{{ type = \"parquet\", path = '{}' }}", at.display()),
-            Kind::Jsonl => format!("{{ type = \"jsonl\", path = '{}' }}", at.display()),
-        }
-    }
-
-    /// The column names (`None` for JSONL, which has none) and rows of a stream.
-    fn read(&self, env: &str, stream: &str) -> (Option<BTreeSet<String>>, Vec<Map<String, Value>>) {
-        let table = table_name(stream);
-        match self.kind {
-            Kind::Sqlite => {
-                let (names, rows) =
-                    ionport_tests::sqlite::table(&self.dir.join(format!("{env}.db")), stream);
-                (Some(names.into_iter().collect()), rows)
-            }
-            Kind::Postgres => {
-                let mut c = pg_client();
-                let schema = format!("{}_{env}", self.prefix);
-                let names = c
-                    .query(
-                        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-                        &[&schema, &table],
-                    )
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<_, String>(0))
-                    .collect();
-                let rows = c
-                    .query(
-                        &format!("SELECT row_to_json(t)::text FROM \"{schema}\".\"{table}\" t"),
-                        &[],
-                    )
-                    .unwrap()
-                    .iter()
-                    .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
-                    .collect();
-                (Some(names), rows)
-            }
-            Kind::Parquet => {
-                let path = self.dir.join(env).join(format!("{table}.parquet"));
-                let file = std::fs::File::open(&path).unwrap();
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                        .unwrap();
-                let names = reader
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                let rows = ionport_core::destination::parquet::read_dataset(&path).unwrap();
-                (Some(names), rows)
-            }
-            Kind::Jsonl => {
-                let rows =
-                    std::fs::read_to_string(self.dir.join(env).join(format!("{table}.jsonl")))
-                        .unwrap()
-                        .lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .map(|l| serde_json::from_str(l).unwrap())
-                        .collect();
-                (None, rows)
-            }
-        }
-    }
-}
-
-/// Drops a test's Postgres schemas, also when the test fails.
-struct DropSchemas(String);
-
-impl Drop for DropSchemas {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
-            for env in ["m3", "lake"] {
-                let _ = c.batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS \"{}_{env}\" CASCADE",
-                    self.0
-                ));
-            }
-        }
-    }
 }
 
 /// A pipeline file with two pipelines into `dest`: `table:OCUSMA` from M3 (incremental)
@@ -260,6 +138,9 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A destination of some kind, from a directory and a Postgres schema prefix.
+type MakeDest = fn(PathBuf, String) -> Dest;
+
 #[test]
 fn evolve_adds_the_column_in_every_destination_with_values_from_then_on() {
     let emu = emulator();
@@ -267,24 +148,26 @@ fn evolve_adds_the_column_in_every_destination_with_values_from_then_on() {
     let ionapi = dir.path().join("t.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
     let prefix = format!("drift_{}", std::process::id());
-    let _drop = DropSchemas(prefix.clone());
-    let dests: Vec<(Dest, PathBuf)> = [Kind::Sqlite, Kind::Postgres, Kind::Parquet, Kind::Jsonl]
+    let _drop = DropSchemas::new(prefix.clone(), &["m3", "lake"]);
+    let kinds: [MakeDest; 4] = [
+        |d, _| Dest::Sqlite(d),
+        |_, p| Dest::Postgres(p),
+        |d, _| Dest::Parquet(d),
+        |d, _| Dest::Jsonl(d),
+    ];
+    let dests: Vec<(Dest, PathBuf)> = kinds
         .into_iter()
         .enumerate()
         .map(|(i, kind)| {
             let sub = dir.path().join(format!("d{i}"));
             std::fs::create_dir_all(&sub).unwrap();
-            let dest = Dest {
-                kind,
-                dir: sub.clone(),
-                prefix: format!("{prefix}_{i}"),
-            };
+            let dest = kind(sub.clone(), format!("{prefix}_{i}"));
             let file = pipeline_file(&sub, &ionapi, &dest, "evolve");
             (dest, file)
         })
         .collect();
     let _drops: Vec<DropSchemas> = (0..4)
-        .map(|i| DropSchemas(format!("{prefix}_{i}")))
+        .map(|i| DropSchemas::new(format!("{prefix}_{i}"), &["m3", "lake"]))
         .collect();
     for (_, file) in &dests {
         let (out, summary) = run(file);
@@ -376,11 +259,7 @@ fn freeze_set_on_the_task_keeps_the_columns_and_does_not_ask_the_source_for_the_
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("t.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
-    let dest = Dest {
-        kind: Kind::Sqlite,
-        dir: dir.path().to_path_buf(),
-        prefix: String::new(),
-    };
+    let dest = Dest::Sqlite(dir.path().to_path_buf());
     // The tasks' own policy wins over the pipeline's.
     let file = pipeline_file_with(dir.path(), &ionapi, &dest, "fail", Some("freeze"));
     let (out, _) = run(&file);
@@ -436,11 +315,7 @@ fn fail_stops_the_task_before_it_reads_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("t.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
-    let dest = Dest {
-        kind: Kind::Sqlite,
-        dir: dir.path().to_path_buf(),
-        prefix: String::new(),
-    };
+    let dest = Dest::Sqlite(dir.path().to_path_buf());
     let file = pipeline_file(dir.path(), &ionapi, &dest, "fail");
     let (out, _) = run(&file);
     assert!(out.status.success(), "{}", output_text(&out));
@@ -506,19 +381,16 @@ fn a_type_widened_at_the_source_widens_the_column_in_sqlite_and_postgres() {
     emu.emu.write_ionapi(&ionapi).unwrap();
     let prefix = format!("drift_widen_{}", std::process::id());
     let _drops: Vec<DropSchemas> = (0..2)
-        .map(|i| DropSchemas(format!("{prefix}_{i}")))
+        .map(|i| DropSchemas::new(format!("{prefix}_{i}"), &["m3", "lake"]))
         .collect();
-    let dests: Vec<(Dest, PathBuf)> = [Kind::Sqlite, Kind::Postgres]
+    let kinds: [MakeDest; 2] = [|d, _| Dest::Sqlite(d), |_, p| Dest::Postgres(p)];
+    let dests: Vec<(Dest, PathBuf)> = kinds
         .into_iter()
         .enumerate()
         .map(|(i, kind)| {
             let sub = dir.path().join(format!("d{i}"));
             std::fs::create_dir_all(&sub).unwrap();
-            let dest = Dest {
-                kind,
-                dir: sub.clone(),
-                prefix: format!("{prefix}_{i}"),
-            };
+            let dest = kind(sub.clone(), format!("{prefix}_{i}"));
             let file = pipeline_file(&sub, &ionapi, &dest, "evolve");
             (dest, file)
         })
@@ -546,9 +418,9 @@ fn a_type_widened_at_the_source_widens_the_column_in_sqlite_and_postgres() {
             (&json!("integer"), &json!("number"))
         );
         assert_eq!(c[0]["action"], "widened");
-        let declared = match dest.kind {
-            Kind::Sqlite => {
-                let conn = rusqlite::Connection::open(dest.dir.join("lake.db")).unwrap();
+        let declared = match dest {
+            Dest::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("lake.db")).unwrap();
                 conn.query_row(
                     "SELECT type FROM pragma_table_info('ocusma') WHERE name = 'OKCUTP'",
                     [],
@@ -556,13 +428,14 @@ fn a_type_widened_at_the_source_widens_the_column_in_sqlite_and_postgres() {
                 )
                 .unwrap()
             }
-            _ => pg_client()
+            Dest::Postgres(prefix) => pg_client()
                 .query_one(
                     "SELECT data_type::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'ocusma' AND column_name = 'OKCUTP'",
-                    &[&format!("{}_lake", dest.prefix)],
+                    &[&format!("{prefix}_lake")],
                 )
                 .unwrap()
                 .get(0),
+            other => panic!("no declared types in {other:?}"),
         };
         assert!(
             ["REAL", "double precision"].contains(&declared.as_str()),
@@ -586,11 +459,7 @@ fn the_api_run_record_lists_each_change() {
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("t.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
-    let dest = Dest {
-        kind: Kind::Sqlite,
-        dir: dir.path().to_path_buf(),
-        prefix: String::new(),
-    };
+    let dest = Dest::Sqlite(dir.path().to_path_buf());
     let file = pipeline_file(dir.path(), &ionapi, &dest, "evolve");
     let srv = ionport_tests::serve_process::ServeProcess::start(
         &dir.path().join("home"),
@@ -640,11 +509,7 @@ fn a_field_arriving_mid_run_is_added_dropped_or_refused_by_the_policy() {
         .map(|policy| {
             let sub = dir.path().join(policy);
             std::fs::create_dir_all(&sub).unwrap();
-            let dest = Dest {
-                kind: Kind::Sqlite,
-                dir: sub.clone(),
-                prefix: String::new(),
-            };
+            let dest = Dest::Sqlite(sub.clone());
             let file = pipeline_file(&sub, &ionapi, &dest, policy);
             (policy, dest, file)
         })
