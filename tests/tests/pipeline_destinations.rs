@@ -459,7 +459,7 @@ fn assert_destination_holds(
 ) {
     for (pipeline, task) in TASKS {
         let (schema, pk) = task_spec(reg, pipeline, task);
-        let rows = read(&dest, pipeline, task, &schema);
+        let rows = read(dest, pipeline, task, &schema);
         let (got, dups) = by_key(&rows, &pk);
         let (want, want_dups) = by_key(&expected(pipeline, task, ds, changes), &pk);
         assert_eq!(want_dups, 0, "{task}: the generator's keys are unique");
