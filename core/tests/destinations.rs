@@ -514,7 +514,7 @@ fn parquet() {
 }
 
 #[test]
-fn parquet_type_change_is_an_error_and_many_rows_stream() {
+fn parquet_narrows_no_type_widens_one_and_many_rows_stream() {
     let dir = tempfile::tempdir().unwrap();
     let h = ParquetHarness {
         dir: dir.path().to_path_buf(),
@@ -531,10 +531,30 @@ fn parquet_type_change_is_an_error_and_many_rows_stream() {
     let rows = h.rows(&s);
     assert_eq!(rows.len(), 10_000);
     assert!(rows.iter().all(|r| r["name"] == "v2"));
-    let mut changed = spec("big", false);
-    changed.record_schema["properties"]["price"] = json!({"type": "string"});
-    let e = d.prepare(&changed).unwrap_err().to_string();
-    assert!(e.contains("price") && e.contains("string"), "{e}");
+    // A narrower type is refused (a string column cannot become a number) ...
+    let mut narrowed = spec("big", false);
+    narrowed.record_schema["properties"]["name"] = json!({"type": "integer"});
+    let e = d.prepare(&narrowed).unwrap_err().to_string();
+    assert!(e.contains("name") && e.contains("integer"), "{e}");
+    // ... a wider one is taken (schema drift's `evolve`): the rows written before read
+    // back with their numbers as text.
+    let mut widened = spec("big", false);
+    widened.record_schema["properties"]["price"] = json!({"type": ["string", "null"]});
+    d.prepare(&widened).unwrap();
+    let recs = vec![
+        json!({"id": 1, "name": "w", "price": "1.75", "active": true, "tags": [], "extra": {}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    ];
+    d.commit(&widened, &Records::from_maps(&recs).unwrap(), &json!(3))
+        .unwrap();
+    d.finish(&widened).unwrap();
+    let rows = h.rows(&widened);
+    assert_eq!(rows.len(), 10_000);
+    let price = |id: i64| rows.iter().find(|r| r["id"] == id).unwrap()["price"].clone();
+    assert_eq!(price(1), json!("1.75"));
+    assert_eq!(price(2), json!("2.5"));
 }
 
 #[test]

@@ -426,6 +426,74 @@ fn create_test_run_update_delete_end_to_end() {
     srv.assert_no_canary();
 }
 
+/// A connection's task may keep deletions (`deletes = "soft"`) and choose its schema
+/// policy through the API; the run record says how many rows were marked.
+#[test]
+fn deletes_and_schema_changes_are_set_per_task_and_reported_in_the_run_record() {
+    let emu = emulator(120);
+    let srv = Server::start(&[]);
+    let body = create_body(
+        &emu,
+        "m3",
+        json!({"tasks": [{"name": "customers", "deletes": "soft", "schema_changes": "freeze"}]}),
+    );
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["connection"]["tasks"][0]["deletes"], "soft", "{v}");
+    assert_eq!(
+        v["connection"]["tasks"][0]["schema_changes"], "freeze",
+        "{v}"
+    );
+    let bad = create_body(
+        &emu,
+        "m3b",
+        json!({"tasks": [{"name": "customers", "deletes": "hard"}]}),
+    );
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&bad));
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v.to_string().contains("soft"),
+        "the error names what is expected: {v}"
+    );
+
+    let run = |srv: &Server| {
+        let (s, v) = srv.call("POST", "/v1/runs", Some(&json!({"connection": "m3"})));
+        assert_eq!(s, 202, "{v}");
+        let run = srv.wait_run(v["id"].as_str().unwrap(), Duration::from_secs(30));
+        assert_eq!(run["status"], "succeeded", "{run}");
+        run
+    };
+    let first = run(&srv);
+    assert_eq!(first["tasks"][0]["deleted"], 0, "{first}");
+    let report = emu.control(
+        "POST",
+        "changes",
+        Some(json!({ "table": "OCUSMA", "count": 3, "cono": 100, "delete": true })),
+    );
+    let gone: Vec<String> = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().trim().to_string())
+        .collect();
+    assert_eq!(gone.len(), 3, "{report}");
+    let second = run(&srv);
+    assert_eq!(second["tasks"][0]["deleted"], 3, "{second}");
+    let db = srv.home.path().join("data").join("m3.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let mut marked: Vec<String> = c
+        .prepare("select CUNO from customers where _ionport_deleted_at is not null")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|k| k.unwrap().trim().to_string())
+        .collect();
+    marked.sort();
+    let mut gone = gone;
+    gone.sort();
+    assert_eq!(marked, gone);
+}
+
 #[test]
 fn a_long_run_is_cancelled_and_a_second_run_is_refused() {
     let emu = emulator(20_000);

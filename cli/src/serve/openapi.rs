@@ -69,6 +69,34 @@ pub fn sync_modes_ref() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::Array::new(sync_mode_ref())
 }
 
+/// A string with one of `values` (for fields whose Rust type is core's, which has a JSON
+/// Schema of its own but no utoipa one).
+fn string_enum(values: &[&str], description: &str) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+/// A task's `deletes`: what happens to rows deleted at the source.
+pub fn deletes_schema() -> utoipa::openapi::schema::Object {
+    string_enum(
+        &["ignore", "soft"],
+        "What happens to rows deleted at the source: `ignore` (default) keeps them as they \
+         were; `soft` marks them in the column `_ionport_deleted_at`.",
+    )
+}
+
+/// A task's `schema_changes`: what a run does when the stream's schema changed.
+pub fn schema_changes_schema() -> utoipa::openapi::schema::Object {
+    string_enum(
+        &["evolve", "freeze", "fail"],
+        "When the stream's schema changed at the source: `evolve` (default) adds columns \
+         and widens types, `freeze` keeps the destination's columns, `fail` stops the task.",
+    )
+}
+
 /// The document as pretty JSON (what `schemas/openapi.json` holds, without the final
 /// newline).
 pub fn document_text() -> anyhow::Result<String> {

@@ -63,6 +63,9 @@ pub struct TaskRunView {
     /// was done (the pipeline's `schema_changes`); left out when nothing changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_changes: Vec<RunSchemaChange>,
+    /// Rows marked deleted, for a task with `deletes = "soft"` (left out otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
 }
 
 /// A change of a task's stream schema and what was done about it.
@@ -231,6 +234,7 @@ impl RunObserver for Observer {
                 t.seconds = o.seconds;
                 t.error = error;
                 t.schema_changes = o.schema_changes.iter().map(RunSchemaChange::of).collect();
+                t.deleted = o.deleted;
             }
             v.records = v.tasks.iter().map(|t| t.records).sum();
             v.commits = v.tasks.iter().map(|t| t.commits).sum();
@@ -321,6 +325,7 @@ impl RunManager {
                     seconds: 0.0,
                     error: None,
                     schema_changes: Vec::new(),
+                    deleted: None,
                 })
                 .collect(),
             gateway: RunGateway::default(),

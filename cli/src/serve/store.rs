@@ -24,6 +24,14 @@ pub struct ConnectionTask {
     pub enabled: bool,
     /// `incremental` or `full_refresh`.
     pub sync_mode: String,
+    /// What happens to rows deleted at the source.
+    #[serde(default)]
+    #[schema(schema_with = crate::serve::openapi::deletes_schema)]
+    pub deletes: ionport_core::pipeline::config::Deletes,
+    /// What a run does when the stream's schema changed at the source.
+    #[serde(default)]
+    #[schema(schema_with = crate::serve::openapi::schema_changes_schema)]
+    pub schema_changes: ionport_core::pipeline::drift::SchemaPolicy,
 }
 
 /// A stored connection (no secret in it).

@@ -25,6 +25,8 @@ use crate::serve::auth::now;
 use crate::serve::error::{ApiError, ApiResult, Body, ErrorBody, FieldProblem};
 use crate::serve::store::{ConnectionRecord, ConnectionTask, vault_entry};
 use crate::serve::tester::{self, TestReport};
+use ionport_core::pipeline::config::Deletes;
+use ionport_core::pipeline::drift::SchemaPolicy;
 
 /// A task choice in a create or update.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -39,6 +41,14 @@ pub struct TaskChoice {
     #[serde(default)]
     #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: Option<String>,
+    /// What happens to rows deleted at the source (default `ignore`).
+    #[serde(default)]
+    #[schema(schema_with = crate::serve::openapi::deletes_schema)]
+    pub deletes: Option<Deletes>,
+    /// What a run does when the stream's schema changed at the source (default `evolve`).
+    #[serde(default)]
+    #[schema(schema_with = crate::serve::openapi::schema_changes_schema)]
+    pub schema_changes: Option<SchemaPolicy>,
 }
 
 /// `POST /v1/connections`.
@@ -131,6 +141,10 @@ pub struct ConnectionTaskView {
     pub enabled: bool,
     #[schema(schema_with = crate::serve::openapi::sync_mode_ref)]
     pub sync_mode: String,
+    #[schema(schema_with = crate::serve::openapi::deletes_schema)]
+    pub deletes: Deletes,
+    #[schema(schema_with = crate::serve::openapi::schema_changes_schema)]
+    pub schema_changes: SchemaPolicy,
 }
 
 /// A connection as shown: secrets masked.
@@ -178,6 +192,8 @@ fn view(plugin: Option<&LoadedPlugin>, r: &ConnectionRecord) -> ConnectionView {
                     .unwrap_or_default(),
                 enabled: t.enabled,
                 sync_mode: t.sync_mode.clone(),
+                deletes: t.deletes,
+                schema_changes: t.schema_changes,
             })
             .collect(),
         destination: r.destination.clone(),
@@ -273,6 +289,8 @@ fn resolve_tasks(
                 name: t.name.clone(),
                 enabled: true,
                 sync_mode: default_mode(&t.name).into(),
+                deletes: Deletes::default(),
+                schema_changes: SchemaPolicy::default(),
             })
             .collect());
     };
@@ -324,6 +342,8 @@ fn resolve_tasks(
             name: c.name.clone(),
             enabled: c.enabled.unwrap_or(true),
             sync_mode: mode,
+            deletes: c.deletes.unwrap_or_default(),
+            schema_changes: c.schema_changes.unwrap_or_default(),
         });
     }
     if problems.is_empty() {

@@ -143,7 +143,10 @@ async fn connection_run(
         } else {
             SyncMode::FullRefresh
         };
-        tasks.push(TaskPlan::new(spec, sync_mode));
+        let mut task = TaskPlan::new(spec, sync_mode);
+        task.deletes = t.deletes;
+        task.schema_changes = t.schema_changes;
+        tasks.push(task);
     }
     let quota = match &r.quota {
         Some(q) => Some(
