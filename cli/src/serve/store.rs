@@ -45,10 +45,20 @@ pub struct ConnectionRecord {
     pub settings: Value,
     pub tasks: Vec<ConnectionTask>,
     pub destination: DestinationConfig,
+    /// What the connection is for, in the user's words (at most 500 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(default)]
     pub page_size: Option<u32>,
     #[serde(default)]
     pub quota: Option<String>,
+    /// Tasks a run reads at once (1 to 64; default the pipeline default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Host retries of a failed gateway read (0 to 20; default the gateway's), as a
+    /// pipeline file's connection key `retries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     pub created: u64,
     pub updated: u64,
 }
