@@ -152,3 +152,27 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .write(path, bytes)
         .with_context(|| format!("replacing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before description, concurrency and retries existed still loads,
+    /// with them unset.
+    #[test]
+    fn a_store_without_the_newer_fields_loads() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let old = r#"{"connections": {"m3": {"name": "m3", "connector": "infor-m3",
+            "values": {}, "settings": {}, "tasks": [],
+            "destination": {"type": "sqlite", "path": "m3.db"},
+            "page_size": 50, "quota": "none", "created": 1, "updated": 2}}}"#;
+        std::fs::write(dir.path().join(STORE_FILE), old).expect("writing the store");
+        let store = Store::open(dir.path()).expect("the old store loads");
+        let r = store.get("m3").expect("its record");
+        assert_eq!(r.page_size, Some(50));
+        assert_eq!(
+            (r.description.as_deref(), r.concurrency, r.retries),
+            (None, None, None)
+        );
+    }
+}
