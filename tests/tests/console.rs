@@ -268,15 +268,38 @@ async fn journey(
             .unwrap()
     );
     fill(c, "#f-division", "").await;
-    // Advanced: small pages, so that the run below has several.
+    // Basics: a description. Advanced: small pages, so that the run below has several;
+    // two tasks at once; four retries of a failed read.
+    fill(c, "#description", "Finance M3 (browser test)").await;
     click(c, "details.advanced summary").await;
     fill(c, "#page_size", "20").await;
+    fill(c, "#concurrency", "2").await;
+    fill(c, "#retries", "4").await;
     click(c, "button[value=test]").await;
     find(c, "[data-test=passed]").await;
     click(c, "button[value=create]").await;
     wait_path(c, "/console/connections/m3_console").await;
     source(c, &mut seen).await;
     b.shot("08-connection").await;
+    let text = |css: &'static str| async move { find(c, css).await.text().await.unwrap() };
+    assert_eq!(
+        text("[data-description]").await,
+        "Finance M3 (browser test)"
+    );
+    assert_eq!(text("dd[data-option=concurrency]").await, "2");
+    assert_eq!(text("dd[data-option=retries]").await, "4");
+    assert_eq!(text("dd[data-option=page_size]").await, "20");
+    // The connections list shows the description.
+    c.goto(&format!("{base}/console/connections"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text("tr[data-connection=m3_console] .description").await,
+        "Finance M3 (browser test)"
+    );
+    c.goto(&format!("{base}/console/connections/m3_console"))
+        .await
+        .unwrap();
 
     // The streams the connector discovers on the tenant, predefined and beyond.
     click(c, "a[href$='?discover=1#discovered']").await;
@@ -313,10 +336,14 @@ async fn journey(
     const LOOK: &str = r#"
         const s = document.querySelector("[data-run-status]");
         const r = document.querySelector('tr[data-task="customers"] [data-k="records"]');
+        const g = document.querySelector('[data-run-gateway] [data-g="requests"]');
         return [!!document.querySelector("[data-summary-records]"),
-                s ? s.dataset.runStatus : "", r ? Number(r.textContent) || 0 : 0];"#;
+                s ? s.dataset.runStatus : "", r ? Number(r.textContent) || 0 : 0,
+                g ? Number(g.textContent) || 0 : 0];"#;
     let start = Instant::now();
     let mut live = None;
+    // The connection's gateway requests as the page showed them while the run went.
+    let mut live_requests: Vec<u64> = Vec::new();
     loop {
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -329,6 +356,10 @@ async fn journey(
             break;
         }
         let records = look[2].as_u64().unwrap_or(0);
+        let requests = look[3].as_u64().unwrap_or(0);
+        if look[1] == "running" && requests > 0 && live_requests.last() != Some(&requests) {
+            live_requests.push(requests);
+        }
         if look[1] == "running" && records > 0 && live.is_none() {
             live = Some(records);
             b.shot("09a-run-live").await;
@@ -345,6 +376,11 @@ async fn journey(
         .unwrap();
     assert!(records > 0);
     let live = live.expect("records were counted in the page while the run was going");
+    // Requests (live from the host's gateway counters) rose in the page before the end.
+    assert!(
+        live_requests.len() >= 2,
+        "requests did not rise in the page while the run went: {live_requests:?}"
+    );
     assert!(live < records, "live count {live} of {records}");
     let cell = find(c, "tr[data-task=customers] [data-k=records]")
         .await

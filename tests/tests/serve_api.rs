@@ -543,6 +543,157 @@ fn a_long_run_is_cancelled_and_a_second_run_is_refused() {
     srv.assert_no_canary();
 }
 
+/// The field a 422 names first.
+fn refused_field(v: &Value) -> String {
+    v["fields"][0]["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Description, concurrency and retries: stored, shown, refused out of range (naming the
+/// field), and used by a run: `retries = 0` makes one 503 fail the task at once, a retry
+/// budget rides it out.
+#[test]
+fn description_concurrency_and_retries_are_stored_checked_and_used_by_runs() {
+    let emu = emulator(120);
+    let srv = Server::start(&[]);
+    let tasks = json!([{"name": "customers"}, {"name": "items"}]);
+    for (extra, field) in [
+        (json!({"concurrency": 0}), "concurrency"),
+        (json!({"concurrency": 65}), "concurrency"),
+        (json!({"retries": 21}), "retries"),
+        (json!({"description": "x".repeat(501)}), "description"),
+    ] {
+        let (s, v) = srv.call(
+            "POST",
+            "/v1/connections",
+            Some(&create_body(&emu, "m3", extra)),
+        );
+        assert_eq!(s, 422, "{v}");
+        assert_eq!(refused_field(&v), field, "{v}");
+    }
+    assert_eq!(srv.call("GET", "/v1/connections/m3", None).0, 404);
+
+    let body = create_body(
+        &emu,
+        "m3",
+        json!({"tasks": tasks, "description": "Finance M3, nightly", "concurrency": 1, "retries": 0, "quota": "none"}),
+    );
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    let (_, shown) = srv.call("GET", "/v1/connections/m3", None);
+    for c in [&v["connection"], &shown] {
+        assert_eq!(c["description"], "Finance M3, nightly", "{c}");
+        assert_eq!(c["concurrency"], 1, "{c}");
+        assert_eq!(c["retries"], 0, "{c}");
+    }
+    let stored = std::fs::read_to_string(srv.home.path().join("connections.json")).unwrap();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["connections"]["m3"]["retries"], 0, "{stored}");
+    assert_eq!(stored["connections"]["m3"]["concurrency"], 1, "{stored}");
+
+    for (patch, field) in [
+        (json!({"retries": 21}), "retries"),
+        (json!({"concurrency": 0}), "concurrency"),
+    ] {
+        let (s, v) = srv.call("PATCH", "/v1/connections/m3", Some(&patch));
+        assert_eq!(s, 422, "{v}");
+        assert_eq!(refused_field(&v), field, "{v}");
+    }
+
+    // retries = 0: the first 503 of a read ends the task, no retry made.
+    let fault = json!([{ "kind": "503", "rate": 1.0, "api": "m3", "count": 1 }]);
+    emu.control("POST", "faults", Some(fault.clone()));
+    let (s, v) = srv.call(
+        "POST",
+        "/v1/runs",
+        Some(&json!({"connection": "m3", "tasks": ["customers"]})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let run = srv.wait_run(v["id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["gateway"]["retries"], 0, "{run}");
+    assert!(
+        run["tasks"][0]["error"].as_str().unwrap().contains("503"),
+        "{run}"
+    );
+
+    // Retries allowed: the same fault is ridden out.
+    let (s, v) = srv.call(
+        "PATCH",
+        "/v1/connections/m3",
+        Some(&json!({"retries": 2, "concurrency": 2, "description": ""})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["connection"]["retries"], 2, "{v}");
+    assert_eq!(v["connection"]["concurrency"], 2, "{v}");
+    assert!(v["connection"].get("description").is_none(), "{v}");
+    emu.control("POST", "faults", Some(fault));
+    let (s, v) = srv.call(
+        "POST",
+        "/v1/runs",
+        Some(&json!({"connection": "m3", "tasks": ["customers"]})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let run = srv.wait_run(v["id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["gateway"]["retries"].as_u64().unwrap() >= 1, "{run}");
+    srv.assert_no_canary();
+}
+
+/// While a run goes, its record shows the connection's gateway requests rising before
+/// the end; with `concurrency = 1` the second task waits for the first.
+#[test]
+fn a_run_record_shows_live_requests_and_the_connections_concurrency() {
+    let emu = emulator(20_000);
+    emu.control(
+        "POST",
+        "faults",
+        Some(json!([{ "kind": "slow", "rate": 1.0, "api": "m3", "delay_ms": 5 }])),
+    );
+    let srv = Server::start(&[]);
+    let body = create_body(
+        &emu,
+        "big",
+        json!({"tasks": [{"name": "customers"}, {"name": "items"}], "page_size": 10, "quota": "none", "concurrency": 1}),
+    );
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = srv.call("POST", "/v1/runs", Some(&json!({"connection": "big"})));
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    let mut seen: Vec<u64> = Vec::new();
+    while seen.len() < 2 || seen[0] == seen[seen.len() - 1] {
+        let (_, v) = srv.call("GET", &format!("/v1/runs/{id}"), None);
+        assert!(
+            v["finished"].is_null(),
+            "the run ended before the test saw it go: {v}"
+        );
+        let requests = v["gateway"]["requests"].as_u64().unwrap();
+        if v["tasks"][0]["status"] == "running" && requests > 0 {
+            // One task at a time: the second has not started.
+            assert_eq!(v["tasks"][1]["status"], "queued", "{v}");
+            seen.push(requests);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no live requests: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (s, v) = srv.call("POST", &format!("/v1/runs/{id}/cancel"), None);
+    assert_eq!(s, 202, "{v}");
+    let run = srv.wait_run(&id, Duration::from_secs(20));
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert!(
+        run["gateway"]["requests"].as_u64().unwrap() >= *seen.last().unwrap(),
+        "{run}"
+    );
+    srv.assert_no_canary();
+}
+
 /// Pinned Python tools for the HTTP API's conventions: the OpenAPI validator clients and
 /// CI use, and the Prometheus client's own parsers of both metrics text formats.
 const API_TOOLS: (&str, &[&str]) = (

@@ -100,7 +100,8 @@ impl RunSchemaChange {
     }
 }
 
-/// Gateway counters of a run.
+/// Gateway counters of a run: live while it goes (the connection's counters, reported
+/// every quarter second by the reading tasks), final at its end.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct RunGateway {
     pub requests: u64,
@@ -194,7 +195,12 @@ impl RunEntry {
     }
 }
 
-struct Observer(Arc<RunEntry>);
+/// The run's entry, and the latest gateway counters of each pipeline's connection (a run
+/// of a connection has one; summed into the run's `gateway` while it goes).
+struct Observer(
+    Arc<RunEntry>,
+    Mutex<HashMap<String, ionport_core::gateway::GatewayMetrics>>,
+);
 
 impl RunObserver for Observer {
     fn task_started(&self, _pipeline: &str, task: &str, mode: SyncMode) {
@@ -215,6 +221,36 @@ impl RunObserver for Observer {
             }
             v.records = v.tasks.iter().map(|t| t.records).sum();
             v.commits = v.tasks.iter().map(|t| t.commits).sum();
+        });
+    }
+
+    fn gateway_progress(
+        &self,
+        pipeline: &str,
+        _task: &str,
+        gateway: &ionport_core::gateway::GatewayMetrics,
+    ) {
+        let Ok(mut by_pipeline) = self.1.lock() else {
+            return;
+        };
+        by_pipeline.insert(pipeline.to_string(), gateway.clone());
+        let sum = |f: fn(&ionport_core::gateway::GatewayMetrics) -> u64| {
+            by_pipeline.values().map(f).sum::<u64>()
+        };
+        let (requests, retries, unauthorized, rate_limited) = (
+            sum(|m| m.requests),
+            sum(|m| m.retries),
+            sum(|m| m.unauthorized),
+            sum(|m| m.rate_limited),
+        );
+        self.0.edit(|v| {
+            // The run's end sets the final counters; a late report leaves them.
+            if v.finished.is_none() {
+                v.gateway.requests = requests;
+                v.gateway.retries = retries;
+                v.gateway.unauthorized = unauthorized;
+                v.gateway.rate_limited = rate_limited;
+            }
         });
     }
 
@@ -360,7 +396,8 @@ impl RunManager {
             }
             entry.edit(|v| v.started = Some(now()));
             let began = Instant::now();
-            let observer: Arc<dyn RunObserver> = Arc::new(Observer(entry.clone()));
+            let observer: Arc<dyn RunObserver> =
+                Arc::new(Observer(entry.clone(), Mutex::default()));
             tracing::info!(run = %id, connection = %connection, "run started");
             let summary = pipeline::run(&plan, &options, observer, entry.cancel.clone()).await;
             let seconds = began.elapsed().as_secs_f64();

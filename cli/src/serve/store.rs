@@ -45,10 +45,20 @@ pub struct ConnectionRecord {
     pub settings: Value,
     pub tasks: Vec<ConnectionTask>,
     pub destination: DestinationConfig,
+    /// What the connection is for, in the user's words (at most 500 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(default)]
     pub page_size: Option<u32>,
     #[serde(default)]
     pub quota: Option<String>,
+    /// Tasks a run reads at once (1 to 64; default the pipeline default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Host retries of a failed gateway read (0 to 20; default the gateway's), as a
+    /// pipeline file's connection key `retries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     pub created: u64,
     pub updated: u64,
 }
@@ -141,4 +151,28 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     ionport_core::atomic::AtomicWrite::private()
         .write(path, bytes)
         .with_context(|| format!("replacing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before description, concurrency and retries existed still loads,
+    /// with them unset.
+    #[test]
+    fn a_store_without_the_newer_fields_loads() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let old = r#"{"connections": {"m3": {"name": "m3", "connector": "infor-m3",
+            "values": {}, "settings": {}, "tasks": [],
+            "destination": {"type": "sqlite", "path": "m3.db"},
+            "page_size": 50, "quota": "none", "created": 1, "updated": 2}}}"#;
+        std::fs::write(dir.path().join(STORE_FILE), old).expect("writing the store");
+        let store = Store::open(dir.path()).expect("the old store loads");
+        let r = store.get("m3").expect("its record");
+        assert_eq!(r.page_size, Some(50));
+        assert_eq!(
+            (r.description.as_deref(), r.concurrency, r.retries),
+            (None, None, None)
+        );
+    }
 }

@@ -102,11 +102,26 @@ pub trait RunObserver: Send + Sync {
     fn task_started(&self, _pipeline: &str, _task: &str, _mode: SyncMode) {}
     /// A task committed a checkpoint; `records` is its running total.
     fn task_progress(&self, _pipeline: &str, _task: &str, _records: u64, _commits: u64) {}
+    /// The gateway counters of a task's connection while the task reads: every
+    /// [`PROGRESS_TICK`], as they happen (retries included, with or without a commit).
+    /// The tasks of a pipeline share one connection, so these are the connection's, not
+    /// the task's alone; the task's own request count comes in its [`TaskOutcome`].
+    fn gateway_progress(
+        &self,
+        _pipeline: &str,
+        _task: &str,
+        _gateway: &crate::gateway::GatewayMetrics,
+    ) {
+    }
     /// A task ended.
     fn task_finished(&self, _outcome: &TaskOutcome) {}
     /// A log line from a plugin.
     fn plugin_log(&self, _pipeline: &str, _task: &str, _level: LogLevel, _message: &str) {}
 }
+
+/// How often a reading task reports its connection's gateway counters
+/// ([`RunObserver::gateway_progress`]).
+pub const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// An observer that reports nothing.
 #[derive(Debug, Default)]
@@ -562,7 +577,29 @@ async fn run_task(
         ..request
     };
     let keys_request = request.clone();
+    // The connection's counters while the read goes, then once more at its end.
+    let report_gateway = {
+        let (observer, pipeline, task, gateway) = (
+            observer.clone(),
+            p.name.clone(),
+            spec.name.clone(),
+            connection.gateway().clone(),
+        );
+        move || observer.gateway_progress(&pipeline, &task, &gateway.metrics())
+    };
+    let ticker = {
+        let report = report_gateway.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PROGRESS_TICK);
+            loop {
+                every.tick().await;
+                report();
+            }
+        })
+    };
     let read = read_task(&p.connector, connection, request, handler, cancel.clone()).await;
+    ticker.abort();
+    report_gateway();
     // Records after the last checkpoint are committed with the final state only when the
     // read succeeded; after a failure they have no checkpoint to go with.
     let final_state = read.as_ref().ok().and_then(|o| o.summary.state.clone());

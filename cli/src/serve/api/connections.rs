@@ -71,12 +71,24 @@ pub struct CreateConnection {
     #[serde(default)]
     #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: Option<DestinationConfig>,
+    /// What the connection is for (at most 500 characters).
+    #[serde(default)]
+    pub description: Option<String>,
     /// Records per page the connector asks for.
     #[serde(default)]
     pub page_size: Option<u32>,
     /// The tenant's quota for this app: `N/SECONDS` or `none` (default 1000/60).
     #[serde(default)]
     pub quota: Option<String>,
+    /// Tasks a run reads at once, 1 to 64 (default 4).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 64)]
+    pub concurrency: Option<usize>,
+    /// How many times the host retries a failed gateway read (429, 502, 503, 504, a cut
+    /// connection), 0 to 20 (default the gateway's, 5); as a pipeline file's `retries`.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 20)]
+    pub retries: Option<u32>,
 }
 
 /// `PUT`/`PATCH /v1/connections/{name}`: fields left out keep their value; a secret sent
@@ -92,10 +104,19 @@ pub struct UpdateConnection {
     #[serde(default)]
     #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: Option<DestinationConfig>,
+    /// An empty string removes the description.
+    #[serde(default)]
+    pub description: Option<String>,
     #[serde(default)]
     pub page_size: Option<u32>,
     #[serde(default)]
     pub quota: Option<String>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 64)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 20)]
+    pub retries: Option<u32>,
 }
 
 /// `POST /v1/connections/test`: values to test without saving.
@@ -159,9 +180,17 @@ pub struct ConnectionView {
     #[schema(schema_with = crate::serve::openapi::destination_ref)]
     pub destination: DestinationConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// Tasks a run reads at once (absent: the default, 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Host retries of a failed gateway read (absent: the gateway's default, 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     /// Seconds since the Unix epoch.
     pub created: u64,
     pub updated: u64,
@@ -197,8 +226,11 @@ fn view(plugin: Option<&LoadedPlugin>, r: &ConnectionRecord) -> ConnectionView {
             })
             .collect(),
         destination: r.destination.clone(),
+        description: r.description.clone(),
         page_size: r.page_size,
         quota: r.quota.clone(),
+        concurrency: r.concurrency,
+        retries: r.retries,
         created: r.created,
         updated: r.updated,
     }
@@ -400,8 +432,52 @@ fn resolve_destination(
     Ok(resolved)
 }
 
-fn check_options(page_size: Option<u32>, quota: Option<&str>) -> ApiResult<()> {
+/// The most tasks a connection runs at once.
+pub const MAX_CONCURRENCY: usize = 64;
+/// The most host retries of a failed gateway read (as the pipeline file allows).
+pub const MAX_RETRIES: u32 = 20;
+/// The longest description.
+pub const MAX_DESCRIPTION: usize = 500;
+
+/// The options besides values, tasks and destination, as asked for.
+pub struct Options<'a> {
+    pub description: Option<&'a str>,
+    pub page_size: Option<u32>,
+    pub quota: Option<&'a str>,
+    pub concurrency: Option<usize>,
+    pub retries: Option<u32>,
+}
+
+fn check_options(o: &Options<'_>) -> ApiResult<()> {
     let mut problems = Vec::new();
+    let (page_size, quota) = (o.page_size, o.quota);
+    if let Some(d) = o.description
+        && d.chars().count() > MAX_DESCRIPTION
+    {
+        problems.push(FieldProblem {
+            field: "description".into(),
+            reason: format!(
+                "at most {MAX_DESCRIPTION} characters (got {})",
+                d.chars().count()
+            ),
+        });
+    }
+    if let Some(n) = o.concurrency
+        && !(1..=MAX_CONCURRENCY).contains(&n)
+    {
+        problems.push(FieldProblem {
+            field: "concurrency".into(),
+            reason: format!("expected 1 to {MAX_CONCURRENCY} tasks at once (got {n})"),
+        });
+    }
+    if let Some(n) = o.retries
+        && n > MAX_RETRIES
+    {
+        problems.push(FieldProblem {
+            field: "retries".into(),
+            reason: format!("expected 0 to {MAX_RETRIES} retries (got {n})"),
+        });
+    }
     if page_size == Some(0) {
         problems.push(FieldProblem {
             field: "page_size".into(),
@@ -464,7 +540,13 @@ pub async fn create(
     let (parsed, creds) = parse_values(&plugin, &req.values)?;
     let tasks = resolve_tasks(&plugin, req.tasks.as_deref())?;
     let destination = resolve_destination(&st, &req.name, req.destination)?;
-    check_options(req.page_size, req.quota.as_deref())?;
+    check_options(&Options {
+        description: req.description.as_deref(),
+        page_size: req.page_size,
+        quota: req.quota.as_deref(),
+        concurrency: req.concurrency,
+        retries: req.retries,
+    })?;
     if st.store.lock().await.get(&req.name).is_some() {
         return Err(ApiError::conflict(format!(
             "a connection named '{}' exists",
@@ -509,8 +591,11 @@ pub async fn create(
         settings: parsed.settings,
         tasks,
         destination,
+        description: req.description.filter(|d| !d.trim().is_empty()),
         page_size: req.page_size,
         quota: req.quota,
+        concurrency: req.concurrency,
+        retries: req.retries,
         created: t,
         updated: t,
     };
@@ -592,7 +677,13 @@ pub async fn update(
     let mut r = record(&st, &name).await?;
     let plugin = find(&st, &r.connector)?;
     let form = plugin.connection_form();
-    check_options(req.page_size, req.quota.as_deref())?;
+    check_options(&Options {
+        description: req.description.as_deref(),
+        page_size: req.page_size,
+        quota: req.quota.as_deref(),
+        concurrency: req.concurrency,
+        retries: req.retries,
+    })?;
     let tasks = match &req.tasks {
         Some(t) => Some(resolve_tasks(&plugin, Some(t))?),
         None => None,
@@ -644,6 +735,15 @@ pub async fn update(
     }
     if let Some(q) = req.quota {
         r.quota = Some(q);
+    }
+    if let Some(d) = req.description {
+        r.description = (!d.trim().is_empty()).then_some(d);
+    }
+    if req.concurrency.is_some() {
+        r.concurrency = req.concurrency;
+    }
+    if req.retries.is_some() {
+        r.retries = req.retries;
     }
     r.updated = now();
     let mut store = st.store.lock().await;

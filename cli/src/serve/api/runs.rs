@@ -168,14 +168,17 @@ async fn connection_run(
             tasks,
             page_size: r.page_size,
             pages_in_flight: None,
-            concurrency: ionport_core::pipeline::load::DEFAULT_CONCURRENCY,
+            concurrency: r
+                .concurrency
+                .unwrap_or(ionport_core::pipeline::load::DEFAULT_CONCURRENCY)
+                .max(1),
             schedule: None,
             quota,
             daily_budget: None,
             auth_budget: None,
             timeout: None,
             max_in_flight: None,
-            retries: None,
+            retries: r.retries,
         }],
     };
     Ok(RunRequest {

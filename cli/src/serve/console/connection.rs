@@ -162,6 +162,13 @@ pub async fn show(
             " · " a href={ (base) "/edit" } { "Edit" }
             " · " a href={ (base) "?discover=1#discovered" } { "Discover streams" }
         }
+        @if let Some(d) = &r.description { p.description data-description { (d) } }
+        dl.options aria-label="Run options" {
+            dt { "Page size" } dd data-option="page_size" { (r.page_size.map_or("connector default".to_string(), |n| n.to_string())) }
+            dt { "Quota" } dd data-option="quota" { (r.quota.clone().unwrap_or_else(|| "1000/60 (default)".into())) }
+            dt { "Concurrency" } dd data-option="concurrency" { (r.concurrency.map_or(format!("{} (default)", ionport_core::pipeline::load::DEFAULT_CONCURRENCY), |n| n.to_string())) }
+            dt { "Retries" } dd data-option="retries" { (r.retries.map_or("default".to_string(), |n| n.to_string())) }
+        }
         section aria-labelledby="run-h" {
             h2 id="run-h" { "Run now" }
             form.run method="post" action={ (base) "/run" } {

@@ -243,8 +243,11 @@ pub async fn new_submit(
         name: field(&fields, "name"),
         dest_type: field(&fields, "dest_type"),
         dest_path: field(&fields, "dest_path"),
+        description: field(&fields, "description"),
         page_size: field(&fields, "page_size"),
         quota: field(&fields, "quota"),
+        concurrency: field(&fields, "concurrency"),
+        retries: field(&fields, "retries"),
         ..FormPage::default()
     };
     let mut fields = fields;
@@ -311,18 +314,37 @@ pub async fn new_submit(
     page::render(status, &frame, body)
 }
 
-fn options_of(fields: &HashMap<String, String>) -> Result<(Option<u32>, Option<String>), ApiError> {
-    let ps = field(fields, "page_size");
-    let page_size =
-        if ps.is_empty() {
-            None
-        } else {
-            Some(ps.parse::<u32>().map_err(|_| {
-                ApiError::field("page_size", format!("'{ps}' is not a whole number"))
-            })?)
-        };
+/// The Basics' description and the Advanced options as posted (an empty input: unset).
+struct Posted {
+    description: String,
+    page_size: Option<u32>,
+    quota: Option<String>,
+    concurrency: Option<usize>,
+    retries: Option<u32>,
+}
+
+fn number<T: std::str::FromStr>(
+    fields: &HashMap<String, String>,
+    k: &str,
+) -> Result<Option<T>, ApiError> {
+    let v = field(fields, k);
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<T>()
+        .map(Some)
+        .map_err(|_| ApiError::field(k, format!("'{v}' is not a whole number")))
+}
+
+fn options_of(fields: &HashMap<String, String>) -> Result<Posted, ApiError> {
     let q = field(fields, "quota");
-    Ok((page_size, (!q.is_empty()).then_some(q)))
+    Ok(Posted {
+        description: field(fields, "description"),
+        page_size: number(fields, "page_size")?,
+        quota: (!q.is_empty()).then_some(q),
+        concurrency: number(fields, "concurrency")?,
+        retries: number(fields, "retries")?,
+    })
 }
 
 async fn create(
@@ -332,7 +354,7 @@ async fn create(
     fields: &HashMap<String, String>,
 ) -> Result<String, ApiError> {
     let destination = destination_of(fields).map_err(|e| ApiError::field("destination", e))?;
-    let (page_size, quota) = options_of(fields)?;
+    let o = options_of(fields)?;
     let name = field(fields, "name");
     let _created = api::create(
         State(st.clone()),
@@ -342,8 +364,11 @@ async fn create(
             values: values.clone(),
             tasks: None,
             destination,
-            page_size,
-            quota,
+            description: (!o.description.is_empty()).then_some(o.description),
+            page_size: o.page_size,
+            quota: o.quota,
+            concurrency: o.concurrency,
+            retries: o.retries,
         }),
     )
     .await?;
@@ -390,8 +415,11 @@ pub async fn edit_form(
         name: name.clone(),
         dest_type,
         dest_path,
+        description: r.description.clone().unwrap_or_default(),
         page_size: r.page_size.map(|p| p.to_string()).unwrap_or_default(),
         quota: r.quota.clone().unwrap_or_default(),
+        concurrency: r.concurrency.map(|n| n.to_string()).unwrap_or_default(),
+        retries: r.retries.map(|n| n.to_string()).unwrap_or_default(),
         values: r.values.clone(),
         ..FormPage::default()
     };
@@ -451,8 +479,11 @@ pub async fn edit_submit(
         name: name.clone(),
         dest_type,
         dest_path,
+        description: field(&fields, "description"),
         page_size: field(&fields, "page_size"),
         quota: field(&fields, "quota"),
+        concurrency: field(&fields, "concurrency"),
+        retries: field(&fields, "retries"),
         ..FormPage::default()
     };
     absorb(form, &mut fields, file.as_deref(), &action, &mut d, &mut f);
@@ -481,7 +512,7 @@ pub async fn edit_submit(
                 let update = match (destination_of(&fields), options_of(&fields)) {
                     (Err(e), _) => Err(ApiError::field("destination", e)),
                     (_, Err(e)) => Err(e),
-                    (Ok(destination), Ok((page_size, quota))) => {
+                    (Ok(destination), Ok(o)) => {
                         api::update(
                             State(st.clone()),
                             Path(name.clone()),
@@ -489,8 +520,12 @@ pub async fn edit_submit(
                                 values: Some(values.clone()),
                                 tasks: None,
                                 destination,
-                                page_size,
-                                quota,
+                                // Empty: the description is removed.
+                                description: Some(o.description),
+                                page_size: o.page_size,
+                                quota: o.quota,
+                                concurrency: o.concurrency,
+                                retries: o.retries,
                             }),
                         )
                         .await

@@ -49,7 +49,10 @@ pub async fn list(State(st): State<AppState>, session: Session) -> Response {
                     @for r in &records {
                         @let last = runs.iter().find(|v| v.connection == r.name);
                         tr data-connection=(r.name) {
-                            th scope="row" { a href={ "/console/connections/" (r.name) } { (r.name) } }
+                            th scope="row" {
+                                a href={ "/console/connections/" (r.name) } { (r.name) }
+                                @if let Some(d) = &r.description { p.hint.description { (d) } }
+                            }
                             td { (connector_name(&st, &r.connector)) }
                             td { (destination_text(&r.destination)) }
                             td {

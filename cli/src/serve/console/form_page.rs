@@ -20,8 +20,11 @@ pub struct FormPage {
     pub name: String,
     pub dest_type: String,
     pub dest_path: String,
+    pub description: String,
     pub page_size: String,
     pub quota: String,
+    pub concurrency: String,
+    pub retries: String,
     pub values: Value,
     pub errors: BTreeMap<String, String>,
     /// Problems not tied to one field (import, create).
@@ -35,7 +38,9 @@ pub struct FormPage {
 /// The id of the input a field error is about: the basics' own, or the schema form's.
 fn input_id(field: &str) -> String {
     match field {
-        "name" | "page_size" | "quota" => field.to_string(),
+        "name" | "description" | "page_size" | "quota" | "concurrency" | "retries" => {
+            field.to_string()
+        }
         "destination" => "dest_path".into(),
         other => format!("f-{}", other.replace('.', "-")),
     }
@@ -85,6 +90,13 @@ pub fn form_page(
                     small.hint id="name-desc" { "1 to 48 of A-Z a-z 0-9 . _ - (not starting with a dot)." }
                     @if let Some(e) = err("name") { small.error { (e) } }
                 }
+                div.field {
+                    label for="description" { "Description" }
+                    textarea id="description" name="description" rows="2" maxlength="500" aria-describedby="description-desc"
+                        aria-invalid=[err("description").map(|_| "true")] { (f.description) }
+                    small.hint id="description-desc" { "Optional: what the connection is for (at most 500 characters)." }
+                    @if let Some(e) = err("description") { small.error { (e) } }
+                }
                 fieldset {
                     legend { "Replication environment (destination)" }
                     div.field {
@@ -114,7 +126,7 @@ pub fn form_page(
                 }
                 (schema_form::render(plugin.connection_form(), &f.values, &schema_form::Shown { errors: &f.errors, kept }))
             }
-            details.advanced open[err("page_size").is_some() || err("quota").is_some()] {
+            details.advanced open[["page_size", "quota", "concurrency", "retries"].iter().any(|k| err(k).is_some())] {
                 summary { "Advanced" }
                 div.field {
                     label for="page_size" { "Page size (records per request)" }
@@ -128,6 +140,20 @@ pub fn form_page(
                         aria-invalid=[err("quota").map(|_| "true")];
                     small.hint id="quota-desc" { "The tenant's quota for this app: N/SECONDS, or none." }
                     @if let Some(e) = err("quota") { small.error { (e) } }
+                }
+                div.field {
+                    label for="concurrency" { "Concurrency (tasks at once)" }
+                    input id="concurrency" name="concurrency" type="number" min="1" max="64" step="1" value=(f.concurrency)
+                        placeholder="4" aria-describedby="concurrency-desc" aria-invalid=[err("concurrency").map(|_| "true")];
+                    small.hint id="concurrency-desc" { "How many of the connection's tasks a run reads at once: 1 to 64." }
+                    @if let Some(e) = err("concurrency") { small.error { (e) } }
+                }
+                div.field {
+                    label for="retries" { "Retries" }
+                    input id="retries" name="retries" type="number" min="0" max="20" step="1" value=(f.retries)
+                        placeholder="5" aria-describedby="retries-desc" aria-invalid=[err("retries").map(|_| "true")];
+                    small.hint id="retries-desc" { "How many times a failed gateway read (429, 502, 503, 504, a cut connection) is tried again: 0 to 20." }
+                    @if let Some(e) = err("retries") { small.error { (e) } }
                 }
             }
             div id="test-result" aria-live="polite" {

@@ -1,5 +1,6 @@
-//! A run's page (per task: status, records, commits, pages, requests, rate; then the
-//! summary) and its live progress as server-sent events.
+//! A run's page (per task: status, records, commits, pages, requests, rate; the
+//! connection's gateway requests, retries, 401s and 429s; then the summary) and its live
+//! progress as server-sent events.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -59,6 +60,16 @@ pub async fn show(
         }
         div id="run" data-run-events=[live.then(|| format!("/console/runs/{id}/events"))] {
             p { "Status: " span data-run-status=(v.status.as_str()) aria-live="polite" { (status_badge(v.status.as_str())) } }
+            // While it goes (the summary has the final counts).
+            @if live {
+                p.meta data-run-gateway="" {
+                    "Gateway (the connection, all tasks): "
+                    span data-g="requests" { (v.gateway.requests) } " requests · "
+                    span data-g="retries" { (v.gateway.retries) } " retries · "
+                    span data-g="unauthorized" { (v.gateway.unauthorized) } " 401 · "
+                    span data-g="rate_limited" { (v.gateway.rate_limited) } " 429"
+                }
+            }
             div.scroll {
             table.list {
                 caption.sr { "Tasks of the run" }

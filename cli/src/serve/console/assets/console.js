@@ -36,6 +36,12 @@ function followRun() {
       status.dataset.runStatus = v.status;
       status.replaceChildren(badge(v.status));
     }
+    // The connection's gateway counters, live while the tasks read.
+    const gateway = run.querySelector("[data-run-gateway]");
+    for (const k of ["requests", "retries", "unauthorized", "rate_limited"]) {
+      const c = gateway && gateway.querySelector(`[data-g="${k}"]`);
+      if (c && v.gateway) c.textContent = v.gateway[k];
+    }
     for (const t of v.tasks) {
       const row = Array.from(run.querySelectorAll("tr[data-task]")).find((r) => r.dataset.task === t.name);
       if (!row) continue;
@@ -44,7 +50,7 @@ function followRun() {
       if (cell) cell.replaceChildren(badge(t.status));
       set("records", t.records);
       set("commits", t.commits);
-      // Pages and requests are counted when the task ends.
+      // A task's own pages and requests are counted when it ends.
       const going = t.status === "queued" || t.status === "running";
       set("pages", going ? "—" : t.pages);
       set("requests", going ? "—" : t.requests);
