@@ -337,13 +337,16 @@ async fn journey(
         const s = document.querySelector("[data-run-status]");
         const r = document.querySelector('tr[data-task="customers"] [data-k="records"]');
         const g = document.querySelector('[data-run-gateway] [data-g="requests"]');
+        const q = document.querySelector('tr[data-task="customers"] [data-k="requests"]');
         return [!!document.querySelector("[data-summary-records]"),
                 s ? s.dataset.runStatus : "", r ? Number(r.textContent) || 0 : 0,
-                g ? Number(g.textContent) || 0 : 0];"#;
+                g ? Number(g.textContent) || 0 : 0, q ? Number(q.textContent) || 0 : 0];"#;
     let start = Instant::now();
     let mut live = None;
     // The connection's gateway requests as the page showed them while the run went.
     let mut live_requests: Vec<u64> = Vec::new();
+    // The task's own requests as its row showed them while it ran.
+    let mut task_requests: Vec<u64> = Vec::new();
     loop {
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -359,6 +362,10 @@ async fn journey(
         let requests = look[3].as_u64().unwrap_or(0);
         if look[1] == "running" && requests > 0 && live_requests.last() != Some(&requests) {
             live_requests.push(requests);
+        }
+        let own = look[4].as_u64().unwrap_or(0);
+        if look[1] == "running" && own > 0 && task_requests.last() != Some(&own) {
+            task_requests.push(own);
         }
         if look[1] == "running" && records > 0 && live.is_none() {
             live = Some(records);
@@ -380,6 +387,10 @@ async fn journey(
     assert!(
         live_requests.len() >= 2,
         "requests did not rise in the page while the run went: {live_requests:?}"
+    );
+    assert!(
+        task_requests.len() >= 2,
+        "the task's own requests did not rise in its row while it ran: {task_requests:?}"
     );
     assert!(live < records, "live count {live} of {records}");
     let cell = find(c, "tr[data-task=customers] [data-k=records]")

@@ -665,8 +665,10 @@ fn a_run_record_shows_live_requests_and_the_connections_concurrency() {
     let id = v["id"].as_str().unwrap().to_string();
     let start = Instant::now();
     let mut seen: Vec<u64> = Vec::new();
+    let mut task_requests = 0;
     while seen.len() < 2 || seen[0] == seen[seen.len() - 1] {
         let (_, v) = srv.call("GET", &format!("/v1/runs/{id}"), None);
+        task_requests = v["tasks"][0]["requests"].as_u64().unwrap_or(0);
         assert!(
             v["finished"].is_null(),
             "the run ended before the test saw it go: {v}"
@@ -683,6 +685,8 @@ fn a_run_record_shows_live_requests_and_the_connections_concurrency() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Two ticks have passed: the running task's own requests are counted too.
+    assert!(task_requests > 0, "the task's requests while it runs");
     let (s, v) = srv.call("POST", &format!("/v1/runs/{id}/cancel"), None);
     assert_eq!(s, 202, "{v}");
     let run = srv.wait_run(&id, Duration::from_secs(20));

@@ -254,6 +254,16 @@ impl RunObserver for Observer {
         });
     }
 
+    fn task_requests(&self, _pipeline: &str, task: &str, requests: u64) {
+        self.0.edit(|v| {
+            if let Some(t) = v.tasks.iter_mut().find(|t| t.name == task)
+                && t.status == RunStatus::Running
+            {
+                t.requests = requests;
+            }
+        });
+    }
+
     fn task_finished(&self, o: &TaskOutcome) {
         let cancelled = self.0.cancel.is_cancelled();
         let error = o.error.as_deref().map(|e| self.0.scrub(e));

@@ -242,6 +242,9 @@ pub(super) struct TaskHandler {
     pub(super) stage: Arc<CommitStage>,
     pub(super) pipeline: String,
     pub(super) observer: Arc<dyn RunObserver>,
+    /// Gateway requests the plugin made so far (retries by the host not counted), read by
+    /// the runner's progress tick.
+    pub(super) requests: Arc<AtomicU64>,
 }
 
 impl ReadHandler for TaskHandler {
@@ -254,6 +257,9 @@ impl ReadHandler for TaskHandler {
     fn log(&self, level: ionport_plugin_abi::LogLevel, message: &str) {
         self.observer
             .plugin_log(&self.pipeline, &self.stage.spec.name, level, message);
+    }
+    fn request(&self, _head: &ionport_plugin_abi::wire::GatewayRequestHead) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -113,6 +113,9 @@ pub trait RunObserver: Send + Sync {
         _gateway: &crate::gateway::GatewayMetrics,
     ) {
     }
+    /// The gateway requests a task's read has made so far (its own, unlike
+    /// [`RunObserver::gateway_progress`]): every [`PROGRESS_TICK`] while it reads.
+    fn task_requests(&self, _pipeline: &str, _task: &str, _requests: u64) {}
     /// A task ended.
     fn task_finished(&self, _outcome: &TaskOutcome) {}
     /// A log line from a plugin.
@@ -558,10 +561,12 @@ async fn run_task(
             return outcome;
         }
     };
+    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut handler: Arc<dyn read::ReadHandler> = Arc::new(TaskHandler {
         stage: stage.clone(),
         pipeline: p.name.clone(),
         observer: observer.clone(),
+        requests: requests.clone(),
     });
     let flagged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(flag) = &flag {
@@ -577,7 +582,8 @@ async fn run_task(
         ..request
     };
     let keys_request = request.clone();
-    // The connection's counters while the read goes, then once more at its end.
+    // The connection's counters and the task's own requests while the read goes, then
+    // once more at its end.
     let report_gateway = {
         let (observer, pipeline, task, gateway) = (
             observer.clone(),
@@ -585,7 +591,11 @@ async fn run_task(
             spec.name.clone(),
             connection.gateway().clone(),
         );
-        move || observer.gateway_progress(&pipeline, &task, &gateway.metrics())
+        move || {
+            observer.gateway_progress(&pipeline, &task, &gateway.metrics());
+            let made = requests.load(std::sync::atomic::Ordering::Relaxed);
+            observer.task_requests(&pipeline, &task, made);
+        }
     };
     let ticker = {
         let report = report_gateway.clone();

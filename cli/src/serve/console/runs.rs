@@ -28,7 +28,7 @@ fn rate(records: u64, seconds: f64) -> String {
     }
 }
 
-/// A count the run manager fills in when the task ends (pages, requests): "—" before.
+/// A count the run manager fills in when the task ends (pages): "—" before.
 fn counted(status: RunStatus, n: u64) -> String {
     if matches!(status, RunStatus::Queued | RunStatus::Running) {
         "—".into()
@@ -84,7 +84,7 @@ pub async fn show(
                             td.num data-k="records" { (t.records) }
                             td.num data-k="commits" { (t.commits) }
                             td.num data-k="pages" { (counted(t.status, t.pages)) }
-                            td.num data-k="requests" { (counted(t.status, t.requests)) }
+                            td.num data-k="requests" { (t.requests) }
                             td.num data-k="rate" { (rate(t.records, t.seconds)) }
                             td.num data-k="seconds" { (format!("{:.1}", t.seconds)) }
                         }

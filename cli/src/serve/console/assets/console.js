@@ -50,10 +50,11 @@ function followRun() {
       if (cell) cell.replaceChildren(badge(t.status));
       set("records", t.records);
       set("commits", t.commits);
-      // A task's own pages and requests are counted when it ends.
+      // A task's pages are the connector's count, known when it ends; its requests
+      // are counted as they go.
       const going = t.status === "queued" || t.status === "running";
       set("pages", going ? "—" : t.pages);
-      set("requests", going ? "—" : t.requests);
+      set("requests", t.requests);
       const secs = t.seconds || v.seconds;
       set("rate", secs > 0 ? `${Math.round(t.records / secs)}/s` : "—");
       set("seconds", secs.toFixed(1));
