@@ -311,6 +311,10 @@ async fn journey(
     );
     source(c, &mut seen).await;
     b.shot("08a-discovered").await;
+    // A discovered stream added to the connection's tasks is offered to Run now.
+    click(c, "#discovered tr[data-stream='table:OCUSMA'] form button").await;
+    wait_path(c, "/console/connections/m3_console").await;
+    find(c, "form.run input[name=task][value='table:OCUSMA']").await;
 
     // Run now: one task, full refresh; the page follows it to the summary.
     for t in c.find_all(Locator::Css("input[name=task]")).await.unwrap() {

@@ -494,6 +494,40 @@ fn deletes_and_schema_changes_are_set_per_task_and_reported_in_the_run_record() 
     assert_eq!(marked, gone);
 }
 
+/// A stream `discover` offers (beyond the predefined tasks) is a connection task like
+/// any other: accepted by its name's form, resolved when the run starts, read into the
+/// destination; a name of no form is refused naming what is expected.
+#[test]
+fn a_discovered_stream_is_a_connection_task() {
+    let emu = emulator(40);
+    let srv = Server::start(&[]);
+    let bad = create_body(&emu, "m3x", json!({"tasks": [{"name": "tables:OCUSMA"}]}));
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&bad));
+    assert_eq!(s, 422, "{v}");
+    assert!(v.to_string().contains("or a stream named"), "{v}");
+    let body = create_body(&emu, "m3", json!({"tasks": [{"name": "table:OCUSMA"}]}));
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v["connection"]["tasks"][0]["sync_mode"], "incremental",
+        "{v}"
+    );
+    let (s, v) = srv.call("POST", "/v1/runs", Some(&json!({"connection": "m3"})));
+    assert_eq!(s, 202, "{v}");
+    let run = srv.wait_run(v["id"].as_str().unwrap(), Duration::from_secs(30));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let records = run["tasks"][0]["records"].as_i64().unwrap();
+    // The emulator's own count of company 100's customers (OCUSMA).
+    let info = emu.control("GET", "info", None);
+    let expected = info["counts"]["100"]["customer"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no customer count: {info}"));
+    assert_eq!(records, expected, "{run}");
+    let db = srv.home.path().join("data").join("m3.db");
+    let table = ionport_core::destination::table_name("table:OCUSMA");
+    assert_eq!(rows(&db, &format!("\"{table}\"")), records);
+}
+
 #[test]
 fn a_long_run_is_cancelled_and_a_second_run_is_refused() {
     let emu = emulator(20_000);

@@ -32,7 +32,8 @@ use ionport_core::pipeline::drift::SchemaPolicy;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskChoice {
-    /// One of the connector's task names.
+    /// One of the connector's task names, or a stream its `discover` offers (e.g.
+    /// `table:OCUSMA`), checked when a run starts.
     pub name: String,
     /// Whether runs include it (default true).
     #[serde(default)]
@@ -329,19 +330,30 @@ fn resolve_tasks(
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for (i, c) in choices.iter().enumerate() {
-        let Some(spec) = plugin.task(&c.name) else {
+        // A stream `discover` offers (e.g. `table:OCUSMA`): its existence is checked when
+        // a run starts, as in a pipeline file; both sync modes are accepted (a cursorless
+        // stream is read in full).
+        let discovered =
+            plugin.task(&c.name).is_none() && ionport_core::read::is_stream_name(plugin, &c.name);
+        let spec = plugin.task(&c.name);
+        if spec.is_none() && !discovered {
             let known: Vec<&str> = plugin.tasks().iter().map(|t| t.name.as_str()).collect();
+            let streams = ionport_core::read::stream_names(plugin)
+                .map(|n| format!(", or a stream named {}", n.form))
+                .unwrap_or_default();
             problems.push(FieldProblem {
                 field: format!("tasks[{i}].name"),
                 reason: format!(
-                    "connector {} has no task '{}' (expected one of: {})",
+                    "connector {} has no task '{}' (expected one of: {}{streams})",
                     plugin.id(),
                     c.name,
                     known.join(", ")
                 ),
             });
             continue;
-        };
+        }
+        let incremental =
+            discovered || spec.is_some_and(|s| s.sync_modes.contains(&SyncMode::Incremental));
         if out.iter().any(|t: &ConnectionTask| t.name == c.name) {
             problems.push(FieldProblem {
                 field: format!("tasks[{i}].name"),
@@ -350,11 +362,10 @@ fn resolve_tasks(
             continue;
         }
         let mode = match c.sync_mode.as_deref() {
+            None if discovered => "incremental".to_string(),
             None => default_mode(&c.name).to_string(),
             Some(m @ "full_refresh") => m.to_string(),
-            Some(m @ "incremental") if spec.sync_modes.contains(&SyncMode::Incremental) => {
-                m.to_string()
-            }
+            Some(m @ "incremental") if incremental => m.to_string(),
             Some("incremental") => {
                 problems.push(FieldProblem {
                     field: format!("tasks[{i}].sync_mode"),

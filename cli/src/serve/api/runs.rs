@@ -132,18 +132,25 @@ async fn connection_run(
     }
     let mut tasks = Vec::new();
     for t in &chosen {
-        let spec = plugin.task(&t.name).cloned().ok_or_else(|| {
-            ApiError::field(
-                "tasks",
-                format!("connector {} no longer has task '{}'", plugin.id(), t.name),
-            )
-        })?;
         let sync_mode = if t.sync_mode == "incremental" {
             SyncMode::Incremental
         } else {
             SyncMode::FullRefresh
         };
-        let mut task = TaskPlan::new(spec, sync_mode);
+        // A predefined task, or a stream `discover` offers: the runner resolves the
+        // latter (its existence and spec) when the run starts, as for a pipeline file.
+        let mut task = match plugin.task(&t.name) {
+            Some(spec) => TaskPlan::new(spec.clone(), sync_mode),
+            None if ionport_core::read::is_stream_name(&plugin, &t.name) => {
+                TaskPlan::discovered(&t.name, sync_mode)
+            }
+            None => {
+                return Err(ApiError::field(
+                    "tasks",
+                    format!("connector {} no longer has task '{}'", plugin.id(), t.name),
+                ));
+            }
+        };
         task.deletes = t.deletes;
         task.schema_changes = t.schema_changes;
         tasks.push(task);

@@ -83,18 +83,23 @@ async fn discovered(
     })
 }
 
-fn discovered_section(found: &Result<Vec<DiscoveredStream>, String>) -> Markup {
+fn discovered_section(
+    found: &Result<Vec<DiscoveredStream>, String>,
+    base: &str,
+    csrf: &str,
+    tasks: &[String],
+) -> Markup {
     html! {
         section aria-labelledby="discovered-h" id="discovered" {
             h2 id="discovered-h" { "Discovered streams" }
             @match found {
                 Err(e) => { p.error role="alert" { "Discovery failed: " (e) } }
                 Ok(streams) => {
-                    p.hint { "What the connector finds on the tenant now. Streams beyond the predefined tasks are read from a pipeline file (see docs/pipelines.md)." }
+                    p.hint { "What the connector finds on the tenant now. Add a stream to the connection's tasks to run it with them." }
                     div.scroll {
                     table.list {
                         thead { tr { th scope="col" { "Stream" } th scope="col" { "Kind" } th scope="col" { "Available" }
-                            th scope="col" { "Sync modes" } th scope="col" { "Cursor" } } }
+                            th scope="col" { "Sync modes" } th scope="col" { "Cursor" } th scope="col" { "Task" } } }
                         tbody {
                             @for d in streams {
                                 tr data-stream=(d.spec.name) {
@@ -108,6 +113,17 @@ fn discovered_section(found: &Result<Vec<DiscoveredStream>, String>) -> Markup {
                                     td { (if d.available { "yes" } else { "no" }) @if let Some(n) = &d.note { p.hint { (n) } } }
                                     td { (d.spec.sync_modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")) }
                                     td { (d.spec.cursor_field.clone().unwrap_or_else(|| "—".into())) }
+                                    td {
+                                        @if tasks.contains(&d.spec.name) {
+                                            "a task"
+                                        } @else if d.available && !d.predefined {
+                                            form.inline method="post" action={ (base) "/streams" } {
+                                                (csrf_field(csrf))
+                                                input type="hidden" name="stream" value=(d.spec.name);
+                                                button type="submit" aria-label={ "Add " (d.spec.name) " to the tasks" } { "Add to tasks" }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -230,7 +246,9 @@ pub async fn show(
             }
             }
         }
-        @if let Some(found) = &found { (discovered_section(found)) }
+        @if let Some(found) = &found {
+            (discovered_section(found, &base, &csrf, &r.tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>()))
+        }
         section aria-labelledby="history-h" {
             h2 id="history-h" { "Run history" }
             @if runs.is_empty() { p { "No run since the server started (runs are kept in memory)." } }
@@ -295,6 +313,63 @@ pub async fn run_now(
         Ok((_, axum::Json(view))) => see_other(&format!("/runs/{}", view.id)),
         Err(e) => page::message(e.status, "Not started", &e.body.message),
     }
+}
+
+/// `POST /console/connections/{name}/streams`: `stream`, a stream the connector discovers,
+/// added to the connection's tasks (incremental; a cursorless stream is read in full).
+pub async fn add_stream(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(stream) = pairs(&body)
+        .into_iter()
+        .find(|(k, _)| k == "stream")
+        .map(|(_, v)| v)
+    else {
+        return page::message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not added",
+            "No stream named.",
+        );
+    };
+    let mut store = st.store.lock().await;
+    let Some(mut r) = store.get(&name).cloned() else {
+        return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
+    };
+    let Some(plugin) = st.registry.get(&r.connector).cloned() else {
+        return page::message(
+            StatusCode::CONFLICT,
+            "Not added",
+            "The connector is not loaded.",
+        );
+    };
+    if plugin.task(&stream).is_some() || !ionport_core::read::is_stream_name(&plugin, &stream) {
+        return page::message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not added",
+            &format!("'{stream}' is not a stream this connector discovers."),
+        );
+    }
+    if !r.tasks.iter().any(|t| t.name == stream) {
+        r.tasks.push(crate::serve::store::ConnectionTask {
+            name: stream.clone(),
+            enabled: true,
+            sync_mode: "incremental".into(),
+            deletes: Default::default(),
+            schema_changes: Default::default(),
+        });
+        r.updated = crate::serve::auth::now();
+        if let Err(e) = store.put(r) {
+            return page::message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not added",
+                &format!("{e:#}"),
+            );
+        }
+        tracing::info!(connection = %name, %stream, "console: stream added to the tasks");
+    }
+    see_other(&format!("/connections/{name}"))
 }
 
 /// `POST /console/connections/{name}/state/reset`: `task`, or every task when absent.

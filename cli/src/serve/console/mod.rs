@@ -110,6 +110,7 @@ pub fn router(state: AppState, opts: ConsoleOptions) -> Router {
         )
         .route("/connections/{name}/delete", post(connections::delete))
         .route("/connections/{name}/run", post(connection::run_now))
+        .route("/connections/{name}/streams", post(connection::add_stream))
         .route(
             "/connections/{name}/state/reset",
             post(connection::reset_state),
