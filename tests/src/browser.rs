@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 /// Chromium's flags: headless, and quiet on a closed network (no background
 /// connections, updates or sync, whose failures are noisy).
@@ -148,5 +148,57 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// The element `css` selects, waiting up to 20 s for it to appear.
+pub async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+}
+
+/// Replaces the text of the input `css` with `text`.
+pub async fn fill(c: &Client, css: &str, text: &str) {
+    let e = find(c, css).await;
+    e.clear().await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    e.send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+/// Clicks the element `css`.
+pub async fn click(c: &Client, css: &str) {
+    find(c, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+/// The path of the page the browser shows.
+pub async fn path(c: &Client) -> String {
+    c.current_url()
+        .await
+        .unwrap_or_else(|e| panic!("no current URL: {e}"))
+        .path()
+        .to_string()
+}
+
+/// Waits up to 30 s until the page's path starts with `prefix`.
+pub async fn wait_path(c: &Client, prefix: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let p = path(c).await;
+        if p.starts_with(prefix) {
+            return p;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still on {p}, expected {prefix}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use ionport_emulator::{EmulatorConfig, EmulatorCredentials};
-use ionport_tests::browser::Browser;
+use ionport_tests::browser::{Browser, click, fill, find, path, wait_path};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::serve_process::{ServeProcess, TEST_KEY};
 
@@ -41,44 +41,6 @@ async fn source(c: &Client, seen: &mut Seen) -> String {
     let s = c.source().await.unwrap();
     seen.0.push(s.clone());
     s
-}
-
-async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-}
-
-async fn fill(c: &Client, css: &str, text: &str) {
-    let e = find(c, css).await;
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    find(c, css).await.click().await.unwrap();
-}
-
-async fn path(c: &Client) -> String {
-    c.current_url().await.unwrap().path().to_string()
-}
-
-/// Waits until the page's path starts with `prefix`.
-async fn wait_path(c: &Client, prefix: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let p = path(c).await;
-        if p.starts_with(prefix) {
-            return p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "still on {p}, expected {prefix}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Imports `file` through the form's file input.

@@ -7,46 +7,13 @@
 //! width, where no page scrolls sideways. Screenshots go to
 //! `target/console-screenshots/plugin-phone/`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use ionport_emulator::EmulatorConfig;
-use ionport_tests::browser::Browser;
+use ionport_tests::browser::{Browser, click, fill, find, wait_path};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::serve_process::{ServeProcess, TEST_KEY};
-
-async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-}
-
-async fn fill(c: &Client, css: &str, text: &str) {
-    let e = find(c, css).await;
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    find(c, css).await.click().await.unwrap();
-}
-
-async fn wait_path(c: &Client, prefix: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let p = c.current_url().await.unwrap().path().to_string();
-        if p.starts_with(prefix) {
-            return p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "still on {p}, expected {prefix}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// No sideways scrolling at this width.
 async fn fits(c: &Client, what: &str) {
