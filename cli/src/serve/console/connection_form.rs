@@ -375,8 +375,27 @@ async fn create(
     Ok(name)
 }
 
-async fn record(st: &AppState, name: &str) -> Option<ConnectionRecord> {
-    st.store.lock().await.get(name).cloned()
+/// A stored connection and its loaded connector, or the 404 page that says which is
+/// missing.
+async fn record_and_plugin(
+    st: &AppState,
+    name: &str,
+) -> Result<(ConnectionRecord, std::sync::Arc<LoadedPlugin>), Response> {
+    let Some(r) = st.store.lock().await.get(name).cloned() else {
+        return Err(page::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such connection.",
+        ));
+    };
+    let Some(plugin) = find_plugin(st, &r.connector) else {
+        return Err(page::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "Its connector is not loaded.",
+        ));
+    };
+    Ok((r, plugin))
 }
 
 fn destination_fields(d: &DestinationConfig) -> (String, String) {
@@ -394,15 +413,9 @@ pub async fn edit_form(
     session: Session,
     Path(name): Path<String>,
 ) -> Response {
-    let Some(r) = record(&st, &name).await else {
-        return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
-    };
-    let Some(plugin) = find_plugin(&st, &r.connector) else {
-        return page::message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "Its connector is not loaded.",
-        );
+    let (r, plugin) = match record_and_plugin(&st, &name).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let d = Draft {
         form: format!("edit:{name}"),
@@ -459,15 +472,9 @@ pub async fn edit_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(r) = record(&st, &name).await else {
-        return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
-    };
-    let Some(plugin) = find_plugin(&st, &r.connector) else {
-        return page::message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "Its connector is not loaded.",
-        );
+    let (r, plugin) = match record_and_plugin(&st, &name).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let form = plugin.connection_form();
     let (mut fields, file) = posted(&headers, body).await;
