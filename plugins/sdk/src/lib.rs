@@ -19,6 +19,8 @@
 //! - [`key_ranges`]: a key-paged listing read as several ranges at once;
 //! - [`ordered_pages`]: pages addressed by index fetched by several threads, handed over in order;
 //! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
+//! - [`stream`]: the stream API — declare streams ([`stream::RestStream`]) and the SDK owns
+//!   the loop, the state, the check and the manifest ([`stream::StreamConnector`]);
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
 //! What it is not: a host. Loading plugins, vaulting credentials and talking HTTP live in
@@ -57,6 +59,7 @@ pub mod odata;
 pub mod ordered_pages;
 pub mod paging;
 pub mod retry;
+pub mod stream;
 
 pub use connector::{Connector, ConnectorInfo};
 pub use error::ConnectorError;
@@ -72,6 +75,10 @@ pub use writer::{RecordWriter, RowWriter};
 pub mod prelude {
     pub use crate::form::{self, IonApiCredentials};
     pub use crate::paging::{AdaptivePageSize, CursorTracker, KeyPager};
+    pub use crate::stream::{
+        Answer, AnyStream, Page, PageRequest, Paging, RestStream, StreamConnector, Streams,
+        TypedState,
+    };
     pub use crate::{
         CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, DiscoveredStream,
         Discovery, GatewayRequest, GatewayResponse, Host, LogLevel, ReadRequest, ReadSummary,
