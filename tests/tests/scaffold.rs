@@ -109,7 +109,10 @@ fn a_scaffolded_connector_builds_verifies_reads_the_emulator_and_is_short() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = ionport(&[lib.clone()], &["plugins", "show", "acme-erp", "--json"]);
+    let out = ionport(
+        std::slice::from_ref(&lib),
+        &["plugins", "show", "acme-erp", "--json"],
+    );
     assert!(
         out.status.success(),
         "{}",
