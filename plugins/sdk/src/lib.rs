@@ -18,7 +18,6 @@
 //! - [`inflight`]: how many pages of a task are requested at once;
 //! - [`key_ranges`]: a key-paged listing read as several ranges at once;
 //! - [`ordered_pages`]: pages addressed by index fetched by several threads, handed over in order;
-//! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
 //! - [`stream`]: the stream API — declare streams ([`stream::RestStream`]) and the SDK owns
 //!   the loop, the state, the check and the manifest ([`stream::StreamConnector`]);
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
@@ -54,8 +53,6 @@ pub mod decode;
 pub mod form;
 pub mod inflight;
 pub mod key_ranges;
-pub mod mi;
-pub mod odata;
 pub mod ordered_pages;
 pub mod paging;
 pub mod retry;
@@ -69,7 +66,7 @@ pub use ionport_plugin_abi::wire::{
     ReadRequest, ReadSummary, StreamNames, SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
-pub use writer::{RecordWriter, RowWriter};
+pub use writer::{EncodedKey, Plain, RecordWriter, RowWriter};
 
 /// Everything a connector usually needs, in one import.
 pub mod prelude {
