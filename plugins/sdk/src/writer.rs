@@ -245,6 +245,8 @@ impl EncodedKey {
 /// Text that JSON takes between quotes as it is: no `"`, `\` or control character. What
 /// serde_json hands over borrowed from a body it parsed is such text (it had no escapes,
 /// and serde_json refuses raw control characters in strings), and so is any part of it.
+/// Only for text of that origin: text with a quote written as `Plain` would change the
+/// record's JSON (debug builds assert against it, so a decoder's tests catch the misuse).
 #[derive(Debug, Clone, Copy)]
 pub struct Plain<'a>(&'a str);
 

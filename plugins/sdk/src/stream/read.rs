@@ -148,6 +148,13 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
             self.host.check_cancelled()?;
             offset += sink.write(page.records)?;
             match page.next {
+                Some(next) if same_token(token.as_ref(), &next)? => {
+                    return Err(ConnectorError::unexpected_body(format!(
+                        "{}: the answer's next token is the one it was asked with; reading on \
+                         would loop",
+                        R::NAME
+                    )));
+                }
                 Some(next) => {
                     sink.commit(Some(Resume::Token(next.clone())))?;
                     token = Some(next);
@@ -257,6 +264,14 @@ impl Sink<'_> {
     ) -> Result<(), ConnectorError> {
         let state = self.state(resume);
         self.out.commit(&state)
+    }
+}
+
+/// Whether `next` is the token the page was asked with (compared as JSON).
+fn same_token<T: Serialize>(asked: Option<&T>, next: &T) -> Result<bool, ConnectorError> {
+    match asked {
+        Some(asked) => Ok(to_value(asked)? == to_value(next)?),
+        None => Ok(false),
     }
 }
 

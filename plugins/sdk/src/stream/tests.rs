@@ -467,6 +467,21 @@ fn an_interrupted_incremental_read_resumes_from_its_state() {
     assert!(!first.contains_key("since"));
 }
 
+#[test]
+fn fields_outside_the_read_s_columns_are_dropped() {
+    let (host, inner) = scripted(usize::MAX, offset_api(2));
+    let mut req = request(SyncMode::FullRefresh, 5, 1, None);
+    req.columns = Some(vec!["id".into()]);
+    let summary = read(&Items, &host, &settings(), &req).unwrap();
+    let events = inner.events.lock().unwrap().clone();
+    assert_eq!(
+        events[0],
+        Event::Records(vec![json!({"id": 1}), json!({"id": 2})])
+    );
+    // The cursor is still tracked from the whole record.
+    assert_eq!(summary.state, Some(json!({"cursor": "2026-01-02"})));
+}
+
 /// A token-paged API: `items?limit=[&after=ID]` answers `{"data": [...], "next": ID|null}`.
 struct Linked;
 
@@ -547,6 +562,26 @@ fn token_paging_follows_the_tokens_and_resumes_from_one() {
         Some("4")
     );
     assert_eq!(ids(&inner.events.lock().unwrap()).concat(), vec![5]);
+    // An answer whose next token is the one it was asked with is an error, not a loop.
+    let (host, inner) = scripted(usize::MAX, |_| {
+        Ok((
+            200,
+            json!({"data": [{"id": 1, "at": "x"}], "next": 7}).to_string(),
+        ))
+    });
+    req.state = None;
+    let e = read(&Linked, &host, &settings(), &req).unwrap_err();
+    assert!(e.is_unexpected_body(), "{e}");
+    assert!(
+        e.message()
+            .contains("next token is the one it was asked with"),
+        "{e}"
+    );
+    assert_eq!(inner.asked.lock().unwrap().len(), 2);
+    assert_eq!(
+        checkpoints(&inner.events.lock().unwrap()),
+        vec![json!({"resume": {"token": 7}})]
+    );
 }
 
 struct Shop;
