@@ -1,5 +1,5 @@
-//! `ionport plugins new NAME`: a new connector crate that builds and passes the
-//! conformance kit as generated.
+//! `ionport plugins new NAME`: a new connector crate on the SDK's stream API that builds,
+//! passes the conformance kit and reads the emulator's business partners as generated.
 
 use std::path::{Path, PathBuf};
 

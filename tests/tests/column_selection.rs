@@ -18,7 +18,7 @@ use std::time::Duration;
 use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{COMPANIES, Dataset, Record, Surface, TableDef, tables};
 use ionport_emulator::recorded::RecordedRequest;
-use ionport_plugin_sdk::mi::MiType;
+use ionport_infor_mi::MiType;
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{output_text, run_pipeline, sqlite};
 use serde_json::Value;

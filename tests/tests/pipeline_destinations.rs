@@ -24,7 +24,7 @@ use ionport_emulator::EmulatorConfig;
 use ionport_emulator::data::{
     Changes, Dataset, Entity, Kind, Selection, Surface, TableDef, tables,
 };
-use ionport_plugin_sdk::mi::MiType;
+use ionport_infor_mi::MiType;
 use ionport_tests::destinations::{Dest, DropSchemas, pg_client};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, plugin_lib, profile_dir};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::decode::{decode_page, unexpected_body};
-use ionport_plugin_sdk::odata::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, sleep_cancellable};
 use serde::Deserialize;

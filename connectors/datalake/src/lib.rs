@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ionport_plugin_sdk::DELETED_FIELD_KEY;
 use ionport_plugin_sdk::columns;
-use ionport_plugin_sdk::odata::error_message;
+use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
 use serde::Deserialize;

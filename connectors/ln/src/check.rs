@@ -1,6 +1,6 @@
 //! "Test Connection" and discovery for LN.
 
-use ionport_plugin_sdk::odata::{self, Page};
+use ionport_infor_odata::{self as odata, Page};
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
 use serde_json::{Map, Value, json};

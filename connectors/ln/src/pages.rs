@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use ionport_plugin_sdk::odata;
+use ionport_infor_odata as odata;
 use ionport_plugin_sdk::ordered_pages::{self, Flow};
 use ionport_plugin_sdk::prelude::*;
 use serde_json::{Map, Value};

@@ -15,8 +15,8 @@
 //! cheaply and stably, and a record changed while the read runs gets a stamp above the
 //! mark, so the next incremental read sees it even when its key was already passed.
 
+use ionport_infor_odata::{self as odata, Page};
 use ionport_plugin_sdk::inflight;
-use ionport_plugin_sdk::odata::{self, Page};
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
 use serde::{Deserialize, Serialize};

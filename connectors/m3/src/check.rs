@@ -1,7 +1,7 @@
 //! "Test Connection" for M3: who the service account is in M3, and whether it may read
 //! the configured company and division.
 
-use ionport_plugin_sdk::mi::{MiCall, MiError};
+use ionport_infor_mi::{MiCall, MiError};
 use ionport_plugin_sdk::retry::host_failure;
 use ionport_plugin_sdk::{CheckReport, ConnectionConfig, ConnectorError, GatewayResponse, Host};
 use serde_json::{Value, json};

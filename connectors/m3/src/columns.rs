@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use ionport_plugin_sdk::mi::MiType;
+use ionport_infor_mi::MiType;
 use serde_json::{Map, Value, json};
 
 /// A column: name, M3 type, integral (for `N`), description.

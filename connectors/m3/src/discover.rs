@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use ionport_plugin_sdk::mi::{MiCall, MiType};
+use ionport_infor_mi::{MiCall, MiType};
 use ionport_plugin_sdk::{
     ConnectionConfig, ConnectorError, DiscoveredStream, Discovery, Host, SyncMode, TaskSpec,
 };

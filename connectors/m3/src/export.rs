@@ -15,8 +15,8 @@
 
 use std::collections::HashMap;
 
+use ionport_infor_mi::{MiCall, MiType, write_typed_row};
 use ionport_plugin_sdk::key_ranges::{self, KeyPage};
-use ionport_plugin_sdk::mi::{MiCall, MiType, write_typed_row};
 use ionport_plugin_sdk::paging::SharedPageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};

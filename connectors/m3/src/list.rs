@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ionport_infor_mi::{MiCall, MiShape, MiType, TypedRows};
 use ionport_plugin_sdk::key_ranges::{self, KeyPage};
-use ionport_plugin_sdk::mi::{MiCall, MiShape, MiType, TypedRows};
 use ionport_plugin_sdk::paging::SharedPageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 //! This path used to be `customer_order_lines`, which now reads `OOLINE` in bulk; a
 //! state it saved under that name is recognised there ([`unless_per_order_state`]).
 
-use ionport_plugin_sdk::mi::MiCall;
+use ionport_infor_mi::MiCall;
 use ionport_plugin_sdk::paging::AdaptivePageSize;
 use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The M3 connection form and the settings a connector call reads from it.
 
+use ionport_infor_mi::{MiCall, MiShape};
 use ionport_plugin_sdk::form::IonApiCredentials;
-use ionport_plugin_sdk::mi::{MiCall, MiShape};
 use ionport_plugin_sdk::{ConnectionConfig, ConnectorError, Host};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -11,8 +11,10 @@
 //!   make the page a page (OData `value`, M3 `results`, ...).
 //! - [`unexpected_body`]: the error, for decoders that check the shape by hand.
 //! - [`describe`]: how a request is named in those errors.
+//! - [`error_message`]: the readable text of an error body (OData's, RFC 6749's, or its start).
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 
@@ -73,6 +75,69 @@ pub fn decode_page<T: DeserializeOwned>(
 ) -> Result<T, ConnectorError> {
     serde_json::from_slice(&resp.body)
         .map_err(|e| unexpected_body(request, resp, expected, &e.to_string()))
+}
+
+/// The readable text of an error body: OData's `{"error":{"code","message","details"}}`,
+/// RFC 6749's `{"error":"…","error_description":"…"}`, or the start of the body.
+pub fn error_message(resp: &GatewayResponse) -> String {
+    let text = resp.text();
+    if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
+        if let Some(e) = v.get("error") {
+            if let Some(obj) = e.as_object() {
+                let code = obj.get("code").and_then(value_text).unwrap_or_default();
+                let msg = obj.get("message").and_then(value_text).unwrap_or_default();
+                let mut out = match (code.is_empty(), msg.is_empty()) {
+                    (false, false) => format!("{code}: {msg}"),
+                    (true, false) => msg,
+                    (false, true) => code,
+                    (true, true) => String::new(),
+                };
+                if let Some(details) = obj.get("details").and_then(Value::as_array) {
+                    for d in details {
+                        if let Some(m) = d.get("message").and_then(value_text)
+                            && !out.contains(&m)
+                        {
+                            out.push_str(&format!("; {m}"));
+                        }
+                    }
+                }
+                if !out.is_empty() {
+                    return out;
+                }
+            } else if let Some(code) = value_text(e) {
+                let desc = v
+                    .get("error_description")
+                    .and_then(value_text)
+                    .unwrap_or_default();
+                return if desc.is_empty() {
+                    code
+                } else {
+                    format!("{code}: {desc}")
+                };
+            }
+        }
+        for k in ["message", "Message", "errorMessage", "detail", "reason"] {
+            if let Some(m) = v.get(k).and_then(value_text)
+                && !m.is_empty()
+            {
+                return m;
+            }
+        }
+    }
+    let head: String = text.trim().chars().take(300).collect();
+    if head.is_empty() {
+        "no error details in the response".into()
+    } else {
+        head
+    }
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //! - [`inflight`]: how many pages of a task are requested at once;
 //! - [`key_ranges`]: a key-paged listing read as several ranges at once;
 //! - [`ordered_pages`]: pages addressed by index fetched by several threads, handed over in order;
-//! - [`mi`]: M3 MI calls in the v1 and v2 shapes, their error shapes and typed values;
+//! - [`stream`]: the stream API — declare streams ([`stream::RestStream`]) and the SDK owns
+//!   the loop, the state, the check and the manifest ([`stream::StreamConnector`]);
 //! - [`conformance`]: the checks every plugin must pass (`ionport plugins verify`).
 //!
 //! What it is not: a host. Loading plugins, vaulting credentials and talking HTTP live in
@@ -52,11 +53,10 @@ pub mod decode;
 pub mod form;
 pub mod inflight;
 pub mod key_ranges;
-pub mod mi;
-pub mod odata;
 pub mod ordered_pages;
 pub mod paging;
 pub mod retry;
+pub mod stream;
 
 pub use connector::{Connector, ConnectorInfo};
 pub use error::ConnectorError;
@@ -66,12 +66,16 @@ pub use ionport_plugin_abi::wire::{
     ReadRequest, ReadSummary, StreamNames, SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
-pub use writer::{RecordWriter, RowWriter};
+pub use writer::{EncodedKey, Plain, RecordWriter, RowWriter};
 
 /// Everything a connector usually needs, in one import.
 pub mod prelude {
     pub use crate::form::{self, IonApiCredentials};
     pub use crate::paging::{AdaptivePageSize, CursorTracker, KeyPager};
+    pub use crate::stream::{
+        Answer, AnyStream, Page, PageRequest, Paging, RestStream, StreamConnector, Streams,
+        TypedState,
+    };
     pub use crate::{
         CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, DiscoveredStream,
         Discovery, GatewayRequest, GatewayResponse, Host, LogLevel, ReadRequest, ReadSummary,

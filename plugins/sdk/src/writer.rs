@@ -122,7 +122,9 @@ pub struct RowWriter<'b> {
 }
 
 impl<'b> RowWriter<'b> {
-    pub(crate) fn open(buf: &'b mut Vec<u8>) -> Self {
+    /// A record opened in `buf` (a decoder's own buffer; [`RecordWriter::write_row`] opens
+    /// one in its batch). End it with [`RowWriter::close`].
+    pub fn open(buf: &'b mut Vec<u8>) -> Self {
         buf.push(b'{');
         RowWriter {
             buf,
@@ -132,7 +134,7 @@ impl<'b> RowWriter<'b> {
     }
 
     /// Ends the object and the line, or returns the first error.
-    pub(crate) fn close(&mut self) -> Result<(), ConnectorError> {
+    pub fn close(&mut self) -> Result<(), ConnectorError> {
         if let Some(e) = self.error.take() {
             return Err(ConnectorError::connector(format!("encoding a record: {e}")));
         }
@@ -151,7 +153,7 @@ impl<'b> RowWriter<'b> {
 
     /// A key written as JSON before ([`EncodedKey`]): rows that repeat their names escape
     /// them once.
-    pub(crate) fn encoded_key(&mut self, key: &EncodedKey) -> &mut Self {
+    pub fn encoded_key(&mut self, key: &EncodedKey) -> &mut Self {
         if self.fields > 0 {
             self.buf.push(b',');
         }
@@ -161,19 +163,19 @@ impl<'b> RowWriter<'b> {
     }
 
     /// A string value that needs no escaping ([`Plain`]), after its key.
-    pub(crate) fn plain_value(&mut self, value: Plain<'_>) {
+    pub fn plain_value(&mut self, value: Plain<'_>) {
         self.buf.push(b'"');
         self.buf.extend_from_slice(value.0.as_bytes());
         self.buf.push(b'"');
     }
 
     /// Any value, after its key.
-    pub(crate) fn value_after_key<T: Serialize + ?Sized>(&mut self, value: &T) {
+    pub fn value_after_key<T: Serialize + ?Sized>(&mut self, value: &T) {
         self.json(value);
     }
 
     /// `null`, after its key.
-    pub(crate) fn null_after_key(&mut self) {
+    pub fn null_after_key(&mut self) {
         self.buf.extend_from_slice(b"null");
     }
 
@@ -228,10 +230,10 @@ impl<'b> RowWriter<'b> {
 
 /// A field name as JSON with its colon (`"name":`), escaped once for every row that has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EncodedKey(Box<[u8]>);
+pub struct EncodedKey(Box<[u8]>);
 
 impl EncodedKey {
-    pub(crate) fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         let mut json = Vec::with_capacity(name.len() + 3);
         // Writing a `str` into a `Vec` cannot fail.
         let _ = serde_json::to_writer(&mut json, name);
@@ -243,12 +245,14 @@ impl EncodedKey {
 /// Text that JSON takes between quotes as it is: no `"`, `\` or control character. What
 /// serde_json hands over borrowed from a body it parsed is such text (it had no escapes,
 /// and serde_json refuses raw control characters in strings), and so is any part of it.
+/// Only for text of that origin: text with a quote written as `Plain` would change the
+/// record's JSON (debug builds assert against it, so a decoder's tests catch the misuse).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Plain<'a>(&'a str);
+pub struct Plain<'a>(&'a str);
 
 impl<'a> Plain<'a> {
     /// `text`, which the caller knows needs no escaping (checked in debug builds).
-    pub(crate) fn trusted(text: &'a str) -> Self {
+    pub fn trusted(text: &'a str) -> Self {
         debug_assert!(
             !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
             "{text:?} needs escaping"

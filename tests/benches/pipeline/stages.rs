@@ -21,7 +21,7 @@ use ionport_core::destination::StreamSpec;
 use ionport_core::plugin::LoadedPlugin;
 use ionport_core::read::Records;
 use ionport_emulator::data::{Dataset, Kind, tables};
-use ionport_plugin_sdk::mi::MiType;
+use ionport_infor_mi::MiType;
 use ionport_tests::{ionport_bin, profile_dir};
 use serde_json::{Map, Value, json};
 

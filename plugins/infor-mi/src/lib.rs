@@ -1,4 +1,5 @@
-//! M3 MI programs over REST: building calls and reading answers, in both API shapes.
+//! M3 MI programs over REST for ionport connectors: building calls and reading answers, in
+//! both API shapes. Moved out of `ionport-plugin-sdk`, which stays product-neutral.
 //!
 //! - [`MiCall`] builds a v1 request (`m3api-rest/execute/PRG/TRN;maxrecs=..;returncols=..`,
 //!   matrix parameters) or a v2 request (`m3api-rest/v2/execute/PRG/TRN?maxrecs=..`).
@@ -14,11 +15,11 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::writer::{EncodedKey, Plain, RowWriter};
+use ionport_plugin_sdk::{EncodedKey, Plain, RowWriter};
 
 mod fast;
 mod rows;
-use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+use ionport_plugin_sdk::{ConnectorError, GatewayRequest, GatewayResponse};
 pub use rows::{MiRow, MiRows, TypedRows};
 
 /// Which shape of the MI REST API to call.
@@ -240,7 +241,7 @@ impl MiError {
                 "HTTP {} with a body that is not {expected} ({}); it starts: {:?}",
                 resp.status,
                 detail.into(),
-                crate::decode::body_head(resp)
+                ionport_plugin_sdk::decode::body_head(resp)
             ),
             unexpected_body: true,
         }
@@ -542,7 +543,7 @@ fn http_error(resp: &GatewayResponse) -> MiError {
             status,
             String::new(),
             String::new(),
-            crate::odata::error_message(resp),
+            ionport_plugin_sdk::decode::error_message(resp),
         ),
     }
 }

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 
 use yoke::{Yoke, Yokeable};
 
-use super::{MiAnswer, MiType};
-use crate::ConnectorError;
-use crate::writer::{EncodedKey, RowWriter};
+use crate::{MiAnswer, MiType};
+use ionport_plugin_sdk::ConnectorError;
+use ionport_plugin_sdk::{EncodedKey, RowWriter};
 
 /// The field names of rows, and the order their fields are written in.
 #[derive(Debug, Default)]
@@ -352,9 +352,9 @@ impl TypedRows {
 mod tests {
     use serde_json::Value;
 
-    use super::*;
-    use crate::GatewayResponse;
-    use crate::mi::{MiCall, typed_row};
+    use crate::*;
+    use crate::{MiCall, typed_row};
+    use ionport_plugin_sdk::GatewayResponse;
 
     fn resp(status: u16, body: &[u8]) -> GatewayResponse {
         GatewayResponse {

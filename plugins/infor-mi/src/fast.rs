@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::rows::{Builder, Decoded, Order};
+use crate::rows::{Builder, Decoded, Order};
 
 /// The rows of a v2 answer of the common shape, or `None` when it is not one.
 pub(super) fn decode(body: &[u8]) -> Option<Decoded<'_>> {

@@ -1,4 +1,5 @@
-//! OData v4 helpers for connectors that read OData services through the gateway.
+//! OData v4 helpers for ionport connectors that read OData services (Infor LN, ...) through
+//! the gateway. Moved out of `ionport-plugin-sdk`, which stays product-neutral.
 //!
 //! - [`next_link_request`]: turns an `@odata.nextLink` (absolute URL, absolute path or
 //!   relative reference) into a [`GatewayRequest`] relative to the connection's API base.
@@ -14,7 +15,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+pub use ionport_plugin_sdk::decode::error_message;
+use ionport_plugin_sdk::{ConnectorError, GatewayRequest, GatewayResponse};
 
 /// One page of an entity-set response: the entities and the link to the next page.
 ///
@@ -42,7 +44,7 @@ impl Page {
         request: &GatewayRequest,
         resp: &GatewayResponse,
     ) -> Result<Self, ConnectorError> {
-        crate::decode::decode_page(request, resp, PAGE_SHAPE)
+        ionport_plugin_sdk::decode::decode_page(request, resp, PAGE_SHAPE)
     }
 }
 
@@ -164,61 +166,6 @@ pub fn keyset_after(keys: &[String], values: &[String]) -> Option<String> {
         }
     }
     Some(build(keys, values, 0, n))
-}
-
-/// The readable text of an error body: OData's `{"error":{"code","message","details"}}`,
-/// RFC 6749's `{"error":"…","error_description":"…"}`, or the start of the body.
-pub fn error_message(resp: &GatewayResponse) -> String {
-    let text = resp.text();
-    if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
-        if let Some(e) = v.get("error") {
-            if let Some(obj) = e.as_object() {
-                let code = obj.get("code").and_then(value_text).unwrap_or_default();
-                let msg = obj.get("message").and_then(value_text).unwrap_or_default();
-                let mut out = match (code.is_empty(), msg.is_empty()) {
-                    (false, false) => format!("{code}: {msg}"),
-                    (true, false) => msg,
-                    (false, true) => code,
-                    (true, true) => String::new(),
-                };
-                if let Some(details) = obj.get("details").and_then(Value::as_array) {
-                    for d in details {
-                        if let Some(m) = d.get("message").and_then(value_text)
-                            && !out.contains(&m)
-                        {
-                            out.push_str(&format!("; {m}"));
-                        }
-                    }
-                }
-                if !out.is_empty() {
-                    return out;
-                }
-            } else if let Some(code) = value_text(e) {
-                let desc = v
-                    .get("error_description")
-                    .and_then(value_text)
-                    .unwrap_or_default();
-                return if desc.is_empty() {
-                    code
-                } else {
-                    format!("{code}: {desc}")
-                };
-            }
-        }
-        for k in ["message", "Message", "errorMessage", "detail", "reason"] {
-            if let Some(m) = v.get(k).and_then(value_text)
-                && !m.is_empty()
-            {
-                return m;
-            }
-        }
-    }
-    let head: String = text.trim().chars().take(300).collect();
-    if head.is_empty() {
-        "no error details in the response".into()
-    } else {
-        head
-    }
 }
 
 /// An OData error code (`error.code`), when the body has one.

@@ -1,0 +1,148 @@
+//! The stream API: an author declares streams, the SDK owns the loop.
+//!
+//! Modelled on singer-sdk's `RESTStream`. A connector on this API is a
+//! [`StreamConnector`] (its id, its settings type, its streams and the request that tests a
+//! connection) and, for each stream, a [`RestStream`]: the stream's name, record type,
+//! primary key and cursor as constants, the request for one page and the parse of an
+//! answer into records (and, for token paging, the next token). [`Streams`] turns it into a
+//! [`crate::Connector`], so the author writes no `read` and no state JSON.
+//!
+//! What the SDK does for every stream ([`read`]):
+//! - the loop, with a cancel check before every request and before every page is handed
+//!   over ([`crate::ordered_pages`]);
+//! - a commit per page with its checkpoint ([`crate::RecordWriter::commit`]): the typed
+//!   [`StreamState`] says where an interrupted read goes on (an offset or the next token)
+//!   and where an incremental read starts (the cursor's high-water mark);
+//! - decode retries: an answer `parse` refuses is asked again ([`crate::retry::fetch_decoded`])
+//!   and, if it stays refused, is an error of kind `unexpected_body` — never "no more data";
+//! - the 504 contract: the host has retried a page that timed out and reports it as a
+//!   `timeout` error; the SDK halves the page ([`crate::paging::AdaptivePageSize`]) and goes
+//!   on one page at a time from the last page it committed;
+//! - pages in flight when the paging is by offset ([`Paging::Offset`]): up to
+//!   [`crate::inflight::pages_in_flight`] pages requested at once, handed over in order;
+//! - the column selection of the read (fields outside it are dropped, key and cursor kept
+//!   by the host's selection);
+//! - the manifest's tasks and `discover` from the declared streams, the connection form
+//!   from the settings type plus the credentials block, and `check` from
+//!   [`StreamConnector::check_request`].
+
+mod adapter;
+mod read;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::decode::decode_page;
+use crate::retry::RetryPolicy;
+use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+
+pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
+pub use read::read;
+pub use state::{Resume, StreamState, TypedState};
+
+/// How a stream's pages are addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// By offset (`$skip`, `offset=`): any page can be asked on its own, so several are
+    /// kept in flight. The listing ends at a page shorter than asked.
+    Offset,
+    /// By a token the previous answer gives (a next link, a last key): one page after the
+    /// other. The listing ends at an answer without a next token.
+    Token,
+}
+
+/// What a stream's request for one page is built from.
+#[derive(Debug, Clone)]
+pub struct PageRequest<'a, T> {
+    /// Records to ask for.
+    pub size: u32,
+    /// Records of this listing before the page (for [`Paging::Offset`], the page's offset).
+    pub offset: u64,
+    /// The token the previous answer gave ([`Paging::Token`]); `None` for the first page.
+    pub token: Option<&'a T>,
+    /// Where an incremental read starts, as text: the cursor's high-water mark of the
+    /// last read. `None` in a full refresh and in the first incremental read.
+    pub since: Option<&'a str>,
+    /// The fields the read asks for (`None`: every field); a source that can select
+    /// columns may send them, the SDK drops the others anyway.
+    pub columns: Option<&'a [String]>,
+}
+
+/// One parsed answer: its records and, for [`Paging::Token`], the next page's token.
+#[derive(Debug, Clone)]
+pub struct Page<R, T = ()> {
+    /// The page's records, in the order of the answer.
+    pub records: Vec<R>,
+    /// The next page's token; `None` ends a token-paged listing.
+    pub next: Option<T>,
+}
+
+impl<R, T> From<Vec<R>> for Page<R, T> {
+    fn from(records: Vec<R>) -> Self {
+        Page {
+            records,
+            next: None,
+        }
+    }
+}
+
+/// A success answer to a page request, for [`RestStream::parse`].
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// What was asked.
+    pub request: &'a GatewayRequest,
+    /// The answer (a `2xx`: other statuses never reach `parse`).
+    pub response: &'a GatewayResponse,
+}
+
+impl Answer<'_> {
+    /// The body decoded into `T`, `expected` naming its shape ("a page with an `items`
+    /// array"): a body of another shape is an error of kind `unexpected_body` naming the
+    /// request, never an empty page. `T` must not default the fields that make the page a
+    /// page.
+    pub fn json<T: DeserializeOwned>(&self, expected: &str) -> Result<T, ConnectorError> {
+        decode_page(self.request, self.response, expected)
+    }
+}
+
+/// One stream of a [`StreamConnector`] whose settings are `S`: what it is, how to ask for a
+/// page, how to read the answer. The SDK does the rest (see the [module docs](self)).
+pub trait RestStream<S>: Send + Sync + 'static {
+    /// One record: its JSON Schema is the stream's record schema, its serialisation what
+    /// the stream emits.
+    type Record: Serialize + JsonSchema + Send;
+    /// The page token of [`Paging::Token`] (a next link, a last key); `()` for offset
+    /// paging. It is kept in the state, so an interrupted read goes on from it.
+    type Token: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+
+    /// The stream's (task's) name, e.g. `customers`.
+    const NAME: &'static str;
+    /// What the stream holds, one sentence.
+    const DESCRIPTION: &'static str;
+    /// The fields that identify a record.
+    const PRIMARY_KEY: &'static [&'static str];
+    /// The field incremental reads advance on; `None`: full refresh only.
+    const CURSOR: Option<&'static str> = None;
+    /// How pages are addressed.
+    const PAGING: Paging = Paging::Offset;
+    /// Records per page when the read does not say; the SDK halves it on timeouts.
+    const PAGE_SIZE: u32 = 500;
+
+    /// The request for one page.
+    fn request(&self, settings: &S, page: &PageRequest<'_, Self::Token>) -> GatewayRequest;
+
+    /// A success answer into records (and the next token). Refuse a body that is not a
+    /// page ([`Answer::json`] does): the SDK asks again, then fails the read.
+    fn parse(&self, answer: &Answer<'_>)
+    -> Result<Page<Self::Record, Self::Token>, ConnectorError>;
+
+    /// How often an answer `parse` refuses is asked again.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
+}
