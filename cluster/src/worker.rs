@@ -92,6 +92,12 @@ pub fn run_worker(
                 healthy = false;
             }
         }
+        if stop.is_cancelled() {
+            // Runs stop between pages; what they committed stays, the rest is handed back.
+            for r in units(&running).values() {
+                r.cancel.cancel();
+            }
+        }
         // Wait for a unit to end (or the next poll), then record every end.
         if let Ok(d) = done_rx.recv_timeout(config.poll) {
             let lost = units(&running).remove(&d.0.id).is_none_or(|r| r.lost);

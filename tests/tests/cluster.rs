@@ -1,0 +1,541 @@
+//! Scale-out: real `ionport worker` processes on the machine's Postgres as coordinator
+//! (each test in a coordinator schema of its own), the emulator on loopback.
+//!
+//! - three workers, three scheduled pipelines: every task runs exactly once per tick (the
+//!   workers' logs: core's `read finished` lines, one per unit done, no unit claimed
+//!   twice) and every record lands exactly once (the emulator's own counts);
+//! - workers killed with SIGKILL at random points while they hold leases, at least 10
+//!   times: the others take their units over from the last committed checkpoint, and the
+//!   SQLite, Postgres and JSONL destinations end with every record exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ionport_emulator::EmulatorConfig;
+use ionport_tests::destinations::{Dest, pg_client, pg_url};
+use ionport_tests::emulated::Emulated;
+use ionport_tests::{ionport_bin, profile_dir};
+use serde_json::Value;
+
+/// One test's cluster: its coordinator schema, its workers, their logs.
+struct Cluster {
+    dir: PathBuf,
+    schema: String,
+    lease: &'static str,
+    workers: BTreeMap<String, Child>,
+    started: usize,
+}
+
+impl Cluster {
+    fn new(dir: &Path, schema: &str, lease: &'static str) -> Self {
+        pg_client()
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .unwrap();
+        Cluster {
+            dir: dir.to_path_buf(),
+            schema: schema.into(),
+            lease,
+            workers: BTreeMap::new(),
+            started: 0,
+        }
+    }
+
+    fn ionport(&self) -> Command {
+        let mut cmd = Command::new(ionport_bin());
+        cmd.env("IONPORT_PLUGIN_PATH", profile_dir())
+            .env("IONPORT_HOME", self.dir.join("home"))
+            .env("IONPORT_COORDINATOR", pg_url())
+            .env("IONPORT_COORDINATOR_SCHEMA", &self.schema)
+            .env_remove("IONPORT_LOG");
+        cmd
+    }
+
+    fn submit(&self, file: &Path, now: bool) {
+        let mut cmd = self.ionport();
+        cmd.args(["cluster", "submit"]).arg(file);
+        if now {
+            cmd.arg("--now");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
+    }
+
+    /// Starts worker `w<N>`, its log in the test's directory.
+    fn start_worker(&mut self) -> String {
+        self.started += 1;
+        let id = format!("w{}", self.started);
+        let log = std::fs::File::create(self.dir.join(format!("{id}.log"))).unwrap();
+        let child = self
+            .ionport()
+            .args(["worker", "--id", &id, "--slots", "1", "--poll", "200ms"])
+            .args(["--lease", self.lease])
+            .env("IONPORT_LOG", "ionport::cluster=info,ionport::read=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.insert(id.clone(), child);
+        id
+    }
+
+    fn status(&self) -> Value {
+        let out = self
+            .ionport()
+            .args(["cluster", "status", "--json", "--recent", "1000"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// SIGTERM to every worker, then waits for each to exit (they hand their units back).
+    fn stop_all(&mut self) {
+        for child in self.workers.values() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        for (id, mut child) in std::mem::take(&mut self.workers) {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "worker {id} stops cleanly: {status}");
+        }
+    }
+
+    /// SIGTERM to one worker; waits for it to exit.
+    fn stop(&mut self, id: &str) {
+        let mut child = self.workers.remove(id).unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "worker {id} stops cleanly: {status}");
+    }
+
+    /// Every worker's log, joined.
+    fn logs(&self) -> String {
+        (1..=self.started)
+            .map(|n| std::fs::read_to_string(self.dir.join(format!("w{n}.log"))).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits until `done` holds for the status, or panics after `within`.
+    fn wait_for(&self, within: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let st = self.status();
+            if done(&st) {
+                return st;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{what}: not reached; status: {st:#}\nlogs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.workers.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ));
+        }
+    }
+}
+
+/// `key=value` of a log line.
+fn field(line: &str, key: &str) -> Option<String> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// The three pipelines: customers into SQLite, items into Postgres, suppliers into JSONL,
+/// each task of its own connection to company 100.
+const PIPELINES: [(&str, &str, &str); 3] = [
+    ("p_customers", "customers", "CUNO"),
+    ("p_items", "items", "ITNO"),
+    ("p_suppliers", "suppliers", "SUNO"),
+];
+
+fn dests(dir: &Path, prefix: &str) -> [Dest; 3] {
+    [
+        Dest::Sqlite(dir.to_path_buf()),
+        Dest::Postgres(prefix.to_string()),
+        Dest::Jsonl(dir.to_path_buf()),
+    ]
+}
+
+fn pipeline_file(
+    dir: &Path,
+    ionapi: &Path,
+    dests: &[Dest; 3],
+    tasks: impl Fn(usize) -> Vec<&'static str>,
+    extra: &str,
+) -> PathBuf {
+    let mut text = String::new();
+    for (i, (name, _, _)) in PIPELINES.iter().enumerate() {
+        let tasks: Vec<String> = tasks(i).iter().map(|t| format!("\"{t}\"")).collect();
+        text.push_str(&format!(
+            r#"
+[environments.env_{name}]
+destination = {dest}
+
+[connections.c_{name}]
+connector = "infor-m3"
+credentials = {{ ionapi = "{ionapi}" }}
+settings = {{ company = 100 }}
+quota = "none"
+
+[pipelines.{name}]
+connection = "c_{name}"
+environment = "env_{name}"
+tasks = [{tasks}]
+page_size = 25
+pages_in_flight = 1
+{extra}
+"#,
+            dest = dests[i].toml(&format!("env_{name}")),
+            ionapi = ionapi.display(),
+            tasks = tasks.join(", "),
+        ));
+    }
+    let file = dir.join("pipelines.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The emulator's own count of an M3 entity in company 100.
+fn emulator_count(emu: &Emulated, entity: &str) -> usize {
+    let info = emu.control("GET", "info", None);
+    info["counts"]["100"][entity].as_u64().unwrap() as usize
+}
+
+/// Every record exactly once: as many rows as the emulator has, each key once.
+fn assert_exactly_once(emu: &Emulated, dest: &Dest, env: &str, task: &str, key: &str) {
+    let entity = match task {
+        "customers" => "customer",
+        "items" => "item",
+        _ => "supplier",
+    };
+    let want = emulator_count(emu, entity);
+    let rows = dest.rows(env, task);
+    let keys: BTreeSet<String> = rows
+        .iter()
+        .map(|r| r[key].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rows.len(), keys.len(), "{env}/{task}: no record twice");
+    assert_eq!(
+        keys.len(),
+        want,
+        "{env}/{task}: every record of the emulator"
+    );
+}
+
+#[test]
+fn three_workers_run_each_task_once_per_schedule_tick() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 400,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let prefix = format!("cl_ticks_{}", std::process::id());
+    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
+    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let _drop = ionport_tests::destinations::DropSchemas::new(&prefix, &env_refs);
+    let dests = dests(dir.path(), &prefix);
+    // Each pipeline reads its own stream.
+    let file = pipeline_file(
+        dir.path(),
+        &ionapi,
+        &dests,
+        |i| vec![PIPELINES[i].1],
+        "schedule = \"every 3s\"",
+    );
+
+    let mut cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_ticks_{}", std::process::id()),
+        "3s",
+    );
+    cluster.submit(&file, false);
+    for _ in 0..3 {
+        cluster.start_worker();
+    }
+    // At least two ticks of every pipeline done.
+    cluster.wait_for(Duration::from_secs(60), "two ticks done", |st| {
+        PIPELINES.iter().all(|(p, _, _)| {
+            let done: BTreeSet<&str> = st["recent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|u| u["pipeline"] == *p && u["state"] == "done")
+                .map(|u| u["tick"].as_str().unwrap())
+                .collect();
+            done.len() >= 2
+        })
+    });
+    cluster.stop_all();
+    let logs = cluster.logs();
+
+    // Per task: the ticks of its units done, each once; core's read path finished one
+    // read per unit done; no unit was claimed twice.
+    let mut done: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut claimed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reads: BTreeMap<String, usize> = BTreeMap::new();
+    for line in logs.lines() {
+        let task = field(line, "task").unwrap_or_default();
+        if line.contains("unit done") {
+            done.entry(task)
+                .or_default()
+                .push(field(line, "tick").unwrap());
+        } else if line.contains("unit claimed") {
+            *claimed.entry(field(line, "unit").unwrap()).or_default() += 1;
+        } else if line.contains("ionport::read") && line.contains("read finished") {
+            *reads.entry(task).or_default() += 1;
+        }
+    }
+    assert!(
+        claimed.values().all(|&n| n == 1),
+        "a unit claimed twice: {claimed:?}"
+    );
+    for (i, (_, task, key)) in PIPELINES.iter().enumerate() {
+        let ticks = done.get(*task).cloned().unwrap_or_default();
+        let distinct: BTreeSet<&String> = ticks.iter().collect();
+        assert!(ticks.len() >= 2, "{task}: {ticks:?}\n{logs}");
+        assert_eq!(
+            distinct.len(),
+            ticks.len(),
+            "{task}: a tick ran twice: {ticks:?}"
+        );
+        assert_eq!(
+            reads.get(*task).copied().unwrap_or(0),
+            ticks.len(),
+            "{task}: one read per tick\n{logs}"
+        );
+        // Ticks on the schedule's grid: whole multiples of 3 s apart.
+        let times: Vec<std::time::SystemTime> = distinct
+            .iter()
+            .map(|t| humantime::parse_rfc3339(t).unwrap())
+            .collect();
+        for w in times.windows(2) {
+            let gap = w[1].duration_since(w[0]).unwrap().as_millis();
+            assert!(gap > 0 && gap % 3000 == 0, "{task}: ticks {times:?}");
+        }
+        assert_exactly_once(&emu, &dests[i], &envs[i], task, key);
+    }
+}
+
+/// A small deterministic generator for the kill points.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Killed (SIGKILL) workers lose their leases; the others take their units over.
+const KILLS: usize = 10;
+
+#[test]
+fn workers_killed_at_random_points_lose_their_units_to_the_others_and_nothing_is_lost_or_doubled() {
+    // Pages take a while, so that a unit lasts long enough to be killed part-way.
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 2000,
+        latency: Duration::from_millis(40),
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let prefix = format!("cl_kill_{}", std::process::id());
+    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
+    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let _drop = ionport_tests::destinations::DropSchemas::new(&prefix, &env_refs);
+    let dests = dests(dir.path(), &prefix);
+    let file = pipeline_file(
+        dir.path(),
+        &ionapi,
+        &dests,
+        |_| vec!["customers", "items", "suppliers"],
+        "",
+    );
+
+    let mut cluster = Cluster::new(dir.path(), &format!("cl_kill_{}", std::process::id()), "2s");
+    cluster.submit(&file, true);
+    for _ in 0..3 {
+        cluster.start_worker();
+    }
+    let mut dice = Dice(20261207);
+    let mut killed: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while killed.len() < KILLS {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "only {} kills before the work ran out",
+            killed.len()
+        );
+        std::thread::sleep(Duration::from_millis(300 + dice.below(1200)));
+        let st = cluster.status();
+        let busy: Vec<String> = st["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| {
+                !w["running"].as_array().unwrap().is_empty()
+                    && cluster.workers.contains_key(w["id"].as_str().unwrap())
+            })
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect();
+        if busy.is_empty() {
+            assert!(
+                !st["open"].as_array().unwrap().is_empty(),
+                "the work ran out after {} kills",
+                killed.len()
+            );
+            continue;
+        }
+        let victim = busy[dice.below(busy.len() as u64) as usize].clone();
+        let mut child = cluster.workers.remove(&victim).unwrap();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        killed.push(victim);
+        cluster.start_worker();
+    }
+    let st = cluster.wait_for(Duration::from_secs(120), "every unit done", |st| {
+        st["open"].as_array().unwrap().is_empty()
+    });
+    cluster.stop_all();
+
+    let units = st["recent"].as_array().unwrap();
+    assert_eq!(units.len(), 9, "nine units: {st:#}");
+    assert!(
+        units.iter().all(|u| u["state"] == "done"),
+        "every unit done: {st:#}"
+    );
+    // The killed workers' attempts ended as lost leases, taken over by others.
+    let lost: Vec<&Value> = st["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["outcome"] == "lease_lost")
+        .collect();
+    // Each kill hit a worker the status showed holding a unit; that unit may have ended in
+    // the moment between the status and the kill (then nothing was lost): two of ten may.
+    assert!(
+        lost.len() + 2 >= killed.len(),
+        "lost leases {} after {} kills: {st:#}",
+        lost.len(),
+        killed.len()
+    );
+    let attempts: i64 = units.iter().map(|u| u["attempts"].as_i64().unwrap()).sum();
+    eprintln!(
+        "{} kills, {} leases lost and taken over, {attempts} attempts for 9 units, {:.1}s",
+        killed.len(),
+        lost.len(),
+        start.elapsed().as_secs_f64()
+    );
+    for h in &lost {
+        assert!(
+            killed.iter().any(|k| h["worker"] == k.as_str()),
+            "only killed workers lose leases: {h}"
+        );
+    }
+    for (i, (_, _, _)) in PIPELINES.iter().enumerate() {
+        for (task, key) in [
+            ("customers", "CUNO"),
+            ("items", "ITNO"),
+            ("suppliers", "SUNO"),
+        ] {
+            assert_exactly_once(&emu, &dests[i], &envs[i], task, key);
+        }
+    }
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_hands_its_unit_back_and_another_finishes_it() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 1000,
+        latency: Duration::from_millis(40),
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let prefix = format!("cl_term_{}", std::process::id());
+    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
+    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let _drop = ionport_tests::destinations::DropSchemas::new(&prefix, &env_refs);
+    let dests = dests(dir.path(), &prefix);
+    let file = pipeline_file(dir.path(), &ionapi, &dests, |i| vec![PIPELINES[i].1], "");
+
+    let mut cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_term_{}", std::process::id()),
+        "30s",
+    );
+    cluster.submit(&file, true);
+    let first = cluster.start_worker();
+    // The first worker is well into the customers unit (it commits every page).
+    cluster.wait_for(Duration::from_secs(60), "customers under way", |st| {
+        st["open"].as_array().unwrap().iter().any(|u| {
+            u["task"] == "customers" && u["lease_age_secs"].as_f64().is_some_and(|a| a > 1.0)
+        })
+    });
+    cluster.stop(&first);
+    let st = cluster.status();
+    let handed: Vec<&Value> = st["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["outcome"] == "handed_back" && h["worker"] == first.as_str())
+        .collect();
+    assert!(
+        !handed.is_empty(),
+        "the stopped worker handed its unit back: {st:#}"
+    );
+    assert!(
+        st["open"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["state"] == "queued"),
+        "nothing is left running (a lease of 30s would otherwise hold it): {st:#}"
+    );
+    assert!(
+        st["workers"][0]["stopped"].as_bool().unwrap(),
+        "the worker is shown stopped: {st:#}"
+    );
+    // Another worker resumes at once (no lease to wait for) and finishes everything.
+    cluster.start_worker();
+    cluster.wait_for(Duration::from_secs(90), "every unit done", |st| {
+        st["open"].as_array().unwrap().is_empty()
+    });
+    cluster.stop_all();
+    for (i, (_, task, key)) in PIPELINES.iter().enumerate() {
+        assert_exactly_once(&emu, &dests[i], &envs[i], task, key);
+    }
+}
