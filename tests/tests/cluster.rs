@@ -464,6 +464,22 @@ fn workers_killed_at_random_points_lose_their_units_to_the_others_and_nothing_is
             "only killed workers lose leases: {h}"
         );
     }
+    // Taken over from the last committed checkpoint, not from the start: the customers
+    // pages the emulator served over all attempts stay within one read of each
+    // destination's (its page count from the emulator's own row count) and a few pages
+    // per kill (those in flight or behind the commit queue when it was killed).
+    let served = emu.control("GET", "requests", None)["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().contains("CRS610MI/LstByNumber"))
+        .count();
+    let pages = emulator_count(&emu, "customer").div_ceil(25) + 1;
+    eprintln!("customers: {served} pages served for 3 x {pages} pages to read");
+    assert!(
+        served <= 3 * pages + 4 * killed.len(),
+        "customers pages served {served}: more than 3 x {pages} + 4 per kill"
+    );
     for (i, (_, _, _)) in PIPELINES.iter().enumerate() {
         for (task, key) in [
             ("customers", "CUNO"),
@@ -538,4 +554,48 @@ fn a_worker_stopped_with_sigterm_hands_its_unit_back_and_another_finishes_it() {
     for (i, (_, task, key)) in PIPELINES.iter().enumerate() {
         assert_exactly_once(&emu, &dests[i], &envs[i], task, key);
     }
+}
+
+#[test]
+fn submit_refuses_an_invalid_file_and_an_unreachable_coordinator_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_refuse_{}", std::process::id()),
+        "30s",
+    );
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[environments.e]\ndestination = { type = \"jsonl\", path = \"out\" }\n\n[connections.c]\nconnector = \"no-such-connector\"\ncredentials = { vault = \"x\" }\n\n[pipelines.p]\nconnection = \"c\"\nenvironment = \"e\"\n",
+    )
+    .unwrap();
+    let out = cluster
+        .ionport()
+        .args(["cluster", "submit"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = ionport_tests::output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("bad.toml:5:") && text.contains("no-such-connector"),
+        "names the file, line and connector: {text}"
+    );
+    assert!(text.contains("nothing was submitted"), "{text}");
+    // The coordinator exists (created by the status call) and holds no pipeline.
+    assert_eq!(cluster.status()["pipelines"], serde_json::json!([]));
+
+    // A coordinator that does not answer: an error, never the URL's password.
+    let canary = "CANARY-coordinator-pw-7f3a";
+    let out = cluster
+        .ionport()
+        .args(["cluster", "status", "--coordinator"])
+        .arg(format!("postgres://postgres:{canary}@127.0.0.1:1/test"))
+        .output()
+        .unwrap();
+    let text = ionport_tests::output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("coordinator"), "{text}");
+    assert!(!text.contains(canary), "the password leaked: {text}");
 }
