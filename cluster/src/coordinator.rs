@@ -201,8 +201,23 @@ fn unit_row(r: &postgres::Row) -> UnitRow {
 impl Coordinator {
     /// Connects to the coordinator at `url` and makes sure `schema`'s tables exist.
     pub fn connect(url: &str, schema: &str) -> Result<Self, ClusterError> {
+        Self::connect_bounded(url, schema, None)
+    }
+
+    /// [`Coordinator::connect`], with connecting and every unanswered send bounded by
+    /// `timeout` (TCP user timeout, where the OS has one): a worker's sessions must fail,
+    /// not hang, when the network to the coordinator is lost.
+    pub fn connect_bounded(
+        url: &str,
+        schema: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Self, ClusterError> {
         crate::check_schema_name(schema)?;
-        let mut client = Client::connect(url, NoTls)?;
+        let mut config: postgres::Config = url.parse()?;
+        if let Some(t) = timeout {
+            config.connect_timeout(t).tcp_user_timeout(t);
+        }
+        let mut client = config.connect(NoTls)?;
         schema::migrate(&mut client, schema)
             .map_err(|e| ClusterError::Db(ionport_core::scrub::Scrubber::process().scrub(&e)))?;
         Ok(Self {
@@ -328,16 +343,21 @@ impl Coordinator {
             if r.get::<_, bool>(5) {
                 continue;
             }
-            let schedule = Schedule::parse(&text).map_err(|message| ClusterError::Schedule {
-                pipeline: name.clone(),
-                message,
-            })?;
-            let due = ticks::due(&schedule, r.get(4), r.get(2), r.get(3)).map_err(|message| {
-                ClusterError::Schedule {
-                    pipeline: name.clone(),
-                    message,
+            // One pipeline's schedule that cannot be computed (validated when submitted,
+            // so only a clock at its range's end) must not stop the others' ticks.
+            let due = Schedule::parse(&text)
+                .and_then(|schedule| ticks::due(&schedule, r.get(4), r.get(2), r.get(3)));
+            let due = match due {
+                Ok(d) => d,
+                Err(message) => {
+                    let e = ClusterError::Schedule {
+                        pipeline: name.clone(),
+                        message,
+                    };
+                    tracing::warn!(target: "ionport::cluster", "{e}");
+                    continue;
                 }
-            })?;
+            };
             if let Some(at) = due
                 && Self::fire(&mut tx, &s, &name, at, worker)?
             {

@@ -4,9 +4,11 @@
 //!
 //! Threads: the caller's thread runs the loop (claims, ticks, ends of units) on one
 //! coordinator session; a heartbeat thread renews the leases on a session of its own, so
-//! that a slow claim never delays a renewal; the units run on the caller's tokio runtime.
-//! A unit whose lease is lost — not renewed, or not renewable for a whole lease because
-//! the coordinator cannot be reached — is cancelled at once: another worker may take it
+//! that a slow claim never delays a renewal; a watchdog that never touches the network
+//! stops every unit when renewals stop succeeding; the units run on the caller's tokio
+//! runtime.
+//! A unit whose lease is lost — not renewed, or not renewable for two thirds of a lease
+//! because the coordinator cannot be reached — is cancelled at once: another worker may take it
 //! over, and the destination's writer lock keeps the two from writing at the same time.
 
 use std::collections::HashMap;
@@ -62,13 +64,23 @@ pub fn run_worker(
     rt: &tokio::runtime::Handle,
     stop: Cancel,
 ) -> Result<(), ClusterError> {
-    let mut coord = Coordinator::connect(&config.url, &config.schema)?;
+    let mut coord = connect(config)?;
     coord.register_worker(&config.id, &host_name(), std::process::id(), config.slots)?;
     tracing::info!(target: "ionport::cluster", worker = %config.id, slots = config.slots, lease = ?config.lease, "worker started");
     let running: RunningUnits = Arc::default();
+    let renewed = Arc::new(Mutex::new(Instant::now()));
     let heartbeat = {
+        let (config, running, stop, renewed) = (
+            config.clone(),
+            running.clone(),
+            stop.clone(),
+            renewed.clone(),
+        );
+        std::thread::spawn(move || heartbeat_loop(&config, &running, &stop, &renewed))
+    };
+    let watchdog = {
         let (config, running, stop) = (config.clone(), running.clone(), stop.clone());
-        std::thread::spawn(move || heartbeat_loop(&config, &running, &stop))
+        std::thread::spawn(move || watchdog_loop(&config, &running, &stop, &renewed))
     };
     let (done_tx, done_rx) = mpsc::channel::<(Claimed, RunSummary)>();
     // Ends of units not yet recorded (the coordinator was unreachable).
@@ -76,7 +88,7 @@ pub fn run_worker(
     let mut healthy = true;
     loop {
         if !healthy {
-            match Coordinator::connect(&config.url, &config.schema) {
+            match connect(config) {
                 Ok(c) => {
                     coord = c;
                     healthy = true;
@@ -129,6 +141,7 @@ pub fn run_worker(
         coord.stop_worker(&config.id)?;
     }
     let _ = heartbeat.join();
+    let _ = watchdog.join();
     tracing::info!(target: "ionport::cluster", worker = %config.id, "worker stopped");
     Ok(())
 }
@@ -243,36 +256,38 @@ fn record_end(
     Ok(())
 }
 
-/// Renews the leases every third of a lease until the worker stops; cancels a unit whose
-/// lease was not renewed, and every unit once no renewal succeeded for a whole lease.
-fn heartbeat_loop(config: &WorkerConfig, running: &RunningUnits, stop: &Cancel) {
+/// A worker's session: connecting and unanswered sends bounded by a third of a lease.
+fn connect(config: &WorkerConfig) -> Result<Coordinator, ClusterError> {
+    Coordinator::connect_bounded(&config.url, &config.schema, Some(config.lease / 3))
+}
+
+/// Renews the leases every third of a lease until the worker stops, and cancels a unit
+/// whose lease was not renewed (it lapsed: another worker may have it). `renewed` is when
+/// the last renewal that succeeded was asked.
+fn heartbeat_loop(
+    config: &WorkerConfig,
+    running: &RunningUnits,
+    stop: &Cancel,
+    renewed: &Mutex<Instant>,
+) {
     let every = config.lease / 3;
     let mut coord: Option<Coordinator> = None;
-    let mut last_ok = Instant::now();
     loop {
         // Renew even while stopping: the units being handed back still run.
         if stop.is_cancelled() && units(running).is_empty() {
             return;
         }
         if coord.is_none() {
-            coord = Coordinator::connect(&config.url, &config.schema).ok();
+            coord = connect(config).ok();
         }
         let asked = Instant::now();
-        let renewed = match coord
+        match coord
             .as_mut()
             .map(|c| c.heartbeat(&config.id, config.lease))
         {
-            Some(Ok(held)) => Some(held),
-            Some(Err(e)) => {
-                tracing::warn!(target: "ionport::cluster", "heartbeat failed: {e}");
-                coord = None;
-                None
-            }
-            None => None,
-        };
-        match renewed {
-            Some(held) => {
-                last_ok = Instant::now();
+            Some(Ok(held)) => {
+                // From before the renewal was asked: the database's new lease ends later.
+                *renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked;
                 for (id, r) in units(running).iter_mut() {
                     if !held.contains(id) && !r.lost && r.claimed < asked {
                         r.lost = true;
@@ -280,17 +295,47 @@ fn heartbeat_loop(config: &WorkerConfig, running: &RunningUnits, stop: &Cancel) 
                     }
                 }
             }
-            None if last_ok.elapsed() >= config.lease => {
-                for r in units(running).values_mut() {
-                    if !r.lost {
-                        r.lost = true;
-                        r.cancel.cancel();
-                    }
-                }
+            Some(Err(e)) => {
+                tracing::warn!(target: "ionport::cluster", "heartbeat failed: {e}");
+                coord = None;
             }
             None => {}
         }
-        std::thread::sleep(every.max(Duration::from_millis(50)));
+        std::thread::sleep(
+            every
+                .saturating_sub(asked.elapsed())
+                .max(Duration::from_millis(50)),
+        );
+    }
+}
+
+/// Cancels every unit once no renewal succeeded for two thirds of a lease: before the
+/// lease can lapse in the database, so that a worker taking a unit over finds this one
+/// stopped (its last page may still be committing; the destination's writer lock covers
+/// that). A thread of its own that never waits on the network, so that a renewal hanging
+/// on a lost connection cannot delay it.
+fn watchdog_loop(
+    config: &WorkerConfig,
+    running: &RunningUnits,
+    stop: &Cancel,
+    renewed: &Mutex<Instant>,
+) {
+    let deadline = config.lease - config.lease / 3;
+    loop {
+        if stop.is_cancelled() && units(running).is_empty() {
+            return;
+        }
+        let since = renewed.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+        if since >= deadline {
+            for r in units(running).values_mut() {
+                if !r.lost {
+                    tracing::warn!(target: "ionport::cluster", "no lease renewal for {since:?}: stopping the unit");
+                    r.lost = true;
+                    r.cancel.cancel();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

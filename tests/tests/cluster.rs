@@ -7,6 +7,11 @@
 //! - workers killed with SIGKILL at random points while they hold leases, at least 10
 //!   times: the others take their units over from the last committed checkpoint, and the
 //!   SQLite, Postgres and JSONL destinations end with every record exactly once.
+//! - a worker stopped with SIGTERM hands its unit back; one cut off from the coordinator
+//!   (a TCP proxy the test cuts) stops its unit by itself before its lease lapses, and
+//!   another takes it over;
+//! - `cluster submit` refuses an invalid file with its place; an unreachable coordinator
+//!   is an error without the URL's password.
 
 #![allow(clippy::unwrap_used)]
 
@@ -598,4 +603,158 @@ fn submit_refuses_an_invalid_file_and_an_unreachable_coordinator_without_its_pas
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("coordinator"), "{text}");
     assert!(!text.contains(canary), "the password leaked: {text}");
+}
+
+/// A TCP forwarder to the test's Postgres that can be cut: the network between one worker
+/// and the coordinator.
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: &str) -> Self {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, s, target) = (cut.clone(), streams.clone(), target.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if c.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused after the cut
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut all = s.lock().unwrap();
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                all.push(client);
+                all.push(server);
+            }
+        });
+        Proxy { port, cut, streams }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.streams.lock().unwrap().iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_worker_cut_off_from_the_coordinator_stops_its_unit_and_another_takes_it_over() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 2000,
+        latency: Duration::from_millis(40),
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let dests = dests(dir.path(), "unused");
+    // The SQLite pipeline only.
+    let file = pipeline_file(dir.path(), &ionapi, &dests, |_| vec!["customers"], "");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let end = text.find("[environments.env_p_items]").unwrap();
+    std::fs::write(&file, &text[..end]).unwrap();
+
+    let mut cluster = Cluster::new(dir.path(), &format!("cl_cut_{}", std::process::id()), "3s");
+    cluster.submit(&file, true);
+    // The first worker reaches the coordinator through the proxy only.
+    let proxy = Proxy::start(&pg_addr());
+    let url = url_through(&pg_url(), proxy.port);
+    let first = {
+        let id = "w1".to_string();
+        cluster.started = 1;
+        let log = std::fs::File::create(dir.path().join("w1.log")).unwrap();
+        let child = cluster
+            .ionport()
+            .args([
+                "worker", "--id", &id, "--slots", "1", "--poll", "200ms", "--lease", "3s",
+            ])
+            .env("IONPORT_COORDINATOR", &url)
+            .env("IONPORT_LOG", "ionport::cluster=info,ionport::read=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        cluster.workers.insert(id.clone(), child);
+        id
+    };
+    cluster.wait_for(Duration::from_secs(60), "customers under way", |st| {
+        st["open"].as_array().unwrap().iter().any(|u| {
+            u["worker"] == first.as_str() && u["lease_age_secs"].as_f64().is_some_and(|a| a > 0.5)
+        })
+    });
+    proxy.cut();
+    let second = cluster.start_worker();
+    let st = cluster.wait_for(Duration::from_secs(90), "the unit done", |st| {
+        st["open"].as_array().unwrap().is_empty()
+    });
+    cluster.stop_all();
+    let logs = cluster.logs();
+    let unit = &st["recent"][0];
+    assert_eq!(unit["state"], "done", "{st:#}");
+    assert_eq!(unit["worker"], second.as_str(), "{st:#}");
+    let outcomes: Vec<(String, String)> = st["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["worker"].as_str().unwrap().to_string(),
+                h["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (first.clone(), "lease_lost".to_string()),
+            (second.clone(), "done".to_string())
+        ],
+        "{st:#}"
+    );
+    // The cut-off worker stopped its unit by itself (no renewal for two thirds of a lease).
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("no lease renewal for") && l.contains("stopping the unit")),
+        "{logs}"
+    );
+    assert_exactly_once(&emu, &dests[0], "env_p_customers", "customers", "CUNO");
+}
+
+/// The host and port of the tests' Postgres.
+fn pg_addr() -> String {
+    let url = pg_url();
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5432")
+    }
+}
+
+/// `url` with its host and port replaced by the proxy's.
+fn url_through(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+    format!(
+        "{scheme}://{}127.0.0.1:{port}/{path}",
+        userinfo.unwrap_or_default()
+    )
 }
