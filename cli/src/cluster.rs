@@ -189,21 +189,28 @@ pub fn cluster_cmd(cli: &Cli, cmd: &ClusterCommand) -> Result<ExitCode> {
             recent,
         } => {
             let st = coordinator.connect()?.status(i64::from(*recent))?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&st)?);
-                return Ok(ExitCode::SUCCESS);
+            let text = if *json {
+                serde_json::to_string_pretty(&st)? + "\n"
+            } else {
+                status_text(&st)
+            };
+            // A reader that stops early (`| head`) is not an error.
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
             }
-            print_status(&st);
-            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn print_status(st: &ionport_cluster::Status) {
-    println!("coordinator schema {}", st.schema);
-    println!("\npipelines:");
+fn status_text(st: &ionport_cluster::Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "coordinator schema {}", st.schema);
+    let _ = writeln!(out, "\npipelines:");
     for p in &st.pipelines {
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<24} {:<20} {} tick(s), last {}",
             p.name,
             p.schedule.as_deref().unwrap_or("(no schedule)"),
@@ -211,24 +218,26 @@ fn print_status(st: &ionport_cluster::Status) {
             p.last_tick.as_deref().unwrap_or("-")
         );
     }
-    println!("\nworkers:");
+    let _ = writeln!(out, "\nworkers:");
     for w in &st.workers {
         let state = if w.stopped { "stopped" } else { "up" };
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<28} {state:<8} heartbeat {:.1}s ago, {} slot(s), runs {:?} ({} pid {})",
             w.id, w.heartbeat_age_secs, w.slots, w.running, w.host, w.pid
         );
     }
-    println!("\nqueued and running:");
+    let _ = writeln!(out, "\nqueued and running:");
     if st.open.is_empty() {
-        println!("  (none)");
+        let _ = writeln!(out, "  (none)");
     }
     for u in &st.open {
         let lease = match (u.lease_age_secs, u.lease_left_secs) {
             (Some(age), Some(left)) => format!("lease held {age:.1}s, {left:.1}s left"),
             _ => String::new(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "  #{:<6} {}/{} tick {} {} {} attempt {} {lease}",
             u.id,
             u.pipeline,
@@ -239,9 +248,10 @@ fn print_status(st: &ionport_cluster::Status) {
             u.attempts
         );
     }
-    println!("\nrecently finished:");
+    let _ = writeln!(out, "\nrecently finished:");
     for u in &st.recent {
-        println!(
+        let _ = writeln!(
+            out,
             "  #{:<6} {}/{} tick {} {} by {} after {} attempt(s), {} records{}",
             u.id,
             u.pipeline,
@@ -257,4 +267,5 @@ fn print_status(st: &ionport_cluster::Status) {
                 .unwrap_or_default()
         );
     }
+    out
 }

@@ -159,11 +159,14 @@ fn step(
         tracing::info!(target: "ionport::cluster", %pipeline, tick = %humantime::format_rfc3339_millis(at), "tick fired");
     }
     while units(running).len() < config.slots {
+        let asked = Instant::now();
         let Some(unit) = coord.claim(&config.id, config.lease)? else {
             break;
         };
+        // The coordinator's cost of a unit: this claim and its end (`end_ms`).
+        let claim_ms = asked.elapsed().as_secs_f64() * 1000.0;
         let tick = humantime::format_rfc3339_millis(unit.fire_at).to_string();
-        tracing::info!(target: "ionport::cluster", unit = unit.id, pipeline = %unit.pipeline, task = %unit.task, %tick, attempt = unit.attempt, "unit claimed");
+        tracing::info!(target: "ionport::cluster", unit = unit.id, pipeline = %unit.pipeline, task = %unit.task, %tick, attempt = unit.attempt, claim_ms, "unit claimed");
         let plan = match load_plan(&unit, registry) {
             Ok(p) => p,
             Err(e) => {
@@ -240,14 +243,16 @@ fn record_end(
             ionport_core::scrub::Scrubber::process().scrub(&why),
         )
     };
+    let asked = Instant::now();
     let held = coord.finish(unit, &config.id, &outcome)?;
+    let end_ms = asked.elapsed().as_secs_f64() * 1000.0;
     let tick = humantime::format_rfc3339_millis(unit.fire_at).to_string();
     match (&outcome, held) {
         (_, false) => {
             tracing::warn!(target: "ionport::cluster", unit = fields.0, pipeline = %fields.1, task = %fields.2, "the unit ended after another worker took it over")
         }
         (Outcome::Done(n), true) => {
-            tracing::info!(target: "ionport::cluster", unit = fields.0, pipeline = %fields.1, task = %fields.2, %tick, records = n, "unit done")
+            tracing::info!(target: "ionport::cluster", unit = fields.0, pipeline = %fields.1, task = %fields.2, %tick, records = n, end_ms, "unit done")
         }
         (Outcome::Failed(n, e), true) => {
             tracing::warn!(target: "ionport::cluster", unit = fields.0, pipeline = %fields.1, task = %fields.2, %tick, records = n, error = %e, "unit failed")

@@ -300,6 +300,28 @@ fn three_workers_run_each_task_once_per_schedule_tick() {
     });
     cluster.stop_all();
     let logs = cluster.logs();
+    // The status for people: each pipeline with its schedule, each worker stopped.
+    let out = cluster
+        .ionport()
+        .args(["cluster", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
+    for (p, _, _) in PIPELINES {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(p) && l.contains("every 3s")),
+            "{text}"
+        );
+    }
+    for w in ["w1", "w2", "w3"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(w) && l.contains("stopped")),
+            "{text}"
+        );
+    }
 
     // Per task: the ticks of its units done, each once; core's read path finished one
     // read per unit done; no unit was claimed twice.
