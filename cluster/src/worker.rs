@@ -219,7 +219,10 @@ fn record_end(
         tracing::info!(target: "ionport::cluster", unit = fields.0, pipeline = %fields.1, task = %fields.2, records, "unit handed back");
         return Ok(());
     }
-    let outcome = if summary.ok() {
+    // A task no longer in the pipeline file (submitted again without it) ran nothing:
+    // that is no success.
+    let ran = !summary.tasks.is_empty();
+    let outcome = if summary.ok() && ran {
         Outcome::Done(records)
     } else {
         let why: Vec<String> = summary
@@ -234,7 +237,10 @@ fn record_end(
             )
             .collect();
         let why = if why.is_empty() {
-            "the task did not run (not in the pipeline file any more?)".to_string()
+            format!(
+                "pipeline '{}' has no task '{}' any more (the file was submitted again without it)",
+                unit.pipeline, unit.task
+            )
         } else {
             why.join("; ")
         };
@@ -306,11 +312,15 @@ fn heartbeat_loop(
             }
             None => {}
         }
-        std::thread::sleep(
-            every
-                .saturating_sub(asked.elapsed())
-                .max(Duration::from_millis(50)),
-        );
+        // In short naps: a stopping worker must not wait a third of a lease to exit.
+        let next = asked + every.max(Duration::from_millis(50));
+        while !(stop.is_cancelled() && units(running).is_empty()) {
+            let left = next.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
     }
 }
 

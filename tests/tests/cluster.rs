@@ -780,3 +780,60 @@ fn url_through(url: &str, port: u16) -> String {
         userinfo.unwrap_or_default()
     )
 }
+
+#[test]
+fn a_unit_whose_task_left_the_file_fails_naming_it() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 100,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let dests = dests(dir.path(), "unused");
+    let sqlite_only = |file: &Path| {
+        let text = std::fs::read_to_string(file).unwrap();
+        let end = text.find("[environments.env_p_items]").unwrap();
+        std::fs::write(file, &text[..end]).unwrap();
+    };
+    let mut cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_gone_{}", std::process::id()),
+        "30s",
+    );
+    let file = pipeline_file(
+        dir.path(),
+        &ionapi,
+        &dests,
+        |_| vec!["customers", "items"],
+        "",
+    );
+    sqlite_only(&file);
+    cluster.submit(&file, true);
+    // Submitted again without `items` before any worker ran its unit.
+    let file = pipeline_file(dir.path(), &ionapi, &dests, |_| vec!["customers"], "");
+    sqlite_only(&file);
+    cluster.submit(&file, false);
+    cluster.start_worker();
+    let st = cluster.wait_for(Duration::from_secs(60), "both units ended", |st| {
+        st["open"].as_array().unwrap().is_empty()
+    });
+    cluster.stop_all();
+    let by_task = |t: &str| {
+        st["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["task"] == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_task("customers")["state"], "done", "{st:#}");
+    let items = by_task("items");
+    assert_eq!(items["state"], "failed", "{st:#}");
+    let error = items["error"].as_str().unwrap();
+    assert!(
+        error.contains("p_customers") && error.contains("no task 'items'"),
+        "{error}"
+    );
+}
