@@ -5,6 +5,7 @@
 
 mod check;
 mod cli_docs;
+mod cluster;
 mod plugins;
 mod protocols;
 mod repair;
@@ -100,6 +101,22 @@ enum Command {
         #[command(flatten)]
         plugins: PluginOpts,
     },
+    /// Run units of work (tasks) of the pipelines registered with a coordinator
+    /// (Postgres), beside any number of other workers; see docs/scale-out.md.
+    #[command(after_help = cli_docs::PIPELINES)]
+    Worker {
+        #[command(flatten)]
+        args: cluster::WorkerArgs,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
+    /// Register pipelines with a coordinator and show what its workers run.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+        #[command(flatten)]
+        plugins: PluginOpts,
+    },
     /// Serve the HTTP API (connectors, connections, runs, metrics; OpenAPI at /openapi.json).
     #[command(after_help = cli_docs::PIPELINES)]
     Serve {
@@ -149,6 +166,7 @@ impl Command {
                 | Self::Check { .. }
                 | Self::Run { .. }
                 | Self::Daemon { .. }
+                | Self::Worker { .. }
                 | Self::Serve { .. }
                 | Self::Apikey(_)
         )
@@ -162,6 +180,8 @@ impl Command {
             | Self::Run { plugins, .. }
             | Self::Daemon { plugins, .. }
             | Self::State { plugins, .. }
+            | Self::Worker { plugins, .. }
+            | Self::Cluster { plugins, .. }
             | Self::Serve { plugins, .. }
             | Self::Airbyte { plugins, .. }
             | Self::Singer { plugins, .. } => Some(plugins),
@@ -247,6 +267,8 @@ fn main() -> ExitCode {
         Command::Run { args, .. } => run::run_cmd(&cli, args),
         Command::Daemon { args, .. } => run::daemon_cmd(&cli, args),
         Command::State { command, .. } => run::state_cmd(&cli, command),
+        Command::Worker { args, .. } => cluster::worker_cmd(&cli, args),
+        Command::Cluster { command, .. } => cluster::cluster_cmd(&cli, command),
         Command::Serve { args, .. } => serve::serve_cmd(&cli, args),
         Command::Apikey(cmd) => serve::apikey_cmd(&cli, cmd),
         Command::Airbyte { args, .. } => protocols::airbyte::run(&cli, args),

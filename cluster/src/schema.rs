@@ -1,0 +1,110 @@
+//! The coordinator's tables, created (and later migrated) on first use under a
+//! transaction-scoped advisory lock, so that workers starting together create them once.
+
+/// The schema version this build writes; a newer one in the database is refused.
+pub(crate) const VERSION: i32 = 1;
+
+/// The DDL of version 1, `{s}` the quoted schema name.
+const V1: &str = r#"
+CREATE TABLE {s}.meta (version integer NOT NULL);
+INSERT INTO {s}.meta VALUES (1);
+-- A registered pipeline: the pipeline file's text (validated by core's loader when it was
+-- submitted, and again by every worker that runs it) and the path it was read from, so
+-- that relative paths resolve the same way.
+CREATE TABLE {s}.pipelines (
+    name text PRIMARY KEY,
+    file text NOT NULL,
+    source text NOT NULL,
+    tasks text[] NOT NULL,
+    schedule text,
+    destination_key text NOT NULL,
+    submitted_at timestamptz NOT NULL DEFAULT now()
+);
+-- One row per firing of a pipeline: the primary key makes a tick fire once.
+CREATE TABLE {s}.ticks (
+    pipeline text NOT NULL REFERENCES {s}.pipelines ON DELETE CASCADE,
+    fire_at timestamptz NOT NULL,
+    created_by text NOT NULL,
+    PRIMARY KEY (pipeline, fire_at)
+);
+-- A unit of work: one task of one tick. `state`: queued, running (under `worker`'s lease
+-- until `lease_until`), done or failed.
+CREATE TABLE {s}.units (
+    id bigserial PRIMARY KEY,
+    pipeline text NOT NULL,
+    task text NOT NULL,
+    fire_at timestamptz NOT NULL,
+    destination_key text NOT NULL,
+    state text NOT NULL DEFAULT 'queued',
+    worker text,
+    lease_until timestamptz,
+    claimed_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0,
+    records bigint,
+    error text,
+    finished_at timestamptz,
+    UNIQUE (pipeline, task, fire_at),
+    FOREIGN KEY (pipeline, fire_at) REFERENCES {s}.ticks ON DELETE CASCADE
+);
+CREATE INDEX units_open ON {s}.units (state) WHERE state IN ('queued', 'running');
+CREATE TABLE {s}.workers (
+    id text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    slots integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    stopped_at timestamptz
+);
+-- Every attempt at a unit, and how it ended: done, failed, handed_back (a worker's
+-- graceful shutdown), lease_lost (its lease ran out: another worker may have taken over).
+CREATE TABLE {s}.history (
+    unit_id bigint NOT NULL REFERENCES {s}.units ON DELETE CASCADE,
+    attempt integer NOT NULL,
+    worker text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    outcome text NOT NULL,
+    records bigint,
+    error text,
+    PRIMARY KEY (unit_id, attempt)
+);
+"#;
+
+/// Creates the schema's tables when missing; refuses a schema of a newer version.
+pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(), String> {
+    let s = format!("\"{schema}\"");
+    let mut tx = client.transaction().map_err(|e| e.to_string())?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('ionport-cluster-migrate'), hashtext($1))",
+        &[&schema],
+    )
+    .map_err(|e| e.to_string())?;
+    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+        .map_err(|e| e.to_string())?;
+    let has_meta: bool = tx
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{s}.meta")],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let version: i32 = if has_meta {
+        tx.query_one(&format!("SELECT max(version) FROM {s}.meta"), &[])
+            .map_err(|e| e.to_string())?
+            .get::<_, Option<i32>>(0)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    if version > VERSION {
+        return Err(format!(
+            "the coordinator schema {schema} is at version {version}; this ionport knows up to {VERSION} (upgrade the workers)"
+        ));
+    }
+    if version < 1 {
+        tx.batch_execute(&V1.replace("{s}", &s))
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
