@@ -127,6 +127,17 @@ impl Host {
         self.inner.cancelled()
     }
 
+    /// Tells the host that `pages` more pages of the read were handed over (usually 1), so
+    /// that it can show a task's pages while it runs. The SDK's paging helpers and
+    /// [`crate::RecordWriter::commit`] call it; a connector calls it only for pages it
+    /// hands over by itself. Safe on every 1.x host: one without the `progress`
+    /// capability (ABI 1.0) ignores it.
+    pub fn report_pages(&self, pages: u64) {
+        if pages > 0 {
+            self.inner.progress(pages);
+        }
+    }
+
     /// Returns [`ConnectorError::cancelled`] when the host asked to stop.
     pub fn check_cancelled(&self) -> Result<(), ConnectorError> {
         if self.cancelled() {
