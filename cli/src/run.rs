@@ -12,8 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ionport_core::pipeline::run::{open_destination, states};
 use ionport_core::pipeline::{
-    Cancel, Plan, RunObserver, RunOptions, RunSummary, Schedule, TaskCounts, TaskOutcome, load,
-    run,
+    Cancel, Plan, RunObserver, RunOptions, RunSummary, Schedule, TaskCounts, TaskOutcome, load, run,
 };
 use ionport_core::plugin::PluginRegistry;
 use ionport_plugin_sdk::{LogLevel, SyncMode};

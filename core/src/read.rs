@@ -302,7 +302,8 @@ impl HostCallbacks for ReadHost {
         let (result, attempts) = self.inner.gateway_counted(head, body);
         let retries = attempts.saturating_sub(1);
         if retries > 0 {
-            self.retries.fetch_add(u64::from(retries), Ordering::Relaxed);
+            self.retries
+                .fetch_add(u64::from(retries), Ordering::Relaxed);
             self.handler.retries(retries);
         }
         result

@@ -32,7 +32,10 @@ impl HostCallbacks for Counting {
         _head: GatewayRequestHead,
         _body: Vec<u8>,
     ) -> Result<HostResponse, PluginError> {
-        Err(PluginError::new(error_kind::HOST, "no gateway in this test"))
+        Err(PluginError::new(
+            error_kind::HOST,
+            "no gateway in this test",
+        ))
     }
     fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
         let lines = batch

@@ -29,7 +29,11 @@ impl FfiHost for OldHost {
     }
     fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
     fn emit(&self, batch: v1_0::RecordBatch) -> RResult<(), PluginError> {
-        let lines = batch.ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        let lines = batch
+            .ndjson
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
         self.lines.fetch_add(lines as u64, Ordering::SeqCst);
         RResult::ROk(())
     }
@@ -46,7 +50,10 @@ impl FfiHost for OldHost {
 fn a_current_plugin_loads_in_an_abi_1_0_host_and_its_page_reports_fall_to_the_default() {
     let module = match v1_0::load::open(&plugin_lib("ionport_test_plugin")) {
         Ok(m) => m,
-        Err(e) => panic!("a 1.0 host refused the current plugin: {e}\n{:?}", e.report()),
+        Err(e) => panic!(
+            "a 1.0 host refused the current plugin: {e}\n{:?}",
+            e.report()
+        ),
     };
     let connector = match (module.new_connector())() {
         RResult::ROk(c) => c,

@@ -49,7 +49,8 @@ fn a_runs_task_shows_its_pages_and_retries_live_and_ends_at_the_emulators_counts
 
     // From here on, the emulator's log is the run's alone; some list pages answer 503.
     emu.control("DELETE", "requests", None);
-    let fault = json!([{ "kind": "503", "rate": 0.15, "count": 8, "api": "m3", "path_contains": LIST }]);
+    let fault =
+        json!([{ "kind": "503", "rate": 0.15, "count": 8, "api": "m3", "path_contains": LIST }]);
     emu.control("PUT", "faults", Some(fault));
 
     let (s, v) = srv.call("POST", "/v1/runs", Some(&json!({"connection": "live"})));

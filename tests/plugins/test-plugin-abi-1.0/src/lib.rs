@@ -117,7 +117,11 @@ impl FfiConnector for Numbers {
             let end = (offset + page).min(count);
             let mut ndjson = Vec::new();
             for id in offset..end {
-                ndjson.extend_from_slice(json!({ "id": id, "square": id * id }).to_string().as_bytes());
+                ndjson.extend_from_slice(
+                    json!({ "id": id, "square": id * id })
+                        .to_string()
+                        .as_bytes(),
+                );
                 ndjson.push(b'\n');
             }
             let batch = RecordBatch {
