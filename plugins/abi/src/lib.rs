@@ -89,7 +89,7 @@ pub mod capability {
     pub const HOST: &[&str] = &[PROGRESS];
 
     /// The capabilities of `requires` this host lacks, in their order.
-    pub fn missing<'a>(requires: &'a [String]) -> Vec<&'a str> {
+    pub fn missing(requires: &[String]) -> Vec<&str> {
         requires
             .iter()
             .map(String::as_str)
