@@ -226,7 +226,14 @@ impl RunObserver for Progress {
             due
         });
         if due.unwrap_or(true) {
-            self.line("task_progress", json!({ "pipeline": pipeline, "task": task, "records": records, "commits": commits }));
+            let c = self
+                .counts
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).copied())
+                .unwrap_or_default();
+            self.line("task_progress", json!({ "pipeline": pipeline, "task": task, "records": records, "commits": commits,
+                                               "pages": c.pages, "requests": c.requests, "retries": c.retries }));
         }
     }
 
