@@ -12,7 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ionport_core::pipeline::run::{open_destination, states};
 use ionport_core::pipeline::{
-    Cancel, Plan, RunObserver, RunOptions, RunSummary, Schedule, TaskOutcome, load, run,
+    Cancel, Plan, RunObserver, RunOptions, RunSummary, Schedule, TaskCounts, TaskOutcome, load, run,
 };
 use ionport_core::plugin::PluginRegistry;
 use ionport_plugin_sdk::{LogLevel, SyncMode};
@@ -118,6 +118,8 @@ struct Progress {
     format: LogFormat,
     quiet: bool,
     last_line: Mutex<BTreeMap<String, Instant>>,
+    /// Each task's own pages, requests and retries as last reported, for its bar.
+    counts: Mutex<BTreeMap<String, TaskCounts>>,
 }
 
 impl Progress {
@@ -129,6 +131,7 @@ impl Progress {
             format,
             quiet,
             last_line: Mutex::new(BTreeMap::new()),
+            counts: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -195,8 +198,17 @@ impl RunObserver for Progress {
                 && let Some(pb) = b.get(&key)
             {
                 let secs = pb.elapsed().as_secs_f64().max(0.001);
+                let c = self
+                    .counts
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&key).copied())
+                    .unwrap_or_default();
                 pb.set_message(format!(
-                    "{records} records, {commits} commits, {:.0} rec/s",
+                    "{records} records, {commits} commits, {} pages, {} requests, {} retries, {:.0} rec/s",
+                    c.pages,
+                    c.requests,
+                    c.retries,
                     records as f64 / secs
                 ));
             }
@@ -214,7 +226,20 @@ impl RunObserver for Progress {
             due
         });
         if due.unwrap_or(true) {
-            self.line("task_progress", json!({ "pipeline": pipeline, "task": task, "records": records, "commits": commits }));
+            let c = self
+                .counts
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).copied())
+                .unwrap_or_default();
+            self.line("task_progress", json!({ "pipeline": pipeline, "task": task, "records": records, "commits": commits,
+                                               "pages": c.pages, "requests": c.requests, "retries": c.retries }));
+        }
+    }
+
+    fn task_counts(&self, pipeline: &str, task: &str, counts: TaskCounts) {
+        if let Ok(mut m) = self.counts.lock() {
+            m.insert(format!("{pipeline}/{task}"), counts);
         }
     }
 
@@ -239,7 +264,7 @@ impl RunObserver for Progress {
         self.line(
             "task_finished",
             json!({ "pipeline": o.pipeline, "task": o.task, "records": o.records, "commits": o.commits, "pages": o.pages,
-                    "requests": o.requests, "seconds": (o.seconds * 100.0).round() / 100.0, "deleted": o.deleted, "error": o.error.as_deref().map(scrub) }),
+                    "requests": o.requests, "retries": o.retries, "seconds": (o.seconds * 100.0).round() / 100.0, "deleted": o.deleted, "error": o.error.as_deref().map(scrub) }),
         );
     }
 
@@ -279,7 +304,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
     use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
     let mut table = Table::new();
     table.load_style(presets::NOTHING).set_header(vec![
-        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "SECONDS", "STATUS",
+        "TASK", "MODE", "RECORDS", "PAGES", "REQUESTS", "RETRIES", "SECONDS", "STATUS",
     ]);
     for t in &s.tasks {
         let status = match &t.error {
@@ -298,6 +323,7 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             t.records.to_string(),
             t.pages.to_string(),
             t.requests.to_string(),
+            t.retries.to_string(),
             format!("{:.1}", t.seconds),
             status,
         ]);
@@ -310,16 +336,17 @@ fn print_summary(s: &RunSummary, seconds: f64) {
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
             format!("FAILED before its tasks started: {}", scrub(e)),
         ]);
     }
     // Only the status wraps: a task's name and numbers stay whole on its first line.
     for (i, col) in table.column_iter_mut().enumerate() {
         col.set_padding(if i == 0 { (0, 1) } else { (1, 1) });
-        if (2..=5).contains(&i) {
+        if (2..=6).contains(&i) {
             col.set_cell_alignment(CellAlignment::Right);
         }
-        if i < 6 {
+        if i < 7 {
             col.set_constraint(ColumnConstraint::ContentWidth);
         }
     }
@@ -384,7 +411,7 @@ fn summary_json(s: &RunSummary, seconds: f64, cancelled: bool) -> serde_json::Va
             json!({
                 "pipeline": t.pipeline, "task": t.task, "sync_mode": t.sync_mode,
                 "records": t.records, "commits": t.commits, "pages": t.pages,
-                "requests": t.requests, "seconds": t.seconds, "deleted": t.deleted,
+                "requests": t.requests, "retries": t.retries, "seconds": t.seconds, "deleted": t.deleted,
                 "ok": t.error.is_none(), "error": t.error.as_deref().map(scrub),
                 "schema_changes": t.schema_changes,
             })

@@ -400,19 +400,19 @@ fn plugin_error(e: &GatewayError) -> PluginError {
     PluginError::new(kind, e.to_string())
 }
 
-impl HostCallbacks for ConnectionHost {
-    fn gateway(
+impl ConnectionHost {
+    /// A plugin's gateway call and the HTTP attempts it took (see
+    /// [`GatewayClient::send_counted`]): how a read counts its own retries.
+    pub fn gateway_counted(
         &self,
         head: GatewayRequestHead,
         body: Vec<u8>,
-    ) -> Result<HostResponse, PluginError> {
+    ) -> (Result<HostResponse, PluginError>, u32) {
         // After cancellation reads are refused, but a plugin's clean-up calls (e.g. a
         // Compass job's PUT .../cancel) still go out.
         if self.cancel.is_cancelled() && head.method.eq_ignore_ascii_case("GET") {
-            return Err(PluginError::new(
-                error_kind::CANCELLED,
-                "the call was cancelled",
-            ));
+            let e = PluginError::new(error_kind::CANCELLED, "the call was cancelled");
+            return (Err(e), 0);
         }
         let req = Self::request(head, body);
         let gateway = self.gateway.clone();
@@ -420,20 +420,38 @@ impl HostCallbacks for ConnectionHost {
         // block_on panics when called on a runtime worker thread; never let that unwind
         // into the plugin.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            handle.block_on(gateway.send(req))
+            handle.block_on(gateway.send_counted(req))
         }));
         match run {
-            Ok(Ok(r)) => Ok(HostResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body.to_vec(),
-            }),
-            Ok(Err(e)) => Err(plugin_error(&e)),
-            Err(_) => Err(PluginError::new(
-                error_kind::HOST,
-                "the host's gateway was called on an async worker thread; plugin calls must run on a blocking thread (spawn_blocking)",
-            )),
+            Ok(call) => {
+                let result = match call.result {
+                    Ok(r) => Ok(HostResponse {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body.to_vec(),
+                    }),
+                    Err(e) => Err(plugin_error(&e)),
+                };
+                (result, call.attempts)
+            }
+            Err(_) => (
+                Err(PluginError::new(
+                    error_kind::HOST,
+                    "the host's gateway was called on an async worker thread; plugin calls must run on a blocking thread (spawn_blocking)",
+                )),
+                0,
+            ),
         }
+    }
+}
+
+impl HostCallbacks for ConnectionHost {
+    fn gateway(
+        &self,
+        head: GatewayRequestHead,
+        body: Vec<u8>,
+    ) -> Result<HostResponse, PluginError> {
+        self.gateway_counted(head, body).0
     }
 
     fn emit(&self, _batch: RecordBatch) -> Result<(), PluginError> {

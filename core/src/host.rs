@@ -40,6 +40,12 @@ pub trait HostCallbacks: Send + Sync + 'static {
     /// Whether the work is cancelled.
     fn cancelled(&self) -> bool;
 
+    /// The plugin handed over `pages` more pages (`FfiHost::progress`, ABI 1.1; a 1.0
+    /// plugin never calls it). The default ignores it.
+    fn progress(&self, pages: u64) {
+        let _ = pages;
+    }
+
     /// A log line from the plugin. The default writes it to `tracing`.
     fn log(&self, plugin: &str, level: LogLevel, message: &str) {
         match level {
@@ -137,6 +143,10 @@ impl FfiHost for HostAdapter {
 
     fn cancelled(&self) -> bool {
         self.callbacks.cancelled()
+    }
+
+    fn progress(&self, pages: u64) {
+        self.callbacks.progress(pages);
     }
 }
 

@@ -99,6 +99,17 @@ pub trait ReadHandler: Send + Sync + 'static {
     fn request(&self, head: &GatewayRequestHead) {
         let _ = head;
     }
+    /// A gateway call of the plugin's ended after `retries` retries by the host (only
+    /// called when there were any): the attempts of the call after the first, counted
+    /// by the gateway's attempt layer. The default ignores it.
+    fn retries(&self, retries: u32) {
+        let _ = retries;
+    }
+    /// The plugin reported `pages` more pages handed over (`FfiHost::progress`, ABI
+    /// 1.1; a 1.0 plugin reports none). The default ignores it.
+    fn pages(&self, pages: u64) {
+        let _ = pages;
+    }
 }
 
 /// One thing a read produced, for [`FnHandler`].
@@ -173,6 +184,11 @@ pub struct ReadOutcome {
     pub checkpoints: u64,
     /// Gateway calls the plugin made.
     pub requests: u64,
+    /// The host's retries of those calls (attempts after the first of each).
+    pub retries: u64,
+    /// Pages the plugin reported as it handed them over (0 from a 1.0 plugin, which
+    /// cannot report; the plugin's own total is `summary.pages`).
+    pub pages_reported: u64,
 }
 
 /// Why a [`read_task`] failed.
@@ -214,6 +230,8 @@ pub async fn read_task(
         .with_cancel(cancel),
         handler,
         requests: AtomicU64::new(0),
+        retries: AtomicU64::new(0),
+        pages: AtomicU64::new(0),
         records: AtomicU64::new(0),
         checkpoints: AtomicU64::new(0),
         stream: request.task.clone(),
@@ -230,12 +248,14 @@ pub async fn read_task(
     let records = host.records.load(Ordering::SeqCst);
     let checkpoints = host.checkpoints.load(Ordering::SeqCst);
     let requests = host.requests.load(Ordering::SeqCst);
+    let retries = host.retries.load(Ordering::SeqCst);
+    let pages_reported = host.pages.load(Ordering::SeqCst);
     match &result {
         Ok(_) => {
-            tracing::debug!(target: "ionport::read", %connector, %task, records, checkpoints, requests, "read finished")
+            tracing::debug!(target: "ionport::read", %connector, %task, records, checkpoints, requests, retries, pages = pages_reported, "read finished")
         }
         Err(e) => {
-            tracing::debug!(target: "ionport::read", %connector, %task, records, checkpoints, requests, kind = e.kind(), "read failed")
+            tracing::debug!(target: "ionport::read", %connector, %task, records, checkpoints, requests, retries, pages = pages_reported, kind = e.kind(), "read failed")
         }
     }
     Ok(ReadOutcome {
@@ -243,6 +263,8 @@ pub async fn read_task(
         records,
         checkpoints,
         requests,
+        retries,
+        pages_reported,
     })
 }
 
@@ -260,6 +282,10 @@ struct ReadHost {
     inner: ConnectionHost,
     handler: Arc<dyn ReadHandler>,
     requests: AtomicU64,
+    /// The host's retries of the plugin's calls, from each call's attempt count.
+    retries: AtomicU64,
+    /// Pages the plugin reported handed over.
+    pages: AtomicU64,
     records: AtomicU64,
     checkpoints: AtomicU64,
     stream: String,
@@ -273,7 +299,14 @@ impl HostCallbacks for ReadHost {
     ) -> Result<HostResponse, PluginError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.handler.request(&head);
-        HostCallbacks::gateway(&self.inner, head, body)
+        let (result, attempts) = self.inner.gateway_counted(head, body);
+        let retries = attempts.saturating_sub(1);
+        if retries > 0 {
+            self.retries
+                .fetch_add(u64::from(retries), Ordering::Relaxed);
+            self.handler.retries(retries);
+        }
+        result
     }
 
     fn emit(&self, batch: RecordBatch) -> Result<(), PluginError> {
@@ -311,6 +344,11 @@ impl HostCallbacks for ReadHost {
 
     fn cancelled(&self) -> bool {
         self.inner.cancelled()
+    }
+
+    fn progress(&self, pages: u64) {
+        self.pages.fetch_add(pages, Ordering::Relaxed);
+        self.handler.pages(pages);
     }
 
     fn log(&self, plugin: &str, level: LogLevel, message: &str) {

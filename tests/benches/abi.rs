@@ -61,6 +61,7 @@ impl Plain for PlainImpl {
             abi_version: "1.0.0".into(),
             description: "Exercises the ionport plugin ABI for the host's tests.".into(),
             stream_names: None,
+            requires: Vec::new(),
         })
         .unwrap_or_default()
     }

@@ -287,10 +287,14 @@ async fn journey(
         }
     }
     click(c, "input[name=mode][value=full]").await;
-    // The first pages answer slowly, so the run is seen going.
+    // The first two list pages answer 503 (the host retries them), then the first pages
+    // answer slowly, so the run is seen going with its retries.
     let slow = http
         .post(format!("{emu_base}/__emulator/faults"))
-        .json(&serde_json::json!([{"kind": "slow", "delay_ms": 700, "api": "m3", "count": 8}]))
+        .json(&serde_json::json!([
+            {"kind": "503", "api": "m3", "path_contains": "LstByNumber", "count": 2},
+            {"kind": "slow", "delay_ms": 700, "api": "m3", "count": 8}
+        ]))
         .send()
         .await
         .unwrap();
@@ -304,15 +308,21 @@ async fn journey(
         const r = document.querySelector('tr[data-task="customers"] [data-k="records"]');
         const g = document.querySelector('[data-run-gateway] [data-g="requests"]');
         const q = document.querySelector('tr[data-task="customers"] [data-k="requests"]');
+        const p = document.querySelector('tr[data-task="customers"] [data-k="pages"]');
+        const t = document.querySelector('tr[data-task="customers"] [data-k="retries"]');
         return [!!document.querySelector("[data-summary-records]"),
                 s ? s.dataset.runStatus : "", r ? Number(r.textContent) || 0 : 0,
-                g ? Number(g.textContent) || 0 : 0, q ? Number(q.textContent) || 0 : 0];"#;
+                g ? Number(g.textContent) || 0 : 0, q ? Number(q.textContent) || 0 : 0,
+                p ? Number(p.textContent) || 0 : 0, t ? Number(t.textContent) || 0 : 0];"#;
     let start = Instant::now();
     let mut live = None;
     // The connection's gateway requests as the page showed them while the run went.
     let mut live_requests: Vec<u64> = Vec::new();
     // The task's own requests as its row showed them while it ran.
     let mut task_requests: Vec<u64> = Vec::new();
+    // The task's pages and retries as its row showed them while it ran.
+    let mut task_pages: Vec<u64> = Vec::new();
+    let mut task_retries: Vec<u64> = Vec::new();
     loop {
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -332,6 +342,13 @@ async fn journey(
         let own = look[4].as_u64().unwrap_or(0);
         if look[1] == "running" && own > 0 && task_requests.last() != Some(&own) {
             task_requests.push(own);
+        }
+        let (pages, retries) = (look[5].as_u64().unwrap_or(0), look[6].as_u64().unwrap_or(0));
+        if look[1] == "running" && pages > 0 && task_pages.last() != Some(&pages) {
+            task_pages.push(pages);
+        }
+        if look[1] == "running" && retries > 0 && task_retries.last() != Some(&retries) {
+            task_retries.push(retries);
         }
         if look[1] == "running" && records > 0 && live.is_none() {
             live = Some(records);
@@ -359,6 +376,40 @@ async fn journey(
         "the task's own requests did not rise in its row while it ran: {task_requests:?}"
     );
     assert!(live < records, "live count {live} of {records}");
+    // The task's pages were in its row while it ran, below their end, and its retries
+    // were there.
+    let pages_cell: u64 = find(c, "tr[data-task=customers] [data-k=pages]")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        task_pages.first().is_some_and(|&p| p < pages_cell),
+        "the task's pages were not in its row while it ran: {task_pages:?} (at the end {pages_cell})"
+    );
+    assert!(
+        !task_retries.is_empty(),
+        "the task's retries were not in its row while it ran"
+    );
+    // At the end: the 503s the emulator injected, each retried once.
+    let rules: serde_json::Value = http
+        .get(format!("{emu_base}/__emulator/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let injected = rules["rules"][0]["injected"].as_u64().unwrap();
+    assert_eq!(injected, 2, "{rules}");
+    let retries_cell = find(c, "tr[data-task=customers] [data-k=retries]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(retries_cell, injected.to_string());
     let cell = find(c, "tr[data-task=customers] [data-k=records]")
         .await
         .text()

@@ -358,7 +358,8 @@ impl Ran {
                 }
                 let mode = w.next()?.to_string();
                 let records = w.next()?.parse().ok()?;
-                let status = w.skip(3).collect::<Vec<_>>().join(" ");
+                // PAGES, REQUESTS, RETRIES, SECONDS, then the status.
+                let status = w.skip(4).collect::<Vec<_>>().join(" ");
                 Some((name.to_string(), (mode, records, status)))
             })
             .collect()

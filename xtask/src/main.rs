@@ -74,6 +74,8 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "ionport-test-plugin",
     "ionport-test-plugin-incompatible",
     "ionport-test-plugin-broken",
+    "ionport-test-plugin-abi-1-0",
+    "ionport-test-plugin-needs-capability",
 ];
 
 fn root() -> PathBuf {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ionport_core::pipeline::run::{Cancel, RunObserver, RunOptions, TaskOutcome};
+use ionport_core::pipeline::run::{Cancel, RunObserver, RunOptions, TaskCounts, TaskOutcome};
 use ionport_core::pipeline::{self, Plan};
 use ionport_plugin_sdk::SyncMode;
 use serde::Serialize;
@@ -53,9 +53,13 @@ pub struct TaskRunView {
     pub records: u64,
     /// Checkpoints committed so far.
     pub commits: u64,
+    /// Pages read: live as the connector hands them over (a plugin built for ABI 1.0
+    /// reports none until the end), then the connector's own count.
     pub pages: u64,
-    /// Gateway calls the task made.
+    /// Gateway calls the task made (live while it reads).
     pub requests: u64,
+    /// The host's retries of those calls (live while it reads): attempts after the first.
+    pub retries: u64,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -254,12 +258,14 @@ impl RunObserver for Observer {
         });
     }
 
-    fn task_requests(&self, _pipeline: &str, task: &str, requests: u64) {
+    fn task_counts(&self, _pipeline: &str, task: &str, counts: TaskCounts) {
         self.0.edit(|v| {
             if let Some(t) = v.tasks.iter_mut().find(|t| t.name == task)
                 && t.status == RunStatus::Running
             {
-                t.requests = requests;
+                t.requests = counts.requests;
+                t.retries = counts.retries;
+                t.pages = counts.pages;
             }
         });
     }
@@ -275,8 +281,12 @@ impl RunObserver for Observer {
                     (Some(_), false) => RunStatus::Failed,
                 };
                 t.records = o.records;
-                t.pages = o.pages;
-                t.requests = o.requests;
+                // A finished read's own counts; a failed one keeps what was seen live.
+                if o.error.is_none() {
+                    t.pages = o.pages;
+                    t.requests = o.requests;
+                }
+                t.retries = o.retries;
                 t.seconds = o.seconds;
                 t.error = error;
                 t.schema_changes = o.schema_changes.iter().map(RunSchemaChange::of).collect();
@@ -368,6 +378,7 @@ impl RunManager {
                     commits: 0,
                     pages: 0,
                     requests: 0,
+                    retries: 0,
                     seconds: 0.0,
                     error: None,
                     schema_changes: Vec::new(),

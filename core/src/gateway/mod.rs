@@ -267,6 +267,25 @@ pub struct GatewayResponse {
     pub body: bytes::Bytes,
 }
 
+/// One call's outcome and the HTTP attempts it took ([`GatewayClient::send_counted`]):
+/// the count comes from the attempt layer's trace of the call, so a retry is counted
+/// where it is made, never read back from an error's text.
+#[derive(Debug)]
+pub struct GatewayCall {
+    /// The answer, or why there is none.
+    pub result: Result<GatewayResponse, GatewayError>,
+    /// HTTP requests sent for the call (0 when none could be: a refused request, no
+    /// token); 1 plus the retries, counting the one resend after a 401.
+    pub attempts: u32,
+}
+
+impl GatewayCall {
+    /// The retries of the call: its attempts after the first.
+    pub fn retries(&self) -> u32 {
+        self.attempts.saturating_sub(1)
+    }
+}
+
 /// Exponential backoff bounded both in count and in total time.
 #[derive(Debug, Clone, Copy)]
 struct BoundedBackoff {
@@ -494,6 +513,22 @@ impl GatewayClient {
     /// Sends a request; retries, rate limit, concurrency bound and token as described in
     /// the module documentation.
     pub async fn send(&self, req: GatewayRequest) -> Result<GatewayResponse, GatewayError> {
+        self.send_counted(req).await.result
+    }
+
+    /// [`GatewayClient::send`], with the HTTP attempts the call took (its retries are
+    /// `attempts - 1`), answer or error: what a read counts as its own retries.
+    pub async fn send_counted(&self, req: GatewayRequest) -> GatewayCall {
+        let mut attempts = 0;
+        let result = self.send_traced(req, &mut attempts).await;
+        GatewayCall { result, attempts }
+    }
+
+    async fn send_traced(
+        &self,
+        req: GatewayRequest,
+        attempts_out: &mut u32,
+    ) -> Result<GatewayResponse, GatewayError> {
         let method_text = if req.method.trim().is_empty() {
             "GET".to_string()
         } else {
@@ -537,6 +572,7 @@ impl GatewayClient {
         let result = rb.send().await;
         let path = req.path;
         let attempts = trace.attempts();
+        *attempts_out = attempts;
         let scrub = self.tokens.scrubber();
         let outcome = match result {
             Ok(resp) => {

@@ -242,9 +242,9 @@ pub(super) struct TaskHandler {
     pub(super) stage: Arc<CommitStage>,
     pub(super) pipeline: String,
     pub(super) observer: Arc<dyn RunObserver>,
-    /// Gateway requests the plugin made so far (retries by the host not counted), read by
-    /// the runner's progress tick.
-    pub(super) requests: Arc<AtomicU64>,
+    /// The task's requests, their retries and its pages so far, read by the runner's
+    /// progress tick.
+    pub(super) counts: Arc<super::run::LiveCounts>,
 }
 
 impl ReadHandler for TaskHandler {
@@ -259,7 +259,13 @@ impl ReadHandler for TaskHandler {
             .plugin_log(&self.pipeline, &self.stage.spec.name, level, message);
     }
     fn request(&self, _head: &ionport_plugin_abi::wire::GatewayRequestHead) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    fn retries(&self, retries: u32) {
+        (self.counts.retries).fetch_add(u64::from(retries), Ordering::Relaxed);
+    }
+    fn pages(&self, pages: u64) {
+        self.counts.pages.fetch_add(pages, Ordering::Relaxed);
     }
 }
 

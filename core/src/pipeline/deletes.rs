@@ -114,6 +114,12 @@ impl ReadHandler for MarkFlagged {
     fn request(&self, head: &ionport_plugin_abi::wire::GatewayRequestHead) {
         self.inner.request(head);
     }
+    fn retries(&self, retries: u32) {
+        self.inner.retries(retries);
+    }
+    fn pages(&self, pages: u64) {
+        self.inner.pages(pages);
+    }
 }
 
 /// A record's JSON text with [`DELETED_AT_COLUMN`] set to `at`.

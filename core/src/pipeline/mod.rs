@@ -53,5 +53,5 @@ pub mod schedule;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use drift::{SchemaChange, SchemaPolicy};
 pub use load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan, load, load_str};
-pub use run::{Cancel, RunObserver, RunOptions, RunSummary, TaskOutcome, run};
+pub use run::{Cancel, RunObserver, RunOptions, RunSummary, TaskCounts, TaskOutcome, run};
 pub use schedule::Schedule;

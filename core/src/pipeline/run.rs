@@ -58,6 +58,9 @@ pub struct TaskOutcome {
     pub pages: u64,
     /// Gateway calls the task made.
     pub requests: u64,
+    /// The host's retries of the task's gateway calls (attempts after the first of
+    /// each), also when the task failed.
+    pub retries: u64,
     /// Rows marked deleted, for a task with `deletes = "soft"` (`None` otherwise): by the
     /// keys-only pass after the sync, or records the source flagged deleted.
     pub deleted: Option<u64>,
@@ -113,13 +116,45 @@ pub trait RunObserver: Send + Sync {
         _gateway: &crate::gateway::GatewayMetrics,
     ) {
     }
-    /// The gateway requests a task's read has made so far (its own, unlike
-    /// [`RunObserver::gateway_progress`]): every [`PROGRESS_TICK`] while it reads.
-    fn task_requests(&self, _pipeline: &str, _task: &str, _requests: u64) {}
+    /// A task's own figures so far (its requests, their retries and the pages its
+    /// connector handed over; unlike [`RunObserver::gateway_progress`], the task's alone):
+    /// every [`PROGRESS_TICK`] while it reads, and once at its end.
+    fn task_counts(&self, _pipeline: &str, _task: &str, _counts: TaskCounts) {}
     /// A task ended.
     fn task_finished(&self, _outcome: &TaskOutcome) {}
     /// A log line from a plugin.
     fn plugin_log(&self, _pipeline: &str, _task: &str, _level: LogLevel, _message: &str) {}
+}
+
+/// A task's own figures while it reads ([`RunObserver::task_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// Gateway calls the plugin made.
+    pub requests: u64,
+    /// The host's retries of those calls (from each call's attempt count).
+    pub retries: u64,
+    /// Pages the connector reported handed over (`FfiHost::progress`; 0 from a plugin
+    /// built for ABI 1.0, which cannot report them).
+    pub pages: u64,
+}
+
+/// The counters behind [`TaskCounts`], written by the task's read handler.
+#[derive(Debug, Default)]
+pub(super) struct LiveCounts {
+    pub(super) requests: std::sync::atomic::AtomicU64,
+    pub(super) retries: std::sync::atomic::AtomicU64,
+    pub(super) pages: std::sync::atomic::AtomicU64,
+}
+
+impl LiveCounts {
+    fn snapshot(&self) -> TaskCounts {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        TaskCounts {
+            requests: get(&self.requests),
+            retries: get(&self.retries),
+            pages: get(&self.pages),
+        }
+    }
 }
 
 /// How often a reading task reports its connection's gateway counters
@@ -561,12 +596,12 @@ async fn run_task(
             return outcome;
         }
     };
-    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counts = Arc::new(LiveCounts::default());
     let mut handler: Arc<dyn read::ReadHandler> = Arc::new(TaskHandler {
         stage: stage.clone(),
         pipeline: p.name.clone(),
         observer: observer.clone(),
-        requests: requests.clone(),
+        counts: counts.clone(),
     });
     let flagged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(flag) = &flag {
@@ -585,16 +620,16 @@ async fn run_task(
     // The connection's counters and the task's own requests while the read goes, then
     // once more at its end.
     let report_gateway = {
-        let (observer, pipeline, task, gateway) = (
+        let (observer, pipeline, task, gateway, counts) = (
             observer.clone(),
             p.name.clone(),
             spec.name.clone(),
             connection.gateway().clone(),
+            counts.clone(),
         );
         move || {
             observer.gateway_progress(&pipeline, &task, &gateway.metrics());
-            let made = requests.load(std::sync::atomic::Ordering::Relaxed);
-            observer.task_requests(&pipeline, &task, made);
+            observer.task_counts(&pipeline, &task, counts.snapshot());
         }
     };
     let ticker = {
@@ -620,6 +655,7 @@ async fn run_task(
     let totals = stage.totals();
     outcome.records = totals.records;
     outcome.commits = totals.commits;
+    outcome.retries = counts.snapshot().retries;
     outcome.error = match (read, finished) {
         // A failed commit is the cause; the plugin only saw its echo.
         (_, Err(e)) => Some(e),

@@ -18,6 +18,23 @@ pub enum RefusedPlugin {
         /// Every problem found.
         problems: Vec<String>,
     },
+    /// The plugin needs host capabilities this host does not offer (a plugin built for a
+    /// newer minor of the ABI that cannot work without what that minor added).
+    #[error(
+        "{}: refused: built for ionport plugin ABI {plugin_abi}, it needs the host capability {}, which this host (ABI {host_abi}) does not offer; load it in a host that offers it",
+        path.display(),
+        missing.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
+    )]
+    MissingCapability {
+        /// The library.
+        path: PathBuf,
+        /// The ABI version the plugin's manifest declares.
+        plugin_abi: String,
+        /// This host's ABI version.
+        host_abi: String,
+        /// The capabilities it requires that this host lacks.
+        missing: Vec<String>,
+    },
     /// Another plugin already has this id.
     #[error("{}: refused: plugin id '{id}' is already taken by {}", path.display(), first.display())]
     DuplicateId {
@@ -35,7 +52,9 @@ impl RefusedPlugin {
     pub fn path(&self) -> &std::path::Path {
         match self {
             RefusedPlugin::Load(e) => e.path(),
-            RefusedPlugin::Invalid { path, .. } | RefusedPlugin::DuplicateId { path, .. } => path,
+            RefusedPlugin::Invalid { path, .. }
+            | RefusedPlugin::MissingCapability { path, .. }
+            | RefusedPlugin::DuplicateId { path, .. } => path,
         }
     }
 

@@ -122,6 +122,15 @@ impl PluginRegistry {
                 path: path.to_path_buf(),
                 problems,
             })?;
+        let missing = ionport_plugin_abi::capability::missing(&plugin.manifest().requires);
+        if !missing.is_empty() {
+            return Err(RefusedPlugin::MissingCapability {
+                path: path.to_path_buf(),
+                plugin_abi: plugin.manifest().abi_version.clone(),
+                host_abi: ionport_plugin_abi::ABI_VERSION.to_string(),
+                missing: missing.into_iter().map(str::to_string).collect(),
+            });
+        }
         let mut problems = check_manifest(plugin.manifest());
         problems.extend(check_form(plugin.connection_form()));
         problems.extend(check_tasks(plugin.tasks()));

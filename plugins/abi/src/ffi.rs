@@ -140,6 +140,15 @@ pub trait FfiHost: Send + Sync {
     /// Whether the host asked the plugin to stop. Plugins check it between pages.
     #[sabi(last_prefix_field)]
     fn cancelled(&self) -> bool;
+
+    /// Reports that the plugin handed over `pages` more pages of the read (usually 1), so
+    /// that the host can show a task's pages while it runs. Added in ABI 1.1 (capability
+    /// [`crate::capability::PROGRESS`]): on a 1.0 host the vtable has no such method and
+    /// abi_stable calls this default instead, which does nothing — a plugin may call it on
+    /// any 1.x host. Never fails: progress is a figure to show, not a part of the read.
+    fn progress(&self, pages: u64) {
+        let _ = pages;
+    }
 }
 
 /// The host services object as it crosses the boundary.

@@ -19,9 +19,13 @@
 //! # Compatibility rules
 //!
 //! A plugin built for ABI `X.Y.Z` loads into a host speaking ABI `X.W.V` when the majors
-//! match and the host's minor is not newer than the plugin's (abi_stable's rule for the
-//! root module version). Fields may only be appended after `last_prefix_field`; the JSON
-//! payloads may gain optional fields in a minor version and nothing else.
+//! match, whichever minor is newer ([`load`] compares layouts with the older side as the
+//! interface). Fields may only be appended after `last_prefix_field`, methods of the FFI
+//! traits only with a default body (what the other side gets when its vtable lacks
+//! them); the JSON payloads may gain optional fields in a minor version and nothing else.
+//! A plugin that cannot work without something a minor added names it in
+//! [`wire::Manifest::requires`] (one of [`capability`]); a host that lacks it refuses the
+//! plugin naming both versions and the capability. The policy: docs/plugin-abi.md.
 
 //! # The host↔connector contract for gateway calls
 //!
@@ -51,7 +55,9 @@
 #![allow(non_local_definitions)]
 
 // The unsafe in `ffi` and `root` is abi_stable's generated code (trait-object vtables,
-// prefix types); this crate writes no unsafe block of its own.
+// prefix types); the crate's one unsafe block of its own is in `load::open_older` (a
+// plugin of an older minor: its layout checked with the older side leading, then loaded
+// without abi_stable's own, newer-side check), with its `// SAFETY:` reasons.
 mod elf;
 #[allow(unsafe_code)]
 mod ffi;
@@ -66,5 +72,28 @@ pub use root::*;
 
 /// The version of the plugin ABI this crate defines (semver, independent of crate
 /// versions). Bump the major for any incompatible change to a type below or to the
-/// meaning of a JSON payload; bump the minor for appended fields and optional payload keys.
-pub const ABI_VERSION: &str = "1.0.0";
+/// meaning of a JSON payload; bump the minor for appended fields and methods and
+/// optional payload keys. 1.1: `FfiHost::progress` ([`capability::PROGRESS`]) and
+/// `Manifest::requires`.
+pub const ABI_VERSION: &str = "1.1.0";
+
+/// What a host offers beyond ABI 1.0, by name: a plugin that cannot work without one lists
+/// it in [`wire::Manifest::requires`], and a host whose [`capability::HOST`] lacks it
+/// refuses the plugin before any call.
+pub mod capability {
+    /// `FfiHost::progress`: the host counts the pages a read hands over while it runs
+    /// (ABI 1.1).
+    pub const PROGRESS: &str = "progress";
+
+    /// Every capability this host offers.
+    pub const HOST: &[&str] = &[PROGRESS];
+
+    /// The capabilities of `requires` this host lacks, in their order.
+    pub fn missing(requires: &[String]) -> Vec<&str> {
+        requires
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !HOST.contains(c))
+            .collect()
+    }
+}

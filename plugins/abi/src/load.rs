@@ -1,16 +1,32 @@
 //! The host side of loading a plugin library.
 //!
-//! Each library is opened with `lib_header_from_path(..).init_root_module()` rather than
+//! Each library is opened with `lib_header_from_path(..)` rather than
 //! `RootModule::load_from_file`, because the latter caches one module per root-module
 //! type: a host with several connectors would get the first one back every time.
-//! abi_stable checks the ABI version first (so a plugin for another major is refused with
-//! both versions named), then the layout of every type reachable from the root module.
+//! The ABI version is checked first (so a plugin for another major is refused with both
+//! versions named), then the layout of every type reachable from the root module.
 //! Libraries are never unloaded.
+//!
+//! # Which side's layout leads
+//!
+//! abi_stable's layout check takes the loader's layout as the interface and lets the
+//! library's prefix types (vtables, the root module) have *more* fields, never fewer: it
+//! lets an older host load a newer plugin. ionport also lets a newer host load an older
+//! plugin (ABI 1.1 appended `FfiHost::progress`; a 1.0 plugin's `FfiHost` vtable has one
+//! method less). So the layouts are compared with the *older* side as the interface: the
+//! plugin's when it declares an older minor, the host's otherwise. Either way every type
+//! one side knows must be the other's, field for field, and only appended fields may be
+//! missing; a missing method is then answered by its default (`#[sabi_trait]` calls the
+//! trait's default body when the vtable lacks the method), which is why every method
+//! appended in a minor has one. See docs/plugin-abi.md, "Versions".
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
+use abi_stable::StableAbi;
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+use abi_stable::library::{LibHeader, LibraryError, RootModule, lib_header_from_path};
+use abi_stable::sabi_types::VersionNumber;
 
 use crate::{ABI_VERSION, PluginModRef};
 
@@ -133,9 +149,61 @@ pub fn open(path: &Path) -> Result<PluginModRef, LoadError> {
         reason,
     })?;
     let header = lib_header_from_path(path).map_err(|e| classify(path, e))?;
+    let found = VersionNumber::new(header.version_strings()).map_err(|e| LoadError::Other {
+        path: path.to_path_buf(),
+        reason: format!("its ABI version is not a version number: {e}"),
+    })?;
+    let host = host_version();
+    if found.major == host.major && found.minor < host.minor {
+        return open_older(path, header);
+    }
     header
         .init_root_module::<PluginModRef>()
         .map_err(|e| classify(path, e))
+}
+
+/// This host's ABI version, parsed.
+pub fn host_version() -> VersionNumber {
+    VersionNumber {
+        major: version_part(0),
+        minor: version_part(1),
+        patch: version_part(2),
+    }
+}
+
+fn version_part(i: usize) -> u32 {
+    ABI_VERSION
+        .split('.')
+        .nth(i)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A plugin of an older minor of this major: its layout leads (see the module docs).
+// The crate's one unsafe block of its own: abi_stable offers the older-side check only as
+// a check plus an unchecked load.
+#[allow(unsafe_code)]
+fn open_older(path: &Path, header: &'static LibHeader) -> Result<PluginModRef, LoadError> {
+    let Some(plugin_layout) = header.layout() else {
+        return Err(LoadError::Other {
+            path: path.to_path_buf(),
+            reason: "its root module carries no layout to check".into(),
+        });
+    };
+    check_layout_compatibility(plugin_layout, <PluginModRef as StableAbi>::LAYOUT).map_err(
+        |e| LoadError::Layout {
+            path: path.to_path_buf(),
+            report: e.to_string(),
+        },
+    )?;
+    // SAFETY: the layout of every type reachable from the plugin's root module was just
+    // checked against this host's, with the plugin's (older) layout as the interface: each
+    // type the plugin knows is this host's, field for field, and this host's prefix types
+    // only append fields after `last_prefix_field`. The plugin reads only the fields it
+    // knows of the host's vtables; the host's accessors for fields the plugin lacks check
+    // the vtable's own field count first and fall back to the trait's default method.
+    let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() };
+    module.map_err(|e| classify(path, e))
 }
 
 fn classify(path: &Path, err: LibraryError) -> LoadError {

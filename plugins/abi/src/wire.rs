@@ -26,6 +26,12 @@ pub struct Manifest {
     /// none, and a host then accepts only predefined task names up front.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_names: Option<StreamNames>,
+    /// Host capabilities ([`crate::capability`]) the plugin cannot work without. Added in
+    /// ABI 1.1 as an optional field: a host that lacks one refuses the plugin, naming both
+    /// ABI versions and the capability. (A 1.0 host does not read it; a plugin that must
+    /// not run there says so by needing a capability 1.1 introduced.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// The names of a connector's discovered streams (beyond its predefined tasks).

@@ -483,6 +483,7 @@ mod tests {
                 pattern: pattern.into(),
                 form: "table:NAME".into(),
             }),
+            requires: Vec::new(),
         }
     }
 

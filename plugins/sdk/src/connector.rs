@@ -50,6 +50,13 @@ pub trait Connector: Send + Sync + 'static {
         None
     }
 
+    /// Host capabilities ([`ionport_plugin_abi::capability`]) the connector cannot work
+    /// without, declared in its manifest: a host that lacks one refuses the plugin at load,
+    /// naming both ABI versions and the capability. The default: none (every 1.x host).
+    fn requires(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Tests a connection ("Test Connection").
     fn check(
         &self,

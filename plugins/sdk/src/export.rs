@@ -60,6 +60,7 @@ pub(crate) fn manifest_of<C: Connector>(c: &C) -> Manifest {
         abi_version: ABI_VERSION.to_string(),
         description: info.description,
         stream_names: c.stream_names(),
+        requires: c.requires(),
     }
 }
 

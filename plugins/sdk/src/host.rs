@@ -127,6 +127,17 @@ impl Host {
         self.inner.cancelled()
     }
 
+    /// Tells the host that `pages` more pages of the read were handed over (usually 1), so
+    /// that it can show a task's pages while it runs. The SDK's paging helpers and
+    /// [`crate::RecordWriter::commit`] call it; a connector calls it only for pages it
+    /// hands over by itself. Safe on every 1.x host: one without the `progress`
+    /// capability (ABI 1.0) ignores it.
+    pub fn report_pages(&self, pages: u64) {
+        if pages > 0 {
+            self.inner.progress(pages);
+        }
+    }
+
     /// Returns [`ConnectorError::cancelled`] when the host asked to stop.
     pub fn check_cancelled(&self) -> Result<(), ConnectorError> {
         if self.cancelled() {
@@ -252,5 +263,65 @@ impl GatewayResponse {
                 self.status
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ionport_plugin_abi::abi_stable::sabi_trait::TD_Opaque;
+    use ionport_plugin_abi::abi_stable::std_types::{RArc, RResult, RStr};
+    use ionport_plugin_abi::{FfiHost, FfiHost_TO, FfiHttpResponse, PluginError, error_kind};
+
+    use super::*;
+
+    /// A host that keeps every page report. (A host without the method — ABI 1.0 — is
+    /// tests/tests/abi_old_host.rs, on the frozen 1.0 crate.)
+    struct Fake {
+        reports: Mutex<Vec<u64>>,
+    }
+
+    impl FfiHost for Fake {
+        fn gateway(&self, _r: FfiHttpRequest) -> RResult<FfiHttpResponse, PluginError> {
+            RResult::RErr(PluginError::new(error_kind::HOST, "none"))
+        }
+        fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+        fn emit(&self, _batch: RecordBatch) -> RResult<(), PluginError> {
+            RResult::ROk(())
+        }
+        fn checkpoint(&self, _state: RStr<'_>) -> RResult<(), PluginError> {
+            RResult::ROk(())
+        }
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn progress(&self, pages: u64) {
+            self.reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(pages);
+        }
+    }
+
+    fn host(fake: Fake) -> (Host, RArc<Fake>) {
+        let fake = RArc::new(fake);
+        (
+            Host::new(FfiHost_TO::from_ptr(fake.clone(), TD_Opaque)),
+            fake,
+        )
+    }
+
+    #[test]
+    fn report_pages_crosses_as_one_progress_call_and_zero_is_not_sent() {
+        let (h, fake) = host(Fake {
+            reports: Mutex::new(Vec::new()),
+        });
+        h.report_pages(1);
+        h.report_pages(0);
+        h.report_pages(3);
+        h.clone().report_pages(1);
+        let seen = fake.reports.lock().unwrap().clone();
+        assert_eq!(seen, vec![1, 3, 1]);
     }
 }

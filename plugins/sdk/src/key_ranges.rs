@@ -72,6 +72,8 @@ pub struct Progress<'a> {
 /// - `on_page(rows, progress)`: called on the caller's thread for every page's new rows,
 ///   one at a time (emit and checkpoint here).
 ///
+/// Every page fetched is reported to the host as it arrives ([`Host::report_pages`]), so
+/// the host's live count ends equal to the returned one.
 /// Returns the number of pages fetched once the whole listing has been handed over. With
 /// `pages_in_flight` 1 the listing is read one page at a time, as before.
 pub fn read<R, F, K, P>(
@@ -152,6 +154,7 @@ where
     let fetch = |from: Option<&str>| (source.fetch)(from, None);
     let first = fetch(resume.as_deref())?;
     let mut pages = 1u64;
+    host.report_pages(1);
     let short = first.rows.len() < first.asked as usize;
     let rows = after(first.rows, resume.as_deref(), &key_of);
     let plan = if pages_in_flight > 1 && !short {
@@ -235,6 +238,7 @@ fn sequential<R>(
         host.check_cancelled()?;
         let page = fetch(last.as_deref())?;
         pages += 1;
+        host.report_pages(1);
         done = page.rows.len() < page.asked as usize;
         rows = after(page.rows, last.as_deref(), key_of);
     }
@@ -498,6 +502,7 @@ where
             requests += 1;
             self.pages
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.host.report_pages(1);
             let short = page.rows.len() < page.asked as usize;
             // A page that ends at its range's end says nothing about the listing's end.
             let ends_list = short && bound.is_none();

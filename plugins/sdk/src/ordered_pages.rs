@@ -43,6 +43,7 @@ pub enum Flow {
 /// `take` in index order (see the [module docs](self) for the rules). `pages` is how many
 /// pages there are, when the caller knows (no page at or past it is requested).
 ///
+/// Each page taken is reported to the host ([`Host::report_pages`]) as `take` returns.
 /// Returns how many pages were taken, or the first error in index order (of `fetch` or of
 /// `take`).
 pub fn fetch_in_order<P, F, T>(
@@ -95,6 +96,7 @@ fn sequential<P>(
         let page = fetch(index)?;
         host.check_cancelled()?;
         let flow = take(index, page)?;
+        host.report_pages(1);
         index += 1;
         if flow == Flow::End {
             break;
@@ -197,6 +199,7 @@ impl<P> Shared<P> {
             };
             host.check_cancelled()?;
             let flow = take(index, page?)?;
+            host.report_pages(1);
             index += 1;
             if flow == Flow::End {
                 return Ok(index);

@@ -42,6 +42,9 @@ pub struct ConnectorManifest {
     /// tasks, when the connector reads such streams (e.g. M3's `table:NAME`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_names: Option<StreamNameForm>,
+    /// Host capabilities the plugin cannot work without (e.g. `progress`; ABI 1.1).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// How the names of a connector's discovered streams are written.
@@ -63,6 +66,7 @@ impl From<&Manifest> for ConnectorManifest {
             abi_version,
             description,
             stream_names,
+            requires,
         } = m.clone();
         Self {
             id,
@@ -74,6 +78,7 @@ impl From<&Manifest> for ConnectorManifest {
                 pattern: s.pattern,
                 form: s.form,
             }),
+            requires,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! A run's page (per task: status, records, commits, pages, requests, rate; the
+//! A run's page (per task: status, records, commits, pages, requests, retries, rate —
+//! pages, requests and retries the task's own, live while it reads; the
 //! connection's gateway requests, retries, 401s and 429s; then the summary) and its live
 //! progress as server-sent events.
 
@@ -15,7 +16,7 @@ use tower_sessions::Session;
 
 use super::page::{self, Frame, status_badge, when};
 use crate::serve::AppState;
-use crate::serve::runs::{RunStatus, RunView};
+use crate::serve::runs::RunView;
 
 /// How often the event stream looks at a run.
 const TICK: Duration = Duration::from_millis(250);
@@ -25,15 +26,6 @@ fn rate(records: u64, seconds: f64) -> String {
         format!("{:.0}/s", records as f64 / seconds)
     } else {
         "—".into()
-    }
-}
-
-/// A count the run manager fills in when the task ends (pages): "—" before.
-fn counted(status: RunStatus, n: u64) -> String {
-    if matches!(status, RunStatus::Queued | RunStatus::Running) {
-        "—".into()
-    } else {
-        n.to_string()
     }
 }
 
@@ -75,7 +67,7 @@ pub async fn show(
                 caption.sr { "Tasks of the run" }
                 thead { tr { th scope="col" { "Task" } th scope="col" { "Status" } th scope="col" { "Records" }
                     th scope="col" { "Commits" } th scope="col" { "Pages" } th scope="col" { "Requests" }
-                    th scope="col" { "Rate" } th scope="col" { "Seconds" } } }
+                    th scope="col" { "Retries" } th scope="col" { "Rate" } th scope="col" { "Seconds" } } }
                 tbody {
                     @for t in &v.tasks {
                         tr data-task=(t.name) {
@@ -83,13 +75,14 @@ pub async fn show(
                             td data-k="status" { (status_badge(t.status.as_str())) }
                             td.num data-k="records" { (t.records) }
                             td.num data-k="commits" { (t.commits) }
-                            td.num data-k="pages" { (counted(t.status, t.pages)) }
+                            td.num data-k="pages" { (t.pages) }
                             td.num data-k="requests" { (t.requests) }
+                            td.num data-k="retries" { (t.retries) }
                             td.num data-k="rate" { (rate(t.records, t.seconds)) }
                             td.num data-k="seconds" { (format!("{:.1}", t.seconds)) }
                         }
                         @if let Some(e) = &t.error {
-                            tr.error-row { td colspan="8" { pre.error role="alert" { (t.name) ": " (e) } } }
+                            tr.error-row { td colspan="9" { pre.error role="alert" { (t.name) ": " (e) } } }
                         }
                     }
                 }

@@ -147,6 +147,7 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
             })?;
             self.host.check_cancelled()?;
             offset += sink.write(page.records)?;
+            self.host.report_pages(1);
             match page.next {
                 Some(next) if same_token(token.as_ref(), &next)? => {
                     return Err(ConnectorError::unexpected_body(format!(

@@ -4,7 +4,8 @@
 //! - settings `panic_in` = `"check" | "discover" | "read"`: panics there;
 //! - settings `fail_in` = the same: returns a connector error there;
 //! - task `numbers`: emits `options.count` records (default 1000) in batches of
-//!   `options.batch` (default 100), checkpoints `{"offset": n}` after each batch, resumes
+//!   `options.batch` (default 100), checkpoints `{"offset": n}` after each batch and
+//!   reports it as a page (`Host::report_pages`, ABI 1.1), resumes
 //!   from the state's offset, and stops with a cancelled error when the host cancels;
 //!   with `options.stall_after` it waits for cancellation after that many records;
 //! - task `gateway_echo`: sends `GET options.path` through the host's gateway and emits

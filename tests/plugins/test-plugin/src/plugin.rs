@@ -205,6 +205,8 @@ fn read_numbers(host: &Host, req: &ReadRequest) -> Result<ReadSummary, Connector
         offset = end;
         pages += 1;
         writer.commit(&json!({ "offset": offset }))?;
+        // A page handed over by the plugin's own loop (the SDK's paging helpers report theirs).
+        host.report_pages(1);
     }
     Ok(ReadSummary {
         records: writer.written(),

@@ -50,11 +50,10 @@ function followRun() {
       if (cell) cell.replaceChildren(badge(t.status));
       set("records", t.records);
       set("commits", t.commits);
-      // A task's pages are the connector's count, known when it ends; its requests
-      // are counted as they go.
-      const going = t.status === "queued" || t.status === "running";
-      set("pages", going ? "—" : t.pages);
+      // A task's own pages, requests and retries, counted as they go.
+      set("pages", t.pages);
       set("requests", t.requests);
+      set("retries", t.retries);
       const secs = t.seconds || v.seconds;
       set("rate", secs > 0 ? `${Math.round(t.records / secs)}/s` : "—");
       set("seconds", secs.toFixed(1));
