@@ -154,6 +154,8 @@ fn test(quick: bool) -> Result<()> {
                 "ionport-infor-odata",
                 "-p",
                 "ionport-plugin-abi",
+                "-p",
+                "ionport-cluster",
             ],
             &[("RUSTDOCFLAGS", "-D warnings")],
         )?;
