@@ -154,6 +154,25 @@ impl Keys {
         Ok(Arc::new(keys))
     }
 
+    /// The name of the accepted key whose hash is `h`: its name in the key file, or
+    /// `api-key-N` for the Nth `--api-key` (constant-time per comparison).
+    pub fn name_of(&self, h: &[u8; 32]) -> Option<String> {
+        let mut found = None;
+        for (i, k) in self.given.iter().enumerate() {
+            if bool::from(k.ct_eq(h)) {
+                found = Some(format!("api-key-{}", i + 1));
+            }
+        }
+        if let Ok(stored) = load_file(&self.file) {
+            for k in &stored.keys {
+                if unhex(&k.sha256).is_some_and(|s| bool::from(s.ct_eq(h))) {
+                    found = Some(k.name.clone());
+                }
+            }
+        }
+        found
+    }
+
     fn file_hashes(&self) -> Vec<[u8; 32]> {
         let mtime = std::fs::metadata(&self.file)
             .and_then(|m| m.modified())
@@ -216,7 +235,11 @@ pub async fn require_key(State(st): State<AppState>, req: Request, next: Next) -
     }
     let ok = presented(&req).is_some_and(|k| !k.is_empty() && st.keys.accepts(k));
     if ok {
-        return next.run(req).await;
+        // The key's name, for the audit log of what this request changes.
+        let name = presented(&req)
+            .and_then(|k| st.keys.name_of(&hash(k)))
+            .unwrap_or_default();
+        return super::audit::CALLER.scope(name, next.run(req)).await;
     }
     st.metrics.unauthorized_requests.inc();
     let mut resp = ApiError::new(
