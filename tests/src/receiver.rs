@@ -135,14 +135,22 @@ impl Receiver {
     }
 
     /// Waits until `done` holds for the requests received, or panics after `limit`.
-    pub fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let start = Instant::now();
         loop {
             let r = self.received();
             if done(&r) {
                 return r;
             }
-            assert!(start.elapsed() < limit, "the receiver never got {what}; it got {r:#?}");
+            assert!(
+                start.elapsed() < limit,
+                "the receiver never got {what}; it got {r:#?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -144,7 +144,10 @@ fn a_delivery_is_signed_retried_until_taken_and_logged_once() {
     assert_eq!(event["workspace"], "default", "{event}");
     assert_eq!(event["data"]["run"]["id"], finished["id"], "{event}");
     assert_eq!(event["data"]["run"]["status"], "succeeded", "{event}");
-    assert_eq!(event["data"]["run"]["records"], finished["records"], "{event}");
+    assert_eq!(
+        event["data"]["run"]["records"], finished["records"],
+        "{event}"
+    );
     let delivery = got[0].headers["ionport-delivery"].clone();
     for r in &got {
         assert_eq!(r.headers["ionport-event"], "run.finished");
@@ -160,7 +163,8 @@ fn a_delivery_is_signed_retried_until_taken_and_logged_once() {
     // the same request sent again later is outside the window.
     let last = got.last().unwrap();
     let t = verify(&secret, last).unwrap();
-    let header = last.headers["ionport-signature"].replace(&format!("t={t}"), &format!("t={}", t + 1));
+    let header =
+        last.headers["ionport-signature"].replace(&format!("t={t}"), &format!("t={}", t + 1));
     let mut moved = last.clone();
     moved.headers.insert("ionport-signature".into(), header);
     assert_eq!(verify(&secret, &moved), None, "a changed t must fail");
@@ -189,11 +193,24 @@ fn a_delivery_is_signed_retried_until_taken_and_logged_once() {
     assert_eq!(attempts, [500, 500, 500, 200], "{log:?}");
 
     // Deleted: gone from the list, its log with it.
-    assert_eq!(srv.call("DELETE", &format!("/v1/webhooks/{id}"), None).0, 204);
-    assert_eq!(srv.call("DELETE", &format!("/v1/webhooks/{id}"), None).0, 404);
-    assert_eq!(srv.call("GET", &format!("/v1/webhooks/{id}/deliveries"), None).0, 404);
+    assert_eq!(
+        srv.call("DELETE", &format!("/v1/webhooks/{id}"), None).0,
+        204
+    );
+    assert_eq!(
+        srv.call("DELETE", &format!("/v1/webhooks/{id}"), None).0,
+        404
+    );
+    assert_eq!(
+        srv.call("GET", &format!("/v1/webhooks/{id}/deliveries"), None)
+            .0,
+        404
+    );
     assert_eq!(srv.call("GET", "/v1/webhooks", None).1, json!([]));
-    assert!(!srv.output().contains(&secret), "the secret is in the server's output");
+    assert!(
+        !srv.output().contains(&secret),
+        "the secret is in the server's output"
+    );
 }
 
 #[test]

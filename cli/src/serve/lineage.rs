@@ -35,8 +35,7 @@ use super::webhooks::DeliveryPolicy;
 pub const PRODUCER: &str = "https://github.com/ionport/ionport";
 const RUN_EVENT_SCHEMA: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
 const OUTPUT_STATISTICS_SCHEMA: &str = "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet";
-const ERROR_MESSAGE_SCHEMA: &str =
-    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
+const ERROR_MESSAGE_SCHEMA: &str = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
 
 /// Events waiting to be posted; past this, new ones are dropped (with a warning).
 const QUEUE: usize = 1024;
@@ -69,7 +68,12 @@ pub struct Lineage {
 
 impl Lineage {
     /// Starts the sender task (on the current runtime) posting to `url`.
-    pub fn start(url: String, namespace: String, vault: Arc<Vault>, policy: DeliveryPolicy) -> Arc<Self> {
+    pub fn start(
+        url: String,
+        namespace: String,
+        vault: Arc<Vault>,
+        policy: DeliveryPolicy,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(post_all(rx, url, policy));
         Arc::new(Self {
@@ -125,7 +129,10 @@ impl Lineage {
         }
         RunLineage {
             run_id: uuid_v4(),
-            job: view.pipeline.clone().unwrap_or_else(|| view.connection.clone()),
+            job: view
+                .pipeline
+                .clone()
+                .unwrap_or_else(|| view.connection.clone()),
             inputs,
             outputs,
         }
@@ -200,7 +207,9 @@ impl RunSink for Lineage {
 /// Postgres URL gives only its host, port and database).
 fn output(d: &DestinationConfig, table: &str) -> (String, String) {
     match d {
-        DestinationConfig::Sqlite { path } => (format!("sqlite://{}", path.display()), table.into()),
+        DestinationConfig::Sqlite { path } => {
+            (format!("sqlite://{}", path.display()), table.into())
+        }
         DestinationConfig::Postgres { url, schema } => match reqwest::Url::parse(url) {
             Ok(u) => (
                 format!(
@@ -287,7 +296,10 @@ mod tests {
     fn run_ids_are_version_4_uuids() {
         let u = uuid_v4();
         let parts: Vec<&str> = u.split('-').collect();
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
         assert!(parts[2].starts_with('4'), "{u}");
         assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{u}");
     }

@@ -32,7 +32,13 @@ impl Vault {
         let aad = aad(&key, purpose);
         let ct = key
             .cipher()
-            .encrypt(&nonce, Payload { msg: secret, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Corrupt {
                 path: self.key_file(),
                 problem: "encryption failed".into(),
@@ -83,7 +89,10 @@ mod tests {
         let vault = Vault::open(dir.path(), KeySource::KeyFile);
         let sealed = vault.seal("webhook:wh_1", b"whsec_canary").unwrap();
         assert!(!sealed.contains("whsec_canary"), "{sealed}");
-        assert_eq!(&vault.unseal("webhook:wh_1", &sealed).unwrap()[..], b"whsec_canary");
+        assert_eq!(
+            &vault.unseal("webhook:wh_1", &sealed).unwrap()[..],
+            b"whsec_canary"
+        );
         assert!(vault.unseal("webhook:wh_2", &sealed).is_err());
         assert!(vault.unseal("webhook:wh_1", "plain").is_err());
         let other_dir = tempfile::tempdir().unwrap();

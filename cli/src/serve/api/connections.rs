@@ -817,7 +817,10 @@ pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> Api
         .remove(&vault_entry(&name))
         .map_err(|e| internal("removing the credentials failed", e))?;
     tracing::info!(connection = %name, "connection deleted");
-    audit::record(&st.audit, audit::entry("connection.deleted", &name, Vec::new()));
+    audit::record(
+        &st.audit,
+        audit::entry("connection.deleted", &name, Vec::new()),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

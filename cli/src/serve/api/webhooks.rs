@@ -63,7 +63,11 @@ pub async fn create(
     }
     let created = st
         .webhooks
-        .create(req.url, events, req.description.filter(|d| !d.trim().is_empty()))
+        .create(
+            req.url,
+            events,
+            req.description.filter(|d| !d.trim().is_empty()),
+        )
         .map_err(|e| ApiError::internal(format!("the webhook could not be stored: {e:#}")))?;
     audit::record(
         &st.audit,

@@ -220,7 +220,9 @@ async fn dispatch(
             let d = delivery(&out, DeliveryStatus::Pending);
             let id = d.id.clone();
             if push(&log, &target.id, d) > MAX_WAITING {
-                edit(&log, &target.id, &id, |d| d.status = DeliveryStatus::Dropped);
+                edit(&log, &target.id, &id, |d| {
+                    d.status = DeliveryStatus::Dropped
+                });
                 tracing::warn!(webhook = %target.id, "too many deliveries waiting; one is dropped");
                 continue;
             }

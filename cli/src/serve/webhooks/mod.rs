@@ -140,9 +140,9 @@ impl Webhooks {
         };
         let mut endpoints = Vec::new();
         for s in stored.webhooks {
-            let secret = vault.unseal(&purpose(&s.id), &s.secret).with_context(|| {
-                format!("{}: the secret of webhook {}", file.display(), s.id)
-            })?;
+            let secret = vault
+                .unseal(&purpose(&s.id), &s.secret)
+                .with_context(|| format!("{}: the secret of webhook {}", file.display(), s.id))?;
             let secret = String::from_utf8(secret.to_vec())
                 .with_context(|| format!("{}: webhook {}", file.display(), s.id))?;
             endpoints.push(Endpoint {
