@@ -13,6 +13,7 @@ use crate::serve::error::{ApiError, ApiResult, ErrorBody};
 pub const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this action (`connection.updated`), or a family ending in `.` (`connection.`).
