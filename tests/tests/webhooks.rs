@@ -283,3 +283,50 @@ fn webhook_input_is_checked() {
     assert_eq!(srv.call("GET", "/v1/webhooks/wh_nope", None).0, 404);
     assert_eq!(srv.call("GET", "/v1/webhooks", None).1, json!([]));
 }
+
+#[test]
+fn a_schema_change_is_told_to_the_endpoints_that_asked_for_it() {
+    const NEW: &str = "OKZZCUST";
+    let emu = emulator(40);
+    let home = tempfile::tempdir().unwrap();
+    let srv = ServeProcess::start(home.path(), &[], "info");
+    let receiver = Receiver::start(Behaviour::Accept);
+    let (s, hook) = srv.call(
+        "POST",
+        "/v1/webhooks",
+        Some(&json!({"url": receiver.url, "events": ["run.schema_changed"]})),
+    );
+    assert_eq!(s, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let body = json!({
+        "name": "m3",
+        "connector": "infor-m3",
+        "values": {"company": 100, "credentials": form_credentials(&emu.emu.ionapi_json())},
+        "tasks": [{"name": "table:OCUSMA"}],
+    });
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    // The first run makes the table: no change, no delivery.
+    assert_eq!(run(&srv, "m3")["status"], "succeeded");
+    // A column comes at the source; the next run adds it and says so.
+    emu.control(
+        "POST",
+        "/columns",
+        Some(json!({"table": "OCUSMA", "name": NEW, "type": "string", "from": "OKCUNO"})),
+    );
+    let second = run(&srv, "m3");
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let got = receiver.wait_for(Duration::from_secs(30), "run.schema_changed", |r| {
+        !r.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let got_now = receiver.received();
+    assert_eq!(got_now.len(), 1, "{got_now:#?}");
+    assert!(verify(&secret, &got[0]).is_some());
+    let event: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(event["type"], "run.schema_changed", "{event}");
+    assert_eq!(event["data"]["run"]["id"], second["id"], "{event}");
+    let changes = &event["data"]["run"]["tasks"][0]["schema_changes"];
+    assert_eq!(changes[0]["column"], NEW, "{event}");
+    assert_eq!(changes[0]["change"], "added", "{event}");
+}

@@ -10,7 +10,7 @@ use ionport_core::pipeline::Plan;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::runs::{RunStatus, RunView};
+use super::runs::{RunBudget, RunStatus, RunView};
 
 /// The workspace every event, webhook and audit entry belongs to until workspaces come
 /// (issue 18, item 1): then it is the run's or the key's.
@@ -99,22 +99,65 @@ impl RunEvents {
 /// `run.schema_changed` when a task's schema changed and `run.budget_warning` when a
 /// tenant's budget is nearly spent.
 pub fn end_kinds(view: &RunView) -> Vec<EventKind> {
-    let mut kinds = vec![if view.status == RunStatus::Failed {
+    kinds_of(
+        view.status,
+        view.tasks.iter().any(|t| !t.schema_changes.is_empty()),
+        &view.gateway.budgets,
+    )
+}
+
+fn kinds_of(status: RunStatus, schema_changed: bool, budgets: &[RunBudget]) -> Vec<EventKind> {
+    let mut kinds = vec![if status == RunStatus::Failed {
         EventKind::Failed
     } else {
         EventKind::Finished
     }];
-    if view.tasks.iter().any(|t| !t.schema_changes.is_empty()) {
+    if schema_changed {
         kinds.push(EventKind::SchemaChanged);
     }
-    let low = |b: &super::runs::RunBudget| match (b.limit, b.left) {
+    let low = |b: &RunBudget| match (b.limit, b.left) {
         (Some(limit), Some(left)) if limit > 0 => {
             (left as f64) <= (limit as f64) * BUDGET_WARNING_SHARE
         }
         _ => false,
     };
-    if view.gateway.budgets.iter().any(low) {
+    if budgets.iter().any(low) {
         kinds.push(EventKind::BudgetWarning);
     }
     kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: Option<u64>, left: Option<u64>) -> RunBudget {
+        RunBudget {
+            tenant: "T".into(),
+            day: "2026-12-07".into(),
+            used: 0,
+            limit,
+            left,
+        }
+    }
+
+    #[test]
+    fn a_runs_end_gives_its_outcome_then_schema_changes_and_low_budgets() {
+        use EventKind::*;
+        assert_eq!(kinds_of(RunStatus::Succeeded, false, &[]), [Finished]);
+        assert_eq!(kinds_of(RunStatus::Cancelled, false, &[]), [Finished]);
+        assert_eq!(kinds_of(RunStatus::Failed, false, &[]), [Failed]);
+        assert_eq!(
+            kinds_of(RunStatus::Succeeded, true, &[]),
+            [Finished, SchemaChanged]
+        );
+        // 10 of 100 left: a warning; 11 left, or no limit: none.
+        let mut budgets = vec![budget(Some(100), Some(11)), budget(None, None)];
+        assert_eq!(kinds_of(RunStatus::Failed, false, &budgets), [Failed]);
+        budgets.push(budget(Some(100), Some(10)));
+        assert_eq!(
+            kinds_of(RunStatus::Failed, true, &budgets),
+            [Failed, SchemaChanged, BudgetWarning]
+        );
+    }
 }
