@@ -187,3 +187,27 @@ fn a_successful_and_a_failed_run_emit_events_the_openlineage_models_accept() {
         );
     }
 }
+
+#[test]
+fn a_lineage_url_that_is_not_a_url_stops_the_server_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(ionport_tests::ionport_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            "k-0123456789",
+        ])
+        .args(["--openlineage-url", "lineage-server"])
+        .env("IONPORT_HOME", home.path())
+        .env("IONPORT_PLUGIN_PATH", ionport_tests::profile_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("--openlineage-url") && said.contains("lineage-server"),
+        "{said}"
+    );
+}

@@ -330,3 +330,42 @@ fn a_schema_change_is_told_to_the_endpoints_that_asked_for_it() {
     assert_eq!(changes[0]["column"], NEW, "{event}");
     assert_eq!(changes[0]["change"], "added", "{event}");
 }
+
+#[test]
+fn endpoints_and_their_secrets_outlive_a_restart() {
+    let emu = emulator(40);
+    let home = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(Behaviour::Accept);
+    let (id, secret) = {
+        let srv = ServeProcess::start(home.path(), &[], "info");
+        let (s, hook) = srv.call(
+            "POST",
+            "/v1/webhooks",
+            Some(&json!({"url": receiver.url, "events": ["run.started"]})),
+        );
+        assert_eq!(s, 201, "{hook}");
+        (
+            hook["id"].as_str().unwrap().to_string(),
+            hook["secret"].as_str().unwrap().to_string(),
+        )
+    };
+    // Stored sealed: the file names the endpoint but not its secret.
+    let stored = std::fs::read_to_string(home.path().join("webhooks.json")).unwrap();
+    assert!(
+        stored.contains(&id) && !stored.contains(&secret),
+        "{stored}"
+    );
+
+    let srv = ServeProcess::start(home.path(), &[], "info");
+    let (s, list) = srv.call("GET", "/v1/webhooks", None);
+    assert_eq!(s, 200);
+    assert_eq!(list[0]["id"], id.as_str(), "{list}");
+    connection(&srv, &emu, "m3");
+    run(&srv, "m3");
+    let got = receiver.wait_for(Duration::from_secs(30), "run.started", |r| !r.is_empty());
+    assert_eq!(got[0].headers["ionport-event"], "run.started");
+    assert!(
+        verify(&secret, &got[0]).is_some(),
+        "signed with the secret given before the restart"
+    );
+}

@@ -86,7 +86,12 @@ pub struct ServeArgs {
     console_idle: u64,
     /// Post OpenLineage run events (START, COMPLETE, FAIL, ABORT) of every run here
     /// (e.g. `http://marquez:5000/api/v1/lineage`).
-    #[arg(long, value_name = "URL", env = "IONPORT_OPENLINEAGE_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "IONPORT_OPENLINEAGE_URL",
+        hide_env_values = true
+    )]
     openlineage_url: Option<String>,
     /// The OpenLineage job namespace of the runs.
     #[arg(long, value_name = "NAME", default_value = "ionport")]
