@@ -128,7 +128,8 @@ pub fn revoke(home: &Path, name: &str) -> Result<bool> {
 pub struct Keys {
     given: Vec<[u8; 32]>,
     file: PathBuf,
-    cached: Mutex<(Option<SystemTime>, Vec<[u8; 32]>)>,
+    /// The key file's hashes and names, as of its modification time.
+    cached: Mutex<(Option<SystemTime>, Vec<([u8; 32], String)>)>,
 }
 
 impl Keys {
@@ -163,17 +164,15 @@ impl Keys {
                 found = Some(format!("api-key-{}", i + 1));
             }
         }
-        if let Ok(stored) = load_file(&self.file) {
-            for k in &stored.keys {
-                if unhex(&k.sha256).is_some_and(|s| bool::from(s.ct_eq(h))) {
-                    found = Some(k.name.clone());
-                }
+        for (k, name) in self.file_keys() {
+            if bool::from(k.ct_eq(h)) {
+                found = Some(name);
             }
         }
         found
     }
 
-    fn file_hashes(&self) -> Vec<[u8; 32]> {
+    fn file_keys(&self) -> Vec<([u8; 32], String)> {
         let mtime = std::fs::metadata(&self.file)
             .and_then(|m| m.modified())
             .ok();
@@ -182,7 +181,12 @@ impl Keys {
         };
         if cache.0 != mtime || mtime.is_none() {
             let hashes = load_file(&self.file)
-                .map(|f| f.keys.iter().filter_map(|k| unhex(&k.sha256)).collect())
+                .map(|f| {
+                    f.keys
+                        .iter()
+                        .filter_map(|k| Some((unhex(&k.sha256)?, k.name.clone())))
+                        .collect()
+                })
                 .unwrap_or_else(|e| {
                     tracing::warn!("API key file unreadable, its keys are refused: {e:#}");
                     Vec::new()
@@ -202,7 +206,8 @@ impl Keys {
     /// revoking a key (`ionport apikey revoke`) ends its sessions at once.
     pub fn accepts_hash(&self, h: &[u8; 32]) -> bool {
         let mut ok = subtle::Choice::from(0u8);
-        for k in self.given.iter().chain(self.file_hashes().iter()) {
+        let file: Vec<[u8; 32]> = self.file_keys().into_iter().map(|(k, _)| k).collect();
+        for k in self.given.iter().chain(file.iter()) {
             ok |= k.ct_eq(h);
         }
         bool::from(ok)
@@ -233,12 +238,11 @@ pub async fn require_key(State(st): State<AppState>, req: Request, next: Next) -
     if OPEN.contains(&req.uri().path()) {
         return next.run(req).await;
     }
-    let ok = presented(&req).is_some_and(|k| !k.is_empty() && st.keys.accepts(k));
-    if ok {
-        // The key's name, for the audit log of what this request changes.
-        let name = presented(&req)
-            .and_then(|k| st.keys.name_of(&hash(k)))
-            .unwrap_or_default();
+    // An accepted key has a name: the audit log records changes under it.
+    let name = presented(&req)
+        .filter(|k| !k.is_empty())
+        .and_then(|k| st.keys.name_of(&hash(k)));
+    if let Some(name) = name {
         return super::audit::CALLER.scope(name, next.run(req)).await;
     }
     st.metrics.unauthorized_requests.inc();
@@ -271,6 +275,12 @@ mod tests {
         assert!(keys.accepts(&key));
         assert!(keys.accepts("given-key"));
         assert!(!keys.accepts("wrong"));
+        assert_eq!(keys.name_of(&hash(&key)).as_deref(), Some("ci"));
+        assert_eq!(
+            keys.name_of(&hash("given-key")).as_deref(),
+            Some("api-key-1")
+        );
+        assert_eq!(keys.name_of(&hash("wrong")), None);
         assert!(revoke(&dir, "ci").unwrap());
         assert!(!revoke(&dir, "ci").unwrap());
         let _ = std::fs::remove_dir_all(&dir);
