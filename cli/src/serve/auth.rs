@@ -123,13 +123,16 @@ pub fn revoke(home: &Path, name: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// A key of the key file: its hash and name.
+type FileKey = ([u8; 32], String);
+
 /// The hashes a server accepts.
 #[derive(Debug)]
 pub struct Keys {
     given: Vec<[u8; 32]>,
     file: PathBuf,
     /// The key file's hashes and names, as of its modification time.
-    cached: Mutex<(Option<SystemTime>, Vec<([u8; 32], String)>)>,
+    cached: Mutex<(Option<SystemTime>, Vec<FileKey>)>,
 }
 
 impl Keys {
@@ -172,7 +175,7 @@ impl Keys {
         found
     }
 
-    fn file_keys(&self) -> Vec<([u8; 32], String)> {
+    fn file_keys(&self) -> Vec<FileKey> {
         let mtime = std::fs::metadata(&self.file)
             .and_then(|m| m.modified())
             .ok();
