@@ -11,6 +11,7 @@ pub mod emulated;
 pub mod live;
 pub mod protocol_fixture;
 pub mod python;
+pub mod receiver;
 pub mod recorder;
 pub mod serve_process;
 pub mod sqlite;

@@ -18,6 +18,9 @@ pub const AIRBYTE: (&str, &[&str]) = (
 /// `target-jsonl`, a Singer target, with the `singer-python` it brings.
 pub const SINGER: (&str, &[&str]) = ("singer", &["target-jsonl==0.1.4", "singer-python==5.8.0"]);
 
+/// The OpenLineage Python client, whose models check the run events of `ionport serve`.
+pub const OPENLINEAGE: (&str, &[&str]) = ("openlineage", &["openlineage-python==1.54.0"]);
+
 /// A virtual environment with `packages` installed; panics with pip's output when it
 /// cannot be made.
 pub fn venv((name, packages): (&str, &[&str])) -> PathBuf {

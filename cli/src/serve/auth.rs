@@ -123,12 +123,16 @@ pub fn revoke(home: &Path, name: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// A key of the key file: its hash and name.
+type FileKey = ([u8; 32], String);
+
 /// The hashes a server accepts.
 #[derive(Debug)]
 pub struct Keys {
     given: Vec<[u8; 32]>,
     file: PathBuf,
-    cached: Mutex<(Option<SystemTime>, Vec<[u8; 32]>)>,
+    /// The key file's hashes and names, as of its modification time.
+    cached: Mutex<(Option<SystemTime>, Vec<FileKey>)>,
 }
 
 impl Keys {
@@ -154,7 +158,24 @@ impl Keys {
         Ok(Arc::new(keys))
     }
 
-    fn file_hashes(&self) -> Vec<[u8; 32]> {
+    /// The name of the accepted key whose hash is `h`: its name in the key file, or
+    /// `api-key-N` for the Nth `--api-key` (constant-time per comparison).
+    pub fn name_of(&self, h: &[u8; 32]) -> Option<String> {
+        let mut found = None;
+        for (i, k) in self.given.iter().enumerate() {
+            if bool::from(k.ct_eq(h)) {
+                found = Some(format!("api-key-{}", i + 1));
+            }
+        }
+        for (k, name) in self.file_keys() {
+            if bool::from(k.ct_eq(h)) {
+                found = Some(name);
+            }
+        }
+        found
+    }
+
+    fn file_keys(&self) -> Vec<FileKey> {
         let mtime = std::fs::metadata(&self.file)
             .and_then(|m| m.modified())
             .ok();
@@ -163,7 +184,12 @@ impl Keys {
         };
         if cache.0 != mtime || mtime.is_none() {
             let hashes = load_file(&self.file)
-                .map(|f| f.keys.iter().filter_map(|k| unhex(&k.sha256)).collect())
+                .map(|f| {
+                    f.keys
+                        .iter()
+                        .filter_map(|k| Some((unhex(&k.sha256)?, k.name.clone())))
+                        .collect()
+                })
                 .unwrap_or_else(|e| {
                     tracing::warn!("API key file unreadable, its keys are refused: {e:#}");
                     Vec::new()
@@ -183,7 +209,8 @@ impl Keys {
     /// revoking a key (`ionport apikey revoke`) ends its sessions at once.
     pub fn accepts_hash(&self, h: &[u8; 32]) -> bool {
         let mut ok = subtle::Choice::from(0u8);
-        for k in self.given.iter().chain(self.file_hashes().iter()) {
+        let file: Vec<[u8; 32]> = self.file_keys().into_iter().map(|(k, _)| k).collect();
+        for k in self.given.iter().chain(file.iter()) {
             ok |= k.ct_eq(h);
         }
         bool::from(ok)
@@ -214,9 +241,12 @@ pub async fn require_key(State(st): State<AppState>, req: Request, next: Next) -
     if OPEN.contains(&req.uri().path()) {
         return next.run(req).await;
     }
-    let ok = presented(&req).is_some_and(|k| !k.is_empty() && st.keys.accepts(k));
-    if ok {
-        return next.run(req).await;
+    // An accepted key has a name: the audit log records changes under it.
+    let name = presented(&req)
+        .filter(|k| !k.is_empty())
+        .and_then(|k| st.keys.name_of(&hash(k)));
+    if let Some(name) = name {
+        return super::audit::CALLER.scope(name, next.run(req)).await;
     }
     st.metrics.unauthorized_requests.inc();
     let mut resp = ApiError::new(
@@ -248,6 +278,12 @@ mod tests {
         assert!(keys.accepts(&key));
         assert!(keys.accepts("given-key"));
         assert!(!keys.accepts("wrong"));
+        assert_eq!(keys.name_of(&hash(&key)).as_deref(), Some("ci"));
+        assert_eq!(
+            keys.name_of(&hash("given-key")).as_deref(),
+            Some("api-key-1")
+        );
+        assert_eq!(keys.name_of(&hash("wrong")), None);
         assert!(revoke(&dir, "ci").unwrap());
         assert!(!revoke(&dir, "ci").unwrap());
         let _ = std::fs::remove_dir_all(&dir);

@@ -6,18 +6,24 @@
 //! - `store.rs`: connection records (no secrets; credentials go to the vault);
 //! - `runs.rs`: the run manager (in memory);
 //! - `tester.rs`: connection tests; `metrics.rs`; `error.rs`; `openapi.rs`;
+//! - `events.rs`: run events for sinks outside: `webhooks/` (signed deliveries) and
+//!   `lineage.rs` (OpenLineage); `audit.rs`: the audit log of changes;
 //! - `console/`: the web console at `/console` (sessions, HTML), beside the API.
 
 mod api;
+mod audit;
 mod auth;
 pub mod confine;
 mod console;
 mod error;
+mod events;
+mod lineage;
 mod metrics;
 mod openapi;
 mod runs;
 mod store;
 mod tester;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,6 +84,24 @@ pub struct ServeArgs {
     /// Minutes of inactivity after which a console session ends.
     #[arg(long, value_name = "MINUTES", default_value_t = 480)]
     console_idle: u64,
+    /// Post OpenLineage run events (START, COMPLETE, FAIL, ABORT) of every run here
+    /// (e.g. `http://marquez:5000/api/v1/lineage`).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "IONPORT_OPENLINEAGE_URL",
+        hide_env_values = true
+    )]
+    openlineage_url: Option<String>,
+    /// The OpenLineage job namespace of the runs.
+    #[arg(long, value_name = "NAME", default_value = "ionport")]
+    openlineage_namespace: String,
+    /// Seconds one webhook (or OpenLineage) delivery attempt may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    webhook_timeout: u64,
+    /// Seconds a webhook (or OpenLineage) delivery is retried before it is given up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    webhook_retry_for: u64,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -117,6 +141,10 @@ pub struct Inner {
     pub pipelines: Option<Plan>,
     /// Where API destinations may live (the data directory, allowed roots).
     pub destinations: confine::DestinationRoots,
+    /// The audit log of changes.
+    pub audit: audit::AuditLog,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 pub type AppState = Arc<Inner>;
@@ -189,21 +217,45 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     };
     let store = store::Store::open(&home)?;
     let destinations = confine::DestinationRoots::new(&home.join("data"), &args.destination_roots)?;
+    let vault = Arc::new(Vault::open(
+        home.clone(),
+        ionport_core::vault::KeySource::Default,
+    ));
+    let rt = tokio::runtime::Runtime::new()?;
+    // The webhook and lineage senders are tasks of this runtime.
+    let _in_runtime = rt.enter();
+    let policy = webhooks::DeliveryPolicy {
+        attempt_timeout: Duration::from_secs(args.webhook_timeout.max(1)),
+        first_wait: Duration::from_secs(1),
+        max_wait: Duration::from_secs(300),
+        retry_for: Duration::from_secs(args.webhook_retry_for),
+    };
+    let hooks = webhooks::Webhooks::start(&home, vault.clone(), policy)?;
+    let runs = Arc::new(runs::RunManager::default());
+    runs.events.subscribe(hooks.clone());
+    if let Some(url) = &args.openlineage_url {
+        reqwest::Url::parse(url)
+            .with_context(|| format!("--openlineage-url {url:?} is not a URL"))?;
+        runs.events.subscribe(lineage::Lineage::start(
+            url.clone(),
+            args.openlineage_namespace.clone(),
+            vault.clone(),
+            policy,
+        ));
+    }
     let state = Arc::new(Inner {
         destinations,
         registry,
-        vault: Arc::new(Vault::open(
-            home.clone(),
-            ionport_core::vault::KeySource::Default,
-        )),
+        vault,
+        audit: audit::AuditLog::new(&home),
+        webhooks: hooks,
         home,
         store: tokio::sync::Mutex::new(store),
-        runs: Arc::new(runs::RunManager::default()),
+        runs,
         metrics: Arc::new(metrics::Metrics::default()),
         keys,
         pipelines,
     });
-    let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -265,6 +317,7 @@ pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
     match cmd {
         ApikeyCommand::Create { name } => {
             let key = auth::create(&home, name)?;
+            audit_cli(&home, "key.created", name);
             eprintln!("created API key '{name}'; it is shown once, store it now:");
             println!("{key}");
         }
@@ -287,6 +340,7 @@ pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
         }
         ApikeyCommand::Revoke { name } => {
             if auth::revoke(&home, name)? {
+                audit_cli(&home, "key.revoked", name);
                 println!("revoked API key '{name}'");
             } else {
                 anyhow::bail!("no API key named '{name}'");
@@ -294,4 +348,13 @@ pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a change made by `ionport apikey` in the serve home's audit log.
+fn audit_cli(home: &std::path::Path, action: &str, name: &str) {
+    let mut e = audit::entry(action, name, Vec::new());
+    e.key = audit::COMMAND_LINE.into();
+    if let Err(e) = audit::AuditLog::new(home).append(&e) {
+        eprintln!("warning: the audit log could not be written: {e:#}");
+    }
 }

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use ionport_plugin_abi::wire::SyncMode;
 
-use super::api::{connections, connectors, runs, system};
+use super::api::{audit, connections, connectors, runs, system, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use super::api::{connections, connectors, runs, system};
         connections::patch, connections::delete, connections::test, connections::test_values,
         connections::tasks,
         runs::start, runs::list, runs::get, runs::cancel,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
+        audit::list,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
@@ -30,6 +32,8 @@ use super::api::{connections, connectors, runs, system};
         (name = "connectors", description = "The loaded connector plugins"),
         (name = "connections", description = "Connections: tested, stored, secrets in the vault"),
         (name = "runs", description = "Runs of a connection's tasks or a pipeline (kept in memory)"),
+        (name = "webhooks", description = "Endpoints told of run events, signed (Ionport-Signature: t=…,v1=HMAC-SHA256 of `t.body`)"),
+        (name = "audit", description = "Who changed what: the append-only audit log"),
     )
 )]
 struct Doc;

@@ -311,6 +311,8 @@ pub struct RunManager {
     runs: Mutex<Vec<(String, Arc<RunEntry>)>>,
     /// Connection name → id of its run going.
     active: Mutex<HashMap<String, String>>,
+    /// Who hears of runs starting and ending (webhooks, OpenLineage).
+    pub events: super::events::RunEvents,
 }
 
 fn new_id() -> String {
@@ -416,6 +418,9 @@ impl RunManager {
                 *b = Some(Instant::now());
             }
             entry.edit(|v| v.started = Some(now()));
+            if let Some(v) = entry.view() {
+                manager.events.started(&v, &plan);
+            }
             let began = Instant::now();
             let observer: Arc<dyn RunObserver> =
                 Arc::new(Observer(entry.clone(), Mutex::default()));
@@ -499,6 +504,9 @@ impl RunManager {
             tracing::info!(run = %id, outcome = outcome.as_str(), records, seconds, "run finished");
             if let Ok(mut active) = manager.active.lock() {
                 active.remove(&connection);
+            }
+            if let Some(v) = entry.view() {
+                manager.events.ended(&v);
             }
         });
         Ok(view)

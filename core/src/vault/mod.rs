@@ -65,6 +65,7 @@ use zeroize::Zeroizing;
 use crate::credentials::{Credentials, CredentialsError, MASK};
 
 mod login;
+mod sealed;
 mod tokens;
 
 pub use login::EntryGrant;

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 
 use super::connectors::find;
 use crate::serve::AppState;
+use crate::serve::audit;
 use crate::serve::auth::now;
 use crate::serve::error::{ApiError, ApiResult, Body, ErrorBody, FieldProblem};
 use crate::serve::store::{ConnectionRecord, ConnectionTask, vault_entry};
@@ -615,6 +616,10 @@ pub async fn create(
         return Err(internal("saving the connection failed", e));
     }
     tracing::info!(connection = %req.name, connector = %plugin.id(), "connection created");
+    audit::record(
+        &st.audit,
+        audit::entry("connection.created", &record.name, record_fields(&record)),
+    );
     Ok((
         StatusCode::CREATED,
         Json(ConnectionWithTest {
@@ -686,6 +691,8 @@ pub async fn update(
     Body(req): Body<UpdateConnection>,
 ) -> ApiResult<Json<ConnectionWithTest>> {
     let mut r = record(&st, &name).await?;
+    let before = r.clone();
+    let mut changed_values = Vec::new();
     let plugin = find(&st, &r.connector)?;
     let form = plugin.connection_form();
     check_options(&Options {
@@ -710,6 +717,7 @@ pub async fn update(
         form_values::unmask(form, &mut values, &stored);
         let (parsed, creds) = parse_values(&plugin, &values)?;
         if values != stored {
+            changed_values = audit::changed_fields("values", &stored, &values);
             let mut secrets = form_values::secret_values(form, &values);
             secrets.extend(form_values::secret_values(form, &stored));
             let block = parsed.credentials.clone().ok_or_else(|| {
@@ -770,6 +778,14 @@ pub async fn update(
         .put(r.clone())
         .map_err(|e| internal("saving the connection failed", e))?;
     tracing::info!(connection = %name, retested = test.is_some(), "connection updated");
+    audit::record(
+        &st.audit,
+        audit::entry("connection.updated", &name, {
+            let mut changed = record_changes(&before, &r);
+            changed.extend(changed_values);
+            changed
+        }),
+    );
     Ok(Json(ConnectionWithTest {
         connection: view(Some(&plugin), &r),
         test,
@@ -801,6 +817,10 @@ pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> Api
         .remove(&vault_entry(&name))
         .map_err(|e| internal("removing the credentials failed", e))?;
     tracing::info!(connection = %name, "connection deleted");
+    audit::record(
+        &st.audit,
+        audit::entry("connection.deleted", &name, Vec::new()),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -829,7 +849,37 @@ pub async fn test(
     )
     .await
     .scrubbed(&secrets);
+    let mut e = audit::entry("connection.tested", &name, Vec::new());
+    e.outcome = Some(if report.success { "passed" } else { "failed" }.into());
+    audit::record(&st.audit, e);
     Ok(Json(report))
+}
+
+/// The fields a new connection was given (names only).
+fn record_fields(r: &ConnectionRecord) -> Vec<String> {
+    match serde_json::to_value(r) {
+        Ok(Value::Object(m)) => m
+            .into_iter()
+            .filter(|(k, v)| !v.is_null() && !matches!(k.as_str(), "created" | "updated" | "name"))
+            .map(|(k, _)| k)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The fields of a connection an update changed, but its values (compared unmasked by
+/// the caller, so a changed secret is named too).
+fn record_changes(before: &ConnectionRecord, after: &ConnectionRecord) -> Vec<String> {
+    let (Ok(mut a), Ok(mut b)) = (serde_json::to_value(before), serde_json::to_value(after)) else {
+        return Vec::new();
+    };
+    for v in [&mut a, &mut b] {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("values");
+            o.remove("updated");
+        }
+    }
+    audit::changed_fields("", &a, &b)
 }
 
 /// The secrets of a stored connection, to scrub from messages.

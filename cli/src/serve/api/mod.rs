@@ -1,10 +1,12 @@
 //! The routes, one file per resource. Every handler carries its OpenAPI description
 //! (`#[utoipa::path]`), collected in `openapi.rs`.
 
+pub mod audit;
 pub mod connections;
 pub mod connectors;
 pub mod runs;
 pub mod system;
+pub mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -37,4 +39,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/audit", get(audit::list))
 }

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::connections::connection_secrets;
 use super::connectors::find;
 use crate::serve::AppState;
+use crate::serve::audit;
 use crate::serve::error::{ApiError, ApiResult, Body, ErrorBody};
 use crate::serve::runs::{RunRequest, RunView, StartError};
 
@@ -89,6 +90,19 @@ pub async fn start(
         .runs
         .start(request, Arc::clone(&st.metrics))
         .map_err(|e| conflict(e, &connection))?;
+    // The request's fields that were given.
+    let given = [
+        ("connection", req.connection.is_some()),
+        ("tasks", req.tasks.is_some()),
+        ("full_refresh", req.full_refresh.is_some()),
+        ("pipeline", req.pipeline.is_some()),
+        ("task", req.task.is_some()),
+    ];
+    let given = given.iter().filter(|(_, g)| *g).map(|(f, _)| f.to_string());
+    audit::record(
+        &st.audit,
+        audit::entry("run.started", &view.id, given.collect()),
+    );
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -297,6 +311,7 @@ pub async fn cancel(
     if !st.runs.cancel(&entry) {
         return Err(ApiError::conflict(format!("run {id} has finished")));
     }
+    audit::record(&st.audit, audit::entry("run.cancelled", &id, Vec::new()));
     // Give the run a moment to notice, so the answer usually shows it stopping.
     tokio::time::sleep(Duration::from_millis(10)).await;
     entry
