@@ -52,10 +52,9 @@ fn follow(link: &str) -> GatewayRequest {
         None => link.trim_start_matches('/'),
     };
     let (path, query) = relative.split_once('?').unwrap_or((relative, ""));
-    url::form_urlencoded::parse(query.as_bytes())
-        .fold(GatewayRequest::get(path), |r, (k, v)| {
-            r.query(k.into_owned(), v.into_owned())
-        })
+    url::form_urlencoded::parse(query.as_bytes()).fold(GatewayRequest::get(path), |r, (k, v)| {
+        r.query(k.into_owned(), v.into_owned())
+    })
 }
 
 impl<S: Sync> RestStream<S> for Declared {

@@ -161,13 +161,17 @@ pub fn load(path: &str) -> Result<Manifest, ConnectorError> {
 pub fn parse(origin: &str, text: &str) -> Result<Manifest, ConnectorError> {
     let manifest: Manifest = toml::from_str(text).map_err(|e| {
         let at = e.span().map(|s| position(text, s.start)).unwrap_or((1, 1));
-        invalid(origin, at, e.message().trim())
+        // The line itself, so the message names the key even when serde's does not
+        // ("invalid type: integer `7`, expected a string").
+        let line = text.lines().nth(at.0 - 1).unwrap_or_default().trim();
+        invalid(origin, at, &format!("{} (in `{line}`)", e.message().trim()))
     })?;
     let mut names = Vec::new();
     for stream in &manifest.streams {
         let at = position(text, stream.span().start);
         let decl = stream.get_ref();
-        check_stream(decl).map_err(|m| invalid(origin, at, &format!("stream '{}': {m}", decl.name)))?;
+        check_stream(decl)
+            .map_err(|m| invalid(origin, at, &format!("stream '{}': {m}", decl.name)))?;
         if names.contains(&decl.name) {
             return Err(invalid(
                 origin,
@@ -178,7 +182,11 @@ pub fn parse(origin: &str, text: &str) -> Result<Manifest, ConnectorError> {
         names.push(decl.name.clone());
     }
     if manifest.streams.is_empty() {
-        return Err(invalid(origin, (1, 1), "the manifest declares no `[[streams]]`"));
+        return Err(invalid(
+            origin,
+            (1, 1),
+            "the manifest declares no `[[streams]]`",
+        ));
     }
     Ok(manifest)
 }
@@ -204,14 +212,15 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 /// parameters of the paging style.
 fn check_stream(s: &StreamDecl) -> Result<(), String> {
     let is_name = s.name.starts_with(|c: char| c.is_ascii_lowercase())
-        && s
-            .name
+        && s.name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !is_name {
-        return Err("the name must be lowercase letters, digits and underscores, starting \
+        return Err(
+            "the name must be lowercase letters, digits and underscores, starting \
                     with a letter"
-            .into());
+                .into(),
+        );
     }
     if !(s.records.is_empty() || s.records.starts_with('/')) {
         return Err(format!(
@@ -248,7 +257,11 @@ fn check_paging(s: &StreamDecl) -> Result<(), String> {
     let p = &s.paging;
     let given = [
         ("page_param", p.page_param.is_some(), PagingStyle::Page),
-        ("offset_param", p.offset_param.is_some(), PagingStyle::Offset),
+        (
+            "offset_param",
+            p.offset_param.is_some(),
+            PagingStyle::Offset,
+        ),
         ("next", p.next.is_some(), PagingStyle::NextLink),
         ("key_param", p.key_param.is_some(), PagingStyle::Key),
         ("key_field", p.key_field.is_some(), PagingStyle::Key),
@@ -276,9 +289,11 @@ fn check_paging(s: &StreamDecl) -> Result<(), String> {
                 return Err(format!("paging.key_field '{f}' is not in the schema"));
             }
             None if s.primary_key.len() != 1 => {
-                return Err("paging style key needs paging.key_field when the primary key \
+                return Err(
+                    "paging style key needs paging.key_field when the primary key \
                             has several fields"
-                    .into());
+                        .into(),
+                );
             }
             _ => {}
         }

@@ -46,7 +46,10 @@ fn a_wrong_type_an_unknown_key_and_a_missing_field_name_their_line() {
     let missing = GOOD.replace("primary_key = [\"id\"]\n", "");
     let e = error(&missing);
     // A missing field is reported at the table that lacks it.
-    assert!(e.starts_with("m.toml:2:") && e.contains("primary_key"), "{e}");
+    assert!(
+        e.starts_with("m.toml:2:") && e.contains("primary_key"),
+        "{e}"
+    );
     let style = GOOD.replace(r#"style = "page""#, r#"style = "pages""#);
     let e = error(&style);
     assert!(e.starts_with("m.toml:7:") && e.contains("pages"), "{e}");
