@@ -693,5 +693,8 @@ fn a_page_number_counts_from_one_and_refuses_an_offset_between_pages() {
     assert_eq!(page_at(30, 5).page_number(), Some(7));
     assert_eq!(page_at(25, 10).page_number(), None);
     let e = page_at(25, 10).page_number_or_error().unwrap_err();
-    assert!(e.message().contains("record 25") && e.message().contains("10"), "{e:?}");
+    assert!(
+        e.message().contains("record 25") && e.message().contains("10"),
+        "{e:?}"
+    );
 }
