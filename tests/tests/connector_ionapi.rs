@@ -20,7 +20,7 @@ use ionport_core::plugin::PluginRegistry;
 use ionport_emulator::EmulatorConfig;
 use ionport_plugin_abi::wire::SyncMode;
 use ionport_tests::live::{self, Got, Live, key_of};
-use ionport_tests::{ionport, plugin_lib};
+use ionport_tests::{ionport, output_text, plugin_lib, run_pipeline, sqlite};
 use serde_json::{Value, json};
 
 const WIDGETS: u64 = 45;
@@ -295,4 +295,51 @@ fn passes_the_conformance_kit() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_pipeline_file_reads_declared_streams_into_sqlite() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: WIDGETS,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("t.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let manifest = write(dir.path(), "widgets.toml", MANIFEST);
+    let db = dir.path().join("widgets.db");
+    let text = format!(
+        r#"
+[environments.local]
+destination = {{ type = "sqlite", path = '{db}' }}
+
+[connections.generic]
+connector = "infor-ionapi"
+credentials = {{ ionapi = '{ionapi}' }}
+settings = {{ manifest = '{manifest}' }}
+quota = "none"
+
+[pipelines.widgets]
+connection = "generic"
+environment = "local"
+page_size = 10
+tasks = ["by_page", "by_key"]
+"#,
+        db = db.display(),
+        ionapi = ionapi.display(),
+        manifest = manifest.display(),
+    );
+    let file = write(dir.path(), "pipelines.toml", &text);
+    let out = run_pipeline(&file, None);
+    let all = output_text(&out);
+    assert!(out.status.success(), "{all}");
+    for stream in ["by_page", "by_key"] {
+        let (cols, rows) = sqlite::table(&db, stream);
+        assert!(cols.contains(&"updated".to_string()), "{cols:?}");
+        let got: Vec<String> = rows.iter().map(|r| key_of(r, &["id"])).collect();
+        assert_eq!(got.len() as u64, WIDGETS, "{stream}");
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids(1..=WIDGETS), "{stream}");
+    }
 }
