@@ -60,6 +60,7 @@ mod control;
 mod datalake;
 mod faults;
 mod gateway;
+mod generic;
 mod ln;
 mod m3;
 mod query;

@@ -96,6 +96,7 @@ fn router(state: Shared) -> Router {
         .merge(crate::m3::routes())
         .merge(crate::ln::routes())
         .merge(crate::datalake::routes())
+        .merge(crate::generic::routes())
         .layer(from_fn_with_state(state.clone(), crate::gateway::guard));
     let auth = crate::auth::routes().layer(from_fn_with_state(
         state.clone(),

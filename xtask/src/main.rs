@@ -71,6 +71,7 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "ionport-connector-m3",
     "ionport-connector-ln",
     "ionport-connector-datalake",
+    "ionport-connector-ionapi",
     "ionport-test-plugin",
     "ionport-test-plugin-incompatible",
     "ionport-test-plugin-broken",

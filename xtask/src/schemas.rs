@@ -15,6 +15,7 @@ const CONNECTORS: &[&str] = &[
     "libionport_connector_m3",
     "libionport_connector_ln",
     "libionport_connector_datalake",
+    "libionport_connector_ionapi",
 ];
 
 fn pretty(v: &Value) -> Result<String> {
@@ -49,6 +50,11 @@ pub fn generate(lib_dir: &Path) -> Result<BTreeMap<PathBuf, String>> {
     out.insert(
         PathBuf::from("pipeline.schema.json"),
         pretty(&ionport_core::pipeline::config::schema())?,
+    );
+    // The `infor-ionapi` streams manifest (TOML), from its typed form.
+    out.insert(
+        PathBuf::from("connectors/infor-ionapi/streams-manifest.schema.json"),
+        pretty(&ionport_connector_ionapi::manifest::schema())?,
     );
     // The HTTP API (`ionport serve`), from the built binary's own document.
     out.insert(PathBuf::from("openapi.json"), openapi(lib_dir)?);

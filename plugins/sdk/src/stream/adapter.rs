@@ -57,17 +57,17 @@ pub trait AnyStream<S>: Send + Sync {
 impl<S: Sync, R: RestStream<S>> AnyStream<S> for R {
     fn spec(&self) -> TaskSpec {
         let mut sync_modes = vec![SyncMode::FullRefresh];
-        if R::CURSOR.is_some() {
+        if self.cursor().is_some() {
             sync_modes.push(SyncMode::Incremental);
         }
         TaskSpec {
-            name: R::NAME.into(),
-            description: R::DESCRIPTION.into(),
-            record_schema: form::record_schema::<R::Record>(),
-            primary_key: R::PRIMARY_KEY.iter().map(|k| (*k).to_string()).collect(),
-            cursor_field: R::CURSOR.map(str::to_string),
+            name: self.name().into(),
+            description: self.description().into(),
+            record_schema: self.record_schema(),
+            primary_key: self.primary_key(),
+            cursor_field: self.cursor().map(str::to_string),
             sync_modes,
-            requests_per_1000_records: Some(1000.0 / f64::from(R::PAGE_SIZE.max(1))),
+            requests_per_1000_records: Some(1000.0 / f64::from(self.page_size().max(1))),
         }
     }
 

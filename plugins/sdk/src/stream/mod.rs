@@ -73,6 +73,29 @@ pub struct PageRequest<'a, T> {
     pub columns: Option<&'a [String]>,
 }
 
+impl<T> PageRequest<'_, T> {
+    /// The page's number counted from 1, for sources paged by page number and size
+    /// (`page=3&pageSize=100`) on [`Paging::Offset`]: `offset / size + 1`. `None` when the
+    /// offset is not a whole number of pages (a resume point taken with another page
+    /// size): asking the page that holds it would hand records over twice, so the
+    /// stream refuses such a read instead ([`PageRequest::page_number_or_error`]).
+    pub fn page_number(&self) -> Option<u64> {
+        let size = u64::from(self.size.max(1));
+        (self.offset % size == 0).then_some(self.offset / size + 1)
+    }
+
+    /// [`PageRequest::page_number`], or an error naming the offset and the size.
+    pub fn page_number_or_error(&self) -> Result<u64, ConnectorError> {
+        self.page_number().ok_or_else(|| {
+            ConnectorError::invalid_input(format!(
+                "record {} does not start a page of {} records: resume a page-numbered \
+                 stream with the page size it was read with",
+                self.offset, self.size
+            ))
+        })
+    }
+}
+
 /// One parsed answer: its records and, for [`Paging::Token`], the next page's token.
 #[derive(Debug, Clone)]
 pub struct Page<R, T = ()> {
@@ -144,5 +167,38 @@ pub trait RestStream<S>: Send + Sync + 'static {
     /// How often an answer `parse` refuses is asked again.
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
+    }
+
+    // What a stream is, asked of the value rather than the type: a stream declared at run
+    // time (the `infor-ionapi` connector's manifest) overrides these; a stream written in
+    // Rust keeps the defaults, its constants.
+
+    /// The stream's name: [`Self::NAME`].
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+    /// What the stream holds: [`Self::DESCRIPTION`].
+    fn description(&self) -> &str {
+        Self::DESCRIPTION
+    }
+    /// The fields that identify a record: [`Self::PRIMARY_KEY`].
+    fn primary_key(&self) -> Vec<String> {
+        Self::PRIMARY_KEY.iter().map(|k| (*k).to_string()).collect()
+    }
+    /// The incremental cursor field: [`Self::CURSOR`].
+    fn cursor(&self) -> Option<&str> {
+        Self::CURSOR
+    }
+    /// How pages are addressed: [`Self::PAGING`].
+    fn paging(&self) -> Paging {
+        Self::PAGING
+    }
+    /// Records per page when the read does not say: [`Self::PAGE_SIZE`].
+    fn page_size(&self) -> u32 {
+        Self::PAGE_SIZE
+    }
+    /// The record schema: [`Self::Record`]'s JSON Schema.
+    fn record_schema(&self) -> serde_json::Value {
+        crate::form::record_schema::<Self::Record>()
     }
 }

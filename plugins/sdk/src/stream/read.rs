@@ -21,7 +21,7 @@ pub fn read<S: Sync, R: RestStream<S>>(
     request: &ReadRequest,
 ) -> Result<ReadSummary, ConnectorError> {
     let state: StreamState<R::Token> = request.state()?.unwrap_or_default();
-    let incremental = request.sync_mode == SyncMode::Incremental && R::CURSOR.is_some();
+    let incremental = request.sync_mode == SyncMode::Incremental && stream.cursor().is_some();
     let since = incremental.then(|| state.cursor.clone()).flatten();
     // A resume point belongs to the query it was taken in: the one filtered from `cursor`.
     let resume = if since == state.cursor {
@@ -33,10 +33,10 @@ pub fn read<S: Sync, R: RestStream<S>>(
         Some(_) => state.seen.or_else(|| since.clone()),
         None => since.clone(),
     };
-    let size = request.page_size.unwrap_or(R::PAGE_SIZE).max(1);
+    let size = request.page_size.unwrap_or(stream.page_size()).max(1);
     let mut sink = Sink {
         out: RecordWriter::new(host, &request.task, size as usize),
-        cursor_field: R::CURSOR,
+        cursor_field: stream.cursor(),
         columns: request.columns.as_deref(),
         since_text: since.as_ref().map(text),
         since,
@@ -50,7 +50,7 @@ pub fn read<S: Sync, R: RestStream<S>>(
         settings,
         request,
     };
-    match R::PAGING {
+    match stream.paging() {
         Paging::Offset => {
             let from = match resume {
                 Some(Resume::Offset(n)) => n,
@@ -121,7 +121,7 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
                     self.host.warn(&format!(
                         "{}: the gateway timed out on a page of {size} records; asking for \
                          smaller pages",
-                        R::NAME
+                        self.stream.name()
                     ));
                     pager.on_timeout(e)?;
                     in_flight = 1;
@@ -153,7 +153,7 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
                     return Err(ConnectorError::unexpected_body(format!(
                         "{}: the answer's next token is the one it was asked with; reading on \
                          would loop",
-                        R::NAME
+                        self.stream.name()
                     )));
                 }
                 Some(next) => {
@@ -188,7 +188,7 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
         page: &PageRequest<'_, R::Token>,
     ) -> Result<Page<R::Record, R::Token>, ConnectorError> {
         let request = self.stream.request(self.settings, page);
-        let what = format!("{}: {}", R::NAME, describe(&request));
+        let what = format!("{}: {}", self.stream.name(), describe(&request));
         let policy = self.stream.retry_policy();
         let fetched = fetch_decoded(self.host, &request, &what, &policy, |response| {
             self.stream.parse(&Answer {
@@ -210,7 +210,7 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
 /// Where a stream's records go: the writer, the cursor's high-water mark, the columns.
 struct Sink<'a> {
     out: RecordWriter,
-    cursor_field: Option<&'static str>,
+    cursor_field: Option<&'a str>,
     columns: Option<&'a [String]>,
     since: Option<Value>,
     since_text: Option<String>,

@@ -674,3 +674,27 @@ fn the_adapter_declares_tasks_and_form_and_checks_and_reads_by_name() {
     );
     assert_eq!(c.discover(&host, &conn).unwrap().streams.len(), 2);
 }
+
+fn page_at(offset: u64, size: u32) -> PageRequest<'static, ()> {
+    PageRequest {
+        size,
+        offset,
+        token: None,
+        since: None,
+        columns: None,
+    }
+}
+
+#[test]
+fn a_page_number_counts_from_one_and_refuses_an_offset_between_pages() {
+    assert_eq!(page_at(0, 10).page_number(), Some(1));
+    assert_eq!(page_at(30, 10).page_number(), Some(4));
+    // After a timeout halved the page, the offset is still a whole number of pages.
+    assert_eq!(page_at(30, 5).page_number(), Some(7));
+    assert_eq!(page_at(25, 10).page_number(), None);
+    let e = page_at(25, 10).page_number_or_error().unwrap_err();
+    assert!(
+        e.message().contains("record 25") && e.message().contains("10"),
+        "{e:?}"
+    );
+}
