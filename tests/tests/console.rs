@@ -485,6 +485,20 @@ async fn journey(
     }
     source(c, &mut seen).await;
     b.shot("11-state-reset").await;
+    // The reset is in the audit log, with the task and nothing else.
+    let audit: serde_json::Value = http
+        .get(format!("{base}/v1/audit?action=state.reset"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resets = audit["entries"].as_array().expect("entries").clone();
+    assert_eq!(resets.len(), 1, "{audit}");
+    assert_eq!(resets[0]["target"], "m3_console", "{audit}");
+    assert_eq!(resets[0]["changed"], serde_json::json!(["state.customers"]), "{audit}");
 
     // Edit with the secrets left empty: the stored ones are kept (the API's test passes).
     c.goto(&format!("{base}/console/connections/m3_console/edit"))

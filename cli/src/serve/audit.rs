@@ -49,7 +49,8 @@ pub struct AuditEntry {
     pub workspace: String,
     /// `connection.created`, `connection.updated`, `connection.deleted`,
     /// `connection.tested`, `key.created`, `key.revoked`, `run.started`, `run.cancelled`,
-    /// `webhook.created`, `webhook.deleted`.
+    /// `webhook.created`, `webhook.deleted`, `state.reset` (from the console; `changed`
+    /// names the task, `state.*` for all).
     pub action: String,
     /// What was changed: a connection, key, run or webhook id.
     pub target: String,

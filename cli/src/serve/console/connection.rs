@@ -22,6 +22,7 @@ use tower_sessions::Session;
 use super::page::{self, Frame, csrf_field, status_badge, when};
 use super::see_other;
 use crate::serve::AppState;
+use crate::serve::audit;
 use crate::serve::api::connections::{connection_secrets, recheck_destination};
 use crate::serve::api::runs as api_runs;
 use crate::serve::error::Body;
@@ -408,6 +409,8 @@ pub async fn reset_state(
     match done {
         Ok(()) => {
             tracing::info!(connection = %name, task = ?task, "console: state reset");
+            let changed = vec![format!("state.{}", task.as_deref().unwrap_or("*"))];
+            audit::record(&st.audit, audit::entry("state.reset", &name, changed));
             see_other(&format!("/connections/{name}"))
         }
         Err(e) => page::message(StatusCode::INTERNAL_SERVER_ERROR, "Not reset", &e),
