@@ -22,8 +22,6 @@ use ionport_core::credentials::Credentials;
 use ionport_core::destination::{DestinationConfig, table_name};
 use ionport_core::pipeline::{CredentialsPlan, Plan};
 use ionport_core::vault::Vault;
-use retry_policies::policies::ExponentialBackoff;
-use retry_policies::{Jitter, RetryDecision, RetryPolicy};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -255,12 +253,7 @@ async fn post_all(mut rx: mpsc::Receiver<Value>, url: String, policy: DeliveryPo
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());
     while let Some(event) = rx.recv().await {
-        let backoff = ExponentialBackoff::builder()
-            .retry_bounds(policy.first_wait, policy.max_wait)
-            .jitter(Jitter::Bounded)
-            .build_with_total_retry_duration(policy.retry_for);
-        let began = SystemTime::now();
-        let mut retries = 0;
+        let mut retries = policy.retries();
         loop {
             let ok = client
                 .post(&url)
@@ -271,18 +264,9 @@ async fn post_all(mut rx: mpsc::Receiver<Value>, url: String, policy: DeliveryPo
             if ok {
                 break;
             }
-            match backoff.should_retry(began, retries) {
-                RetryDecision::Retry { execute_after } => {
-                    let wait = execute_after
-                        .duration_since(SystemTime::now())
-                        .unwrap_or_default();
-                    tokio::time::sleep(wait).await;
-                    retries += 1;
-                }
-                RetryDecision::DoNotRetry => {
-                    tracing::warn!(event = %event["eventType"], "an OpenLineage event could not be posted");
-                    break;
-                }
+            if !retries.wait().await {
+                tracing::warn!(event = %event["eventType"], "an OpenLineage event could not be posted");
+                break;
             }
         }
     }

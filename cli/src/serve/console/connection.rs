@@ -22,9 +22,9 @@ use tower_sessions::Session;
 use super::page::{self, Frame, csrf_field, status_badge, when};
 use super::see_other;
 use crate::serve::AppState;
-use crate::serve::audit;
 use crate::serve::api::connections::{connection_secrets, recheck_destination};
 use crate::serve::api::runs as api_runs;
+use crate::serve::audit;
 use crate::serve::error::Body;
 use crate::serve::store::ConnectionRecord;
 

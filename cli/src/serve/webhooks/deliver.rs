@@ -8,11 +8,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use hmac::{KeyInit, Mac};
-use retry_policies::policies::ExponentialBackoff;
-use retry_policies::{Jitter, RetryDecision, RetryPolicy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::Sha256;
@@ -266,12 +263,7 @@ struct Job {
 impl Job {
     /// Tries until a 2xx answer, the retry time is spent, or the endpoint is deleted.
     async fn run(self) {
-        let backoff = ExponentialBackoff::builder()
-            .retry_bounds(self.policy.first_wait, self.policy.max_wait)
-            .jitter(Jitter::Bounded)
-            .build_with_total_retry_duration(self.policy.retry_for);
-        let began = SystemTime::now();
-        let mut retries = 0u32;
+        let mut retries = self.policy.retries();
         loop {
             let t = now();
             let signature = sign(self.secret.expose_secret(), t, &self.body);
@@ -314,21 +306,12 @@ impl Job {
             if ok || !known {
                 return;
             }
-            match backoff.should_retry(began, retries) {
-                RetryDecision::Retry { execute_after } => {
-                    let wait = execute_after
-                        .duration_since(SystemTime::now())
-                        .unwrap_or_default();
-                    tokio::time::sleep(wait).await;
-                    retries += 1;
-                }
-                RetryDecision::DoNotRetry => {
-                    edit(&self.log, &self.endpoint, &self.delivery, |d| {
-                        d.status = DeliveryStatus::Failed;
-                    });
-                    tracing::warn!(webhook = %self.endpoint, delivery = %self.delivery, "a webhook delivery failed for good");
-                    return;
-                }
+            if !retries.wait().await {
+                edit(&self.log, &self.endpoint, &self.delivery, |d| {
+                    d.status = DeliveryStatus::Failed;
+                });
+                tracing::warn!(webhook = %self.endpoint, delivery = %self.delivery, "a webhook delivery failed for good");
+                return;
             }
         }
     }

@@ -9,11 +9,13 @@ mod deliver;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use ionport_core::pipeline::Plan;
 use ionport_core::vault::Vault;
+use retry_policies::policies::{ExponentialBackoff, ExponentialBackoffTimed};
+use retry_policies::{Jitter, RetryDecision, RetryPolicy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -106,6 +108,46 @@ pub struct DeliveryPolicy {
     pub max_wait: Duration,
     /// How long a delivery is retried in all.
     pub retry_for: Duration,
+}
+
+impl DeliveryPolicy {
+    /// The retries of one message (a webhook delivery, an OpenLineage event), from now.
+    pub fn retries(&self) -> Retries {
+        Retries {
+            backoff: ExponentialBackoff::builder()
+                .retry_bounds(self.first_wait, self.max_wait)
+                .jitter(Jitter::Bounded)
+                .build_with_total_retry_duration(self.retry_for),
+            began: SystemTime::now(),
+            done: 0,
+        }
+    }
+}
+
+/// Where one message's retries stand (`retry-policies`' exponential backoff with jitter,
+/// bounded by [`DeliveryPolicy::retry_for`]).
+#[derive(Debug)]
+pub struct Retries {
+    backoff: ExponentialBackoffTimed,
+    began: SystemTime,
+    done: u32,
+}
+
+impl Retries {
+    /// Waits for the next attempt; `false` (at once) when the retry time is spent.
+    pub async fn wait(&mut self) -> bool {
+        match self.backoff.should_retry(self.began, self.done) {
+            RetryDecision::Retry { execute_after } => {
+                let wait = execute_after
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                self.done += 1;
+                true
+            }
+            RetryDecision::DoNotRetry => false,
+        }
+    }
 }
 
 /// The server's endpoints, their delivery logs, and the queue to the sender task.
