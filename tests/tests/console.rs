@@ -503,6 +503,9 @@ async fn journey(
         serde_json::json!(["state.customers"]),
         "{audit}"
     );
+    // Under the key the browser signed in with: TEST_KEY, the server's first `--api-key`
+    // (ServeProcess), which docs/http-api.md names `api-key-1`.
+    assert_eq!(resets[0]["key"], "api-key-1", "{audit}");
 
     // Edit with the secrets left empty: the stored ones are kept (the API's test passes).
     c.goto(&format!("{base}/console/connections/m3_console/edit"))

@@ -29,8 +29,9 @@ tokio::task_local! {
     pub static CALLER: String;
 }
 
-/// Who a change is recorded under when no API key is at hand: the console (its session
-/// was opened with a key, but the console does not pass its name on yet).
+/// Who a change is recorded under when no API key is at hand. Requests of the API and
+/// of a signed-in console session both run with [`CALLER`] set to their key's name, so
+/// this is a fallback only (a handler called outside either check).
 pub const CONSOLE: &str = "console";
 /// Who `ionport apikey` changes are recorded under: whoever runs the command on the home.
 pub const COMMAND_LINE: &str = "command-line";
@@ -43,7 +44,8 @@ pub struct AuditEntry {
     pub seq: Option<u64>,
     /// When (seconds since the Unix epoch).
     pub time: u64,
-    /// The name of the API key that made it (`console`, `command-line` otherwise).
+    /// The name of the API key that made it (a web console change: its session's key;
+    /// `command-line` for `ionport apikey`).
     pub key: String,
     /// The workspace (`default` until workspaces come).
     pub workspace: String,

@@ -399,6 +399,9 @@ impl ResultRead<'_> {
                                 self.what
                             ));
                             expired = Some(status);
+                            // ordered_pages reports this answer as a page as this
+                            // returns: the summary counts it too, so that both agree.
+                            pages += 1;
                             return Ok(Flow::End);
                         }
                     };

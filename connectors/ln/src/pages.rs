@@ -93,6 +93,8 @@ impl Run<'_> {
                 };
                 let n = page.value.len() as u64;
                 self.commit(page.value, 1)?;
+                // A page of this loop's own (ordered_pages reports only windows).
+                self.host.report_pages(1);
                 consumed += n;
                 if let Some(link) = page.next_link {
                     request = with_headers(odata::next_link_request(&link, &path)?, self.settings);
@@ -129,6 +131,9 @@ impl Run<'_> {
                 |_, w| {
                     let n = w.rows.len() as u64;
                     self.commit(w.rows, w.requests)?;
+                    // ordered_pages reports the window as one page as this returns; the
+                    // links followed inside it are pages the summary counts too.
+                    host.report_pages(w.requests.saturating_sub(1));
                     from += n;
                     Ok(if n < u64::from(size) {
                         Flow::End

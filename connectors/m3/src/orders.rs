@@ -57,7 +57,9 @@ pub fn read_order_lines(
         let (resp, size) = page.fetch(host, |n| call_for(n).request(s.shape()))?;
         let call = call_for(size);
         let answer = call.parse(&resp)?;
+        // This loop pages by itself (no SDK helper): each page is reported as it is read.
         pages += 1;
+        host.report_pages(1);
         let orders: Vec<String> = answer
             .rows
             .iter()
@@ -80,6 +82,7 @@ pub fn read_order_lines(
                 .parse_rows(host.gateway(&lines.request(s.shape()))?)?
                 .typed(&types, &fallback);
             pages += 1;
+            host.report_pages(1);
             for i in 0..answer.rows().len() {
                 out.write_row(|w| answer.write(i, w))?;
             }

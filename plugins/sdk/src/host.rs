@@ -128,9 +128,10 @@ impl Host {
     }
 
     /// Tells the host that `pages` more pages of the read were handed over (usually 1), so
-    /// that it can show a task's pages while it runs. The SDK's paging helpers and
-    /// [`crate::RecordWriter::commit`] call it; a connector calls it only for pages it
-    /// hands over by itself. Safe on every 1.x host: one without the `progress`
+    /// that it can show a task's pages while it runs. The SDK's paging helpers
+    /// (`ordered_pages`, `key_ranges`, the stream API) call it; a connector calls it only
+    /// for pages it hands over by itself (a commit is not always a page, so
+    /// [`crate::RecordWriter`] does not). Safe on every 1.x host: one without the `progress`
     /// capability (ABI 1.0) ignores it.
     pub fn report_pages(&self, pages: u64) {
         if pages > 0 {

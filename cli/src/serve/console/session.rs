@@ -67,27 +67,29 @@ pub async fn signed_in(session: &Session) -> bool {
     matches!(session.get::<u64>(SIGNED_IN).await, Ok(Some(_)))
 }
 
-/// Whether the session is signed in with a key the server still accepts; a session whose
-/// key was revoked is ended here.
-async fn signed_in_with_live_key(st: &AppState, session: &Session) -> bool {
+/// The name of the key the session signed in with, when the server still accepts it; a
+/// session whose key was revoked is ended here.
+async fn signed_in_key_name(st: &AppState, session: &Session) -> Option<String> {
     if !signed_in(session).await {
-        return false;
+        return None;
     }
-    let live = match session.get::<String>(KEY_HASH).await {
-        Ok(Some(hex)) => crate::serve::auth::unhex(&hex).is_some_and(|h| st.keys.accepts_hash(&h)),
-        _ => false,
+    let name = match session.get::<String>(KEY_HASH).await {
+        Ok(Some(hex)) => crate::serve::auth::unhex(&hex).and_then(|h| st.keys.name_of(&h)),
+        _ => None,
     };
-    if !live {
+    if name.is_none() {
         tracing::info!("console: a session's key is no longer accepted; signed out");
         if let Err(e) = session.flush().await {
             tracing::warn!("console session unavailable: {e}");
         }
     }
-    live
+    name
 }
 
 /// Every console path but the sign-in page and the assets needs a signed-in session whose
-/// key is still accepted: pages redirect to the sign-in page, other requests get 401.
+/// key is still accepted: pages redirect to the sign-in page, other requests get 401. A
+/// signed-in request runs as that key ([`crate::serve::audit::CALLER`] holds its name), so
+/// the changes it makes are audited under the key, as the API's are.
 pub async fn require_session(
     State(st): State<AppState>,
     session: Session,
@@ -95,11 +97,11 @@ pub async fn require_session(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if path == "/login"
-        || path.starts_with("/assets/")
-        || signed_in_with_live_key(&st, &session).await
-    {
+    if path == "/login" || path.starts_with("/assets/") {
         return next.run(req).await;
+    }
+    if let Some(name) = signed_in_key_name(&st, &session).await {
+        return crate::serve::audit::CALLER.scope(name, next.run(req)).await;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return super::see_other("/login");
