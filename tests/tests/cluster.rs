@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
-use ionport_tests::destinations::{Dest, pg_client, pg_url};
+use ionport_tests::destinations::{Dest, DropSchemas, pg_client, pg_url};
 use ionport_tests::emulated::Emulated;
 use ionport_tests::{ionport_bin, profile_dir};
 use serde_json::Value;
@@ -187,6 +187,38 @@ fn dests(dir: &Path, prefix: &str) -> [Dest; 3] {
     ]
 }
 
+/// What the three-pipeline tests share: the emulator, a directory with its `.ionapi` file,
+/// and the three destinations (SQLite, Postgres schemas under the test's prefix, JSONL), whose
+/// Postgres schemas are dropped when `_drop` goes.
+struct Setup {
+    emu: Emulated,
+    dir: tempfile::TempDir,
+    ionapi: PathBuf,
+    envs: Vec<String>,
+    dests: [Dest; 3],
+    _drop: DropSchemas,
+}
+
+fn setup(config: EmulatorConfig, name: &str) -> Setup {
+    let emu = Emulated::start(config);
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let prefix = format!("{name}_{}", std::process::id());
+    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
+    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let _drop = DropSchemas::new(&prefix, &env_refs);
+    let dests = dests(dir.path(), &prefix);
+    Setup {
+        emu,
+        dir,
+        ionapi,
+        envs,
+        dests,
+        _drop,
+    }
+}
+
 fn pipeline_file(
     dir: &Path,
     ionapi: &Path,
@@ -255,18 +287,20 @@ fn assert_exactly_once(emu: &Emulated, dest: &Dest, env: &str, task: &str, key: 
 
 #[test]
 fn three_workers_run_each_task_once_per_schedule_tick() {
-    let emu = Emulated::start(EmulatorConfig {
-        scale: 400,
-        ..EmulatorConfig::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
-    let prefix = format!("cl_ticks_{}", std::process::id());
-    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
-    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
-    let _drop = ionport_tests::destinations::DropSchemas::new(&prefix, &env_refs);
-    let dests = dests(dir.path(), &prefix);
+    let Setup {
+        emu,
+        dir,
+        ionapi,
+        envs,
+        dests,
+        _drop,
+    } = setup(
+        EmulatorConfig {
+            scale: 400,
+            ..EmulatorConfig::default()
+        },
+        "cl_ticks",
+    );
     // Each pipeline reads its own stream.
     let file = pipeline_file(
         dir.path(),
@@ -390,19 +424,21 @@ const KILLS: usize = 10;
 #[test]
 fn workers_killed_at_random_points_lose_their_units_to_the_others_and_nothing_is_lost_or_doubled() {
     // Pages take a while, so that a unit lasts long enough to be killed part-way.
-    let emu = Emulated::start(EmulatorConfig {
-        scale: 2000,
-        latency: Duration::from_millis(40),
-        ..EmulatorConfig::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
-    let prefix = format!("cl_kill_{}", std::process::id());
-    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
-    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
-    let _drop = ionport_tests::destinations::DropSchemas::new(&prefix, &env_refs);
-    let dests = dests(dir.path(), &prefix);
+    let Setup {
+        emu,
+        dir,
+        ionapi,
+        envs,
+        dests,
+        _drop,
+    } = setup(
+        EmulatorConfig {
+            scale: 2000,
+            latency: Duration::from_millis(40),
+            ..EmulatorConfig::default()
+        },
+        "cl_kill",
+    );
     let file = pipeline_file(
         dir.path(),
         &ionapi,
@@ -520,19 +556,21 @@ fn workers_killed_at_random_points_lose_their_units_to_the_others_and_nothing_is
 
 #[test]
 fn a_worker_stopped_with_sigterm_hands_its_unit_back_and_another_finishes_it() {
-    let emu = Emulated::start(EmulatorConfig {
-        scale: 1000,
-        latency: Duration::from_millis(40),
-        ..EmulatorConfig::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
-    let prefix = format!("cl_term_{}", std::process::id());
-    let envs: Vec<String> = PIPELINES.iter().map(|p| format!("env_{}", p.0)).collect();
-    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
-    let _drop = ionport_tests::destinations::DropSchemas::new(&prefix, &env_refs);
-    let dests = dests(dir.path(), &prefix);
+    let Setup {
+        emu,
+        dir,
+        ionapi,
+        envs,
+        dests,
+        _drop,
+    } = setup(
+        EmulatorConfig {
+            scale: 1000,
+            latency: Duration::from_millis(40),
+            ..EmulatorConfig::default()
+        },
+        "cl_term",
+    );
     let file = pipeline_file(dir.path(), &ionapi, &dests, |i| vec![PIPELINES[i].1], "");
 
     let mut cluster = Cluster::new(
