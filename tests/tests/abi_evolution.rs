@@ -14,7 +14,7 @@ use ionport_core::host::{HostCallbacks, HostResponse};
 use ionport_core::plugin::{PluginRegistry, RefusedPlugin};
 use ionport_plugin_abi::wire::{ConnectionConfig, GatewayRequestHead, ReadRequest, SyncMode};
 use ionport_plugin_abi::{ABI_VERSION, PluginError, RecordBatch, error_kind};
-use ionport_tests::{connector_libs, plugin_lib};
+use ionport_tests::{connector_libs, ionport, plugin_lib};
 use serde_json::{Value, json};
 
 /// Counts what a plugin hands over, its page reports included.
@@ -72,21 +72,6 @@ fn numbers(options: Value) -> ReadRequest {
     }
 }
 
-/// abi_stable merges the layouts it has checked process-wide: when the first library a
-/// process loads is an ABI 1.0 plugin, later 1.1 libraries are refused ("too many fields").
-/// A known defect of the older-minor load path (docs/plugin-abi.md, "Versions"), to be fixed;
-/// until then these tests run one at a time, each after a current plugin has loaded.
-fn current_layouts_first() -> std::sync::MutexGuard<'static, ()> {
-    static ORDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let guard = ORDER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut reg = PluginRegistry::default();
-    reg.load(&plugin_lib("ionport_test_plugin"))
-        .expect("the current test plugin loads");
-    guard
-}
-
 #[test]
 fn this_host_speaks_abi_1_1() {
     // The versions the tests below name; a bump must revisit them.
@@ -96,7 +81,6 @@ fn this_host_speaks_abi_1_1() {
 
 #[test]
 fn a_plugin_built_for_abi_1_0_loads_and_reads_its_pages_unreported() {
-    let _order = current_layouts_first();
     let lib = plugin_lib("ionport_test_plugin_abi_1_0");
     let mut reg = PluginRegistry::default();
     let plugin = match reg.load(&lib) {
@@ -129,7 +113,6 @@ fn a_plugin_built_for_abi_1_0_loads_and_reads_its_pages_unreported() {
 
 #[test]
 fn a_current_plugin_reports_each_page_as_it_hands_it_over() {
-    let _order = current_layouts_first();
     let mut reg = PluginRegistry::default();
     let plugin = reg
         .load(&plugin_lib("ionport_test_plugin"))
@@ -152,7 +135,6 @@ fn a_current_plugin_reports_each_page_as_it_hands_it_over() {
 
 #[test]
 fn a_plugin_that_needs_a_capability_this_host_lacks_is_refused_naming_both_versions_and_it() {
-    let _order = current_layouts_first();
     let lib = plugin_lib("ionport_test_plugin_needs_capability");
     let mut entries = vec![lib.clone()];
     entries.extend(connector_libs());
@@ -178,5 +160,30 @@ fn a_plugin_that_needs_a_capability_this_host_lacks_is_refused_naming_both_versi
     assert!(
         msg.contains("ABI 1.2.0") && msg.contains("ABI 1.1.0") && msg.contains("'bulk_emit'"),
         "{msg}"
+    );
+}
+
+#[test]
+fn a_process_whose_first_library_is_an_abi_1_0_plugin_loads_the_current_ones_after_it() {
+    // A fresh process (the real CLI), so nothing was loaded before the 1.0 plugin: the
+    // older plugin's layout check must not leave its shorter vtables behind as the measure
+    // for the current libraries that follow it.
+    let mut entries = vec![plugin_lib("ionport_test_plugin_abi_1_0")];
+    entries.extend(connector_libs());
+    let out = ionport(&entries, &["plugins", "list", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ids: Vec<&str> = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["abi-one-zero", "infor-datalake", "infor-ln", "infor-m3"],
+        "{stderr}"
     );
 }

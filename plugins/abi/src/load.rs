@@ -24,7 +24,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::StableAbi;
-use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+use abi_stable::abi_stability::abi_checking::{
+    CheckingGlobals, check_layout_compatibility_with_globals,
+};
 use abi_stable::library::{LibHeader, LibraryError, RootModule, lib_header_from_path};
 use abi_stable::sabi_types::VersionNumber;
 
@@ -190,12 +192,21 @@ fn open_older(path: &Path, header: &'static LibHeader) -> Result<PluginModRef, L
             reason: "its root module carries no layout to check".into(),
         });
     };
-    check_layout_compatibility(plugin_layout, <PluginModRef as StableAbi>::LAYOUT).map_err(
-        |e| LoadError::Layout {
-            path: path.to_path_buf(),
-            report: e.to_string(),
-        },
-    )?;
+    // A check of its own, not the process-wide one: abi_stable records every prefix type it
+    // checks in process-wide globals and measures later checks against the record. Recorded
+    // with the older plugin as the interface, the record would hold the older (shorter)
+    // vtables, and every current library loaded afterwards would be refused for having more
+    // fields than it.
+    let own_check = CheckingGlobals::new();
+    check_layout_compatibility_with_globals(
+        plugin_layout,
+        <PluginModRef as StableAbi>::LAYOUT,
+        &own_check,
+    )
+    .map_err(|e| LoadError::Layout {
+        path: path.to_path_buf(),
+        report: e.to_string(),
+    })?;
     // SAFETY: the layout of every type reachable from the plugin's root module was just
     // checked against this host's, with the plugin's (older) layout as the interface: each
     // type the plugin knows is this host's, field for field, and this host's prefix types
