@@ -1,9 +1,15 @@
 //! The predefined M3 replication tasks, and the EXPORTMI tables offered as further
 //! streams (`table:NAME`).
 
-use ionport_plugin_sdk::{SyncMode, TaskSpec};
+use ionport_plugin_sdk::columns::select;
+use ionport_plugin_sdk::stream::AnyKeyed;
+use ionport_plugin_sdk::{ConnectorError, ReadRequest, SyncMode, TaskSpec};
 
 use crate::columns::{self, Col};
+use crate::export::{ExportTask, TableStream};
+use crate::list::ListStream;
+use crate::orders::OrderLinesStream;
+use crate::settings::M3Settings;
 
 /// How a task reads.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +151,62 @@ pub fn find(name: &str) -> Option<&'static M3Task> {
     TASKS.iter().find(|t| t.name == name)
 }
 
+/// The stream a predefined task or a `table:NAME` names.
+pub fn stream(name: &str) -> Option<Box<dyn AnyKeyed<M3Settings>>> {
+    let Some(task) = find(name) else {
+        return table_stream(name).map(|t| Box::new(TableStream(t)) as _);
+    };
+    Some(match task.source {
+        Source::List {
+            program,
+            transaction,
+            key,
+        } => Box::new(ListStream {
+            task,
+            program,
+            transaction,
+            key,
+        }),
+        Source::OrderLines => Box::new(OrderLinesStream(task)),
+        Source::Export {
+            table,
+            prefix,
+            by_division,
+        } => Box::new(ExportTask {
+            task,
+            table,
+            prefix,
+            by_division,
+        }),
+    })
+}
+
 impl M3Task {
+    /// The columns a read asks for: its selection, with the key, the cursor and `paging`
+    /// (a listing's paging key) read whatever is selected.
+    pub fn columns(
+        &self,
+        req: &ReadRequest,
+        paging: Option<&'static str>,
+    ) -> Result<Vec<Col>, ConnectorError> {
+        let keep: Vec<&str> = self
+            .pk
+            .iter()
+            .copied()
+            .chain(self.cursor)
+            .chain(paging)
+            .collect();
+        Ok(match select(req, &columns::names(self.cols), &keep)? {
+            Some(names) => self
+                .cols
+                .iter()
+                .filter(|c| names.iter().any(|n| n == c.0))
+                .copied()
+                .collect(),
+            None => self.cols.to_vec(),
+        })
+    }
+
     /// The ABI task spec.
     pub fn spec(&self) -> TaskSpec {
         TaskSpec {
