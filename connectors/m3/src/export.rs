@@ -26,28 +26,27 @@ use crate::discover;
 use crate::settings::M3Settings;
 use crate::tasks::M3Task;
 
-/// A predefined task read from `table` (its columns named without `prefix`).
+/// A table a predefined task reads.
 #[derive(Debug, Clone, Copy)]
-pub struct ExportTask {
-    /// The task.
-    pub task: &'static M3Task,
+pub struct Table {
     /// The table.
     pub table: &'static str,
-    /// The table's column prefix the records' field names go without, or `""`.
+    /// The table's column prefix the records' field names go without (`OB` for
+    /// `OOLINE`, whose records have `OIS100MI/LstLine`'s names), or `""`.
     pub prefix: &'static str,
-    /// Whether the connection's division narrows the rows.
+    /// Whether the connection's division narrows the rows (`{prefix}DIVI`).
     pub by_division: bool,
 }
+
+/// A predefined task read from its table.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportTask(pub &'static M3Task, pub Table);
 
 impl KeyedStream<M3Settings> for ExportTask {
     type Listing = Export;
 
     fn spec(&self) -> TaskSpec {
-        self.task.spec()
-    }
-
-    fn page_size(&self) -> u32 {
-        crate::DEFAULT_PAGE_SIZE
+        self.0.spec()
     }
 
     fn open(
@@ -57,16 +56,21 @@ impl KeyedStream<M3Settings> for ExportTask {
         request: &ReadRequest,
         since: Option<&Value>,
     ) -> Result<Export, ConnectorError> {
-        let cols = self.task.columns(request, None)?;
-        let in_table = |n: &str| format!("{}{n}", self.prefix);
+        let Table {
+            table,
+            prefix,
+            by_division,
+        } = self.1;
+        let cols = self.0.columns(request, None)?;
+        let in_table = |n: &str| format!("{prefix}{n}");
         Ok(Export::new(
             s,
-            self.table,
+            table,
             cols.iter().map(|c| (in_table(c.0), c.0.to_string(), c.1)),
             s.divi()
-                .filter(|_| self.by_division)
+                .filter(|_| by_division)
                 .map(|d| format!("{} = {}", in_table("DIVI"), quote(d))),
-            self.task.pk.iter().map(|k| in_table(k)).collect(),
+            self.0.pk.iter().map(|k| in_table(k)).collect(),
             since,
         ))
     }
@@ -74,7 +78,7 @@ impl KeyedStream<M3Settings> for ExportTask {
     fn migrate_state(&self, host: &Host, state: Value) -> Result<Value, ConnectorError> {
         Ok(crate::orders::unless_per_order_state(
             host,
-            self.task.name,
+            self.0.name,
             legacy(state),
         ))
     }
@@ -87,14 +91,14 @@ pub struct TableStream(pub &'static (&'static str, &'static [&'static str], &'st
 impl KeyedStream<M3Settings> for TableStream {
     type Listing = Export;
 
-    /// The spec without columns: `discover` gives the one with the tenant's columns.
+    /// The spec with the key and the change stamp (M3 names it by the key's prefix,
+    /// `OKLMTS`) only: `discover` gives the one with the tenant's columns.
     fn spec(&self) -> TaskSpec {
         let (table, key, desc) = self.0;
-        discover::table_spec(table, key, desc, &[])
-    }
-
-    fn page_size(&self) -> u32 {
-        crate::DEFAULT_PAGE_SIZE
+        let prefix = key.first().and_then(|k| k.get(..2)).unwrap_or_default();
+        let mut columns: Vec<String> = key.iter().map(|k| (*k).to_string()).collect();
+        columns.push(format!("{prefix}LMTS"));
+        discover::table_spec(table, key, desc, &columns)
     }
 
     fn open(
@@ -142,7 +146,7 @@ fn legacy(state: Value) -> Value {
         return state;
     };
     if run.is_null() {
-        return json!({ "cursor": state.get("cursor") }).filter_nulls();
+        return json!({ "cursor": state.get("cursor") });
     }
     let resume = match run.get("last_key") {
         Some(Value::String(k)) => Some(k.clone()),
@@ -159,44 +163,34 @@ fn legacy(state: Value) -> Value {
         "seen": run.get("max"),
         "resume": resume.map(|k| json!({ "key": k })),
     })
-    .filter_nulls()
-}
-
-/// JSON without its null fields (a stream state leaves out what it does not have).
-trait FilterNulls {
-    fn filter_nulls(self) -> Value;
-}
-
-impl FilterNulls for Value {
-    fn filter_nulls(mut self) -> Value {
-        if let Value::Object(fields) = &mut self {
-            fields.retain(|_, v| !v.is_null());
-        }
-        self
-    }
 }
 
 /// The separator asked for: a character M3 text fields do not hold (`;` and `,` occur).
 pub const SEPARATOR: &str = "|";
 
-/// One EXPORTMI listing: table, columns, key columns and an optional filter.
-#[derive(Debug, Clone)]
+/// One EXPORTMI listing of a table's columns for the company.
+#[derive(Debug)]
 pub struct Export {
-    /// The table.
-    pub table: String,
+    table: String,
     /// Columns to select (table names, with prefix).
-    pub columns: Vec<String>,
+    columns: Vec<String>,
     /// The records' field names, one per column (the column names, or the names an MI
     /// transaction gives the same fields).
-    pub names: Vec<String>,
-    /// A condition every row must meet besides the company (`OBDIVI = 'AAA'`).
-    pub filter: Option<String>,
-    /// Key columns (the company column first).
-    pub key: Vec<String>,
-    /// Column types.
-    pub types: HashMap<String, MiType>,
-    /// The records' field types.
+    names: Vec<String>,
+    /// Each column's type, by position.
+    types: Vec<MiType>,
+    /// The records' field types by name.
     record_types: HashMap<String, MiType>,
+    /// A condition every row must meet besides the company (`OBDIVI = 'AAA'`).
+    filter: Option<String>,
+    /// The company column, and the page column: the first key column after it.
+    company_col: String,
+    page_col: String,
+    /// The positions of the key columns a record's range key is made of (those after the
+    /// company).
+    range: Vec<Option<usize>>,
+    /// The position of the change stamp (`xxLMTS`), when the table has one.
+    lmts: Option<usize>,
     company: u16,
     shape: MiShape,
     /// The incremental lower bound on the change stamp.
@@ -219,45 +213,31 @@ impl Export {
         key: Vec<String>,
         since: Option<&Value>,
     ) -> Self {
-        let (mut cols, mut names) = (Vec::new(), Vec::new());
-        let (mut types, mut record_types) = (HashMap::new(), HashMap::new());
+        let (mut cols, mut names, mut types) = (Vec::new(), Vec::new(), Vec::new());
         for (col, name, ty) in columns {
-            types.insert(col.clone(), ty);
-            record_types.insert(name.clone(), ty);
             cols.push(col);
             names.push(name);
+            types.push(ty);
         }
+        let range_cols = key.get(1..).filter(|k| !k.is_empty()).unwrap_or(&key);
         Self {
             table: table.into(),
+            record_types: names.iter().cloned().zip(types.iter().copied()).collect(),
+            range: range_cols
+                .iter()
+                .map(|k| cols.iter().position(|c| c == k))
+                .collect(),
+            lmts: cols.iter().position(|c| c.ends_with("LMTS")),
+            company_col: key.first().cloned().unwrap_or_default(),
+            page_col: key.get(1).or(key.first()).cloned().unwrap_or_default(),
             columns: cols,
             names,
-            filter,
-            key,
             types,
-            record_types,
+            filter,
             company: s.company,
             shape: s.shape(),
             since: since.cloned(),
         }
-    }
-
-    fn company_col(&self) -> &str {
-        self.key.first().map_or("", String::as_str)
-    }
-
-    fn page_col(&self) -> &str {
-        self.key
-            .get(1)
-            .or(self.key.first())
-            .map_or("", String::as_str)
-    }
-
-    /// The key columns a record's range key is made of: those after the company.
-    fn range_cols(&self) -> &[String] {
-        self.key
-            .get(1..)
-            .filter(|k| !k.is_empty())
-            .unwrap_or(&self.key)
     }
 
     fn query(&self, from: Option<&str>, end: Option<&str>) -> String {
@@ -265,7 +245,7 @@ impl Export {
             "{} from {} where {} = {}",
             self.columns.join(","),
             self.table,
-            self.company_col(),
+            self.company_col,
             self.company
         );
         if let Some(f) = &self.filter {
@@ -274,27 +254,19 @@ impl Export {
         // The page column's part of a range key: the bound the query can state.
         let page = |k: &str| quote(k.split(KEY_JOIN).next().unwrap_or(k));
         if let Some(k) = from {
-            q.push_str(&format!(" and {} >= {}", self.page_col(), page(k)));
+            q.push_str(&format!(" and {} >= {}", self.page_col, page(k)));
         }
         if let Some(k) = end {
-            q.push_str(&format!(" and {} < {}", self.page_col(), page(k)));
+            q.push_str(&format!(" and {} < {}", self.page_col, page(k)));
         }
-        if let (Some(v), Some(col)) = (&self.since, self.lmts_col()) {
+        if let (Some(v), Some(i)) = (&self.since, self.lmts) {
             let v = match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            q.push_str(&format!(" and {col} >= {v}"));
+            q.push_str(&format!(" and {} >= {v}", self.columns[i]));
         }
         q
-    }
-
-    /// The change-timestamp column (`xxLMTS`), when the table has one.
-    pub fn lmts_col(&self) -> Option<&str> {
-        self.columns
-            .iter()
-            .map(String::as_str)
-            .find(|c| c.ends_with("LMTS"))
     }
 
     /// The call for one page: rows from range key `from` (its page column) up to `end`
@@ -321,23 +293,19 @@ impl Export {
         Ok(parts)
     }
 
-    /// The typed value of column `col` in `parts` (only the key and stamp columns are
-    /// needed as values; the record itself is written straight into the batch).
-    fn typed(&self, parts: &[&str], col: &str) -> Value {
-        let ty = self.types.get(col).copied().unwrap_or(MiType::Alpha);
-        self.columns
-            .iter()
-            .position(|c| c == col)
-            .and_then(|i| parts.get(i))
-            .map_or(Value::Null, |raw| ty.value(raw))
+    /// The typed value of the column at `i` (only the key and stamp columns are needed as
+    /// values; the record itself is written straight into the batch).
+    fn typed(&self, parts: &[&str], i: Option<usize>) -> Value {
+        i.and_then(|i| Some(self.types.get(i)?.value(parts.get(i)?)))
+            .unwrap_or(Value::Null)
     }
 
     /// A row's range key: its key columns after the company, joined by [`KEY_JOIN`].
     fn key_of(&self, parts: &[&str]) -> String {
         let values: Vec<String> = self
-            .range_cols()
+            .range
             .iter()
-            .map(|k| match self.typed(parts, k) {
+            .map(|i| match self.typed(parts, *i) {
                 Value::String(s) => s,
                 Value::Null => String::new(),
                 v => format!("{:>20}", v.to_string()),
@@ -376,7 +344,7 @@ impl KeyListing for Export {
                     .unwrap_or_default();
                 let parts = self.split(&line)?;
                 let key = self.key_of(&parts);
-                let stamp = self.lmts_col().map(|c| self.typed(&parts, c));
+                let stamp = self.lmts.map(|i| self.typed(&parts, Some(i)));
                 if from.is_none_or(|f| key.as_bytes() >= f.as_bytes()) {
                     rows.push(Row { key, line, stamp });
                 }
@@ -391,7 +359,7 @@ impl KeyListing for Export {
                 return Err(ConnectorError::connector(format!(
                     "M3 {}: more than {asked} rows share {} = {:?}; they cannot be paged",
                     self.table,
-                    self.page_col(),
+                    self.page_col,
                     from.and_then(|f| f.split(KEY_JOIN).next())
                         .unwrap_or_default()
                 )));
@@ -434,12 +402,11 @@ impl KeyListing for Export {
     /// Ranges need the page column's order to be its text's: a numeric page column is
     /// read one page at a time.
     fn pages_in_flight(&self, asked: usize) -> usize {
-        let text = self
-            .types
-            .get(self.page_col())
-            .copied()
-            .unwrap_or(MiType::Alpha);
-        if text == MiType::Alpha { asked } else { 1 }
+        let page = self.columns.iter().position(|c| *c == self.page_col);
+        match page.map(|i| self.types[i]) {
+            Some(MiType::Alpha) | None => asked,
+            Some(_) => 1,
+        }
     }
 }
 

@@ -63,11 +63,9 @@ pub fn field_types(
         .collect())
 }
 
-/// A list task: `program/transaction` for the company, paged by `key`.
+/// An MI list transaction paged by one key field.
 #[derive(Debug, Clone, Copy)]
-pub struct ListStream {
-    /// The task.
-    pub task: &'static M3Task,
+pub struct MiList {
     /// Program.
     pub program: &'static str,
     /// Transaction.
@@ -76,15 +74,15 @@ pub struct ListStream {
     pub key: &'static str,
 }
 
+/// A list task, read for the company.
+#[derive(Debug, Clone, Copy)]
+pub struct ListStream(pub &'static M3Task, pub MiList);
+
 impl KeyedStream<M3Settings> for ListStream {
     type Listing = Listing;
 
     fn spec(&self) -> TaskSpec {
-        self.task.spec()
-    }
-
-    fn page_size(&self) -> u32 {
-        crate::DEFAULT_PAGE_SIZE
+        self.0.spec()
     }
 
     fn open(
@@ -95,14 +93,20 @@ impl KeyedStream<M3Settings> for ListStream {
         _since: Option<&Value>,
     ) -> Result<Listing, ConnectorError> {
         // The listing's paging key is read whatever is selected.
-        let cols = self.task.columns(request, Some(self.key))?;
+        let MiList {
+            program,
+            transaction,
+            key,
+        } = self.1;
+        // The listing's paging key is read whatever is selected.
+        let cols = self.0.columns(request, Some(key))?;
         Ok(Listing {
-            program: self.program,
-            transaction: self.transaction,
-            key: self.key,
+            program,
+            transaction,
+            key,
             inputs: vec![("CONO", s.cono())],
             shape: s.shape(),
-            listed: field_types(host, s, self.program, self.transaction)?,
+            listed: field_types(host, s, program, transaction)?,
             fallback: columns::types(&cols),
             cols,
         })

@@ -16,7 +16,7 @@ use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSp
 use serde_json::Value;
 
 use crate::columns::{self, Col};
-use crate::export::{SEPARATOR, quote};
+use crate::export::{Export, Row, quote};
 use crate::list::{field_types, legacy_complete};
 use crate::settings::M3Settings;
 use crate::tasks::M3Task;
@@ -33,10 +33,6 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
         self.0.spec()
     }
 
-    fn page_size(&self) -> u32 {
-        crate::DEFAULT_PAGE_SIZE
-    }
-
     fn open(
         &self,
         host: &Host,
@@ -45,12 +41,11 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
         _since: Option<&Value>,
     ) -> Result<Orders, ConnectorError> {
         let cols = self.0.columns(request, None)?;
-        let mut query = format!("OAORNO from OOHEAD where OACONO = {}", s.company);
-        if let Some(d) = s.divi() {
-            query.push_str(&format!(" and OADIVI = {}", quote(d)));
-        }
+        let order = ("OAORNO".to_string(), "OAORNO".to_string(), MiType::Alpha);
+        let division = s.divi().map(|d| format!("OADIVI = {}", quote(d)));
+        let key = vec!["OACONO".into(), "OAORNO".into()];
         Ok(Orders {
-            query,
+            heads: Export::new(s, "OOHEAD", [order].into_iter(), division, key, None),
             cono: s.cono(),
             shape: s.shape(),
             types: field_types(host, s, "OIS100MI", "LstLine")?,
@@ -65,11 +60,11 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
     }
 }
 
-/// One read: the company's orders (`OOHEAD`) and, per order, its lines.
+/// One read: the company's orders (`OOHEAD`, listed by EXPORTMI) and, per order, its
+/// lines.
 #[derive(Debug)]
 pub struct Orders {
-    /// The orders' query without its lower bound.
-    query: String,
+    heads: Export,
     cono: String,
     shape: MiShape,
     cols: Vec<Col>,
@@ -79,54 +74,37 @@ pub struct Orders {
 }
 
 impl KeyListing for Orders {
-    /// An order number.
-    type Row = String;
+    /// An order head: its key is the order number.
+    type Row = Row;
 
-    /// Orders after `from` (excluded: the query can say so).
     fn page(
         &self,
         host: &Host,
         size: u32,
         from: Option<&str>,
-        _end: Option<&str>,
-    ) -> Result<KeyPage<String>, ConnectorError> {
-        let mut query = self.query.clone();
-        if let Some(o) = from {
-            query.push_str(&format!(" and OAORNO > {}", quote(o)));
-        }
-        let call = MiCall::new("EXPORTMI", "Select")
-            .input("SEPC", SEPARATOR)
-            .input("HDRS", "0")
-            .input("QERY", query)
-            .maxrecs(size);
-        let answer = call.parse(&host.gateway(&call.request(self.shape))?)?;
-        let rows = answer
-            .rows
-            .iter()
-            .filter_map(|r| {
-                r.iter()
-                    .find(|(k, _)| k == "REPL")
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .filter(|o| !o.is_empty())
-            .collect();
-        Ok(KeyPage { rows, asked: size })
+        end: Option<&str>,
+    ) -> Result<KeyPage<Row>, ConnectorError> {
+        self.heads.page(host, size, from, end)
     }
 
-    fn key<'r>(&self, order: &'r String) -> &'r str {
-        order
+    fn key<'r>(&self, head: &'r Row) -> &'r str {
+        self.heads.key(head)
     }
 
     /// The order's lines: one `OIS100MI/LstLine`.
     fn write(
         &self,
         host: &Host,
-        order: &String,
+        head: &Row,
         out: &mut RecordWriter,
     ) -> Result<u64, ConnectorError> {
+        let order = self.heads.key(head);
+        if order.is_empty() {
+            return Ok(0);
+        }
         let lines = MiCall::new("OIS100MI", "LstLine")
             .input("CONO", self.cono.clone())
-            .input("ORNO", order.clone())
+            .input("ORNO", order)
             .maxrecs(0)
             .returncols(columns::names(&self.cols));
         // v1 answers carry their own metadata; v2 use the types read before.

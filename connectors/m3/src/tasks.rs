@@ -6,8 +6,8 @@ use ionport_plugin_sdk::stream::AnyKeyed;
 use ionport_plugin_sdk::{ConnectorError, ReadRequest, SyncMode, TaskSpec};
 
 use crate::columns::{self, Col};
-use crate::export::{ExportTask, TableStream};
-use crate::list::ListStream;
+use crate::export::{ExportTask, Table, TableStream};
+use crate::list::{ListStream, MiList};
 use crate::orders::OrderLinesStream;
 use crate::settings::M3Settings;
 
@@ -15,26 +15,11 @@ use crate::settings::M3Settings;
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     /// An MI list transaction paged by one key field.
-    List {
-        /// Program.
-        program: &'static str,
-        /// Transaction.
-        transaction: &'static str,
-        /// The key input/output field the listing is paged by.
-        key: &'static str,
-    },
+    List(MiList),
     /// Order lines, order by order (`OIS100MI/LstLine` for each order of `OOHEAD`).
     OrderLines,
     /// A table through `EXPORTMI/Select`.
-    Export {
-        /// The table.
-        table: &'static str,
-        /// The table's column prefix the records' field names go without (`OB` for
-        /// `OOLINE`, whose records have `OIS100MI/LstLine`'s names), or `""`.
-        prefix: &'static str,
-        /// Whether the connection's division narrows the rows (`{prefix}DIVI`).
-        by_division: bool,
-    },
+    Export(Table),
 }
 
 /// Requests per 1,000 records of a key-paged listing at the default page size: the
@@ -73,11 +58,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customers",
         description: "Customers of the company (CRS610MI/LstByNumber), paged by customer number.",
-        source: Source::List {
+        source: Source::List(MiList {
             program: "CRS610MI",
             transaction: "LstByNumber",
             key: "CUNO",
-        },
+        }),
         cols: columns::CUSTOMER,
         pk: &["CONO", "CUNO"],
         cursor: None,
@@ -86,11 +71,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "items",
         description: "Items of the company (MMS200MI/LstByNumber), paged by item number.",
-        source: Source::List {
+        source: Source::List(MiList {
             program: "MMS200MI",
             transaction: "LstByNumber",
             key: "ITNO",
-        },
+        }),
         cols: columns::ITEM,
         pk: &["CONO", "ITNO"],
         cursor: None,
@@ -99,11 +84,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "suppliers",
         description: "Suppliers of the company (CRS620MI/LstSuppliers), paged by supplier number.",
-        source: Source::List {
+        source: Source::List(MiList {
             program: "CRS620MI",
             transaction: "LstSuppliers",
             key: "SUNO",
-        },
+        }),
         cols: columns::SUPPLIER,
         pk: &["CONO", "SUNO"],
         cursor: None,
@@ -112,11 +97,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customer_order_lines",
         description: "Customer order lines of the company: the order-line table OOLINE by EXPORTMI/Select, paged by key, with OIS100MI/LstLine's field names; incremental on the change timestamp LMTS (OBLMTS).",
-        source: Source::Export {
+        source: Source::Export(Table {
             table: "OOLINE",
             prefix: "OB",
             by_division: true,
-        },
+        }),
         cols: columns::ORDER_LINE,
         pk: &["CONO", "ORNO", "PONR", "POSX"],
         cursor: Some("LMTS"),
@@ -134,11 +119,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customer_table",
         description: "The customer master table OCUSMA by EXPORTMI/Select, paged by key; incremental on the change timestamp OKLMTS.",
-        source: Source::Export {
+        source: Source::Export(Table {
             table: "OCUSMA",
             prefix: "",
             by_division: false,
-        },
+        }),
         cols: columns::OCUSMA,
         pk: &["OKCONO", "OKCUNO"],
         cursor: Some("OKLMTS"),
@@ -157,27 +142,9 @@ pub fn stream(name: &str) -> Option<Box<dyn AnyKeyed<M3Settings>>> {
         return table_stream(name).map(|t| Box::new(TableStream(t)) as _);
     };
     Some(match task.source {
-        Source::List {
-            program,
-            transaction,
-            key,
-        } => Box::new(ListStream {
-            task,
-            program,
-            transaction,
-            key,
-        }),
+        Source::List(list) => Box::new(ListStream(task, list)),
         Source::OrderLines => Box::new(OrderLinesStream(task)),
-        Source::Export {
-            table,
-            prefix,
-            by_division,
-        } => Box::new(ExportTask {
-            task,
-            table,
-            prefix,
-            by_division,
-        }),
+        Source::Export(table) => Box::new(ExportTask(task, table)),
     })
 }
 

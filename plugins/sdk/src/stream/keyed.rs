@@ -210,10 +210,24 @@ pub fn read_keyed<S, K: KeyedStream<S>>(
             .map(|(page, _)| page)
     };
     let pages = if listing.bounded() {
-        key_ranges::read_bounded(host, in_flight, resume.clone(), fetch, key_of(&listing), on_page)?
+        key_ranges::read_bounded(
+            host,
+            in_flight,
+            resume.clone(),
+            fetch,
+            key_of(&listing),
+            on_page,
+        )?
     } else {
         let fetch = |from: Option<&str>| fetch(from, None);
-        key_ranges::read(host, in_flight, resume.clone(), fetch, key_of(&listing), on_page)?
+        key_ranges::read(
+            host,
+            in_flight,
+            resume.clone(),
+            fetch,
+            key_of(&listing),
+            on_page,
+        )?
     };
     // After a whole pass, the highest stamp seen is where the next incremental read starts
     // (records stamped exactly then are read again and land on their key).
@@ -226,9 +240,10 @@ pub fn read_keyed<S, K: KeyedStream<S>>(
     Ok(ReadSummary {
         records: out.written(),
         pages: pages + requests,
-        state: Some(serde_json::to_value(&done).map_err(|e| {
-            ConnectorError::connector(format!("encoding the state: {e}"))
-        })?),
+        state: Some(
+            serde_json::to_value(&done)
+                .map_err(|e| ConnectorError::connector(format!("encoding the state: {e}")))?,
+        ),
     })
 }
 

@@ -198,7 +198,13 @@ impl KeyListing for Listing {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| (v["key"].as_str().unwrap().to_string(), v["at"].clone(), v.clone()))
+            .map(|v| {
+                (
+                    v["key"].as_str().unwrap().to_string(),
+                    v["at"].clone(),
+                    v.clone(),
+                )
+            })
             .collect();
         Ok(KeyPage { rows, asked: size })
     }
@@ -235,7 +241,13 @@ impl KeyListing for Listing {
 }
 
 fn request(mode: SyncMode, page: u32, in_flight: u32, state: Option<Value>) -> ReadRequest {
-    let mut r = ReadRequest::new(ConnectionConfig { settings: json!({}) }, "rows", mode);
+    let mut r = ReadRequest::new(
+        ConnectionConfig {
+            settings: json!({}),
+        },
+        "rows",
+        mode,
+    );
     r.page_size = Some(page);
     r.pages_in_flight = Some(in_flight);
     r.state = state;
@@ -281,12 +293,23 @@ fn a_listing_is_read_page_by_page_from_the_last_key_with_a_watermark_per_page() 
         .collect();
     assert_eq!(
         froms,
-        [None, Some("K003".into()), Some("K005".into()), Some("K007".into())]
+        [
+            None,
+            Some("K003".into()),
+            Some("K005".into()),
+            Some("K007".into())
+        ]
     );
     assert_eq!(summary.pages, 4);
     let checkpoints = inner.checkpoints.lock().unwrap().clone();
-    assert_eq!(checkpoints[0], json!({"seen": 103, "resume": {"key": "K003"}}));
-    assert_eq!(checkpoints[1], json!({"seen": 105, "resume": {"key": "K005"}}));
+    assert_eq!(
+        checkpoints[0],
+        json!({"seen": 103, "resume": {"key": "K003"}})
+    );
+    assert_eq!(
+        checkpoints[1],
+        json!({"seen": 105, "resume": {"key": "K005"}})
+    );
     // The end: the highest stamp is the next incremental read's start.
     assert_eq!(checkpoints.last().unwrap(), &json!({"cursor": 107}));
     assert_eq!(summary.state, Some(json!({"cursor": 107})));
@@ -328,7 +351,10 @@ fn an_incremental_read_filters_from_the_cursor_which_advances_only_at_the_end() 
         &request(SyncMode::Incremental, 2, 1, state.clone()),
     )
     .unwrap();
-    assert_eq!(keys(&inner.records.lock().unwrap()), ["K005", "K006", "K007"]);
+    assert_eq!(
+        keys(&inner.records.lock().unwrap()),
+        ["K005", "K006", "K007"]
+    );
     for (_, q) in inner.asked.lock().unwrap().iter() {
         assert_eq!(q["since"], "105");
     }
@@ -341,8 +367,20 @@ fn an_incremental_read_filters_from_the_cursor_which_advances_only_at_the_end() 
     assert_eq!(summary.state, Some(json!({"cursor": 107})));
     // A full refresh sends no bound, and a later one with nothing new keeps the cursor.
     let (host, full) = scripted(usize::MAX, api(7));
-    read_keyed(&plain(), &host, &(), &request(SyncMode::FullRefresh, 10, 1, state)).unwrap();
-    assert!(full.asked.lock().unwrap().iter().all(|(_, q)| !q.contains_key("since")));
+    read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 10, 1, state),
+    )
+    .unwrap();
+    assert!(
+        full.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, q)| !q.contains_key("since"))
+    );
     let (host, _) = scripted(usize::MAX, api(0));
     let empty = read_keyed(
         &plain(),
@@ -440,7 +478,10 @@ fn key_ranges_in_flight_hand_every_record_over_once_and_checkpoint_a_true_waterm
 fn a_page_that_times_out_is_asked_again_smaller() {
     let (host, inner) = scripted(usize::MAX, |path, q| {
         if q["limit"] == "8" {
-            Err(PluginError::new(error_kind::TIMEOUT, "GET rows: timed out twice"))
+            Err(PluginError::new(
+                error_kind::TIMEOUT,
+                "GET rows: timed out twice",
+            ))
         } else {
             api(5)(path, q)
         }
@@ -478,7 +519,10 @@ fn an_older_state_is_migrated_and_one_of_another_shape_refused() {
         ),
     )
     .unwrap();
-    assert_eq!(keys(&inner.records.lock().unwrap()), ["K005", "K006", "K007"]);
+    assert_eq!(
+        keys(&inner.records.lock().unwrap()),
+        ["K005", "K006", "K007"]
+    );
     let (host, _) = scripted(usize::MAX, api(7));
     let e = read_keyed(
         &plain(),
