@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use ionport_infor_mi::{MiCall, MiShape, MiType, write_typed_row};
 use ionport_plugin_sdk::columns::select;
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{KeyListing, KeyedStream};
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, Resume, StreamState};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::discover;
 use crate::settings::M3Settings;
@@ -75,12 +75,12 @@ impl KeyedStream<M3Settings> for ExportTask {
         ))
     }
 
-    fn migrate_state(&self, host: &Host, state: Value) -> Result<Value, ConnectorError> {
-        Ok(crate::orders::unless_per_order_state(
-            host,
-            self.0.name,
-            legacy(state),
-        ))
+    fn migrate_state(
+        &self,
+        host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
+        Ok(legacy(state).or_else(|| crate::orders::per_order_state(host, self.0.name, state)))
     }
 }
 
@@ -132,7 +132,11 @@ impl KeyedStream<M3Settings> for TableStream {
         ))
     }
 
-    fn migrate_state(&self, _host: &Host, state: Value) -> Result<Value, ConnectorError> {
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
         Ok(legacy(state))
     }
 }
@@ -141,12 +145,14 @@ impl KeyedStream<M3Settings> for TableStream {
 /// (`run` null once a read was complete), as a stream state: a read under way keeps its
 /// bound (`since`), the highest stamp it saw and its watermark (text, or a list of key
 /// values with the company first, as a still earlier version saved it).
-fn legacy(state: Value) -> Value {
-    let Some(run) = state.get("run") else {
-        return state;
-    };
+fn legacy(state: &Value) -> Option<StreamState<()>> {
+    let run = state.get("run")?;
+    let value = |v: Option<&Value>| v.filter(|v| !v.is_null()).cloned();
     if run.is_null() {
-        return json!({ "cursor": state.get("cursor") });
+        return Some(StreamState {
+            cursor: value(state.get("cursor")),
+            ..StreamState::default()
+        });
     }
     let resume = match run.get("last_key") {
         Some(Value::String(k)) => Some(k.clone()),
@@ -158,10 +164,10 @@ fn legacy(state: Value) -> Value {
         }
         _ => None,
     };
-    json!({
-        "cursor": run.get("since"),
-        "seen": run.get("max"),
-        "resume": resume.map(|k| json!({ "key": k })),
+    Some(StreamState {
+        cursor: value(run.get("since")),
+        seen: value(run.get("max")),
+        resume: resume.map(Resume::Key),
     })
 }
 

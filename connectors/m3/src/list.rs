@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use ionport_infor_mi::{MiCall, MiShape, MiType, TypedRows};
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{KeyListing, KeyedStream};
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, Resume, StreamState};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::columns::{self, Col};
 use crate::settings::M3Settings;
@@ -114,23 +114,27 @@ impl KeyedStream<M3Settings> for ListStream {
 
     /// The state an earlier version saved: `{"complete": false, "last_key": K}` goes on
     /// after `K`; `{"complete": true}` was a finished read.
-    fn migrate_state(&self, _host: &Host, state: Value) -> Result<Value, ConnectorError> {
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
         Ok(legacy_complete(state, "last_key"))
     }
 }
 
 /// `{"complete": false, <field>: K}` (an interrupted read of an earlier version) as a
-/// stream state resuming after `K`; `{"complete": true}` as a finished read; any other
-/// state as it is.
-pub fn legacy_complete(state: Value, field: &str) -> Value {
-    match state.get("complete") {
-        Some(Value::Bool(false)) => match state.get(field) {
-            Some(Value::String(k)) => json!({ "resume": { "key": k } }),
-            _ => json!({}),
+/// stream state resuming after `K`; `{"complete": true}` as a finished read; `None` for
+/// any other state.
+pub fn legacy_complete(state: &Value, field: &str) -> Option<StreamState<()>> {
+    state.get("complete")?;
+    Some(StreamState {
+        resume: match (&state["complete"], state.get(field)) {
+            (Value::Bool(false), Some(Value::String(k))) => Some(Resume::Key(k.clone())),
+            _ => None,
         },
-        Some(Value::Bool(true)) => json!({}),
-        _ => state,
-    }
+        ..StreamState::default()
+    })
 }
 
 /// One read of a list transaction.

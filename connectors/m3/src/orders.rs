@@ -5,13 +5,13 @@
 //! resumes after it.
 //!
 //! This path used to be `customer_order_lines`, which now reads `OOLINE` in bulk; a
-//! state it saved under that name is recognised there ([`unless_per_order_state`]).
+//! state it saved under that name is recognised there ([`per_order_state`]).
 
 use std::collections::HashMap;
 
 use ionport_infor_mi::{MiCall, MiShape, MiType};
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{KeyListing, KeyedStream};
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, StreamState};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
@@ -55,7 +55,11 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
     }
 
     /// `{"complete": false, "last_order": O}` (an earlier version's) goes on after `O`.
-    fn migrate_state(&self, _host: &Host, state: Value) -> Result<Value, ConnectorError> {
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
         Ok(legacy_complete(state, "last_order"))
     }
 }
@@ -127,14 +131,14 @@ impl KeyListing for Orders {
 /// name that now reads in bulk: its `last_order` means nothing to a key-paged listing
 /// and it holds no change stamp, so the bulk read starts over with a full pass (which
 /// loses nothing; records read again upsert by key) and says so.
-pub fn unless_per_order_state(host: &Host, task: &str, state: Value) -> Value {
+pub fn per_order_state(host: &Host, task: &str, state: &Value) -> Option<StreamState<()>> {
     let per_order = state.get("complete").is_some() && state.get("run").is_none();
     if per_order {
         host.warn(&format!(
             "{task}: the saved state is the per-order path's (now customer_order_lines_by_order); \
              this read is a full pass over OOLINE, after which reads are incremental on LMTS"
         ));
-        return Value::Null;
+        return Some(StreamState::default());
     }
-    state
+    None
 }

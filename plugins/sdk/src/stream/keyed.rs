@@ -62,11 +62,16 @@ pub trait KeyedStream<S>: Send + Sync + 'static {
         since: Option<&Value>,
     ) -> Result<Self::Listing, ConnectorError>;
 
-    /// A state an earlier version of the connector saved, as a [`StreamState`] (JSON);
-    /// the default keeps it as it is. Warn through `host` when the conversion loses the
-    /// position (the read then starts over).
-    fn migrate_state(&self, _host: &Host, state: Value) -> Result<Value, ConnectorError> {
-        Ok(state)
+    /// A state of a shape an earlier version of the connector saved, as the
+    /// [`StreamState`] it means; `None` (the default, and for a state of the current
+    /// shape): the state is read as a [`StreamState`]. Warn through `host` when the
+    /// conversion loses the position (the read then starts over).
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        _state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
+        Ok(None)
     }
 }
 
@@ -258,13 +263,10 @@ fn state<S, K: KeyedStream<S>>(
     host: &Host,
     request: &ReadRequest,
 ) -> Result<StreamState<()>, ConnectorError> {
-    let migrated = match &request.state {
-        None | Some(Value::Null) => return Ok(StreamState::default()),
-        Some(v) => stream.migrate_state(host, v.clone())?,
-    };
-    let typed = ReadRequest {
-        state: Some(migrated),
-        ..request.clone()
-    };
-    Ok(typed.state()?.unwrap_or_default())
+    if let Some(old) = &request.state
+        && let Some(migrated) = stream.migrate_state(host, old)?
+    {
+        return Ok(migrated);
+    }
+    Ok(request.state()?.unwrap_or_default())
 }

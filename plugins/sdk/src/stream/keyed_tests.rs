@@ -163,12 +163,19 @@ impl KeyedStream<()> for Rows {
         })
     }
 
-    fn migrate_state(&self, _host: &Host, state: Value) -> Result<Value, ConnectorError> {
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
         // The earlier shape: {"done": false, "last": "K004"}.
-        Ok(match state.get("done") {
-            Some(Value::Bool(false)) => json!({"resume": {"key": state["last"]}}),
-            Some(_) => json!({}),
-            None => state,
+        Ok(match (state.get("done"), state.get("last")) {
+            (Some(Value::Bool(false)), Some(Value::String(last))) => Some(StreamState {
+                resume: Some(Resume::Key(last.clone())),
+                ..StreamState::default()
+            }),
+            (Some(_), _) => Some(StreamState::default()),
+            (None, _) => None,
         })
     }
 }
