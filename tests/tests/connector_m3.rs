@@ -413,7 +413,8 @@ fn cancellation_is_honoured_between_pages_and_the_state_resumes() {
     assert_eq!(e.kind(), "cancelled", "{e}");
     let rec = host.take();
     let state = rec.checkpoints.last().cloned().unwrap();
-    assert_eq!(state["complete"], json!(false));
+    // Under way: the SDK's stream state resumes after the watermark key.
+    assert!(state["resume"]["key"].is_string(), "{state}");
     let done = *rec.committed.last().unwrap();
     // Resume from the checkpoint: the rest, nothing twice.
     let rest = plugin

@@ -6,7 +6,7 @@
 //!   lines with three, whose first is shared by several rows) give exactly the records of
 //!   a read one page at a time, and the emulator's count, at page sizes that do and do not
 //!   divide the counts, including pages smaller than the rows sharing an order number;
-//! - every checkpoint's `last_key` is a true watermark;
+//! - every checkpoint's resume key (`resume.key`) is a true watermark;
 //! - a read that fails half-way resumes from its last checkpoint and lands each record;
 //! - incremental reads with pages in flight still read what changed, and only that.
 
@@ -142,7 +142,7 @@ fn count(emu: &Emulated, table: &TableDef) -> usize {
 /// was emitted before the checkpoint that carries it.
 fn assert_watermarks(read: &Read, all: &BTreeSet<String>, what: &str) {
     for (state, &before) in read.checkpoints.iter().zip(&read.committed) {
-        let Some(mark) = state["run"]["last_key"].as_str() else {
+        let Some(mark) = state["resume"]["key"].as_str() else {
             continue;
         };
         let mark = Value::from(mark).to_string();
@@ -197,7 +197,7 @@ fn key_ranges_give_exactly_the_records_of_one_page_at_a_time() {
                 if task == "customer_table" {
                     assert_watermarks(&many, &all, &what(n));
                 }
-                assert_eq!(many.state["run"], Value::Null, "{}", what(n));
+                assert_eq!(many.state.get("resume"), None, "{}", what(n));
                 // (A first page of 2 order lines of one order gives no key density: that
                 // read goes one page at a time.)
                 if page > 2 && count > 2 * page as usize {
@@ -249,7 +249,7 @@ fn a_key_range_read_that_fails_half_way_resumes_and_lands_every_record() {
         let (failed, _) = host.take();
         let committed = *failed.committed.last().unwrap() as usize;
         let state = failed.checkpoints.last().cloned().unwrap();
-        assert!(state["run"]["last_key"].is_string(), "{task}: {state}");
+        assert!(state["resume"]["key"].is_string(), "{task}: {state}");
         let landed: Vec<String> = failed.records[..committed]
             .iter()
             .map(|(_, v)| key_of(v, cols))
@@ -275,7 +275,7 @@ fn a_key_range_read_that_fails_half_way_resumes_and_lands_every_record() {
         if task == "customer_table" {
             // Resumed after the watermark: exactly the customers above it, and a record
             // read twice lies above it (the destination's upsert replaces it).
-            let mark = Value::from(state["run"]["last_key"].as_str().unwrap()).to_string();
+            let mark = Value::from(state["resume"]["key"].as_str().unwrap()).to_string();
             let above: BTreeSet<String> = all.iter().filter(|k| **k > mark).cloned().collect();
             let resumed: BTreeSet<String> = rest.records.keys().cloned().collect();
             assert!(resumed == above, "{task}: resumed after {mark}");

@@ -108,13 +108,9 @@ pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, Conne
     let mut streams = Vec::new();
     for task in tasks::TASKS {
         let needed: Vec<(&str, &str)> = match task.source {
-            Source::List {
-                program,
-                transaction,
-                ..
-            } => vec![(program, transaction)],
+            Source::List(l) => vec![(l.program, l.transaction)],
             Source::OrderLines => vec![("OIS100MI", "LstLine"), ("EXPORTMI", "Select")],
-            Source::Export { .. } => vec![("EXPORTMI", "Select")],
+            Source::Export(_) => vec![("EXPORTMI", "Select")],
         };
         let mut missing = Vec::new();
         for (p, t) in &needed {

@@ -1,22 +1,22 @@
-//! Reading MI list transactions, paged by key.
+//! MI list transactions as keyed streams (the stream API's [`KeyedStream`]).
 //!
 //! MI has no cursor: a `Lst*` transaction lists from a key onwards, including the key. The
-//! reader asks again from the last key, drops the repeated first row and stops on a short
-//! page; with several pages in flight the listing is cut into key ranges read side by side
-//! (`ionport_plugin_sdk::key_ranges`). The state keeps the watermark key, so an
-//! interrupted full refresh resumes where it stopped.
+//! SDK asks again from the last key, drops the repeated first row and stops on a short
+//! page; with several pages in flight the listing is cut into key ranges read side by side,
+//! and the state keeps the watermark key, so an interrupted full refresh resumes there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ionport_infor_mi::{MiCall, MiShape, MiType, TypedRows};
-use ionport_plugin_sdk::key_ranges::{self, KeyPage};
-use ionport_plugin_sdk::paging::SharedPageSize;
-use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
-use serde_json::{Value, json};
+use ionport_plugin_sdk::key_ranges::KeyPage;
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, Resume, StreamState};
+use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
+use serde_json::Value;
 
 use crate::columns::{self, Col};
 use crate::settings::M3Settings;
+use crate::tasks::M3Task;
 
 /// The output field types of `program/transaction` from `MRS001MI/LstFields` (v2 answers
 /// carry no metadata). An empty map means "use the task's declared types": when M3 lists
@@ -63,40 +63,106 @@ pub fn field_types(
         .collect())
 }
 
-/// One list transaction with its inputs.
-#[derive(Debug, Clone)]
-pub struct Listing<'a> {
+/// An MI list transaction paged by one key field.
+#[derive(Debug, Clone, Copy)]
+pub struct MiList {
     /// Program.
-    pub program: &'a str,
+    pub program: &'static str,
     /// Transaction.
-    pub transaction: &'a str,
-    /// The key field the listing is paged by.
-    pub key: &'a str,
-    /// Fixed inputs (company, order number, ...).
-    pub inputs: Vec<(&'a str, String)>,
-    /// Output columns.
-    pub cols: &'a [Col],
+    pub transaction: &'static str,
+    /// The key input/output field the listing is paged by.
+    pub key: &'static str,
 }
 
-/// A listed row: its page (the answer's body, its rows borrowing from it, their field
-/// types resolved once for the page) and its position there. Typed only when written into
-/// the batch, so no record is built as a map and no field is copied.
-type Keyed = (Arc<TypedRows>, usize);
+/// A list task, read for the company.
+#[derive(Debug, Clone, Copy)]
+pub struct ListStream(pub &'static M3Task, pub MiList);
 
-/// The types a listing's fields are written with.
+impl KeyedStream<M3Settings> for ListStream {
+    type Listing = Listing;
+
+    fn spec(&self) -> TaskSpec {
+        self.0.spec()
+    }
+
+    fn open(
+        &self,
+        host: &Host,
+        s: &M3Settings,
+        request: &ReadRequest,
+        _since: Option<&Value>,
+    ) -> Result<Listing, ConnectorError> {
+        // The listing's paging key is read whatever is selected.
+        let MiList {
+            program,
+            transaction,
+            key,
+        } = self.1;
+        // The listing's paging key is read whatever is selected.
+        let cols = self.0.columns(request, Some(key))?;
+        Ok(Listing {
+            program,
+            transaction,
+            key,
+            inputs: vec![("CONO", s.cono())],
+            shape: s.shape(),
+            listed: field_types(host, s, program, transaction)?,
+            fallback: columns::types(&cols),
+            cols,
+        })
+    }
+
+    /// The state an earlier version saved: `{"complete": false, "last_key": K}` goes on
+    /// after `K`; `{"complete": true}` was a finished read.
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
+        Ok(legacy_complete(state, "last_key"))
+    }
+}
+
+/// `{"complete": false, <field>: K}` (an interrupted read of an earlier version) as a
+/// stream state resuming after `K`; `{"complete": true}` as a finished read; `None` for
+/// any other state.
+pub fn legacy_complete(state: &Value, field: &str) -> Option<StreamState<()>> {
+    state.get("complete")?;
+    Some(StreamState {
+        resume: match (&state["complete"], state.get(field)) {
+            (Value::Bool(false), Some(Value::String(k))) => Some(Resume::Key(k.clone())),
+            _ => None,
+        },
+        ..StreamState::default()
+    })
+}
+
+/// One read of a list transaction.
 #[derive(Debug)]
-struct Types {
-    /// From `MRS001MI` (v2), empty when M3 gave none.
+pub struct Listing {
+    program: &'static str,
+    transaction: &'static str,
+    key: &'static str,
+    /// Fixed inputs (company).
+    inputs: Vec<(&'static str, String)>,
+    cols: Vec<Col>,
+    shape: MiShape,
+    /// Field types from `MRS001MI` (v2), empty when M3 gave none.
     listed: HashMap<String, MiType>,
     /// The task's declared types.
     fallback: HashMap<String, MiType>,
 }
 
-impl Listing<'_> {
+/// A listed row: its page (the answer's body, its rows borrowing from it, their field
+/// types resolved once for the page) and its position there. Typed only when written into
+/// the batch, so no record is built as a map and no field is copied.
+pub type Keyed = (Arc<TypedRows>, usize);
+
+impl Listing {
     fn call(&self, from: Option<&str>, size: u32) -> MiCall {
         let mut c = MiCall::new(self.program, self.transaction)
             .maxrecs(size)
-            .returncols(columns::names(self.cols));
+            .returncols(columns::names(&self.cols));
         for (k, v) in &self.inputs {
             c = c.input(k, v.clone());
         }
@@ -105,100 +171,41 @@ impl Listing<'_> {
         }
         c
     }
+}
 
-    /// One page from key `from` onwards (that key included, the MI rule).
+impl KeyListing for Listing {
+    type Row = Keyed;
+
     fn page(
         &self,
         host: &Host,
-        s: &M3Settings,
-        types: &Types,
-        size: &SharedPageSize,
+        size: u32,
         from: Option<&str>,
+        _end: Option<&str>,
     ) -> Result<KeyPage<Keyed>, ConnectorError> {
-        let (resp, asked) = size.fetch(host, |n| self.call(from, n).request(s.shape()))?;
+        let call = self.call(from, size);
+        let resp = host.gateway(&call.request(self.shape))?;
         // v1 answers carry their own metadata; v2 use the types read before the listing.
-        let page = Arc::new(
-            self.call(from, asked)
-                .parse_rows(resp)?
-                .typed(&types.listed, &types.fallback),
-        );
+        let page = Arc::new(call.parse_rows(resp)?.typed(&self.listed, &self.fallback));
         let rows = (0..page.rows().len()).map(|i| (page.clone(), i)).collect();
-        Ok(KeyPage { rows, asked })
+        Ok(KeyPage { rows, asked: size })
     }
 
     /// The key of a listed row (trimmed, as MI answers and takes it; empty when missing).
-    fn key_of<'r>(&self, (page, i): &'r Keyed) -> &'r str {
+    fn key<'r>(&self, (page, i): &'r Keyed) -> &'r str {
         page.rows()
             .row(*i)
             .and_then(|row| row.get(self.key))
             .unwrap_or_default()
     }
 
-    /// Reads the listing after `resume` (the last key of an interrupted run) with up to
-    /// `pages_in_flight` pages requested at once ([`key_ranges`]), handing each page's
-    /// rows to `page_done` with the watermark: every record at or below that key has
-    /// been handed over.
-    #[allow(clippy::too_many_arguments)]
-    pub fn read(
+    fn write(
         &self,
-        host: &Host,
-        s: &M3Settings,
-        types: HashMap<String, MiType>,
-        size: &SharedPageSize,
-        pages_in_flight: usize,
-        resume: Option<String>,
-        mut page_done: impl FnMut(Vec<Keyed>, Option<&str>) -> Result<(), ConnectorError>,
+        _host: &Host,
+        (page, i): &Keyed,
+        out: &mut RecordWriter,
     ) -> Result<u64, ConnectorError> {
-        let types = Types {
-            listed: types,
-            fallback: columns::types(self.cols),
-        };
-        key_ranges::read(
-            host,
-            pages_in_flight,
-            resume,
-            |from| self.page(host, s, &types, size, from),
-            |row| self.key_of(row),
-            |rows, progress| page_done(rows, progress.watermark),
-        )
+        out.write_row(|w| page.write(*i, w))?;
+        Ok(0)
     }
-}
-
-/// Reads a list task: every page is emitted and checkpointed with its watermark (the
-/// state's `last_key`: a restart resumes after it; records of later key ranges that were
-/// already committed are read again and upserted on their key).
-pub fn read_list(
-    host: &Host,
-    s: &M3Settings,
-    stream: &str,
-    listing: &Listing<'_>,
-    size: &SharedPageSize,
-    pages_in_flight: usize,
-    state: Option<&Value>,
-) -> Result<(u64, u64, Value), ConnectorError> {
-    let types = field_types(host, s, listing.program, listing.transaction)?;
-    // Resume an interrupted run; a finished one starts over (full refresh).
-    let start = state
-        .filter(|st| st.get("complete") == Some(&Value::Bool(false)))
-        .and_then(|st| st.get("last_key"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mut out = RecordWriter::new(host, stream, 1000);
-    let pages = listing.read(
-        host,
-        s,
-        types,
-        size,
-        pages_in_flight,
-        start,
-        |rows, watermark| {
-            for (page, i) in &rows {
-                out.write_row(|w| page.write(*i, w))?;
-            }
-            out.commit(&json!({ "complete": false, "last_key": watermark }))
-        },
-    )?;
-    let done = json!({ "complete": true });
-    out.commit(&done)?;
-    Ok((out.written(), pages, done))
 }

@@ -1,119 +1,144 @@
-//! Customer order lines order by order (`customer_order_lines_by_order`): the orders of
-//! the company from `OOHEAD` (EXPORTMI, paged by order number), then `OIS100MI/LstLine`
-//! for each order — a request per order. The state keeps the last order whose lines were
-//! all emitted, so a restart resumes after it.
+//! Customer order lines order by order (`customer_order_lines_by_order`): a keyed stream
+//! whose listing is the company's orders from `OOHEAD` (EXPORTMI, paged by order number)
+//! and whose records are each order's lines, `OIS100MI/LstLine` — a sub-request per order.
+//! The SDK's state keeps the last order whose lines were all emitted, so a restart
+//! resumes after it.
 //!
 //! This path used to be `customer_order_lines`, which now reads `OOLINE` in bulk; a
-//! state it saved under that name is recognised there ([`unless_per_order_state`]).
+//! state it saved under that name is recognised there ([`per_order_state`]).
 
-use ionport_infor_mi::MiCall;
-use ionport_plugin_sdk::paging::AdaptivePageSize;
-use ionport_plugin_sdk::{ConnectorError, Host, RecordWriter};
-use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use ionport_infor_mi::{MiCall, MiShape, MiType};
+use ionport_plugin_sdk::key_ranges::KeyPage;
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, StreamState};
+use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
+use serde_json::Value;
 
 use crate::columns::{self, Col};
-use crate::export::SEPARATOR;
-use crate::list::field_types;
+use crate::export::{Export, Row, quote};
+use crate::list::{field_types, legacy_complete};
 use crate::settings::M3Settings;
+use crate::tasks::M3Task;
 
-fn quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "''"))
+/// `customer_order_lines_by_order`: the orders are the listing, each order's lines its
+/// records (a sub-request per order).
+#[derive(Debug, Clone, Copy)]
+pub struct OrderLinesStream(pub &'static M3Task);
+
+impl KeyedStream<M3Settings> for OrderLinesStream {
+    type Listing = Orders;
+
+    fn spec(&self) -> TaskSpec {
+        self.0.spec()
+    }
+
+    fn open(
+        &self,
+        host: &Host,
+        s: &M3Settings,
+        request: &ReadRequest,
+        _since: Option<&Value>,
+    ) -> Result<Orders, ConnectorError> {
+        let cols = self.0.columns(request, None)?;
+        let order = ("OAORNO".to_string(), "OAORNO".to_string(), MiType::Alpha);
+        let division = s.divi().map(|d| format!("OADIVI = {}", quote(d)));
+        let key = vec!["OACONO".into(), "OAORNO".into()];
+        Ok(Orders {
+            heads: Export::new(s, "OOHEAD", [order].into_iter(), division, key, None),
+            cono: s.cono(),
+            shape: s.shape(),
+            types: field_types(host, s, "OIS100MI", "LstLine")?,
+            fallback: columns::types(&cols),
+            cols,
+        })
+    }
+
+    /// `{"complete": false, "last_order": O}` (an earlier version's) goes on after `O`.
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
+        Ok(legacy_complete(state, "last_order"))
+    }
 }
 
-/// Reads every order line of the company (and division, when set).
-pub fn read_order_lines(
-    host: &Host,
-    s: &M3Settings,
-    stream: &str,
-    cols: &[Col],
-    page: &mut AdaptivePageSize,
-    state: Option<&Value>,
-) -> Result<(u64, u64, Value), ConnectorError> {
-    let types = field_types(host, s, "OIS100MI", "LstLine")?;
-    let fallback = columns::types(cols);
-    let mut last_order = state
-        .filter(|st| st.get("complete") == Some(&Value::Bool(false)))
-        .and_then(|st| st.get("last_order"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mut out = RecordWriter::new(host, stream, 1000);
-    let mut pages = 0u64;
-    loop {
-        host.check_cancelled()?;
-        let mut query = format!("OAORNO from OOHEAD where OACONO = {}", s.company);
-        if let Some(d) = s.divi() {
-            query.push_str(&format!(" and OADIVI = {}", quote(d)));
-        }
-        if let Some(o) = &last_order {
-            query.push_str(&format!(" and OAORNO > {}", quote(o)));
-        }
-        let call_for = |n: u32| {
-            MiCall::new("EXPORTMI", "Select")
-                .input("SEPC", SEPARATOR)
-                .input("HDRS", "0")
-                .input("QERY", query.clone())
-                .maxrecs(n)
-        };
-        let (resp, size) = page.fetch(host, |n| call_for(n).request(s.shape()))?;
-        let call = call_for(size);
-        let answer = call.parse(&resp)?;
-        // This loop pages by itself (no SDK helper): each page is reported as it is read.
-        pages += 1;
-        host.report_pages(1);
-        let orders: Vec<String> = answer
-            .rows
-            .iter()
-            .filter_map(|r| {
-                r.iter()
-                    .find(|(k, _)| k == "REPL")
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .filter(|o| !o.is_empty())
-            .collect();
-        for order in &orders {
-            host.check_cancelled()?;
-            let lines = MiCall::new("OIS100MI", "LstLine")
-                .input("CONO", s.cono())
-                .input("ORNO", order.clone())
-                .maxrecs(0)
-                .returncols(columns::names(cols));
-            // v1 answers carry their own metadata; v2 use the types read before.
-            let answer = lines
-                .parse_rows(host.gateway(&lines.request(s.shape()))?)?
-                .typed(&types, &fallback);
-            pages += 1;
-            host.report_pages(1);
-            for i in 0..answer.rows().len() {
-                out.write_row(|w| answer.write(i, w))?;
-            }
-            last_order = Some(order.clone());
-        }
-        if orders.len() < size as usize {
-            break;
-        }
-        out.commit(&json!({ "complete": false, "last_order": last_order }))?;
+/// One read: the company's orders (`OOHEAD`, listed by EXPORTMI) and, per order, its
+/// lines.
+#[derive(Debug)]
+pub struct Orders {
+    heads: Export,
+    cono: String,
+    shape: MiShape,
+    cols: Vec<Col>,
+    /// `OIS100MI/LstLine`'s field types from `MRS001MI` (v2), empty when M3 gave none.
+    types: HashMap<String, MiType>,
+    fallback: HashMap<String, MiType>,
+}
+
+impl KeyListing for Orders {
+    /// An order head: its key is the order number.
+    type Row = Row;
+
+    fn page(
+        &self,
+        host: &Host,
+        size: u32,
+        from: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<KeyPage<Row>, ConnectorError> {
+        self.heads.page(host, size, from, end)
     }
-    let done = json!({ "complete": true });
-    out.commit(&done)?;
-    Ok((out.written(), pages, done))
+
+    fn key<'r>(&self, head: &'r Row) -> &'r str {
+        self.heads.key(head)
+    }
+
+    /// The order's lines: one `OIS100MI/LstLine`.
+    fn write(
+        &self,
+        host: &Host,
+        head: &Row,
+        out: &mut RecordWriter,
+    ) -> Result<u64, ConnectorError> {
+        let order = self.heads.key(head);
+        if order.is_empty() {
+            return Ok(0);
+        }
+        let lines = MiCall::new("OIS100MI", "LstLine")
+            .input("CONO", self.cono.clone())
+            .input("ORNO", order)
+            .maxrecs(0)
+            .returncols(columns::names(&self.cols));
+        // v1 answers carry their own metadata; v2 use the types read before.
+        let answer = lines
+            .parse_rows(host.gateway(&lines.request(self.shape))?)?
+            .typed(&self.types, &self.fallback);
+        for i in 0..answer.rows().len() {
+            out.write_row(|w| answer.write(i, w))?;
+        }
+        Ok(1)
+    }
+
+    /// One page at a time: the orders' lines are asked for on the reading thread anyway.
+    fn pages_in_flight(&self, _asked: usize) -> usize {
+        1
+    }
 }
 
 /// `state`, unless it is one this per-order path saved (`{"complete": …}`) under a task
 /// name that now reads in bulk: its `last_order` means nothing to a key-paged listing
 /// and it holds no change stamp, so the bulk read starts over with a full pass (which
 /// loses nothing; records read again upsert by key) and says so.
-pub fn unless_per_order_state<'s>(
-    host: &Host,
-    task: &str,
-    state: Option<&'s Value>,
-) -> Option<&'s Value> {
-    let per_order = state.is_some_and(|st| st.get("complete").is_some() && st.get("run").is_none());
+pub fn per_order_state(host: &Host, task: &str, state: &Value) -> Option<StreamState<()>> {
+    let per_order = state.get("complete").is_some() && state.get("run").is_none();
     if per_order {
         host.warn(&format!(
             "{task}: the saved state is the per-order path's (now customer_order_lines_by_order); \
              this read is a full pass over OOLINE, after which reads are incremental on LMTS"
         ));
-        return None;
+        return Some(StreamState::default());
     }
-    state
+    None
 }

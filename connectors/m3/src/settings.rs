@@ -17,6 +17,16 @@ pub enum MiApiVersion {
     V2,
 }
 
+impl MiApiVersion {
+    /// The MI shape to call.
+    pub fn shape(self) -> MiShape {
+        match self {
+            Self::V1 => MiShape::V1,
+            Self::V2 => MiShape::V2,
+        }
+    }
+}
+
 /// How to reach M3 and which data set to read.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "Infor M3 connection")]
@@ -72,10 +82,7 @@ impl ConfiguredSettings {
 
     /// The MI shape to call.
     pub fn shape(&self) -> MiShape {
-        match self.api_version {
-            MiApiVersion::V1 => MiShape::V1,
-            MiApiVersion::V2 => MiShape::V2,
-        }
+        self.api_version.shape()
     }
 }
 
@@ -189,10 +196,7 @@ impl M3Settings {
 
     /// The MI shape to call.
     pub fn shape(&self) -> MiShape {
-        match self.api_version {
-            MiApiVersion::V1 => MiShape::V1,
-            MiApiVersion::V2 => MiShape::V2,
-        }
+        self.api_version.shape()
     }
 
     /// `CONO` as text.

@@ -1,34 +1,25 @@
 //! The predefined M3 replication tasks, and the EXPORTMI tables offered as further
 //! streams (`table:NAME`).
 
-use ionport_plugin_sdk::{SyncMode, TaskSpec};
+use ionport_plugin_sdk::columns::select;
+use ionport_plugin_sdk::stream::AnyKeyed;
+use ionport_plugin_sdk::{ConnectorError, ReadRequest, SyncMode, TaskSpec};
 
 use crate::columns::{self, Col};
+use crate::export::{ExportTask, Table, TableStream};
+use crate::list::{ListStream, MiList};
+use crate::orders::OrderLinesStream;
+use crate::settings::M3Settings;
 
 /// How a task reads.
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     /// An MI list transaction paged by one key field.
-    List {
-        /// Program.
-        program: &'static str,
-        /// Transaction.
-        transaction: &'static str,
-        /// The key input/output field the listing is paged by.
-        key: &'static str,
-    },
+    List(MiList),
     /// Order lines, order by order (`OIS100MI/LstLine` for each order of `OOHEAD`).
     OrderLines,
     /// A table through `EXPORTMI/Select`.
-    Export {
-        /// The table.
-        table: &'static str,
-        /// The table's column prefix the records' field names go without (`OB` for
-        /// `OOLINE`, whose records have `OIS100MI/LstLine`'s names), or `""`.
-        prefix: &'static str,
-        /// Whether the connection's division narrows the rows (`{prefix}DIVI`).
-        by_division: bool,
-    },
+    Export(Table),
 }
 
 /// Requests per 1,000 records of a key-paged listing at the default page size: the
@@ -67,11 +58,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customers",
         description: "Customers of the company (CRS610MI/LstByNumber), paged by customer number.",
-        source: Source::List {
+        source: Source::List(MiList {
             program: "CRS610MI",
             transaction: "LstByNumber",
             key: "CUNO",
-        },
+        }),
         cols: columns::CUSTOMER,
         pk: &["CONO", "CUNO"],
         cursor: None,
@@ -80,11 +71,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "items",
         description: "Items of the company (MMS200MI/LstByNumber), paged by item number.",
-        source: Source::List {
+        source: Source::List(MiList {
             program: "MMS200MI",
             transaction: "LstByNumber",
             key: "ITNO",
-        },
+        }),
         cols: columns::ITEM,
         pk: &["CONO", "ITNO"],
         cursor: None,
@@ -93,11 +84,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "suppliers",
         description: "Suppliers of the company (CRS620MI/LstSuppliers), paged by supplier number.",
-        source: Source::List {
+        source: Source::List(MiList {
             program: "CRS620MI",
             transaction: "LstSuppliers",
             key: "SUNO",
-        },
+        }),
         cols: columns::SUPPLIER,
         pk: &["CONO", "SUNO"],
         cursor: None,
@@ -106,11 +97,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customer_order_lines",
         description: "Customer order lines of the company: the order-line table OOLINE by EXPORTMI/Select, paged by key, with OIS100MI/LstLine's field names; incremental on the change timestamp LMTS (OBLMTS).",
-        source: Source::Export {
+        source: Source::Export(Table {
             table: "OOLINE",
             prefix: "OB",
             by_division: true,
-        },
+        }),
         cols: columns::ORDER_LINE,
         pk: &["CONO", "ORNO", "PONR", "POSX"],
         cursor: Some("LMTS"),
@@ -128,11 +119,11 @@ pub const TASKS: &[M3Task] = &[
     M3Task {
         name: "customer_table",
         description: "The customer master table OCUSMA by EXPORTMI/Select, paged by key; incremental on the change timestamp OKLMTS.",
-        source: Source::Export {
+        source: Source::Export(Table {
             table: "OCUSMA",
             prefix: "",
             by_division: false,
-        },
+        }),
         cols: columns::OCUSMA,
         pk: &["OKCONO", "OKCUNO"],
         cursor: Some("OKLMTS"),
@@ -145,7 +136,44 @@ pub fn find(name: &str) -> Option<&'static M3Task> {
     TASKS.iter().find(|t| t.name == name)
 }
 
+/// The stream a predefined task or a `table:NAME` names.
+pub fn stream(name: &str) -> Option<Box<dyn AnyKeyed<M3Settings>>> {
+    let Some(task) = find(name) else {
+        return table_stream(name).map(|t| Box::new(TableStream(t)) as _);
+    };
+    Some(match task.source {
+        Source::List(list) => Box::new(ListStream(task, list)),
+        Source::OrderLines => Box::new(OrderLinesStream(task)),
+        Source::Export(table) => Box::new(ExportTask(task, table)),
+    })
+}
+
 impl M3Task {
+    /// The columns a read asks for: its selection, with the key, the cursor and `paging`
+    /// (a listing's paging key) read whatever is selected.
+    pub fn columns(
+        &self,
+        req: &ReadRequest,
+        paging: Option<&'static str>,
+    ) -> Result<Vec<Col>, ConnectorError> {
+        let keep: Vec<&str> = self
+            .pk
+            .iter()
+            .copied()
+            .chain(self.cursor)
+            .chain(paging)
+            .collect();
+        Ok(match select(req, &columns::names(self.cols), &keep)? {
+            Some(names) => self
+                .cols
+                .iter()
+                .filter(|c| names.iter().any(|n| n == c.0))
+                .copied()
+                .collect(),
+            None => self.cols.to_vec(),
+        })
+    }
+
     /// The ABI task spec.
     pub fn spec(&self) -> TaskSpec {
         TaskSpec {

@@ -149,6 +149,35 @@ impl SharedPageSize {
         self.lock().get()
     }
 
+    /// [`AdaptivePageSize::run`] from any thread: `page(page_size)` until it ends in
+    /// something other than a timeout, the size halved (once for all threads) after each
+    /// timeout. The lock is not held while `page` runs. Returns the result and the size.
+    pub fn run<T>(
+        &self,
+        host: &Host,
+        mut page: impl FnMut(u32) -> Result<T, ConnectorError>,
+    ) -> Result<(T, u32), ConnectorError> {
+        loop {
+            host.check_cancelled()?;
+            let size = self.get();
+            let started = Instant::now();
+            match page(size) {
+                Ok(v) => {
+                    self.lock().on_success(started.elapsed());
+                    return Ok((v, size));
+                }
+                Err(e) if e.is_timeout() => {
+                    let mut shared = self.lock();
+                    if shared.get() >= size {
+                        warn_timeout(host, size);
+                        shared.on_timeout(e)?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// [`AdaptivePageSize::fetch`] from any thread: the lock is not held during the
     /// request. Pages in flight at the old size that time out too halve it only once:
     /// a timeout at a size already halved by another page is just asked again smaller.

@@ -22,14 +22,19 @@
 //!   [`crate::inflight::pages_in_flight`] pages requested at once, handed over in order;
 //! - the column selection of the read (fields outside it are dropped, key and cursor kept
 //!   by the host's selection);
+//! - a source listed by key only (MI lists, EXPORTMI) is a [`KeyedStream`] instead: key
+//!   ranges in flight, a watermark in the state, sub-requests per parent row (`keyed.rs`);
 //! - the manifest's tasks and `discover` from the declared streams, the connection form
 //!   from the settings type plus the credentials block, and `check` from
 //!   [`StreamConnector::check_request`].
 
 mod adapter;
+mod keyed;
 mod read;
 mod state;
 
+#[cfg(test)]
+mod keyed_tests;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +47,7 @@ use crate::retry::RetryPolicy;
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 
 pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
+pub use keyed::{AnyKeyed, KeyListing, KeyedStream, read_keyed};
 pub use read::read;
 pub use state::{Resume, StreamState, TypedState};
 

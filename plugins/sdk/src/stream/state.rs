@@ -46,6 +46,9 @@ pub enum Resume<T> {
     Offset(u64),
     /// With this token ([`super::Paging::Token`]).
     Token(T),
+    /// After this key: every record at or below it was handed over (a
+    /// [`super::KeyedStream`]'s watermark).
+    Key(String),
 }
 
 /// What a stream of the stream API checkpoints after every page.

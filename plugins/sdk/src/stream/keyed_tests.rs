@@ -1,0 +1,557 @@
+//! Keyed streams against a scripted host: a listing by key (`from` included, the MI
+//! rule), its watermark checkpoints, resumption, incremental bounds, sub-requests per
+//! parent row, timeouts, key ranges in flight and an older state migrated. Expected values
+//! are written out from the test's own data, never computed by the code under test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ionport_plugin_abi::abi_stable::sabi_trait::TD_Opaque;
+use ionport_plugin_abi::abi_stable::std_types::{RArc, RResult, RStr};
+use ionport_plugin_abi::wire::GatewayRequestHead;
+use ionport_plugin_abi::{
+    FfiHost, FfiHost_TO, FfiHttpRequest, FfiHttpResponse, LogLevel, PluginError, RecordBatch,
+    error_kind,
+};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::key_ranges::KeyPage;
+use crate::{
+    ConnectionConfig, GatewayRequest, Host, ReadRequest, RecordWriter, SyncMode, TaskSpec,
+};
+
+type Query = HashMap<String, String>;
+type Serve = dyn Fn(&str, &Query) -> Result<String, PluginError> + Send + Sync;
+
+/// Answers `serve(path, query)`, records the requests, the records and the checkpoints.
+struct Scripted {
+    serve: Box<Serve>,
+    asked: Mutex<Vec<(String, Query)>>,
+    records: Mutex<Vec<Value>>,
+    checkpoints: Mutex<Vec<Value>>,
+    /// Records emitted before each checkpoint.
+    marks: Mutex<Vec<usize>>,
+    cancel_after: usize,
+}
+
+impl FfiHost for Scripted {
+    fn gateway(&self, request: FfiHttpRequest) -> RResult<FfiHttpResponse, PluginError> {
+        let head: GatewayRequestHead = serde_json::from_str(&request.head).unwrap();
+        let query: Query = head.query.into_iter().collect();
+        self.asked
+            .lock()
+            .unwrap()
+            .push((head.path.clone(), query.clone()));
+        match (self.serve)(&head.path, &query) {
+            Ok(body) => RResult::ROk(FfiHttpResponse {
+                status: 200,
+                head: "".into(),
+                body: body.into_bytes().into(),
+            }),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+    fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+    fn emit(&self, batch: RecordBatch) -> RResult<(), PluginError> {
+        let text = String::from_utf8(batch.ndjson.into_vec()).unwrap();
+        let mut records = self.records.lock().unwrap();
+        records.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+        RResult::ROk(())
+    }
+    fn checkpoint(&self, state: RStr<'_>) -> RResult<(), PluginError> {
+        let v = serde_json::from_str(state.as_str()).unwrap();
+        self.checkpoints.lock().unwrap().push(v);
+        let emitted = self.records.lock().unwrap().len();
+        self.marks.lock().unwrap().push(emitted);
+        RResult::ROk(())
+    }
+    fn cancelled(&self) -> bool {
+        self.checkpoints.lock().unwrap().len() >= self.cancel_after
+    }
+}
+
+fn scripted(
+    cancel_after: usize,
+    serve: impl Fn(&str, &Query) -> Result<String, PluginError> + Send + Sync + 'static,
+) -> (Host, RArc<Scripted>) {
+    let inner = RArc::new(Scripted {
+        serve: Box::new(serve),
+        asked: Mutex::new(Vec::new()),
+        records: Mutex::new(Vec::new()),
+        checkpoints: Mutex::new(Vec::new()),
+        marks: Mutex::new(Vec::new()),
+        cancel_after,
+    });
+    (
+        Host::new(FfiHost_TO::from_ptr(inner.clone(), TD_Opaque)),
+        inner,
+    )
+}
+
+/// `rows?from=&end=&limit=&since=` over keys `K001..=K{count}`, row `i` stamped `100 + i`
+/// (so the stamps are not the keys' order reversed, only offset); `from` included, `end`
+/// excluded, `since` a lower bound on the stamp. `lines?order=K003`: two lines per row.
+fn api(count: u32) -> impl Fn(&str, &Query) -> Result<String, PluginError> {
+    move |path, q| {
+        if path == "lines" {
+            let order = &q["order"];
+            return Ok(json!({"rows": [
+                {"key": format!("{order}-1"), "at": 0},
+                {"key": format!("{order}-2"), "at": 0},
+            ]})
+            .to_string());
+        }
+        let limit: usize = q["limit"].parse().unwrap();
+        let since: Option<u64> = q.get("since").map(|s| s.parse().unwrap());
+        let rows: Vec<Value> = (1..=count)
+            .map(|i| (format!("K{i:03}"), u64::from(100 + i)))
+            .filter(|(k, _)| q.get("from").is_none_or(|f| k >= f))
+            .filter(|(k, _)| q.get("end").is_none_or(|e| k < e))
+            .filter(|(_, at)| since.is_none_or(|s| *at >= s))
+            .take(limit)
+            .map(|(k, at)| json!({"key": k, "at": at}))
+            .collect();
+        Ok(json!({ "rows": rows }).to_string())
+    }
+}
+
+/// The stream: `rows`, keyed by `key`, cursor `at`; `parents`: each row stands for its
+/// lines (`lines?order=`), one request per row.
+struct Rows {
+    bounded: bool,
+    parents: bool,
+}
+
+struct Listing {
+    since: Option<String>,
+    bounded: bool,
+    parents: bool,
+}
+
+/// A row: its key, its stamp, the record.
+type Row = (String, Value, Value);
+
+impl KeyedStream<()> for Rows {
+    type Listing = Listing;
+
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "rows".into(),
+            description: "rows by key".into(),
+            record_schema: json!({"type": "object"}),
+            primary_key: vec!["key".into()],
+            cursor_field: Some("at".into()),
+            sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+            requests_per_1000_records: None,
+        }
+    }
+
+    fn open(
+        &self,
+        _host: &Host,
+        _settings: &(),
+        _request: &ReadRequest,
+        since: Option<&Value>,
+    ) -> Result<Listing, ConnectorError> {
+        Ok(Listing {
+            since: since.map(Value::to_string),
+            bounded: self.bounded,
+            parents: self.parents,
+        })
+    }
+
+    fn migrate_state(
+        &self,
+        _host: &Host,
+        state: &Value,
+    ) -> Result<Option<StreamState<()>>, ConnectorError> {
+        // The earlier shape: {"done": false, "last": "K004"}.
+        Ok(match (state.get("done"), state.get("last")) {
+            (Some(Value::Bool(false)), Some(Value::String(last))) => Some(StreamState {
+                resume: Some(Resume::Key(last.clone())),
+                ..StreamState::default()
+            }),
+            (Some(_), _) => Some(StreamState::default()),
+            (None, _) => None,
+        })
+    }
+}
+
+impl KeyListing for Listing {
+    type Row = Row;
+
+    fn page(
+        &self,
+        host: &Host,
+        size: u32,
+        from: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<KeyPage<Row>, ConnectorError> {
+        let mut r = GatewayRequest::get("rows").query("limit", size.to_string());
+        if let Some(f) = from {
+            r = r.query("from", f);
+        }
+        if let Some(e) = end {
+            r = r.query("end", e);
+        }
+        if let Some(s) = &self.since {
+            r = r.query("since", s.as_str());
+        }
+        let page: Value = host.gateway(&r)?.json("rows")?;
+        let rows = page["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["key"].as_str().unwrap().to_string(),
+                    v["at"].clone(),
+                    v.clone(),
+                )
+            })
+            .collect();
+        Ok(KeyPage { rows, asked: size })
+    }
+
+    fn key<'r>(&self, row: &'r Row) -> &'r str {
+        &row.0
+    }
+
+    fn cursor<'r>(&self, row: &'r Row) -> Option<&'r Value> {
+        Some(&row.1)
+    }
+
+    fn write(&self, host: &Host, row: &Row, out: &mut RecordWriter) -> Result<u64, ConnectorError> {
+        if !self.parents {
+            out.push(&row.2)?;
+            return Ok(0);
+        }
+        let lines: Value = host
+            .gateway(&GatewayRequest::get("lines").query("order", row.0.as_str()))?
+            .json("lines")?;
+        for line in lines["rows"].as_array().unwrap() {
+            out.push(line)?;
+        }
+        Ok(1)
+    }
+
+    fn bounded(&self) -> bool {
+        self.bounded
+    }
+
+    fn pages_in_flight(&self, asked: usize) -> usize {
+        if self.parents { 1 } else { asked }
+    }
+}
+
+fn request(mode: SyncMode, page: u32, in_flight: u32, state: Option<Value>) -> ReadRequest {
+    let mut r = ReadRequest::new(
+        ConnectionConfig {
+            settings: json!({}),
+        },
+        "rows",
+        mode,
+    );
+    r.page_size = Some(page);
+    r.pages_in_flight = Some(in_flight);
+    r.state = state;
+    r
+}
+
+fn keys(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn plain() -> Rows {
+    Rows {
+        bounded: false,
+        parents: false,
+    }
+}
+
+#[test]
+fn a_listing_is_read_page_by_page_from_the_last_key_with_a_watermark_per_page() {
+    let (host, inner) = scripted(usize::MAX, api(7));
+    let summary = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 3, 1, None),
+    )
+    .unwrap();
+    assert_eq!(
+        keys(&inner.records.lock().unwrap()),
+        ["K001", "K002", "K003", "K004", "K005", "K006", "K007"]
+    );
+    assert_eq!(summary.records, 7);
+    // Pages from K003 (3 rows, the repeated K003 dropped), K005, K007 (1 row: the end).
+    let froms: Vec<Option<String>> = inner
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, q)| q.get("from").cloned())
+        .collect();
+    assert_eq!(
+        froms,
+        [
+            None,
+            Some("K003".into()),
+            Some("K005".into()),
+            Some("K007".into())
+        ]
+    );
+    assert_eq!(summary.pages, 4);
+    let checkpoints = inner.checkpoints.lock().unwrap().clone();
+    assert_eq!(
+        checkpoints[0],
+        json!({"seen": 103, "resume": {"key": "K003"}})
+    );
+    assert_eq!(
+        checkpoints[1],
+        json!({"seen": 105, "resume": {"key": "K005"}})
+    );
+    // The end: the highest stamp is the next incremental read's start.
+    assert_eq!(checkpoints.last().unwrap(), &json!({"cursor": 107}));
+    assert_eq!(summary.state, Some(json!({"cursor": 107})));
+}
+
+#[test]
+fn an_interrupted_read_resumes_after_its_watermark_and_reads_nothing_twice() {
+    let (host, inner) = scripted(2, api(7));
+    let e = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 3, 1, None),
+    )
+    .unwrap_err();
+    assert!(e.is_cancelled(), "{e}");
+    let state = inner.checkpoints.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(state, json!({"seen": 105, "resume": {"key": "K005"}}));
+    let (host, rest) = scripted(usize::MAX, api(7));
+    read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 3, 1, Some(state)),
+    )
+    .unwrap();
+    assert_eq!(keys(&rest.records.lock().unwrap()), ["K006", "K007"]);
+    assert_eq!(rest.asked.lock().unwrap()[0].1["from"], "K005");
+}
+
+#[test]
+fn an_incremental_read_filters_from_the_cursor_which_advances_only_at_the_end() {
+    let (host, inner) = scripted(usize::MAX, api(7));
+    let state = Some(json!({"cursor": 105}));
+    let summary = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::Incremental, 2, 1, state.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        keys(&inner.records.lock().unwrap()),
+        ["K005", "K006", "K007"]
+    );
+    for (_, q) in inner.asked.lock().unwrap().iter() {
+        assert_eq!(q["since"], "105");
+    }
+    let checkpoints = inner.checkpoints.lock().unwrap().clone();
+    // Under way: the bound it started from, the highest stamp so far, the watermark.
+    assert_eq!(
+        checkpoints[0],
+        json!({"cursor": 105, "seen": 106, "resume": {"key": "K006"}})
+    );
+    assert_eq!(summary.state, Some(json!({"cursor": 107})));
+    // A full refresh sends no bound, and a later one with nothing new keeps the cursor.
+    let (host, full) = scripted(usize::MAX, api(7));
+    read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 10, 1, state),
+    )
+    .unwrap();
+    assert!(
+        full.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, q)| !q.contains_key("since"))
+    );
+    let (host, _) = scripted(usize::MAX, api(0));
+    let empty = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::Incremental, 10, 1, Some(json!({"cursor": 107}))),
+    )
+    .unwrap();
+    assert_eq!(empty.state, Some(json!({"cursor": 107})));
+}
+
+#[test]
+fn rows_that_stand_for_records_of_their_own_requests_count_them_as_pages() {
+    let (host, inner) = scripted(usize::MAX, api(3));
+    let rows = Rows {
+        bounded: false,
+        parents: true,
+    };
+    let summary = read_keyed(
+        &rows,
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 2, 8, None),
+    )
+    .unwrap();
+    assert_eq!(
+        keys(&inner.records.lock().unwrap()),
+        ["K001-1", "K001-2", "K002-1", "K002-2", "K003-1", "K003-2"]
+    );
+    // Three pages of parents (from the start, from K002, from K003: the short one that
+    // ends the listing) and one request per parent.
+    assert_eq!(summary.pages, 3 + 3);
+    assert_eq!(summary.records, 6);
+    let lines = inner
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "lines")
+        .count();
+    assert_eq!(lines, 3);
+}
+
+#[test]
+fn key_ranges_in_flight_hand_every_record_over_once_and_checkpoint_a_true_watermark() {
+    for bounded in [false, true] {
+        let (host, inner) = scripted(usize::MAX, api(300));
+        let rows = Rows {
+            bounded,
+            parents: false,
+        };
+        let summary = read_keyed(
+            &rows,
+            &host,
+            &(),
+            &request(SyncMode::FullRefresh, 10, 4, None),
+        )
+        .unwrap();
+        let mut got = keys(&inner.records.lock().unwrap());
+        got.sort();
+        got.dedup();
+        let all: Vec<String> = (1..=300).map(|i| format!("K{i:03}")).collect();
+        assert_eq!(got, all, "bounded {bounded}");
+        assert_eq!(summary.records, 300, "bounded {bounded}: nothing twice");
+        let records = inner.records.lock().unwrap().clone();
+        // Each checkpoint's key: every record at or below it was emitted before it.
+        let checkpoints = inner.checkpoints.lock().unwrap().clone();
+        let marks = inner.marks.lock().unwrap().clone();
+        assert!(checkpoints.len() > 2);
+        let mut emitted_before = 0usize;
+        for (cp, emitted) in checkpoints.iter().zip(&marks) {
+            if let Some(mark) = cp["resume"]["key"].as_str() {
+                let n: usize = mark[1..].parse().unwrap();
+                emitted_before = emitted_before.max(n);
+                let before = keys(&records[..*emitted]);
+                for i in 1..=n {
+                    assert!(before.contains(&format!("K{i:03}")), "{mark}");
+                }
+            }
+        }
+        assert!(emitted_before > 0);
+        // Requests were made from several range starts, not one page after the other.
+        let ends = inner
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, q)| q.contains_key("end"))
+            .count();
+        assert_eq!(ends > 0, bounded, "bounded {bounded}");
+    }
+}
+
+#[test]
+fn a_page_that_times_out_is_asked_again_smaller() {
+    let (host, inner) = scripted(usize::MAX, |path, q| {
+        if q["limit"] == "8" {
+            Err(PluginError::new(
+                error_kind::TIMEOUT,
+                "GET rows: timed out twice",
+            ))
+        } else {
+            api(5)(path, q)
+        }
+    });
+    let summary = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 8, 1, None),
+    )
+    .unwrap();
+    assert_eq!(summary.records, 5);
+    let limits: Vec<String> = inner
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, q)| q["limit"].clone())
+        .collect();
+    assert_eq!(limits[..2], ["8".to_string(), "4".to_string()]);
+}
+
+#[test]
+fn an_older_state_is_migrated_and_one_of_another_shape_refused() {
+    let (host, inner) = scripted(usize::MAX, api(7));
+    read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(
+            SyncMode::FullRefresh,
+            3,
+            1,
+            Some(json!({"done": false, "last": "K004"})),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        keys(&inner.records.lock().unwrap()),
+        ["K005", "K006", "K007"]
+    );
+    let (host, _) = scripted(usize::MAX, api(7));
+    let e = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(SyncMode::FullRefresh, 3, 1, Some(json!({"offset": 12}))),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), error_kind::INVALID_INPUT, "{e}");
+    assert!(e.message().contains("task 'rows'"), "{e}");
+    let (host, _) = scripted(usize::MAX, api(7));
+    let e = read_keyed(
+        &plain(),
+        &host,
+        &(),
+        &request(
+            SyncMode::FullRefresh,
+            3,
+            1,
+            Some(json!({"resume": {"offset": 12}})),
+        ),
+    )
+    .unwrap_err();
+    assert!(e.message().contains("not a key"), "{e}");
+}
