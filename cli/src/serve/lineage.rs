@@ -11,8 +11,9 @@
 //! - FAIL carries the (scrubbed) error as the `errorMessage` run facet.
 //!
 //! Events are queued (bounded) and posted in order by one task with bounded retries, so a
-//! slow lineage server never slows a run. When workspaces come, the job namespace gets
-//! the workspace appended.
+//! slow lineage server never slows a run. A run of a workspace other than `default` has
+//! the workspace appended to the job namespace (`ionport.acme`), so two customers'
+//! connections of one name are two jobs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -80,6 +81,15 @@ impl Lineage {
             tx,
             runs: Mutex::default(),
         })
+    }
+
+    /// The job namespace of a run of `workspace`.
+    fn job_namespace(&self, workspace: &str) -> String {
+        if workspace == crate::serve::workspaces::DEFAULT {
+            self.namespace.clone()
+        } else {
+            format!("{}.{workspace}", self.namespace)
+        }
     }
 
     fn queue(&self, event: Value) {
@@ -172,7 +182,7 @@ impl Lineage {
             "producer": PRODUCER,
             "schemaURL": RUN_EVENT_SCHEMA,
             "run": {"runId": l.run_id, "facets": run_facets},
-            "job": {"namespace": self.namespace, "name": l.job, "facets": {}},
+            "job": {"namespace": self.job_namespace(&view.workspace), "name": l.job, "facets": {}},
             "inputs": inputs,
             "outputs": outputs,
         })

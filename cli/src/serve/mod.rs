@@ -2,7 +2,9 @@
 //! and runs, with API-key authentication, Prometheus metrics and an OpenAPI document.
 //!
 //! - `api/`: the handlers, one file per resource;
-//! - `auth.rs`: API keys (hashed) and the auth check in front of routing;
+//! - `auth.rs`: API keys (hashed; each an admin or a workspace key) and the auth check
+//!   in front of routing; `workspaces.rs`: the workspaces, their limits, and the caller
+//!   of a request (key, workspace, role) every handler scopes its lookups to;
 //! - `store.rs`: connection records (no secrets; credentials go to the vault);
 //! - `runs.rs`: the run manager (in memory);
 //! - `tester.rs`: connection tests; `metrics.rs`; `error.rs`; `openapi.rs`;
@@ -24,6 +26,7 @@ mod runs;
 mod store;
 mod tester;
 mod webhooks;
+mod workspaces;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,11 +109,19 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ApikeyCommand {
-    /// Create a key: it is printed once; only its SHA-256 hash is stored.
+    /// Create a key: it is printed once; only its SHA-256 hash is stored. Without
+    /// `--workspace` it is an admin key of `default` (a single user's key); with it, a
+    /// key that sees only that workspace (`--admin`: an admin key acting there).
     Create {
         /// A name to list and revoke it by.
         #[arg(long, default_value = "default")]
         name: String,
+        /// The workspace the key acts in (made with `ionport workspace create`).
+        #[arg(long, value_name = "WORKSPACE")]
+        workspace: Option<String>,
+        /// An admin key: manages workspaces and keys, may act in any workspace.
+        #[arg(long)]
+        admin: bool,
     },
     /// List the stored keys (names and dates; never the keys).
     List {
@@ -125,14 +136,40 @@ pub enum ApikeyCommand {
     },
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace (a running server sees it at once).
+    Create {
+        /// 1 to 32 of a-z 0-9 - (not starting with -).
+        name: String,
+        /// Runs going at once in the workspace (default: no limit).
+        #[arg(long, value_name = "N")]
+        max_concurrent_runs: Option<u32>,
+        /// Connections the workspace may store (default: no limit).
+        #[arg(long, value_name = "N")]
+        max_connections: Option<u32>,
+    },
+    /// List the workspaces and their limits.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an empty workspace (no connections, no webhooks) and revoke its keys.
+    Delete {
+        /// The workspace's name.
+        name: String,
+    },
+}
+
 /// What every handler shares.
 #[derive(Debug)]
 pub struct Inner {
     pub registry: PluginRegistry,
-    // Destinations now resolve through `destinations`; the home stays for the handlers
-    // of other resources that keep files there.
-    #[allow(dead_code)]
+    /// The home: key file, workspace data directories.
     pub home: PathBuf,
+    /// The workspaces and their limits.
+    pub workspaces: workspaces::Workspaces,
     pub vault: Arc<Vault>,
     pub store: tokio::sync::Mutex<store::Store>,
     pub runs: Arc<runs::RunManager>,
@@ -148,6 +185,43 @@ pub struct Inner {
 }
 
 pub type AppState = Arc<Inner>;
+
+impl Inner {
+    /// Where the API destinations of `workspace` may live: the data directory and the
+    /// operator's roots for `default`; the workspace's own data directory for the others,
+    /// so that no workspace reaches another's files.
+    pub fn destinations_of(&self, workspace: &str) -> std::io::Result<confine::DestinationRoots> {
+        if workspace == workspaces::DEFAULT {
+            return Ok(self.destinations.clone());
+        }
+        confine::DestinationRoots::new(
+            &workspaces::data_dir(&self.home.join("data"), workspace),
+            &[],
+        )
+    }
+
+    /// The limits of `workspace` (none for one that is gone).
+    pub fn limits_of(&self, workspace: &str) -> workspaces::WorkspaceLimits {
+        self.workspaces
+            .get(workspace)
+            .map(|w| w.limits)
+            .unwrap_or_default()
+    }
+
+    /// Whether `workspace`, holding `count` connections, may store one more (429 naming
+    /// `max_connections` when not).
+    pub fn connection_room(&self, workspace: &str, count: usize) -> error::ApiResult<()> {
+        match self.limits_of(workspace).max_connections {
+            Some(max) if count >= max as usize => Err(error::ApiError::limit(
+                workspace,
+                "max_connections",
+                max,
+                &format!("it stores {count} connections; delete one first"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Strings never to show (a connection's secrets), kept to scrub messages; `Debug` shows
 /// only how many there are.
@@ -216,6 +290,7 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         })?),
     };
     let store = store::Store::open(&home)?;
+    let workspaces = workspaces::Workspaces::open(&home)?;
     let destinations = confine::DestinationRoots::new(&home.join("data"), &args.destination_roots)?;
     let vault = Arc::new(Vault::open(
         home.clone(),
@@ -249,6 +324,7 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         vault,
         audit: audit::AuditLog::new(&home),
         webhooks: hooks,
+        workspaces,
         home,
         store: tokio::sync::Mutex::new(store),
         runs,
@@ -315,10 +391,39 @@ async fn shutdown_signal() {
 pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
     let home = ionport_core::vault::default_home()?;
     match cmd {
-        ApikeyCommand::Create { name } => {
-            let key = auth::create(&home, name)?;
-            audit_cli(&home, "key.created", name);
-            eprintln!("created API key '{name}'; it is shown once, store it now:");
+        ApikeyCommand::Create {
+            name,
+            workspace,
+            admin,
+        } => {
+            if let Err(r) = auth::check_key_name(name) {
+                anyhow::bail!("--name '{name}': {r}");
+            }
+            let (role, ws) = match workspace {
+                None => (auth::Role::Admin, workspaces::DEFAULT.to_string()),
+                Some(w) => {
+                    if workspaces::Workspaces::open(&home)?.get(w).is_none() {
+                        anyhow::bail!(
+                            "--workspace '{w}': no such workspace (create it with `ionport workspace create {w}`)"
+                        );
+                    }
+                    let role = if *admin {
+                        auth::Role::Admin
+                    } else {
+                        auth::Role::Workspace
+                    };
+                    (role, w.clone())
+                }
+            };
+            let key = auth::create_in(&home, name, role, &ws)?;
+            audit_cli(&home, "key.created", name, &ws);
+            let kind = match role {
+                auth::Role::Admin => "admin",
+                auth::Role::Workspace => "workspace",
+            };
+            eprintln!(
+                "created {kind} API key '{name}' of workspace '{ws}'; it is shown once, store it now:"
+            );
             println!("{key}");
         }
         ApikeyCommand::List { json } => {
@@ -327,20 +432,35 @@ pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
                 let list: Vec<serde_json::Value> = file
                     .keys
                     .iter()
-                    .map(|k| serde_json::json!({"name": k.name, "created": k.created}))
+                    .map(|k| {
+                        serde_json::json!({"name": k.name, "created": k.created,
+                            "role": k.role, "workspace": k.workspace})
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if file.keys.is_empty() {
                 println!("no API keys (create one with `ionport apikey create`)");
             } else {
                 for k in &file.keys {
-                    println!("{}\tcreated {}", k.name, k.created);
+                    let role = match k.role {
+                        auth::Role::Admin => "admin",
+                        auth::Role::Workspace => "workspace",
+                    };
+                    println!(
+                        "{}\tcreated {}\t{role} key of workspace {}",
+                        k.name, k.created, k.workspace
+                    );
                 }
             }
         }
         ApikeyCommand::Revoke { name } => {
+            let ws = auth::load_file(&auth::key_file(&home))?
+                .keys
+                .into_iter()
+                .find(|k| &k.name == name)
+                .map_or_else(|| workspaces::DEFAULT.to_string(), |k| k.workspace);
             if auth::revoke(&home, name)? {
-                audit_cli(&home, "key.revoked", name);
+                audit_cli(&home, "key.revoked", name, &ws);
                 println!("revoked API key '{name}'");
             } else {
                 anyhow::bail!("no API key named '{name}'");
@@ -350,10 +470,69 @@ pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Records a change made by `ionport apikey` in the serve home's audit log.
-fn audit_cli(home: &std::path::Path, action: &str, name: &str) {
+pub fn workspace_cmd(_cli: &Cli, cmd: &WorkspaceCommand) -> Result<ExitCode> {
+    let home = ionport_core::vault::default_home()?;
+    let all = workspaces::Workspaces::open(&home)?;
+    match cmd {
+        WorkspaceCommand::Create {
+            name,
+            max_concurrent_runs,
+            max_connections,
+        } => {
+            let limits = workspaces::WorkspaceLimits {
+                max_concurrent_runs: *max_concurrent_runs,
+                max_connections: *max_connections,
+            };
+            if let Err((field, reason)) = limits.check() {
+                anyhow::bail!(
+                    "--{}: {reason}",
+                    field.trim_start_matches("limits.").replace('_', "-")
+                );
+            }
+            workspaces::create(&all, name, limits)?;
+            audit_cli(&home, "workspace.created", name, name);
+            println!("created workspace '{name}'");
+        }
+        WorkspaceCommand::List { json } => {
+            let list = all.list();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for w in &list {
+                    let mut limits = Vec::new();
+                    if let Some(n) = w.limits.max_concurrent_runs {
+                        limits.push(format!("max_concurrent_runs={n}"));
+                    }
+                    if let Some(n) = w.limits.max_connections {
+                        limits.push(format!("max_connections={n}"));
+                    }
+                    let limits = if limits.is_empty() {
+                        "no limits".to_string()
+                    } else {
+                        limits.join(" ")
+                    };
+                    println!("{}\t{limits}", w.name);
+                }
+            }
+        }
+        WorkspaceCommand::Delete { name } => {
+            let store = store::Store::open(&home)?;
+            let hooks = webhooks::count_in(&home, name)?;
+            workspaces::delete(&all, name, store.count(name), hooks)?;
+            let revoked = auth::revoke_workspace(&home, name)?;
+            audit_cli(&home, "workspace.deleted", name, name);
+            println!("deleted workspace '{name}' ({revoked} keys revoked)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records a change made by `ionport apikey` or `ionport workspace` in the serve home's
+/// audit log.
+fn audit_cli(home: &std::path::Path, action: &str, name: &str, workspace: &str) {
     let mut e = audit::entry(action, name, Vec::new());
     e.key = audit::COMMAND_LINE.into();
+    e.workspace = workspace.into();
     if let Err(e) = audit::AuditLog::new(home).append(&e) {
         eprintln!("warning: the audit log could not be written: {e:#}");
     }

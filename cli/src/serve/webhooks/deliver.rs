@@ -5,13 +5,23 @@
 //! attempt is signed afresh: `Ionport-Signature: t=UNIX_SECONDS,v1=HEX`, where HEX is
 //! HMAC-SHA256 with the endpoint's secret of `t + "." + body`. A receiver that checks
 //! `t` against its clock refuses replays.
+//!
+//! The delivery log survives a restart: every change of a delivery is appended as one
+//! JSON line (`{"webhook", "workspace", "delivery"}`, the delivery as it now is) to
+//! `$IONPORT_HOME/webhook-deliveries.jsonl`; at start the lines are folded (the last
+//! line of a delivery wins), deliveries of deleted endpoints dropped, each endpoint's
+//! newest [`KEEP`] kept, and the file rewritten with only those. A delivery still pending
+//! when the server stopped is not sent again (its event's body was not kept): it reads
+//! `failed`, with a `note` saying so.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hmac::{KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::{Semaphore, mpsc};
 use utoipa::ToSchema;
@@ -40,8 +50,11 @@ pub fn sign(secret: &str, t: u64, body: &str) -> String {
     crate::serve::auth::hex(&mac.finalize().into_bytes())
 }
 
+/// The delivery log in the ionport home.
+pub const LOG_FILE: &str = "webhook-deliveries.jsonl";
+
 /// Where a delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Being tried (or waiting for its next attempt).
@@ -55,7 +68,7 @@ pub enum DeliveryStatus {
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
     /// When it was sent (seconds since the Unix epoch; the signature's `t`).
     pub time: u64,
@@ -68,7 +81,7 @@ pub struct Attempt {
 }
 
 /// One event sent (or to be sent) to one endpoint.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     /// `dlv_` and 16 hex digits; sent as `Ionport-Delivery`.
     pub id: String,
@@ -82,12 +95,17 @@ pub struct Delivery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered: Option<u64>,
     pub attempts: Vec<Attempt>,
+    /// Why its status is what it is, when the attempts do not say (a delivery pending
+    /// when the server stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An endpoint to send an event to.
 #[derive(Debug)]
 pub struct Target {
     pub id: String,
+    pub workspace: String,
     pub url: String,
     pub secret: SecretString,
 }
@@ -101,7 +119,134 @@ pub struct Outgoing {
     pub targets: Vec<Target>,
 }
 
-type Log = Arc<Mutex<HashMap<String, VecDeque<Delivery>>>>;
+/// The deliveries of every endpoint, and the file every change is appended to.
+#[derive(Debug, Default)]
+struct Deliveries {
+    by_endpoint: HashMap<String, VecDeque<Delivery>>,
+    /// Endpoint → workspace, for the lines written.
+    workspace: HashMap<String, String>,
+    file: Option<std::fs::File>,
+}
+
+/// One line of the log file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    webhook: String,
+    #[serde(default)]
+    workspace: String,
+    /// The delivery as it now is; absent: the endpoint was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery: Option<Delivery>,
+}
+
+impl Deliveries {
+    /// Appends `line` (a failed write is logged: the delivery itself goes on).
+    fn write(&mut self, line: &Line) {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        let mut text = match serde_json::to_vec(line) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        text.push(b'\n');
+        if let Err(e) = f.write_all(&text) {
+            tracing::warn!("the webhook delivery log could not be written: {e}");
+        }
+    }
+
+    fn persist(&mut self, endpoint: &str, d: &Delivery) {
+        let line = Line {
+            webhook: endpoint.to_string(),
+            workspace: self.workspace.get(endpoint).cloned().unwrap_or_default(),
+            delivery: Some(d.clone()),
+        };
+        self.write(&line);
+    }
+}
+
+type Log = Arc<Mutex<Deliveries>>;
+
+/// The log of `home`, folded as the module docs say, keeping the endpoints `known`; the
+/// file rewritten with what was kept and opened for appending.
+fn load(home: &Path, known: &HashMap<String, String>) -> Deliveries {
+    let path = home.join(LOG_FILE);
+    let mut by_endpoint: HashMap<String, VecDeque<Delivery>> = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        for (i, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            // A torn last line (a crash mid-write) loses that one change, not the log.
+            let Ok(line) = serde_json::from_str::<Line>(raw) else {
+                tracing::warn!(
+                    "{} line {}: not a delivery record; skipped",
+                    path.display(),
+                    i + 1
+                );
+                continue;
+            };
+            let Some(d) = line.delivery else {
+                by_endpoint.remove(&line.webhook);
+                continue;
+            };
+            let list = by_endpoint.entry(line.webhook).or_default();
+            match list.iter_mut().find(|x| x.id == d.id) {
+                Some(x) => *x = d,
+                None => list.push_front(d),
+            }
+        }
+    }
+    by_endpoint.retain(|id, _| known.contains_key(id));
+    let mut lines = Vec::new();
+    for (id, list) in &mut by_endpoint {
+        list.truncate(KEEP);
+        for d in list.iter_mut() {
+            if d.status == DeliveryStatus::Pending {
+                d.status = DeliveryStatus::Failed;
+                d.note = Some(
+                    "the server stopped before an attempt got a 2xx answer; it was not sent again"
+                        .into(),
+                );
+            }
+        }
+        // Oldest first, so that folding the file again gives the same order.
+        for d in list.iter().rev() {
+            let line = Line {
+                webhook: id.clone(),
+                workspace: known.get(id).cloned().unwrap_or_default(),
+                delivery: Some(d.clone()),
+            };
+            if let Ok(t) = serde_json::to_string(&line) {
+                lines.push(t);
+            }
+        }
+    }
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let file = match crate::serve::store::write_private(&path, text.as_bytes()) {
+        Ok(()) => {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.append(true);
+            opts.open(&path)
+                .map_err(|e| tracing::warn!("the webhook delivery log cannot be appended to: {e}"))
+                .ok()
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the webhook delivery log cannot be written; deliveries are kept in memory only: {e:#}"
+            );
+            None
+        }
+    };
+    Deliveries {
+        by_endpoint,
+        workspace: known.clone(),
+        file,
+    }
+}
 
 /// The queue's sending side and the delivery logs.
 #[derive(Debug)]
@@ -122,23 +267,30 @@ fn edit(log: &Log, endpoint: &str, id: &str, f: impl FnOnce(&mut Delivery)) -> b
     let Ok(mut log) = log.lock() else {
         return false;
     };
-    match log
+    let changed = match log
+        .by_endpoint
         .get_mut(endpoint)
         .and_then(|l| l.iter_mut().find(|d| d.id == id))
     {
         Some(d) => {
             f(d);
-            true
+            d.clone()
         }
-        None => false,
-    }
+        None => return false,
+    };
+    log.persist(endpoint, &changed);
+    true
 }
 
-fn push(log: &Log, endpoint: &str, d: Delivery) -> usize {
+fn push(log: &Log, target: &Target, d: Delivery) -> usize {
     let Ok(mut log) = log.lock() else {
         return 0;
     };
-    let list = log.entry(endpoint.to_string()).or_default();
+    log.workspace
+        .entry(target.id.clone())
+        .or_insert_with(|| target.workspace.clone());
+    log.persist(&target.id, &d);
+    let list = log.by_endpoint.entry(target.id.clone()).or_default();
     list.push_front(d);
     while list.len() > KEEP {
         list.pop_back();
@@ -149,10 +301,11 @@ fn push(log: &Log, endpoint: &str, d: Delivery) -> usize {
 }
 
 impl Sender {
-    /// Starts the task that hands queued events to their endpoints.
-    pub fn start(policy: DeliveryPolicy) -> Self {
+    /// Starts the task that hands queued events to their endpoints, with the delivery
+    /// log of `home` for the endpoints `known` (id → workspace).
+    pub fn start(policy: DeliveryPolicy, home: &Path, known: &HashMap<String, String>) -> Self {
         let (tx, rx) = mpsc::channel(super::QUEUE);
-        let log: Log = Arc::default();
+        let log: Log = Arc::new(Mutex::new(load(home, known)));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.attempt_timeout)
@@ -171,7 +324,7 @@ impl Sender {
         {
             tracing::warn!(event = %out.event_id, "the webhook queue is full; the event is dropped");
             for t in &out.targets {
-                push(&self.log, &t.id, delivery(&out, DeliveryStatus::Dropped));
+                push(&self.log, t, delivery(&out, DeliveryStatus::Dropped));
             }
         }
     }
@@ -180,14 +333,24 @@ impl Sender {
         self.log
             .lock()
             .ok()
-            .and_then(|l| l.get(endpoint).map(|d| d.iter().cloned().collect()))
+            .and_then(|l| {
+                l.by_endpoint
+                    .get(endpoint)
+                    .map(|d| d.iter().cloned().collect())
+            })
             .unwrap_or_default()
     }
 
     /// Drops an endpoint's log; its deliveries under way stop at their next attempt.
     pub fn forget(&self, endpoint: &str) {
         if let Ok(mut l) = self.log.lock() {
-            l.remove(endpoint);
+            l.by_endpoint.remove(endpoint);
+            let workspace = l.workspace.remove(endpoint).unwrap_or_default();
+            l.write(&Line {
+                webhook: endpoint.to_string(),
+                workspace,
+                delivery: None,
+            });
         }
     }
 }
@@ -201,6 +364,7 @@ fn delivery(out: &Outgoing, status: DeliveryStatus) -> Delivery {
         created: now(),
         delivered: None,
         attempts: Vec::new(),
+        note: None,
     }
 }
 
@@ -216,7 +380,7 @@ async fn dispatch(
         for target in &out.targets {
             let d = delivery(&out, DeliveryStatus::Pending);
             let id = d.id.clone();
-            if push(&log, &target.id, d) > MAX_WAITING {
+            if push(&log, target, d) > MAX_WAITING {
                 edit(&log, &target.id, &id, |d| {
                     d.status = DeliveryStatus::Dropped
                 });
