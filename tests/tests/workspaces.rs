@@ -523,16 +523,14 @@ fn limits_are_enforced_with_a_429_naming_the_limit_and_its_value() {
         wait_run(&d, other["id"].as_str().unwrap())["status"],
         "succeeded"
     );
-    // When the first has ended, the second may start.
-    c.ok("POST", &format!("/v1/runs/{first_id}/cancel"), None);
+    // When the first has ended (cancelled, or finished meanwhile), the second may start.
+    let _ = c.call("POST", &format!("/v1/runs/{first_id}/cancel"), None);
     wait_run(&c, &first_id);
     let second = c.ok("POST", "/v1/runs", Some(&json!({"connection": "two"})));
-    c.ok(
-        "POST",
-        &format!("/v1/runs/{}/cancel", second["id"].as_str().unwrap()),
-        None,
-    );
-    wait_run(&c, second["id"].as_str().unwrap());
+    assert_eq!(second["workspace"], "c", "{second}");
+    let second_id = second["id"].as_str().unwrap();
+    let _ = c.call("POST", &format!("/v1/runs/{second_id}/cancel"), None);
+    wait_run(&c, second_id);
 }
 
 fn ionport(home: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -763,4 +761,39 @@ fn the_webhook_delivery_log_survives_a_restart_and_stays_in_its_workspace() {
             .0,
         404
     );
+}
+
+#[test]
+fn a_workspaces_requests_per_minute_hold_its_runs_besides_the_tenants_quota() {
+    let emu = emulator(0);
+    let home = tempfile::tempdir().unwrap();
+    let srv = ServeProcess::start(home.path(), &[], "info");
+    let limited = workspace(&srv, "g", json!({"requests_per_minute": 30}));
+    let free = workspace(&srv, "h", json!({}));
+    let (s, v) = admin(&srv).call(
+        "POST",
+        "/v1/workspaces",
+        Some(&json!({"name": "zero", "limits": {"requests_per_minute": 0}})),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["fields"][0]["field"], "limits.requests_per_minute", "{v}");
+    let mut runs = Vec::new();
+    for c in [&limited, &free] {
+        // The tenant's own limiter is off (`quota: none`): any wait is the workspace's.
+        let mut body = connection_body(&emu, "m3", 20);
+        body["quota"] = json!("none");
+        c.ok("POST", "/v1/connections", Some(&body));
+        let run = c.ok("POST", "/v1/runs", Some(&json!({"connection": "m3"})));
+        let done = wait_run(c, run["id"].as_str().unwrap());
+        assert_eq!(done["status"], "succeeded", "{done}");
+        runs.push(done);
+    }
+    // 30 a minute is one request every two seconds, one at a time: a run of several
+    // requests waited for its turns; the same run without the limit never waited.
+    let g = &runs[0]["gateway"];
+    assert!(g["requests"].as_u64().unwrap() >= 2, "{g}");
+    assert!(g["rate_limit_wait_ms"].as_f64().unwrap() > 0.0, "{g}");
+    let h = &runs[1]["gateway"];
+    assert_eq!(h["requests"], g["requests"], "the same reads: {h} {g}");
+    assert_eq!(h["rate_limit_wait_ms"].as_f64(), Some(0.0), "{h}");
 }

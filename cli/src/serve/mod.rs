@@ -148,6 +148,10 @@ pub enum WorkspaceCommand {
         /// Connections the workspace may store (default: no limit).
         #[arg(long, value_name = "N")]
         max_connections: Option<u32>,
+        /// Requests per minute the workspace's runs send to one tenant, on top of the
+        /// tenant's quota (default: no limit).
+        #[arg(long, value_name = "N")]
+        requests_per_minute: Option<u32>,
     },
     /// List the workspaces and their limits.
     List {
@@ -478,10 +482,12 @@ pub fn workspace_cmd(_cli: &Cli, cmd: &WorkspaceCommand) -> Result<ExitCode> {
             name,
             max_concurrent_runs,
             max_connections,
+            requests_per_minute,
         } => {
             let limits = workspaces::WorkspaceLimits {
                 max_concurrent_runs: *max_concurrent_runs,
                 max_connections: *max_connections,
+                requests_per_minute: *requests_per_minute,
             };
             if let Err((field, reason)) = limits.check() {
                 anyhow::bail!(
@@ -505,6 +511,9 @@ pub fn workspace_cmd(_cli: &Cli, cmd: &WorkspaceCommand) -> Result<ExitCode> {
                     }
                     if let Some(n) = w.limits.max_connections {
                         limits.push(format!("max_connections={n}"));
+                    }
+                    if let Some(n) = w.limits.requests_per_minute {
+                        limits.push(format!("requests_per_minute={n}"));
                     }
                     let limits = if limits.is_empty() {
                         "no limits".to_string()

@@ -115,6 +115,9 @@ pub struct RunGateway {
     pub unauthorized: u64,
     /// 429 answers.
     pub rate_limited: u64,
+    /// Milliseconds the run's requests waited for their turn: the tenant's quota and the
+    /// workspace's `requests_per_minute`.
+    pub rate_limit_wait_ms: f64,
     /// The daily budget of the tenant(s) the run reached, as it stood at the end.
     pub budgets: Vec<RunBudget>,
 }
@@ -258,6 +261,7 @@ impl RunObserver for Observer {
             sum(|m| m.unauthorized),
             sum(|m| m.rate_limited),
         );
+        let waited: f64 = by_pipeline.values().map(|m| m.rate_limit_wait_ms).sum();
         self.0.edit(|v| {
             // The run's end sets the final counters; a late report leaves them.
             if v.finished.is_none() {
@@ -265,6 +269,7 @@ impl RunObserver for Observer {
                 v.gateway.retries = retries;
                 v.gateway.unauthorized = unauthorized;
                 v.gateway.rate_limited = rate_limited;
+                v.gateway.rate_limit_wait_ms = waited;
             }
         });
     }
@@ -482,6 +487,7 @@ impl RunManager {
                     retries: summary.retries,
                     unauthorized: summary.unauthorized,
                     rate_limited: summary.rate_limited,
+                    rate_limit_wait_ms: summary.rate_limit_wait_ms,
                     budgets: summary
                         .budgets
                         .iter()

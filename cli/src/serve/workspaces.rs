@@ -42,6 +42,12 @@ pub struct WorkspaceLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub max_connections: Option<u32>,
+    /// Requests per minute the workspace's runs send to one tenant, on top of the
+    /// tenant's own quota (the connection's `quota`): the runs wait for their turn, as
+    /// for the tenant's quota (the time shows in a run's `gateway.rate_limit_wait_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub requests_per_minute: Option<u32>,
 }
 
 impl WorkspaceLimits {
@@ -50,6 +56,7 @@ impl WorkspaceLimits {
         for (field, v) in [
             ("limits.max_concurrent_runs", self.max_concurrent_runs),
             ("limits.max_connections", self.max_connections),
+            ("limits.requests_per_minute", self.requests_per_minute),
         ] {
             if v == Some(0) {
                 return Err((

@@ -213,11 +213,13 @@ async fn connection_run(
             retries: r.retries,
         }],
     };
+    let mut options = RunOptions {
+        full_refresh,
+        ..RunOptions::default()
+    };
+    options.connection.gateway.scoped_limit = scoped_limit(st, &r.workspace);
     Ok(RunRequest {
-        options: RunOptions {
-            full_refresh,
-            ..RunOptions::default()
-        },
+        options,
         connection: r.name.clone(),
         max_runs: st.limits_of(&r.workspace).max_concurrent_runs,
         workspace: r.workspace.clone(),
@@ -229,6 +231,16 @@ async fn connection_run(
             .collect(),
         secrets: crate::serve::Secrets(connection_secrets(st, &r)),
         plan,
+    })
+}
+
+/// The workspace's requests per minute to a tenant, as the gateway client's scoped limit
+/// (kept besides the tenant's quota; the runs of a workspace share it per tenant).
+fn scoped_limit(st: &AppState, workspace: &str) -> Option<ionport_core::gateway::ScopedLimit> {
+    let n = st.limits_of(workspace).requests_per_minute?;
+    Some(ionport_core::gateway::ScopedLimit {
+        scope: format!("workspace:{workspace}"),
+        limit: ionport_core::gateway::RateLimit::new(n, Duration::from_secs(60)),
     })
 }
 
@@ -272,11 +284,15 @@ fn pipeline_run(
             file: plan.file.clone(),
             pipelines: vec![p.clone()],
         },
-        options: RunOptions {
-            pipeline: Some(name.to_string()),
-            task: task.map(str::to_string),
-            full_refresh,
-            ..RunOptions::default()
+        options: {
+            let mut o = RunOptions {
+                pipeline: Some(name.to_string()),
+                task: task.map(str::to_string),
+                full_refresh,
+                ..RunOptions::default()
+            };
+            o.connection.gateway.scoped_limit = scoped_limit(st, &ws);
+            o
         },
         connection: p.connection.clone(),
         max_runs: st.limits_of(&ws).max_concurrent_runs,
