@@ -115,6 +115,46 @@ fn wait_run(c: &As<'_>, id: &str) -> Value {
     }
 }
 
+/// The web console's connection list, signed in with `key` (a session cookie and the
+/// sign-in form's CSRF token, as a browser would send them).
+fn console_connections(srv: &ServeProcess, key: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie_of = |r: &reqwest::blocking::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("ionport_console="))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    };
+    let login = client
+        .get(format!("{}/console/login", srv.base))
+        .send()
+        .unwrap();
+    let cookie = cookie_of(&login).expect("a session cookie");
+    let page = login.text().unwrap();
+    let at = page.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    let csrf = &page[at..at + page[at..].find('"').unwrap()];
+    let signed = client
+        .post(format!("{}/console/login", srv.base))
+        .header("cookie", &cookie)
+        .form(&[("key", key), ("_csrf", csrf)])
+        .send()
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 303, "signed in");
+    let cookie = cookie_of(&signed).unwrap_or(cookie);
+    let list = client
+        .get(format!("{}/console/connections", srv.base))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(list.status().as_u16(), 200);
+    list.text().unwrap()
+}
+
 /// What B holds, as B's key sees it (times and all).
 fn snapshot(b: &As<'_>, conn: &str, run: &str, hook: &str) -> Vec<Value> {
     vec![
@@ -372,6 +412,21 @@ fn a_workspace_key_cannot_read_change_run_or_detect_another_workspaces_things() 
         before,
         "A's tries changed B"
     );
+
+    // The web console shows a workspace key its own workspace only (names as cell text:
+    // `data-connection` holds "a-conn" too).
+    let page = console_connections(&srv, &a.key);
+    assert!(
+        page.contains(">a-conn<") && !page.contains(">b-conn<"),
+        "{page}"
+    );
+    let page = console_connections(&srv, &b.key);
+    assert!(
+        page.contains(">b-conn<") && !page.contains(">a-conn<"),
+        "{page}"
+    );
+    let (s, _) = b.call("GET", "/v1/connections/b-conn", None);
+    assert_eq!(s, 200);
 
     // A connection name is a workspace's own: A may use B's.
     let (s, v) = a.call(
