@@ -126,7 +126,14 @@ struct Deliveries {
     /// Endpoint → workspace, for the lines written.
     workspace: HashMap<String, String>,
     file: Option<std::fs::File>,
+    path: std::path::PathBuf,
+    /// Lines appended since the file was last rewritten.
+    written: usize,
 }
+
+/// Lines appended before the file is rewritten with only what is kept (bounds its size
+/// on a server that runs for long: about 25 lines per kept delivery at most).
+const COMPACT_AFTER: usize = 20_000;
 
 /// One line of the log file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,6 +160,43 @@ impl Deliveries {
         if let Err(e) = f.write_all(&text) {
             tracing::warn!("the webhook delivery log could not be written: {e}");
         }
+        self.written += 1;
+        if self.written >= COMPACT_AFTER {
+            self.rewrite();
+        }
+    }
+
+    /// Replaces the file with one line per kept delivery (oldest first, so that folding
+    /// it again gives the same order) and appends to it from then on.
+    fn rewrite(&mut self) {
+        let mut text = String::new();
+        for (id, list) in &self.by_endpoint {
+            for d in list.iter().rev() {
+                let line = Line {
+                    webhook: id.clone(),
+                    workspace: self.workspace.get(id).cloned().unwrap_or_default(),
+                    delivery: Some(d.clone()),
+                };
+                if let Ok(t) = serde_json::to_string(&line) {
+                    text.push_str(&t);
+                    text.push('\n');
+                }
+            }
+        }
+        self.written = 0;
+        self.file = match crate::serve::store::write_private(&self.path, text.as_bytes()) {
+            Ok(()) => std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| tracing::warn!("the webhook delivery log cannot be appended to: {e}"))
+                .ok(),
+            Err(e) => {
+                tracing::warn!(
+                    "the webhook delivery log cannot be written; deliveries are kept in memory only: {e:#}"
+                );
+                None
+            }
+        };
     }
 
     fn persist(&mut self, endpoint: &str, d: &Delivery) {
@@ -198,8 +242,7 @@ fn load(home: &Path, known: &HashMap<String, String>) -> Deliveries {
         }
     }
     by_endpoint.retain(|id, _| known.contains_key(id));
-    let mut lines = Vec::new();
-    for (id, list) in &mut by_endpoint {
+    for list in by_endpoint.values_mut() {
         list.truncate(KEEP);
         for d in list.iter_mut() {
             if d.status == DeliveryStatus::Pending {
@@ -210,42 +253,16 @@ fn load(home: &Path, known: &HashMap<String, String>) -> Deliveries {
                 );
             }
         }
-        // Oldest first, so that folding the file again gives the same order.
-        for d in list.iter().rev() {
-            let line = Line {
-                webhook: id.clone(),
-                workspace: known.get(id).cloned().unwrap_or_default(),
-                delivery: Some(d.clone()),
-            };
-            if let Ok(t) = serde_json::to_string(&line) {
-                lines.push(t);
-            }
-        }
     }
-    let mut text = lines.join("\n");
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    let file = match crate::serve::store::write_private(&path, text.as_bytes()) {
-        Ok(()) => {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.append(true);
-            opts.open(&path)
-                .map_err(|e| tracing::warn!("the webhook delivery log cannot be appended to: {e}"))
-                .ok()
-        }
-        Err(e) => {
-            tracing::warn!(
-                "the webhook delivery log cannot be written; deliveries are kept in memory only: {e:#}"
-            );
-            None
-        }
-    };
-    Deliveries {
+    let mut d = Deliveries {
         by_endpoint,
         workspace: known.clone(),
-        file,
-    }
+        file: None,
+        path,
+        written: 0,
+    };
+    d.rewrite();
+    d
 }
 
 /// The queue's sending side and the delivery logs.
@@ -289,15 +306,19 @@ fn push(log: &Log, target: &Target, d: Delivery) -> usize {
     log.workspace
         .entry(target.id.clone())
         .or_insert_with(|| target.workspace.clone());
-    log.persist(&target.id, &d);
+    // In memory first: a rewrite of the file while persisting keeps what memory holds.
+    let line = d.clone();
     let list = log.by_endpoint.entry(target.id.clone()).or_default();
     list.push_front(d);
     while list.len() > KEEP {
         list.pop_back();
     }
-    list.iter()
+    let pending = list
+        .iter()
         .filter(|d| d.status == DeliveryStatus::Pending)
-        .count()
+        .count();
+    log.persist(&target.id, &line);
+    pending
 }
 
 impl Sender {
@@ -484,6 +505,71 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(id: &str) -> Target {
+        Target {
+            id: id.into(),
+            workspace: "acme".into(),
+            url: "http://127.0.0.1:9/".into(),
+            secret: SecretString::from("whsec_x"),
+        }
+    }
+
+    fn delivery_of(event: &str) -> Delivery {
+        delivery(
+            &Outgoing {
+                event_id: event.into(),
+                kind: EventKind::Finished,
+                body: "{}".into(),
+                targets: Vec::new(),
+            },
+            DeliveryStatus::Pending,
+        )
+    }
+
+    /// The log read back after a restart: the last state of each delivery, newest first;
+    /// a delivery left pending reads failed with a note; a deleted endpoint's and a torn
+    /// line are dropped; the file is rewritten with what was kept.
+    #[test]
+    fn the_log_is_folded_at_start() {
+        let home = tempfile::tempdir().expect("a directory");
+        let known: HashMap<String, String> = [("wh_a".to_string(), "acme".to_string())].into();
+        let log: Log = Arc::new(Mutex::new(load(home.path(), &known)));
+        let (first, second) = (delivery_of("evt_1"), delivery_of("evt_2"));
+        let (id1, id2) = (first.id.clone(), second.id.clone());
+        push(&log, &target("wh_a"), first);
+        push(&log, &target("wh_a"), second);
+        push(&log, &target("wh_gone"), delivery_of("evt_3"));
+        assert!(edit(&log, "wh_a", &id1, |d| {
+            d.status = DeliveryStatus::Delivered;
+            d.delivered = Some(7);
+        }));
+        let path = home.path().join(LOG_FILE);
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("the file");
+            f.write_all(b"{\"webhook\": \"wh_a\", \"deliv")
+                .expect("a torn line");
+        }
+        drop(log);
+        let again = load(home.path(), &known);
+        let list: Vec<&Delivery> = again.by_endpoint["wh_a"].iter().collect();
+        assert_eq!(
+            list.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            [id2.as_str(), id1.as_str()]
+        );
+        assert_eq!(list[1].status, DeliveryStatus::Delivered);
+        assert_eq!(list[1].delivered, Some(7));
+        assert_eq!(list[0].status, DeliveryStatus::Failed);
+        assert!(list[0].note.as_deref().unwrap_or("").contains("stopped"));
+        assert!(!again.by_endpoint.contains_key("wh_gone"));
+        let text = std::fs::read_to_string(&path).expect("the file");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("\"workspace\":\"acme\""), "{text}");
+    }
 
     /// The signature of a known input, computed independently (Python's
     /// `hmac.new(b"whsec_test", b"1700000000.{}", hashlib.sha256).hexdigest()`).
