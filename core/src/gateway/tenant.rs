@@ -565,7 +565,7 @@ mod tests {
 
     #[test]
     fn a_scope_shares_one_limiter_per_tenant_and_others_have_their_own() {
-        let rl = RateLimit::new(60, Duration::from_secs(60));
+        let rl = RateLimit::new(30, Duration::from_secs(60));
         let a = share_scoped("workspace:a", "https://h/T-scope/", &rl).unwrap();
         let a2 = share_scoped("workspace:a", "https://h/T-scope/", &rl).unwrap();
         let b = share_scoped("workspace:b", "https://h/T-scope/", &rl).unwrap();
@@ -573,7 +573,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &a2));
         assert!(!Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &other_tenant));
-        // One cell (the burst of 60 per minute is 1): the scope's next request waits,
+        // One cell (the burst of 30 per minute is 1): the scope's next request waits,
         // another scope's does not.
         assert!(a.check().is_ok());
         assert!(a2.check().is_err());
