@@ -3,13 +3,15 @@
 //!
 //! - this file: the endpoints (kept in `$IONPORT_HOME/webhooks.json`; each secret sealed
 //!   under the vault key, never in plain text) and the run-event sink that queues events;
-//! - `deliver.rs`: the sender task (bounded queue, signatures, retries, the delivery
-//!   log, kept in `$IONPORT_HOME/webhook-deliveries.jsonl` across restarts).
+//! - `deliver.rs`: the sender task (bounded queue, signatures, retries);
+//! - `log.rs`: the delivery log, kept in `$IONPORT_HOME/webhook-deliveries.jsonl`
+//!   across restarts.
 //!
 //! Every endpoint belongs to a workspace: it is found (listed, shown, deleted, its
 //! deliveries read) only from there, and hears only that workspace's runs.
 
 mod deliver;
+mod log;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
