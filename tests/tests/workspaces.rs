@@ -428,6 +428,24 @@ fn a_workspace_key_cannot_read_change_run_or_detect_another_workspaces_things() 
     let (s, _) = b.call("GET", "/v1/connections/b-conn", None);
     assert_eq!(s, 200);
 
+    // B's own key resets its state (what A's could not): the next run reads from the start.
+    let (s, v) = b.call(
+        "DELETE",
+        "/v1/connections/b-conn/states?task=customers",
+        None,
+    );
+    assert_eq!(s, 204, "{v}");
+    let states = b.ok("GET", "/v1/connections/b-conn/states", None);
+    assert_eq!(states["states"], json!({}), "{states}");
+    let resets = b.ok("GET", "/v1/audit?action=state.reset", None);
+    assert_eq!(resets["entries"].as_array().unwrap().len(), 1, "{resets}");
+    assert_eq!(resets["entries"][0]["key"], "b-key", "{resets}");
+    assert_eq!(
+        resets["entries"][0]["changed"],
+        json!(["state.customers"]),
+        "{resets}"
+    );
+
     // A connection name is a workspace's own: A may use B's.
     let (s, v) = a.call(
         "POST",

@@ -56,6 +56,16 @@ struct RunLineage {
     outputs: Vec<Dataset>,
 }
 
+/// The job namespace of a run of `workspace` under `--openlineage-namespace` `base`:
+/// `base` for `default` (as before workspaces), `base.WORKSPACE` for the others.
+fn job_namespace(base: &str, workspace: &str) -> String {
+    if workspace == crate::serve::workspaces::DEFAULT {
+        base.to_string()
+    } else {
+        format!("{base}.{workspace}")
+    }
+}
+
 /// The sink: builds events and queues them for the sender task.
 #[derive(Debug)]
 pub struct Lineage {
@@ -85,11 +95,7 @@ impl Lineage {
 
     /// The job namespace of a run of `workspace`.
     fn job_namespace(&self, workspace: &str) -> String {
-        if workspace == crate::serve::workspaces::DEFAULT {
-            self.namespace.clone()
-        } else {
-            format!("{}.{workspace}", self.namespace)
-        }
+        job_namespace(&self.namespace, workspace)
     }
 
     fn queue(&self, event: Value) {
@@ -285,6 +291,12 @@ async fn post_all(mut rx: mpsc::Receiver<Value>, url: String, policy: DeliveryPo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workspaces_runs_are_jobs_of_its_own_namespace() {
+        assert_eq!(job_namespace("ionport", "default"), "ionport");
+        assert_eq!(job_namespace("ionport", "acme"), "ionport.acme");
+    }
 
     #[test]
     fn run_ids_are_version_4_uuids() {
