@@ -128,6 +128,9 @@ enum Command {
     /// Create, list and revoke the API keys of `ionport serve`.
     #[command(subcommand, after_help = cli_docs::HOME)]
     Apikey(serve::ApikeyCommand),
+    /// Create, list and delete the workspaces of `ionport serve` (see docs/http-api.md).
+    #[command(subcommand, after_help = cli_docs::HOME)]
+    Workspace(serve::WorkspaceCommand),
     /// Run a connector as an Airbyte source: spec, check, discover, read.
     Airbyte {
         #[command(flatten)]
@@ -169,6 +172,7 @@ impl Command {
                 | Self::Worker { .. }
                 | Self::Serve { .. }
                 | Self::Apikey(_)
+                | Self::Workspace(_)
         )
     }
 
@@ -188,6 +192,7 @@ impl Command {
             Self::Emulator(_)
             | Self::Vault(_)
             | Self::Apikey(_)
+            | Self::Workspace(_)
             | Self::Repair(_)
             | Self::Completions { .. }
             | Self::ManPages { .. } => None,
@@ -271,6 +276,7 @@ fn main() -> ExitCode {
         Command::Cluster { command, .. } => cluster::cluster_cmd(&cli, command),
         Command::Serve { args, .. } => serve::serve_cmd(&cli, args),
         Command::Apikey(cmd) => serve::apikey_cmd(&cli, cmd),
+        Command::Workspace(cmd) => serve::workspace_cmd(&cli, cmd),
         Command::Airbyte { args, .. } => protocols::airbyte::run(&cli, args),
         Command::Singer { args, .. } => protocols::singer::run(&cli, args),
         Command::Repair(args) => repair::run(args),

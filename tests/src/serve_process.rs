@@ -96,13 +96,28 @@ impl ServeProcess {
 
     /// A request with the test key; the status and the body (JSON, or a JSON string).
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_as(TEST_KEY, &[], method, path, body)
+    }
+
+    /// A request with `key` and extra `headers`; the status and the body.
+    pub fn call_as(
+        &self,
+        key: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .request(
                 method.parse().expect("a method"),
                 format!("{}{path}", self.base),
             )
-            .bearer_auth(TEST_KEY);
+            .bearer_auth(key);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -6,9 +6,9 @@
 //!
 //! Handlers make one call each ([`record`]) after their change succeeded: only the
 //! handler knows which fields it changed and whether it changed anything, which a layer
-//! seeing bytes could not tell. The key's name comes from the auth check through a
-//! task-local ([`CALLER`]), so handlers (also called by the console) keep their
-//! signatures.
+//! seeing bytes could not tell. The key's name and workspace come from the auth check
+//! through a task-local ([`super::workspaces::CALLER`]), so handlers (also called by the
+//! console) keep their signatures.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -19,19 +19,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::events::DEFAULT_WORKSPACE;
-
 /// The log file in the ionport home.
 pub const AUDIT_FILE: &str = "audit.jsonl";
 
-tokio::task_local! {
-    /// The name of the API key of the request being handled (set by the auth check).
-    pub static CALLER: String;
-}
-
 /// Who a change is recorded under when no API key is at hand. Requests of the API and
-/// of a signed-in console session both run with [`CALLER`] set to their key's name, so
-/// this is a fallback only (a handler called outside either check).
+/// of a signed-in console session both run with a caller set to their key, so this is a
+/// fallback only (a handler called outside either check).
 pub const CONSOLE: &str = "console";
 /// Who `ionport apikey` changes are recorded under: whoever runs the command on the home.
 pub const COMMAND_LINE: &str = "command-line";
@@ -47,7 +40,8 @@ pub struct AuditEntry {
     /// The name of the API key that made it (a web console change: its session's key;
     /// `command-line` for `ionport apikey`).
     pub key: String,
-    /// The workspace (`default` until workspaces come).
+    /// The workspace the change was made in (`key.*` and `workspace.*` changes: the
+    /// workspace of the key or the workspace changed).
     pub workspace: String,
     /// `connection.created`, `connection.updated`, `connection.deleted`,
     /// `connection.tested`, `key.created`, `key.revoked`, `run.started`, `run.cancelled`,
@@ -141,6 +135,8 @@ impl AuditLog {
 /// Which entries to read.
 #[derive(Debug, Default)]
 pub struct AuditFilter {
+    /// Only this workspace's entries (a workspace key's reads always set it).
+    pub workspace: Option<String>,
     /// An action (`connection.updated`), or a family ending in `.` (`connection.`).
     pub action: Option<String>,
     /// A target, exactly.
@@ -156,7 +152,9 @@ impl AuditFilter {
                 e.action == a
             }
         });
-        action && self.target.as_deref().is_none_or(|t| e.target == t)
+        action
+            && self.target.as_deref().is_none_or(|t| e.target == t)
+            && self.workspace.as_deref().is_none_or(|w| e.workspace == w)
     }
 }
 
@@ -171,13 +169,12 @@ pub struct AuditPage {
 
 /// The entry for a change made now by the caller of the request being handled.
 pub fn entry(action: &str, target: &str, changed: Vec<String>) -> AuditEntry {
+    let caller = super::workspaces::caller();
     AuditEntry {
         seq: None,
         time: super::auth::now(),
-        key: CALLER
-            .try_with(Clone::clone)
-            .unwrap_or_else(|_| CONSOLE.into()),
-        workspace: DEFAULT_WORKSPACE.into(),
+        key: caller.key,
+        workspace: caller.workspace,
         action: action.into(),
         target: target.into(),
         changed,
@@ -262,7 +259,7 @@ mod tests {
         assert_eq!(rest.next, None);
         let f = AuditFilter {
             action: Some("connection.".into()),
-            target: None,
+            ..AuditFilter::default()
         };
         let conn = log.read(&f, 0, 10).unwrap();
         let targets: Vec<_> = conn.entries.iter().map(|e| e.target.as_str()).collect();

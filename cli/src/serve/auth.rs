@@ -2,6 +2,11 @@
 //! time. Keys come from `--api-key` / `IONPORT_API_KEYS` and from
 //! `$IONPORT_HOME/apikeys.json` (written by `ionport apikey create`, mode 0600; re-read
 //! when it changes, so a revoked key stops working without a restart).
+//!
+//! Each stored key has a role and a workspace: an **admin** key (every key made before
+//! workspaces, every `--api-key`, `ionport apikey create` without `--workspace`) manages
+//! workspaces and keys and may act in any workspace; a **workspace** key sees only its
+//! own workspace.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,7 +28,24 @@ use super::error::ApiError;
 /// The key file in the ionport home.
 pub const KEY_FILE: &str = "apikeys.json";
 
-/// One stored key: its name, hash and creation time. The key itself is never stored.
+/// What a key may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages workspaces and keys, reads the whole audit log, acts in any workspace.
+    /// Keys stored before workspaces came are admin keys of `default`.
+    #[default]
+    Admin,
+    /// Sees and changes its own workspace only.
+    Workspace,
+}
+
+fn default_workspace() -> String {
+    super::workspaces::DEFAULT.into()
+}
+
+/// One stored key: its name, hash, role, workspace and creation time. The key itself is
+/// never stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredKey {
     pub name: String,
@@ -31,6 +53,19 @@ pub struct StoredKey {
     pub sha256: String,
     /// Seconds since the Unix epoch.
     pub created: u64,
+    #[serde(default)]
+    pub role: Role,
+    /// The workspace it acts in (an admin key: unless `Ionport-Workspace` names another).
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+}
+
+/// Who a key is: its name, role and workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub admin: bool,
+    pub workspace: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -92,8 +127,29 @@ pub fn save_file(path: &Path, file: &KeyFile) -> Result<()> {
     super::store::write_private(path, text.as_bytes())
 }
 
-/// Adds a key named `name` and returns the key (shown once).
+/// Whether `name` may name a key; the reason when not.
+pub fn check_key_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("expected 1 to 64 of A-Z a-z 0-9 . _ -".into())
+    }
+}
+
+/// Adds a key named `name` (an admin key of `default`) and returns the key (shown once).
+#[cfg(test)]
 pub fn create(home: &Path, name: &str) -> Result<String> {
+    create_in(home, name, Role::Admin, super::workspaces::DEFAULT)
+}
+
+/// Adds a key named `name` with `role` in `workspace` and returns the key (shown once).
+/// The caller checks that the workspace exists.
+pub fn create_in(home: &Path, name: &str, role: Role, workspace: &str) -> Result<String> {
     let path = key_file(home);
     let mut file = load_file(&path)?;
     if file.keys.iter().any(|k| k.name == name) {
@@ -104,6 +160,8 @@ pub fn create(home: &Path, name: &str) -> Result<String> {
         name: name.to_string(),
         sha256: hex(&hash(&key)),
         created: now(),
+        role,
+        workspace: workspace.to_string(),
     });
     std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
     save_file(&path, &file)?;
@@ -123,8 +181,21 @@ pub fn revoke(home: &Path, name: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// A key of the key file: its hash and name.
-type FileKey = ([u8; 32], String);
+/// Revokes every key of `workspace`; how many there were.
+pub fn revoke_workspace(home: &Path, workspace: &str) -> Result<usize> {
+    let path = key_file(home);
+    let mut file = load_file(&path)?;
+    let before = file.keys.len();
+    file.keys.retain(|k| k.workspace != workspace);
+    let gone = before - file.keys.len();
+    if gone > 0 {
+        save_file(&path, &file)?;
+    }
+    Ok(gone)
+}
+
+/// A key of the key file: its hash and who it is.
+type FileKey = ([u8; 32], Identity);
 
 /// The hashes a server accepts.
 #[derive(Debug)]
@@ -160,16 +231,28 @@ impl Keys {
 
     /// The name of the accepted key whose hash is `h`: its name in the key file, or
     /// `api-key-N` for the Nth `--api-key` (constant-time per comparison).
+    #[cfg(test)]
     pub fn name_of(&self, h: &[u8; 32]) -> Option<String> {
+        self.identify(h).map(|i| i.name)
+    }
+
+    /// Who the accepted key whose hash is `h` is: a key file's name, role and workspace;
+    /// the Nth `--api-key` is `api-key-N`, an admin key of `default` (constant-time per
+    /// comparison).
+    pub fn identify(&self, h: &[u8; 32]) -> Option<Identity> {
         let mut found = None;
         for (i, k) in self.given.iter().enumerate() {
             if bool::from(k.ct_eq(h)) {
-                found = Some(format!("api-key-{}", i + 1));
+                found = Some(Identity {
+                    name: format!("api-key-{}", i + 1),
+                    admin: true,
+                    workspace: super::workspaces::DEFAULT.into(),
+                });
             }
         }
-        for (k, name) in self.file_keys() {
+        for (k, who) in self.file_keys() {
             if bool::from(k.ct_eq(h)) {
-                found = Some(name);
+                found = Some(who);
             }
         }
         found
@@ -187,7 +270,16 @@ impl Keys {
                 .map(|f| {
                     f.keys
                         .iter()
-                        .filter_map(|k| Some((unhex(&k.sha256)?, k.name.clone())))
+                        .filter_map(|k| {
+                            Some((
+                                unhex(&k.sha256)?,
+                                Identity {
+                                    name: k.name.clone(),
+                                    admin: k.role == Role::Admin,
+                                    workspace: k.workspace.clone(),
+                                },
+                            ))
+                        })
                         .collect()
                 })
                 .unwrap_or_else(|e| {
@@ -235,18 +327,50 @@ fn presented(req: &Request) -> Option<&str> {
 /// clients are generated from it before anyone has a key).
 pub const OPEN: &[&str] = &["/health", "/openapi.json"];
 
+/// The caller a key's identity makes, in the workspace `asked` (`Ionport-Workspace`)
+/// when given: an admin key may name any existing workspace; any other name, and any
+/// name but its own for a workspace key, is answered as unknown (404), the same whether
+/// the workspace exists or not.
+pub fn caller_of(
+    st: &AppState,
+    who: Identity,
+    asked: Option<&str>,
+) -> Result<super::workspaces::Caller, ApiError> {
+    let overall = who.admin && asked.is_none();
+    let workspace = match asked {
+        None => who.workspace.clone(),
+        Some(w) if w == who.workspace => w.to_string(),
+        Some(w) if who.admin && st.workspaces.get(w).is_some() => w.to_string(),
+        Some(w) => return Err(ApiError::not_found("workspace", w)),
+    };
+    Ok(super::workspaces::Caller {
+        key: who.name,
+        workspace,
+        admin: who.admin,
+        overall,
+    })
+}
+
 /// The auth check, in front of routing: every path but those in [`OPEN`] needs a key;
-/// unknown paths too. The 401 says nothing about what exists.
+/// unknown paths too. The 401 says nothing about what exists. An accepted key's request
+/// runs as its [`super::workspaces::Caller`]: the audit log records changes under its
+/// name, and handlers scope everything to its workspace.
 pub async fn require_key(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if OPEN.contains(&req.uri().path()) {
         return next.run(req).await;
     }
-    // An accepted key has a name: the audit log records changes under it.
-    let name = presented(&req)
+    let who = presented(&req)
         .filter(|k| !k.is_empty())
-        .and_then(|k| st.keys.name_of(&hash(k)));
-    if let Some(name) = name {
-        return super::audit::CALLER.scope(name, next.run(req)).await;
+        .and_then(|k| st.keys.identify(&hash(k)));
+    if let Some(who) = who {
+        let asked = req
+            .headers()
+            .get(super::workspaces::HEADER)
+            .map(|v| v.to_str().unwrap_or("").trim().to_string());
+        return match caller_of(&st, who, asked.as_deref()) {
+            Ok(c) => super::workspaces::CALLER.scope(c, next.run(req)).await,
+            Err(e) => e.into_response(),
+        };
     }
     st.metrics.unauthorized_requests.inc();
     let mut resp = ApiError::new(

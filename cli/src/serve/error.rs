@@ -33,7 +33,8 @@ impl From<FieldError> for FieldProblem {
 pub struct ErrorBody {
     /// A stable code: `unauthorized`, `not_found`, `no_route`, `method_not_allowed`,
     /// `malformed_json`, `invalid_input`, `payload_too_large`, `conflict`, `test_failed`,
-    /// `timeout`, `internal`.
+    /// `forbidden` (an admin route asked with a workspace key), `limit_exceeded` (429: a
+    /// workspace limit, named in `limit`), `timeout`, `internal`.
     pub error: String,
     /// A sentence for people.
     pub message: String,
@@ -43,6 +44,20 @@ pub struct ErrorBody {
     /// The connection test's report, for `test_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<crate::serve::tester::TestReport>,
+    /// The workspace limit reached, for `limit_exceeded` (429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitReached>,
+}
+
+/// A workspace limit a request would exceed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LimitReached {
+    /// The limit's name: `max_concurrent_runs` or `max_connections`.
+    pub name: String,
+    /// Its value for the workspace.
+    pub value: u32,
+    /// The workspace.
+    pub workspace: String,
 }
 
 /// An error answer: status and body.
@@ -64,6 +79,7 @@ impl ApiError {
                 message: message.into(),
                 fields: Vec::new(),
                 test: None,
+                limit: None,
             }),
         }
     }
@@ -89,6 +105,31 @@ impl ApiError {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 403: a route for admin keys only, asked with a workspace key (the same answer for
+    /// every id, so it tells nothing about what exists).
+    pub fn admin_only() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route needs an admin key (workspaces and keys are managed by admins)",
+        )
+    }
+
+    /// 429: the workspace's limit `name` (of `value`) would be exceeded; `what` says how.
+    pub fn limit(workspace: &str, name: &str, value: u32, what: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "limit_exceeded",
+            format!("workspace '{workspace}' is at its limit {name} = {value}: {what}"),
+        );
+        e.body.limit = Some(LimitReached {
+            name: name.into(),
+            value,
+            workspace: workspace.into(),
+        });
+        e
     }
 
     /// 422 naming the fields.

@@ -12,10 +12,6 @@ use utoipa::ToSchema;
 
 use super::runs::{RunBudget, RunStatus, RunView};
 
-/// The workspace every event, webhook and audit entry belongs to until workspaces come
-/// (issue 18, item 1): then it is the run's or the key's.
-pub const DEFAULT_WORKSPACE: &str = "default";
-
 /// A budget is reported (`run.budget_warning`) when at most this share of it is left.
 pub const BUDGET_WARNING_SHARE: f64 = 0.1;
 

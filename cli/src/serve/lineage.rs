@@ -11,8 +11,9 @@
 //! - FAIL carries the (scrubbed) error as the `errorMessage` run facet.
 //!
 //! Events are queued (bounded) and posted in order by one task with bounded retries, so a
-//! slow lineage server never slows a run. When workspaces come, the job namespace gets
-//! the workspace appended.
+//! slow lineage server never slows a run. A run of a workspace other than `default` has
+//! the workspace appended to the job namespace (`ionport.acme`), so two customers'
+//! connections of one name are two jobs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,6 +56,16 @@ struct RunLineage {
     outputs: Vec<Dataset>,
 }
 
+/// The job namespace of a run of `workspace` under `--openlineage-namespace` `base`:
+/// `base` for `default` (as before workspaces), `base.WORKSPACE` for the others.
+fn job_namespace(base: &str, workspace: &str) -> String {
+    if workspace == crate::serve::workspaces::DEFAULT {
+        base.to_string()
+    } else {
+        format!("{base}.{workspace}")
+    }
+}
+
 /// The sink: builds events and queues them for the sender task.
 #[derive(Debug)]
 pub struct Lineage {
@@ -80,6 +91,11 @@ impl Lineage {
             tx,
             runs: Mutex::default(),
         })
+    }
+
+    /// The job namespace of a run of `workspace`.
+    fn job_namespace(&self, workspace: &str) -> String {
+        job_namespace(&self.namespace, workspace)
     }
 
     fn queue(&self, event: Value) {
@@ -172,7 +188,7 @@ impl Lineage {
             "producer": PRODUCER,
             "schemaURL": RUN_EVENT_SCHEMA,
             "run": {"runId": l.run_id, "facets": run_facets},
-            "job": {"namespace": self.namespace, "name": l.job, "facets": {}},
+            "job": {"namespace": self.job_namespace(&view.workspace), "name": l.job, "facets": {}},
             "inputs": inputs,
             "outputs": outputs,
         })
@@ -275,6 +291,12 @@ async fn post_all(mut rx: mpsc::Receiver<Value>, url: String, policy: DeliveryPo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workspaces_runs_are_jobs_of_its_own_namespace() {
+        assert_eq!(job_namespace("ionport", "default"), "ionport");
+        assert_eq!(job_namespace("ionport", "acme"), "ionport.acme");
+    }
 
     #[test]
     fn run_ids_are_version_4_uuids() {

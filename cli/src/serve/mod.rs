@@ -2,17 +2,21 @@
 //! and runs, with API-key authentication, Prometheus metrics and an OpenAPI document.
 //!
 //! - `api/`: the handlers, one file per resource;
-//! - `auth.rs`: API keys (hashed) and the auth check in front of routing;
+//! - `auth.rs`: API keys (hashed; each an admin or a workspace key) and the auth check
+//!   in front of routing; `workspaces.rs`: the workspaces, their limits, and the caller
+//!   of a request (key, workspace, role) every handler scopes its lookups to;
 //! - `store.rs`: connection records (no secrets; credentials go to the vault);
 //! - `runs.rs`: the run manager (in memory);
 //! - `tester.rs`: connection tests; `metrics.rs`; `error.rs`; `openapi.rs`;
 //! - `events.rs`: run events for sinks outside: `webhooks/` (signed deliveries) and
 //!   `lineage.rs` (OpenLineage); `audit.rs`: the audit log of changes;
-//! - `console/`: the web console at `/console` (sessions, HTML), beside the API.
+//! - `console/`: the web console at `/console` (sessions, HTML), beside the API;
+//! - `commands.rs`: `ionport apikey` and `ionport workspace`.
 
 mod api;
 mod audit;
 mod auth;
+mod commands;
 pub mod confine;
 mod console;
 mod error;
@@ -24,6 +28,7 @@ mod runs;
 mod store;
 mod tester;
 mod webhooks;
+mod workspaces;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,7 +40,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use clap::{Args, Subcommand};
+use clap::Args;
 use ionport_core::pipeline::Plan;
 use ionport_core::plugin::PluginRegistry;
 use ionport_core::vault::Vault;
@@ -45,14 +50,16 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::Cli;
+pub use commands::{ApikeyCommand, WorkspaceCommand, apikey_cmd, workspace_cmd};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// An API key the server accepts (repeatable; or IONPORT_API_KEYS, comma-separated).
-    /// Keys made with `ionport apikey create` are accepted too.
+    /// An API key the server accepts (repeatable; or IONPORT_API_KEYS, comma-separated):
+    /// an admin key of the `default` workspace. Keys made with `ionport apikey create` are
+    /// accepted too.
     #[arg(
         long = "api-key",
         value_name = "KEY",
@@ -104,35 +111,14 @@ pub struct ServeArgs {
     webhook_retry_for: u64,
 }
 
-#[derive(Debug, Clone, Subcommand)]
-pub enum ApikeyCommand {
-    /// Create a key: it is printed once; only its SHA-256 hash is stored.
-    Create {
-        /// A name to list and revoke it by.
-        #[arg(long, default_value = "default")]
-        name: String,
-    },
-    /// List the stored keys (names and dates; never the keys).
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a key by name (a running server stops accepting it at once).
-    Revoke {
-        /// The key's name.
-        name: String,
-    },
-}
-
 /// What every handler shares.
 #[derive(Debug)]
 pub struct Inner {
     pub registry: PluginRegistry,
-    // Destinations now resolve through `destinations`; the home stays for the handlers
-    // of other resources that keep files there.
-    #[allow(dead_code)]
+    /// The home: key file, workspace data directories.
     pub home: PathBuf,
+    /// The workspaces and their limits.
+    pub workspaces: workspaces::Workspaces,
     pub vault: Arc<Vault>,
     pub store: tokio::sync::Mutex<store::Store>,
     pub runs: Arc<runs::RunManager>,
@@ -148,6 +134,43 @@ pub struct Inner {
 }
 
 pub type AppState = Arc<Inner>;
+
+impl Inner {
+    /// Where the API destinations of `workspace` may live: the data directory and the
+    /// operator's roots for `default`; the workspace's own data directory for the others,
+    /// so that no workspace reaches another's files.
+    pub fn destinations_of(&self, workspace: &str) -> std::io::Result<confine::DestinationRoots> {
+        if workspace == workspaces::DEFAULT {
+            return Ok(self.destinations.clone());
+        }
+        confine::DestinationRoots::new(
+            &workspaces::data_dir(&self.home.join("data"), workspace),
+            &[],
+        )
+    }
+
+    /// The limits of `workspace` (none for one that is gone).
+    pub fn limits_of(&self, workspace: &str) -> workspaces::WorkspaceLimits {
+        self.workspaces
+            .get(workspace)
+            .map(|w| w.limits)
+            .unwrap_or_default()
+    }
+
+    /// Whether `workspace`, holding `count` connections, may store one more (429 naming
+    /// `max_connections` when not).
+    pub fn connection_room(&self, workspace: &str, count: usize) -> error::ApiResult<()> {
+        match self.limits_of(workspace).max_connections {
+            Some(max) if count >= max as usize => Err(error::ApiError::limit(
+                workspace,
+                "max_connections",
+                max,
+                &format!("it stores {count} connections; delete one first"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Strings never to show (a connection's secrets), kept to scrub messages; `Debug` shows
 /// only how many there are.
@@ -216,6 +239,7 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         })?),
     };
     let store = store::Store::open(&home)?;
+    let workspaces = workspaces::Workspaces::open(&home)?;
     let destinations = confine::DestinationRoots::new(&home.join("data"), &args.destination_roots)?;
     let vault = Arc::new(Vault::open(
         home.clone(),
@@ -249,6 +273,7 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         vault,
         audit: audit::AuditLog::new(&home),
         webhooks: hooks,
+        workspaces,
         home,
         store: tokio::sync::Mutex::new(store),
         runs,
@@ -309,52 +334,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
-    }
-}
-
-pub fn apikey_cmd(_cli: &Cli, cmd: &ApikeyCommand) -> Result<ExitCode> {
-    let home = ionport_core::vault::default_home()?;
-    match cmd {
-        ApikeyCommand::Create { name } => {
-            let key = auth::create(&home, name)?;
-            audit_cli(&home, "key.created", name);
-            eprintln!("created API key '{name}'; it is shown once, store it now:");
-            println!("{key}");
-        }
-        ApikeyCommand::List { json } => {
-            let file = auth::load_file(&auth::key_file(&home))?;
-            if *json {
-                let list: Vec<serde_json::Value> = file
-                    .keys
-                    .iter()
-                    .map(|k| serde_json::json!({"name": k.name, "created": k.created}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if file.keys.is_empty() {
-                println!("no API keys (create one with `ionport apikey create`)");
-            } else {
-                for k in &file.keys {
-                    println!("{}\tcreated {}", k.name, k.created);
-                }
-            }
-        }
-        ApikeyCommand::Revoke { name } => {
-            if auth::revoke(&home, name)? {
-                audit_cli(&home, "key.revoked", name);
-                println!("revoked API key '{name}'");
-            } else {
-                anyhow::bail!("no API key named '{name}'");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Records a change made by `ionport apikey` in the serve home's audit log.
-fn audit_cli(home: &std::path::Path, action: &str, name: &str) {
-    let mut e = audit::entry(action, name, Vec::new());
-    e.key = audit::COMMAND_LINE.into();
-    if let Err(e) = audit::AuditLog::new(home).append(&e) {
-        eprintln!("warning: the audit log could not be written: {e:#}");
     }
 }

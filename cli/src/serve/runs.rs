@@ -1,6 +1,7 @@
 //! The run manager: runs started through the API go through `pipeline::run` on the
 //! server's runtime; their status lives in memory (a restart forgets them; the
-//! destination's states and records stay). One run per connection at a time.
+//! destination's states and records stay). One run per connection at a time; a run
+//! belongs to its connection's workspace and is found only from there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -114,6 +115,9 @@ pub struct RunGateway {
     pub unauthorized: u64,
     /// 429 answers.
     pub rate_limited: u64,
+    /// Milliseconds the run's requests waited for their turn: the tenant's quota and the
+    /// workspace's `requests_per_minute`.
+    pub rate_limit_wait_ms: f64,
     /// The daily budget of the tenant(s) the run reached, as it stood at the end.
     pub budgets: Vec<RunBudget>,
 }
@@ -139,6 +143,8 @@ pub struct RunBudget {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunView {
     pub id: String,
+    /// The workspace it runs in.
+    pub workspace: String,
     /// The connection it reads.
     pub connection: String,
     /// The pipeline, when it was started from the pipeline file.
@@ -183,6 +189,14 @@ impl RunEntry {
             v.seconds = b.elapsed().as_secs_f64();
         }
         Some(v)
+    }
+
+    /// The workspace it runs in.
+    pub fn workspace(&self) -> String {
+        self.view
+            .lock()
+            .map(|v| v.workspace.clone())
+            .unwrap_or_default()
     }
 
     fn edit(&self, f: impl FnOnce(&mut RunView)) {
@@ -247,6 +261,7 @@ impl RunObserver for Observer {
             sum(|m| m.unauthorized),
             sum(|m| m.rate_limited),
         );
+        let waited: f64 = by_pipeline.values().map(|m| m.rate_limit_wait_ms).sum();
         self.0.edit(|v| {
             // The run's end sets the final counters; a late report leaves them.
             if v.finished.is_none() {
@@ -254,6 +269,7 @@ impl RunObserver for Observer {
                 v.gateway.retries = retries;
                 v.gateway.unauthorized = unauthorized;
                 v.gateway.rate_limited = rate_limited;
+                v.gateway.rate_limit_wait_ms = waited;
             }
         });
     }
@@ -303,14 +319,16 @@ impl RunObserver for Observer {
 pub enum StartError {
     /// The connection already has a run going (its id).
     Busy(String),
+    /// The workspace has its `max_concurrent_runs` (this many) going.
+    Limit(u32),
 }
 
 /// Every run of this server.
 #[derive(Debug, Default)]
 pub struct RunManager {
     runs: Mutex<Vec<(String, Arc<RunEntry>)>>,
-    /// Connection name → id of its run going.
-    active: Mutex<HashMap<String, String>>,
+    /// (Workspace, connection name) → id of its run going.
+    active: Mutex<HashMap<(String, String), String>>,
     /// Who hears of runs starting and ending (webhooks, OpenLineage).
     pub events: super::events::RunEvents,
 }
@@ -330,6 +348,10 @@ pub struct RunRequest {
     pub plan: Plan,
     pub options: RunOptions,
     pub connection: String,
+    /// The workspace of the connection (or `default`, for a pipeline of the file).
+    pub workspace: String,
+    /// The workspace's `max_concurrent_runs`, checked with the runs going.
+    pub max_runs: Option<u32>,
     pub connector: String,
     pub pipeline: Option<String>,
     pub tasks: Vec<(String, String)>,
@@ -348,13 +370,21 @@ impl RunManager {
             let Ok(mut active) = self.active.lock() else {
                 return Err(StartError::Busy(String::new()));
             };
-            if let Some(other) = active.get(&req.connection) {
+            let slot = (req.workspace.clone(), req.connection.clone());
+            if let Some(other) = active.get(&slot) {
                 return Err(StartError::Busy(other.clone()));
             }
-            active.insert(req.connection.clone(), id.clone());
+            if let Some(max) = req.max_runs {
+                let going = active.keys().filter(|(w, _)| *w == req.workspace).count();
+                if going >= max as usize {
+                    return Err(StartError::Limit(max));
+                }
+            }
+            active.insert(slot, id.clone());
         }
         let view = RunView {
             id: id.clone(),
+            workspace: req.workspace.clone(),
             connection: req.connection.clone(),
             pipeline: req.pipeline.clone(),
             status: RunStatus::Queued,
@@ -413,6 +443,7 @@ impl RunManager {
         let manager = Arc::clone(self);
         let (plan, options, connection, connector) =
             (req.plan, req.options, req.connection, req.connector);
+        let workspace = req.workspace;
         tokio::spawn(async move {
             if let Ok(mut b) = entry.began.lock() {
                 *b = Some(Instant::now());
@@ -456,6 +487,7 @@ impl RunManager {
                     retries: summary.retries,
                     unauthorized: summary.unauthorized,
                     rate_limited: summary.rate_limited,
+                    rate_limit_wait_ms: summary.rate_limit_wait_ms,
                     budgets: summary
                         .budgets
                         .iter()
@@ -503,7 +535,7 @@ impl RunManager {
             metrics.run_duration.get_or_create(&o).observe(seconds);
             tracing::info!(run = %id, outcome = outcome.as_str(), records, seconds, "run finished");
             if let Ok(mut active) = manager.active.lock() {
-                active.remove(&connection);
+                active.remove(&(workspace, connection));
             }
             if let Some(v) = entry.view() {
                 manager.events.ended(&v);
@@ -512,29 +544,42 @@ impl RunManager {
         Ok(view)
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<RunEntry>> {
+    /// Run `id` of `workspace` (another workspace's run is none).
+    pub fn get(&self, workspace: &str, id: &str) -> Option<Arc<RunEntry>> {
         self.runs
             .lock()
             .ok()?
             .iter()
-            .find(|(i, _)| i == id)
+            .find(|(i, e)| i == id && e.workspace() == workspace)
             .map(|(_, e)| e.clone())
     }
 
-    /// Every run, newest first.
-    pub fn list(&self) -> Vec<RunView> {
+    /// Every run of `workspace`, newest first.
+    pub fn list(&self, workspace: &str) -> Vec<RunView> {
         let Ok(runs) = self.runs.lock() else {
             return Vec::new();
         };
-        runs.iter().rev().filter_map(|(_, e)| e.view()).collect()
+        runs.iter()
+            .rev()
+            .filter(|(_, e)| e.workspace() == workspace)
+            .filter_map(|(_, e)| e.view())
+            .collect()
     }
 
-    /// Whether `connection` has a run going.
-    pub fn busy(&self, connection: &str) -> bool {
+    /// Whether `connection` of `workspace` has a run going.
+    pub fn busy(&self, workspace: &str, connection: &str) -> bool {
         self.active
             .lock()
-            .map(|a| a.contains_key(connection))
+            .map(|a| a.contains_key(&(workspace.to_string(), connection.to_string())))
             .unwrap_or(true)
+    }
+
+    /// How many runs of `workspace` are going.
+    pub fn going(&self, workspace: &str) -> usize {
+        self.active
+            .lock()
+            .map(|a| a.keys().filter(|(w, _)| w == workspace).count())
+            .unwrap_or(0)
     }
 
     /// Asks a run to stop; false when it had already finished.

@@ -1,7 +1,11 @@
 //! Connection records: `$IONPORT_HOME/connections.json`, written atomically and durably
 //! (`ionport_core::atomic`, mode 0600). A record holds no secret: its values are the form
 //! values with every secret masked; the credentials themselves are in the vault entry
-//! `serve.<name>`.
+//! `serve.<name>` (`ws.<workspace>.<name>` outside `default`).
+//!
+//! Every record belongs to a workspace; names are unique within one. The file's map is
+//! keyed `<name>` for `default` (as before workspaces, so an older file reads as
+//! `default`'s) and `<workspace>/<name>` for the others.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,10 +38,21 @@ pub struct ConnectionTask {
     pub schema_changes: ionport_core::pipeline::drift::SchemaPolicy,
 }
 
+fn default_workspace() -> String {
+    super::workspaces::DEFAULT.into()
+}
+
+fn is_default(w: &str) -> bool {
+    w == super::workspaces::DEFAULT
+}
+
 /// A stored connection (no secret in it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionRecord {
     pub name: String,
+    /// The workspace it belongs to (absent in a file written before workspaces: default).
+    #[serde(default = "default_workspace", skip_serializing_if = "is_default")]
+    pub workspace: String,
     pub connector: String,
     /// The form values, every secret masked.
     pub values: Value,
@@ -66,12 +81,21 @@ pub struct ConnectionRecord {
 impl ConnectionRecord {
     /// The vault entry holding this connection's credentials.
     pub fn vault_entry(&self) -> String {
-        vault_entry(&self.name)
+        vault_entry(&self.workspace, &self.name)
     }
 }
 
-pub fn vault_entry(name: &str) -> String {
-    format!("serve.{name}")
+pub fn vault_entry(workspace: &str, name: &str) -> String {
+    super::workspaces::vault_entry(workspace, name)
+}
+
+/// The file's key of a record.
+fn key(workspace: &str, name: &str) -> String {
+    if is_default(workspace) {
+        name.to_string()
+    } else {
+        format!("{workspace}/{name}")
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -98,24 +122,39 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
+        // A record's own workspace decides (the map key is only how it is filed).
+        let records = records
+            .into_values()
+            .map(|r| (key(&r.workspace, &r.name), r))
+            .collect();
         Ok(Self { path, records })
     }
 
-    pub fn get(&self, name: &str) -> Option<&ConnectionRecord> {
-        self.records.get(name)
+    /// Connection `name` of `workspace`.
+    pub fn get(&self, workspace: &str, name: &str) -> Option<&ConnectionRecord> {
+        self.records.get(&key(workspace, name))
     }
 
-    pub fn list(&self) -> impl Iterator<Item = &ConnectionRecord> {
-        self.records.values()
+    /// The connections of `workspace`.
+    pub fn list<'a>(&'a self, workspace: &'a str) -> impl Iterator<Item = &'a ConnectionRecord> {
+        self.records
+            .values()
+            .filter(move |r| r.workspace == workspace)
+    }
+
+    /// How many connections `workspace` has.
+    pub fn count(&self, workspace: &str) -> usize {
+        self.list(workspace).count()
     }
 
     /// Inserts or replaces a record and writes the file.
     pub fn put(&mut self, record: ConnectionRecord) -> Result<()> {
-        let old = self.records.insert(record.name.clone(), record.clone());
+        let k = key(&record.workspace, &record.name);
+        let old = self.records.insert(k.clone(), record);
         if let Err(e) = self.save() {
             match old {
-                Some(o) => self.records.insert(o.name.clone(), o),
-                None => self.records.remove(&record.name),
+                Some(o) => self.records.insert(k, o),
+                None => self.records.remove(&k),
             };
             return Err(e);
         }
@@ -123,11 +162,12 @@ impl Store {
     }
 
     /// Removes a record and writes the file.
-    pub fn remove(&mut self, name: &str) -> Result<Option<ConnectionRecord>> {
-        let old = self.records.remove(name);
+    pub fn remove(&mut self, workspace: &str, name: &str) -> Result<Option<ConnectionRecord>> {
+        let k = key(workspace, name);
+        let old = self.records.remove(&k);
         if let Err(e) = self.save() {
             if let Some(o) = old {
-                self.records.insert(o.name.clone(), o);
+                self.records.insert(k, o);
             }
             return Err(e);
         }
@@ -168,7 +208,8 @@ mod tests {
             "page_size": 50, "quota": "none", "created": 1, "updated": 2}}}"#;
         std::fs::write(dir.path().join(STORE_FILE), old).expect("writing the store");
         let store = Store::open(dir.path()).expect("the old store loads");
-        let r = store.get("m3").expect("its record");
+        let r = store.get("default", "m3").expect("its record");
+        assert_eq!(r.workspace, "default");
         assert_eq!(r.page_size, Some(50));
         assert_eq!(
             (r.description.as_deref(), r.concurrency, r.retries),

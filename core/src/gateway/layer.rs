@@ -150,6 +150,8 @@ impl RetryableStrategy for WriteStrategy {
 pub(crate) struct AttemptLayer {
     tokens: TokenManager,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The client's scope's own limit to the tenant, besides the tenant's.
+    scoped: Option<Arc<DefaultDirectRateLimiter>>,
     usage: Arc<TenantUsage>,
     budget: Option<DailyBudget>,
     permits: Semaphore,
@@ -168,6 +170,7 @@ impl AttemptLayer {
         Self {
             tokens,
             limiter: tenant.limiter,
+            scoped: tenant.scoped,
             usage: tenant.usage,
             budget: settings.daily_budget,
             permits: Semaphore::new(settings.concurrency.max(1)),
@@ -209,7 +212,7 @@ impl AttemptLayer {
             }
             return Err(Error::middleware(spent));
         }
-        if let Some(l) = &self.limiter {
+        for l in [&self.limiter, &self.scoped].into_iter().flatten() {
             let waited = Instant::now();
             l.until_ready().await;
             add(

@@ -95,6 +95,18 @@ impl Default for RateLimit {
     }
 }
 
+/// A limit the clients of one scope keep to, per tenant, on top of the tenant's quota:
+/// an embedder's customer (an `ionport serve` workspace) sharing a tenant with others.
+/// Every client of this process with the same `scope` to the same tenant takes its cells
+/// from one limiter ([`tenant`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopedLimit {
+    /// Whose limit it is (e.g. `workspace:acme`).
+    pub scope: String,
+    /// The limit.
+    pub limit: RateLimit,
+}
+
 /// Settings of a gateway client.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
@@ -122,6 +134,8 @@ pub struct GatewaySettings {
     /// every client of this process to the same tenant with the same limit
     /// ([`tenant`]).
     pub rate_limit: Option<RateLimit>,
+    /// A scope's own limit to the tenant, kept besides `rate_limit` (default none).
+    pub scoped_limit: Option<ScopedLimit>,
     /// The tenant's daily budget of requests (default 250,000); `None` for none. Counted
     /// per tenant, across the processes that share `usage_dir`.
     pub daily_budget: Option<DailyBudget>,
@@ -147,6 +161,7 @@ impl Default for GatewaySettings {
             retry_total: Duration::from_secs(120),
             max_retry_after: Duration::from_secs(120),
             rate_limit: Some(RateLimit::default()),
+            scoped_limit: None,
             daily_budget: Some(DailyBudget::default()),
             usage_dir: None,
             concurrency: 16,
@@ -359,12 +374,16 @@ impl GatewayClient {
         };
         let base = tokens.credentials().api_base();
         let metrics = Arc::new(metrics::Counters::default());
-        let tenant = tenant::share(
+        let mut tenant = tenant::share(
             &tokens.credentials().tenant,
             base.as_str(),
             settings.rate_limit.as_ref(),
             settings.usage_dir.as_deref(),
         );
+        tenant.scoped = settings
+            .scoped_limit
+            .as_ref()
+            .and_then(|s| tenant::share_scoped(&s.scope, base.as_str(), &s.limit));
         let usage = Arc::clone(&tenant.usage);
         let layer = Arc::new(AttemptLayer::new(
             tokens.clone(),

@@ -352,7 +352,32 @@ fn add_to_file(file: &Path, tenant: &str, day: &str, add: u64) -> std::io::Resul
 #[derive(Debug, Clone)]
 pub(crate) struct TenantShare {
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The client's scope's limiter to this tenant ([`super::ScopedLimit`]).
+    pub scoped: Option<Arc<DefaultDirectRateLimiter>>,
     pub usage: Arc<TenantUsage>,
+}
+
+/// Scope, API base and limit → the limiter the clients of that scope share.
+type ScopedRegistry = HashMap<(String, String, LimitKey), Weak<DefaultDirectRateLimiter>>;
+
+static SCOPED: LazyLock<Mutex<ScopedRegistry>> = LazyLock::new(Mutex::default);
+
+/// The limiter of `scope` to the tenant at `base` under `rl`, shared by every client of
+/// this process with the same three.
+pub(crate) fn share_scoped(
+    scope: &str,
+    base: &str,
+    rl: &RateLimit,
+) -> Option<Arc<DefaultDirectRateLimiter>> {
+    let mut reg = lock(&SCOPED);
+    let slot = (scope.to_string(), base.to_string(), LimitKey::from(rl));
+    if let Some(l) = reg.get(&slot).and_then(Weak::upgrade) {
+        return Some(l);
+    }
+    let l = Arc::new(limiter(rl)?);
+    reg.insert(slot, Arc::downgrade(&l));
+    reg.retain(|_, w| w.strong_count() > 0);
+    Some(l)
 }
 
 #[derive(Default)]
@@ -431,7 +456,11 @@ pub(crate) fn share(
     };
     reg.limiters.retain(|_, w| w.strong_count() > 0);
     reg.usage.retain(|_, w| w.strong_count() > 0);
-    TenantShare { limiter, usage }
+    TenantShare {
+        limiter,
+        scoped: None,
+        usage,
+    }
 }
 
 /// A service account's authentication budget: at most `per_minute` grants in any minute
@@ -532,6 +561,23 @@ mod tests {
             other.limiter.as_ref().unwrap()
         ));
         assert!(Arc::ptr_eq(&a.usage, &b.usage));
+    }
+
+    #[test]
+    fn a_scope_shares_one_limiter_per_tenant_and_others_have_their_own() {
+        let rl = RateLimit::new(30, Duration::from_secs(60));
+        let a = share_scoped("workspace:a", "https://h/T-scope/", &rl).unwrap();
+        let a2 = share_scoped("workspace:a", "https://h/T-scope/", &rl).unwrap();
+        let b = share_scoped("workspace:b", "https://h/T-scope/", &rl).unwrap();
+        let other_tenant = share_scoped("workspace:a", "https://h/U-scope/", &rl).unwrap();
+        assert!(Arc::ptr_eq(&a, &a2));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other_tenant));
+        // One cell (the burst of 30 per minute is 1): the scope's next request waits,
+        // another scope's does not.
+        assert!(a.check().is_ok());
+        assert!(a2.check().is_err());
+        assert!(b.check().is_ok());
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub struct RunSummary {
     pub unauthorized: u64,
     /// 429 answers from the gateway over all connections.
     pub rate_limited: u64,
+    /// Milliseconds requests waited for the client-side rate limits, over all connections.
+    pub rate_limit_wait_ms: f64,
     /// Pipelines that could not start (connection or destination), with the reason.
     pub failed_pipelines: Vec<(String, String)>,
     /// The daily budget of each tenant the run reached, as it stood at the end.
@@ -226,6 +228,7 @@ pub async fn run(
                 summary.retries += m.retries;
                 summary.unauthorized += m.unauthorized;
                 summary.rate_limited += m.rate_limited;
+                summary.rate_limit_wait_ms += m.rate_limit_wait_ms;
             }
             Err(e) => summary.failed_pipelines.push((p.name.clone(), e)),
         }

@@ -169,7 +169,7 @@ pub enum VaultError {
     },
     /// An invalid entry name.
     #[error(
-        "'{name}' is not a valid vault entry name: use letters, digits, '.', '_' or '-' (at most 64)"
+        "'{name}' is not a valid vault entry name: use letters, digits, '.', '_' or '-' (at most 128)"
     )]
     BadName {
         /// The name.
@@ -420,7 +420,7 @@ fn now() -> u64 {
 
 fn check_name(name: &str) -> Result<(), VaultError> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= 128
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))

@@ -1,6 +1,8 @@
 //! `/v1/connections`: create (tested first, as in Infor Data Hub), read, update, delete,
 //! test, and the predefined tasks a connection runs. Credentials go to the vault entry
-//! `serve.<name>`; the record keeps the form values with secrets masked.
+//! `serve.<name>` (`ws.<workspace>.<name>` outside `default`); the record keeps the form
+//! values with secrets masked. Every lookup is in the caller's workspace: another
+//! workspace's connection is "no connection" (404).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::serve::auth::now;
 use crate::serve::error::{ApiError, ApiResult, Body, ErrorBody, FieldProblem};
 use crate::serve::store::{ConnectionRecord, ConnectionTask, vault_entry};
 use crate::serve::tester::{self, TestReport};
+use crate::serve::workspaces;
 use ionport_core::pipeline::config::Deletes;
 use ionport_core::pipeline::drift::SchemaPolicy;
 
@@ -174,6 +177,8 @@ pub struct ConnectionTaskView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionView {
     pub name: String,
+    /// The workspace it belongs to.
+    pub workspace: String,
     pub connector: String,
     /// The form values, every secret shown as `********`.
     #[schema(value_type = Object)]
@@ -210,6 +215,7 @@ pub struct ConnectionWithTest {
 fn view(plugin: Option<&LoadedPlugin>, r: &ConnectionRecord) -> ConnectionView {
     ConnectionView {
         name: r.name.clone(),
+        workspace: r.workspace.clone(),
         connector: r.connector.clone(),
         values: r.values.clone(),
         tasks: r
@@ -401,19 +407,23 @@ fn resolve_tasks(
 /// (or by hand) may point anywhere.
 pub(crate) fn recheck_destination(
     st: &AppState,
+    workspace: &str,
     d: &DestinationConfig,
 ) -> ApiResult<DestinationConfig> {
-    resolve_destination(st, "", Some(d.clone()))
+    resolve_destination(st, workspace, "", Some(d.clone()))
 }
 
 /// The destination as the server will use it: paths confined to the data directory (or
 /// an allowed root), Postgres URLs without a password or environment references.
 fn resolve_destination(
     st: &AppState,
+    workspace: &str,
     name: &str,
     d: Option<DestinationConfig>,
 ) -> ApiResult<DestinationConfig> {
-    let roots = &st.destinations;
+    let roots = &st
+        .destinations_of(workspace)
+        .map_err(|e| internal("the workspace's data directory is unavailable", e))?;
     let under = |p: PathBuf| {
         roots
             .confine(&p)
@@ -522,10 +532,11 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
         (status = 200, description = "The connections (secrets masked)", body = [ConnectionView]),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
 pub async fn list(State(st): State<AppState>) -> Json<Vec<ConnectionView>> {
+    let ws = workspaces::current();
     let store = st.store.lock().await;
     Json(
         store
-            .list()
+            .list(&ws)
             .map(|r| view(st.registry.get(&r.connector).map(|p| &**p), r))
             .collect(),
     )
@@ -542,16 +553,18 @@ pub async fn list(State(st): State<AppState>) -> Json<Vec<ConnectionView>> {
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 409, description = "A connection of that name exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "The workspace's `max_connections` is reached (`limit_exceeded`, the limit in `limit`)", body = ErrorBody),
         (status = 422, description = "Invalid input (`invalid_input`, fields named) or the test failed (`test_failed`, report in `test`); nothing stored", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     Body(req): Body<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionWithTest>)> {
     check_name(&req.name)?;
+    let ws = workspaces::current();
     let plugin = connector(&st, &req.connector)?;
     let (parsed, creds) = parse_values(&plugin, &req.values)?;
     let tasks = resolve_tasks(&plugin, req.tasks.as_deref())?;
-    let destination = resolve_destination(&st, &req.name, req.destination)?;
+    let destination = resolve_destination(&st, &ws, &req.name, req.destination)?;
     check_options(&Options {
         description: req.description.as_deref(),
         page_size: req.page_size,
@@ -559,11 +572,15 @@ pub async fn create(
         concurrency: req.concurrency,
         retries: req.retries,
     })?;
-    if st.store.lock().await.get(&req.name).is_some() {
-        return Err(ApiError::conflict(format!(
-            "a connection named '{}' exists",
-            req.name
-        )));
+    {
+        let store = st.store.lock().await;
+        if store.get(&ws, &req.name).is_some() {
+            return Err(ApiError::conflict(format!(
+                "a connection named '{}' exists",
+                req.name
+            )));
+        }
+        st.connection_room(&ws, store.count(&ws))?;
     }
     let form = plugin.connection_form();
     let secrets = form_values::secret_values(form, &req.values);
@@ -586,18 +603,20 @@ pub async fn create(
         return Err(ApiError::test_failed(report));
     }
     let mut store = st.store.lock().await;
-    if store.get(&req.name).is_some() {
+    if store.get(&ws, &req.name).is_some() {
         return Err(ApiError::conflict(format!(
             "a connection named '{}' exists",
             req.name
         )));
     }
+    st.connection_room(&ws, store.count(&ws))?;
     st.vault
-        .put(&vault_entry(&req.name), &creds, true)
+        .put(&vault_entry(&ws, &req.name), &creds, true)
         .map_err(|e| internal("storing the credentials failed", e))?;
     let t = now();
     let record = ConnectionRecord {
         name: req.name.clone(),
+        workspace: ws.clone(),
         connector: plugin.id().to_string(),
         values: form_values::masked(form, &req.values),
         settings: parsed.settings,
@@ -612,7 +631,7 @@ pub async fn create(
         updated: t,
     };
     if let Err(e) = store.put(record.clone()) {
-        let _ = st.vault.remove(&vault_entry(&req.name));
+        let _ = st.vault.remove(&vault_entry(&ws, &req.name));
         return Err(internal("saving the connection failed", e));
     }
     tracing::info!(connection = %req.name, connector = %plugin.id(), "connection created");
@@ -629,11 +648,12 @@ pub async fn create(
     ))
 }
 
+/// Connection `name` of the caller's workspace.
 async fn record(st: &AppState, name: &str) -> ApiResult<ConnectionRecord> {
     st.store
         .lock()
         .await
-        .get(name)
+        .get(&workspaces::current(), name)
         .cloned()
         .ok_or_else(|| ApiError::not_found("connection", name))
 }
@@ -707,7 +727,7 @@ pub async fn update(
         None => None,
     };
     let destination = match req.destination {
-        Some(d) => Some(resolve_destination(&st, &name, Some(d))?),
+        Some(d) => Some(resolve_destination(&st, &r.workspace, &name, Some(d))?),
         None => None,
     };
     let mut test = None;
@@ -766,7 +786,7 @@ pub async fn update(
     }
     r.updated = now();
     let mut store = st.store.lock().await;
-    if store.get(&name).is_none() {
+    if store.get(&r.workspace, &name).is_none() {
         return Err(ApiError::not_found("connection", &name));
     }
     if let Some(c) = &new_creds {
@@ -801,20 +821,21 @@ pub async fn update(
         (status = 404, description = "No such connection", body = ErrorBody),
         (status = 409, description = "A run of the connection is going", body = ErrorBody)))]
 pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let ws = workspaces::current();
     let mut store = st.store.lock().await;
-    if store.get(&name).is_none() {
+    if store.get(&ws, &name).is_none() {
         return Err(ApiError::not_found("connection", &name));
     }
-    if st.runs.busy(&name) {
+    if st.runs.busy(&ws, &name) {
         return Err(ApiError::conflict(format!(
             "connection '{name}' has a run going; cancel it first"
         )));
     }
     store
-        .remove(&name)
+        .remove(&ws, &name)
         .map_err(|e| internal("saving the connections failed", e))?;
     st.vault
-        .remove(&vault_entry(&name))
+        .remove(&vault_entry(&ws, &name))
         .map_err(|e| internal("removing the credentials failed", e))?;
     tracing::info!(connection = %name, "connection deleted");
     audit::record(

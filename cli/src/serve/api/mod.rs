@@ -5,11 +5,13 @@ pub mod audit;
 pub mod connections;
 pub mod connectors;
 pub mod runs;
+pub mod states;
 pub mod system;
 pub mod webhooks;
+pub mod workspaces;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use super::AppState;
 
@@ -36,6 +38,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/connections/{name}/test", post(connections::test))
         .route("/v1/connections/{name}/tasks", get(connections::tasks))
+        .route(
+            "/v1/connections/{name}/states",
+            get(states::list).delete(states::reset),
+        )
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
@@ -46,4 +52,19 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/audit", get(audit::list))
+        .route(
+            "/v1/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route(
+            "/v1/workspaces/{workspace}",
+            get(workspaces::get)
+                .patch(workspaces::update)
+                .delete(workspaces::delete),
+        )
+        .route(
+            "/v1/keys",
+            get(workspaces::list_keys).post(workspaces::create_key),
+        )
+        .route("/v1/keys/{name}", delete(workspaces::delete_key))
 }

@@ -1,5 +1,6 @@
 //! `/v1/runs`: start a connection's tasks or a pipeline of the `--pipeline` file, list
-//! runs, one run's status, cancel. Runs are kept in memory.
+//! runs, one run's status, cancel. Runs are kept in memory, each in its connection's
+//! workspace; the pipelines of the `--pipeline` file are `default`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::serve::AppState;
 use crate::serve::audit;
 use crate::serve::error::{ApiError, ApiResult, Body, ErrorBody};
 use crate::serve::runs::{RunRequest, RunView, StartError};
+use crate::serve::workspaces;
 
 /// `POST /v1/runs`: either `connection` (with optional `tasks`, `full_refresh`) or
 /// `pipeline` (with optional `task`).
@@ -42,11 +44,17 @@ pub struct StartRun {
     pub task: Option<String>,
 }
 
-fn conflict(e: StartError, connection: &str) -> ApiError {
+fn conflict(e: StartError, workspace: &str, connection: &str) -> ApiError {
     match e {
         StartError::Busy(id) => ApiError::conflict(format!(
             "connection '{connection}' has a run going ({id}); wait for it or cancel it"
         )),
+        StartError::Limit(max) => ApiError::limit(
+            workspace,
+            "max_concurrent_runs",
+            max,
+            &format!("{max} runs are going; start this one when one has ended"),
+        ),
     }
 }
 
@@ -59,7 +67,8 @@ fn conflict(e: StartError, connection: &str) -> ApiError {
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such connection or pipeline", body = ErrorBody),
         (status = 409, description = "The connection has a run going", body = ErrorBody),
-        (status = 422, description = "Invalid input (fields named)", body = ErrorBody)))]
+        (status = 422, description = "Invalid input (fields named)", body = ErrorBody),
+        (status = 429, description = "The workspace's `max_concurrent_runs` are going (`limit_exceeded`, the limit in `limit`)", body = ErrorBody)))]
 pub async fn start(
     State(st): State<AppState>,
     Body(req): Body<StartRun>,
@@ -86,10 +95,11 @@ pub async fn start(
         }
     };
     let connection = request.connection.clone();
+    let workspace = request.workspace.clone();
     let view = st
         .runs
         .start(request, Arc::clone(&st.metrics))
-        .map_err(|e| conflict(e, &connection))?;
+        .map_err(|e| conflict(e, &workspace, &connection))?;
     // The request's fields that were given.
     let given = [
         ("connection", req.connection.is_some()),
@@ -112,11 +122,12 @@ async fn connection_run(
     only: Option<&[String]>,
     full_refresh: bool,
 ) -> ApiResult<RunRequest> {
+    let ws = workspaces::current();
     let r = st
         .store
         .lock()
         .await
-        .get(name)
+        .get(&ws, name)
         .cloned()
         .ok_or_else(|| ApiError::not_found("connection", name))?;
     let plugin = find(st, &r.connector)?;
@@ -185,7 +196,7 @@ async fn connection_run(
             credentials: CredentialsPlan::Vault(r.vault_entry()),
             settings: r.settings.clone(),
             environment: r.name.clone(),
-            destination: super::connections::recheck_destination(st, &r.destination)?,
+            destination: super::connections::recheck_destination(st, &r.workspace, &r.destination)?,
             tasks,
             page_size: r.page_size,
             pages_in_flight: None,
@@ -202,12 +213,16 @@ async fn connection_run(
             retries: r.retries,
         }],
     };
+    let mut options = RunOptions {
+        full_refresh,
+        ..RunOptions::default()
+    };
+    options.connection.gateway.scoped_limit = scoped_limit(st, &r.workspace);
     Ok(RunRequest {
-        options: RunOptions {
-            full_refresh,
-            ..RunOptions::default()
-        },
+        options,
         connection: r.name.clone(),
+        max_runs: st.limits_of(&r.workspace).max_concurrent_runs,
+        workspace: r.workspace.clone(),
         connector: plugin.id().to_string(),
         pipeline: None,
         tasks: chosen
@@ -219,12 +234,27 @@ async fn connection_run(
     })
 }
 
+/// The workspace's requests per minute to a tenant, as the gateway client's scoped limit
+/// (kept besides the tenant's quota; the runs of a workspace share it per tenant).
+fn scoped_limit(st: &AppState, workspace: &str) -> Option<ionport_core::gateway::ScopedLimit> {
+    let n = st.limits_of(workspace).requests_per_minute?;
+    Some(ionport_core::gateway::ScopedLimit {
+        scope: format!("workspace:{workspace}"),
+        limit: ionport_core::gateway::RateLimit::new(n, Duration::from_secs(60)),
+    })
+}
+
 fn pipeline_run(
     st: &AppState,
     name: &str,
     task: Option<&str>,
     full_refresh: bool,
 ) -> ApiResult<RunRequest> {
+    // The operator's pipeline file is the default workspace's.
+    let ws = workspaces::current();
+    if ws != workspaces::DEFAULT {
+        return Err(ApiError::not_found("pipeline", name));
+    }
     let plan = st
         .pipelines
         .as_ref()
@@ -254,13 +284,19 @@ fn pipeline_run(
             file: plan.file.clone(),
             pipelines: vec![p.clone()],
         },
-        options: RunOptions {
-            pipeline: Some(name.to_string()),
-            task: task.map(str::to_string),
-            full_refresh,
-            ..RunOptions::default()
+        options: {
+            let mut o = RunOptions {
+                pipeline: Some(name.to_string()),
+                task: task.map(str::to_string),
+                full_refresh,
+                ..RunOptions::default()
+            };
+            o.connection.gateway.scoped_limit = scoped_limit(st, &ws);
+            o
         },
         connection: p.connection.clone(),
+        max_runs: st.limits_of(&ws).max_concurrent_runs,
+        workspace: ws,
         connector: p.connector.id().to_string(),
         pipeline: Some(name.to_string()),
         tasks,
@@ -268,13 +304,13 @@ fn pipeline_run(
     })
 }
 
-/// Every run this server started since it started, newest first.
+/// Every run of the workspace this server started since it started, newest first.
 #[utoipa::path(get, operation_id = "runs_list", path = "/v1/runs", tag = "runs",
     responses(
         (status = 200, description = "The runs", body = [RunView]),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
 pub async fn list(State(st): State<AppState>) -> Json<Vec<RunView>> {
-    Json(st.runs.list())
+    Json(st.runs.list(&workspaces::current()))
 }
 
 /// One run: status, per-task progress and counts.
@@ -286,7 +322,7 @@ pub async fn list(State(st): State<AppState>) -> Json<Vec<RunView>> {
         (status = 404, description = "No such run", body = ErrorBody)))]
 pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
     st.runs
-        .get(&id)
+        .get(&workspaces::current(), &id)
         .and_then(|e| e.view())
         .map(Json)
         .ok_or_else(|| ApiError::not_found("run", &id))
@@ -306,7 +342,7 @@ pub async fn cancel(
 ) -> ApiResult<(StatusCode, Json<RunView>)> {
     let entry = st
         .runs
-        .get(&id)
+        .get(&workspaces::current(), &id)
         .ok_or_else(|| ApiError::not_found("run", &id))?;
     if !st.runs.cancel(&entry) {
         return Err(ApiError::conflict(format!("run {id} has finished")));

@@ -34,7 +34,8 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Counters and histograms: the OpenMetrics text format, or the classic Prometheus text
+/// Counters and histograms of the whole server (admin keys only): the OpenMetrics text
+/// format, or the classic Prometheus text
 /// format (`text/plain; version=0.0.4`) when the `Accept` header prefers it.
 ///
 /// The `Accept` header's q-values are honoured; OpenMetrics on a tie and without one.
@@ -44,8 +45,13 @@ pub async fn health() -> Json<Health> {
         (status = 200, description = "The metrics", content(
             (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
             (String = "text/plain; version=0.0.4; charset=utf-8"))),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key (the counters are the whole server's)", body = ErrorBody)))]
 pub async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    // Server-wide counters would tell one workspace of another's runs.
+    if !crate::serve::workspaces::caller().admin {
+        return Err(ApiError::admin_only());
+    }
     let format = Format::negotiate(
         headers
             .get_all(header::ACCEPT)

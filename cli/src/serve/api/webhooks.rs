@@ -1,5 +1,6 @@
 //! `/v1/webhooks`: register, list, show and delete endpoints for run events, and read an
 //! endpoint's delivery log. The signing secret is shown once, in the answer to `POST`.
+//! Endpoints are the caller's workspace's: another workspace's id is "no webhook" (404).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,6 +13,7 @@ use crate::serve::audit;
 use crate::serve::error::{ApiError, ApiResult, Body, ErrorBody};
 use crate::serve::events::EventKind;
 use crate::serve::webhooks::{CreatedWebhook, Delivery, WebhookView};
+use crate::serve::workspaces;
 
 /// `POST /v1/webhooks`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,6 +66,7 @@ pub async fn create(
     let created = st
         .webhooks
         .create(
+            &workspaces::current(),
             req.url,
             events,
             req.description.filter(|d| !d.trim().is_empty()),
@@ -80,13 +83,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Every endpoint (never their secrets).
+/// Every endpoint of the workspace (never their secrets).
 #[utoipa::path(get, operation_id = "webhooks_list", path = "/v1/webhooks", tag = "webhooks",
     responses(
         (status = 200, description = "The endpoints", body = [WebhookView]),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
 pub async fn list(State(st): State<AppState>) -> Json<Vec<WebhookView>> {
-    Json(st.webhooks.list())
+    Json(st.webhooks.list(&workspaces::current()))
 }
 
 /// One endpoint.
@@ -101,7 +104,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookView>> {
     st.webhooks
-        .get(&id)
+        .get(&workspaces::current(), &id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("webhook", &id))
 }
@@ -116,7 +119,7 @@ pub async fn get(
 pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let removed = st
         .webhooks
-        .delete(&id)
+        .delete(&workspaces::current(), &id)
         .map_err(|e| ApiError::internal(format!("the webhooks could not be saved: {e:#}")))?;
     if !removed {
         return Err(ApiError::not_found("webhook", &id));
@@ -125,7 +128,8 @@ pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The endpoint's latest deliveries (kept in memory), newest first, with every attempt.
+/// The endpoint's latest deliveries (kept across restarts), newest first, with every
+/// attempt.
 #[utoipa::path(get, operation_id = "webhooks_deliveries", path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path, description = "The webhook id")),
     responses(
@@ -136,8 +140,8 @@ pub async fn deliveries(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Delivery>>> {
-    if st.webhooks.get(&id).is_none() {
-        return Err(ApiError::not_found("webhook", &id));
-    }
-    Ok(Json(st.webhooks.deliveries(&id)))
+    st.webhooks
+        .deliveries(&workspaces::current(), &id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("webhook", &id))
 }

@@ -33,10 +33,10 @@ const STATE_WAIT: Duration = Duration::from_millis(500);
 
 /// The saved states, or why they cannot be shown now.
 async fn states(st: &AppState, r: &ConnectionRecord) -> Result<BTreeMap<String, Value>, String> {
-    if st.runs.busy(&r.name) {
+    if st.runs.busy(&r.workspace, &r.name) {
         return Err("a run is going: the states show when it ends".into());
     }
-    let d = recheck_destination(st, &r.destination).map_err(|e| e.body.message)?;
+    let d = recheck_destination(st, &r.workspace, &r.destination).map_err(|e| e.body.message)?;
     // A file destination that was never written has no state (and is not created here).
     if let DestinationConfig::Sqlite { path }
     | DestinationConfig::Parquet { path }
@@ -150,7 +150,13 @@ pub async fn show(
     Path(name): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Response {
-    let Some(r) = st.store.lock().await.get(&name).cloned() else {
+    let Some(r) = st
+        .store
+        .lock()
+        .await
+        .get(&crate::serve::workspaces::current(), &name)
+        .cloned()
+    else {
         return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
     };
     let plugin = st.registry.get(&r.connector).cloned();
@@ -162,7 +168,7 @@ pub async fn show(
     };
     let runs: Vec<_> = st
         .runs
-        .list()
+        .list(&r.workspace)
         .into_iter()
         .filter(|v| v.connection == name)
         .collect();
@@ -335,7 +341,10 @@ pub async fn add_stream(
         );
     };
     let mut store = st.store.lock().await;
-    let Some(mut r) = store.get(&name).cloned() else {
+    let Some(mut r) = store
+        .get(&crate::serve::workspaces::current(), &name)
+        .cloned()
+    else {
         return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
     };
     let Some(plugin) = st.registry.get(&r.connector).cloned() else {
@@ -383,17 +392,23 @@ pub async fn reset_state(
         .into_iter()
         .find(|(k, _)| k == "task")
         .map(|(_, v)| v);
-    let Some(r) = st.store.lock().await.get(&name).cloned() else {
+    let Some(r) = st
+        .store
+        .lock()
+        .await
+        .get(&crate::serve::workspaces::current(), &name)
+        .cloned()
+    else {
         return page::message(StatusCode::NOT_FOUND, "Not found", "No such connection.");
     };
-    if st.runs.busy(&name) {
+    if st.runs.busy(&r.workspace, &name) {
         return page::message(
             StatusCode::CONFLICT,
             "Not reset",
             "A run of this connection is going: reset its state when it has ended.",
         );
     }
-    let d = match recheck_destination(&st, &r.destination) {
+    let d = match recheck_destination(&st, &r.workspace, &r.destination) {
         Ok(d) => d,
         Err(e) => return page::message(e.status, "Not reset", &e.body.message),
     };

@@ -381,7 +381,13 @@ async fn record_and_plugin(
     st: &AppState,
     name: &str,
 ) -> Result<(ConnectionRecord, std::sync::Arc<LoadedPlugin>), Response> {
-    let Some(r) = st.store.lock().await.get(name).cloned() else {
+    let Some(r) = st
+        .store
+        .lock()
+        .await
+        .get(&crate::serve::workspaces::current(), name)
+        .cloned()
+    else {
         return Err(page::message(
             StatusCode::NOT_FOUND,
             "Not found",

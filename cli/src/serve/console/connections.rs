@@ -31,8 +31,9 @@ fn connector_name(st: &AppState, id: &str) -> String {
 
 /// `GET /console/connections`.
 pub async fn list(State(st): State<AppState>, session: Session) -> Response {
-    let records: Vec<ConnectionRecord> = st.store.lock().await.list().cloned().collect();
-    let runs = st.runs.list();
+    let ws = crate::serve::workspaces::current();
+    let records: Vec<ConnectionRecord> = st.store.lock().await.list(&ws).cloned().collect();
+    let runs = st.runs.list(&ws);
     let frame = Frame::signed_in("Connections", &session).await;
     let csrf = frame.csrf.clone().unwrap_or_default();
     let body = html! {

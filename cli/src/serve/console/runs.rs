@@ -35,7 +35,11 @@ pub async fn show(
     session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(v) = st.runs.get(&id).and_then(|e| e.view()) else {
+    let Some(v) = st
+        .runs
+        .get(&crate::serve::workspaces::current(), &id)
+        .and_then(|e| e.view())
+    else {
         return page::message(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -115,7 +119,7 @@ pub async fn show(
 /// `GET /console/runs/{id}/events`: the run's view as a `run` event every quarter of a
 /// second while it changes, and once more when it has finished; then the stream ends.
 pub async fn events(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(entry) = st.runs.get(&id) else {
+    let Some(entry) = st.runs.get(&crate::serve::workspaces::current(), &id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let stream = futures::stream::unfold(

@@ -67,14 +67,14 @@ pub async fn signed_in(session: &Session) -> bool {
     matches!(session.get::<u64>(SIGNED_IN).await, Ok(Some(_)))
 }
 
-/// The name of the key the session signed in with, when the server still accepts it; a
+/// Who the key the session signed in with is, when the server still accepts it; a
 /// session whose key was revoked is ended here.
-async fn signed_in_key_name(st: &AppState, session: &Session) -> Option<String> {
+async fn signed_in_key(st: &AppState, session: &Session) -> Option<crate::serve::auth::Identity> {
     if !signed_in(session).await {
         return None;
     }
     let name = match session.get::<String>(KEY_HASH).await {
-        Ok(Some(hex)) => crate::serve::auth::unhex(&hex).and_then(|h| st.keys.name_of(&h)),
+        Ok(Some(hex)) => crate::serve::auth::unhex(&hex).and_then(|h| st.keys.identify(&h)),
         _ => None,
     };
     if name.is_none() {
@@ -88,8 +88,9 @@ async fn signed_in_key_name(st: &AppState, session: &Session) -> Option<String> 
 
 /// Every console path but the sign-in page and the assets needs a signed-in session whose
 /// key is still accepted: pages redirect to the sign-in page, other requests get 401. A
-/// signed-in request runs as that key ([`crate::serve::audit::CALLER`] holds its name), so
-/// the changes it makes are audited under the key, as the API's are.
+/// signed-in request runs as that key ([`crate::serve::workspaces::CALLER`] holds its
+/// name and workspace), so it sees the key's workspace (an admin key: its own) and the
+/// changes it makes are audited under the key, as the API's are.
 pub async fn require_session(
     State(st): State<AppState>,
     session: Session,
@@ -100,8 +101,12 @@ pub async fn require_session(
     if path == "/login" || path.starts_with("/assets/") {
         return next.run(req).await;
     }
-    if let Some(name) = signed_in_key_name(&st, &session).await {
-        return crate::serve::audit::CALLER.scope(name, next.run(req)).await;
+    if let Some(who) = signed_in_key(&st, &session).await
+        && let Ok(caller) = crate::serve::auth::caller_of(&st, who, None)
+    {
+        return crate::serve::workspaces::CALLER
+            .scope(caller, next.run(req))
+            .await;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return super::see_other("/login");

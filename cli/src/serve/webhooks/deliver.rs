@@ -4,19 +4,22 @@
 //! exponential backoff (`retry-policies`, the policy crate reqwest-retry uses). Each
 //! attempt is signed afresh: `Ionport-Signature: t=UNIX_SECONDS,v1=HEX`, where HEX is
 //! HMAC-SHA256 with the endpoint's secret of `t + "." + body`. A receiver that checks
-//! `t` against its clock refuses replays.
+//! `t` against its clock refuses replays. Every delivery and attempt is recorded in the
+//! delivery log (`log.rs`), which outlives a restart.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hmac::{KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::{Semaphore, mpsc};
 use utoipa::ToSchema;
 
 use super::DeliveryPolicy;
+use super::log::{Log, edit, load, push};
 use crate::serve::auth::now;
 use crate::serve::events::EventKind;
 
@@ -41,7 +44,7 @@ pub fn sign(secret: &str, t: u64, body: &str) -> String {
 }
 
 /// Where a delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Being tried (or waiting for its next attempt).
@@ -55,7 +58,7 @@ pub enum DeliveryStatus {
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
     /// When it was sent (seconds since the Unix epoch; the signature's `t`).
     pub time: u64,
@@ -68,7 +71,7 @@ pub struct Attempt {
 }
 
 /// One event sent (or to be sent) to one endpoint.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     /// `dlv_` and 16 hex digits; sent as `Ionport-Delivery`.
     pub id: String,
@@ -82,12 +85,17 @@ pub struct Delivery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered: Option<u64>,
     pub attempts: Vec<Attempt>,
+    /// Why its status is what it is, when the attempts do not say (a delivery pending
+    /// when the server stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An endpoint to send an event to.
 #[derive(Debug)]
 pub struct Target {
     pub id: String,
+    pub workspace: String,
     pub url: String,
     pub secret: SecretString,
 }
@@ -100,8 +108,6 @@ pub struct Outgoing {
     pub body: String,
     pub targets: Vec<Target>,
 }
-
-type Log = Arc<Mutex<HashMap<String, VecDeque<Delivery>>>>;
 
 /// The queue's sending side and the delivery logs.
 #[derive(Debug)]
@@ -118,41 +124,12 @@ fn new_id() -> String {
     format!("dlv_{}", crate::serve::auth::hex(&b))
 }
 
-fn edit(log: &Log, endpoint: &str, id: &str, f: impl FnOnce(&mut Delivery)) -> bool {
-    let Ok(mut log) = log.lock() else {
-        return false;
-    };
-    match log
-        .get_mut(endpoint)
-        .and_then(|l| l.iter_mut().find(|d| d.id == id))
-    {
-        Some(d) => {
-            f(d);
-            true
-        }
-        None => false,
-    }
-}
-
-fn push(log: &Log, endpoint: &str, d: Delivery) -> usize {
-    let Ok(mut log) = log.lock() else {
-        return 0;
-    };
-    let list = log.entry(endpoint.to_string()).or_default();
-    list.push_front(d);
-    while list.len() > KEEP {
-        list.pop_back();
-    }
-    list.iter()
-        .filter(|d| d.status == DeliveryStatus::Pending)
-        .count()
-}
-
 impl Sender {
-    /// Starts the task that hands queued events to their endpoints.
-    pub fn start(policy: DeliveryPolicy) -> Self {
+    /// Starts the task that hands queued events to their endpoints, with the delivery
+    /// log of `home` for the endpoints `known` (id → workspace).
+    pub fn start(policy: DeliveryPolicy, home: &Path, known: &HashMap<String, String>) -> Self {
         let (tx, rx) = mpsc::channel(super::QUEUE);
-        let log: Log = Arc::default();
+        let log: Log = Arc::new(Mutex::new(load(home, known)));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.attempt_timeout)
@@ -171,28 +148,22 @@ impl Sender {
         {
             tracing::warn!(event = %out.event_id, "the webhook queue is full; the event is dropped");
             for t in &out.targets {
-                push(&self.log, &t.id, delivery(&out, DeliveryStatus::Dropped));
+                push(&self.log, t, delivery(&out, DeliveryStatus::Dropped));
             }
         }
     }
 
     pub fn deliveries(&self, endpoint: &str) -> Vec<Delivery> {
-        self.log
-            .lock()
-            .ok()
-            .and_then(|l| l.get(endpoint).map(|d| d.iter().cloned().collect()))
-            .unwrap_or_default()
+        super::log::list(&self.log, endpoint)
     }
 
     /// Drops an endpoint's log; its deliveries under way stop at their next attempt.
     pub fn forget(&self, endpoint: &str) {
-        if let Ok(mut l) = self.log.lock() {
-            l.remove(endpoint);
-        }
+        super::log::forget(&self.log, endpoint);
     }
 }
 
-fn delivery(out: &Outgoing, status: DeliveryStatus) -> Delivery {
+pub(super) fn delivery(out: &Outgoing, status: DeliveryStatus) -> Delivery {
     Delivery {
         id: new_id(),
         event_id: out.event_id.clone(),
@@ -201,6 +172,7 @@ fn delivery(out: &Outgoing, status: DeliveryStatus) -> Delivery {
         created: now(),
         delivered: None,
         attempts: Vec::new(),
+        note: None,
     }
 }
 
@@ -216,7 +188,7 @@ async fn dispatch(
         for target in &out.targets {
             let d = delivery(&out, DeliveryStatus::Pending);
             let id = d.id.clone();
-            if push(&log, &target.id, d) > MAX_WAITING {
+            if push(&log, target, d) > MAX_WAITING {
                 edit(&log, &target.id, &id, |d| {
                     d.status = DeliveryStatus::Dropped
                 });

@@ -3,9 +3,15 @@
 //!
 //! - this file: the endpoints (kept in `$IONPORT_HOME/webhooks.json`; each secret sealed
 //!   under the vault key, never in plain text) and the run-event sink that queues events;
-//! - `deliver.rs`: the sender task (bounded queue, signatures, retries, delivery log).
+//! - `deliver.rs`: the sender task (bounded queue, signatures, retries);
+//! - `log.rs`: the delivery log, kept in `$IONPORT_HOME/webhook-deliveries.jsonl`
+//!   across restarts.
+//!
+//! Every endpoint belongs to a workspace: it is found (listed, shown, deleted, its
+//! deliveries read) only from there, and hears only that workspace's runs.
 
 mod deliver;
+mod log;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -60,7 +66,7 @@ pub struct WebhookView {
     pub url: String,
     /// The events it is sent.
     pub events: Vec<EventKind>,
-    /// The workspace it belongs to (`default` until workspaces come).
+    /// The workspace it belongs to (its runs are the ones it hears of).
     pub workspace: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -159,6 +165,24 @@ pub struct Webhooks {
     sender: deliver::Sender,
 }
 
+fn read_file(file: &Path) -> Result<WebhookFile> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{} is not a webhook file", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(WebhookFile::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", file.display())),
+    }
+}
+
+/// How many endpoints `workspace` has in `home` (for `ionport workspace delete`).
+pub fn count_in(home: &Path, workspace: &str) -> Result<usize> {
+    Ok(read_file(&home.join(WEBHOOK_FILE))?
+        .webhooks
+        .iter()
+        .filter(|w| w.workspace == workspace)
+        .count())
+}
+
 fn purpose(id: &str) -> String {
     format!("webhook:{id}")
 }
@@ -174,12 +198,7 @@ impl Webhooks {
     /// on the current runtime.
     pub fn start(home: &Path, vault: Arc<Vault>, policy: DeliveryPolicy) -> Result<Arc<Self>> {
         let file = home.join(WEBHOOK_FILE);
-        let stored: WebhookFile = match std::fs::read_to_string(&file) {
-            Ok(t) => serde_json::from_str(&t)
-                .with_context(|| format!("{} is not a webhook file", file.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => WebhookFile::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
-        };
+        let stored = read_file(&file)?;
         let mut endpoints = Vec::new();
         for s in stored.webhooks {
             let secret = vault
@@ -192,11 +211,15 @@ impl Webhooks {
                 secret: SecretString::from(secret),
             });
         }
+        let known = endpoints
+            .iter()
+            .map(|e| (e.stored.id.clone(), e.stored.workspace.clone()))
+            .collect();
         Ok(Arc::new(Self {
             file,
             vault,
             endpoints: Mutex::new(endpoints),
-            sender: deliver::Sender::start(policy),
+            sender: deliver::Sender::start(policy, home, &known),
         }))
     }
 
@@ -208,9 +231,10 @@ impl Webhooks {
         super::store::write_private(&self.file, text.as_bytes())
     }
 
-    /// Registers an endpoint; its secret is returned once.
+    /// Registers an endpoint of `workspace`; its secret is returned once.
     pub fn create(
         &self,
+        workspace: &str,
         url: String,
         events: Vec<EventKind>,
         description: Option<String>,
@@ -223,7 +247,7 @@ impl Webhooks {
                 id,
                 url,
                 events,
-                workspace: super::events::DEFAULT_WORKSPACE.into(),
+                workspace: workspace.into(),
                 description,
                 created: super::auth::now(),
                 secret: sealed,
@@ -246,30 +270,40 @@ impl Webhooks {
         })
     }
 
-    pub fn list(&self) -> Vec<WebhookView> {
+    /// The endpoints of `workspace`.
+    pub fn list(&self, workspace: &str) -> Vec<WebhookView> {
         self.endpoints
             .lock()
-            .map(|e| e.iter().map(Endpoint::view).collect())
+            .map(|e| {
+                e.iter()
+                    .filter(|e| e.stored.workspace == workspace)
+                    .map(Endpoint::view)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    pub fn get(&self, id: &str) -> Option<WebhookView> {
+    /// Endpoint `id` of `workspace` (another workspace's is none).
+    pub fn get(&self, workspace: &str, id: &str) -> Option<WebhookView> {
         self.endpoints
             .lock()
             .ok()?
             .iter()
-            .find(|e| e.stored.id == id)
+            .find(|e| e.stored.id == id && e.stored.workspace == workspace)
             .map(Endpoint::view)
     }
 
-    /// Removes an endpoint; false when there was none. Its deliveries under way stop
-    /// being retried.
-    pub fn delete(&self, id: &str) -> Result<bool> {
+    /// Removes endpoint `id` of `workspace`; false when there was none. Its deliveries
+    /// under way stop being retried.
+    pub fn delete(&self, workspace: &str, id: &str) -> Result<bool> {
         let mut all = self
             .endpoints
             .lock()
             .map_err(|_| anyhow::anyhow!("the webhook list is unavailable"))?;
-        let Some(pos) = all.iter().position(|e| e.stored.id == id) else {
+        let Some(pos) = all
+            .iter()
+            .position(|e| e.stored.id == id && e.stored.workspace == workspace)
+        else {
             return Ok(false);
         };
         let removed = all.remove(pos);
@@ -281,9 +315,11 @@ impl Webhooks {
         Ok(true)
     }
 
-    /// The latest deliveries to an endpoint, newest first.
-    pub fn deliveries(&self, id: &str) -> Vec<Delivery> {
-        self.sender.deliveries(id)
+    /// The latest deliveries to endpoint `id` of `workspace`, newest first; `None` when
+    /// there is no such endpoint there.
+    pub fn deliveries(&self, workspace: &str, id: &str) -> Option<Vec<Delivery>> {
+        self.get(workspace, id)?;
+        Some(self.sender.deliveries(id))
     }
 
     /// Queues `kind` about `run` for every endpoint that asked for it.
@@ -294,8 +330,10 @@ impl Webhooks {
             .map(|all| {
                 all.iter()
                     .filter(|e| e.stored.events.contains(&kind))
+                    .filter(|e| e.stored.workspace == run.workspace)
                     .map(|e| deliver::Target {
                         id: e.stored.id.clone(),
+                        workspace: e.stored.workspace.clone(),
                         url: e.stored.url.clone(),
                         secret: e.secret.expose_secret().to_string().into(),
                     })
@@ -316,7 +354,7 @@ impl Webhooks {
             "id": event_id,
             "type": kind.as_str(),
             "created": super::auth::now(),
-            "workspace": super::events::DEFAULT_WORKSPACE,
+            "workspace": run.workspace,
             "data": {"run": run},
         });
         self.sender.queue(deliver::Outgoing {
