@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use governor::DefaultDirectRateLimiter;
 use http::Extensions;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Request, Response};
@@ -149,7 +148,7 @@ impl RetryableStrategy for WriteStrategy {
 /// rate-limit cell, bearer token, one re-send after a 401, metrics.
 pub(crate) struct AttemptLayer {
     tokens: TokenManager,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    limiter: Option<Arc<super::shares::TenantQuota>>,
     usage: Arc<TenantUsage>,
     budget: Option<DailyBudget>,
     permits: Semaphore,
