@@ -203,9 +203,10 @@ fn a_tenant_quota_shared_by_three_workers_sees_no_429() {
         st["workers"].as_array().unwrap().len() == 3
     });
     cluster.submit(&file, true);
-    // While they run: three shares of the tenant's quota, adding up to at most it.
+    // While they run: the quota rebalanced into three shares, adding up to at most it.
     let during = cluster.wait_for(Duration::from_secs(60), "three shares", |st| {
-        st["quota_shares"].as_array().unwrap().len() == 3
+        let shares = st["quota_shares"].as_array().unwrap();
+        shares.len() == 3 && shares.iter().all(|q| q["share"].as_f64().unwrap() > 0.0)
     });
     let shares: Vec<f64> = during["quota_shares"]
         .as_array()
