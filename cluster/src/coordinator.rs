@@ -62,7 +62,7 @@ pub enum Outcome {
 }
 
 /// A registered pipeline, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineRow {
     /// Its name.
     pub name: String,
@@ -79,7 +79,7 @@ pub struct PipelineRow {
 }
 
 /// A worker, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkerRow {
     /// Its id.
     pub id: String,
@@ -98,7 +98,7 @@ pub struct WorkerRow {
 }
 
 /// A unit, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UnitRow {
     /// Its id.
     pub id: i64,
@@ -125,7 +125,7 @@ pub struct UnitRow {
 }
 
 /// One attempt at a unit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct History {
     /// The unit.
     pub unit: i64,
@@ -140,7 +140,7 @@ pub struct History {
 }
 
 /// A worker's share of a tenant's quota, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuotaRow {
     /// The tenant's API base (`iu/ti/`).
     pub tenant: String,
@@ -157,7 +157,7 @@ pub struct QuotaRow {
 }
 
 /// What `cluster status` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// The coordinator's schema.
     pub schema: String,

@@ -238,3 +238,71 @@ fn a_tenant_quota_shared_by_three_workers_sees_no_429() {
     let after = cluster.status();
     assert_eq!(after["quota_shares"], serde_json::json!([]), "{after:#}");
 }
+
+#[test]
+fn serve_with_a_coordinator_registers_its_pipelines_and_shows_the_cluster() {
+    use ionport_tests::serve_process::ServeProcess;
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 50,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let file = pipelines(
+        dir.path(),
+        1,
+        &format!("{{ ionapi = \"{}\" }}", ionapi.display()),
+        "none",
+        25,
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("pages_in_flight = 1", "pages_in_flight = 1\nschedule = \"every 2s\""),
+    )
+    .unwrap();
+    let mut cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_serve_{}", std::process::id()),
+        "3s",
+    );
+    let home = dir.path().join("serve-home");
+    let url = ionport_tests::destinations::pg_url();
+    let file_arg = file.to_str().unwrap();
+    let serve = ServeProcess::start(
+        &home,
+        &[
+            "--pipeline",
+            file_arg,
+            "--coordinator",
+            &url,
+            "--coordinator-schema",
+            &cluster.schema.clone(),
+        ],
+        "info",
+    );
+    // Registered at start: the workers run its schedule.
+    let (status, st) = serve.call("GET", "/v1/cluster", None);
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["pipelines"][0]["name"], "p0", "{st:#}");
+    assert_eq!(st["pipelines"][0]["schedule"], "every 2s", "{st:#}");
+    let worker = cluster.start_worker();
+    cluster.wait_for(Duration::from_secs(60), "two ticks done", |st| {
+        done_units(st).len() >= 2
+    });
+    let (status, st) = serve.call("GET", "/v1/cluster?recent=5", None);
+    assert_eq!(status, 200, "{st}");
+    let w = &st["workers"][0];
+    assert_eq!(w["id"], worker.as_str(), "{st:#}");
+    assert!(w["heartbeat_age_secs"].as_f64().unwrap() < 10.0, "{st:#}");
+    assert!(done_units(&st).len() >= 2, "{st:#}");
+    assert!(st["quota_shares"].is_array(), "{st:#}");
+    cluster.stop_all();
+
+    // A server without a coordinator says so.
+    let other = ServeProcess::start(&dir.path().join("other-home"), &[], "info");
+    let (status, body) = other.call("GET", "/v1/cluster", None);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.to_string().contains("--coordinator"), "{body}");
+}

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use ionport_plugin_abi::wire::SyncMode;
 
-use super::api::{audit, connections, connectors, runs, system, webhooks};
+use super::api::{audit, cluster, connections, connectors, runs, system, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use super::api::{audit, connections, connectors, runs, system, webhooks};
         runs::start, runs::list, runs::get, runs::cancel,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
         audit::list,
+        cluster::status,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
@@ -34,6 +35,7 @@ use super::api::{audit, connections, connectors, runs, system, webhooks};
         (name = "runs", description = "Runs of a connection's tasks or a pipeline (kept in memory)"),
         (name = "webhooks", description = "Endpoints told of run events, signed (Ionport-Signature: t=…,v1=HMAC-SHA256 of `t.body`)"),
         (name = "audit", description = "Who changed what: the append-only audit log"),
+        (name = "cluster", description = "The scale-out cluster of a server started with --coordinator: workers, leases, queued work, quota shares"),
     )
 )]
 struct Doc;

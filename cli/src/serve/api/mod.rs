@@ -2,6 +2,7 @@
 //! (`#[utoipa::path]`), collected in `openapi.rs`.
 
 pub mod audit;
+pub mod cluster;
 pub mod connections;
 pub mod connectors;
 pub mod runs;
@@ -46,4 +47,5 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/cluster", get(cluster::status))
 }
