@@ -310,6 +310,8 @@ fn heartbeat_loop(
             .map(|c| c.heartbeat(&config.id, config.lease))
         {
             Some(Ok(held)) => {
+                let renew_ms = asked.elapsed().as_secs_f64() * 1000.0;
+                tracing::debug!(target: "ionport::cluster", renew_ms, units = held.len(), "leases renewed");
                 // From before the renewal was asked: the database's new lease ends later.
                 *renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked;
                 for (id, r) in units(running).iter_mut() {

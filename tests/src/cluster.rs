@@ -25,6 +25,8 @@ pub struct Cluster {
     pub workers: BTreeMap<String, Child>,
     /// Workers started so far (`w1`, `w2`, ...).
     pub started: usize,
+    /// The workers' IONPORT_LOG.
+    pub log_filter: &'static str,
 }
 
 impl Cluster {
@@ -38,6 +40,7 @@ impl Cluster {
             lease,
             workers: BTreeMap::new(),
             started: 0,
+            log_filter: "ionport::cluster=info,ionport::read=debug",
         }
     }
 
@@ -77,7 +80,7 @@ impl Cluster {
             .env("IONPORT_HOME", home)
             .args(["worker", "--id", &id, "--slots", "1", "--poll", "200ms"])
             .args(["--lease", self.lease])
-            .env("IONPORT_LOG", "ionport::cluster=info,ionport::read=debug")
+            .env("IONPORT_LOG", self.log_filter)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
