@@ -142,8 +142,10 @@ impl CoordinatorTokenStore {
     ) -> Result<T, StoreError> {
         let mut s = guard(&self.session);
         if s.client.is_none() {
-            let mut config: postgres::Config =
-                self.url.parse().map_err(|e| db_err("coordinator URL", &e))?;
+            let mut config: postgres::Config = self
+                .url
+                .parse()
+                .map_err(|e| db_err("coordinator URL", &e))?;
             config
                 .connect_timeout(Duration::from_secs(10))
                 .tcp_user_timeout(Duration::from_secs(10));

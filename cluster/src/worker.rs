@@ -336,7 +336,7 @@ fn heartbeat_loop(
         // In short naps: a stopping worker must not wait a third of a lease to exit, and
         // a tenant newly used waits for its share.
         let next = asked + every.max(Duration::from_millis(50));
-        while !(stop.is_cancelled() && units(running).is_empty()) && !quota.has_joined() {
+        while !(quota.has_joined() || stop.is_cancelled() && units(running).is_empty()) {
             let left = next.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;

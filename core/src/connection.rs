@@ -255,8 +255,9 @@ impl Connection {
             } => (credentials, memory(), GrantKind::SamlBearer(assertion)),
         };
         let store = match &settings.token.shared_store {
-            Some(provider) => cluster_store(provider.as_ref(), &credentials, &grant, vault_of)
-                .unwrap_or(store),
+            Some(provider) => {
+                cluster_store(provider.as_ref(), &credentials, &grant, vault_of).unwrap_or(store)
+            }
             None => store,
         };
         let http = http_client(&settings.gateway)?;

@@ -276,7 +276,11 @@ fn main() {
         rows.push(row);
     }
     let all = |f: fn(&Row) -> &Vec<f64>| -> Vec<f64> { rows.iter().flat_map(f).copied().collect() };
-    let (claim, end, renew) = (all(|r| &r.claim_ms), all(|r| &r.end_ms), all(|r| &r.renew_ms));
+    let (claim, end, renew) = (
+        all(|r| &r.claim_ms),
+        all(|r| &r.end_ms),
+        all(|r| &r.renew_ms),
+    );
     println!("\ncoordinator cost per unit of work (ms; debug logs of every worker above)");
     println!("step     count  median    p90");
     for (name, v) in [("claim", &claim), ("end", &end), ("renew", &renew)] {

@@ -67,8 +67,7 @@ fn done_units(st: &Value) -> Vec<&Value> {
 }
 
 #[test]
-fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a_refresh_token()
-{
+fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a_refresh_token() {
     const WORKERS: usize = 20;
     // Tokens live 8 s (renewed 2 s before): the units, 100 pages of 40 ms each, outlast
     // the first one, so the shared token is also refreshed while they run.
@@ -126,16 +125,15 @@ fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a
     cluster.stop_all();
     let done = done_units(&st);
     assert_eq!(done.len(), WORKERS, "every unit done: {st:#}");
-    let by: BTreeSet<&str> = done
-        .iter()
-        .map(|u| u["worker"].as_str().unwrap())
-        .collect();
+    let by: BTreeSet<&str> = done.iter().map(|u| u["worker"].as_str().unwrap()).collect();
     assert_eq!(by.len(), WORKERS, "each worker ran a unit: {st:#}");
 
     let c = emu.control("GET", "counters", None);
     eprintln!(
         "{WORKERS} workers: {} password grant(s), {} refresh grant(s), {} refresh-token reuse(s)",
-        c["token_requests"]["password"], c["token_requests"]["refresh_token"], c["refresh_token_reuse"]
+        c["token_requests"]["password"],
+        c["token_requests"]["refresh_token"],
+        c["refresh_token_reuse"]
     );
     assert_eq!(c["token_requests"]["password"], 1, "one grant: {c:#}");
     assert!(
@@ -158,7 +156,10 @@ fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a
     }
     // In the coordinator, sealed: one row for the one credential.
     let rows = pg_client()
-        .query(&format!("SELECT sealed FROM \"{}\".tokens", cluster.schema), &[])
+        .query(
+            &format!("SELECT sealed FROM \"{}\".tokens", cluster.schema),
+            &[],
+        )
         .unwrap();
     assert_eq!(rows.len(), 1);
     let sealed: String = rows[0].get(0);
@@ -259,7 +260,10 @@ fn serve_with_a_coordinator_registers_its_pipelines_and_shows_the_cluster() {
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(
         &file,
-        text.replace("pages_in_flight = 1", "pages_in_flight = 1\nschedule = \"every 2s\""),
+        text.replace(
+            "pages_in_flight = 1",
+            "pages_in_flight = 1\nschedule = \"every 2s\"",
+        ),
     )
     .unwrap();
     let mut cluster = Cluster::new(

@@ -107,7 +107,9 @@ impl TenantQuota {
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if g.as_ref().is_some_and(|(s, _)| (*s - requests).abs() < 1e-9) {
+        if g.as_ref()
+            .is_some_and(|(s, _)| (*s - requests).abs() < 1e-9)
+        {
             return;
         }
         *g = limiter_at(&self.quota, requests).map(|l| (requests, Arc::new(l)));

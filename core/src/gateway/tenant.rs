@@ -395,7 +395,7 @@ pub(crate) fn share(
     usage_dir: Option<&Path>,
 ) -> TenantShare {
     let mut reg = lock(&REGISTRY);
-    let limiter = rate_limit.and_then(|rl| {
+    let limiter = rate_limit.map(|rl| {
         let key = LimitKey::from(rl);
         match reg.declared.get(base) {
             Some(other) if *other != key => tracing::warn!(
@@ -409,7 +409,7 @@ pub(crate) fn share(
         reg.declared.insert(base.to_string(), key);
         let slot = (base.to_string(), key);
         if let Some(l) = reg.limiters.get(&slot).and_then(Weak::upgrade) {
-            return Some(l);
+            return l;
         }
         // In a cluster, the broker leases this process its share of the quota.
         let broker = super::shares::broker();
@@ -418,7 +418,7 @@ pub(crate) fn share(
             b.joined(&l);
         }
         reg.limiters.insert(slot, Arc::downgrade(&l));
-        Some(l)
+        l
     });
     let slot = (base.to_string(), usage_dir.map(Path::to_path_buf));
     let usage = match reg.usage.get(&slot).and_then(Weak::upgrade) {

@@ -25,7 +25,12 @@ pub struct CoordinatorArgs {
     /// A scale-out coordinator (Postgres URL): the `--pipeline` file's pipelines are
     /// registered with it, their schedules run on its workers, and `GET /v1/cluster`
     /// shows it. A password is better given in PGPASSWORD or ~/.pgpass.
-    #[arg(long, value_name = "URL", env = "IONPORT_COORDINATOR", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "IONPORT_COORDINATOR",
+        hide_env_values = true
+    )]
     pub coordinator: Option<String>,
     /// The coordinator's schema.
     #[arg(
@@ -97,6 +102,12 @@ pub async fn status(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "coordinator", e.to_string()))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordinator",
+            e.to_string(),
+        )
+    })?;
     Ok(Json(st))
 }
