@@ -109,14 +109,11 @@ fn at(ms: u64) -> SystemTime {
 }
 
 fn db_err(what: &str, e: &dyn std::fmt::Display) -> StoreError {
-    // The store's errors are the vault's kind; a coordinator's message may quote the URL.
-    StoreError::Vault(VaultError::Corrupt {
-        path: PathBuf::from("coordinator tokens"),
-        problem: format!(
-            "{what}: {}",
-            ionport_core::scrub::Scrubber::process().scrub(&e.to_string())
-        ),
-    })
+    // A coordinator's message may quote the URL (and its password): scrubbed.
+    StoreError::Shared(format!(
+        "{what}: {}",
+        ionport_core::scrub::Scrubber::process().scrub(&e.to_string())
+    ))
 }
 
 fn guard(m: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
@@ -184,12 +181,20 @@ impl RefreshTokenStore for CoordinatorTokenStore {
         let Some(sealed) = sealed else {
             return Ok(StoredTokens::default());
         };
-        let plain = self.vault.unseal(&self.purpose(), &sealed)?;
+        let plain = self.vault.unseal(&self.purpose(), &sealed).map_err(|e| match e {
+            VaultError::Corrupt { .. } | VaultError::KeyMissing { .. } => StoreError::Shared(format!(
+                "the tokens of credential {} in the coordinator's schema {} do not open with this machine's vault key ({}): every worker needs the same vault key (the same vault.key, or IONPORT_VAULT_KEY)",
+                self.key,
+                self.schema,
+                self.vault.key_file().display()
+            )),
+            other => StoreError::Vault(other),
+        })?;
         let v: Sealed = serde_json::from_slice(&plain).map_err(|e| {
-            StoreError::Vault(VaultError::Corrupt {
-                path: PathBuf::from("coordinator tokens"),
-                problem: format!("the sealed tokens of a credential are not readable: {e}"),
-            })
+            StoreError::Shared(format!(
+                "the tokens of credential {} in the coordinator are not readable: {e}",
+                self.key
+            ))
         })?;
         let access_token = match (v.access_token, v.access_issued_ms, v.access_expires_ms) {
             (Some(t), Some(i), Some(e)) => Some(StoredAccessToken {

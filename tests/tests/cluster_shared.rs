@@ -310,3 +310,54 @@ fn serve_with_a_coordinator_registers_its_pipelines_and_shows_the_cluster() {
     assert_eq!(status, 404, "{body}");
     assert!(body.to_string().contains("--coordinator"), "{body}");
 }
+
+#[test]
+fn a_worker_with_another_vault_key_fails_its_unit_naming_the_key() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 50,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let file = pipelines(
+        dir.path(),
+        1,
+        &format!("{{ ionapi = \"{}\" }}", ionapi.display()),
+        "none",
+        25,
+    );
+    let mut cluster = Cluster::new(dir.path(), &format!("cl_keys_{}", std::process::id()), "3s");
+    // The first worker stores the credential's tokens, sealed under its home's key.
+    cluster.submit(&file, true);
+    cluster.start_worker();
+    cluster.wait_for(Duration::from_secs(60), "the first unit done", |st| {
+        done_units(st).len() == 1
+    });
+    cluster.stop_all();
+    // A worker on a machine with another key cannot open them: its unit fails, saying so.
+    let other = dir.path().join("other-machine");
+    cluster.start_worker_in(&other);
+    cluster.submit(&file, true);
+    let st = cluster.wait_for(Duration::from_secs(60), "the second unit ended", |st| {
+        st["open"].as_array().unwrap().is_empty() && st["recent"].as_array().unwrap().len() == 2
+    });
+    cluster.stop_all();
+    let failed: Vec<&Value> = st["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["state"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{st:#}");
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("same vault key") && error.contains("coordinator"),
+        "{error}"
+    );
+    let c = emu.control("GET", "counters", None);
+    assert_eq!(
+        c["token_requests"]["password"], 1,
+        "no second grant behind the cluster's back: {c:#}"
+    );
+}

@@ -66,6 +66,9 @@ pub enum StoreError {
     /// The vault.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// A cluster's shared store (the coordinator) could not be read or written.
+    #[error("the cluster's shared token store: {0}")]
+    Shared(String),
     /// A thread panicked while it held the in-memory store.
     #[error("the in-memory token store is unusable: a thread panicked while holding it")]
     Poisoned,
