@@ -210,7 +210,9 @@ impl AttemptLayer {
         }
         if let Some(l) = &self.limiter {
             let waited = Instant::now();
-            l.until_ready().await;
+            l.until_ready()
+                .await
+                .map_err(|e| Error::middleware(LayerError(e)))?;
             add(
                 &self.metrics.rate_wait_us,
                 waited.elapsed().as_micros() as u64,

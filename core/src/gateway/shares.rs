@@ -42,6 +42,11 @@ impl std::fmt::Debug for TenantQuota {
 /// How often a request waiting for a first share looks again.
 const UNGRANTED_POLL: Duration = Duration::from_millis(25);
 
+/// How long a request waits for a share before it fails: a broker that grants none for
+/// this long has lost its coordinator, and a request waiting forever would keep its read
+/// from ever ending.
+pub const UNGRANTED_LIMIT: Duration = Duration::from_secs(60);
+
 fn limiter_at(quota: &RateLimit, share: f64) -> Option<DefaultDirectRateLimiter> {
     if share.is_nan() || share <= 0.0 {
         return None;
@@ -115,8 +120,10 @@ impl TenantQuota {
         *g = limiter_at(&self.quota, requests).map(|l| (requests, Arc::new(l)));
     }
 
-    /// Waits for a cell of the current share's limiter (and first for a share).
-    pub(crate) async fn until_ready(&self) {
+    /// Waits for a cell of the current share's limiter (and first for a share, at most
+    /// [`UNGRANTED_LIMIT`]: then an error saying so).
+    pub(crate) async fn until_ready(&self) -> Result<(), String> {
+        let since = std::time::Instant::now();
         loop {
             let current = self
                 .current
@@ -127,7 +134,14 @@ impl TenantQuota {
             match current {
                 Some(l) => {
                     l.until_ready().await;
-                    return;
+                    return Ok(());
+                }
+                None if since.elapsed() >= UNGRANTED_LIMIT => {
+                    return Err(format!(
+                        "no share of tenant {}'s quota was granted for {} s (the cluster's coordinator cannot be reached?); nothing was sent",
+                        self.tenant,
+                        UNGRANTED_LIMIT.as_secs()
+                    ));
                 }
                 None => tokio::time::sleep(UNGRANTED_POLL).await,
             }
