@@ -53,8 +53,10 @@ fn limiter_at(quota: &RateLimit, share: f64) -> Option<DefaultDirectRateLimiter>
     }
     let effective = share * (1.0 - quota.headroom.clamp(0.0, 0.9));
     let interval = Duration::from_secs_f64(quota.per.as_secs_f64() / effective.max(1e-9));
-    // A share too small for the quota's burst sends one at a time.
-    let burst = if effective * quota.headroom >= 2.0 {
+    // The whole quota keeps the quota's burst; a share too small for it (by the rule of
+    // `RateLimit::new`) sends one at a time.
+    let whole = share >= f64::from(quota.requests);
+    let burst = if whole || share * quota.headroom >= 2.0 {
         quota.burst.max(1)
     } else {
         1
