@@ -81,7 +81,7 @@ pub enum ClusterCommand {
         #[arg(long)]
         now: bool,
     },
-    /// Workers with their heartbeats, what each runs, lease ages, queued work.
+    /// Workers with their heartbeats, what each runs, lease ages, queued work, quota shares.
     Status {
         #[command(flatten)]
         coordinator: CoordinatorOpts,
@@ -247,6 +247,16 @@ fn status_text(st: &ionport_cluster::Status) -> String {
             u.worker.as_deref().unwrap_or("-"),
             u.attempts
         );
+    }
+    if !st.quota_shares.is_empty() {
+        let _ = writeln!(out, "\nquota shares (per tenant, live):");
+        for q in &st.quota_shares {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:<20} {:.1} of {} per {}s (lease {:.1}s left)",
+                q.tenant, q.worker, q.share, q.quota, q.per_secs, q.lease_left_secs
+            );
+        }
     }
     let _ = writeln!(out, "\nrecently finished:");
     for u in &st.recent {

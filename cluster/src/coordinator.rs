@@ -62,7 +62,7 @@ pub enum Outcome {
 }
 
 /// A registered pipeline, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineRow {
     /// Its name.
     pub name: String,
@@ -79,7 +79,7 @@ pub struct PipelineRow {
 }
 
 /// A worker, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkerRow {
     /// Its id.
     pub id: String,
@@ -98,7 +98,7 @@ pub struct WorkerRow {
 }
 
 /// A unit, as `cluster status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UnitRow {
     /// Its id.
     pub id: i64,
@@ -125,7 +125,7 @@ pub struct UnitRow {
 }
 
 /// One attempt at a unit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct History {
     /// The unit.
     pub unit: i64,
@@ -139,8 +139,25 @@ pub struct History {
     pub records: Option<i64>,
 }
 
+/// A worker's share of a tenant's quota, as `cluster status` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuotaRow {
+    /// The tenant's API base (`iu/ti/`).
+    pub tenant: String,
+    /// The worker.
+    pub worker: String,
+    /// The tenant's quota: requests per `per_secs`.
+    pub quota: i32,
+    /// The quota's window.
+    pub per_secs: f64,
+    /// This worker's share: requests per `per_secs`.
+    pub share: f64,
+    /// Seconds left on the share's lease.
+    pub lease_left_secs: f64,
+}
+
 /// What `cluster status` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// The coordinator's schema.
     pub schema: String,
@@ -154,6 +171,8 @@ pub struct Status {
     pub recent: Vec<UnitRow>,
     /// The attempts of the units in `open` and `recent`.
     pub history: Vec<History>,
+    /// The live shares of tenants' quotas, per tenant and worker.
+    pub quota_shares: Vec<QuotaRow>,
 }
 
 /// What makes two pipelines' units share a writer: the destination they write to (a file
@@ -528,12 +547,86 @@ impl Coordinator {
         Ok(true)
     }
 
-    /// Marks a worker stopped (after it handed its units back).
+    /// Marks a worker stopped (after it handed its units back) and frees its quota shares.
     pub fn stop_worker(&mut self, worker: &str) -> Result<(), ClusterError> {
         let s = &self.s;
         self.client.execute(
             &format!("UPDATE {s}.workers SET stopped_at = now() WHERE id = $1"),
             &[&worker],
+        )?;
+        self.release_quota_except(worker, &[])
+    }
+
+    /// Leases `worker` its share of the quota of `tenant` (an API base): `quota` requests
+    /// per `per` divided among the live workers that use the tenant, and never more than
+    /// what the others' live shares leave. Under a transaction-scoped advisory lock per
+    /// tenant. A share lower than `current` is passed to `lower` before it is committed
+    /// (the caller narrows its limiter first); a higher one is returned after the commit,
+    /// for the caller to widen then — so the sum of what workers send stays within the
+    /// quota. Others above the fair share lower theirs at their next heartbeat.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lease_quota(
+        &mut self,
+        worker: &str,
+        tenant: &str,
+        quota: u32,
+        per: Duration,
+        current: f64,
+        lease: Duration,
+        lower: impl FnOnce(f64),
+    ) -> Result<f64, ClusterError> {
+        let s = self.s.clone();
+        let mut tx = self.client.transaction()?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ionport-quota'), hashtext($1))",
+            &[&format!("{}/{tenant}", self.schema)],
+        )?;
+        tx.execute(
+            &format!("DELETE FROM {s}.quota_shares WHERE tenant = $1 AND lease_until < now()"),
+            &[&tenant],
+        )?;
+        let others = tx.query(
+            &format!("SELECT share FROM {s}.quota_shares WHERE tenant = $1 AND worker <> $2"),
+            &[&tenant, &worker],
+        )?;
+        let taken: f64 = others.iter().map(|r| r.get::<_, f64>(0)).sum();
+        let quota_f = f64::from(quota);
+        let fair = quota_f / (others.len() + 1) as f64;
+        let share = fair.min((quota_f - taken).max(0.0));
+        if share < current {
+            lower(share);
+        }
+        let per_ms = i64::try_from(per.as_millis()).unwrap_or(i64::MAX);
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.quota_shares (tenant, worker, quota, per_ms, share, lease_until)
+                 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+                 ON CONFLICT (tenant, worker) DO UPDATE SET quota = $3, per_ms = $4, share = $5,
+                   lease_until = now() + make_interval(secs => $6)"
+            ),
+            &[
+                &tenant,
+                &worker,
+                &i32::try_from(quota).unwrap_or(i32::MAX),
+                &per_ms,
+                &share,
+                &lease.as_secs_f64(),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(share)
+    }
+
+    /// Gives back `worker`'s shares of every tenant but `keep`.
+    pub fn release_quota_except(
+        &mut self,
+        worker: &str,
+        keep: &[String],
+    ) -> Result<(), ClusterError> {
+        let s = &self.s;
+        self.client.execute(
+            &format!("DELETE FROM {s}.quota_shares WHERE worker = $1 AND NOT (tenant = ANY($2))"),
+            &[&worker, &keep],
         )?;
         Ok(())
     }
@@ -628,6 +721,26 @@ impl Coordinator {
                 records: r.get(4),
             })
             .collect();
+        let quota_shares = self
+            .client
+            .query(
+                &format!(
+                    "SELECT tenant, worker, quota, per_ms, share,
+                            EXTRACT(EPOCH FROM lease_until - now())::float8
+                     FROM {s}.quota_shares WHERE lease_until >= now() ORDER BY tenant, worker"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|r| QuotaRow {
+                tenant: r.get(0),
+                worker: r.get(1),
+                quota: r.get(2),
+                per_secs: r.get::<_, i64>(3) as f64 / 1000.0,
+                share: r.get(4),
+                lease_left_secs: r.get(5),
+            })
+            .collect();
         Ok(Status {
             schema: self.schema.clone(),
             pipelines,
@@ -635,6 +748,7 @@ impl Coordinator {
             open,
             recent,
             history,
+            quota_shares,
         })
     }
 }

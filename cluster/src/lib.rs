@@ -8,7 +8,11 @@
 //!   renewal with the heartbeat ([`Coordinator::heartbeat`]), the end of a unit
 //!   ([`Coordinator::finish`], [`Coordinator::hand_back`]) and [`Coordinator::status`];
 //! - [`worker`]: the worker's loop — claim, run through core's `pipeline::run`, renew,
-//!   hand back on shutdown.
+//!   hand back on shutdown;
+//! - [`tokens`]: one token per credential across the cluster (core's token store kept in
+//!   the coordinator, sealed under the vault key, requests under an advisory lock);
+//! - [`quota`]: one quota per tenant across the cluster (shares leased to the workers
+//!   that use the tenant, rebalanced with every heartbeat).
 //!
 //! A unit of work is one task of one pipeline for one schedule tick. Its checkpoints are
 //! the destination's, committed with its records (core's invariant); the coordinator keeps
@@ -19,12 +23,14 @@
 //! truth, its row locks and transaction-scoped advisory locks the only mutual exclusion.
 
 mod coordinator;
+pub mod quota;
 mod schema;
 mod ticks;
+pub mod tokens;
 pub mod worker;
 
 pub use coordinator::{
-    Claimed, Coordinator, History, Outcome, PipelineRow, Status, UnitRow, WorkerRow,
+    Claimed, Coordinator, History, Outcome, PipelineRow, QuotaRow, Status, UnitRow, WorkerRow,
     destination_key,
 };
 

@@ -2,7 +2,7 @@
 //! transaction-scoped advisory lock, so that workers starting together create them once.
 
 /// The schema version this build writes; a newer one in the database is refused.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
 
 /// The DDL of version 1, `{s}` the quoted schema name.
 const V1: &str = r#"
@@ -71,6 +71,30 @@ CREATE TABLE {s}.history (
 );
 "#;
 
+/// Version 2: the cluster's shared tokens and its tenants' quota shares.
+const V2: &str = r#"
+-- One credential's tokens (access and rotated refresh token), sealed under the vault key;
+-- `credential` is a hash of the credential's identity, never a secret.
+CREATE TABLE {s}.tokens (
+    credential text PRIMARY KEY,
+    sealed text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- The share of a tenant's quota each worker may send (`share` requests per `per_ms`),
+-- under a lease renewed with the heartbeat: the sum of live shares of a tenant stays
+-- within its quota.
+CREATE TABLE {s}.quota_shares (
+    tenant text NOT NULL,
+    worker text NOT NULL,
+    quota integer NOT NULL,
+    per_ms bigint NOT NULL,
+    share double precision NOT NULL,
+    lease_until timestamptz NOT NULL,
+    PRIMARY KEY (tenant, worker)
+);
+INSERT INTO {s}.meta VALUES (2);
+"#;
+
 /// Creates the schema's tables when missing; refuses a schema of a newer version.
 pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(), String> {
     let s = format!("\"{schema}\"");
@@ -104,6 +128,10 @@ pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(),
     }
     if version < 1 {
         tx.batch_execute(&V1.replace("{s}", &s))
+            .map_err(|e| e.to_string())?;
+    }
+    if version < 2 {
+        tx.batch_execute(&V2.replace("{s}", &s))
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())

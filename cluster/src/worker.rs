@@ -21,6 +21,8 @@ use ionport_core::pipeline::{Cancel, RunOptions, RunSummary, run};
 use ionport_core::plugin::PluginRegistry;
 
 use crate::coordinator::load_plan;
+use crate::quota::QuotaLeases;
+use crate::tokens::CoordinatorTokens;
 use crate::{Claimed, ClusterError, Coordinator, Outcome};
 
 /// How a worker runs.
@@ -69,18 +71,23 @@ pub fn run_worker(
     tracing::info!(target: "ionport::cluster", worker = %config.id, slots = config.slots, lease = ?config.lease, "worker started");
     let running: RunningUnits = Arc::default();
     let renewed = Arc::new(Mutex::new(Instant::now()));
+    // Every tenant quota this process's connections use is leased from the coordinator.
+    let quota = Arc::new(QuotaLeases::default());
+    ionport_core::gateway::set_quota_broker(Some(quota.clone()));
     let heartbeat = {
-        let (config, running, stop, renewed) = (
+        let (config, running, stop, renewed, quota) = (
             config.clone(),
             running.clone(),
             stop.clone(),
             renewed.clone(),
+            quota.clone(),
         );
-        std::thread::spawn(move || heartbeat_loop(&config, &running, &stop, &renewed))
+        std::thread::spawn(move || heartbeat_loop(&config, &running, &stop, &renewed, &quota))
     };
     let watchdog = {
-        let (config, running, stop) = (config.clone(), running.clone(), stop.clone());
-        std::thread::spawn(move || watchdog_loop(&config, &running, &stop, &renewed))
+        let (config, running, stop, quota) =
+            (config.clone(), running.clone(), stop.clone(), quota.clone());
+        std::thread::spawn(move || watchdog_loop(&config, &running, &stop, &renewed, &quota))
     };
     let (done_tx, done_rx) = mpsc::channel::<(Claimed, RunSummary)>();
     // Ends of units not yet recorded (the coordinator was unreachable).
@@ -142,6 +149,7 @@ pub fn run_worker(
     }
     let _ = heartbeat.join();
     let _ = watchdog.join();
+    ionport_core::gateway::set_quota_broker(None);
     tracing::info!(target: "ionport::cluster", worker = %config.id, "worker stopped");
     Ok(())
 }
@@ -184,12 +192,16 @@ fn step(
             },
         );
         let done = done.clone();
+        let tokens = Arc::new(CoordinatorTokens::new(&config.url, &config.schema))
+            as Arc<dyn ionport_core::token::TokenStoreProvider>;
         rt.spawn(async move {
-            let opts = RunOptions {
+            let mut opts = RunOptions {
                 pipeline: Some(unit.pipeline.clone()),
                 task: Some(unit.task.clone()),
                 ..RunOptions::default()
             };
+            // One token per credential across the cluster, kept in the coordinator.
+            opts.connection.token.shared_store = Some(tokens);
             let summary = run(&plan, &opts, Arc::new(Quiet), cancel).await;
             let _ = done.send((unit, summary));
         });
@@ -280,6 +292,7 @@ fn heartbeat_loop(
     running: &RunningUnits,
     stop: &Cancel,
     renewed: &Mutex<Instant>,
+    quota: &QuotaLeases,
 ) {
     let every = config.lease / 3;
     let mut coord: Option<Coordinator> = None;
@@ -297,6 +310,8 @@ fn heartbeat_loop(
             .map(|c| c.heartbeat(&config.id, config.lease))
         {
             Some(Ok(held)) => {
+                let renew_ms = asked.elapsed().as_secs_f64() * 1000.0;
+                tracing::debug!(target: "ionport::cluster", renew_ms, units = held.len(), "leases renewed");
                 // From before the renewal was asked: the database's new lease ends later.
                 *renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked;
                 for (id, r) in units(running).iter_mut() {
@@ -305,6 +320,12 @@ fn heartbeat_loop(
                         r.cancel.cancel();
                     }
                 }
+                if let Some(c) = coord.as_mut()
+                    && let Err(e) = quota.renew(c, &config.id, config.lease)
+                {
+                    tracing::warn!(target: "ionport::cluster", "quota shares not renewed: {e}");
+                    coord = None;
+                }
             }
             Some(Err(e)) => {
                 tracing::warn!(target: "ionport::cluster", "heartbeat failed: {e}");
@@ -312,9 +333,10 @@ fn heartbeat_loop(
             }
             None => {}
         }
-        // In short naps: a stopping worker must not wait a third of a lease to exit.
+        // In short naps: a stopping worker must not wait a third of a lease to exit, and
+        // a tenant newly used waits for its share.
         let next = asked + every.max(Duration::from_millis(50));
-        while !(stop.is_cancelled() && units(running).is_empty()) {
+        while !(quota.has_joined() || stop.is_cancelled() && units(running).is_empty()) {
             let left = next.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -334,6 +356,7 @@ fn watchdog_loop(
     running: &RunningUnits,
     stop: &Cancel,
     renewed: &Mutex<Instant>,
+    quota: &QuotaLeases,
 ) {
     let deadline = config.lease - config.lease / 3;
     loop {
@@ -342,6 +365,8 @@ fn watchdog_loop(
         }
         let since = renewed.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
         if since >= deadline {
+            // The quota shares lapse with the leases: nothing more is sent.
+            quota.suspend();
             for r in units(running).values_mut() {
                 if !r.lost {
                     tracing::warn!(target: "ionport::cluster", "no lease renewal for {since:?}: stopping the unit");

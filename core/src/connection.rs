@@ -165,6 +165,46 @@ impl ServiceAccountInfo {
     }
 }
 
+/// The cluster's store of `credentials`' tokens, from `provider`: `None` for tokens that
+/// belong to one user's session (a SAML assertion's), which are not shared, and when no
+/// vault key can seal them (then the machine-local store is kept, with a warning).
+fn cluster_store(
+    provider: &dyn crate::token::TokenStoreProvider,
+    credentials: &Credentials,
+    grant: &GrantKind,
+    vault: Option<Arc<Vault>>,
+) -> Option<Arc<dyn RefreshTokenStore>> {
+    use sha2::Digest;
+    if matches!(grant, GrantKind::SamlBearer(_)) {
+        return None;
+    }
+    let vault = match vault {
+        Some(v) => v,
+        None => match Vault::open_default() {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "no vault key to seal the cluster's shared tokens with; this process keeps its own");
+                return None;
+            }
+        },
+    };
+    // The credential's identity, hashed: the same on every machine that has it, whatever
+    // the file or vault entry is called there. A user's sign-in (no service account) is
+    // told apart by its origin (the vault entry).
+    let account = match &credentials.service_account {
+        Some(a) => format!("sa:{}", a.access_key),
+        None => format!("origin:{}", credentials.origin),
+    };
+    let identity = format!(
+        "ionport-tokens/1\n{}\n{}\n{account}",
+        credentials.api_base().as_str(),
+        credentials.client_id
+    );
+    let hash = sha2::Sha256::digest(identity.as_bytes());
+    let key: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    Some(provider.store(&key, vault))
+}
+
 /// The path of the host's own connection check.
 pub const USERS_ME: &str = "ifsservice/usermgt/v2/users/me";
 
@@ -186,6 +226,8 @@ impl Connection {
         settings: ConnectionSettings,
     ) -> Result<Self, ConnectionError> {
         let memory = || -> Arc<dyn RefreshTokenStore> { Arc::new(MemoryRefreshStore::default()) };
+        // The vault whose key seals tokens shared through a cluster: the entry's own.
+        let mut vault_of: Option<Arc<Vault>> = None;
         let (credentials, store, grant) = match source {
             CredentialSource::IonApiFile(p) => (
                 Arc::new(Credentials::from_ionapi_file(p)?),
@@ -194,6 +236,7 @@ impl Connection {
             ),
             CredentialSource::Vault { vault, name } => {
                 let entry = vault.get(&name)?;
+                vault_of = Some(Arc::clone(&vault));
                 (
                     Arc::new(entry.credentials),
                     Arc::new(VaultRefreshStore::new(vault, name)) as Arc<dyn RefreshTokenStore>,
@@ -210,6 +253,12 @@ impl Connection {
                 credentials,
                 assertion,
             } => (credentials, memory(), GrantKind::SamlBearer(assertion)),
+        };
+        let store = match &settings.token.shared_store {
+            Some(provider) => {
+                cluster_store(provider.as_ref(), &credentials, &grant, vault_of).unwrap_or(store)
+            }
+            None => store,
         };
         let http = http_client(&settings.gateway)?;
         let tokens = TokenManager::with_grant(

@@ -5,6 +5,7 @@
 //! as the test binary itself.
 
 pub mod browser;
+pub mod cluster;
 pub mod counting;
 pub mod destinations;
 pub mod emulated;

@@ -188,6 +188,7 @@ const TABLE: &[(&str, &str, Expect)] = &[
     ("get", "/health", Expect::Shared),
     ("get", "/openapi.json", Expect::Shared),
     ("get", "/metrics", Expect::AdminOnly),
+    ("get", "/v1/cluster", Expect::AdminOnly),
     ("get", "/v1/connectors", Expect::Shared),
     ("get", "/v1/connectors/{id}", Expect::Shared),
     ("get", "/v1/connectors/{id}/form", Expect::Shared),

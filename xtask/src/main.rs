@@ -222,6 +222,8 @@ fn bench() -> Result<()> {
     postgres::ensure_postgres()?;
     build_plugins(true)?;
     cargo(&["bench", "-p", "ionport-tests", "--bench", "abi"])?;
+    // Scale-out (issue #16): 1 to 3 workers on the machine's Postgres, 150 ms per call.
+    cargo(&["bench", "-p", "ionport-tests", "--bench", "cluster"])?;
     // The data path (issue #11): every task into every destination, verified, beside the
     // server's ceiling, on loopback and at 150 ms with the quota. Its BENCH_* variables
     // pass through (see tests/benches/pipeline.rs and docs/performance.md); the defaults

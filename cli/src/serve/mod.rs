@@ -109,6 +109,8 @@ pub struct ServeArgs {
     /// Seconds a webhook (or OpenLineage) delivery is retried before it is given up.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     webhook_retry_for: u64,
+    #[command(flatten)]
+    cluster: api::cluster::CoordinatorArgs,
 }
 
 /// What every handler shares.
@@ -238,6 +240,7 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             anyhow::anyhow!("the pipeline file {} is invalid:\n{d}", file.display())
         })?),
     };
+    api::cluster::start(&args.cluster, pipelines.as_ref())?;
     let store = store::Store::open(&home)?;
     let workspaces = workspaces::Workspaces::open(&home)?;
     let destinations = confine::DestinationRoots::new(&home.join("data"), &args.destination_roots)?;

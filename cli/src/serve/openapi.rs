@@ -6,7 +6,9 @@ use utoipa::{Modify, OpenApi};
 
 use ionport_plugin_abi::wire::SyncMode;
 
-use super::api::{audit, connections, connectors, runs, states, system, webhooks, workspaces};
+use super::api::{
+    audit, cluster, connections, connectors, runs, states, system, webhooks, workspaces,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +28,7 @@ use super::api::{audit, connections, connectors, runs, states, system, webhooks,
         audit::list,
         workspaces::list, workspaces::create, workspaces::get, workspaces::update,
         workspaces::delete, workspaces::list_keys, workspaces::create_key, workspaces::delete_key,
+        cluster::status,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
@@ -37,6 +40,7 @@ use super::api::{audit, connections, connectors, runs, states, system, webhooks,
         (name = "webhooks", description = "Endpoints told of run events, signed (Ionport-Signature: t=…,v1=HMAC-SHA256 of `t.body`)"),
         (name = "audit", description = "Who changed what: the append-only audit log"),
         (name = "workspaces", description = "Workspaces, their limits and their keys (admin keys only)"),
+        (name = "cluster", description = "The scale-out cluster of a server started with --coordinator: workers, leases, queued work, quota shares"),
     )
 )]
 struct Doc;

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use governor::DefaultDirectRateLimiter;
 use http::Extensions;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next};
 use reqwest_retry::{Retryable, RetryableStrategy, default_on_request_failure};
 use secrecy::ExposeSecret;
+use governor::DefaultDirectRateLimiter;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -149,7 +149,7 @@ impl RetryableStrategy for WriteStrategy {
 /// rate-limit cell, bearer token, one re-send after a 401, metrics.
 pub(crate) struct AttemptLayer {
     tokens: TokenManager,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    limiter: Option<Arc<super::shares::TenantQuota>>,
     /// The client's scope's own limit to the tenant, besides the tenant's.
     scoped: Option<Arc<DefaultDirectRateLimiter>>,
     usage: Arc<TenantUsage>,
@@ -212,9 +212,16 @@ impl AttemptLayer {
             }
             return Err(Error::middleware(spent));
         }
-        for l in [&self.limiter, &self.scoped].into_iter().flatten() {
-            let waited = Instant::now();
+        let waited = Instant::now();
+        if let Some(l) = &self.limiter {
+            l.until_ready()
+                .await
+                .map_err(|e| Error::middleware(LayerError(e)))?;
+        }
+        if let Some(l) = &self.scoped {
             l.until_ready().await;
+        }
+        if self.limiter.is_some() || self.scoped.is_some() {
             add(
                 &self.metrics.rate_wait_us,
                 waited.elapsed().as_micros() as u64,

@@ -25,6 +25,7 @@
 pub mod contract;
 mod layer;
 mod metrics;
+pub mod shares;
 pub mod tenant;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::{Jitter, RetryDecision, RetryPolicy, RetryTransientMiddleware};
 
 pub use metrics::GatewayMetrics;
+pub use shares::{QuotaBroker, TenantQuota, set_quota_broker};
 pub use tenant::{BudgetSpent, BudgetUse, DailyBudget};
 
 use crate::token::{TokenError, TokenManager, error_chain};

@@ -31,6 +31,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use super::RateLimit;
+use super::shares::TenantQuota;
 
 /// A usage file is visited at least every this many requests of a process…
 pub const FLUSH_EVERY: u64 = 200;
@@ -351,7 +352,7 @@ fn add_to_file(file: &Path, tenant: &str, day: &str, add: u64) -> std::io::Resul
 /// What a gateway client takes from its tenant: the shared limiter and the shared count.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantShare {
-    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pub limiter: Option<Arc<TenantQuota>>,
     /// The client's scope's limiter to this tenant ([`super::ScopedLimit`]).
     pub scoped: Option<Arc<DefaultDirectRateLimiter>>,
     pub usage: Arc<TenantUsage>,
@@ -374,7 +375,8 @@ pub(crate) fn share_scoped(
     if let Some(l) = reg.get(&slot).and_then(Weak::upgrade) {
         return Some(l);
     }
-    let l = Arc::new(limiter(rl)?);
+    // A scope's limit is a quota of its own, whole in every process.
+    let l = Arc::new(super::shares::limiter_at(rl, f64::from(rl.requests))?);
     reg.insert(slot, Arc::downgrade(&l));
     reg.retain(|_, w| w.strong_count() > 0);
     Some(l)
@@ -382,7 +384,7 @@ pub(crate) fn share_scoped(
 
 #[derive(Default)]
 struct Registry {
-    limiters: HashMap<(String, LimitKey), Weak<DefaultDirectRateLimiter>>,
+    limiters: HashMap<(String, LimitKey), Weak<TenantQuota>>,
     /// The quota each tenant's limiters were made for, to warn about disagreement.
     declared: HashMap<String, LimitKey>,
     usage: HashMap<(String, Option<PathBuf>), Weak<TenantUsage>>,
@@ -410,12 +412,6 @@ impl From<&RateLimit> for LimitKey {
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
-fn limiter(rl: &RateLimit) -> Option<DefaultDirectRateLimiter> {
-    let burst = NonZeroU32::new(rl.burst.max(1))?;
-    Quota::with_period(rl.interval().max(Duration::from_nanos(1)))
-        .map(|q| RateLimiter::direct(q.allow_burst(burst)))
-}
-
 /// The share of the tenant at `base` (named `tenant`) for a client limited to
 /// `rate_limit`, counting into `usage_dir`.
 pub(crate) fn share(
@@ -425,7 +421,7 @@ pub(crate) fn share(
     usage_dir: Option<&Path>,
 ) -> TenantShare {
     let mut reg = lock(&REGISTRY);
-    let limiter = rate_limit.and_then(|rl| {
+    let limiter = rate_limit.map(|rl| {
         let key = LimitKey::from(rl);
         match reg.declared.get(base) {
             Some(other) if *other != key => tracing::warn!(
@@ -439,11 +435,16 @@ pub(crate) fn share(
         reg.declared.insert(base.to_string(), key);
         let slot = (base.to_string(), key);
         if let Some(l) = reg.limiters.get(&slot).and_then(Weak::upgrade) {
-            return Some(l);
+            return l;
         }
-        let l = Arc::new(limiter(rl)?);
+        // In a cluster, the broker leases this process its share of the quota.
+        let broker = super::shares::broker();
+        let l = Arc::new(TenantQuota::new(tenant, base, *rl, broker.is_none()));
+        if let Some(b) = broker {
+            b.joined(&l);
+        }
         reg.limiters.insert(slot, Arc::downgrade(&l));
-        Some(l)
+        l
     });
     let slot = (base.to_string(), usage_dir.map(Path::to_path_buf));
     let usage = match reg.usage.get(&slot).and_then(Weak::upgrade) {

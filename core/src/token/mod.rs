@@ -48,7 +48,7 @@ pub use grant::{AssertionProvider, GrantKind, PkceLogin, RandomError, s256_chall
 pub(crate) use request::error_chain;
 pub use store::{
     MemoryRefreshStore, RefreshTokenStore, StoreError, StoreLock, StoredAccessToken, StoredTokens,
-    VaultRefreshStore,
+    TokenStoreProvider, VaultRefreshStore,
 };
 
 use crate::credentials::{Credentials, MASK};
@@ -94,6 +94,10 @@ pub struct TokenSettings {
     /// Where the daily authentication counts are added up across processes (the home's
     /// `usage/`); `None` counts this process's grants only.
     pub usage_dir: Option<std::path::PathBuf>,
+    /// Where a cluster's processes share their tokens (`ionport worker --coordinator`):
+    /// `Connection::open` takes a credential's store from it instead of the machine-local
+    /// one. `None` (the default) keeps tokens in memory or in the vault entry.
+    pub shared_store: Option<Arc<dyn TokenStoreProvider>>,
 }
 
 impl Default for TokenSettings {
@@ -111,6 +115,7 @@ impl Default for TokenSettings {
             revoke_on_shutdown: true,
             auth_budget: None,
             usage_dir: None,
+            shared_store: None,
         }
     }
 }

@@ -66,6 +66,9 @@ pub enum StoreError {
     /// The vault.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// A cluster's shared store (the coordinator) could not be read or written.
+    #[error("the cluster's shared token store: {0}")]
+    Shared(String),
     /// A thread panicked while it held the in-memory store.
     #[error("the in-memory token store is unusable: a thread panicked while holding it")]
     Poisoned,
@@ -81,8 +84,9 @@ pub trait RefreshTokenStore: Send + Sync + fmt::Debug + 'static {
     fn load(&self) -> Result<StoredTokens, StoreError>;
     /// Replaces the stored tokens.
     fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError>;
-    /// The file whose lock makes token requests single-flight across processes; `None`
-    /// for a store no other process sees. When it is `Some`, the tokens are shared:
+    /// Where the lock that makes token requests single-flight across processes is (a lock
+    /// file; for a cluster's store, the coordinator's table, shown as a path in messages);
+    /// `None` for a store no other process sees. When it is `Some`, the tokens are shared:
     /// the manager never revokes them at shutdown (another process may be using them).
     fn lock_path(&self) -> Option<PathBuf> {
         None
@@ -157,4 +161,16 @@ impl RefreshTokenStore for VaultRefreshStore {
             .try_lock_tokens(&self.name)?
             .map(|l| Box::new(l) as StoreLock))
     }
+}
+
+/// Gives the stores of a cluster's shared tokens: `Connection::open` asks it, when it is
+/// set in [`super::TokenSettings::shared_store`], for the store of a credential instead of
+/// the machine-local one (memory, or a vault entry), so that every process of the cluster,
+/// on any machine, keeps one token per credential. `ionport-cluster`'s coordinator is one.
+/// The token lifecycle stays the [`super::TokenManager`]'s; only where the tokens and the
+/// lock live changes.
+pub trait TokenStoreProvider: Send + Sync + fmt::Debug + 'static {
+    /// The store of the credential `key` (a hash of the credential's identity: API base,
+    /// client id, service account; never a secret), its tokens sealed under `vault`'s key.
+    fn store(&self, key: &str, vault: Arc<Vault>) -> Arc<dyn RefreshTokenStore>;
 }

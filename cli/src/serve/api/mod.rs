@@ -2,6 +2,7 @@
 //! (`#[utoipa::path]`), collected in `openapi.rs`.
 
 pub mod audit;
+pub mod cluster;
 pub mod connections;
 pub mod connectors;
 pub mod runs;
@@ -67,4 +68,5 @@ pub fn routes() -> Router<AppState> {
             get(workspaces::list_keys).post(workspaces::create_key),
         )
         .route("/v1/keys/{name}", delete(workspaces::delete_key))
+        .route("/v1/cluster", get(cluster::status))
 }
