@@ -77,6 +77,8 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "ionport-test-plugin-broken",
     "ionport-test-plugin-abi-1-0",
     "ionport-test-plugin-needs-capability",
+    "ionport-test-plugin-faults",
+    "ionport-test-plugin-abort-on-load",
 ];
 
 fn root() -> PathBuf {
