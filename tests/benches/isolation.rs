@@ -197,7 +197,13 @@ fn main() {
         .load(&plugin_lib(task.lib))
         .unwrap_or_else(|e| panic!("{} does not load (built in release?): {e}", task.lib))
         .clone();
-    let read = ceiling::record(&emu, &plugin, &ionapi, ceiling::read_request(task, page, pif), false);
+    let read = ceiling::record(
+        &emu,
+        &plugin,
+        &ionapi,
+        ceiling::read_request(task, page, pif),
+        false,
+    );
     let (ceiling_secs, bytes) = ceiling::replay(&emu, &read.heads, pif as usize);
     println!(
         "\nm3/customer_table — N = {want}, pages of {page}, {pif} in flight, {} requests ({:.1} MiB); emulator ceiling (minimal client, {pif} in flight): {:.0} records/s",
@@ -207,7 +213,15 @@ fn main() {
     );
     println!(
         "{:<11} {:>9} {:>10} {:>7} {:>13} {:>12} {:>12} {:>12} {:>11}  verified",
-        "isolation", "records", "records/s", "share", "CPU µs/rec", "plugin host", "host RSS", "plugin RSS", "emu µs/rec"
+        "isolation",
+        "records",
+        "records/s",
+        "share",
+        "CPU µs/rec",
+        "plugin host",
+        "host RSS",
+        "plugin RSS",
+        "emu µs/rec"
     );
     let mut failures = Vec::new();
     for isolation in ["in-process", "process"] {

@@ -262,7 +262,10 @@ fn isolation_bench(records: Option<u64>) -> Result<()> {
         .map(|n| ("BENCH_ISOLATION_RECORDS", n))
         .into_iter()
         .collect();
-    cargo_env(&["bench", "-p", "ionport-tests", "--bench", "isolation"], &env)
+    cargo_env(
+        &["bench", "-p", "ionport-tests", "--bench", "isolation"],
+        &env,
+    )
 }
 
 /// The pages come from the binary's own clap definition (a hidden `man-pages`
