@@ -42,7 +42,7 @@ pub enum RefusedPlugin {
         /// The library.
         path: PathBuf,
         /// What happened.
-        error: CallError,
+        error: Box<CallError>,
     },
     /// Another plugin already has this id.
     #[error("{}: refused: plugin id '{id}' is already taken by {}", path.display(), first.display())]
@@ -115,7 +115,7 @@ pub enum CallError {
         /// The operation.
         operation: &'static str,
         /// What happened to the process.
-        failure: super::isolate::ProcessFailure,
+        failure: Box<super::isolate::ProcessFailure>,
     },
     /// The plugin answered with JSON the host cannot read.
     #[error("{plugin}: {operation} returned an invalid answer: {message}")]

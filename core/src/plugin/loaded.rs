@@ -171,12 +171,12 @@ impl LoadedPlugin {
                     ProcessCallError::Failure(failure) => CallError::Process {
                         plugin: id.to_string(),
                         operation,
-                        failure,
+                        failure: Box::new(failure),
                     },
                     ProcessCallError::Load(failure) => CallError::Process {
                         plugin: id.to_string(),
                         operation: "load",
-                        failure,
+                        failure: Box::new(failure),
                     },
                 })
             }

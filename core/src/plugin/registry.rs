@@ -135,7 +135,7 @@ impl PluginRegistry {
                 let isolated = LoadedPlugin::describe_isolated(path, policy.limits.clone())
                     .map_err(|error| RefusedPlugin::Isolated {
                         path: path.to_path_buf(),
-                        error,
+                        error: Box::new(error),
                     })?;
                 if policy.except.iter().any(|id| id == isolated.id()) {
                     // Allowed in the host: its process ends here.

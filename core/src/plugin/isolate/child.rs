@@ -141,10 +141,11 @@ fn serve_calls(
 /// waiting for them.
 fn reader(host: Arc<PipeHost>, calls: Sender<(String, bool, Vec<u8>)>) {
     let mut stdin = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-    while let Ok(Some(frame)) = read_frame(&mut stdin) {
-        match frame.message {
+    while let Ok(Some(Frame { message, body })) = read_frame(&mut stdin) {
+        match message {
             Message::Call { op, cancelled } => {
-                if calls.send((op, cancelled, frame.body)).is_err() {
+                let sent = calls.send((op, cancelled, body));
+                if sent.is_err() {
                     return;
                 }
             }
@@ -154,7 +155,7 @@ fn reader(host: Arc<PipeHost>, calls: Sender<(String, bool, Vec<u8>)>) {
             | Message::Refused { id, .. } => {
                 let waiter = host.pending.lock().ok().and_then(|mut p| p.remove(&id));
                 if let Some(w) = waiter {
-                    let _ = w.send(frame);
+                    let _ = w.send(Frame { message, body });
                 }
             }
             // Anything else is a child → host message: ignored here.
