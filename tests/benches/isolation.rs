@@ -62,12 +62,21 @@ struct Figures {
     emulator_cpu: f64,
 }
 
-/// The children of `pid` (the plugin hosts of an isolated run).
+/// The children of `pid` (the plugin hosts of an isolated run), whichever of its threads
+/// started them (`/proc/PID/task/TID/children` lists a thread's own).
 fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .flat_map(|t| {
+            std::fs::read_to_string(t.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
 
@@ -245,17 +254,25 @@ fn main() {
             }
         };
         let per = |cpu: f64| cpu * 1e6 / f.records.max(1) as f64;
+        let (host_cpu, host_rss) = if isolation == "process" {
+            (
+                format!("{:.2}", per(f.plugin_host_cpu)),
+                format!("{:.0} MiB", f.plugin_host_rss_kib as f64 / 1024.0),
+            )
+        } else {
+            ("-".to_string(), "-".to_string())
+        };
         let rate = f.records as f64 / f.seconds;
         println!(
-            "{:<11} {:>9} {:>10.0} {:>6.0}% {:>13.2} {:>12.2} {:>8.0} MiB {:>8.0} MiB {:>11.2}  {verified}",
+            "{:<11} {:>9} {:>10.0} {:>6.0}% {:>13.2} {:>12} {:>8.0} MiB {:>12} {:>11.2}  {verified}",
             isolation,
             f.records,
             rate,
             100.0 * rate / (want as f64 / ceiling_secs),
             per(f.tree_cpu),
-            per(f.plugin_host_cpu),
+            host_cpu,
             f.host_rss_kib as f64 / 1024.0,
-            f.plugin_host_rss_kib as f64 / 1024.0,
+            host_rss,
             per(f.emulator_cpu),
         );
         let _ = std::fs::remove_dir_all(&out);
