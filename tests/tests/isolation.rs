@@ -422,3 +422,60 @@ page_size = 70
         assert_eq!(sa, sb, "{stream}: the same state");
     }
 }
+
+/// `ionport serve --isolate-plugins-except ""`: every connector is described through its
+/// own process and runs in one; a connection created with `"isolation": "process"` keeps
+/// it, and its run reads every customer through the one read path.
+#[test]
+fn serve_runs_an_isolated_connection_under_its_isolation_option() {
+    let emu = Emulated::start(EmulatorConfig {
+        scale: SCALE,
+        quota: None,
+        ..EmulatorConfig::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let srv = ionport_tests::serve_process::ServeProcess::start(
+        home.path(),
+        &["--isolate-plugins-except", ""],
+        "warn,ionport::read=debug",
+    );
+    let (s, v) = srv.call("GET", "/v1/connectors", None);
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v.to_string().contains("infor-m3"),
+        "M3 is described through its process: {v}"
+    );
+    let body = json!({
+        "name": "m3",
+        "connector": "infor-m3",
+        "values": {"company": CONO, "credentials": ionport_tests::form_credentials(&emu.emu.ionapi_json())},
+        "tasks": [{"name": "customers"}],
+        "page_size": 100,
+        "isolation": "process",
+    });
+    let (s, v) = srv.call("POST", "/v1/connections", Some(&body));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["connection"]["isolation"], "process", "{v}");
+    let (s, v) = srv.call("GET", "/v1/connections/m3", None);
+    assert_eq!((s, &v["isolation"]), (200, &json!("process")), "{v}");
+    let bad = json!({"isolation": "sandbox"});
+    let (s, v) = srv.call("PATCH", "/v1/connections/m3", Some(&bad));
+    assert!(
+        s == 400 || s == 422,
+        "an unknown isolation is refused: {s} {v}"
+    );
+    let (s, v) = srv.call("POST", "/v1/runs", Some(&json!({"connection": "m3"})));
+    assert_eq!(s, 202, "{v}");
+    let run = srv.wait_run(v["id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["records"].as_u64(),
+        Some(customers_expected() as u64),
+        "{run}"
+    );
+    let reads = ionport_tests::finished_reads(&srv.output());
+    assert_eq!(
+        reads,
+        vec![("customers".to_string(), customers_expected() as u64)]
+    );
+}
