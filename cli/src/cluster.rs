@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use ionport_cluster::Coordinator;
 use ionport_cluster::worker::{WorkerConfig, host_name, run_worker};
 use ionport_core::pipeline::{Cancel, load};
-use ionport_core::plugin::PluginRegistry;
 
 use crate::Cli;
 
@@ -96,7 +95,7 @@ pub enum ClusterCommand {
 
 /// `ionport worker`: runs until SIGTERM or Ctrl-C, then hands its units back.
 pub fn worker_cmd(cli: &Cli, args: &WorkerArgs) -> Result<ExitCode> {
-    let registry = Arc::new(PluginRegistry::load_from(&cli.plugin_entries()));
+    let registry = Arc::new(cli.registry());
     for r in registry.refused() {
         eprintln!("warning: {r}");
     }
@@ -152,7 +151,7 @@ pub fn cluster_cmd(cli: &Cli, cmd: &ClusterCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read the pipeline file {}", file.display()))?;
             let source = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read the pipeline file {}", file.display()))?;
-            let registry = PluginRegistry::load_from(&cli.plugin_entries());
+            let registry = cli.registry();
             let plan = match load(&file, &registry) {
                 Ok(p) => p,
                 Err(d) => {

@@ -48,9 +48,35 @@ pub struct PluginOpts {
     // Global within the command it is flattened into: `state show F --plugin-path P`.
     #[arg(long, global = true, env = "IONPORT_PLUGIN_PATH", value_name = "PATHS")]
     plugin_path: Option<std::ffi::OsString>,
+    /// Process isolation required: every plugin whose id is not in this comma-separated
+    /// list runs in a child process of its own (`""` isolates them all), so that its
+    /// crash, hang or runaway memory fails a call, never this process. Libraries are
+    /// described through such a process first. See docs/plugin-isolation.md.
+    #[arg(
+        long,
+        global = true,
+        env = "IONPORT_ISOLATE_PLUGINS_EXCEPT",
+        value_name = "IDS"
+    )]
+    isolate_plugins_except: Option<String>,
 }
 
 impl PluginOpts {
+    /// The isolation policy asked for, if any.
+    fn isolation(&self) -> Option<ionport_core::plugin::IsolationPolicy> {
+        self.isolate_plugins_except
+            .as_ref()
+            .map(|ids| ionport_core::plugin::IsolationPolicy {
+                except: ids
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                limits: Default::default(),
+            })
+    }
+
     fn entries(&self) -> Vec<PathBuf> {
         match &self.plugin_path {
             Some(p) if !p.is_empty() => std::env::split_paths(p).collect(),
@@ -158,6 +184,16 @@ enum Command {
         /// The directory (created when missing).
         dir: PathBuf,
     },
+    /// Run one plugin library for a host that isolates it, speaking frames over
+    /// stdin/stdout (started by the host; see docs/plugin-isolation.md).
+    #[command(hide = true)]
+    PluginHost {
+        /// The plugin library.
+        lib: PathBuf,
+        /// The process's address-space limit, MiB (0: none).
+        #[arg(long, default_value_t = 0)]
+        memory_limit_mib: u64,
+    },
 }
 
 impl Command {
@@ -195,7 +231,8 @@ impl Command {
             | Self::Workspace(_)
             | Self::Repair(_)
             | Self::Completions { .. }
-            | Self::ManPages { .. } => None,
+            | Self::ManPages { .. }
+            | Self::PluginHost { .. } => None,
         }
     }
 }
@@ -210,12 +247,21 @@ impl Cli {
         )
     }
 
+    /// The plugins of the plugin path, under the command's isolation policy
+    /// (`--isolate-plugins-except`).
+    fn registry(&self) -> ionport_core::plugin::PluginRegistry {
+        ionport_core::plugin::PluginRegistry::load_with(
+            &self.plugin_entries(),
+            self.command.plugin_opts().and_then(PluginOpts::isolation),
+        )
+    }
+
     /// The connector `id` from the plugin path, or an error naming the ones found.
     fn plugin(
         &self,
         id: &str,
     ) -> anyhow::Result<std::sync::Arc<ionport_core::plugin::LoadedPlugin>> {
-        let reg = ionport_core::plugin::PluginRegistry::load_from(&self.plugin_entries());
+        let reg = self.registry();
         if let Some(p) = reg.get(id) {
             return Ok(p.clone());
         }
@@ -282,6 +328,13 @@ fn main() -> ExitCode {
         Command::Repair(args) => repair::run(args),
         Command::Completions { shell } => cli_docs::completions(*shell),
         Command::ManPages { dir } => cli_docs::man_pages(dir),
+        Command::PluginHost {
+            lib,
+            memory_limit_mib,
+        } => match ionport_core::plugin::isolate::serve_plugin_host(lib, *memory_limit_mib) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
     };
     match result {
         Ok(code) => code,

@@ -94,7 +94,7 @@ pub fn run(cli: &Cli, cmd: &PluginsCommand) -> Result<ExitCode> {
 }
 
 fn list(cli: &Cli, as_json: bool, verbose: bool) -> Result<ExitCode> {
-    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    let reg = cli.registry();
     if as_json {
         let plugins: Vec<Value> = reg
             .plugins()
@@ -191,7 +191,7 @@ fn find<'a>(
 }
 
 fn show(cli: &Cli, id: &str, as_json: bool, verbose: bool) -> Result<ExitCode> {
-    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    let reg = cli.registry();
     let p = find(cli, &reg, id, verbose)?;
     if as_json {
         println!(

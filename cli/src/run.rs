@@ -14,7 +14,6 @@ use ionport_core::pipeline::run::{open_destination, states};
 use ionport_core::pipeline::{
     Cancel, Plan, RunObserver, RunOptions, RunSummary, Schedule, TaskCounts, TaskOutcome, load, run,
 };
-use ionport_core::plugin::PluginRegistry;
 use ionport_plugin_sdk::{LogLevel, SyncMode};
 use serde_json::json;
 
@@ -94,7 +93,7 @@ pub enum StateCommand {
 }
 
 fn load_plan(cli: &Cli, file: &Path) -> Result<Option<Plan>> {
-    let reg = PluginRegistry::load_from(&cli.plugin_entries());
+    let reg = cli.registry();
     for r in reg.refused() {
         eprintln!("warning: {r}");
     }

@@ -8,7 +8,9 @@
 //! - `cargo xtask man [--out DIR]`: the man pages of `ionport` (`clap_mangen`, through
 //!   the built binary), default `target/man`.
 //! - `cargo xtask bench`: builds release plugins and runs the benchmarks (`BENCH_*`
-//!   variables narrow or widen the pipeline bench: see `docs/performance.md`).
+//!   variables narrow or widen the pipeline bench: see `docs/performance.md`);
+//!   `cargo xtask bench isolation [--records N]`: in-process vs process isolation only
+//!   (docs/plugin-isolation.md).
 
 mod demo;
 mod postgres;
@@ -57,13 +59,28 @@ enum Task {
         check: bool,
     },
     /// Build release plugins and run the benchmarks; prints figures.
-    Bench,
+    Bench {
+        /// Only this benchmark: `isolation` (M3 `customer_table` in process vs in a
+        /// plugin host process). Default: every benchmark.
+        which: Option<BenchName>,
+        /// Records for the isolation benchmark (default 1,000,000), e.g. 100000 for a
+        /// quick run.
+        #[arg(long)]
+        records: Option<u64>,
+    },
     /// Build `ionport` and write its man pages (ionport.1, ionport-run.1, ...).
     Man {
         /// Where to write them (default target/man).
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// A benchmark that can be run alone.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BenchName {
+    /// In-process vs process isolation (tests/benches/isolation.rs).
+    Isolation,
 }
 
 /// The plugin libraries the workspace builds (package names).
@@ -77,6 +94,8 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "ionport-test-plugin-broken",
     "ionport-test-plugin-abi-1-0",
     "ionport-test-plugin-needs-capability",
+    "ionport-test-plugin-faults",
+    "ionport-test-plugin-abort-on-load",
 ];
 
 fn root() -> PathBuf {
@@ -217,7 +236,11 @@ fn demo(
     demo::run(&bin_dir, &work, quiet)
 }
 
-fn bench() -> Result<()> {
+fn bench(which: Option<BenchName>, records: Option<u64>) -> Result<()> {
+    if let Some(BenchName::Isolation) = which {
+        build_plugins(true)?;
+        return isolation_bench(records);
+    }
     // The Postgres destination rows need a server; the bench skips them (loudly) without.
     postgres::ensure_postgres()?;
     build_plugins(true)?;
@@ -228,7 +251,23 @@ fn bench() -> Result<()> {
     // server's ceiling, on loopback and at 150 ms with the quota. Its BENCH_* variables
     // pass through (see tests/benches/pipeline.rs and docs/performance.md); the defaults
     // take about 15 minutes on two cores.
-    cargo(&["bench", "-p", "ionport-tests", "--bench", "pipeline"])
+    cargo(&["bench", "-p", "ionport-tests", "--bench", "pipeline"])?;
+    isolation_bench(records)
+}
+
+/// Process isolation's cost: M3 `customer_table` in process vs in a plugin host
+/// (`BENCH_ISOLATION_RECORDS`, set by `--records`).
+fn isolation_bench(records: Option<u64>) -> Result<()> {
+    let n = records.map(|n| n.to_string());
+    let env: Vec<(&str, &str)> = n
+        .as_deref()
+        .map(|n| ("BENCH_ISOLATION_RECORDS", n))
+        .into_iter()
+        .collect();
+    cargo_env(
+        &["bench", "-p", "ionport-tests", "--bench", "isolation"],
+        &env,
+    )
 }
 
 /// The pages come from the binary's own clap definition (a hidden `man-pages`
@@ -264,7 +303,7 @@ fn main() -> Result<()> {
             build_plugins(false)?;
             schemas::run(&root(), &target_dir().join("debug"), check)
         }
-        Task::Bench => bench(),
+        Task::Bench { which, records } => bench(which, records),
         Task::Man { out } => man(out),
     }
 }

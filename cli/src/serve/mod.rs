@@ -230,7 +230,7 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     }
     let home = ionport_core::vault::default_home()?;
     let keys = auth::Keys::new(&args.api_keys, auth::key_file(&home))?;
-    let registry = PluginRegistry::load_from(&cli.plugin_entries());
+    let registry = cli.registry();
     for r in registry.refused() {
         tracing::warn!("plugin refused: {r}");
     }

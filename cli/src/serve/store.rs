@@ -74,6 +74,10 @@ pub struct ConnectionRecord {
     /// pipeline file's connection key `retries`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// Where the connector runs (`in-process` when absent), as a pipeline file's
+    /// `isolation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<ionport_core::plugin::Isolation>,
     pub created: u64,
     pub updated: u64,
 }

@@ -132,6 +132,20 @@ pub struct ConnectionEntry {
     #[serde(default)]
     #[schemars(range(max = 20))]
     pub retries: Option<u32>,
+    /// Where the connector runs: `"in-process"` (the default) or `"process"`, a child
+    /// process of its own (`ionport plugin-host`) whose crash, hang or runaway memory
+    /// fails the call it was in — reported with what happened — and never the host; the
+    /// next call starts a new process. See docs/plugin-isolation.md.
+    #[serde(default)]
+    pub isolation: Option<crate::plugin::Isolation>,
+    /// With `isolation = "process"`: how long the plugin may work without a word to the
+    /// host during a call (default `"120s"`); past it its process is killed.
+    #[serde(default)]
+    pub isolation_timeout: Option<String>,
+    /// With `isolation = "process"`: the process's memory limit in MiB (its address space,
+    /// default 4096; `0` for none); an allocation past it fails the call.
+    #[serde(default)]
+    pub isolation_memory_mib: Option<u64>,
 }
 
 /// How a pipeline's tasks read.

@@ -294,7 +294,7 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
             );
             continue;
         };
-        connectors.insert(name, plugin.clone());
+        connectors.insert(name, isolation_for(&mut c, name, conn, plugin));
         if let Some(q) = &conn.quota {
             match parse_quota(q) {
                 Ok(v) => {
@@ -783,6 +783,53 @@ fn url_has_password(url: &str) -> bool {
     let after_scheme = url.split("://").nth(1).unwrap_or(url);
     let userinfo = after_scheme.split('@').next().unwrap_or("");
     after_scheme.contains('@') && userinfo.contains(':')
+}
+
+/// The plugin a connection runs: the registry's, or — with `isolation = "process"`, or
+/// when the registry already isolates it and the connection sets its own limits — the
+/// same plugin in processes of its own with the connection's limits.
+fn isolation_for(
+    c: &mut Checker<'_>,
+    name: &str,
+    conn: &crate::pipeline::config::ConnectionEntry,
+    plugin: &Arc<LoadedPlugin>,
+) -> Arc<LoadedPlugin> {
+    use crate::plugin::Isolation;
+    let at = |k: &'static str| [Seg::Key("connections"), Seg::Key(name), Seg::Key(k)];
+    let mut limits = plugin.isolation_limits().cloned().unwrap_or_default();
+    let mut set = false;
+    if let Some(t) = &conn.isolation_timeout {
+        match humantime::parse_duration(t.trim()) {
+            Ok(d) if !d.is_zero() => {
+                limits.call_timeout = d;
+                set = true;
+            }
+            Ok(_) => c.err(
+                &at("isolation_timeout"),
+                format!("{t:?}: must be above zero"),
+            ),
+            Err(e) => c.err(
+                &at("isolation_timeout"),
+                format!("{t:?}: expected a duration such as \"120s\" or \"5m\" ({e})"),
+            ),
+        }
+    }
+    if let Some(m) = conn.isolation_memory_mib {
+        limits.memory_limit_mib = m;
+        set = true;
+    }
+    let isolate = conn.isolation == Some(Isolation::Process) || plugin.is_isolated();
+    if set && !isolate {
+        c.err(
+            &at("isolation"),
+            "isolation_timeout and isolation_memory_mib apply to isolation = \"process\" only; set it too",
+        );
+    }
+    if isolate && (set || !plugin.is_isolated()) {
+        plugin.isolated(limits)
+    } else {
+        plugin.clone()
+    }
 }
 
 #[cfg(test)]

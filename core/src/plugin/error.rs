@@ -35,6 +35,15 @@ pub enum RefusedPlugin {
         /// The capabilities it requires that this host lacks.
         missing: Vec<String>,
     },
+    /// The library could not be described in a process of its own (isolation): it
+    /// crashed, hung or was refused while loading there.
+    #[error("{}: refused: {}", path.display(), isolated_reason(error))]
+    Isolated {
+        /// The library.
+        path: PathBuf,
+        /// What happened.
+        error: Box<CallError>,
+    },
     /// Another plugin already has this id.
     #[error("{}: refused: plugin id '{id}' is already taken by {}", path.display(), first.display())]
     DuplicateId {
@@ -47,6 +56,17 @@ pub enum RefusedPlugin {
     },
 }
 
+/// A failure while describing a library in its own process, without the placeholder
+/// plugin name (the library's path, which the refusal already starts with).
+fn isolated_reason(error: &CallError) -> String {
+    match error {
+        CallError::Process {
+            operation, failure, ..
+        } => format!("{operation} failed in its own process: {failure}"),
+        other => other.to_string(),
+    }
+}
+
 impl RefusedPlugin {
     /// The library refused.
     pub fn path(&self) -> &std::path::Path {
@@ -54,6 +74,7 @@ impl RefusedPlugin {
             RefusedPlugin::Load(e) => e.path(),
             RefusedPlugin::Invalid { path, .. }
             | RefusedPlugin::MissingCapability { path, .. }
+            | RefusedPlugin::Isolated { path, .. }
             | RefusedPlugin::DuplicateId { path, .. } => path,
         }
     }
@@ -66,6 +87,9 @@ impl RefusedPlugin {
         }
     }
 }
+
+/// The kind of a [`CallError::Process`]: an isolated plugin's process failed.
+pub const PROCESS_FAILED: &str = "plugin_process";
 
 /// A plugin call that failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,6 +105,17 @@ pub enum CallError {
         kind: String,
         /// The plugin's message.
         message: String,
+    },
+    /// An isolated plugin's process failed (crashed, timed out, ran out of memory); the
+    /// next call starts a new one.
+    #[error("{plugin}: {operation} failed: {failure}; the next call starts a new process")]
+    Process {
+        /// The plugin id.
+        plugin: String,
+        /// The operation.
+        operation: &'static str,
+        /// What happened to the process.
+        failure: Box<super::isolate::ProcessFailure>,
     },
     /// The plugin answered with JSON the host cannot read.
     #[error("{plugin}: {operation} returned an invalid answer: {message}")]
@@ -109,6 +144,7 @@ impl CallError {
         match self {
             CallError::Plugin { kind, .. } => kind,
             CallError::BadAnswer { .. } => error_kind::CONNECTOR,
+            CallError::Process { .. } => PROCESS_FAILED,
         }
     }
 

@@ -12,7 +12,16 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::CallError;
-use crate::host::{HostCallbacks, ffi_host};
+use super::isolate::{IsolationLimits, ProcessCallError, ProcessConnector};
+use crate::host::{HostCallbacks, OfflineHost, ffi_host};
+
+/// Where a plugin's calls run.
+enum Backend {
+    /// In this process, through the library's trait object.
+    InProcess(FfiConnectorBox),
+    /// In child processes (`ionport plugin-host`), see [`super::isolate`].
+    Process(ProcessConnector),
+}
 
 /// A plugin that loaded and passed validation: its descriptor, read once at load, and
 /// its connector.
@@ -21,7 +30,7 @@ pub struct LoadedPlugin {
     manifest: Manifest,
     form: Value,
     tasks: Vec<TaskSpec>,
-    connector: FfiConnectorBox,
+    connector: Backend,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -30,6 +39,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("id", &self.manifest.id)
             .field("version", &self.manifest.version)
             .field("path", &self.path)
+            .field("isolated", &self.is_isolated())
             .finish_non_exhaustive()
     }
 }
@@ -37,14 +47,23 @@ impl std::fmt::Debug for LoadedPlugin {
 fn decode<T: DeserializeOwned>(
     plugin: &str,
     operation: &'static str,
-    r: RResult<RString, PluginError>,
+    r: Result<String, CallError>,
 ) -> Result<T, CallError> {
+    let s = r?;
+    serde_json::from_str(&s).map_err(|e| CallError::BadAnswer {
+        plugin: plugin.to_string(),
+        operation,
+        message: e.to_string(),
+    })
+}
+
+fn in_process(
+    plugin: &str,
+    operation: &'static str,
+    r: RResult<RString, PluginError>,
+) -> Result<String, CallError> {
     match r {
-        RResult::ROk(s) => serde_json::from_str(&s).map_err(|e| CallError::BadAnswer {
-            plugin: plugin.to_string(),
-            operation,
-            message: e.to_string(),
-        }),
+        RResult::ROk(s) => Ok(s.into_string()),
         RResult::RErr(e) => Err(CallError::from_plugin(plugin, operation, e)),
     }
 }
@@ -53,20 +72,115 @@ impl LoadedPlugin {
     /// Reads the descriptor of a freshly created connector. Unknown plugin id while the
     /// manifest is unread: the path stands in for it in errors.
     pub(crate) fn describe(path: &Path, connector: FfiConnectorBox) -> Result<Self, Vec<String>> {
-        let who = path.display().to_string();
-        let manifest: Manifest =
-            decode(&who, "manifest", connector.manifest()).map_err(|e| vec![e.to_string()])?;
-        let form: Value = decode(&manifest.id, "connection_form", connector.connection_form())
-            .map_err(|e| vec![e.to_string()])?;
-        let tasks: Vec<TaskSpec> =
-            decode(&manifest.id, "tasks", connector.tasks()).map_err(|e| vec![e.to_string()])?;
-        Ok(Self {
+        Self::describe_backend(path, Backend::InProcess(connector)).map_err(|e| vec![e.to_string()])
+    }
+
+    /// Reads the descriptor through a plugin's own process: the library is never opened
+    /// in this one.
+    pub(crate) fn describe_isolated(
+        path: &Path,
+        limits: IsolationLimits,
+    ) -> Result<Self, CallError> {
+        Self::describe_backend(path, Backend::Process(ProcessConnector::new(path, limits)))
+    }
+
+    fn describe_backend(path: &Path, connector: Backend) -> Result<Self, CallError> {
+        let mut plugin = Self {
             path: path.to_path_buf(),
-            manifest,
-            form,
-            tasks,
+            manifest: Manifest {
+                id: path.display().to_string(),
+                name: String::new(),
+                version: String::new(),
+                abi_version: String::new(),
+                description: String::new(),
+                stream_names: None,
+                requires: Vec::new(),
+            },
+            form: Value::Null,
+            tasks: Vec::new(),
             connector,
+        };
+        plugin.manifest = decode(plugin.id(), "manifest", plugin.raw("manifest", "", None))?;
+        plugin.form = decode(
+            plugin.id(),
+            "connection_form",
+            plugin.raw("connection_form", "", None),
+        )?;
+        plugin.tasks = decode(plugin.id(), "tasks", plugin.raw("tasks", "", None))?;
+        Ok(plugin)
+    }
+
+    /// The same plugin run in child processes of its own (`isolation = "process"`):
+    /// same descriptor, calls through [`super::isolate`] with `limits`. Processes start
+    /// at the first call.
+    pub fn isolated(&self, limits: IsolationLimits) -> Arc<LoadedPlugin> {
+        Arc::new(Self {
+            path: self.path.clone(),
+            manifest: self.manifest.clone(),
+            form: self.form.clone(),
+            tasks: self.tasks.clone(),
+            connector: Backend::Process(ProcessConnector::new(&self.path, limits)),
         })
+    }
+
+    /// Whether the plugin runs in processes of its own.
+    pub fn is_isolated(&self) -> bool {
+        matches!(self.connector, Backend::Process(_))
+    }
+
+    /// The bounds of its processes, when the plugin is isolated.
+    pub fn isolation_limits(&self) -> Option<&IsolationLimits> {
+        match &self.connector {
+            Backend::Process(p) => Some(p.limits()),
+            Backend::InProcess(_) => None,
+        }
+    }
+
+    /// One connector method with its JSON input, on whichever backend; the answer's JSON.
+    fn raw(
+        &self,
+        operation: &'static str,
+        input: &str,
+        host: Option<Arc<dyn HostCallbacks>>,
+    ) -> Result<String, CallError> {
+        let id = self.id();
+        match &self.connector {
+            Backend::InProcess(c) => {
+                let host = || {
+                    ffi_host(
+                        id,
+                        host.clone()
+                            .unwrap_or_else(|| Arc::new(OfflineHost::default())),
+                    )
+                };
+                let input = RStr::from_str(input);
+                let r = match operation {
+                    "manifest" => c.manifest(),
+                    "connection_form" => c.connection_form(),
+                    "tasks" => c.tasks(),
+                    "check" => c.check(host(), input),
+                    "discover" => c.discover(host(), input),
+                    _ => c.read(host(), input),
+                };
+                in_process(id, operation, r)
+            }
+            Backend::Process(p) => {
+                let host = host.unwrap_or_else(|| Arc::new(OfflineHost::default()));
+                p.call(id, operation, input, &host).map_err(|e| match e {
+                    ProcessCallError::Plugin(e) => CallError::from_plugin(id, operation, e),
+                    ProcessCallError::Failure(failure) => CallError::Process {
+                        plugin: id.to_string(),
+                        operation,
+                        failure: Box::new(failure),
+                    },
+                    ProcessCallError::Load(failure) => CallError::Process {
+                        plugin: id.to_string(),
+                        operation: "load",
+                        failure: Box::new(failure),
+                    },
+                })
+            }
+        }
     }
 
     /// The library the plugin came from.
@@ -106,12 +220,7 @@ impl LoadedPlugin {
         connection: &ConnectionConfig,
     ) -> Result<CheckReport, CallError> {
         let json = self.encode(connection);
-        let host = ffi_host(self.id(), host);
-        decode(
-            self.id(),
-            "check",
-            self.connector.check(host, RStr::from_str(&json)),
-        )
+        decode(self.id(), "check", self.raw("check", &json, Some(host)))
     }
 
     /// Lists what the tenant has. Blocks.
@@ -121,11 +230,10 @@ impl LoadedPlugin {
         connection: &ConnectionConfig,
     ) -> Result<Discovery, CallError> {
         let json = self.encode(connection);
-        let host = ffi_host(self.id(), host);
         decode(
             self.id(),
             "discover",
-            self.connector.discover(host, RStr::from_str(&json)),
+            self.raw("discover", &json, Some(host)),
         )
     }
 
@@ -136,17 +244,12 @@ impl LoadedPlugin {
         request: &ReadRequest,
     ) -> Result<ReadSummary, CallError> {
         let json = self.encode(request);
-        let host = ffi_host(self.id(), host);
-        decode(
-            self.id(),
-            "read",
-            self.connector.read(host, RStr::from_str(&json)),
-        )
+        decode(self.id(), "read", self.raw("read", &json, Some(host)))
     }
 
     /// The manifest as the plugin serialises it now (for benchmarks and conformance).
     pub fn call_manifest(&self) -> Result<Manifest, CallError> {
-        decode(self.id(), "manifest", self.connector.manifest())
+        decode(self.id(), "manifest", self.raw("manifest", "", None))
     }
 
     fn encode<T: serde::Serialize>(&self, v: &T) -> String {

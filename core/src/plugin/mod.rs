@@ -18,11 +18,14 @@
 //! ```
 
 mod error;
+pub mod isolate;
 mod loaded;
 mod registry;
 
-pub use error::{CallError, RefusedPlugin};
+pub use error::{CallError, PROCESS_FAILED, RefusedPlugin};
+pub use isolate::{Isolation, IsolationLimits};
 pub use loaded::LoadedPlugin;
 pub use registry::{
-    PLUGIN_PATH_ENV, PluginRegistry, default_search_path, is_library_file, looks_like_plugin,
+    IsolationPolicy, PLUGIN_PATH_ENV, PluginRegistry, default_search_path, is_library_file,
+    looks_like_plugin,
 };

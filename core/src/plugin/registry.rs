@@ -8,7 +8,20 @@ use ionport_plugin_abi::abi_stable::std_types::RResult;
 use ionport_plugin_abi::load;
 use ionport_plugin_sdk::conformance::{check_form, check_manifest, check_tasks};
 
+use super::isolate::IsolationLimits;
 use super::{LoadedPlugin, RefusedPlugin};
+
+/// Which plugins a registry loads in child processes of their own: every one whose id is
+/// not in `except` (`ionport serve --isolate-plugins-except`). Each library is then
+/// described through a process first — a library that crashes while loading costs that
+/// process, not the host — and only the plugins in `except` are loaded in the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IsolationPolicy {
+    /// The plugin ids allowed in the host process.
+    pub except: Vec<String>,
+    /// The bounds of the isolated plugins' processes.
+    pub limits: IsolationLimits,
+}
 
 /// The environment variable listing plugin directories (or library files), separated
 /// like `PATH`.
@@ -47,13 +60,23 @@ pub fn is_library_file(path: &Path) -> bool {
 pub struct PluginRegistry {
     plugins: Vec<Arc<LoadedPlugin>>,
     refused: Vec<RefusedPlugin>,
+    isolation: Option<IsolationPolicy>,
 }
 
 impl PluginRegistry {
     /// Loads every plugin library found in `entries` (directories are scanned, files are
     /// loaded as given). A library that is refused is recorded and the rest still load.
     pub fn load_from(entries: &[PathBuf]) -> Self {
-        let mut reg = Self::default();
+        Self::load_with(entries, None)
+    }
+
+    /// [`Self::load_from`] under an isolation policy: with one, every plugin outside its
+    /// allow-list runs in processes of its own ([`IsolationPolicy`]).
+    pub fn load_with(entries: &[PathBuf], isolation: Option<IsolationPolicy>) -> Self {
+        let mut reg = Self {
+            isolation,
+            ..Self::default()
+        };
         for entry in entries {
             if entry.is_dir() {
                 let Ok(read) = std::fs::read_dir(entry) else {
@@ -107,6 +130,27 @@ impl PluginRegistry {
         {
             return Ok(p.clone());
         }
+        let plugin = match &self.isolation {
+            Some(policy) => {
+                let isolated = LoadedPlugin::describe_isolated(path, policy.limits.clone())
+                    .map_err(|error| RefusedPlugin::Isolated {
+                        path: path.to_path_buf(),
+                        error: Box::new(error),
+                    })?;
+                if policy.except.iter().any(|id| id == isolated.id()) {
+                    // Allowed in the host: its process ends here.
+                    drop(isolated);
+                    self.open_in_process(path)?
+                } else {
+                    isolated
+                }
+            }
+            None => self.open_in_process(path)?,
+        };
+        self.validate(path, plugin)
+    }
+
+    fn open_in_process(&self, path: &Path) -> Result<LoadedPlugin, RefusedPlugin> {
         let module = load::open(path)?;
         let connector = match (module.new_connector())() {
             RResult::ROk(c) => c,
@@ -117,11 +161,17 @@ impl PluginRegistry {
                 });
             }
         };
-        let plugin =
-            LoadedPlugin::describe(path, connector).map_err(|problems| RefusedPlugin::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            })?;
+        LoadedPlugin::describe(path, connector).map_err(|problems| RefusedPlugin::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    fn validate(
+        &self,
+        path: &Path,
+        plugin: LoadedPlugin,
+    ) -> Result<Arc<LoadedPlugin>, RefusedPlugin> {
         let missing = ionport_plugin_abi::capability::missing(&plugin.manifest().requires);
         if !missing.is_empty() {
             return Err(RefusedPlugin::MissingCapability {
@@ -148,6 +198,11 @@ impl PluginRegistry {
             });
         }
         Ok(Arc::new(plugin))
+    }
+
+    /// The isolation policy it was loaded under, if any.
+    pub fn isolation(&self) -> Option<&IsolationPolicy> {
+        self.isolation.as_ref()
     }
 
     /// The plugins that loaded, in load order.

@@ -94,6 +94,13 @@ pub struct CreateConnection {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 20)]
     pub retries: Option<u32>,
+    /// Where the connector runs: `in-process` (default) or `process`, a child process of
+    /// its own whose crash, hang or runaway memory fails the call, never the server (see
+    /// docs/plugin-isolation.md); as a pipeline file's `isolation`. A server started with
+    /// `--isolate-plugins-except` isolates the plugins outside its list whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(in-process|process)$", example = "process")]
+    pub isolation: Option<ionport_core::plugin::Isolation>,
 }
 
 /// `PUT`/`PATCH /v1/connections/{name}`: fields left out keep their value; a secret sent
@@ -122,6 +129,13 @@ pub struct UpdateConnection {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 20)]
     pub retries: Option<u32>,
+    /// Where the connector runs: `in-process` (default) or `process`, a child process of
+    /// its own whose crash, hang or runaway memory fails the call, never the server (see
+    /// docs/plugin-isolation.md); as a pipeline file's `isolation`. A server started with
+    /// `--isolate-plugins-except` isolates the plugins outside its list whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(in-process|process)$", example = "process")]
+    pub isolation: Option<ionport_core::plugin::Isolation>,
 }
 
 /// `POST /v1/connections/test`: values to test without saving.
@@ -198,6 +212,13 @@ pub struct ConnectionView {
     /// Host retries of a failed gateway read (absent: the gateway's default, 5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// Where the connector runs: `in-process` (default) or `process`, a child process of
+    /// its own whose crash, hang or runaway memory fails the call, never the server (see
+    /// docs/plugin-isolation.md); as a pipeline file's `isolation`. A server started with
+    /// `--isolate-plugins-except` isolates the plugins outside its list whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(in-process|process)$", example = "process")]
+    pub isolation: Option<ionport_core::plugin::Isolation>,
     /// Seconds since the Unix epoch.
     pub created: u64,
     pub updated: u64,
@@ -239,6 +260,7 @@ fn view(plugin: Option<&LoadedPlugin>, r: &ConnectionRecord) -> ConnectionView {
         quota: r.quota.clone(),
         concurrency: r.concurrency,
         retries: r.retries,
+        isolation: r.isolation,
         created: r.created,
         updated: r.updated,
     }
@@ -627,6 +649,7 @@ pub async fn create(
         quota: req.quota,
         concurrency: req.concurrency,
         retries: req.retries,
+        isolation: req.isolation,
         created: t,
         updated: t,
     };
@@ -783,6 +806,9 @@ pub async fn update(
     }
     if req.retries.is_some() {
         r.retries = req.retries;
+    }
+    if req.isolation.is_some() {
+        r.isolation = req.isolation;
     }
     r.updated = now();
     let mut store = st.store.lock().await;

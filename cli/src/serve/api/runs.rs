@@ -192,7 +192,14 @@ async fn connection_run(
         pipelines: vec![PipelinePlan {
             name: r.name.clone(),
             connection: r.name.clone(),
-            connector: plugin.clone(),
+            // `isolation = process`: the plugin in processes of its own (a server that
+            // isolates it by policy already has it so).
+            connector: match r.isolation {
+                Some(ionport_core::plugin::Isolation::Process) if !plugin.is_isolated() => {
+                    plugin.isolated(ionport_core::plugin::IsolationLimits::default())
+                }
+                _ => plugin.clone(),
+            },
             credentials: CredentialsPlan::Vault(r.vault_entry()),
             settings: r.settings.clone(),
             environment: r.name.clone(),

@@ -369,6 +369,8 @@ async fn create(
             quota: o.quota,
             concurrency: o.concurrency,
             retries: o.retries,
+            // The console does not offer it: in process unless the server isolates.
+            isolation: None,
         }),
     )
     .await?;
@@ -539,6 +541,8 @@ pub async fn edit_submit(
                                 quota: o.quota,
                                 concurrency: o.concurrency,
                                 retries: o.retries,
+                                // Kept as it is (the console does not offer it).
+                                isolation: None,
                             }),
                         )
                         .await
