@@ -782,3 +782,104 @@ fn airbyte_catalogs_and_field_selections_carry_the_company() {
     );
     assert!(!fields.contains("City"), "{fields:?}");
 }
+
+/// States written as the connector wrote them before it was rebuilt on the SDK's sorted
+/// streams (the JSON is spelled out here, not produced by the connector under test) go
+/// on where they stopped; a state of the other shape (one company's for a connection of
+/// several, or the reverse) is refused with a clear error, never read as "no state".
+#[test]
+fn states_saved_by_the_connector_before_the_stream_api_resume_where_they_stopped() {
+    let emu = emulator();
+    let p = ln();
+    let tap = Tap::new(emu.host());
+    let ds = emu.emu.dataset();
+    let table = &tables::LN_ITEMS;
+    let want100 = expected(&ds, table, 100);
+    let want200 = expected(&ds, table, 200);
+    let mark = "2099-01-01T00:00:00Z";
+    let middle = |want: &ByKey| want.keys().nth(want.len() / 2).cloned().expect("a key");
+    let after = |want: &ByKey, key: &str| -> Vec<String> {
+        want.keys().filter(|k| k.as_str() > key).cloned().collect()
+    };
+
+    // One company, interrupted in a full refresh after the middle key.
+    let key = middle(&want100);
+    let old = json!({"mode": "full_refresh", "next_cursor": mark, "after": [key]});
+    let one = json!({"company": 100, "language": "en-US"});
+    let req = request("items", one.clone(), SyncMode::FullRefresh, Some(old));
+    let summary = read(&p, &tap, &req);
+    let (rec, _) = tap.take();
+    let got: Vec<String> = rec
+        .records
+        .iter()
+        .map(|(_, r)| r["Item"].as_str().expect("a key").to_string())
+        .collect();
+    assert_eq!(
+        got,
+        after(&want100, &key),
+        "the rest after the saved key, once"
+    );
+    // The mark the interrupted read took, not one taken now.
+    assert_eq!(summary.state, Some(json!({ "cursor": mark })));
+
+    // Two companies: 100 done, 200 interrupted after its middle key.
+    let key = middle(&want200);
+    let old = json!({
+        "companies": {
+            "100": {"cursor": "2026-01-01T00:00:00Z"},
+            "200": {"mode": "full_refresh", "next_cursor": mark, "after": [key]},
+        },
+        "mode": "full_refresh",
+        "done": [100],
+    });
+    let req = request("items", two(), SyncMode::FullRefresh, Some(old));
+    let summary = read(&p, &tap, &req);
+    let (rec, seen) = tap.take();
+    assert!(
+        seen.iter().all(|(_, c)| c.as_deref() == Some("200")),
+        "{seen:?}"
+    );
+    let got: Vec<String> = rec
+        .records
+        .iter()
+        .map(|(_, r)| {
+            assert_eq!(r["company"], 200, "{r}");
+            r["Item"].as_str().expect("a key").to_string()
+        })
+        .collect();
+    assert_eq!(got, after(&want200, &key));
+    assert_eq!(
+        summary.state,
+        Some(json!({"companies": {
+            "100": {"cursor": "2026-01-01T00:00:00Z"},
+            "200": {"cursor": mark},
+        }}))
+    );
+
+    // The other shape: refused, naming what is wrong; nothing read.
+    for (settings, state) in [
+        (two(), json!({"cursor": "2026-01-01T00:00:00Z"})),
+        (
+            one,
+            json!({"companies": {"100": {"cursor": "2026-01-01T00:00:00Z"}}}),
+        ),
+    ] {
+        let req = request(
+            "items",
+            settings.clone(),
+            SyncMode::Incremental,
+            Some(state),
+        );
+        let e = p
+            .read(tap.clone() as Arc<dyn HostCallbacks>, &req)
+            .expect_err("a state of the other shape");
+        assert_eq!(
+            e.kind(),
+            ionport_plugin_abi::error_kind::INVALID_INPUT,
+            "{e}"
+        );
+        assert!(e.to_string().contains("companies"), "{settings}: {e}");
+        let (rec, seen) = tap.take();
+        assert!(rec.records.is_empty() && seen.is_empty(), "{seen:?}");
+    }
+}

@@ -5,7 +5,7 @@ use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
 use serde_json::{Map, Value, json};
 
-use crate::read::{company_text, with_headers};
+use crate::stream::{company_text, with_headers};
 use crate::{LnSettings, tasks};
 
 fn failed(part: &str, message: String, details: Value) -> CheckReport {

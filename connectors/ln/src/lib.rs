@@ -11,18 +11,17 @@
 //! never sees a secret.
 
 mod check;
-mod companies;
 mod form;
-mod pages;
-mod read;
+mod stream;
 mod tasks;
 
 use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::prelude::*;
+use ionport_plugin_sdk::stream::{Partition, SortedPaging, read_partitioned, read_sorted};
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use read::{LnState, Paging, Target};
+pub use stream::{Paging, Target};
 
 fn default_language() -> String {
     "en-US".into()
@@ -184,6 +183,7 @@ fn target_of_task(req: &ReadRequest, fan_out: bool) -> Result<Target, ConnectorE
             keys: t.key.iter().map(|k| (*k).to_string()).collect(),
             cursor: Some(t.cursor.into()),
             select: columns::select(req, &offered, &keep)?,
+            fan_out,
         });
     }
     let Some((service, set)) = parse_stream(&req.task) else {
@@ -221,6 +221,7 @@ fn target_of_task(req: &ReadRequest, fan_out: bool) -> Result<Target, ConnectorE
         keys,
         cursor,
         select,
+        fan_out,
     })
 }
 
@@ -292,9 +293,29 @@ impl Connector for LnConnector {
                 )));
             }
         };
+        let paging = match paging {
+            Paging::Auto => SortedPaging::Tokens,
+            Paging::Skip => SortedPaging::Windows,
+        };
         match settings.fan_out() {
-            Some(list) => companies::read(host, req, &settings, &target, paging, list),
-            None => read::read(host, req, &settings, &target, paging),
+            // Each company read on its own (its header, high-water mark, key paging),
+            // into one stream whose records carry their company; a state per company.
+            Some(list) => {
+                let parts: Vec<Partition<u16, LnSettings>> = list
+                    .iter()
+                    .map(|&c| {
+                        let settings = settings.for_company(c);
+                        let label = stream::company_text(&settings);
+                        Partition {
+                            id: c,
+                            settings,
+                            label,
+                        }
+                    })
+                    .collect();
+                read_partitioned(&target, host, req, paging, "companies", &parts)
+            }
+            None => read_sorted(&target, host, &settings, req, paging),
         }
     }
 }

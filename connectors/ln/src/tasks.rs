@@ -168,7 +168,7 @@ pub fn spec(t: &LnTask) -> TaskSpec {
         cursor_field: Some(t.cursor.into()),
         sync_modes: both(),
         // One OData page per request, of the default page size.
-        requests_per_1000_records: Some(1000.0 / f64::from(crate::read::DEFAULT_PAGE_SIZE)),
+        requests_per_1000_records: Some(1000.0 / f64::from(crate::stream::DEFAULT_PAGE_SIZE)),
     }
 }
 

@@ -27,14 +27,23 @@
 //! - the manifest's tasks and `discover` from the declared streams, the connection form
 //!   from the settings type plus the credentials block, and `check` from
 //!   [`StreamConnector::check_request`].
+//!
+//! A source ordered by a key it can start after (an OData entity set) is a
+//! [`SortedStream`] instead ([`read_sorted`]): resumed after the last key, a high-water mark taken
+//! first, next links followed and windows in flight; one read from several partitions of
+//! the source (companies) is [`read_partitioned`].
 
 mod adapter;
 mod keyed;
+mod partitions;
 mod read;
+mod sorted;
 mod state;
 
 #[cfg(test)]
 mod keyed_tests;
+#[cfg(test)]
+mod sorted_tests;
 #[cfg(test)]
 mod tests;
 
@@ -48,7 +57,9 @@ use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 
 pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
 pub use keyed::{AnyKeyed, KeyListing, KeyedStream, read_keyed};
+pub use partitions::{Partition, PartitionedState, read_partitioned};
 pub use read::read;
+pub use sorted::{SortedPage, SortedPaging, SortedQuery, SortedState, SortedStream, read_sorted};
 pub use state::{Resume, StreamState, TypedState};
 
 /// How a stream's pages are addressed.

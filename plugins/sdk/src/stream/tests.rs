@@ -23,21 +23,21 @@ use serde_json::{Value, json};
 use super::*;
 use crate::{ConnectionConfig, Connector, Host, ReadRequest, SyncMode};
 
-type Query = HashMap<String, String>;
+pub(super) type Query = HashMap<String, String>;
 type Serve = dyn Fn(&Query) -> Result<(u16, String), PluginError> + Send + Sync;
 
 #[derive(Debug, Clone, PartialEq)]
-enum Event {
+pub(super) enum Event {
     Records(Vec<Value>),
     Checkpoint(Value),
 }
 
 /// A host that answers every request with `serve`, records what the connector hands over,
 /// and says "cancelled" once `cancel_after` checkpoints were taken.
-struct Scripted {
+pub(super) struct Scripted {
     serve: Box<Serve>,
-    asked: Mutex<Vec<Query>>,
-    events: Mutex<Vec<Event>>,
+    pub(super) asked: Mutex<Vec<Query>>,
+    pub(super) events: Mutex<Vec<Event>>,
     checkpoints: AtomicUsize,
     cancel_after: usize,
 }
@@ -77,7 +77,7 @@ impl FfiHost for Scripted {
     }
 }
 
-fn scripted(
+pub(super) fn scripted(
     cancel_after: usize,
     serve: impl Fn(&Query) -> Result<(u16, String), PluginError> + Send + Sync + 'static,
 ) -> (Host, RArc<Scripted>) {
@@ -95,7 +95,7 @@ fn scripted(
 }
 
 /// The source: items `1..=count`, item `i` changed at `2026-01-{i:02}`.
-fn items(count: u64) -> Vec<Value> {
+pub(super) fn items(count: u64) -> Vec<Value> {
     (1..=count)
         .map(|i| json!({"id": i, "at": format!("2026-01-{i:02}")}))
         .collect()
@@ -179,7 +179,12 @@ fn settings() -> Settings {
     }
 }
 
-fn request(mode: SyncMode, page_size: u32, in_flight: u32, state: Option<Value>) -> ReadRequest {
+pub(super) fn request(
+    mode: SyncMode,
+    page_size: u32,
+    in_flight: u32,
+    state: Option<Value>,
+) -> ReadRequest {
     let mut r = ReadRequest::new(
         ConnectionConfig {
             settings: json!({"path": "api/items"}),
@@ -193,7 +198,7 @@ fn request(mode: SyncMode, page_size: u32, in_flight: u32, state: Option<Value>)
     r
 }
 
-fn ids(events: &[Event]) -> Vec<Vec<u64>> {
+pub(super) fn ids(events: &[Event]) -> Vec<Vec<u64>> {
     events
         .iter()
         .map(|e| match e {
@@ -203,7 +208,7 @@ fn ids(events: &[Event]) -> Vec<Vec<u64>> {
         .collect()
 }
 
-fn checkpoints(events: &[Event]) -> Vec<Value> {
+pub(super) fn checkpoints(events: &[Event]) -> Vec<Value> {
     events
         .iter()
         .filter_map(|e| match e {
