@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use governor::DefaultDirectRateLimiter;
 use http::Extensions;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next};
 use reqwest_retry::{Retryable, RetryableStrategy, default_on_request_failure};
 use secrecy::ExposeSecret;
-use governor::DefaultDirectRateLimiter;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
