@@ -152,6 +152,11 @@ impl ProcessConnector {
             .spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     tracing::debug!(plugin = %who, pid, "plugin host: {line}");
+                    // A backtrace (RUST_BACKTRACE set) would push the lines that say what
+                    // happened (a panic message, a failed allocation) out of the tail.
+                    if is_backtrace_line(&line) {
+                        continue;
+                    }
                     if let Ok(mut t) = t.lock() {
                         if t.len() == STDERR_LINES {
                             t.pop_front();
@@ -463,4 +468,15 @@ impl Child {
         }
         self.kill();
     }
+}
+
+/// A line of a Rust backtrace: `stack backtrace:`, a numbered frame, a frame's `at FILE`,
+/// or the note after it.
+fn is_backtrace_line(line: &str) -> bool {
+    let t = line.trim_start();
+    if t == "stack backtrace:" || t.starts_with("at ") || t.starts_with("note: Some details") {
+        return true;
+    }
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && t[digits..].starts_with(':')
 }
