@@ -165,29 +165,12 @@ fn ceiling(emu: &Emulated, streams: usize, pages: usize) -> f64 {
         .take(pages)
         .cloned()
         .collect::<Vec<Value>>();
-    let ionapi = emu.emu.ionapi_json();
-    let s = |k: &str| ionapi[k].as_str().unwrap_or_default().to_string();
     let base = emu.emu.api_base();
     let root = base.rsplit_once('/').unwrap().0.to_string();
     let recorded = Arc::new(recorded);
     emu.rt.block_on(async {
         let client = reqwest::Client::new();
-        let token: Value = client
-            .post(format!("{}{}", s("pu"), s("ot")))
-            .form(&[
-                ("grant_type", "password".to_string()),
-                ("username", s("saak")),
-                ("password", s("sask")),
-                ("client_id", s("ci")),
-                ("client_secret", s("cs")),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let bearer: Arc<str> = token["access_token"].as_str().unwrap().into();
+        let bearer = emu.bearer(&client).await;
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let tasks: Vec<_> = (0..streams)

@@ -42,6 +42,32 @@ impl Emulated {
         Arc::new(Recorder::open(self.rt.handle().clone(), &v))
     }
 
+    /// An access token from a password grant with the emulator's own `.ionapi` (for
+    /// benches that measure the emulator's ceiling with plain HTTP, no host in between).
+    pub async fn bearer(&self, client: &reqwest::Client) -> Arc<str> {
+        let ionapi = self.emu.ionapi_json();
+        let s = |k: &str| ionapi[k].as_str().unwrap_or_default().to_string();
+        let token: Value = client
+            .post(format!("{}{}", s("pu"), s("ot")))
+            .form(&[
+                ("grant_type", "password".to_string()),
+                ("username", s("saak")),
+                ("password", s("sask")),
+                ("client_id", s("ci")),
+                ("client_secret", s("cs")),
+            ])
+            .send()
+            .await
+            .expect("the emulator answers a password grant")
+            .json()
+            .await
+            .expect("a token answer");
+        token["access_token"]
+            .as_str()
+            .expect("an access token")
+            .into()
+    }
+
     /// Calls a control endpoint (`/__emulator/{path}`) and returns its JSON answer.
     pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!(

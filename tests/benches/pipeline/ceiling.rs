@@ -159,29 +159,12 @@ pub fn replayable(h: &GatewayRequestHead) -> bool {
 /// Replays the GET requests against the emulator with `in_flight` requests at a time,
 /// reading and dropping the bodies; returns seconds and bytes.
 pub fn replay(emu: &Emulated, requests: &[GatewayRequestHead], in_flight: usize) -> (f64, u64) {
-    let ionapi = emu.emu.ionapi_json();
-    let s = |k: &str| ionapi[k].as_str().unwrap_or_default().to_string();
     let base = emu.emu.api_base();
     let requests: Arc<Vec<GatewayRequestHead>> =
         Arc::new(requests.iter().filter(|h| replayable(h)).cloned().collect());
     emu.rt.block_on(async {
         let client = reqwest::Client::new();
-        let token: Value = client
-            .post(format!("{}{}", s("pu"), s("ot")))
-            .form(&[
-                ("grant_type", "password".to_string()),
-                ("username", s("saak")),
-                ("password", s("sask")),
-                ("client_id", s("ci")),
-                ("client_secret", s("cs")),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let bearer: Arc<str> = token["access_token"].as_str().unwrap().into();
+        let bearer = emu.bearer(&client).await;
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         // `in_flight` workers take the next request off a shared index, as a task's
