@@ -33,7 +33,9 @@ pub struct Partition<P, S> {
     pub label: String,
 }
 
-/// The state of a stream read from several partitions (see the [module docs](self)).
+/// The state of a stream read from several partitions ([`read_partitioned`]): each
+/// partition's [`SortedState`] by id and, while a read is under way, its mode and the
+/// partitions it has finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionedState<P: Ord> {
     /// Each partition's state, by id.
