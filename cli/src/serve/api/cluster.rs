@@ -69,6 +69,7 @@ pub fn start(args: &CoordinatorArgs, pipelines: Option<&Plan>) -> anyhow::Result
 
 /// How many finished units to show.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClusterQuery {
     /// Finished units to show (default 20, at most 1000).
     pub recent: Option<u32>,
