@@ -186,25 +186,7 @@ impl SharedPageSize {
         host: &Host,
         build: impl Fn(u32) -> GatewayRequest,
     ) -> Result<(GatewayResponse, u32), ConnectorError> {
-        loop {
-            host.check_cancelled()?;
-            let size = self.get();
-            let started = Instant::now();
-            match host.gateway(&build(size)) {
-                Ok(resp) => {
-                    self.lock().on_success(started.elapsed());
-                    return Ok((resp, size));
-                }
-                Err(e) if e.is_timeout() => {
-                    let mut shared = self.lock();
-                    if shared.get() >= size {
-                        warn_timeout(host, size);
-                        shared.on_timeout(e)?;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.run(host, |size| host.gateway(&build(size)))
     }
 }
 
