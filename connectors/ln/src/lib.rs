@@ -17,7 +17,7 @@ mod tasks;
 
 use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::prelude::*;
-use ionport_plugin_sdk::stream::{Partition, SortedPaging, read_partitioned, read_sorted};
+use ionport_plugin_sdk::stream::{Partition, read_keyed, read_partitioned};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -283,20 +283,6 @@ impl Connector for LnConnector {
     fn read(&self, host: &Host, req: &ReadRequest) -> Result<ReadSummary, ConnectorError> {
         let settings = LnSettings::from_connection(&req.connection)?;
         let target = target_of(req, settings.fan_out().is_some())?;
-        let paging = match req.options.get("paging").and_then(Value::as_str) {
-            None => settings.paging,
-            Some("auto") => Paging::Auto,
-            Some("skip") => Paging::Skip,
-            Some(other) => {
-                return Err(ConnectorError::invalid_input(format!(
-                    "option paging '{other}' is neither 'auto' nor 'skip'"
-                )));
-            }
-        };
-        let paging = match paging {
-            Paging::Auto => SortedPaging::Tokens,
-            Paging::Skip => SortedPaging::Windows,
-        };
         match settings.fan_out() {
             // Each company read on its own (its header, high-water mark, key paging),
             // into one stream whose records carry their company; a state per company.
@@ -313,9 +299,9 @@ impl Connector for LnConnector {
                         }
                     })
                     .collect();
-                read_partitioned(&target, host, req, paging, "companies", &parts)
+                read_partitioned(&target, host, req, "companies", &parts)
             }
-            None => read_sorted(&target, host, &settings, req, paging),
+            None => read_keyed(&target, host, &settings, req),
         }
     }
 }

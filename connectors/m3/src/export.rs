@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use ionport_infor_mi::{MiCall, MiShape, MiType, write_typed_row};
 use ionport_plugin_sdk::columns::select;
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, Resume, StreamState};
+use ionport_plugin_sdk::stream::{
+    KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, Resume, StreamState,
+};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
@@ -323,19 +325,20 @@ impl Export {
 
 impl KeyListing for Export {
     type Row = Row;
+    const START: KeyStart = KeyStart::FromKey;
+
+    /// A page can end at a key: `and PAGE < 'end'`.
+    fn paging(&self) -> KeyPaging {
+        KeyPaging::BoundedRanges
+    }
 
     /// One page of rows from range key `from` (included) up to `end` (excluded). Rows
     /// before `from` (sharing its page column) are dropped, and the page asked counted
     /// short by as many, so that a short page still means the end. A full page of rows
     /// at or before `from` (more rows share a page column value than a page holds) is
     /// asked again larger, or it could never advance.
-    fn page(
-        &self,
-        host: &Host,
-        size: u32,
-        from: Option<&str>,
-        end: Option<&str>,
-    ) -> Result<KeyPage<Row>, ConnectorError> {
+    fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Row>, ConnectorError> {
+        let (size, from, end) = (at.size, at.key, at.end);
         let mut asked = size;
         loop {
             let call = self.call(from, end, asked);
@@ -359,7 +362,7 @@ impl KeyListing for Export {
             if fetched < asked as usize || advances {
                 let dropped = u32::try_from(fetched - rows.len()).unwrap_or(u32::MAX);
                 let asked = asked.saturating_sub(dropped);
-                return Ok(KeyPage { rows, asked });
+                return Ok(KeyPage::new(rows, asked));
             }
             if asked >= size.saturating_mul(MAX_GROW) {
                 return Err(ConnectorError::connector(format!(
@@ -399,10 +402,6 @@ impl KeyListing for Export {
             Ok(())
         })?;
         Ok(0)
-    }
-
-    fn bounded(&self) -> bool {
-        true
     }
 
     /// Ranges need the page column's order to be its text's: a numeric page column is

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use ionport_infor_mi::{MiCall, MiShape, MiType, TypedRows};
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, Resume, StreamState};
+use ionport_plugin_sdk::stream::{
+    KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, Resume, StreamState,
+};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
@@ -42,7 +44,8 @@ pub fn field_types(
         Ok(a) => a,
         Err(e) if !e.unexpected_body && (resp.is_success() || matches!(resp.status, 403 | 404)) => {
             host.warn(&format!(
-                "{}; reading {program}/{transaction} with the task's declared field types                  (grant the service account MRS001MI to type fields from M3's own metadata)",
+                "{}; reading {program}/{transaction} with the task's declared field types \
+                 (grant the service account MRS001MI to type fields from M3's own metadata)",
                 call.error(&e).message()
             ));
             return Ok(HashMap::new());
@@ -92,23 +95,12 @@ impl KeyedStream<M3Settings> for ListStream {
         request: &ReadRequest,
         _since: Option<&Value>,
     ) -> Result<Listing, ConnectorError> {
-        // The listing's paging key is read whatever is selected.
-        let MiList {
-            program,
-            transaction,
-            key,
-        } = self.1;
-        // The listing's paging key is read whatever is selected.
-        let cols = self.0.columns(request, Some(key))?;
+        let list = self.1;
         Ok(Listing {
-            program,
-            transaction,
-            key,
-            inputs: vec![("CONO", s.cono())],
-            shape: s.shape(),
-            listed: field_types(host, s, program, transaction)?,
-            fallback: columns::types(&cols),
-            cols,
+            list,
+            cono: s.cono(),
+            // The listing's paging key is read whatever is selected.
+            rows: MiColumns::open(host, s, self.0, request, list, Some(list.key))?,
         })
     }
 
@@ -120,6 +112,54 @@ impl KeyedStream<M3Settings> for ListStream {
         state: &Value,
     ) -> Result<Option<StreamState<()>>, ConnectorError> {
         Ok(legacy_complete(state, "last_key"))
+    }
+}
+
+/// The columns one read asks of an MI transaction and how their values are typed: the
+/// types M3 lists for the transaction (v2), else the task's declared ones. A list task and
+/// the order lines per order read their rows alike.
+#[derive(Debug)]
+pub struct MiColumns {
+    cols: Vec<Col>,
+    shape: MiShape,
+    /// Field types from `MRS001MI` (v2), empty when M3 gave none.
+    listed: HashMap<String, MiType>,
+    /// The task's declared types.
+    fallback: HashMap<String, MiType>,
+}
+
+impl MiColumns {
+    /// The columns of `task` the read selects (with `paging`, a listing's key) and the
+    /// types of `list`'s output fields.
+    pub fn open(
+        host: &Host,
+        s: &M3Settings,
+        task: &M3Task,
+        request: &ReadRequest,
+        list: MiList,
+        paging: Option<&'static str>,
+    ) -> Result<Self, ConnectorError> {
+        let cols = task.columns(request, paging)?;
+        Ok(Self {
+            shape: s.shape(),
+            listed: field_types(host, s, list.program, list.transaction)?,
+            fallback: columns::types(&cols),
+            cols,
+        })
+    }
+
+    /// `list`'s call for up to `size` rows (0: all) of the selected columns.
+    pub fn call(&self, list: MiList, size: u32) -> MiCall {
+        MiCall::new(list.program, list.transaction)
+            .maxrecs(size)
+            .returncols(columns::names(&self.cols))
+    }
+
+    /// `call`'s answer, its rows typed (v1 answers carry their own metadata; v2 use the
+    /// types read before the listing).
+    pub fn rows(&self, host: &Host, call: &MiCall) -> Result<TypedRows, ConnectorError> {
+        let resp = host.gateway(&call.request(self.shape))?;
+        Ok(call.parse_rows(resp)?.typed(&self.listed, &self.fallback))
     }
 }
 
@@ -137,20 +177,12 @@ pub fn legacy_complete(state: &Value, field: &str) -> Option<StreamState<()>> {
     })
 }
 
-/// One read of a list transaction.
+/// One read of a list transaction for the company.
 #[derive(Debug)]
 pub struct Listing {
-    program: &'static str,
-    transaction: &'static str,
-    key: &'static str,
-    /// Fixed inputs (company).
-    inputs: Vec<(&'static str, String)>,
-    cols: Vec<Col>,
-    shape: MiShape,
-    /// Field types from `MRS001MI` (v2), empty when M3 gave none.
-    listed: HashMap<String, MiType>,
-    /// The task's declared types.
-    fallback: HashMap<String, MiType>,
+    list: MiList,
+    cono: String,
+    rows: MiColumns,
 }
 
 /// A listed row: its page (the answer's body, its rows borrowing from it, their field
@@ -158,44 +190,32 @@ pub struct Listing {
 /// the batch, so no record is built as a map and no field is copied.
 pub type Keyed = (Arc<TypedRows>, usize);
 
-impl Listing {
-    fn call(&self, from: Option<&str>, size: u32) -> MiCall {
-        let mut c = MiCall::new(self.program, self.transaction)
-            .maxrecs(size)
-            .returncols(columns::names(&self.cols));
-        for (k, v) in &self.inputs {
-            c = c.input(k, v.clone());
-        }
-        if let Some(from) = from {
-            c = c.input(self.key, from);
-        }
-        c
-    }
-}
-
 impl KeyListing for Listing {
     type Row = Keyed;
+    const START: KeyStart = KeyStart::FromKey;
 
-    fn page(
-        &self,
-        host: &Host,
-        size: u32,
-        from: Option<&str>,
-        _end: Option<&str>,
-    ) -> Result<KeyPage<Keyed>, ConnectorError> {
-        let call = self.call(from, size);
-        let resp = host.gateway(&call.request(self.shape))?;
-        // v1 answers carry their own metadata; v2 use the types read before the listing.
-        let page = Arc::new(call.parse_rows(resp)?.typed(&self.listed, &self.fallback));
+    fn paging(&self) -> KeyPaging {
+        KeyPaging::Ranges
+    }
+
+    fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Keyed>, ConnectorError> {
+        let mut call = self
+            .rows
+            .call(self.list, at.size)
+            .input("CONO", self.cono.clone());
+        if let Some(from) = at.key {
+            call = call.input(self.list.key, from);
+        }
+        let page = Arc::new(self.rows.rows(host, &call)?);
         let rows = (0..page.rows().len()).map(|i| (page.clone(), i)).collect();
-        Ok(KeyPage { rows, asked: size })
+        Ok(KeyPage::new(rows, at.size))
     }
 
     /// The key of a listed row (trimmed, as MI answers and takes it; empty when missing).
     fn key<'r>(&self, (page, i): &'r Keyed) -> &'r str {
         page.rows()
             .row(*i)
-            .and_then(|row| row.get(self.key))
+            .and_then(|row| row.get(self.list.key))
             .unwrap_or_default()
     }
 

@@ -7,17 +7,16 @@
 //! This path used to be `customer_order_lines`, which now reads `OOLINE` in bulk; a
 //! state it saved under that name is recognised there ([`per_order_state`]).
 
-use std::collections::HashMap;
-
-use ionport_infor_mi::{MiCall, MiShape, MiType};
+use ionport_infor_mi::MiType;
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, StreamState};
+use ionport_plugin_sdk::stream::{
+    KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, StreamState,
+};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
-use crate::columns::{self, Col};
 use crate::export::{Export, Row, quote};
-use crate::list::{field_types, legacy_complete};
+use crate::list::{MiColumns, MiList, legacy_complete};
 use crate::settings::M3Settings;
 use crate::tasks::M3Task;
 
@@ -40,17 +39,13 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
         request: &ReadRequest,
         _since: Option<&Value>,
     ) -> Result<Orders, ConnectorError> {
-        let cols = self.0.columns(request, None)?;
         let order = ("OAORNO".to_string(), "OAORNO".to_string(), MiType::Alpha);
         let division = s.divi().map(|d| format!("OADIVI = {}", quote(d)));
         let key = vec!["OACONO".into(), "OAORNO".into()];
         Ok(Orders {
             heads: Export::new(s, "OOHEAD", [order].into_iter(), division, key, None),
             cono: s.cono(),
-            shape: s.shape(),
-            types: field_types(host, s, "OIS100MI", "LstLine")?,
-            fallback: columns::types(&cols),
-            cols,
+            lines: MiColumns::open(host, s, self.0, request, LINES, None)?,
         })
     }
 
@@ -70,25 +65,28 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
 pub struct Orders {
     heads: Export,
     cono: String,
-    shape: MiShape,
-    cols: Vec<Col>,
-    /// `OIS100MI/LstLine`'s field types from `MRS001MI` (v2), empty when M3 gave none.
-    types: HashMap<String, MiType>,
-    fallback: HashMap<String, MiType>,
+    lines: MiColumns,
 }
+
+/// An order's lines.
+const LINES: MiList = MiList {
+    program: "OIS100MI",
+    transaction: "LstLine",
+    key: "ORNO",
+};
 
 impl KeyListing for Orders {
     /// An order head: its key is the order number.
     type Row = Row;
+    const START: KeyStart = KeyStart::FromKey;
 
-    fn page(
-        &self,
-        host: &Host,
-        size: u32,
-        from: Option<&str>,
-        end: Option<&str>,
-    ) -> Result<KeyPage<Row>, ConnectorError> {
-        self.heads.page(host, size, from, end)
+    /// Open ranges, one at a time ([`Self::pages_in_flight`]): no page ends at a key.
+    fn paging(&self) -> KeyPaging {
+        KeyPaging::Ranges
+    }
+
+    fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Row>, ConnectorError> {
+        self.heads.page(host, at)
     }
 
     fn key<'r>(&self, head: &'r Row) -> &'r str {
@@ -106,15 +104,12 @@ impl KeyListing for Orders {
         if order.is_empty() {
             return Ok(0);
         }
-        let lines = MiCall::new("OIS100MI", "LstLine")
+        let lines = self
+            .lines
+            .call(LINES, 0)
             .input("CONO", self.cono.clone())
-            .input("ORNO", order)
-            .maxrecs(0)
-            .returncols(columns::names(&self.cols));
-        // v1 answers carry their own metadata; v2 use the types read before.
-        let answer = lines
-            .parse_rows(host.gateway(&lines.request(self.shape))?)?
-            .typed(&self.types, &self.fallback);
+            .input(LINES.key, order);
+        let answer = self.lines.rows(host, &lines)?;
         for i in 0..answer.rows().len() {
             out.write_row(|w| answer.write(i, w))?;
         }

@@ -52,6 +52,20 @@ pub struct KeyPage<R> {
     pub rows: Vec<R>,
     /// The page size asked for.
     pub asked: u32,
+    /// The next page's link, when the answer gives one (a listing after a key,
+    /// [`crate::stream::KeyPaging::Links`]); key ranges never ask for one.
+    pub next: Option<String>,
+}
+
+impl<R> KeyPage<R> {
+    /// A page of `rows` asked for `asked`, without a next link.
+    pub fn new(rows: Vec<R>, asked: u32) -> Self {
+        Self {
+            rows,
+            asked,
+            next: None,
+        }
+    }
 }
 
 /// What the caller learns with each page.
@@ -716,10 +730,7 @@ mod tests {
             {
                 return Err(ConnectorError::gateway("injected failure"));
             }
-            Ok(KeyPage {
-                rows,
-                asked: self.page,
-            })
+            Ok(KeyPage::new(rows, self.page))
         }
     }
 
@@ -915,10 +926,10 @@ mod tests {
             None,
             |from| {
                 let at = from.map_or(0, |f| keys.iter().position(|k| k == f).unwrap_or(0));
-                Ok(KeyPage {
-                    rows: keys[at..].iter().take(2).cloned().collect(),
-                    asked: 2,
-                })
+                Ok(KeyPage::new(
+                    keys[at..].iter().take(2).cloned().collect(),
+                    2,
+                ))
             },
             |k: &String| k.as_str(),
             |rows, _| {

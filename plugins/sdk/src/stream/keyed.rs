@@ -1,26 +1,35 @@
-//! Streams listed by key: a source with no offset and no token, only "the records from
-//! this key on" (M3's MI `Lst*` transactions and EXPORTMI, any API with a `from=` key).
+//! Keyed streams: a source listed in the order of a key, resumed at a key. One concept for
+//! the SDK's key-based sources, whatever their paging:
+//! - listed "from this key on", the key's row included (M3's MI `Lst*` transactions,
+//!   EXPORTMI, any API with a `from=` key): [`KeyStart::FromKey`], pages in flight as key
+//!   ranges read side by side ([`crate::key_ranges`]; [`KeyPaging::BoundedRanges`]: a
+//!   range's later pages end at its end);
+//! - queried "after this key" (`$filter=Key gt 'x'`, `where id > 7`): [`KeyStart::AfterKey`],
+//!   the answers' next links followed ([`KeyPaging::Links`]) and, where a full page gives
+//!   none or the listing asks for them ([`KeyPaging::Windows`]), windows by offset in flight
+//!   (`after_key.rs`).
 //!
 //! An author declares a [`KeyedStream`] (what it is, and [`KeyedStream::open`]: the set-up
-//! calls of one read — field metadata, the columns the read selects — into a
-//! [`KeyListing`]) and the listing (one page from a key, a row's key, how a row is
-//! written). The SDK does the rest, as for a [`super::RestStream`]:
-//! - pages in flight as key ranges read side by side ([`crate::key_ranges`]; with
-//!   [`KeyListing::bounded`], a range's later pages end at its end), handed over on the
-//!   reading thread with a watermark, and a cancel check before every page;
-//! - a commit per page with its checkpoint, a [`StreamState`] whose resume point is the
-//!   watermark ([`Resume::Key`]): an interrupted read goes on after it, records of later
-//!   ranges already handed over are read again and land on their key;
-//! - the 504 contract: a page that keeps timing out halves the page size shared by the
-//!   read's threads ([`crate::paging::SharedPageSize::run`]);
-//! - incremental reads: the listing is opened with the lower bound (`since`), the highest
-//!   cursor value of the rows handed over is kept in the state (`seen`) and becomes the
-//!   next read's lower bound only when the listing is complete (rows come in key order,
-//!   not in cursor order);
-//! - sub-requests per parent row: a row may stand for records asked for by requests of
-//!   their own (an order and its lines, [`KeyListing::write`]); they are counted as pages;
-//! - older state shapes: [`KeyedStream::migrate_state`] turns a state an earlier version of
-//!   the connector saved into a [`StreamState`]; anything else of another shape is refused.
+//! calls of one read — field metadata, the columns the read selects, the paging asked —
+//! into a [`KeyListing`]) and the listing (one page at a key, a row's key, how a row is
+//! written). [`read_keyed`] does the rest, as [`super::read`] does for a
+//! [`super::RestStream`]: the loop with a cancel check before every page, a commit per
+//! page with its checkpoint, the 504 contract (a page that keeps timing out is asked again
+//! smaller), incremental reads from the state's cursor, and the state:
+//! - from a key: a [`StreamState`] whose resume point is the watermark ([`Resume::Key`]);
+//!   an interrupted read goes on after it, records of later ranges already handed over are
+//!   read again and land on their key. The highest cursor value handed over (`seen`)
+//!   becomes the next read's lower bound only when the listing is complete (rows come in
+//!   key order, not in cursor order). Rows may stand for records asked for by requests of
+//!   their own (an order and its lines, [`KeyListing::write`]): they count as pages. A
+//!   state an earlier version of the connector saved is turned into a [`StreamState`] by
+//!   [`KeyedStream::migrate_state`];
+//! - after a key: a [`super::AfterKeyState`] (`after`, the last key handed over), the
+//!   cursor's high-water mark asked first ([`KeyListing::high_water`]) so a record changed
+//!   while the read runs is seen by the next one. The same stream read from several
+//!   partitions (companies) is [`super::read_partitioned`].
+//!
+//! Anything of another shape in the state is refused, never read as "no state".
 
 use serde_json::Value;
 
@@ -34,26 +43,87 @@ use crate::{
 /// The most records a key-paged page asks for.
 const MAX_PAGE: u32 = 100_000;
 
-/// Records per batch handed to the host.
+/// Records per batch handed to the host by a listing from a key.
 const BATCH: usize = 1000;
+
+/// Where a listing asked at a key starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStart {
+    /// At the key, its row included (the MI rule): the SDK drops the repeated row.
+    FromKey,
+    /// After the key: nothing is repeated.
+    AfterKey,
+}
+
+/// How a listing's pages are asked for, and kept in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPaging {
+    /// [`KeyStart::FromKey`]: from the last key, key ranges read side by side.
+    Ranges,
+    /// [`KeyStart::FromKey`]: as [`Self::Ranges`], a range's later pages ending at the
+    /// range's end ([`PageAt::end`]).
+    BoundedRanges,
+    /// [`KeyStart::AfterKey`]: the answers' next links followed one after the other; a
+    /// full page without one goes on by windows.
+    Links,
+    /// [`KeyStart::AfterKey`]: windows by offset from the start (links inside a window
+    /// still followed), so that the read's pages in flight are asked at once.
+    Windows,
+}
+
+impl KeyPaging {
+    /// Where a listing of this paging starts at a key.
+    pub fn start(self) -> KeyStart {
+        match self {
+            Self::Ranges | Self::BoundedRanges => KeyStart::FromKey,
+            Self::Links | Self::Windows => KeyStart::AfterKey,
+        }
+    }
+}
+
+/// Where one page is asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageAt<'a> {
+    /// Records to ask for.
+    pub size: u32,
+    /// The key the page starts at (included or not, as [`KeyListing::START`] says);
+    /// `None`: the start of the listing.
+    pub key: Option<&'a str>,
+    /// [`KeyPaging::BoundedRanges`]: the key the page ends before.
+    pub end: Option<&'a str>,
+    /// [`KeyPaging::Links`], [`KeyPaging::Windows`]: a window of `size` records from this
+    /// offset of the query that starts after `key`; `None`: the query's first page.
+    pub window: Option<u64>,
+    /// The next link an earlier answer gave: ask the page it points to (of `size`
+    /// records); the other fields are then what the query was asked with.
+    pub next: Option<&'a str>,
+}
 
 /// One stream listed by key, with the connection's settings `S`. A list of them is a
 /// `Vec<Box<dyn AnyKeyed<S>>>`.
-pub trait KeyedStream<S>: Send + Sync + 'static {
+pub trait KeyedStream<S>: Send + Sync {
     /// What one read lists.
     type Listing: KeyListing;
 
-    /// The stream's task spec (name, description, record schema, key, cursor).
+    /// The stream's task spec (name, description, record schema, key, cursor): the read
+    /// takes its name and cursor from it.
     fn spec(&self) -> TaskSpec;
 
-    /// Records per page when the read does not say (at least 2: a listing from a key
-    /// includes that key's row, so a page of one could never advance).
+    /// Records per page when the read does not say (from a key at least 2: a listing from
+    /// a key includes that key's row, so a page of one could never advance).
     fn page_size(&self) -> u32 {
         1000
     }
 
+    /// The smallest page timeouts shrink to; `None`: from a key a 32nd of the page (at
+    /// least 2), after a key 10.
+    fn min_page_size(&self) -> Option<u32> {
+        None
+    }
+
     /// Opens one read: `since` is the incremental lower bound (the cursor's value the
-    /// listing must start from, `None`: every row), the request says which columns.
+    /// listing must start from, `None`: every row), the request says which columns (and
+    /// any option of the paging).
     fn open(
         &self,
         host: &Host,
@@ -62,10 +132,10 @@ pub trait KeyedStream<S>: Send + Sync + 'static {
         since: Option<&Value>,
     ) -> Result<Self::Listing, ConnectorError>;
 
-    /// A state of a shape an earlier version of the connector saved, as the
-    /// [`StreamState`] it means; `None` (the default, and for a state of the current
-    /// shape): the state is read as a [`StreamState`]. Warn through `host` when the
-    /// conversion loses the position (the read then starts over).
+    /// A listing from a key: a state of a shape an earlier version of the connector saved,
+    /// as the [`StreamState`] it means; `None` (the default, and for a state of the
+    /// current shape): the state is read as a [`StreamState`]. Warn through `host` when
+    /// the conversion loses the position (the read then starts over).
     fn migrate_state(
         &self,
         _host: &Host,
@@ -81,25 +151,41 @@ pub trait KeyListing: Sync {
     /// One listed row, as the page holds it (written into the batch by [`Self::write`]).
     type Row: Send;
 
-    /// One page of up to `size` rows from key `from` on (`from` included when the source
-    /// lists it so; `None`: the start), up to `end` (excluded; only given to a
-    /// [`Self::bounded`] listing). `asked` in the answer is the size a shorter page is
-    /// measured against: a shorter page ends the listing (or, bounded, the range). A
-    /// timeout error makes the SDK ask again with a smaller `size`.
-    fn page(
-        &self,
-        host: &Host,
-        size: u32,
-        from: Option<&str>,
-        end: Option<&str>,
-    ) -> Result<KeyPage<Self::Row>, ConnectorError>;
+    /// Where a page asked at a key starts: what every [`Self::paging`] of this listing
+    /// has in common, and what its state keeps.
+    const START: KeyStart;
 
-    /// The row's key: the listing's order is its bytes' order.
+    /// How this read's pages are asked for; its [`KeyPaging::start`] must be
+    /// [`Self::START`].
+    fn paging(&self) -> KeyPaging;
+
+    /// One page: up to `at.size` rows from (or after) `at.key`, or the page of a next
+    /// link. `asked` in the answer is the size a shorter page is measured against: a
+    /// shorter page without a next link ends the listing (or, bounded, the range). A
+    /// timeout error makes the SDK ask again with a smaller size; an answer of another
+    /// shape is an error, never an empty page.
+    fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Self::Row>, ConnectorError>;
+
+    /// The row's key: from a key the listing's order is its bytes' order; after a key it
+    /// is the key's values as a JSON array ([`super::record_key`]), kept in the state.
     fn key<'r>(&self, row: &'r Self::Row) -> &'r str;
+
+    /// Whether the rows have a key the listing is ordered by. A listing after a key
+    /// without one (an OData set whose key is unknown) is never asked again after a key:
+    /// after a timeout it goes on by windows, one at a time.
+    fn ordered(&self) -> bool {
+        true
+    }
 
     /// The row's cursor value, for a stream with a cursor (`None`: no value).
     fn cursor<'r>(&self, _row: &'r Self::Row) -> Option<&'r Value> {
         None
+    }
+
+    /// After a key: the cursor's highest value at or above the read's lower bound now
+    /// (one record), asked before the first page; `None`: the stream has no cursor.
+    fn high_water(&self, _host: &Host) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
     }
 
     /// Writes the records of `row` into `out` and returns the requests that took: 0 for a
@@ -111,11 +197,6 @@ pub trait KeyListing: Sync {
         row: &Self::Row,
         out: &mut RecordWriter,
     ) -> Result<u64, ConnectorError>;
-
-    /// Whether [`Self::page`] honours `end` ([`key_ranges::read_bounded`]).
-    fn bounded(&self) -> bool {
-        false
-    }
 
     /// Pages in flight for this listing when the read asks for `asked`: 1 for a listing
     /// whose keys' byte order is not its order (a numeric key), or whose rows make
@@ -139,7 +220,7 @@ pub trait AnyKeyed<S>: Send + Sync {
     ) -> Result<ReadSummary, ConnectorError>;
 }
 
-impl<S, K: KeyedStream<S>> AnyKeyed<S> for K {
+impl<S: Sync, K: KeyedStream<S>> AnyKeyed<S> for K {
     fn spec(&self) -> TaskSpec {
         KeyedStream::spec(self)
     }
@@ -154,9 +235,35 @@ impl<S, K: KeyedStream<S>> AnyKeyed<S> for K {
     }
 }
 
-/// Reads `stream` for `request`: every page committed with its checkpoint, resumed after
-/// the state's watermark.
-pub fn read_keyed<S, K: KeyedStream<S>>(
+/// Reads `stream` for `request`: every page committed with its checkpoint, resumed at the
+/// state's key (see the [module docs](self)).
+pub fn read_keyed<S: Sync, K: KeyedStream<S> + ?Sized>(
+    stream: &K,
+    host: &Host,
+    settings: &S,
+    request: &ReadRequest,
+) -> Result<ReadSummary, ConnectorError> {
+    match K::Listing::START {
+        KeyStart::FromKey => from_key(stream, host, settings, request),
+        KeyStart::AfterKey => super::after_key::read(stream, host, settings, request),
+    }
+}
+
+/// A listing whose paging does not start as its type says: a connector's mistake.
+pub(super) fn wrong_paging(name: &str, paging: KeyPaging, start: KeyStart) -> ConnectorError {
+    ConnectorError::connector(format!(
+        "{name}: a listing {start:?} cannot be paged by {paging:?}"
+    ))
+}
+
+/// The state as JSON.
+pub(super) fn encode<T: serde::Serialize>(state: &T) -> Result<Value, ConnectorError> {
+    serde_json::to_value(state)
+        .map_err(|e| ConnectorError::connector(format!("encoding the state: {e}")))
+}
+
+/// [`read_keyed`] of a listing from a key: key ranges in flight, the watermark resumed.
+fn from_key<S, K: KeyedStream<S> + ?Sized>(
     stream: &K,
     host: &Host,
     settings: &S,
@@ -180,11 +287,17 @@ pub fn read_keyed<S, K: KeyedStream<S>>(
     // resumed read keeps it.
     let since = state.cursor.clone().filter(|_| incremental);
     let listing = stream.open(host, settings, request, since.as_ref())?;
+    let bounded = match listing.paging() {
+        KeyPaging::Ranges => false,
+        KeyPaging::BoundedRanges => true,
+        other => return Err(wrong_paging(&spec.name, other, KeyStart::FromKey)),
+    };
     let size = request
         .page_size
         .unwrap_or(stream.page_size())
         .clamp(2, MAX_PAGE);
-    let shared = SharedPageSize::new(AdaptivePageSize::new(size, (size / 32).max(2), size));
+    let floor = stream.min_page_size().unwrap_or((size / 32).max(2));
+    let shared = SharedPageSize::new(AdaptivePageSize::new(size, floor.min(size), size));
     let in_flight = listing.pages_in_flight(inflight::pages_in_flight(request));
     let mut out = RecordWriter::new(host, &request.task, BATCH);
     let mut seen = CursorTracker::new(resume.as_ref().and(state.seen));
@@ -209,30 +322,27 @@ pub fn read_keyed<S, K: KeyedStream<S>>(
             resume: at.map(Resume::Key),
         })
     };
-    let fetch = |from: Option<&str>, end: Option<&str>| {
+    let fetch = |key: Option<&str>, end: Option<&str>| {
         shared
-            .run(host, |n| listing.page(host, n, from, end))
+            .run(host, |size| {
+                listing.page(
+                    host,
+                    &PageAt {
+                        size,
+                        key,
+                        end,
+                        ..PageAt::default()
+                    },
+                )
+            })
             .map(|(page, _)| page)
     };
-    let pages = if listing.bounded() {
-        key_ranges::read_bounded(
-            host,
-            in_flight,
-            resume.clone(),
-            fetch,
-            key_of(&listing),
-            on_page,
-        )?
+    let key_of = key_of(&listing);
+    let pages = if bounded {
+        key_ranges::read_bounded(host, in_flight, resume.clone(), fetch, key_of, on_page)?
     } else {
-        let fetch = |from: Option<&str>| fetch(from, None);
-        key_ranges::read(
-            host,
-            in_flight,
-            resume.clone(),
-            fetch,
-            key_of(&listing),
-            on_page,
-        )?
+        let fetch = |key: Option<&str>| fetch(key, None);
+        key_ranges::read(host, in_flight, resume.clone(), fetch, key_of, on_page)?
     };
     // After a whole pass, the highest stamp seen is where the next incremental read starts
     // (records stamped exactly then are read again and land on their key).
@@ -245,10 +355,7 @@ pub fn read_keyed<S, K: KeyedStream<S>>(
     Ok(ReadSummary {
         records: out.written(),
         pages: pages + requests,
-        state: Some(
-            serde_json::to_value(&done)
-                .map_err(|e| ConnectorError::connector(format!("encoding the state: {e}")))?,
-        ),
+        state: Some(encode(&done)?),
     })
 }
 
@@ -258,7 +365,7 @@ fn key_of<L: KeyListing>(listing: &L) -> impl Fn(&L::Row) -> &str + Sync + '_ {
 }
 
 /// The request's state, an older shape migrated first.
-fn state<S, K: KeyedStream<S>>(
+fn state<S, K: KeyedStream<S> + ?Sized>(
     stream: &K,
     host: &Host,
     request: &ReadRequest,

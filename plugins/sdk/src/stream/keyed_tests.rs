@@ -182,19 +182,22 @@ impl KeyedStream<()> for Rows {
 
 impl KeyListing for Listing {
     type Row = Row;
+    const START: KeyStart = KeyStart::FromKey;
 
-    fn page(
-        &self,
-        host: &Host,
-        size: u32,
-        from: Option<&str>,
-        end: Option<&str>,
-    ) -> Result<KeyPage<Row>, ConnectorError> {
-        let mut r = GatewayRequest::get("rows").query("limit", size.to_string());
-        if let Some(f) = from {
+    fn paging(&self) -> KeyPaging {
+        if self.bounded {
+            KeyPaging::BoundedRanges
+        } else {
+            KeyPaging::Ranges
+        }
+    }
+
+    fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Row>, ConnectorError> {
+        let mut r = GatewayRequest::get("rows").query("limit", at.size.to_string());
+        if let Some(f) = at.key {
             r = r.query("from", f);
         }
-        if let Some(e) = end {
+        if let Some(e) = at.end {
             r = r.query("end", e);
         }
         if let Some(s) = &self.since {
@@ -213,7 +216,7 @@ impl KeyListing for Listing {
                 )
             })
             .collect();
-        Ok(KeyPage { rows, asked: size })
+        Ok(KeyPage::new(rows, at.size))
     }
 
     fn key<'r>(&self, row: &'r Row) -> &'r str {
@@ -236,10 +239,6 @@ impl KeyListing for Listing {
             out.push(line)?;
         }
         Ok(1)
-    }
-
-    fn bounded(&self) -> bool {
-        self.bounded
     }
 
     fn pages_in_flight(&self, asked: usize) -> usize {

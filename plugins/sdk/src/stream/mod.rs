@@ -22,28 +22,27 @@
 //!   [`crate::inflight::pages_in_flight`] pages requested at once, handed over in order;
 //! - the column selection of the read (fields outside it are dropped, key and cursor kept
 //!   by the host's selection);
-//! - a source listed by key only (MI lists, EXPORTMI) is a [`KeyedStream`] instead: key
-//!   ranges in flight, a watermark in the state, sub-requests per parent row (`keyed.rs`);
+//! - a source listed in the order of a key and resumed at one is a [`KeyedStream`] instead
+//!   ([`read_keyed`], `keyed.rs`): listed from a key (MI lists, EXPORTMI) with key ranges
+//!   in flight, a watermark in the state and sub-requests per parent row, or queried after
+//!   a key (an OData entity set, `after_key.rs`) with a high-water mark taken first, next
+//!   links followed and windows in flight — [`KeyPaging`] says which; one read from several
+//!   partitions of the source (companies) is [`read_partitioned`];
 //! - the manifest's tasks and `discover` from the declared streams, the connection form
 //!   from the settings type plus the credentials block, and `check` from
 //!   [`StreamConnector::check_request`].
-//!
-//! A source ordered by a key it can start after (an OData entity set) is a
-//! [`SortedStream`] instead ([`read_sorted`]): resumed after the last key, a high-water mark taken
-//! first, next links followed and windows in flight; one read from several partitions of
-//! the source (companies) is [`read_partitioned`].
 
 mod adapter;
+mod after_key;
 mod keyed;
 mod partitions;
 mod read;
-mod sorted;
 mod state;
 
 #[cfg(test)]
-mod keyed_tests;
+mod after_key_tests;
 #[cfg(test)]
-mod sorted_tests;
+mod keyed_tests;
 #[cfg(test)]
 mod tests;
 
@@ -56,10 +55,10 @@ use crate::retry::RetryPolicy;
 use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 
 pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
-pub use keyed::{AnyKeyed, KeyListing, KeyedStream, read_keyed};
+pub use after_key::{AfterKeyState, record_key};
+pub use keyed::{AnyKeyed, KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, read_keyed};
 pub use partitions::{Partition, PartitionedState, read_partitioned};
 pub use read::read;
-pub use sorted::{SortedPage, SortedPaging, SortedQuery, SortedState, SortedStream, read_sorted};
 pub use state::{Resume, StreamState, TypedState};
 
 /// How a stream's pages are addressed.

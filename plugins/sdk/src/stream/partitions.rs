@@ -1,10 +1,10 @@
-//! One sorted stream read from several partitions of a source (accounts, companies,
-//! regions — a request header or parameter apart) into one stream: the partitions one
-//! after the other, each exactly as a read of its own ([`super::read_sorted`]), each with
-//! its own state, so one partition's cursor never moves another's (singer-sdk's
-//! `partitions`).
+//! One keyed stream listed after a key, read from several partitions of a source
+//! (accounts, companies, regions — a request header or parameter apart) into one stream:
+//! the partitions one after the other, each exactly as a read of its own
+//! ([`super::read_keyed`]), each with its own state, so one partition's cursor never moves
+//! another's (singer-sdk's `partitions`).
 //!
-//! The state keeps each partition's [`SortedState`] under a field the connector names:
+//! The state keeps each partition's [`AfterKeyState`] under a field the connector names:
 //! - complete: `{"<field>": {"100": {"cursor": "…"}, "200": {"cursor": "…"}}}`;
 //! - during a read: also `mode` and `done` (the partitions this read finished, in order),
 //!   and the partition being read has its in-read state. A read of the same mode that
@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::sorted::{Part, SortedPaging, SortedState, SortedStream, read_part, writer};
+use super::after_key::{AfterKeyState, Part, read_part, writer};
+use super::keyed::{KeyListing, KeyStart, KeyedStream};
 use crate::{ConnectorError, Host, ReadRequest, ReadSummary, SyncMode};
 
 /// One partition: its id (in the state), its settings (what its requests are built from)
@@ -34,12 +35,12 @@ pub struct Partition<P, S> {
 }
 
 /// The state of a stream read from several partitions ([`read_partitioned`]): each
-/// partition's [`SortedState`] by id and, while a read is under way, its mode and the
+/// partition's [`AfterKeyState`] by id and, while a read is under way, its mode and the
 /// partitions it has finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionedState<P: Ord> {
     /// Each partition's state, by id.
-    pub parts: BTreeMap<P, SortedState>,
+    pub parts: BTreeMap<P, AfterKeyState>,
     /// While a read runs: its sync mode.
     pub mode: Option<SyncMode>,
     /// While a read runs: the partitions it has finished, in order.
@@ -98,7 +99,7 @@ impl<P: Ord + Clone + Serialize + DeserializeOwned> PartitionedState<P> {
         let parts = rest
             .remove(field)
             .unwrap_or(Value::Object(Default::default()));
-        let parts: BTreeMap<P, SortedState> = serde_json::from_value(parts)
+        let parts: BTreeMap<P, AfterKeyState> = serde_json::from_value(parts)
             .map_err(|e| refused(task, field, &Value::Object(o.clone()), &e.to_string()))?;
         let around: Around<P> = serde_json::from_value(Value::Object(rest))
             .map_err(|e| refused(task, field, &Value::Object(o.clone()), &e.to_string()))?;
@@ -123,22 +124,27 @@ fn refused(task: &str, field: &str, state: &Value, why: &str) -> ConnectorError 
     ))
 }
 
-/// Reads `stream` from every partition of `parts`, in their order, into one stream, paged
-/// as `paging` says; the state's map of partitions is under `field` (`companies`), which
+/// Reads `stream` (listed after a key) from every partition of `parts`, in their order,
+/// into one stream; the state's map of partitions is under `field` (`companies`), which
 /// messages also use.
 pub fn read_partitioned<S, P, K>(
     stream: &K,
     host: &Host,
     request: &ReadRequest,
-    paging: SortedPaging,
     field: &str,
     parts: &[Partition<P, S>],
 ) -> Result<ReadSummary, ConnectorError>
 where
-    S: Sync,
     P: Ord + Clone + Serialize + DeserializeOwned,
-    K: SortedStream<S> + ?Sized,
+    K: KeyedStream<S> + ?Sized,
 {
+    let name = stream.spec().name;
+    // A partition's state is a read's after a key; a listing from a key keeps another.
+    if K::Listing::START != KeyStart::AfterKey {
+        return Err(ConnectorError::connector(format!(
+            "{name}: only a listing after a key is read from several {field}"
+        )));
+    }
     let prior: PartitionedState<P> =
         PartitionedState::from_json(&request.task, field, request.state.as_ref())?
             .unwrap_or_default();
@@ -149,15 +155,14 @@ where
         mode: Some(request.sync_mode),
         done: if resuming { prior.done } else { Vec::new() },
     };
-    let mut out = writer(stream, host, request);
+    let mut out = writer(stream, host, request, &name);
     let mut pages = 0;
     for (i, part) in parts.iter().enumerate() {
         host.check_cancelled()?;
         if state.done.contains(&part.id) {
             host.info(&format!(
                 "{} ({}): read before the interruption, kept",
-                stream.name(),
-                part.label
+                name, part.label
             ));
             continue;
         }
@@ -165,13 +170,13 @@ where
         let before = out.written();
         let (done, n) = {
             let around = &state;
-            let checkpoint = |s: &SortedState| {
+            let checkpoint = |s: &AfterKeyState| {
                 let mut all = around.clone();
                 all.parts.insert(part.id.clone(), s.clone());
                 all.to_json(field)
             };
             let this = Part {
-                paging,
+                name: &name,
                 label: Some(part.label.clone()),
                 checkpoint: &checkpoint,
             };
@@ -194,7 +199,7 @@ where
         }
         host.info(&format!(
             "{} ({}): {} records in {n} pages",
-            stream.name(),
+            name,
             part.label,
             out.written() - before
         ));
@@ -209,7 +214,7 @@ where
     let records = out.written();
     host.info(&format!(
         "{}: {records} records in {pages} pages from {} {field}",
-        stream.name(),
+        name,
         parts.len()
     ));
     Ok(ReadSummary {

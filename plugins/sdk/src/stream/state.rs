@@ -47,7 +47,7 @@ pub enum Resume<T> {
     /// With this token ([`super::Paging::Token`]).
     Token(T),
     /// After this key: every record at or below it was handed over (a
-    /// [`super::KeyedStream`]'s watermark).
+    /// [`super::KeyListing`] from a key's watermark).
     Key(String),
 }
 

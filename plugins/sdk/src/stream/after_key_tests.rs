@@ -1,4 +1,4 @@
-//! Sorted streams and partitions against a scripted key-ordered API: a checkpoint after
+//! Keyed streams listed after a key, and partitions, against a scripted key-ordered API: a checkpoint after
 //! every page with the last key, resumption after it, windows when the source gives no
 //! next token, smaller pages after a timeout, a state per partition, and states of another
 //! shape refused. Expected values are written out by hand.
@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use super::tests::{Query, checkpoints, ids, items, request, scripted};
 use super::*;
-use crate::{ConnectorError, GatewayRequest, SyncMode};
+use crate::key_ranges::KeyPage;
+use crate::{ConnectorError, GatewayRequest, Host, ReadRequest, RecordWriter, SyncMode, TaskSpec};
 
 /// An `api/items` ordered by `id`: `after=` (id above), `since=` (`at` at or above),
 /// `limit=`, `offset=` (a window); `hw=1` asks for the highest `at`. With `links`, an
@@ -43,13 +44,22 @@ fn sorted_api(links: bool) -> impl Fn(&Query) -> Result<(u16, String), PluginErr
 
 /// The scripted API's stream; its settings are the partition's item count (`None`: 7).
 struct Sorted {
-    key: Vec<String>,
+    windows: bool,
 }
 
 fn sorted() -> Sorted {
-    Sorted {
-        key: vec!["id".into()],
-    }
+    Sorted { windows: false }
+}
+
+fn windows() -> Sorted {
+    Sorted { windows: true }
+}
+
+/// One read of the scripted API: a partition's item count, the lower bound, the paging.
+struct Items {
+    part: Option<u64>,
+    since: Option<String>,
+    windows: bool,
 }
 
 fn with(mut r: GatewayRequest, part: Option<u64>, since: Option<&str>) -> GatewayRequest {
@@ -68,63 +78,110 @@ struct Body {
     next: Option<String>,
 }
 
-impl SortedStream<Option<u64>> for Sorted {
-    fn name(&self) -> &str {
-        "items"
-    }
-    fn key(&self) -> &[String] {
-        &self.key
-    }
-    fn cursor(&self) -> Option<&str> {
-        Some("at")
-    }
-    fn min_page_size(&self) -> u32 {
-        1
-    }
-    fn request(
-        &self,
-        part: &Option<u64>,
-        q: &SortedQuery<'_>,
-    ) -> Result<GatewayRequest, ConnectorError> {
-        let mut r = GatewayRequest::get("api/items").query("limit", q.size.to_string());
-        if let Some(a) = q.after {
-            r = r.query("after", a[0].to_string());
+/// A record and its key (`[id]`).
+type Item = (Map<String, Value>, String);
+
+impl KeyedStream<Option<u64>> for Sorted {
+    type Listing = Items;
+
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "items".into(),
+            description: "items by id".into(),
+            record_schema: json!({"type": "object"}),
+            primary_key: vec!["id".into()],
+            cursor_field: Some("at".into()),
+            sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+            requests_per_1000_records: None,
         }
-        if let Some(o) = q.window {
-            r = r.query("offset", o.to_string());
-        }
-        Ok(with(r, *part, q.since))
     }
-    fn follow(
+    fn min_page_size(&self) -> Option<u32> {
+        Some(1)
+    }
+    fn open(
         &self,
+        _host: &Host,
         part: &Option<u64>,
-        next: &str,
-        size: u32,
-    ) -> Result<GatewayRequest, ConnectorError> {
-        let (after, since) = next.split_once(';').unwrap();
-        let r = GatewayRequest::get("api/items")
-            .query("limit", size.to_string())
-            .query("after", after);
-        Ok(with(r, *part, Some(since)))
+        _request: &ReadRequest,
+        since: Option<&Value>,
+    ) -> Result<Items, ConnectorError> {
+        Ok(Items {
+            part: *part,
+            since: since.and_then(Value::as_str).map(str::to_string),
+            windows: self.windows,
+        })
     }
-    fn high_water(&self, part: &Option<u64>, since: Option<&str>) -> Option<GatewayRequest> {
-        Some(with(
-            GatewayRequest::get("api/items").query("hw", "1"),
-            *part,
-            since,
-        ))
+}
+
+impl KeyListing for Items {
+    type Row = Item;
+    const START: KeyStart = KeyStart::AfterKey;
+
+    fn paging(&self) -> KeyPaging {
+        if self.windows {
+            KeyPaging::Windows
+        } else {
+            KeyPaging::Links
+        }
     }
-    fn parse(&self, answer: &Answer<'_>) -> Result<SortedPage, ConnectorError> {
-        let body: Body = answer.json("a page with an `items` array")?;
-        Ok(SortedPage {
-            records: body.items,
+    fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Item>, ConnectorError> {
+        let mut r = GatewayRequest::get("api/items").query("limit", at.size.to_string());
+        let r = match at.next {
+            Some(next) => {
+                let (after, since) = next.split_once(';').unwrap();
+                with(r.query("after", after), self.part, Some(since))
+            }
+            None => {
+                if let Some(key) = at.key {
+                    let values: Vec<Value> = serde_json::from_str(key).unwrap();
+                    r = r.query("after", values[0].to_string());
+                }
+                if let Some(o) = at.window {
+                    r = r.query("offset", o.to_string());
+                }
+                with(r, self.part, self.since.as_deref())
+            }
+        };
+        let body: Body = host.gateway(&r)?.json("a page with an `items` array")?;
+        let mut rows = Vec::new();
+        for mut record in body.items {
+            let key = record_key(&record, &["id".to_string()], "items")?;
+            if let Some(p) = self.part {
+                record.insert("part".into(), p.into());
+            }
+            rows.push((record, key));
+        }
+        Ok(KeyPage {
+            rows,
+            asked: at.size,
             next: body.next,
         })
     }
-    fn prepare(&self, part: &Option<u64>, record: &mut Map<String, Value>) {
-        if let Some(p) = part {
-            record.insert("part".into(), (*p).into());
-        }
+    fn key<'r>(&self, row: &'r Item) -> &'r str {
+        &row.1
+    }
+    fn high_water(&self, host: &Host) -> Result<Option<String>, ConnectorError> {
+        let r = with(
+            GatewayRequest::get("api/items").query("hw", "1"),
+            self.part,
+            self.since.as_deref(),
+        );
+        let body: Body = host.gateway(&r)?.json("a page with an `items` array")?;
+        Ok(body
+            .items
+            .first()
+            .and_then(|r| r.get("at"))
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+    fn write(
+        &self,
+        _host: &Host,
+        row: &Item,
+        out: &mut RecordWriter,
+    ) -> Result<u64, ConnectorError> {
+        out.push(&row.0)?;
+        Ok(0)
     }
 }
 
@@ -136,7 +193,7 @@ fn pages(events: &[super::tests::Event]) -> Vec<Vec<u64>> {
 fn tokens_are_followed_with_a_checkpoint_after_every_page_and_the_mark_taken_first() {
     let (host, inner) = scripted(usize::MAX, sorted_api(true));
     let req = request(SyncMode::FullRefresh, 3, 1, None);
-    let summary = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap();
+    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
     assert_eq!(summary.records, 7);
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
@@ -162,7 +219,7 @@ fn an_interrupted_read_goes_on_after_its_last_key_and_keeps_its_mark() {
     let (host, inner) = scripted(usize::MAX, sorted_api(true));
     let state = json!({"mode": "full_refresh", "next_cursor": "2026-01-06", "after": [3]});
     let req = request(SyncMode::FullRefresh, 3, 1, Some(state));
-    let summary = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap();
+    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![4, 5, 6], vec![7]]);
     // The mark of the read that started it, not one asked now.
@@ -181,7 +238,7 @@ fn an_incremental_read_asks_from_the_cursor_of_the_last_one() {
         1,
         Some(json!({"cursor": "2026-01-05"})),
     );
-    let summary = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap();
+    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![5, 6], vec![7]]);
     assert_eq!(summary.state, Some(json!({"cursor": "2026-01-07"})));
@@ -198,7 +255,7 @@ fn an_incremental_read_asks_from_the_cursor_of_the_last_one() {
 fn a_full_page_without_a_token_goes_on_by_windows_in_flight() {
     let (host, inner) = scripted(usize::MAX, sorted_api(false));
     let req = request(SyncMode::FullRefresh, 2, 3, None);
-    let summary = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap();
+    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
     assert_eq!(summary.records, 7);
     let events = inner.events.lock().unwrap();
     assert_eq!(
@@ -222,7 +279,7 @@ fn a_full_page_without_a_token_goes_on_by_windows_in_flight() {
     );
 
     let (host, inner) = scripted(usize::MAX, sorted_api(true));
-    read_sorted(&sorted(), &host, &None, &req, SortedPaging::Windows).unwrap();
+    read_keyed(&windows(), &host, &None, &req).unwrap();
     let asked = inner.asked.lock().unwrap();
     assert!(
         asked
@@ -245,7 +302,7 @@ fn a_page_that_keeps_timing_out_is_halved_and_the_query_starts_again_after_the_l
         sorted_api(true)(q)
     });
     let req = request(SyncMode::FullRefresh, 4, 1, None);
-    let summary = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap();
+    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
     assert_eq!(summary.records, 7);
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![1, 2, 3, 4], vec![5, 6], vec![7]]);
@@ -255,7 +312,7 @@ fn a_page_that_keeps_timing_out_is_halved_and_the_query_starts_again_after_the_l
         Err(PluginError::new(error_kind::TIMEOUT, "timed out"))
     });
     let req = request(SyncMode::FullRefresh, 1, 1, Some(json!({"cursor": "x"})));
-    let e = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap_err();
+    let e = read_keyed(&sorted(), &host, &None, &req).unwrap_err();
     assert!(e.is_timeout(), "{e}");
 }
 
@@ -264,7 +321,7 @@ fn a_state_of_another_shape_is_refused_never_read_as_none() {
     let (host, _) = scripted(usize::MAX, sorted_api(true));
     let partitioned = json!({"companies": {"1": {"cursor": "2026-01-02"}}});
     let req = request(SyncMode::Incremental, 3, 1, Some(partitioned));
-    let e = read_sorted(&sorted(), &host, &None, &req, SortedPaging::Tokens).unwrap_err();
+    let e = read_keyed(&sorted(), &host, &None, &req).unwrap_err();
     assert_eq!(e.kind(), error_kind::INVALID_INPUT);
     assert!(e.message().contains("companies"), "{e}");
 
@@ -275,15 +332,7 @@ fn a_state_of_another_shape_is_refused_never_read_as_none() {
         settings: Some(4),
         label: "part 1".into(),
     }];
-    let e = read_partitioned(
-        &sorted(),
-        &host,
-        &req,
-        SortedPaging::Tokens,
-        "parts",
-        &parts,
-    )
-    .unwrap_err();
+    let e = read_partitioned(&sorted(), &host, &req, "parts", &parts).unwrap_err();
     assert_eq!(e.kind(), error_kind::INVALID_INPUT);
     assert!(e.message().contains("not a state of several parts"), "{e}");
 }
@@ -310,15 +359,7 @@ fn partitions_keep_a_state_each_and_an_interrupted_read_goes_on_in_the_one_it_st
     // stops after its first page (the fifth checkpoint).
     let (host, inner) = scripted(5, sorted_api(true));
     let req = request(SyncMode::FullRefresh, 2, 1, None);
-    let e = read_partitioned(
-        &sorted(),
-        &host,
-        &req,
-        SortedPaging::Tokens,
-        "parts",
-        &parts,
-    )
-    .unwrap_err();
+    let e = read_partitioned(&sorted(), &host, &req, "parts", &parts).unwrap_err();
     assert!(e.is_cancelled(), "{e}");
     let events = inner.events.lock().unwrap().clone();
     let state = checkpoints(&events).last().cloned().unwrap();
@@ -340,15 +381,7 @@ fn partitions_keep_a_state_each_and_an_interrupted_read_goes_on_in_the_one_it_st
 
     let (host, inner) = scripted(usize::MAX, sorted_api(true));
     let req = request(SyncMode::FullRefresh, 2, 1, Some(state));
-    let summary = read_partitioned(
-        &sorted(),
-        &host,
-        &req,
-        SortedPaging::Tokens,
-        "parts",
-        &parts,
-    )
-    .unwrap();
+    let summary = read_partitioned(&sorted(), &host, &req, "parts", &parts).unwrap();
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![3, 4], vec![5, 6]]);
     assert_eq!(
