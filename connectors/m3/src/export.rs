@@ -18,9 +18,7 @@ use std::collections::HashMap;
 use ionport_infor_mi::{MiCall, MiShape, MiType, write_typed_row};
 use ionport_plugin_sdk::columns::select;
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{
-    KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, Resume, StreamState,
-};
+use ionport_plugin_sdk::stream::{KeyListing, KeyPaging, KeyedStream, PageAt, Resume, StreamState};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
@@ -325,7 +323,6 @@ impl Export {
 
 impl KeyListing for Export {
     type Row = Row;
-    const START: KeyStart = KeyStart::FromKey;
 
     /// A page can end at a key: `and PAGE < 'end'`.
     fn paging(&self) -> KeyPaging {

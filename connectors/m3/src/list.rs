@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use ionport_infor_mi::{MiCall, MiShape, MiType, TypedRows};
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{
-    KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, Resume, StreamState,
-};
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, PageAt, Resume, StreamState};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
@@ -98,7 +96,6 @@ impl KeyedStream<M3Settings> for ListStream {
         let list = self.1;
         Ok(Listing {
             list,
-            cono: s.cono(),
             // The listing's paging key is read whatever is selected.
             rows: MiColumns::open(host, s, self.0, request, list, Some(list.key))?,
         })
@@ -120,6 +117,7 @@ impl KeyedStream<M3Settings> for ListStream {
 /// the order lines per order read their rows alike.
 #[derive(Debug)]
 pub struct MiColumns {
+    cono: String,
     cols: Vec<Col>,
     shape: MiShape,
     /// Field types from `MRS001MI` (v2), empty when M3 gave none.
@@ -141,6 +139,7 @@ impl MiColumns {
     ) -> Result<Self, ConnectorError> {
         let cols = task.columns(request, paging)?;
         Ok(Self {
+            cono: s.cono(),
             shape: s.shape(),
             listed: field_types(host, s, list.program, list.transaction)?,
             fallback: columns::types(&cols),
@@ -148,11 +147,13 @@ impl MiColumns {
         })
     }
 
-    /// `list`'s call for up to `size` rows (0: all) of the selected columns.
+    /// `list`'s call for up to `size` rows (0: all) of the selected columns, for the
+    /// company.
     pub fn call(&self, list: MiList, size: u32) -> MiCall {
         MiCall::new(list.program, list.transaction)
             .maxrecs(size)
             .returncols(columns::names(&self.cols))
+            .input("CONO", self.cono.clone())
     }
 
     /// `call`'s answer, its rows typed (v1 answers carry their own metadata; v2 use the
@@ -181,7 +182,6 @@ pub fn legacy_complete(state: &Value, field: &str) -> Option<StreamState<()>> {
 #[derive(Debug)]
 pub struct Listing {
     list: MiList,
-    cono: String,
     rows: MiColumns,
 }
 
@@ -192,17 +192,8 @@ pub type Keyed = (Arc<TypedRows>, usize);
 
 impl KeyListing for Listing {
     type Row = Keyed;
-    const START: KeyStart = KeyStart::FromKey;
-
-    fn paging(&self) -> KeyPaging {
-        KeyPaging::Ranges
-    }
-
     fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Keyed>, ConnectorError> {
-        let mut call = self
-            .rows
-            .call(self.list, at.size)
-            .input("CONO", self.cono.clone());
+        let mut call = self.rows.call(self.list, at.size);
         if let Some(from) = at.key {
             call = call.input(self.list.key, from);
         }

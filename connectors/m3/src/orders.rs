@@ -9,9 +9,7 @@
 
 use ionport_infor_mi::MiType;
 use ionport_plugin_sdk::key_ranges::KeyPage;
-use ionport_plugin_sdk::stream::{
-    KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, StreamState,
-};
+use ionport_plugin_sdk::stream::{KeyListing, KeyedStream, PageAt, StreamState};
 use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSpec};
 use serde_json::Value;
 
@@ -44,7 +42,6 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
         let key = vec!["OACONO".into(), "OAORNO".into()];
         Ok(Orders {
             heads: Export::new(s, "OOHEAD", [order].into_iter(), division, key, None),
-            cono: s.cono(),
             lines: MiColumns::open(host, s, self.0, request, LINES, None)?,
         })
     }
@@ -64,7 +61,6 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
 #[derive(Debug)]
 pub struct Orders {
     heads: Export,
-    cono: String,
     lines: MiColumns,
 }
 
@@ -78,13 +74,6 @@ const LINES: MiList = MiList {
 impl KeyListing for Orders {
     /// An order head: its key is the order number.
     type Row = Row;
-    const START: KeyStart = KeyStart::FromKey;
-
-    /// Open ranges, one at a time ([`Self::pages_in_flight`]): no page ends at a key.
-    fn paging(&self) -> KeyPaging {
-        KeyPaging::Ranges
-    }
-
     fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Row>, ConnectorError> {
         self.heads.page(host, at)
     }
@@ -104,11 +93,7 @@ impl KeyListing for Orders {
         if order.is_empty() {
             return Ok(0);
         }
-        let lines = self
-            .lines
-            .call(LINES, 0)
-            .input("CONO", self.cono.clone())
-            .input(LINES.key, order);
+        let lines = self.lines.call(LINES, 0).input(LINES.key, order);
         let answer = self.lines.rows(host, &lines)?;
         for i in 0..answer.rows().len() {
             out.write_row(|w| answer.write(i, w))?;

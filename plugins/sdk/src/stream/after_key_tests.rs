@@ -1,7 +1,7 @@
-//! Keyed streams listed after a key, and partitions, against a scripted key-ordered API: a checkpoint after
-//! every page with the last key, resumption after it, windows when the source gives no
-//! next token, smaller pages after a timeout, a state per partition, and states of another
-//! shape refused. Expected values are written out by hand.
+//! Keyed streams listed after a key, and partitions, against a scripted key-ordered API: a
+//! checkpoint after every page with the last key, resumption after it, windows when the
+//! source gives no next link, smaller pages after a timeout, a state per partition, and
+//! states of another shape refused. Expected values are written out by hand.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +18,7 @@ use crate::{ConnectorError, GatewayRequest, Host, ReadRequest, RecordWriter, Syn
 /// `limit=`, `offset=` (a window); `hw=1` asks for the highest `at`. With `links`, an
 /// answer that is not a window and leaves rows gives `next` (`last id;since`). `part=`
 /// is the number of items (the partition's settings).
-fn sorted_api(links: bool) -> impl Fn(&Query) -> Result<(u16, String), PluginError> {
+fn items_api(links: bool) -> impl Fn(&Query) -> Result<(u16, String), PluginError> {
     move |q| {
         let count: u64 = q.get("part").map_or(7, |p| p.parse().unwrap());
         let since = q.get("since").map(String::as_str).unwrap_or("");
@@ -43,16 +43,16 @@ fn sorted_api(links: bool) -> impl Fn(&Query) -> Result<(u16, String), PluginErr
 }
 
 /// The scripted API's stream; its settings are the partition's item count (`None`: 7).
-struct Sorted {
+struct ById {
     windows: bool,
 }
 
-fn sorted() -> Sorted {
-    Sorted { windows: false }
+fn by_links() -> ById {
+    ById { windows: false }
 }
 
-fn windows() -> Sorted {
-    Sorted { windows: true }
+fn by_windows() -> ById {
+    ById { windows: true }
 }
 
 /// One read of the scripted API: a partition's item count, the lower bound, the paging.
@@ -81,7 +81,7 @@ struct Body {
 /// A record and its key (`[id]`).
 type Item = (Map<String, Value>, String);
 
-impl KeyedStream<Option<u64>> for Sorted {
+impl KeyedStream<Option<u64>> for ById {
     type Listing = Items;
 
     fn spec(&self) -> TaskSpec {
@@ -191,9 +191,9 @@ fn pages(events: &[super::tests::Event]) -> Vec<Vec<u64>> {
 
 #[test]
 fn tokens_are_followed_with_a_checkpoint_after_every_page_and_the_mark_taken_first() {
-    let (host, inner) = scripted(usize::MAX, sorted_api(true));
+    let (host, inner) = scripted(usize::MAX, items_api(true));
     let req = request(SyncMode::FullRefresh, 3, 1, None);
-    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
+    let summary = read_keyed(&by_links(), &host, &None, &req).unwrap();
     assert_eq!(summary.records, 7);
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
@@ -216,10 +216,10 @@ fn tokens_are_followed_with_a_checkpoint_after_every_page_and_the_mark_taken_fir
 
 #[test]
 fn an_interrupted_read_goes_on_after_its_last_key_and_keeps_its_mark() {
-    let (host, inner) = scripted(usize::MAX, sorted_api(true));
+    let (host, inner) = scripted(usize::MAX, items_api(true));
     let state = json!({"mode": "full_refresh", "next_cursor": "2026-01-06", "after": [3]});
     let req = request(SyncMode::FullRefresh, 3, 1, Some(state));
-    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
+    let summary = read_keyed(&by_links(), &host, &None, &req).unwrap();
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![4, 5, 6], vec![7]]);
     // The mark of the read that started it, not one asked now.
@@ -231,14 +231,14 @@ fn an_interrupted_read_goes_on_after_its_last_key_and_keeps_its_mark() {
 
 #[test]
 fn an_incremental_read_asks_from_the_cursor_of_the_last_one() {
-    let (host, inner) = scripted(usize::MAX, sorted_api(true));
+    let (host, inner) = scripted(usize::MAX, items_api(true));
     let req = request(
         SyncMode::Incremental,
         2,
         1,
         Some(json!({"cursor": "2026-01-05"})),
     );
-    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
+    let summary = read_keyed(&by_links(), &host, &None, &req).unwrap();
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![5, 6], vec![7]]);
     assert_eq!(summary.state, Some(json!({"cursor": "2026-01-07"})));
@@ -253,9 +253,9 @@ fn an_incremental_read_asks_from_the_cursor_of_the_last_one() {
 
 #[test]
 fn a_full_page_without_a_token_goes_on_by_windows_in_flight() {
-    let (host, inner) = scripted(usize::MAX, sorted_api(false));
+    let (host, inner) = scripted(usize::MAX, items_api(false));
     let req = request(SyncMode::FullRefresh, 2, 3, None);
-    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
+    let summary = read_keyed(&by_links(), &host, &None, &req).unwrap();
     assert_eq!(summary.records, 7);
     let events = inner.events.lock().unwrap();
     assert_eq!(
@@ -278,8 +278,8 @@ fn a_full_page_without_a_token_goes_on_by_windows_in_flight() {
             .all(|q| !q.contains_key("after"))
     );
 
-    let (host, inner) = scripted(usize::MAX, sorted_api(true));
-    read_keyed(&windows(), &host, &None, &req).unwrap();
+    let (host, inner) = scripted(usize::MAX, items_api(true));
+    read_keyed(&by_windows(), &host, &None, &req).unwrap();
     let asked = inner.asked.lock().unwrap();
     assert!(
         asked
@@ -299,10 +299,10 @@ fn a_page_that_keeps_timing_out_is_halved_and_the_query_starts_again_after_the_l
                 "GET api/items: timed out twice",
             ));
         }
-        sorted_api(true)(q)
+        items_api(true)(q)
     });
     let req = request(SyncMode::FullRefresh, 4, 1, None);
-    let summary = read_keyed(&sorted(), &host, &None, &req).unwrap();
+    let summary = read_keyed(&by_links(), &host, &None, &req).unwrap();
     assert_eq!(summary.records, 7);
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![1, 2, 3, 4], vec![5, 6], vec![7]]);
@@ -312,16 +312,16 @@ fn a_page_that_keeps_timing_out_is_halved_and_the_query_starts_again_after_the_l
         Err(PluginError::new(error_kind::TIMEOUT, "timed out"))
     });
     let req = request(SyncMode::FullRefresh, 1, 1, Some(json!({"cursor": "x"})));
-    let e = read_keyed(&sorted(), &host, &None, &req).unwrap_err();
+    let e = read_keyed(&by_links(), &host, &None, &req).unwrap_err();
     assert!(e.is_timeout(), "{e}");
 }
 
 #[test]
 fn a_state_of_another_shape_is_refused_never_read_as_none() {
-    let (host, _) = scripted(usize::MAX, sorted_api(true));
+    let (host, _) = scripted(usize::MAX, items_api(true));
     let partitioned = json!({"companies": {"1": {"cursor": "2026-01-02"}}});
     let req = request(SyncMode::Incremental, 3, 1, Some(partitioned));
-    let e = read_keyed(&sorted(), &host, &None, &req).unwrap_err();
+    let e = read_keyed(&by_links(), &host, &None, &req).unwrap_err();
     assert_eq!(e.kind(), error_kind::INVALID_INPUT);
     assert!(e.message().contains("companies"), "{e}");
 
@@ -332,7 +332,7 @@ fn a_state_of_another_shape_is_refused_never_read_as_none() {
         settings: Some(4),
         label: "part 1".into(),
     }];
-    let e = read_partitioned(&sorted(), &host, &req, "parts", &parts).unwrap_err();
+    let e = read_partitioned(&by_links(), &host, &req, "parts", &parts).unwrap_err();
     assert_eq!(e.kind(), error_kind::INVALID_INPUT);
     assert!(e.message().contains("not a state of several parts"), "{e}");
 }
@@ -357,9 +357,9 @@ fn partitions_keep_a_state_each_and_an_interrupted_read_goes_on_in_the_one_it_st
     let parts = two_parts();
     // Part 1: [1,2] [3,4], the window after its full last page and its end; part 2
     // stops after its first page (the fifth checkpoint).
-    let (host, inner) = scripted(5, sorted_api(true));
+    let (host, inner) = scripted(5, items_api(true));
     let req = request(SyncMode::FullRefresh, 2, 1, None);
-    let e = read_partitioned(&sorted(), &host, &req, "parts", &parts).unwrap_err();
+    let e = read_partitioned(&by_links(), &host, &req, "parts", &parts).unwrap_err();
     assert!(e.is_cancelled(), "{e}");
     let events = inner.events.lock().unwrap().clone();
     let state = checkpoints(&events).last().cloned().unwrap();
@@ -379,9 +379,9 @@ fn partitions_keep_a_state_each_and_an_interrupted_read_goes_on_in_the_one_it_st
     // Each record with its partition's `part` (its item count, 4 or 6).
     assert_eq!(first, vec![(4, 1), (4, 2), (4, 3), (4, 4), (6, 1), (6, 2)]);
 
-    let (host, inner) = scripted(usize::MAX, sorted_api(true));
+    let (host, inner) = scripted(usize::MAX, items_api(true));
     let req = request(SyncMode::FullRefresh, 2, 1, Some(state));
-    let summary = read_partitioned(&sorted(), &host, &req, "parts", &parts).unwrap();
+    let summary = read_partitioned(&by_links(), &host, &req, "parts", &parts).unwrap();
     let events = inner.events.lock().unwrap();
     assert_eq!(pages(&events), vec![vec![3, 4], vec![5, 6]]);
     assert_eq!(

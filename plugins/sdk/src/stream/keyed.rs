@@ -153,11 +153,16 @@ pub trait KeyListing: Sync {
 
     /// Where a page asked at a key starts: what every [`Self::paging`] of this listing
     /// has in common, and what its state keeps.
-    const START: KeyStart;
+    const START: KeyStart = KeyStart::FromKey;
 
     /// How this read's pages are asked for; its [`KeyPaging::start`] must be
-    /// [`Self::START`].
-    fn paging(&self) -> KeyPaging;
+    /// [`Self::START`]. By default open key ranges from a key, next links after one.
+    fn paging(&self) -> KeyPaging {
+        match Self::START {
+            KeyStart::FromKey => KeyPaging::Ranges,
+            KeyStart::AfterKey => KeyPaging::Links,
+        }
+    }
 
     /// One page: up to `at.size` rows from (or after) `at.key`, or the page of a next
     /// link. `asked` in the answer is the size a shorter page is measured against: a
@@ -236,7 +241,11 @@ impl<S: Sync, K: KeyedStream<S>> AnyKeyed<S> for K {
 }
 
 /// Reads `stream` for `request`: every page committed with its checkpoint, resumed at the
-/// state's key (see the [module docs](self)).
+/// state's key. A listing from a key ([`KeyStart::FromKey`]) is read in key ranges and
+/// keeps a [`StreamState`] (the watermark as [`Resume::Key`], the highest cursor value
+/// handed over in `seen`, made the next read's `cursor` once the listing is complete); one
+/// after a key ([`KeyStart::AfterKey`]) asks the high-water mark first, follows next links
+/// or windows and keeps an [`super::AfterKeyState`]. A state of another shape is refused.
 pub fn read_keyed<S: Sync, K: KeyedStream<S> + ?Sized>(
     stream: &K,
     host: &Host,
