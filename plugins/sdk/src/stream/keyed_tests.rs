@@ -118,16 +118,16 @@ fn api(count: u32) -> impl Fn(&str, &Query) -> Result<String, PluginError> {
     }
 }
 
-/// The stream: `rows`, keyed by `key`, cursor `at`; `parents`: each row stands for its
-/// lines (`lines?order=`), one request per row.
+/// The stream: `rows`, keyed by `key`, cursor `at`, paged as `paging` says; `parents`:
+/// each row stands for its lines (`lines?order=`), one request per row.
 struct Rows {
-    bounded: bool,
+    paging: KeyPaging,
     parents: bool,
 }
 
 struct Listing {
     since: Option<String>,
-    bounded: bool,
+    paging: KeyPaging,
     parents: bool,
 }
 
@@ -158,7 +158,7 @@ impl KeyedStream<()> for Rows {
     ) -> Result<Listing, ConnectorError> {
         Ok(Listing {
             since: since.map(Value::to_string),
-            bounded: self.bounded,
+            paging: self.paging,
             parents: self.parents,
         })
     }
@@ -182,14 +182,8 @@ impl KeyedStream<()> for Rows {
 
 impl KeyListing for Listing {
     type Row = Row;
-    const START: KeyStart = KeyStart::FromKey;
-
     fn paging(&self) -> KeyPaging {
-        if self.bounded {
-            KeyPaging::BoundedRanges
-        } else {
-            KeyPaging::Ranges
-        }
+        self.paging
     }
 
     fn page(&self, host: &Host, at: &PageAt<'_>) -> Result<KeyPage<Row>, ConnectorError> {
@@ -269,7 +263,7 @@ fn keys(records: &[Value]) -> Vec<String> {
 
 fn plain() -> Rows {
     Rows {
-        bounded: false,
+        paging: KeyPaging::Ranges,
         parents: false,
     }
 }
@@ -402,7 +396,7 @@ fn an_incremental_read_filters_from_the_cursor_which_advances_only_at_the_end() 
 fn rows_that_stand_for_records_of_their_own_requests_count_them_as_pages() {
     let (host, inner) = scripted(usize::MAX, api(3));
     let rows = Rows {
-        bounded: false,
+        paging: KeyPaging::Ranges,
         parents: true,
     };
     let summary = read_keyed(
@@ -435,7 +429,11 @@ fn key_ranges_in_flight_hand_every_record_over_once_and_checkpoint_a_true_waterm
     for bounded in [false, true] {
         let (host, inner) = scripted(usize::MAX, api(300));
         let rows = Rows {
-            bounded,
+            paging: if bounded {
+                KeyPaging::BoundedRanges
+            } else {
+                KeyPaging::Ranges
+            },
             parents: false,
         };
         let summary = read_keyed(
@@ -553,4 +551,20 @@ fn an_older_state_is_migrated_and_one_of_another_shape_refused() {
     )
     .unwrap_err();
     assert!(e.message().contains("not a key"), "{e}");
+}
+
+#[test]
+fn a_listing_from_a_key_paged_as_one_after_a_key_is_refused_before_any_request() {
+    for paging in [KeyPaging::Links, KeyPaging::Windows] {
+        let (host, inner) = scripted(usize::MAX, api(7));
+        let rows = Rows {
+            paging,
+            parents: false,
+        };
+        let request = request(SyncMode::FullRefresh, 3, 1, None);
+        let e = read_keyed(&rows, &host, &(), &request).unwrap_err();
+        assert_eq!(e.kind(), error_kind::CONNECTOR, "{e}");
+        assert!(e.message().contains("FromKey"), "{e}");
+        assert!(inner.asked.lock().unwrap().is_empty());
+    }
 }
