@@ -5,98 +5,62 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use ionport_plugin_abi::abi_stable::sabi_trait::TD_Opaque;
-use ionport_plugin_abi::abi_stable::std_types::{RArc, RResult, RStr};
-use ionport_plugin_abi::wire::GatewayRequestHead;
-use ionport_plugin_abi::{
-    FfiHost, FfiHost_TO, FfiHttpRequest, FfiHttpResponse, LogLevel, PluginError, RecordBatch,
-    error_kind,
-};
+use ionport_plugin_abi::abi_stable::std_types::RArc;
+use ionport_plugin_abi::{PluginError, error_kind};
 use serde_json::{Value, json};
 
+use super::tests::{Event, Query, Scripted};
 use super::*;
 use crate::key_ranges::KeyPage;
 use crate::{
     ConnectionConfig, GatewayRequest, Host, ReadRequest, RecordWriter, SyncMode, TaskSpec,
 };
 
-type Query = HashMap<String, String>;
-type Serve = dyn Fn(&str, &Query) -> Result<String, PluginError> + Send + Sync;
-
-/// Answers `serve(path, query)`, records the requests, the records and the checkpoints.
-struct Scripted {
-    serve: Box<Serve>,
-    asked: Mutex<Vec<(String, Query)>>,
-    records: Mutex<Vec<Value>>,
-    checkpoints: Mutex<Vec<Value>>,
-    /// Records emitted before each checkpoint.
-    marks: Mutex<Vec<usize>>,
-    cancel_after: usize,
-}
-
-impl FfiHost for Scripted {
-    fn gateway(&self, request: FfiHttpRequest) -> RResult<FfiHttpResponse, PluginError> {
-        let head: GatewayRequestHead = serde_json::from_str(&request.head).unwrap();
-        let query: Query = head.query.into_iter().collect();
-        self.asked
-            .lock()
-            .unwrap()
-            .push((head.path.clone(), query.clone()));
-        match (self.serve)(&head.path, &query) {
-            Ok(body) => RResult::ROk(FfiHttpResponse {
-                status: 200,
-                head: "".into(),
-                body: body.into_bytes().into(),
-            }),
-            Err(e) => RResult::RErr(e),
-        }
-    }
-    fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
-    fn emit(&self, batch: RecordBatch) -> RResult<(), PluginError> {
-        let text = String::from_utf8(batch.ndjson.into_vec()).unwrap();
-        let mut records = self.records.lock().unwrap();
-        records.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
-        RResult::ROk(())
-    }
-    fn checkpoint(&self, state: RStr<'_>) -> RResult<(), PluginError> {
-        let v = serde_json::from_str(state.as_str()).unwrap();
-        self.checkpoints.lock().unwrap().push(v);
-        let emitted = self.records.lock().unwrap().len();
-        self.marks.lock().unwrap().push(emitted);
-        RResult::ROk(())
-    }
-    fn cancelled(&self) -> bool {
-        self.checkpoints.lock().unwrap().len() >= self.cancel_after
-    }
-}
-
+/// The stream API's scripted host, every answer an HTTP 200 with `serve`'s body.
 fn scripted(
     cancel_after: usize,
-    serve: impl Fn(&str, &Query) -> Result<String, PluginError> + Send + Sync + 'static,
+    serve: impl Fn(&Query) -> Result<String, PluginError> + Send + Sync + 'static,
 ) -> (Host, RArc<Scripted>) {
-    let inner = RArc::new(Scripted {
-        serve: Box::new(serve),
-        asked: Mutex::new(Vec::new()),
-        records: Mutex::new(Vec::new()),
-        checkpoints: Mutex::new(Vec::new()),
-        marks: Mutex::new(Vec::new()),
-        cancel_after,
-    });
-    (
-        Host::new(FfiHost_TO::from_ptr(inner.clone(), TD_Opaque)),
-        inner,
-    )
+    super::tests::scripted(cancel_after, move |q| serve(q).map(|body| (200, body)))
+}
+
+/// The records handed over, in order.
+fn records(inner: &Scripted) -> Vec<Value> {
+    let events = inner.events.lock().unwrap();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Records(rs) => Some(rs.clone()),
+            Event::Checkpoint(_) => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The checkpoints, each with the number of records handed over before it.
+fn checkpoints(inner: &Scripted) -> Vec<(Value, usize)> {
+    let mut emitted = 0;
+    let mut out = Vec::new();
+    for e in inner.events.lock().unwrap().iter() {
+        match e {
+            Event::Records(rs) => emitted += rs.len(),
+            Event::Checkpoint(v) => out.push((v.clone(), emitted)),
+        }
+    }
+    out
+}
+
+/// The checkpoints' states.
+fn states(inner: &Scripted) -> Vec<Value> {
+    checkpoints(inner).into_iter().map(|(v, _)| v).collect()
 }
 
 /// `rows?from=&end=&limit=&since=` over keys `K001..=K{count}`, row `i` stamped `100 + i`
 /// (so the stamps are not the keys' order reversed, only offset); `from` included, `end`
 /// excluded, `since` a lower bound on the stamp. `lines?order=K003`: two lines per row.
-fn api(count: u32) -> impl Fn(&str, &Query) -> Result<String, PluginError> {
-    move |path, q| {
-        if path == "lines" {
+fn api(count: u32) -> impl Fn(&Query) -> Result<String, PluginError> {
+    move |q| {
+        if q.contains_key("order") {
             let order = &q["order"];
             return Ok(json!({"rows": [
                 {"key": format!("{order}-1"), "at": 0},
@@ -279,7 +243,7 @@ fn a_listing_is_read_page_by_page_from_the_last_key_with_a_watermark_per_page() 
     )
     .unwrap();
     assert_eq!(
-        keys(&inner.records.lock().unwrap()),
+        keys(&records(&inner)),
         ["K001", "K002", "K003", "K004", "K005", "K006", "K007"]
     );
     assert_eq!(summary.records, 7);
@@ -289,7 +253,7 @@ fn a_listing_is_read_page_by_page_from_the_last_key_with_a_watermark_per_page() 
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, q)| q.get("from").cloned())
+        .map(|q| q.get("from").cloned())
         .collect();
     assert_eq!(
         froms,
@@ -301,7 +265,7 @@ fn a_listing_is_read_page_by_page_from_the_last_key_with_a_watermark_per_page() 
         ]
     );
     assert_eq!(summary.pages, 4);
-    let checkpoints = inner.checkpoints.lock().unwrap().clone();
+    let checkpoints = states(&inner);
     assert_eq!(
         checkpoints[0],
         json!({"seen": 103, "resume": {"key": "K003"}})
@@ -326,7 +290,7 @@ fn an_interrupted_read_resumes_after_its_watermark_and_reads_nothing_twice() {
     )
     .unwrap_err();
     assert!(e.is_cancelled(), "{e}");
-    let state = inner.checkpoints.lock().unwrap().last().cloned().unwrap();
+    let state = states(&inner).last().cloned().unwrap();
     assert_eq!(state, json!({"seen": 105, "resume": {"key": "K005"}}));
     let (host, rest) = scripted(usize::MAX, api(7));
     read_keyed(
@@ -336,8 +300,8 @@ fn an_interrupted_read_resumes_after_its_watermark_and_reads_nothing_twice() {
         &request(SyncMode::FullRefresh, 3, 1, Some(state)),
     )
     .unwrap();
-    assert_eq!(keys(&rest.records.lock().unwrap()), ["K006", "K007"]);
-    assert_eq!(rest.asked.lock().unwrap()[0].1["from"], "K005");
+    assert_eq!(keys(&records(&rest)), ["K006", "K007"]);
+    assert_eq!(rest.asked.lock().unwrap()[0]["from"], "K005");
 }
 
 #[test]
@@ -351,14 +315,11 @@ fn an_incremental_read_filters_from_the_cursor_which_advances_only_at_the_end() 
         &request(SyncMode::Incremental, 2, 1, state.clone()),
     )
     .unwrap();
-    assert_eq!(
-        keys(&inner.records.lock().unwrap()),
-        ["K005", "K006", "K007"]
-    );
-    for (_, q) in inner.asked.lock().unwrap().iter() {
+    assert_eq!(keys(&records(&inner)), ["K005", "K006", "K007"]);
+    for q in inner.asked.lock().unwrap().iter() {
         assert_eq!(q["since"], "105");
     }
-    let checkpoints = inner.checkpoints.lock().unwrap().clone();
+    let checkpoints = states(&inner);
     // Under way: the bound it started from, the highest stamp so far, the watermark.
     assert_eq!(
         checkpoints[0],
@@ -379,7 +340,7 @@ fn an_incremental_read_filters_from_the_cursor_which_advances_only_at_the_end() 
             .lock()
             .unwrap()
             .iter()
-            .all(|(_, q)| !q.contains_key("since"))
+            .all(|q| !q.contains_key("since"))
     );
     let (host, _) = scripted(usize::MAX, api(0));
     let empty = read_keyed(
@@ -407,7 +368,7 @@ fn rows_that_stand_for_records_of_their_own_requests_count_them_as_pages() {
     )
     .unwrap();
     assert_eq!(
-        keys(&inner.records.lock().unwrap()),
+        keys(&records(&inner)),
         ["K001-1", "K001-2", "K002-1", "K002-2", "K003-1", "K003-2"]
     );
     // Three pages of parents (from the start, from K002, from K003: the short one that
@@ -419,7 +380,7 @@ fn rows_that_stand_for_records_of_their_own_requests_count_them_as_pages() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|(p, _)| p == "lines")
+        .filter(|q| q.contains_key("order"))
         .count();
     assert_eq!(lines, 3);
 }
@@ -443,19 +404,18 @@ fn key_ranges_in_flight_hand_every_record_over_once_and_checkpoint_a_true_waterm
             &request(SyncMode::FullRefresh, 10, 4, None),
         )
         .unwrap();
-        let mut got = keys(&inner.records.lock().unwrap());
+        let mut got = keys(&records(&inner));
         got.sort();
         got.dedup();
         let all: Vec<String> = (1..=300).map(|i| format!("K{i:03}")).collect();
         assert_eq!(got, all, "bounded {bounded}");
         assert_eq!(summary.records, 300, "bounded {bounded}: nothing twice");
-        let records = inner.records.lock().unwrap().clone();
+        let records = records(&inner);
         // Each checkpoint's key: every record at or below it was emitted before it.
-        let checkpoints = inner.checkpoints.lock().unwrap().clone();
-        let marks = inner.marks.lock().unwrap().clone();
+        let checkpoints = checkpoints(&inner);
         assert!(checkpoints.len() > 2);
         let mut emitted_before = 0usize;
-        for (cp, emitted) in checkpoints.iter().zip(&marks) {
+        for (cp, emitted) in &checkpoints {
             if let Some(mark) = cp["resume"]["key"].as_str() {
                 let n: usize = mark[1..].parse().unwrap();
                 emitted_before = emitted_before.max(n);
@@ -472,7 +432,7 @@ fn key_ranges_in_flight_hand_every_record_over_once_and_checkpoint_a_true_waterm
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, q)| q.contains_key("end"))
+            .filter(|q| q.contains_key("end"))
             .count();
         assert_eq!(ends > 0, bounded, "bounded {bounded}");
     }
@@ -480,14 +440,14 @@ fn key_ranges_in_flight_hand_every_record_over_once_and_checkpoint_a_true_waterm
 
 #[test]
 fn a_page_that_times_out_is_asked_again_smaller() {
-    let (host, inner) = scripted(usize::MAX, |path, q| {
+    let (host, inner) = scripted(usize::MAX, |q| {
         if q["limit"] == "8" {
             Err(PluginError::new(
                 error_kind::TIMEOUT,
                 "GET rows: timed out twice",
             ))
         } else {
-            api(5)(path, q)
+            api(5)(q)
         }
     });
     let summary = read_keyed(
@@ -503,7 +463,7 @@ fn a_page_that_times_out_is_asked_again_smaller() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, q)| q["limit"].clone())
+        .map(|q| q["limit"].clone())
         .collect();
     assert_eq!(limits[..2], ["8".to_string(), "4".to_string()]);
 }
@@ -523,10 +483,7 @@ fn an_older_state_is_migrated_and_one_of_another_shape_refused() {
         ),
     )
     .unwrap();
-    assert_eq!(
-        keys(&inner.records.lock().unwrap()),
-        ["K005", "K006", "K007"]
-    );
+    assert_eq!(keys(&records(&inner)), ["K005", "K006", "K007"]);
     let (host, _) = scripted(usize::MAX, api(7));
     let e = read_keyed(
         &plain(),
