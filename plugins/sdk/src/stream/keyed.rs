@@ -261,7 +261,8 @@ pub fn read_keyed<S: Sync, K: KeyedStream<S> + ?Sized>(
 /// A listing whose paging does not start as its type says: a connector's mistake.
 pub(super) fn wrong_paging(name: &str, paging: KeyPaging, start: KeyStart) -> ConnectorError {
     ConnectorError::connector(format!(
-        "{name}: a listing {start:?} cannot be paged by {paging:?}"
+        "{name}: a listing whose START is KeyStart::{start:?} cannot be paged by \
+         KeyPaging::{paging:?}"
     ))
 }
 
