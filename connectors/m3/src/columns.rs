@@ -3,7 +3,7 @@
 //! answer carries no metadata.
 
 use ionport_infor_mi::MiType;
-pub use ionport_infor_mi::columns::{MiColumn as Col, names, schema, types};
+pub use ionport_infor_mi::columns::{MiColumn as Col, names, schema, selected, types};
 
 use MiType::{Alpha as A, Date as D, Numeric as N};
 

@@ -3,7 +3,8 @@
 
 use ionport_infor_mi::catalog::MiCatalog;
 use ionport_infor_mi::columns::json_type;
-use ionport_infor_mi::{MiCall, MiType, field};
+pub use ionport_infor_mi::columns::type_by_name as column_type;
+use ionport_infor_mi::{MiCall, field};
 use ionport_plugin_sdk::schema::{Column, record_schema, sync_modes};
 use ionport_plugin_sdk::{
     ConnectionConfig, ConnectorError, DiscoveredStream, Discovery, Host, TaskSpec,
@@ -13,16 +14,6 @@ use serde_json::Value;
 use crate::export::SEPARATOR;
 use crate::settings::M3Settings;
 use crate::tasks::{self, PAGED_REQUESTS_PER_1000, TABLE_STREAM};
-
-/// The type a column has by M3 naming convention (`EXPORTMI` answers carry no metadata).
-pub fn column_type(col: &str) -> (MiType, bool) {
-    let suffix = col.get(2..).unwrap_or(col);
-    match suffix {
-        "CONO" | "LMTS" | "CHNO" | "PONR" | "POSX" | "CUTP" => (MiType::Numeric, true),
-        s if s.ends_with("DT") && s.len() == 4 => (MiType::Date, false),
-        _ => (MiType::Alpha, false),
-    }
-}
 
 /// The columns of `table` (from a header row), or `None` when the tenant lacks it.
 pub fn table_columns(

@@ -1,7 +1,6 @@
 //! The predefined M3 replication tasks, and the EXPORTMI tables offered as further
 //! streams (`table:NAME`).
 
-use ionport_plugin_sdk::columns::select;
 use ionport_plugin_sdk::schema::sync_modes;
 use ionport_plugin_sdk::stream::AnyKeyed;
 use ionport_plugin_sdk::{ConnectorError, ReadRequest, TaskSpec};
@@ -121,14 +120,9 @@ pub const TASKS: &[M3Task] = &[
     },
 ];
 
-/// The task named `name`.
-pub fn find(name: &str) -> Option<&'static M3Task> {
-    TASKS.iter().find(|t| t.name == name)
-}
-
 /// The stream a predefined task or a `table:NAME` names.
 pub fn stream(name: &str) -> Option<Box<dyn AnyKeyed<M3Settings>>> {
-    let Some(task) = find(name) else {
+    let Some(task) = TASKS.iter().find(|t| t.name == name) else {
         return table_stream(name).map(|t| Box::new(TableStream(t)) as _);
     };
     Some(match task.source {
@@ -153,15 +147,7 @@ impl M3Task {
             .chain(self.cursor)
             .chain(paging)
             .collect();
-        Ok(match select(req, &columns::names(self.cols), &keep)? {
-            Some(names) => self
-                .cols
-                .iter()
-                .filter(|c| names.iter().any(|n| n == c.0))
-                .copied()
-                .collect(),
-            None => self.cols.to_vec(),
-        })
+        columns::selected(req, self.cols, &keep)
     }
 
     /// The ABI task spec.
