@@ -239,8 +239,16 @@ impl TenantUsage {
     /// set, a budget of API requests), first spends one of the requests reserved for this
     /// process from the cluster's count, reserving a block when none is left.
     pub async fn take_shared(&self, budget: Option<&DailyBudget>) -> Result<(), Refused> {
+        self.take_through(budget, day_shares::broker()).await
+    }
+
+    async fn take_through(
+        &self,
+        budget: Option<&DailyBudget>,
+        broker: Option<Arc<dyn BudgetBroker>>,
+    ) -> Result<(), Refused> {
         let shared = budget.filter(|_| self.counted == API_REQUESTS);
-        if let (Some(b), Some(broker)) = (shared, day_shares::broker()) {
+        if let (Some(b), Some(broker)) = (shared, broker) {
             self.spend_reserved(b, broker).await?;
         }
         self.take(budget).map_err(Refused::Spent)
@@ -702,6 +710,86 @@ mod tests {
             "{e}"
         );
         assert_eq!(u.usage(Some(&b)).left, Some(0));
+    }
+
+    /// A cluster's count of one day, as a coordinator keeps it.
+    #[derive(Debug, Default)]
+    struct FakeCluster {
+        used: Mutex<u64>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl BudgetBroker for FakeCluster {
+        fn reserve(
+            &self,
+            _: &str,
+            _: &str,
+            limit: u64,
+            want: u64,
+        ) -> Result<day_shares::Reserved, String> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err("connection refused".into());
+            }
+            let mut used = lock(&self.used);
+            let granted = want.min(limit.saturating_sub(*used));
+            *used += granted;
+            Ok(day_shares::Reserved {
+                granted,
+                used: *used,
+            })
+        }
+
+        fn give_back(&self, _: &str, _: &str, unused: u64) -> Result<(), String> {
+            let mut used = lock(&self.used);
+            *used = used.saturating_sub(unused);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn processes_of_a_cluster_send_at_most_the_budget_in_sum_and_nothing_without_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cluster = Arc::new(FakeCluster::default());
+        let broker = || Some(Arc::clone(&cluster) as Arc<dyn BudgetBroker>);
+        let budget = DailyBudget::new(250);
+        // Three processes (three usages of one tenant, no shared file), blocks of 2.
+        let machines: Vec<TenantUsage> = (0..3)
+            .map(|_| TenantUsage::new("T", "https://h/T-cluster/", None, API_REQUESTS))
+            .collect();
+        let mut sent = 0;
+        let mut refused = None;
+        for i in 0..300 {
+            match rt.block_on(machines[i % 3].take_through(Some(&budget), broker())) {
+                Ok(()) => sent += 1,
+                Err(Refused::Spent(e)) => refused = Some(e),
+                Err(Refused::Unavailable(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!(sent, 250, "the budget, in sum");
+        let e = refused.unwrap();
+        assert_eq!((e.used, e.limit), (250, 250));
+        assert!(
+            e.to_string()
+                .contains("daily budget of API requests of tenant T is spent: 250 of 250"),
+            "{e}"
+        );
+        // A coordinator that cannot be asked: nothing is sent, and the error says why.
+        *lock(&cluster.used) = 0;
+        cluster
+            .down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let fresh = TenantUsage::new("T", "https://h/T-cluster/", None, API_REQUESTS);
+        match rt.block_on(fresh.take_through(Some(&budget), broker())) {
+            Err(Refused::Unavailable(e)) => assert!(
+                e.contains("could not be reserved from the cluster's coordinator (connection refused); nothing was sent"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fresh.usage(Some(&budget)).used, 0, "nothing counted");
     }
 
     #[test]
