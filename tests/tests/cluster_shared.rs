@@ -7,7 +7,13 @@
 //!   send a rotated refresh token again (the emulator counts grants and reuse);
 //! - one quota per tenant: three workers running units against a tenant whose quota the
 //!   emulator enforces for the whole tenant get no 429, while the coordinator shows their
-//!   shares adding up to at most the quota.
+//!   shares adding up to at most the quota;
+//! - one daily budget per tenant: three workers on three machines' homes send at most the
+//!   budget in sum (three machines without a coordinator send more), and the units past it
+//!   fail with the budget's error;
+//! - `ionport serve --coordinator`: a run of the server beside a worker's unit on a cold
+//!   credential makes no second password grant, and the server's requests take a share of
+//!   the quota and are reserved from the day's budget with the worker's.
 
 #![allow(clippy::unwrap_used)]
 
