@@ -12,7 +12,11 @@
 //! - [`tokens`]: one token per credential across the cluster (core's token store kept in
 //!   the coordinator, sealed under the vault key, requests under an advisory lock);
 //! - [`quota`]: one quota per tenant across the cluster (shares leased to the workers
-//!   that use the tenant, rebalanced with every heartbeat).
+//!   that use the tenant, rebalanced with every heartbeat);
+//! - [`budget`]: one daily budget per tenant across the cluster (blocks of the day's
+//!   requests reserved from the coordinator, never past the budget);
+//! - [`member`]: the same three for a process that runs work of its own beside the
+//!   workers (`ionport serve --coordinator`).
 //!
 //! A unit of work is one task of one pipeline for one schedule tick. Its checkpoints are
 //! the destination's, committed with its records (core's invariant); the coordinator keeps
@@ -22,7 +26,9 @@
 //! `ionport_core::pipeline::run`), nor a consensus protocol: Postgres is the one source of
 //! truth, its row locks and transaction-scoped advisory locks the only mutual exclusion.
 
+pub mod budget;
 mod coordinator;
+pub mod member;
 pub mod quota;
 mod schema;
 mod ticks;

@@ -2,7 +2,7 @@
 //! transaction-scoped advisory lock, so that workers starting together create them once.
 
 /// The schema version this build writes; a newer one in the database is refused.
-pub(crate) const VERSION: i32 = 2;
+pub(crate) const VERSION: i32 = 3;
 
 /// The DDL of version 1, `{s}` the quoted schema name.
 const V1: &str = r#"
@@ -95,6 +95,21 @@ CREATE TABLE {s}.quota_shares (
 INSERT INTO {s}.meta VALUES (2);
 "#;
 
+/// Version 3: the tenants' daily budgets, counted for the whole cluster.
+const V3: &str = r#"
+-- Requests reserved by the cluster's processes from a tenant's (an API base's) budget of
+-- one UTC day: each process sends only what it reserved, and `used` never passes `budget`.
+CREATE TABLE {s}.daily_budgets (
+    tenant text NOT NULL,
+    day text NOT NULL,
+    budget bigint NOT NULL,
+    used bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, day)
+);
+INSERT INTO {s}.meta VALUES (3);
+"#;
+
 /// Creates the schema's tables when missing; refuses a schema of a newer version.
 pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(), String> {
     let s = format!("\"{schema}\"");
@@ -132,6 +147,10 @@ pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(),
     }
     if version < 2 {
         tx.batch_execute(&V2.replace("{s}", &s))
+            .map_err(|e| e.to_string())?;
+    }
+    if version < 3 {
+        tx.batch_execute(&V3.replace("{s}", &s))
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())

@@ -74,6 +74,10 @@ pub fn run_worker(
     // Every tenant quota this process's connections use is leased from the coordinator.
     let quota = Arc::new(QuotaLeases::default());
     ionport_core::gateway::set_quota_broker(Some(quota.clone()));
+    // And every tenant's daily budget is counted for the whole cluster.
+    ionport_core::gateway::set_budget_broker(Some(Arc::new(
+        crate::budget::CoordinatorBudget::new(&config.url, &config.schema),
+    )));
     let heartbeat = {
         let (config, running, stop, renewed, quota) = (
             config.clone(),
@@ -150,6 +154,7 @@ pub fn run_worker(
     let _ = heartbeat.join();
     let _ = watchdog.join();
     ionport_core::gateway::set_quota_broker(None);
+    ionport_core::gateway::set_budget_broker(None);
     tracing::info!(target: "ionport::cluster", worker = %config.id, "worker stopped");
     Ok(())
 }

@@ -7,7 +7,13 @@
 //!   send a rotated refresh token again (the emulator counts grants and reuse);
 //! - one quota per tenant: three workers running units against a tenant whose quota the
 //!   emulator enforces for the whole tenant get no 429, while the coordinator shows their
-//!   shares adding up to at most the quota.
+//!   shares adding up to at most the quota;
+//! - one daily budget per tenant: three workers on three machines' homes send at most the
+//!   budget in sum (three machines without a coordinator send more), and the units past it
+//!   fail with the budget's error;
+//! - `ionport serve --coordinator`: a run of the server beside a worker's unit on a cold
+//!   credential makes no second password grant, and the server's requests take a share of
+//!   the quota and are reserved from the day's budget with the worker's.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,13 +33,35 @@ use serde_json::Value;
 /// `n` pipelines of the customers task, each into its own JSONL file (one writer each, so
 /// that their units can run at once), on one connection with `credentials` and `quota`.
 fn pipelines(dir: &Path, n: usize, credentials: &str, quota: &str, page_size: u32) -> PathBuf {
+    pipelines_named(
+        dir,
+        "pipelines.toml",
+        "p",
+        n,
+        credentials,
+        &format!("quota = \"{quota}\""),
+        page_size,
+    )
+}
+
+/// `n` pipelines `{prefix}0…` in `dir/name`, their connection with `credentials` and
+/// `limits` (TOML lines).
+fn pipelines_named(
+    dir: &Path,
+    name: &str,
+    prefix: &str,
+    n: usize,
+    credentials: &str,
+    limits: &str,
+    page_size: u32,
+) -> PathBuf {
     let mut text = format!(
         r#"
 [connections.c]
 connector = "infor-m3"
 credentials = {credentials}
 settings = {{ company = 100 }}
-quota = "{quota}"
+{limits}
 "#
     );
     for i in 0..n {
@@ -42,19 +70,57 @@ quota = "{quota}"
 [environments.e{i}]
 destination = {{ type = "jsonl", path = "{out}" }}
 
-[pipelines.p{i}]
+[pipelines.{prefix}{i}]
 connection = "c"
 environment = "e{i}"
 tasks = ["customers"]
 page_size = {page_size}
 pages_in_flight = 1
 "#,
-            out = dir.join(format!("out{i}")).display()
+            out = dir.join(format!("out-{prefix}{i}")).display()
         ));
     }
-    let file = dir.join("pipelines.toml");
+    let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
     file
+}
+
+/// A home holding the emulator's credential as vault entry `emu`, copied `n` times
+/// (`machine1`…): the same vault key, as an operator gives every machine, and nothing
+/// else in common (vault file, lock directory, usage counts).
+fn machine_homes(dir: &Path, ionapi: &Path, n: usize) -> Vec<PathBuf> {
+    let home = dir.join("home");
+    let out = Command::new(ionport_bin())
+        .args(["vault", "import"])
+        .arg(ionapi)
+        .args(["--name", "emu"])
+        .env("IONPORT_HOME", &home)
+        .env_remove("IONPORT_VAULT_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
+    (1..=n)
+        .map(|i| {
+            let h = dir.join(format!("machine{i}"));
+            let status = Command::new("cp")
+                .arg("-r")
+                .arg(&home)
+                .arg(&h)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            h
+        })
+        .collect()
+}
+
+/// API requests the emulator answered (token requests are not API executions).
+fn api_requests(emu: &Emulated) -> u64 {
+    let c = emu.control("GET", "counters", None);
+    ["m3", "ln", "datalake", "users", "other"]
+        .iter()
+        .map(|k| c["requests"][k].as_u64().unwrap_or(0))
+        .sum()
 }
 
 fn done_units(st: &Value) -> Vec<&Value> {
@@ -80,31 +146,7 @@ fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a
     let dir = tempfile::tempdir().unwrap();
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
-    // One home with the credential in its vault, copied for each worker: the same vault
-    // key (as an operator gives every machine), but nothing else in common.
-    let home = dir.path().join("home");
-    let out = Command::new(ionport_bin())
-        .args(["vault", "import"])
-        .arg(&ionapi)
-        .args(["--name", "emu"])
-        .env("IONPORT_HOME", &home)
-        .env_remove("IONPORT_VAULT_KEY")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
-    let homes: Vec<PathBuf> = (1..=WORKERS)
-        .map(|i| {
-            let h = dir.path().join(format!("machine{i}"));
-            let status = Command::new("cp")
-                .arg("-r")
-                .arg(&home)
-                .arg(&h)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            h
-        })
-        .collect();
+    let homes = machine_homes(dir.path(), &ionapi, WORKERS);
     let file = pipelines(dir.path(), WORKERS, "{ vault = \"emu\" }", "none", 10);
 
     let mut cluster = Cluster::new(
@@ -359,5 +401,251 @@ fn a_worker_with_another_vault_key_fails_its_unit_naming_the_key() {
     assert_eq!(
         c["token_requests"]["password"], 1,
         "no second grant behind the cluster's back: {c:#}"
+    );
+}
+
+/// Every unit's error in the status's finished units.
+fn errors(st: &Value) -> Vec<String> {
+    st["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["error"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_daily_budget_shared_by_three_workers_on_three_machines_is_not_exceeded() {
+    // 100 customers in pages of 5: a unit sends 20-odd requests. The budget of 40 is more
+    // than one unit needs and less than three do.
+    const BUDGET: u64 = 40;
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 100,
+        latency: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let homes = machine_homes(dir.path(), &ionapi, 3);
+    let limits = format!("quota = \"none\"\ndaily_budget = {BUDGET}");
+    let file = pipelines_named(
+        dir.path(),
+        "pipelines.toml",
+        "p",
+        3,
+        "{ vault = \"emu\" }",
+        &limits,
+        5,
+    );
+
+    // Without the cluster: each machine keeps to the whole budget in its own `usage/`, so
+    // three runs on three machines send more than it in sum — what the cluster prevents.
+    let solo = pipelines_named(
+        dir.path(),
+        "solo.toml",
+        "solo",
+        1,
+        "{ vault = \"emu\" }",
+        &limits,
+        5,
+    );
+    for h in &homes {
+        let out = Command::new(ionport_bin())
+            .args(["run", "--full-refresh"])
+            .arg(&solo)
+            .env("IONPORT_PLUGIN_PATH", ionport_tests::profile_dir())
+            .env("IONPORT_HOME", h)
+            .env_remove("IONPORT_VAULT_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
+    }
+    let alone = api_requests(&emu);
+    eprintln!("three machines without a coordinator: {alone} requests for a budget of {BUDGET}");
+    assert!(
+        alone > BUDGET,
+        "per machine, the budget is kept by each machine, not in sum: {alone}"
+    );
+    emu.control("POST", "reset", None);
+    assert_eq!(api_requests(&emu), 0, "the emulator's counters were reset");
+
+    // With the coordinator: the three machines' workers share the one budget.
+    let mut cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_budget_{}", std::process::id()),
+        "10s",
+    );
+    for h in &homes {
+        cluster.start_worker_in(h);
+    }
+    cluster.wait_for(Duration::from_secs(60), "every worker up", |st| {
+        st["workers"].as_array().unwrap().len() == 3
+    });
+    cluster.submit(&file, true);
+    let st = cluster.wait_for(Duration::from_secs(120), "every unit ended", |st| {
+        st["open"].as_array().unwrap().is_empty() && st["recent"].as_array().unwrap().len() == 3
+    });
+    cluster.stop_all();
+    let sent = api_requests(&emu);
+    let errors = errors(&st);
+    eprintln!(
+        "three machines with a coordinator: {sent} requests for a budget of {BUDGET}; {} unit(s) stopped by it",
+        errors.len()
+    );
+    assert!(sent <= BUDGET, "the tenant's budget was exceeded: {sent}");
+    assert!(
+        !errors.is_empty(),
+        "three units need more than the budget: some fail: {st:#}"
+    );
+    let tenant = emu.emu.config().tenant.clone();
+    for e in &errors {
+        assert!(
+            e.contains(&format!(
+                "the daily budget of API requests of tenant {tenant} is spent: {BUDGET} of {BUDGET}"
+            )) && e.contains("daily_budget"),
+            "{e}"
+        );
+    }
+    // The coordinator's count of the day: every request sent was reserved there.
+    let rows = pg_client()
+        .query(
+            &format!(
+                "SELECT used, budget FROM \"{}\".daily_budgets",
+                cluster.schema
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one tenant, one day");
+    let (used, budget): (i64, i64) = (rows[0].get(0), rows[0].get(1));
+    assert_eq!(budget, BUDGET as i64);
+    assert!(
+        used as u64 >= sent && used as u64 <= BUDGET,
+        "reserved {used}, sent {sent}"
+    );
+}
+
+#[test]
+fn a_serve_run_beside_a_worker_shares_its_token_quota_and_budget() {
+    use ionport_tests::serve_process::ServeProcess;
+    // Runs of 100 pages of 80 ms outlast the 6 s token: the shared token is refreshed
+    // while both run.
+    let emu = Emulated::start(EmulatorConfig {
+        scale: 500,
+        latency: Duration::from_millis(80),
+        token_ttl: Duration::from_secs(6),
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let homes = machine_homes(dir.path(), &ionapi, 2);
+    // A budget whose blocks (10 requests) are small next to what each side sends.
+    let limits = "quota = \"100/2\"\ndaily_budget = 1000";
+    let credential = "{ vault = \"emu\" }";
+    let served = pipelines_named(dir.path(), "serve.toml", "s", 1, credential, limits, 5);
+    let clustered = pipelines_named(dir.path(), "cluster.toml", "p", 1, credential, limits, 5);
+    let mut cluster = Cluster::new(
+        dir.path(),
+        &format!("cl_serve_run_{}", std::process::id()),
+        "6s",
+    );
+    let url = ionport_tests::destinations::pg_url();
+    let schema = cluster.schema.clone();
+    let serve = ServeProcess::start(
+        &homes[0],
+        &[
+            "--pipeline",
+            served.to_str().unwrap(),
+            "--coordinator",
+            &url,
+            "--coordinator-schema",
+            &schema,
+        ],
+        "info",
+    );
+    cluster.start_worker_in(&homes[1]);
+    cluster.wait_for(Duration::from_secs(60), "the worker up", |st| {
+        st["workers"].as_array().unwrap().len() == 1
+    });
+
+    // On a cold credential, at once: the server's run and the worker's unit.
+    let (s, v) = serve.call(
+        "POST",
+        "/v1/runs",
+        Some(&serde_json::json!({"pipeline": "s0"})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["id"].as_str().unwrap().to_string();
+    cluster.submit(&clustered, true);
+
+    // While they run, the server holds a share of the tenant's quota beside the worker's.
+    let started = std::time::Instant::now();
+    let shares = loop {
+        let (s, st) = serve.call("GET", "/v1/cluster", None);
+        assert_eq!(s, 200, "{st}");
+        let shares = st["quota_shares"].as_array().unwrap().clone();
+        let serve_share = shares
+            .iter()
+            .any(|q| q["worker"].as_str().unwrap().starts_with("serve@"));
+        if serve_share && shares.len() == 2 {
+            break shares;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no share of the server's beside the worker's: {st:#}\n{}",
+            serve.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sum: f64 = shares.iter().map(|q| q["share"].as_f64().unwrap()).sum();
+    assert!(sum <= 100.0 + 1e-6, "shares {shares:?} exceed the quota");
+
+    let run = serve.wait_run(&run_id, Duration::from_secs(120));
+    assert_eq!(run["status"], "succeeded", "{run}\n{}", serve.output());
+    let st = cluster.wait_for(Duration::from_secs(120), "the unit done", |st| {
+        st["open"].as_array().unwrap().is_empty() && !st["recent"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(done_units(&st).len(), 1, "{st:#}");
+    cluster.stop_all();
+
+    let c = emu.control("GET", "counters", None);
+    eprintln!(
+        "serve + worker: {} password grant(s), {} refresh grant(s), {} refresh-token reuse(s)",
+        c["token_requests"]["password"],
+        c["token_requests"]["refresh_token"],
+        c["refresh_token_reuse"]
+    );
+    assert_eq!(c["token_requests"]["password"], 1, "one grant: {c:#}");
+    assert!(
+        c["token_requests"]["refresh_token"].as_u64().unwrap() >= 1,
+        "the shared token was refreshed while they ran: {c:#}"
+    );
+    assert_eq!(c["refresh_token_reuse"], 0, "{c:#}");
+    assert!(
+        c["token_errors"].get("invalid_grant").is_none(),
+        "no refresh token refused: {c:#}"
+    );
+    // The server kept no token of its own in its vault.
+    let t = Vault::open(&homes[0], KeySource::KeyFile)
+        .tokens("emu")
+        .unwrap();
+    assert!(
+        t.access_token.is_none() && t.refresh_token.is_none(),
+        "the server kept its own tokens"
+    );
+    // The server's requests were reserved from the tenant's budget with the worker's: the
+    // day's count covers every request sent (the worker's alone would fall short by the
+    // server's ~100).
+    let sent = api_requests(&emu);
+    let used: i64 = pg_client()
+        .query_one(&format!("SELECT used FROM \"{schema}\".daily_budgets"), &[])
+        .unwrap()
+        .get(0);
+    eprintln!("serve + worker: {sent} requests sent, {used} reserved from the day's budget");
+    assert!(
+        used as u64 >= sent && used <= 1000,
+        "reserved {used}, sent {sent}"
     );
 }

@@ -223,6 +223,14 @@ fn api_router(state: AppState, max_body: usize, timeout: Duration) -> Router {
         .layer(axum::middleware::map_response(error::json_errors))
 }
 
+/// The settings of the server's own connections (tests, discoveries): with a
+/// coordinator, the cluster's token store.
+pub fn connection_settings() -> ionport_core::connection::ConnectionSettings {
+    let mut s = ionport_core::connection::ConnectionSettings::default();
+    s.token.shared_store = api::cluster::shared_tokens();
+    s
+}
+
 pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     if args.print_openapi {
         println!("{}", openapi::document_text()?);
@@ -240,7 +248,8 @@ pub fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             anyhow::anyhow!("the pipeline file {} is invalid:\n{d}", file.display())
         })?),
     };
-    api::cluster::start(&args.cluster, pipelines.as_ref())?;
+    // Kept until the server stops: leaving gives the server's quota shares back.
+    let _member = api::cluster::start(&args.cluster, pipelines.as_ref())?;
     let store = store::Store::open(&home)?;
     let workspaces = workspaces::Workspaces::open(&home)?;
     let destinations = confine::DestinationRoots::new(&home.join("data"), &args.destination_roots)?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ionport_core::connection::{Connection, ConnectionSettings, CredentialSource};
+use ionport_core::connection::{Connection, CredentialSource};
 use ionport_core::plugin::LoadedPlugin;
 use ionport_core::scrub::Scrubber;
 use ionport_plugin_sdk::ConnectionConfig;
@@ -72,7 +72,7 @@ pub async fn test(
     metrics: &Metrics,
 ) -> TestReport {
     let started = Instant::now();
-    let mut report = match Connection::open(source, ConnectionSettings::default()) {
+    let mut report = match Connection::open(source, crate::serve::connection_settings()) {
         Err(e) => TestReport::failed(e.failed_part(), e.to_string()),
         Ok(conn) => {
             let host = Arc::new(conn.host(tokio::runtime::Handle::current()));

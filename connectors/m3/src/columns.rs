@@ -2,34 +2,37 @@
 //! record schemas are generated from them, and they are the fallback types when an
 //! answer carries no metadata.
 
-use std::collections::HashMap;
-
 use ionport_infor_mi::MiType;
-use serde_json::{Map, Value, json};
-
-/// A column: name, M3 type, integral (for `N`), description.
-pub type Col = (&'static str, MiType, bool, &'static str);
+pub use ionport_infor_mi::columns::{MiColumn as Col, names, schema, selected, types};
 
 use MiType::{Alpha as A, Date as D, Numeric as N};
 
+/// The customer master's columns: `CRS610MI/LstByNumber` outputs them as they are, the
+/// table `OCUSMA` (read by EXPORTMI) under its prefix `OK`.
+macro_rules! customer {
+    ($prefix:literal) => {
+        &[
+            (concat!($prefix, "CONO"), N, true, "Company"),
+            (concat!($prefix, "CUNO"), A, false, "Customer"),
+            (concat!($prefix, "CUNM"), A, false, "Customer name"),
+            (concat!($prefix, "CUA1"), A, false, "Customer address 1"),
+            (concat!($prefix, "TOWN"), A, false, "City"),
+            (concat!($prefix, "CSCD"), A, false, "Country"),
+            (concat!($prefix, "PHNO"), A, false, "Telephone number 1"),
+            (concat!($prefix, "CUCD"), A, false, "Currency"),
+            (concat!($prefix, "STAT"), A, false, "Status"),
+            (concat!($prefix, "CUTP"), N, true, "Customer type"),
+            (concat!($prefix, "CRLM"), N, false, "Credit limit 1"),
+            (concat!($prefix, "RGDT"), D, false, "Entry date"),
+            (concat!($prefix, "LMDT"), D, false, "Change date"),
+            (concat!($prefix, "LMTS"), N, true, "Timestamp"),
+            (concat!($prefix, "CHNO"), N, true, "Change number"),
+        ]
+    };
+}
+
 /// `CRS610MI/LstByNumber` outputs.
-pub const CUSTOMER: &[Col] = &[
-    ("CONO", N, true, "Company"),
-    ("CUNO", A, false, "Customer"),
-    ("CUNM", A, false, "Customer name"),
-    ("CUA1", A, false, "Customer address 1"),
-    ("TOWN", A, false, "City"),
-    ("CSCD", A, false, "Country"),
-    ("PHNO", A, false, "Telephone number 1"),
-    ("CUCD", A, false, "Currency"),
-    ("STAT", A, false, "Status"),
-    ("CUTP", N, true, "Customer type"),
-    ("CRLM", N, false, "Credit limit 1"),
-    ("RGDT", D, false, "Entry date"),
-    ("LMDT", D, false, "Change date"),
-    ("LMTS", N, true, "Timestamp"),
-    ("CHNO", N, true, "Change number"),
-];
+pub const CUSTOMER: &[Col] = customer!("");
 
 /// `MMS200MI/LstByNumber` outputs.
 pub const ITEM: &[Col] = &[
@@ -85,62 +88,4 @@ pub const ORDER_LINE: &[Col] = &[
 ];
 
 /// The customer master table `OCUSMA`, as `EXPORTMI/Select` returns it.
-pub const OCUSMA: &[Col] = &[
-    ("OKCONO", N, true, "Company"),
-    ("OKCUNO", A, false, "Customer"),
-    ("OKCUNM", A, false, "Customer name"),
-    ("OKCUA1", A, false, "Customer address 1"),
-    ("OKTOWN", A, false, "City"),
-    ("OKCSCD", A, false, "Country"),
-    ("OKPHNO", A, false, "Telephone number 1"),
-    ("OKCUCD", A, false, "Currency"),
-    ("OKSTAT", A, false, "Status"),
-    ("OKCUTP", N, true, "Customer type"),
-    ("OKCRLM", N, false, "Credit limit 1"),
-    ("OKRGDT", D, false, "Entry date"),
-    ("OKLMDT", D, false, "Change date"),
-    ("OKLMTS", N, true, "Timestamp"),
-    ("OKCHNO", N, true, "Change number"),
-];
-
-/// The JSON Schema of records with `cols`; `key` columns are required and never null.
-pub fn schema(title: &str, cols: &[Col], key: &[&str]) -> Value {
-    let mut props = Map::new();
-    for (name, ty, int, desc) in cols {
-        let base = match ty {
-            MiType::Alpha => "string",
-            MiType::Numeric if *int => "integer",
-            MiType::Numeric => "number",
-            MiType::Date => "string",
-        };
-        let ty_json = if key.contains(name) {
-            json!(base)
-        } else {
-            json!([base, "null"])
-        };
-        let mut p = json!({ "type": ty_json, "description": desc });
-        if *ty == MiType::Date {
-            p["format"] = json!("date");
-        }
-        props.insert((*name).to_string(), p);
-    }
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": title,
-        "type": "object",
-        "properties": props,
-        "required": key,
-    })
-}
-
-/// Column name → type, the fallback when an answer carries no metadata.
-pub fn types(cols: &[Col]) -> HashMap<String, MiType> {
-    cols.iter()
-        .map(|(n, t, _, _)| ((*n).to_string(), *t))
-        .collect()
-}
-
-/// The names of `cols`.
-pub fn names(cols: &[Col]) -> Vec<&'static str> {
-    cols.iter().map(|c| c.0).collect()
-}
+pub const OCUSMA: &[Col] = customer!("OK");

@@ -1,34 +1,19 @@
-//! What the tenant's M3 offers: its MI programs and transactions (`MRS001MI`) and the
-//! tables `EXPORTMI` can read.
+//! What the tenant's M3 offers: its MI programs and transactions (`MRS001MI`, read by
+//! `ionport_infor_mi::catalog`) and the tables `EXPORTMI` can read.
 
-use std::collections::HashSet;
-
-use ionport_infor_mi::{MiCall, MiType};
+use ionport_infor_mi::catalog::MiCatalog;
+use ionport_infor_mi::columns::json_type;
+pub use ionport_infor_mi::columns::type_by_name as column_type;
+use ionport_infor_mi::{MiCall, field};
+use ionport_plugin_sdk::schema::{Column, record_schema, sync_modes};
 use ionport_plugin_sdk::{
-    ConnectionConfig, ConnectorError, DiscoveredStream, Discovery, Host, SyncMode, TaskSpec,
+    ConnectionConfig, ConnectorError, DiscoveredStream, Discovery, Host, TaskSpec,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::export::SEPARATOR;
 use crate::settings::M3Settings;
-use crate::tasks::{self, Source, TABLE_STREAM};
-
-fn field(row: &[(String, String)], k: &str) -> String {
-    row.iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// The type a column has by M3 naming convention (`EXPORTMI` answers carry no metadata).
-pub fn column_type(col: &str) -> (MiType, bool) {
-    let suffix = col.get(2..).unwrap_or(col);
-    match suffix {
-        "CONO" | "LMTS" | "CHNO" | "PONR" | "POSX" | "CUTP" => (MiType::Numeric, true),
-        s if s.ends_with("DT") && s.len() == 4 => (MiType::Date, false),
-        _ => (MiType::Alpha, false),
-    }
-}
+use crate::tasks::{self, PAGED_REQUESTS_PER_1000, TABLE_STREAM};
 
 /// The columns of `table` (from a header row), or `None` when the tenant lacks it.
 pub fn table_columns(
@@ -50,94 +35,42 @@ pub fn table_columns(
         return Ok(None);
     };
     Ok(answer.rows.first().map(|r| {
-        field(r, "REPL")
-            .split(SEPARATOR)
+        (field(r, "REPL").split(SEPARATOR))
             .map(|c| c.trim().to_string())
             .collect()
     }))
 }
 
-/// The spec of a `table:NAME` stream with `columns`.
+/// The spec of a `table:NAME` stream with `columns`, typed by their names.
 pub fn table_spec(table: &str, key: &[&str], desc: &str, columns: &[String]) -> TaskSpec {
-    let mut props = serde_json::Map::new();
-    for c in columns {
-        let (ty, int) = column_type(c);
-        let base = match ty {
-            MiType::Numeric if int => "integer",
-            MiType::Numeric => "number",
-            _ => "string",
-        };
-        let ty_json = if key.contains(&c.as_str()) {
-            json!(base)
-        } else {
-            json!([base, "null"])
-        };
-        props.insert(c.clone(), json!({ "type": ty_json }));
-    }
+    let typed = columns.iter().map(|c| {
+        let (ty, integral) = column_type(c);
+        Column {
+            name: c,
+            json_type: json_type(ty, integral).0,
+            description: None,
+            format: None,
+        }
+    });
     let cursor = columns.iter().find(|c| c.ends_with("LMTS")).cloned();
     TaskSpec {
         name: format!("{TABLE_STREAM}{table}"),
         description: format!("{desc} ({table}) by EXPORTMI/Select"),
-        record_schema: json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": table, "type": "object", "properties": props, "required": key,
-        }),
+        record_schema: record_schema(table, typed, key),
         primary_key: key.iter().map(|k| (*k).to_string()).collect(),
-        sync_modes: if cursor.is_some() {
-            vec![SyncMode::FullRefresh, SyncMode::Incremental]
-        } else {
-            vec![SyncMode::FullRefresh]
-        },
+        sync_modes: sync_modes(cursor.as_deref()),
         cursor_field: cursor,
-        requests_per_1000_records: Some(crate::tasks::EXPORT_REQUESTS_PER_1000),
+        requests_per_1000_records: Some(PAGED_REQUESTS_PER_1000),
     }
 }
 
 /// Runs discovery.
 pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, ConnectorError> {
     let s = M3Settings::resolve(host, conn)?;
-    let programs_call = MiCall::new("MRS001MI", "LstPrograms").maxrecs(0);
-    let answer = programs_call.parse(&host.gateway(&programs_call.request(s.shape()))?)?;
-    let programs: Vec<(String, String)> = answer
-        .rows
-        .iter()
-        .map(|r| (field(r, "MINM"), field(r, "TX40")))
-        .collect();
-    let names: HashSet<&str> = programs.iter().map(|(p, _)| p.as_str()).collect();
-    let mut transactions = serde_json::Map::new();
+    let mut catalog = MiCatalog::read(host, s.shape())?;
     let mut streams = Vec::new();
     for task in tasks::TASKS {
-        let needed: Vec<(&str, &str)> = match task.source {
-            Source::List(l) => vec![(l.program, l.transaction)],
-            Source::OrderLines => vec![("OIS100MI", "LstLine"), ("EXPORTMI", "Select")],
-            Source::Export(_) => vec![("EXPORTMI", "Select")],
-        };
-        let mut missing = Vec::new();
-        for (p, t) in &needed {
-            if !names.contains(p) {
-                missing.push(format!("{p} is not available"));
-                continue;
-            }
-            if !transactions.contains_key(*p) {
-                let call = MiCall::new("MRS001MI", "LstTransactions")
-                    .input("MINM", *p)
-                    .maxrecs(0);
-                let a = call.parse(&host.gateway(&call.request(s.shape()))?)?;
-                let list: Vec<Value> = a
-                    .rows
-                    .iter()
-                    .map(|r| Value::from(field(r, "TRNM")))
-                    .collect();
-                transactions.insert((*p).to_string(), Value::Array(list));
-            }
-            let has = transactions
-                .get(*p)
-                .and_then(Value::as_array)
-                .is_some_and(|l| l.iter().any(|x| x.as_str() == Some(t)));
-            if !has {
-                missing.push(format!("{p}/{t} is not available"));
-            }
-        }
+        let missing = catalog.missing(host, &task.needs())?;
         streams.push(DiscoveredStream {
             spec: task.spec(),
             predefined: true,
@@ -146,7 +79,7 @@ pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, Conne
         });
     }
     let mut tables = Vec::new();
-    if names.contains("EXPORTMI") {
+    if catalog.has_program("EXPORTMI") {
         for (table, key, desc) in tasks::STANDARD_TABLES {
             host.check_cancelled()?;
             if let Some(cols) = table_columns(host, &s, table, key[0])? {
@@ -160,12 +93,7 @@ pub fn discover(host: &Host, conn: &ConnectionConfig) -> Result<Discovery, Conne
             }
         }
     }
-    Ok(Discovery {
-        streams,
-        details: json!({
-            "programs": programs.iter().map(|(p, d)| json!({ "program": p, "description": d })).collect::<Vec<_>>(),
-            "transactions": transactions,
-            "exportmi_tables": tables,
-        }),
-    })
+    let mut details = catalog.details();
+    details["exportmi_tables"] = Value::Array(tables);
+    Ok(Discovery { streams, details })
 }

@@ -97,7 +97,7 @@ impl KeyedStream<M3Settings> for ListStream {
         Ok(Listing {
             list,
             // The listing's paging key is read whatever is selected.
-            rows: MiColumns::open(host, s, self.0, request, list, Some(list.key))?,
+            rows: ReadColumns::open(host, s, self.0, request, list, Some(list.key))?,
         })
     }
 
@@ -116,7 +116,7 @@ impl KeyedStream<M3Settings> for ListStream {
 /// types M3 lists for the transaction (v2), else the task's declared ones. A list task and
 /// the order lines per order read their rows alike.
 #[derive(Debug)]
-pub struct MiColumns {
+pub struct ReadColumns {
     cono: String,
     cols: Vec<Col>,
     shape: MiShape,
@@ -126,7 +126,7 @@ pub struct MiColumns {
     fallback: HashMap<String, MiType>,
 }
 
-impl MiColumns {
+impl ReadColumns {
     /// The columns of `task` the read selects (with `paging`, a listing's key) and the
     /// types of `list`'s output fields.
     pub fn open(
@@ -182,7 +182,7 @@ pub fn legacy_complete(state: &Value, field: &str) -> Option<StreamState<()>> {
 #[derive(Debug)]
 pub struct Listing {
     list: MiList,
-    rows: MiColumns,
+    rows: ReadColumns,
 }
 
 /// A listed row: its page (the answer's body, its rows borrowing from it, their field

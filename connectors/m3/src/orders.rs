@@ -14,7 +14,7 @@ use ionport_plugin_sdk::{ConnectorError, Host, ReadRequest, RecordWriter, TaskSp
 use serde_json::Value;
 
 use crate::export::{Export, Row, quote};
-use crate::list::{MiColumns, MiList, legacy_complete};
+use crate::list::{MiList, ReadColumns, legacy_complete};
 use crate::settings::M3Settings;
 use crate::tasks::M3Task;
 
@@ -42,7 +42,7 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
         let key = vec!["OACONO".into(), "OAORNO".into()];
         Ok(Orders {
             heads: Export::new(s, "OOHEAD", [order].into_iter(), division, key, None),
-            lines: MiColumns::open(host, s, self.0, request, LINES, None)?,
+            lines: ReadColumns::open(host, s, self.0, request, LINES, None)?,
         })
     }
 
@@ -61,7 +61,7 @@ impl KeyedStream<M3Settings> for OrderLinesStream {
 #[derive(Debug)]
 pub struct Orders {
     heads: Export,
-    lines: MiColumns,
+    lines: ReadColumns,
 }
 
 /// An order's lines.

@@ -1,9 +1,9 @@
 //! The predefined M3 replication tasks, and the EXPORTMI tables offered as further
 //! streams (`table:NAME`).
 
-use ionport_plugin_sdk::columns::select;
+use ionport_plugin_sdk::schema::sync_modes;
 use ionport_plugin_sdk::stream::AnyKeyed;
-use ionport_plugin_sdk::{ConnectorError, ReadRequest, SyncMode, TaskSpec};
+use ionport_plugin_sdk::{ConnectorError, ReadRequest, TaskSpec};
 
 use crate::columns::{self, Col};
 use crate::export::{ExportTask, Table, TableStream};
@@ -26,9 +26,6 @@ pub enum Source {
 /// list tasks, the EXPORTMI tasks and the `table:NAME` streams.
 pub const PAGED_REQUESTS_PER_1000: f64 = 1000.0 / crate::DEFAULT_PAGE_SIZE as f64;
 
-/// The same for the `table:NAME` streams.
-pub const EXPORT_REQUESTS_PER_1000: f64 = PAGED_REQUESTS_PER_1000;
-
 /// The per-order path: one `OIS100MI/LstLine` per order, plus the `OOHEAD` pages
 /// listing the orders, rounded up, for 3 lines per order (the demo data's; a tenant
 /// with more lines per order pays proportionally less).
@@ -49,8 +46,6 @@ pub struct M3Task {
     pub pk: &'static [&'static str],
     /// Cursor field (incremental tasks).
     pub cursor: Option<&'static str>,
-    /// Requests per 1,000 records at the default page size (see `TaskSpec`).
-    pub requests_per_1000: f64,
 }
 
 /// The predefined tasks.
@@ -66,7 +61,6 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::CUSTOMER,
         pk: &["CONO", "CUNO"],
         cursor: None,
-        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "items",
@@ -79,7 +73,6 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::ITEM,
         pk: &["CONO", "ITNO"],
         cursor: None,
-        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "suppliers",
@@ -92,7 +85,6 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::SUPPLIER,
         pk: &["CONO", "SUNO"],
         cursor: None,
-        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "customer_order_lines",
@@ -105,7 +97,6 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::ORDER_LINE,
         pk: &["CONO", "ORNO", "PONR", "POSX"],
         cursor: Some("LMTS"),
-        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
     M3Task {
         name: "customer_order_lines_by_order",
@@ -114,7 +105,6 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::ORDER_LINE,
         pk: &["CONO", "ORNO", "PONR", "POSX"],
         cursor: None,
-        requests_per_1000: PER_ORDER_REQUESTS_PER_1000,
     },
     M3Task {
         name: "customer_table",
@@ -127,18 +117,12 @@ pub const TASKS: &[M3Task] = &[
         cols: columns::OCUSMA,
         pk: &["OKCONO", "OKCUNO"],
         cursor: Some("OKLMTS"),
-        requests_per_1000: PAGED_REQUESTS_PER_1000,
     },
 ];
 
-/// The task named `name`.
-pub fn find(name: &str) -> Option<&'static M3Task> {
-    TASKS.iter().find(|t| t.name == name)
-}
-
 /// The stream a predefined task or a `table:NAME` names.
 pub fn stream(name: &str) -> Option<Box<dyn AnyKeyed<M3Settings>>> {
-    let Some(task) = find(name) else {
+    let Some(task) = TASKS.iter().find(|t| t.name == name) else {
         return table_stream(name).map(|t| Box::new(TableStream(t)) as _);
     };
     Some(match task.source {
@@ -163,31 +147,32 @@ impl M3Task {
             .chain(self.cursor)
             .chain(paging)
             .collect();
-        Ok(match select(req, &columns::names(self.cols), &keep)? {
-            Some(names) => self
-                .cols
-                .iter()
-                .filter(|c| names.iter().any(|n| n == c.0))
-                .copied()
-                .collect(),
-            None => self.cols.to_vec(),
-        })
+        columns::selected(req, self.cols, &keep)
     }
 
     /// The ABI task spec.
     pub fn spec(&self) -> TaskSpec {
+        let requests_per_1000 = match self.source {
+            Source::OrderLines => PER_ORDER_REQUESTS_PER_1000,
+            Source::List(_) | Source::Export(_) => PAGED_REQUESTS_PER_1000,
+        };
         TaskSpec {
             name: self.name.into(),
             description: self.description.into(),
             record_schema: columns::schema(self.name, self.cols, self.pk),
             primary_key: self.pk.iter().map(|k| (*k).to_string()).collect(),
             cursor_field: self.cursor.map(Into::into),
-            sync_modes: if self.cursor.is_some() {
-                vec![SyncMode::FullRefresh, SyncMode::Incremental]
-            } else {
-                vec![SyncMode::FullRefresh]
-            },
-            requests_per_1000_records: Some(self.requests_per_1000),
+            sync_modes: sync_modes(self.cursor),
+            requests_per_1000_records: Some(requests_per_1000),
+        }
+    }
+
+    /// The MI transactions it reads, for `discover` to say which the tenant lacks.
+    pub fn needs(&self) -> Vec<(&'static str, &'static str)> {
+        match self.source {
+            Source::List(l) => vec![(l.program, l.transaction)],
+            Source::OrderLines => vec![("OIS100MI", "LstLine"), ("EXPORTMI", "Select")],
+            Source::Export(_) => vec![("EXPORTMI", "Select")],
         }
     }
 }

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::GatewaySettings;
 use super::contract::{self, TIMEOUT_STATUS, TRANSIENT_STATUSES};
 use super::metrics::{Counters, add};
-use super::tenant::{BudgetSpent, DailyBudget, TenantShare, TenantUsage};
+use super::tenant::{BudgetSpent, DailyBudget, Refused, TenantShare, TenantUsage};
 use crate::token::{AccessToken, TokenError, TokenManager, error_chain};
 
 /// Marks a 504 answer after which the call's timeout retries are spent: the retry layer
@@ -206,11 +206,15 @@ impl AttemptLayer {
             .acquire()
             .await
             .map_err(|e| Error::middleware(LayerError(e.to_string())))?;
-        if let Err(spent) = self.usage.take(self.budget.as_ref()) {
-            if let Some(t) = ext.get::<Arc<CallTrace>>() {
-                CallTrace::set(&t.budget_spent, spent.clone());
+        match self.usage.take_shared(self.budget.as_ref()).await {
+            Ok(()) => {}
+            Err(Refused::Spent(spent)) => {
+                if let Some(t) = ext.get::<Arc<CallTrace>>() {
+                    CallTrace::set(&t.budget_spent, spent.clone());
+                }
+                return Err(Error::middleware(spent));
             }
-            return Err(Error::middleware(spent));
+            Err(Refused::Unavailable(why)) => return Err(Error::middleware(LayerError(why))),
         }
         let waited = Instant::now();
         if let Some(l) = &self.limiter {

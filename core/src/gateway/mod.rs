@@ -23,6 +23,7 @@
 //! `Authorization` header are refused ([`GatewayError::Refused`]).
 
 pub mod contract;
+pub mod day_shares;
 mod layer;
 mod metrics;
 pub mod shares;
@@ -37,6 +38,7 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::{Jitter, RetryDecision, RetryPolicy, RetryTransientMiddleware};
 
+pub use day_shares::{BudgetBroker, Reserved, set_budget_broker};
 pub use metrics::GatewayMetrics;
 pub use shares::{QuotaBroker, TenantQuota, set_quota_broker};
 pub use tenant::{BudgetSpent, BudgetUse, DailyBudget};

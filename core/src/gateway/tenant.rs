@@ -31,6 +31,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use super::RateLimit;
+use super::day_shares::{self, Block, BudgetBroker};
 use super::shares::TenantQuota;
 
 /// A usage file is visited at least every this many requests of a process…
@@ -160,9 +161,23 @@ pub(crate) const AUTHENTICATIONS: Counted = Counted {
 #[derive(Debug)]
 pub(crate) struct TenantUsage {
     tenant: String,
+    base: String,
     counted: Counted,
     file: Option<PathBuf>,
     count: Mutex<DayCount>,
+    /// In a cluster: the block of the day's budget reserved for this process
+    /// ([`day_shares`]), and the one reservation under way.
+    block: Mutex<Block>,
+    reserving: tokio::sync::Mutex<()>,
+}
+
+/// Why a request was not counted.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The budget is spent.
+    Spent(BudgetSpent),
+    /// The cluster's count could not be asked: nothing is sent.
+    Unavailable(String),
 }
 
 fn today() -> String {
@@ -209,12 +224,96 @@ impl TenantUsage {
     fn new(tenant: &str, base: &str, dir: Option<&Path>, counted: Counted) -> Self {
         let usage = Self {
             tenant: tenant.to_string(),
+            base: base.to_string(),
             counted,
             file: dir.map(|d| d.join(file_name(tenant, base))),
             count: Mutex::new(DayCount::new(today())),
+            block: Mutex::new(Block::default()),
+            reserving: tokio::sync::Mutex::new(()),
         };
         usage.visit(&mut lock(&usage.count));
         usage
+    }
+
+    /// Counts one request like [`TenantUsage::take`]; in a cluster (a [`BudgetBroker`]
+    /// set, a budget of API requests), first spends one of the requests reserved for this
+    /// process from the cluster's count, reserving a block when none is left.
+    pub async fn take_shared(&self, budget: Option<&DailyBudget>) -> Result<(), Refused> {
+        self.take_through(budget, day_shares::broker()).await
+    }
+
+    async fn take_through(
+        &self,
+        budget: Option<&DailyBudget>,
+        broker: Option<Arc<dyn BudgetBroker>>,
+    ) -> Result<(), Refused> {
+        let shared = budget.filter(|_| self.counted == API_REQUESTS);
+        if let (Some(b), Some(broker)) = (shared, broker) {
+            self.spend_reserved(b, broker).await?;
+        }
+        self.take(budget).map_err(Refused::Spent)
+    }
+
+    async fn spend_reserved(
+        &self,
+        budget: &DailyBudget,
+        broker: Arc<dyn BudgetBroker>,
+    ) -> Result<(), Refused> {
+        let day = today();
+        if lock(&self.block).spend(&day) {
+            return Ok(());
+        }
+        // One reservation at a time per tenant: the requests waiting meanwhile spend the
+        // block it brings.
+        let _one = self.reserving.lock().await;
+        if lock(&self.block).spend(&day) {
+            return Ok(());
+        }
+        let (base, d, limit) = (self.base.clone(), day.clone(), budget.requests);
+        let want = day_shares::block_size(limit);
+        let asked = Arc::clone(&broker);
+        let reserved = tokio::task::spawn_blocking(move || asked.reserve(&base, &d, limit, want))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| {
+                Refused::Unavailable(format!(
+                    "the daily budget of tenant {} could not be reserved from the cluster's coordinator ({e}); nothing was sent",
+                    self.tenant
+                ))
+            })?;
+        let mut block = lock(&self.block);
+        if block.day != day {
+            // A new UTC day: what is left of the old day's block goes back to it.
+            let old = std::mem::take(&mut *block);
+            day_shares::give_back_later(broker, self.base.clone(), old);
+            block.day = day.clone();
+        }
+        block.cluster_used = reserved.used;
+        block.left += reserved.granted;
+        if !block.warned && reserved.used as f64 >= limit as f64 * budget.warn_at {
+            block.warned = true;
+            tracing::warn!(
+                tenant = %self.tenant,
+                used = reserved.used,
+                limit,
+                "{}% of the tenant's daily budget of {} is reserved across the cluster",
+                (budget.warn_at * 100.0).round(),
+                self.counted.what
+            );
+        }
+        if block.spend(&day) {
+            return Ok(());
+        }
+        Err(Refused::Spent(BudgetSpent {
+            what: self.counted.what,
+            setting: self.counted.setting,
+            tenant: self.tenant.clone(),
+            day,
+            used: reserved.used,
+            limit,
+            resets_in_min: minutes_to_midnight(),
+        }))
     }
 
     /// Counts one request, or refuses it when `budget` is spent.
@@ -262,7 +361,13 @@ impl TenantUsage {
     /// The budget's use now, against `budget`.
     pub fn usage(&self, budget: Option<&DailyBudget>) -> BudgetUse {
         let c = lock(&self.count);
-        let used = c.seen + c.unsaved;
+        let mut used = c.seen + c.unsaved;
+        let block = lock(&self.block);
+        if block.day == c.day {
+            // In a cluster: every process's requests, as the last reservation saw them
+            // (this process's unsent block not counted).
+            used = used.max(block.cluster_used.saturating_sub(block.left));
+        }
         BudgetUse {
             tenant: self.tenant.clone(),
             day: c.day.clone(),
@@ -299,6 +404,15 @@ impl TenantUsage {
 
 impl Drop for TenantUsage {
     fn drop(&mut self) {
+        // No connection to the tenant is left: what was reserved and not sent goes back.
+        let block = std::mem::take(
+            self.block
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if let Some(broker) = day_shares::broker() {
+            day_shares::give_back_later(broker, self.base.clone(), block);
+        }
         let count = self
             .count
             .get_mut()
@@ -596,6 +710,86 @@ mod tests {
             "{e}"
         );
         assert_eq!(u.usage(Some(&b)).left, Some(0));
+    }
+
+    /// A cluster's count of one day, as a coordinator keeps it.
+    #[derive(Debug, Default)]
+    struct FakeCluster {
+        used: Mutex<u64>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl BudgetBroker for FakeCluster {
+        fn reserve(
+            &self,
+            _: &str,
+            _: &str,
+            limit: u64,
+            want: u64,
+        ) -> Result<day_shares::Reserved, String> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err("connection refused".into());
+            }
+            let mut used = lock(&self.used);
+            let granted = want.min(limit.saturating_sub(*used));
+            *used += granted;
+            Ok(day_shares::Reserved {
+                granted,
+                used: *used,
+            })
+        }
+
+        fn give_back(&self, _: &str, _: &str, unused: u64) -> Result<(), String> {
+            let mut used = lock(&self.used);
+            *used = used.saturating_sub(unused);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn processes_of_a_cluster_send_at_most_the_budget_in_sum_and_nothing_without_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cluster = Arc::new(FakeCluster::default());
+        let broker = || Some(Arc::clone(&cluster) as Arc<dyn BudgetBroker>);
+        let budget = DailyBudget::new(250);
+        // Three processes (three usages of one tenant, no shared file), blocks of 2.
+        let machines: Vec<TenantUsage> = (0..3)
+            .map(|_| TenantUsage::new("T", "https://h/T-cluster/", None, API_REQUESTS))
+            .collect();
+        let mut sent = 0;
+        let mut refused = None;
+        for i in 0..300 {
+            match rt.block_on(machines[i % 3].take_through(Some(&budget), broker())) {
+                Ok(()) => sent += 1,
+                Err(Refused::Spent(e)) => refused = Some(e),
+                Err(Refused::Unavailable(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!(sent, 250, "the budget, in sum");
+        let e = refused.unwrap();
+        assert_eq!((e.used, e.limit), (250, 250));
+        assert!(
+            e.to_string()
+                .contains("daily budget of API requests of tenant T is spent: 250 of 250"),
+            "{e}"
+        );
+        // A coordinator that cannot be asked: nothing is sent, and the error says why.
+        *lock(&cluster.used) = 0;
+        cluster
+            .down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let fresh = TenantUsage::new("T", "https://h/T-cluster/", None, API_REQUESTS);
+        match rt.block_on(fresh.take_through(Some(&budget), broker())) {
+            Err(Refused::Unavailable(e)) => assert!(
+                e.contains("could not be reserved from the cluster's coordinator (connection refused); nothing was sent"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fresh.usage(Some(&budget)).used, 0, "nothing counted");
     }
 
     #[test]

@@ -9,25 +9,40 @@
 //!   whole call counts as failed), the v2 result error fields, and bare HTTP errors.
 //! - [`MiType`] and [`MiType::value`] type a field from the MI metadata: `A` text (trimmed,
 //!   empty → null), `N` number, `D` date `yyyyMMdd` → ISO `yyyy-MM-dd` (0 → null).
+//! - [`MiSettings`] and [`MiCompany`]: the connection form's MI fields (company, division,
+//!   API shape) and the company a call reads, the service account's default when none is
+//!   set ([`MiUser`], `MNS150MI/GetUserData`).
+//! - [`check`]: "Test Connection" for an MI connector; [`catalog`]: the programs and
+//!   transactions a tenant offers (`MRS001MI`); [`columns`]: a transaction's output
+//!   columns declared as a table, and the record schema made of them.
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use ionport_plugin_sdk::{EncodedKey, Plain, RowWriter};
 
+pub mod catalog;
+pub mod check;
+pub mod columns;
 mod fast;
 mod rows;
+mod settings;
 use ionport_plugin_sdk::{ConnectorError, GatewayRequest, GatewayResponse};
 pub use rows::{MiRow, MiRows, TypedRows};
+pub use settings::{CompanySource, MiCompany, MiSettings, MiUser};
 
 /// Which shape of the MI REST API to call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+// The connection form's name for it since the first release.
+#[schemars(rename = "MiApiVersion")]
 pub enum MiShape {
-    /// `m3api-rest/execute` with matrix parameters; `MIRecord`/`NameValue` answers.
+    /// `m3api-rest/execute` with matrix parameters (`MIRecord`/`NameValue` answers).
     V1,
-    /// `m3api-rest/v2/execute` with query parameters; plain record objects.
+    /// `m3api-rest/v2/execute` with query parameters (plain record objects).
     #[default]
     V2,
 }
@@ -256,6 +271,13 @@ pub struct MiAnswer {
     pub rows: Vec<Vec<(String, String)>>,
     /// Field types from the answer's metadata (v1 only).
     pub types: HashMap<String, MiType>,
+}
+
+/// The value of field `name` in an answer's row, trimmed; empty when the row lacks it.
+pub fn field<'r>(row: &'r [(String, String)], name: &str) -> &'r str {
+    row.iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.trim())
 }
 
 impl MiCall {

@@ -13,6 +13,7 @@
 //! - [`Connector`], the trait to implement, and [`export_connector!`];
 //! - [`Host`], [`GatewayRequest`], [`GatewayResponse`], [`RecordWriter`] and [`RowWriter`];
 //! - [`form`]: the shared [`form::IonApiCredentials`] block and schema helpers;
+//! - [`check`]: check reports; [`schema`]: record schemas declared as tables of columns;
 //! - [`decode`]: every success answer must have its page's shape (`unexpected_body` otherwise);
 //! - [`paging`]: adaptive page sizes, key paging and cursor tracking;
 //! - [`inflight`]: how many pages of a task are requested at once;
@@ -47,6 +48,7 @@ mod export;
 mod host;
 mod writer;
 
+pub mod check;
 pub mod columns;
 pub mod conformance;
 pub mod decode;
@@ -56,6 +58,7 @@ pub mod key_ranges;
 pub mod ordered_pages;
 pub mod paging;
 pub mod retry;
+pub mod schema;
 pub mod stream;
 
 pub use connector::{Connector, ConnectorInfo};

@@ -4,15 +4,19 @@
 //!
 //! With a coordinator, the server registers the pipelines of its `--pipeline` file with it
 //! when it starts (as `ionport cluster submit FILE` does), so that their schedules run on
-//! the cluster's workers, once across the cluster.
+//! the cluster's workers, once across the cluster; and its own runs (`POST /v1/runs`),
+//! connection tests and discoveries share the cluster's tokens, tenant quotas and daily
+//! budgets as a worker's units do ([`ClusterMember`]).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use ionport_cluster::member::{ClusterMember, MEMBER_LEASE};
 use ionport_cluster::{Coordinator, Status};
 use ionport_core::pipeline::Plan;
+use ionport_core::token::TokenStoreProvider;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -45,11 +49,24 @@ pub struct CoordinatorArgs {
 /// The coordinator of this server, when it has one.
 static COORDINATOR: OnceLock<(String, String)> = OnceLock::new();
 
-/// At start-up: checks the coordinator can be reached (creating its tables) and registers
-/// `pipelines`' pipelines with it. Without `--coordinator`, nothing.
-pub fn start(args: &CoordinatorArgs, pipelines: Option<&Plan>) -> anyhow::Result<()> {
+/// The cluster's token store, for this server's connections, when it has a coordinator.
+static SHARED_TOKENS: OnceLock<Arc<dyn TokenStoreProvider>> = OnceLock::new();
+
+/// The token store this server's connections use: the cluster's, with a coordinator;
+/// `None` (the vault's, on this machine) without.
+pub fn shared_tokens() -> Option<Arc<dyn TokenStoreProvider>> {
+    SHARED_TOKENS.get().cloned()
+}
+
+/// At start-up: checks the coordinator can be reached (creating its tables), registers
+/// `pipelines`' pipelines with it and joins the cluster (its tokens, quotas and budgets)
+/// for as long as the membership is kept. Without `--coordinator`, nothing.
+pub fn start(
+    args: &CoordinatorArgs,
+    pipelines: Option<&Plan>,
+) -> anyhow::Result<Option<ClusterMember>> {
     let Some(url) = &args.coordinator else {
-        return Ok(());
+        return Ok(None);
     };
     let mut coord = Coordinator::connect(url, &args.coordinator_schema)?;
     if let Some(plan) = pipelines {
@@ -63,8 +80,16 @@ pub fn start(args: &CoordinatorArgs, pipelines: Option<&Plan>) -> anyhow::Result
             "pipelines registered with the coordinator"
         );
     }
+    let id = format!(
+        "serve@{}:{}",
+        ionport_cluster::worker::host_name(),
+        std::process::id()
+    );
+    let member = ClusterMember::join(url, &args.coordinator_schema, &id, MEMBER_LEASE)?;
+    tracing::info!(member = %id, "this server's runs share the cluster's tokens, quotas and daily budgets");
+    let _ = SHARED_TOKENS.set(member.tokens());
     let _ = COORDINATOR.set((url.clone(), args.coordinator_schema.clone()));
-    Ok(())
+    Ok(Some(member))
 }
 
 /// How many finished units to show.

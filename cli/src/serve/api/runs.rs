@@ -225,6 +225,7 @@ async fn connection_run(
         ..RunOptions::default()
     };
     options.connection.gateway.scoped_limit = scoped_limit(st, &r.workspace);
+    options.connection.token.shared_store = super::cluster::shared_tokens();
     Ok(RunRequest {
         options,
         connection: r.name.clone(),
@@ -299,6 +300,7 @@ fn pipeline_run(
                 ..RunOptions::default()
             };
             o.connection.gateway.scoped_limit = scoped_limit(st, &ws);
+            o.connection.token.shared_store = super::cluster::shared_tokens();
             o
         },
         connection: p.connection.clone(),

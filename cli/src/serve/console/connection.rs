@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use ionport_core::connection::{Cancel, Connection, ConnectionSettings, CredentialSource};
+use ionport_core::connection::{Cancel, Connection, CredentialSource};
 use ionport_core::destination::DestinationConfig;
 use ionport_core::plugin::LoadedPlugin;
 use ionport_plugin_sdk::DiscoveredStream;
@@ -68,7 +68,7 @@ async fn discovered(
         vault: st.vault.clone(),
         name: r.vault_entry(),
     };
-    let conn = Connection::open(source, ConnectionSettings::default())
+    let conn = Connection::open(source, crate::serve::connection_settings())
         .map_err(|e| ionport_core::form_values::mask_secrets(&e.to_string(), &secrets))?;
     let result =
         ionport_core::read::discover(plugin, &conn, r.settings.clone(), Cancel::default()).await;
