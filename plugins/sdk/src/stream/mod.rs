@@ -32,16 +32,23 @@
 //! [`SortedStream`] instead ([`read_sorted`]): resumed after the last key, a high-water mark taken
 //! first, next links followed and windows in flight; one read from several partitions of
 //! the source (companies) is [`read_partitioned`].
+//!
+//! A source that runs a query as a job on its side (submit, poll, fetch the result by
+//! offset) is a [`QueryJobStream`] ([`read_query_job`]): the wait, result pages in flight,
+//! a resume in the same job and one new job when the result expires.
 
 mod adapter;
 mod keyed;
 mod partitions;
+mod query_job;
 mod read;
 mod sorted;
 mod state;
 
 #[cfg(test)]
 mod keyed_tests;
+#[cfg(test)]
+mod query_job_tests;
 #[cfg(test)]
 mod sorted_tests;
 #[cfg(test)]
@@ -58,6 +65,10 @@ use crate::{ConnectorError, GatewayRequest, GatewayResponse};
 pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
 pub use keyed::{AnyKeyed, KeyListing, KeyedStream, read_keyed};
 pub use partitions::{Partition, PartitionedState, read_partitioned};
+pub use query_job::{
+    JobPage, JobState, JobStatus, QueryJobState, QueryJobStream, ResultRows, Submitted,
+    read_query_job,
+};
 pub use read::read;
 pub use sorted::{SortedPage, SortedPaging, SortedQuery, SortedState, SortedStream, read_sorted};
 pub use state::{Resume, StreamState, TypedState};
