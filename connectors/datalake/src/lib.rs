@@ -21,10 +21,11 @@ use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
+use ionport_plugin_sdk::stream::wait_for_job;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use read::{DlState, JobState, Target};
+pub use read::Target;
 
 /// The connection's settings as the connector receives them.
 #[derive(Debug, Clone, Deserialize)]
@@ -389,12 +390,24 @@ impl Connector for DataLakeConnector {
         let sql = format!("SELECT * FROM {table} LIMIT 1");
         details["query"] = sql.clone().into();
         let what = "the connection test";
-        let timeout = Duration::from_secs(u64::from(settings.query_timeout_secs.clamp(1, 120)));
-        let base = settings.compass_base.as_str();
-        let outcome = compass::submit(host, base, &sql, what)
-            .and_then(|id| compass::wait(host, base, &id, what, timeout).map(|s| (id, s)));
+        let target = Target {
+            stream: what.into(),
+            table: table.clone(),
+            columns: None,
+            cursor: None,
+            include_deleted: false,
+        };
+        let test = read::LakeRead {
+            settings: &settings,
+            target: &target,
+            what: what.into(),
+            extra: None,
+            wait: Duration::from_secs(u64::from(settings.query_timeout_secs.clamp(1, 120))),
+        };
+        let outcome = compass::submit_job(host, &settings.compass_base, &sql, what)
+            .and_then(|sub| wait_for_job(&test, host, &sub.id).map(|_| sub.id));
         match outcome {
-            Ok((id, _)) => {
+            Ok(id) => {
                 details["query_id"] = id.into();
                 Ok(CheckReport {
                     success: true,

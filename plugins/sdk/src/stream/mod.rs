@@ -67,7 +67,7 @@ pub use keyed::{AnyKeyed, KeyListing, KeyedStream, read_keyed};
 pub use partitions::{Partition, PartitionedState, read_partitioned};
 pub use query_job::{
     JobPage, JobState, JobStatus, QueryJobState, QueryJobStream, ResultRows, Submitted,
-    read_query_job,
+    read_query_job, wait_for_job,
 };
 pub use read::read;
 pub use sorted::{SortedPage, SortedPaging, SortedQuery, SortedState, SortedStream, read_sorted};

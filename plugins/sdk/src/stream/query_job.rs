@@ -329,6 +329,57 @@ pub fn read_query_job<Q: QueryJobStream + ?Sized>(
     })
 }
 
+/// Polls job `id` of `stream` until it is no longer running, the pause growing from 100 ms
+/// to 3 s; returns its total. On a cancel or after [`QueryJobStream::wait_timeout`] the job
+/// is cancelled on the service. A status request that times out counts as "still running".
+pub fn wait_for_job<Q: QueryJobStream + ?Sized>(
+    stream: &Q,
+    host: &Host,
+    id: &str,
+) -> Result<Option<u64>, ConnectorError> {
+    let started = Instant::now();
+    let timeout = stream.wait_timeout();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match stream.status(host, id) {
+            Ok(JobStatus::Finished { total }) => return Ok(total),
+            Ok(JobStatus::Running) => {}
+            // The status request timed out (after the host's retries): the service is
+            // busy; ask again within the job's own timeout.
+            Err(e) if e.is_timeout() => {}
+            Ok(JobStatus::Failed(e)) => return Err(e),
+            Ok(JobStatus::Gone { reason }) => {
+                return Err(ConnectorError::gateway(format!(
+                    "{}: the service no longer knows {} ({reason})",
+                    stream.what(),
+                    stream.job_name(id)
+                )));
+            }
+            Err(e) => {
+                if e.is_cancelled() {
+                    stream.cancel(host, id);
+                }
+                return Err(e);
+            }
+        }
+        if started.elapsed() > timeout {
+            stream.cancel(host, id);
+            return Err(ConnectorError::gateway(format!(
+                "{}: {} still running after {} s; cancelled it (raise the query timeout of \
+                 the connection)",
+                stream.what(),
+                stream.job_name(id),
+                timeout.as_secs()
+            )));
+        }
+        if let Err(e) = sleep_cancellable(host, pause) {
+            stream.cancel(host, id);
+            return Err(e);
+        }
+        pause = (pause * 3 / 2).min(Duration::from_secs(3));
+    }
+}
+
 /// A read under way.
 struct Run<'a, Q: ?Sized> {
     stream: &'a Q,
@@ -391,7 +442,7 @@ impl<Q: QueryJobStream + ?Sized> Run<'_, Q> {
     /// and its total.
     fn submit(&self) -> Result<(JobState, Option<u64>), ConnectorError> {
         let job = self.stream.submit(self.host, self.lower.as_deref())?;
-        let total = self.wait(&job.id)?;
+        let total = wait_for_job(self.stream, self.host, &job.id)?;
         Ok((
             JobState {
                 id: job.id,
@@ -401,53 +452,6 @@ impl<Q: QueryJobStream + ?Sized> Run<'_, Q> {
             },
             total,
         ))
-    }
-
-    /// Polls job `id` until it is no longer running, the pause growing from 100 ms to 3 s.
-    /// On a cancel or after the wait timeout the job is cancelled on the service.
-    fn wait(&self, id: &str) -> Result<Option<u64>, ConnectorError> {
-        let (stream, host) = (self.stream, self.host);
-        let started = Instant::now();
-        let timeout = stream.wait_timeout();
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match stream.status(host, id) {
-                Ok(JobStatus::Finished { total }) => return Ok(total),
-                Ok(JobStatus::Running) => {}
-                // The status request timed out (after the host's retries): the service is
-                // busy; ask again within the job's own timeout.
-                Err(e) if e.is_timeout() => {}
-                Ok(JobStatus::Failed(e)) => return Err(e),
-                Ok(JobStatus::Gone { reason }) => {
-                    return Err(ConnectorError::gateway(format!(
-                        "{}: the service no longer knows {} ({reason})",
-                        self.what,
-                        stream.job_name(id)
-                    )));
-                }
-                Err(e) => {
-                    if e.is_cancelled() {
-                        stream.cancel(host, id);
-                    }
-                    return Err(e);
-                }
-            }
-            if started.elapsed() > timeout {
-                stream.cancel(host, id);
-                return Err(ConnectorError::gateway(format!(
-                    "{}: {} still running after {} s; cancelled it (raise the query timeout \
-                     of the connection)",
-                    self.what,
-                    stream.job_name(id),
-                    timeout.as_secs()
-                )));
-            }
-            if let Err(e) = sleep_cancellable(host, pause) {
-                stream.cancel(host, id);
-                return Err(e);
-            }
-            pause = (pause * 3 / 2).min(Duration::from_secs(3));
-        }
     }
 
     /// Reads job's result from `job.offset` to the end, a commit after every page. Returns

@@ -418,8 +418,7 @@ fn a_result_that_expires_during_the_read_is_queried_again_once() {
     assert_eq!(s.jobs.lock().unwrap().len(), 2);
     let last_of_first = checkpoints(&events)
         .into_iter()
-        .filter(|c| c["job"]["id"] == "job-1")
-        .last();
+        .rfind(|c| c["job"]["id"] == "job-1");
     assert_eq!(last_of_first.unwrap()["job"]["offset"], 4);
     assert_eq!(summary.state, Some(json!({"cursor": "2026-02-01"})));
     let logs = rec.logs.lock().unwrap().clone();
