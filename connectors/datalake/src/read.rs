@@ -104,6 +104,12 @@ pub fn read(
     settings: &DlSettings,
     target: &Target,
 ) -> Result<ReadSummary, ConnectorError> {
+    if req.sync_mode == SyncMode::Incremental && target.cursor.is_none() {
+        return Err(ConnectorError::invalid_input(format!(
+            "{} has no change-stamp column in the Data Catalog, so it can only be read in full",
+            target.stream
+        )));
+    }
     let lake = LakeRead {
         settings,
         target,
