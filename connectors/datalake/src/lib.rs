@@ -17,10 +17,12 @@ mod tasks;
 use std::time::Duration;
 
 use ionport_plugin_sdk::DELETED_FIELD_KEY;
+use ionport_plugin_sdk::check::passed;
 use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
+use ionport_plugin_sdk::schema::sync_modes;
 use ionport_plugin_sdk::stream::wait_for_job;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -165,10 +167,6 @@ fn catalog_object(
 }
 
 fn stream_spec(o: &CatalogObject) -> TaskSpec {
-    let mut modes = vec![SyncMode::FullRefresh];
-    if o.cursor.is_some() {
-        modes.push(SyncMode::Incremental);
-    }
     // The catalog names the object's deleted indicator (`x-deleted`): declared to the
     // host as the field that flags deleted records.
     let mut schema = o.schema.clone();
@@ -183,7 +181,7 @@ fn stream_spec(o: &CatalogObject) -> TaskSpec {
         record_schema: schema,
         primary_key: o.key.clone(),
         cursor_field: o.cursor.clone(),
-        sync_modes: modes,
+        sync_modes: sync_modes(o.cursor.as_deref()),
         requests_per_1000_records: None,
     }
 }
@@ -409,15 +407,13 @@ impl Connector for DataLakeConnector {
         match outcome {
             Ok(id) => {
                 details["query_id"] = id.into();
-                Ok(CheckReport {
-                    success: true,
-                    message: format!(
+                Ok(passed(
+                    format!(
                         "Connected to Infor Data Lake: the Data Catalog lists {} objects and a Compass query on {table} finished.",
                         objects.len()
                     ),
-                    failed_part: None,
                     details,
-                })
+                ))
             }
             Err(e) if e.is_cancelled() => Err(e),
             Err(e) if ionport_plugin_sdk::retry::is_auth_failure(&e) => {
