@@ -716,3 +716,109 @@ fn a_gateway_that_times_out_on_result_pages_over_150_rows_gets_smaller_pages_thr
     assert_eq!(host.connection().gateway().metrics().retries, 2);
     assert!(s.pages >= ds.table_rows(&tables::OOLINE).div_ceil(100));
 }
+
+/// One gateway call of the test itself (not the connector's), answered `2xx`.
+fn call(host: &Recorder, method: &str, path: &str, query: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let head = GatewayRequestHead {
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        timeout_secs: None,
+    };
+    let resp = host
+        .gateway(head, body.as_bytes().to_vec())
+        .expect("an answer");
+    assert!(
+        (200..300).contains(&resp.status),
+        "{path}: HTTP {}",
+        resp.status
+    );
+    resp.body
+}
+
+#[test]
+fn a_state_saved_before_the_sdk_query_job_stream_resumes_its_job() {
+    let emu = emulator();
+    let p = lake();
+    let host = emu.host();
+    let ds = emu.emu.dataset();
+    let t = &tables::OCUSMA;
+    // A job of m3_customers' columns, as an earlier version of the connector submitted it.
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
+    let sql = format!("SELECT {} FROM OCUSMA", cols.join(", "));
+    let jobs = "DATAFABRIC/compass/v2/jobs";
+    let submitted: Value =
+        serde_json::from_slice(&call(&host, "POST", &format!("{jobs}/"), &[], &sql)).unwrap();
+    let id = submitted["queryId"].as_str().unwrap().to_string();
+    let mut finished = false;
+    for _ in 0..500 {
+        let s: Value = serde_json::from_slice(&call(
+            &host,
+            "GET",
+            &format!("{jobs}/{id}/status/"),
+            &[],
+            "",
+        ))
+        .unwrap();
+        if s["status"] == "FINISHED" {
+            finished = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(finished, "the job finished");
+    // The seven rows that earlier read handed over.
+    let first: Vec<Map<String, Value>> = String::from_utf8(call(
+        &host,
+        "GET",
+        &format!("{jobs}/{id}/result/"),
+        &[("offset", "0"), ("limit", "7")],
+        "",
+    ))
+    .unwrap()
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert_eq!(first.len(), 7);
+    host.take();
+    let submitted = emu.emu.counters().jobs_submitted;
+
+    // Its state as that version saved it: no `bound` in the job.
+    let cursor = "2020-01-01T00:00:00.000Z";
+    let saved = json!({"cursor": cursor, "job": {"id": id, "offset": 7, "mode": "full_refresh"}});
+    let req = request(
+        "m3_customers",
+        SyncMode::FullRefresh,
+        Some(50),
+        json!({}),
+        Some(saved),
+    );
+    let (summary, rest, checkpoints) = read(&p, &host, &req);
+    assert_eq!(
+        emu.emu.counters().jobs_submitted,
+        submitted,
+        "the same job is read on"
+    );
+    let mut all = first;
+    all.extend(rest);
+    let (got, dups) = by_key(t, &all);
+    assert_eq!(dups, 0, "no row twice");
+    assert_same(&got, &expected(&ds, t), "OCUSMA resumed at row 7");
+    assert_eq!(checksum(t, &all), ds.checksum(t), "no gaps, same order");
+    // The checkpoints keep the shape; without a bound the read leaves its cursor.
+    assert_eq!(
+        checkpoints.first(),
+        Some(&json!({"cursor": cursor, "job": {"id": id, "offset": 57, "mode": "full_refresh"}}))
+    );
+    assert_eq!(checkpoints.last(), Some(&json!({"cursor": cursor})));
+    assert_eq!(summary.state, Some(json!({"cursor": cursor})));
+}

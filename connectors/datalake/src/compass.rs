@@ -1,12 +1,13 @@
-//! Compass v2 SQL jobs through the gateway: submit, poll with back-off, page through the
-//! NDJSON result, cancel.
+//! Compass v2 SQL jobs through the gateway: submit, status, one page of the NDJSON result,
+//! cancel. The SDK's query-job loop waits, pages and resumes ([`crate::read`]).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::decode::{decode_page, unexpected_body};
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, sleep_cancellable};
+use ionport_plugin_sdk::stream::{JobPage, JobStatus, ResultRows};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -115,14 +116,6 @@ pub struct Submission {
     pub server_date: Option<SystemTime>,
 }
 
-/// Submits `sql` and returns the query id. A submit is not idempotent, so the host does
-/// not retry it (except on 429 and when the connection could not be made); a 502, 503 or
-/// 504 answer and a lost connection are retried here (a duplicate job at worst, which
-/// expires unread).
-pub fn submit(host: &Host, base: &str, sql: &str, what: &str) -> Result<String, ConnectorError> {
-    submit_job(host, base, sql, what).map(|s| s.id)
-}
-
 /// Submits `sql`. A submit is not idempotent, so the host does not retry it; a transient
 /// failure is retried here (a duplicate job at worst, which expires unread).
 pub fn submit_job(
@@ -201,115 +194,52 @@ pub fn cancel(host: &Host, base: &str, id: &str) {
     }
 }
 
-/// One status request.
-pub fn status(
+/// One status request of job `id`, as the SDK's query-job loop reads it: `FINISHED` with
+/// its row count, `FAILED` (at the query time limit or not) and `CANCELED` as the error
+/// they end a read with, 404 and 410 as a job the service no longer keeps.
+pub fn job_status(
     host: &Host,
     base: &str,
     id: &str,
     what: &str,
-) -> Result<Result<Status, GatewayResponse>, ConnectorError> {
+) -> Result<JobStatus, ConnectorError> {
     let req = GatewayRequest::get(format!("{}/{id}/status/", jobs(base)))
         .header("Accept", "application/json");
-    match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
+    let s = match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
         decode_page::<Status>(&req, r, STATUS_SHAPE)
     })? {
-        Fetched::Decoded(s) => Ok(Ok(s)),
-        Fetched::Status(r) => Ok(Err(r)),
-    }
-}
-
-/// Polls until the job is no longer `RUNNING`, backing off from 100 ms to 3 s. On
-/// cancellation or after `timeout` the job is cancelled.
-pub fn wait(
-    host: &Host,
-    base: &str,
-    id: &str,
-    what: &str,
-    timeout: Duration,
-) -> Result<Status, ConnectorError> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let s = match status(host, base, id, what) {
-            Ok(Ok(s)) => s,
-            // The status request timed out (after the host's retries): the job is busy,
-            // ask again within the job's own timeout.
-            Err(e) if e.is_timeout() => Status {
-                status: "RUNNING".into(),
-                ..Status::default()
-            },
-            Ok(Err(r)) => {
-                return Err(status_error(
-                    &format!("{what}: Compass job {id} status"),
-                    &r,
-                ));
-            }
-            Err(e) => {
-                if e.is_cancelled() {
-                    cancel(host, base, id);
-                }
-                return Err(e);
-            }
-        };
-        match s.status.to_ascii_uppercase().as_str() {
-            "FINISHED" | "COMPLETED" | "SUCCEEDED" => return Ok(s),
-            "FAILED" | "ERROR" if ran_out_of_time(&s.reason()) => {
-                return Err(time_limit_error(what, id, &s.reason()));
-            }
-            "FAILED" | "ERROR" => {
-                return Err(ConnectorError::gateway(format!(
-                    "{what}: Compass job {id} FAILED: {}",
-                    s.reason()
-                )));
-            }
-            "CANCELED" | "CANCELLED" => {
-                return Err(ConnectorError::gateway(format!(
-                    "{what}: Compass job {id} was cancelled on the service"
-                )));
-            }
-            _ => {}
+        Fetched::Decoded(s) => s,
+        Fetched::Status(r) if is_expired(r.status) => {
+            return Ok(JobStatus::Gone {
+                reason: format!("HTTP {}; Compass keeps a result about 20 hours", r.status),
+            });
         }
-        if started.elapsed() > timeout {
-            cancel(host, base, id);
-            return Err(ConnectorError::gateway(format!(
-                "{what}: Compass job {id} still {} after {} s; cancelled it (raise the query timeout of the connection)",
-                s.status,
-                timeout.as_secs()
+        Fetched::Status(r) => {
+            return Ok(JobStatus::Failed(status_error(
+                &format!("{what}: Compass job {id} status"),
+                &r,
             )));
         }
-        if let Err(e) = sleep_cancellable(host, delay) {
-            cancel(host, base, id);
-            return Err(e);
+    };
+    Ok(match s.status.to_ascii_uppercase().as_str() {
+        "FINISHED" | "COMPLETED" | "SUCCEEDED" => JobStatus::Finished { total: s.row_count },
+        "FAILED" | "ERROR" if ran_out_of_time(&s.reason()) => {
+            JobStatus::Failed(time_limit_error(what, id, &s.reason()))
         }
-        delay = (delay * 3 / 2).min(Duration::from_secs(3));
-    }
+        "FAILED" | "ERROR" => JobStatus::Failed(ConnectorError::gateway(format!(
+            "{what}: Compass job {id} FAILED: {}",
+            s.reason()
+        ))),
+        "CANCELED" | "CANCELLED" => JobStatus::Failed(ConnectorError::gateway(format!(
+            "{what}: Compass job {id} was cancelled on the service"
+        ))),
+        _ => JobStatus::Running,
+    })
 }
 
-/// One result page.
-#[derive(Debug)]
-pub struct ResultPage {
-    /// The answer's body: the rows are lines of it, passed on as they came (each checked
-    /// to be a non-empty object of selected columns), never built as maps.
-    body: Vec<u8>,
-    /// Where each row lies in `body`.
-    lines: Vec<std::ops::Range<usize>>,
-    /// Body size in bytes.
-    pub bytes: usize,
-    /// `x-total-rows`, when sent.
-    pub total: Option<u64>,
-}
-
-impl ResultPage {
-    /// Rows in the page.
-    pub fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// Each row's JSON text, as the answer gave it.
-    pub fn rows(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.lines.iter().filter_map(|r| self.body.get(r.clone()))
-    }
-}
+/// Result pages at most this big may have been cut by the service's byte limit (10 MB)
+/// rather than by the end of the result.
+const CUT_BELOW_BYTES: usize = 9 * 1024 * 1024;
 
 /// A JSON object's keys (borrowed where they hold no escape), its values skipped.
 struct ObjectKeys<'a>(Vec<std::borrow::Cow<'a, str>>);
@@ -372,14 +302,15 @@ const NOT_NDJSON: &[&str] = &[
     "application/problem+json",
 ];
 
-/// Decodes a result page. It must be NDJSON rows: every line a non-empty JSON object whose
+/// Decodes a result page: its rows are lines of the body, passed on as they came (each
+/// checked to be a non-empty object of selected columns), never built as maps. It must be NDJSON rows: every line a non-empty JSON object whose
 /// columns are among `columns` (when the query named them), in a content type that is not
 /// another format, holding as many rows as `x-row-count` says.
 fn parse_ndjson(
     req: &GatewayRequest,
     resp: &GatewayResponse,
     columns: Option<&[String]>,
-) -> Result<ResultPage, ConnectorError> {
+) -> Result<ResultRows, ConnectorError> {
     let bad = |detail: String| unexpected_body(req, resp, RESULT_SHAPE, &detail);
     if let Some(ct) = resp.header("content-type") {
         let essence = ct
@@ -433,26 +364,10 @@ fn parse_ndjson(
             lines.len()
         )));
     }
-    Ok(ResultPage {
-        bytes: resp.body.len(),
-        body: resp.body.clone(),
-        lines,
-        total,
-    })
-}
-
-/// A result page, or the answer that the job's result is no longer kept.
-#[derive(Debug)]
-pub enum Page {
-    /// The rows asked for.
-    Rows(ResultPage),
-    /// 404 or 410: Compass keeps a result about 20 hours, then forgets the job.
-    Expired {
-        /// The HTTP status.
-        status: u16,
-        /// The service's message.
-        message: String,
-    },
+    let mut rows = ResultRows::lines(resp.body.clone(), lines);
+    rows.total = total;
+    rows.may_be_cut = resp.body.len() >= CUT_BELOW_BYTES;
+    Ok(rows)
 }
 
 /// Whether a status answered about a job means the service no longer keeps it.
@@ -460,9 +375,9 @@ pub fn is_expired(status: u16) -> bool {
     matches!(status, 404 | 410)
 }
 
-/// Fetches rows `offset..offset+limit` of a finished job as NDJSON. A page that keeps
-/// timing out is an error of the timeout kind (the host's), for the caller's
-/// [`AdaptivePageSize`].
+/// Fetches rows `offset..offset+limit` of a finished job as NDJSON; 404 and 410 (Compass
+/// keeps a result about 20 hours) are a result no longer kept. A page that keeps timing out
+/// is an error of the timeout kind (the host's), for the SDK's smaller pages.
 /// `columns` are the columns the query selected (`None` for `*`).
 pub fn page(
     host: &Host,
@@ -472,7 +387,7 @@ pub fn page(
     limit: u32,
     what: &str,
     columns: Option<&[String]>,
-) -> Result<Page, ConnectorError> {
+) -> Result<JobPage, ConnectorError> {
     let req = GatewayRequest::get(format!("{}/{id}/result/", jobs(base)))
         .query("offset", offset.to_string())
         .query("limit", limit.to_string())
@@ -480,11 +395,17 @@ pub fn page(
     match fetch_decoded(host, &req, what, &RetryPolicy::default(), |r| {
         parse_ndjson(&req, r, columns)
     })? {
-        Fetched::Decoded(p) => Ok(Page::Rows(p)),
-        Fetched::Status(r) if is_expired(r.status) => Ok(Page::Expired {
-            status: r.status,
-            message: error_message(&r),
-        }),
+        Fetched::Decoded(p) => Ok(JobPage::Rows(p)),
+        Fetched::Status(r) if is_expired(r.status) => {
+            host.debug(&format!(
+                "{what}: Compass job {id} result: HTTP {}: {}",
+                r.status,
+                error_message(&r)
+            ));
+            Ok(JobPage::Gone {
+                reason: format!("HTTP {}", r.status),
+            })
+        }
         Fetched::Status(r) => Err(status_error(
             &format!("{what}: Compass job {id} result"),
             &r,

@@ -17,14 +17,17 @@ mod tasks;
 use std::time::Duration;
 
 use ionport_plugin_sdk::DELETED_FIELD_KEY;
+use ionport_plugin_sdk::check::passed;
 use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
+use ionport_plugin_sdk::schema::sync_modes;
+use ionport_plugin_sdk::stream::wait_for_job;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use read::{DlState, JobState, Target};
+pub use read::Target;
 
 /// The connection's settings as the connector receives them.
 #[derive(Debug, Clone, Deserialize)]
@@ -164,10 +167,6 @@ fn catalog_object(
 }
 
 fn stream_spec(o: &CatalogObject) -> TaskSpec {
-    let mut modes = vec![SyncMode::FullRefresh];
-    if o.cursor.is_some() {
-        modes.push(SyncMode::Incremental);
-    }
     // The catalog names the object's deleted indicator (`x-deleted`): declared to the
     // host as the field that flags deleted records.
     let mut schema = o.schema.clone();
@@ -182,7 +181,7 @@ fn stream_spec(o: &CatalogObject) -> TaskSpec {
         record_schema: schema,
         primary_key: o.key.clone(),
         cursor_field: o.cursor.clone(),
-        sync_modes: modes,
+        sync_modes: sync_modes(o.cursor.as_deref()),
         requests_per_1000_records: None,
     }
 }
@@ -389,22 +388,32 @@ impl Connector for DataLakeConnector {
         let sql = format!("SELECT * FROM {table} LIMIT 1");
         details["query"] = sql.clone().into();
         let what = "the connection test";
-        let timeout = Duration::from_secs(u64::from(settings.query_timeout_secs.clamp(1, 120)));
-        let base = settings.compass_base.as_str();
-        let outcome = compass::submit(host, base, &sql, what)
-            .and_then(|id| compass::wait(host, base, &id, what, timeout).map(|s| (id, s)));
+        let target = Target {
+            stream: what.into(),
+            table: table.clone(),
+            columns: None,
+            cursor: None,
+            include_deleted: false,
+        };
+        let test = read::LakeRead {
+            settings: &settings,
+            target: &target,
+            what: what.into(),
+            extra: None,
+            wait: Duration::from_secs(u64::from(settings.query_timeout_secs.clamp(1, 120))),
+        };
+        let outcome = compass::submit_job(host, &settings.compass_base, &sql, what)
+            .and_then(|sub| wait_for_job(&test, host, &sub.id).map(|_| sub.id));
         match outcome {
-            Ok((id, _)) => {
+            Ok(id) => {
                 details["query_id"] = id.into();
-                Ok(CheckReport {
-                    success: true,
-                    message: format!(
+                Ok(passed(
+                    format!(
                         "Connected to Infor Data Lake: the Data Catalog lists {} objects and a Compass query on {table} finished.",
                         objects.len()
                     ),
-                    failed_part: None,
                     details,
-                })
+                ))
             }
             Err(e) if e.is_cancelled() => Err(e),
             Err(e) if ionport_plugin_sdk::retry::is_auth_failure(&e) => {

@@ -5,8 +5,9 @@
 //! use LN's short names, ISO dates and an ISO `timestamp`. Every row carries `deleted`.
 //! The cursor is the table's change stamp, which is what `infor.lastmodified()` filters.
 
+use ionport_plugin_sdk::schema::{Column, record_schema};
 use ionport_plugin_sdk::{DELETED_FIELD_KEY, SyncMode, TaskSpec};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A column type as the lake gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,8 +239,9 @@ pub fn by_table(table: &str) -> Option<&'static LakeTable> {
     TABLES.iter().find(|t| t.table.eq_ignore_ascii_case(table))
 }
 
-fn column_schema(ty: Ty, nullable: bool) -> Value {
-    let (t, format) = match ty {
+/// A column's JSON type and format.
+fn json_type(ty: Ty) -> (&'static str, Option<&'static str>) {
+    match ty {
         S => ("string", None),
         I => ("integer", None),
         N => ("number", None),
@@ -247,36 +249,26 @@ fn column_schema(ty: Ty, nullable: bool) -> Value {
         Date => ("string", Some("date")),
         Ts => ("string", Some("date-time")),
         B => ("boolean", None),
-    };
-    let mut v = if nullable {
-        json!({ "type": [t, "null"] })
-    } else {
-        json!({ "type": t })
-    };
-    if let Some(f) = format {
-        v["format"] = f.into();
     }
-    v
 }
 
+/// The record schema: the key and the cursor required and never null.
 fn schema(t: &LakeTable) -> Value {
-    let mut props = serde_json::Map::new();
-    for (name, ty) in t.columns {
-        let required = t.key.contains(name) || *name == t.cursor;
-        props.insert((*name).to_string(), column_schema(*ty, !required));
-    }
-    let mut required: Vec<&str> = t.key.to_vec();
-    required.push(t.cursor);
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": t.table,
-        "type": "object",
-        "properties": props,
-        "required": required,
-        // `deleted` is the lake's deleted indicator: true on a record whose highest
-        // variation is a deletion (shown only when a read asks for deleted records).
-        DELETED_FIELD_KEY: "deleted",
-    })
+    let columns = t.columns.iter().map(|&(name, ty)| {
+        let (json_type, format) = json_type(ty);
+        Column {
+            name,
+            json_type,
+            description: None,
+            format,
+        }
+    });
+    let required: Vec<&str> = t.key.iter().copied().chain([t.cursor]).collect();
+    let mut schema = record_schema(t.table, columns, &required);
+    // `deleted` is the lake's deleted indicator: true on a record whose highest variation
+    // is a deletion (shown only when a read asks for deleted records).
+    schema[DELETED_FIELD_KEY] = "deleted".into();
+    schema
 }
 
 /// The spec of a predefined task.

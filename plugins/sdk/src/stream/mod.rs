@@ -31,11 +31,16 @@
 //! - the manifest's tasks and `discover` from the declared streams, the connection form
 //!   from the settings type plus the credentials block, and `check` from
 //!   [`StreamConnector::check_request`].
+//!
+//! A source that runs a query as a job on its side (submit, poll, fetch the result by
+//! offset) is a [`QueryJobStream`] ([`read_query_job`]): the wait, result pages in flight,
+//! a resume in the same job and one new job when the result expires.
 
 mod adapter;
 mod after_key;
 mod keyed;
 mod partitions;
+mod query_job;
 mod read;
 mod state;
 
@@ -43,6 +48,8 @@ mod state;
 mod after_key_tests;
 #[cfg(test)]
 mod keyed_tests;
+#[cfg(test)]
+mod query_job_tests;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +65,10 @@ pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
 pub use after_key::{AfterKeyState, record_key};
 pub use keyed::{AnyKeyed, KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, read_keyed};
 pub use partitions::{Partition, PartitionedState, read_partitioned};
+pub use query_job::{
+    JobPage, JobState, JobStatus, QueryJobState, QueryJobStream, ResultRows, Submitted,
+    read_query_job, wait_for_job,
+};
 pub use read::read;
 pub use state::{Resume, StreamState, TypedState};
 
