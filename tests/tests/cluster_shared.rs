@@ -123,6 +123,29 @@ fn api_requests(emu: &Emulated) -> u64 {
         .sum()
 }
 
+/// The emulator's own token counters after a cold credential was shared by `who`: one
+/// password grant, at least one refresh (the runs outlast the first token), no refresh
+/// token used twice and none refused.
+fn one_password_grant_refreshed_never_reused(emu: &Emulated, who: &str) {
+    let c = emu.control("GET", "counters", None);
+    eprintln!(
+        "{who}: {} password grant(s), {} refresh grant(s), {} refresh-token reuse(s)",
+        c["token_requests"]["password"],
+        c["token_requests"]["refresh_token"],
+        c["refresh_token_reuse"]
+    );
+    assert_eq!(c["token_requests"]["password"], 1, "one grant: {c:#}");
+    assert!(
+        c["token_requests"]["refresh_token"].as_u64().unwrap() >= 1,
+        "the shared token was refreshed while they ran: {c:#}"
+    );
+    assert_eq!(c["refresh_token_reuse"], 0, "{c:#}");
+    assert!(
+        c["token_errors"].get("invalid_grant").is_none(),
+        "no refresh token refused: {c:#}"
+    );
+}
+
 fn done_units(st: &Value) -> Vec<&Value> {
     st["recent"]
         .as_array()
@@ -170,23 +193,7 @@ fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a
     let by: BTreeSet<&str> = done.iter().map(|u| u["worker"].as_str().unwrap()).collect();
     assert_eq!(by.len(), WORKERS, "each worker ran a unit: {st:#}");
 
-    let c = emu.control("GET", "counters", None);
-    eprintln!(
-        "{WORKERS} workers: {} password grant(s), {} refresh grant(s), {} refresh-token reuse(s)",
-        c["token_requests"]["password"],
-        c["token_requests"]["refresh_token"],
-        c["refresh_token_reuse"]
-    );
-    assert_eq!(c["token_requests"]["password"], 1, "one grant: {c:#}");
-    assert!(
-        c["token_requests"]["refresh_token"].as_u64().unwrap() >= 1,
-        "the shared token was refreshed while the units ran: {c:#}"
-    );
-    assert_eq!(c["refresh_token_reuse"], 0, "{c:#}");
-    assert!(
-        c["token_errors"].get("invalid_grant").is_none(),
-        "no refresh token refused: {c:#}"
-    );
+    one_password_grant_refreshed_never_reused(&emu, &format!("{WORKERS} workers"));
     // Not through the machines' vaults: no worker's vault entry holds a token.
     for h in &homes {
         let t = Vault::open(h, KeySource::KeyFile).tokens("emu").unwrap();
@@ -610,23 +617,7 @@ fn a_serve_run_beside_a_worker_shares_its_token_quota_and_budget() {
     assert_eq!(done_units(&st).len(), 1, "{st:#}");
     cluster.stop_all();
 
-    let c = emu.control("GET", "counters", None);
-    eprintln!(
-        "serve + worker: {} password grant(s), {} refresh grant(s), {} refresh-token reuse(s)",
-        c["token_requests"]["password"],
-        c["token_requests"]["refresh_token"],
-        c["refresh_token_reuse"]
-    );
-    assert_eq!(c["token_requests"]["password"], 1, "one grant: {c:#}");
-    assert!(
-        c["token_requests"]["refresh_token"].as_u64().unwrap() >= 1,
-        "the shared token was refreshed while they ran: {c:#}"
-    );
-    assert_eq!(c["refresh_token_reuse"], 0, "{c:#}");
-    assert!(
-        c["token_errors"].get("invalid_grant").is_none(),
-        "no refresh token refused: {c:#}"
-    );
+    one_password_grant_refreshed_never_reused(&emu, "serve + worker");
     // The server kept no token of its own in its vault.
     let t = Vault::open(&homes[0], KeySource::KeyFile)
         .tokens("emu")
