@@ -14,7 +14,8 @@
 //! - [`quota`]: one quota per tenant across the cluster (shares leased to the workers
 //!   that use the tenant, rebalanced with every heartbeat).
 //!
-//! A unit of work is one task of one pipeline for one schedule tick. Its checkpoints are
+//! A unit of work is one task of one pipeline for one schedule tick — or one partition of
+//! it, for a task read in partitions (`partitions = N`). Its checkpoints are
 //! the destination's, committed with its records (core's invariant); the coordinator keeps
 //! who runs what, leases and the run history — never records or states.
 //!
@@ -31,7 +32,7 @@ pub mod worker;
 
 pub use coordinator::{
     Claimed, Coordinator, History, Outcome, PipelineRow, QuotaRow, Status, UnitRow, WorkerRow,
-    destination_key,
+    destination_key, partition_writers,
 };
 
 /// What can go wrong talking to the coordinator or registering a pipeline file.
