@@ -301,10 +301,6 @@ fn partitions_are_refused_where_they_cannot_be_exact() {
     );
     let cases: Vec<(String, &str)> = vec![
         (
-            base.replace("sync_mode = \"full_refresh\"\n", ""),
-            "task 'widgets' reads incrementally, and a partitioned task reads in full",
-        ),
-        (
             base.replace(&sqlite, &jsonl),
             "a partitioned task needs a SQLite or Postgres destination",
         ),
@@ -343,4 +339,16 @@ fn partitions_are_refused_where_they_cannot_be_exact() {
     }
     let st = cluster.status();
     assert!(st["pipelines"].as_array().unwrap().is_empty(), "{st:#}");
+    // A stream the connector discovers (a manifest's) has its spec only when the run
+    // starts: an incremental one is refused then, before anything is read.
+    let file = dir.path().join("incremental.toml");
+    std::fs::write(&file, base.replace("sync_mode = \"full_refresh\"\n", "")).unwrap();
+    let out = cluster.ionport().arg("run").arg(&file).output().unwrap();
+    let text = ionport_tests::output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("task 'widgets' reads incrementally, and a partitioned task reads in full"),
+        "{text}"
+    );
+    assert!(widget_offsets(&emu).is_empty(), "nothing was read");
 }
