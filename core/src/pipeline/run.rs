@@ -338,7 +338,13 @@ async fn run_pipeline(
         let only = opts.partition;
         handles.push(tokio::spawn(async move {
             let outcome = match partitions_to_run(&p, &t, only) {
-                Err(outcome) => outcome,
+                Err(why) => TaskOutcome {
+                    pipeline: p.name.clone(),
+                    task: t.spec.name.clone(),
+                    sync_mode: t.sync_mode.as_str().into(),
+                    error: Some(why),
+                    ..TaskOutcome::default()
+                },
                 Ok(None) => {
                     run_task(
                         &p,
@@ -406,29 +412,23 @@ async fn run_pipeline(
     Ok((outcomes, metrics, budget))
 }
 
-/// The partitions of `t` to run, one after the other (`None`: the task whole), or the
-/// outcome of a partition `only` the task no longer has (the file changed since the
-/// cluster queued it).
+/// The partitions of `t` to run, one after the other (`None`: the task whole), or why a
+/// partition `only` the task no longer has cannot run (the file changed since the cluster
+/// queued it).
 fn partitions_to_run(
     p: &PipelinePlan,
     t: &TaskPlan,
     only: Option<ReadPartition>,
-) -> Result<Option<Vec<ReadPartition>>, TaskOutcome> {
+) -> Result<Option<Vec<ReadPartition>>, String> {
     match only {
         None if t.partitions <= 1 => Ok(None),
         None => Ok(Some(partition::all(t.partitions).collect())),
         Some(part) if part.count == t.partitions && part.index < part.count => Ok(Some(vec![part])),
-        Some(part) => Err(TaskOutcome {
-            pipeline: p.name.clone(),
-            task: t.spec.name.clone(),
-            sync_mode: t.sync_mode.as_str().into(),
-            error: Some(format!(
-                "pipeline '{}', task '{}': partition {} of {} was asked, but the task is read in {} \
-                 now (the file changed since); its next run reads it as the file says",
-                p.name, t.spec.name, part.index, part.count, t.partitions
-            )),
-            ..TaskOutcome::default()
-        }),
+        Some(part) => Err(format!(
+            "pipeline '{}', task '{}': partition {} of {} was asked, but the task is read in {} \
+             now (the file changed since); its next run reads it as the file says",
+            p.name, t.spec.name, part.index, part.count, t.partitions
+        )),
     }
 }
 

@@ -150,14 +150,17 @@ mod tests {
         Ok((200, Value::Array(rows).to_string()))
     }
 
-    /// Reads partition `index` of `count` in pages of 3; the ids handed over, the offsets
-    /// asked and the resume offsets checkpointed (`None`: the partition's end).
+    /// What a partition's read did: the ids handed over, the offsets asked and the resume
+    /// offsets checkpointed (`None`: the partition's end).
+    type Read = (Vec<u64>, Vec<u64>, Vec<Option<u64>>);
+
+    /// Reads partition `index` of `count` in pages of 3.
     fn part(
         index: u32,
         count: u32,
         in_flight: u32,
         state: Option<Value>,
-    ) -> Result<(Vec<u64>, Vec<u64>, Vec<Option<u64>>), ConnectorError> {
+    ) -> Result<Read, ConnectorError> {
         let (host, seen) = scripted(usize::MAX, serve);
         let mut req = request(SyncMode::FullRefresh, 3, in_flight, state);
         req.partition = Some(ReadPartition { index, count });
