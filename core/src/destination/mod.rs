@@ -96,18 +96,27 @@ pub fn open_partition_writer(
     config: &DestinationConfig,
     partition: &str,
 ) -> Result<Box<dyn Destination>, DestinationError> {
+    let wait = lock::lock_wait().map_err(|message| DestinationError::Open {
+        destination: format!("{config:?}"),
+        message,
+    })?;
+    open_partition_writer_waiting(config, partition, wait)
+}
+
+/// [`open_partition_writer`], waiting at most `wait` for a writer that keeps it out.
+pub fn open_partition_writer_waiting(
+    config: &DestinationConfig,
+    partition: &str,
+    wait: std::time::Duration,
+) -> Result<Box<dyn Destination>, DestinationError> {
     #[cfg(feature = "postgres")]
     if let DestinationConfig::Postgres { url, schema } = config {
-        let wait = lock::lock_wait().map_err(|message| DestinationError::Open {
-            destination: format!("{config:?}"),
-            message,
-        })?;
         return Ok(Box::new(postgres::PostgresDestination::open_partition(
             url, schema, wait, partition,
         )?));
     }
     let _ = partition;
-    open(config)
+    open_waiting(config, wait)
 }
 
 /// The cargo feature that builds a kind of destination (`None`: always built).
