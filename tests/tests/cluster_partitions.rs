@@ -352,3 +352,71 @@ fn partitions_are_refused_where_they_cannot_be_exact() {
     );
     assert!(widget_offsets(&emu).is_empty(), "nothing was read");
 }
+
+/// Without a cluster, `ionport run` reads the partitions one after the other, each with
+/// its state in the destination: every widget once, run after run.
+#[test]
+fn ionport_run_reads_the_partitions_one_after_the_other_into_sqlite() {
+    let scale = 260;
+    let emu = Emulated::start(EmulatorConfig {
+        scale,
+        ..EmulatorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    let dest = Dest::Sqlite(dir.path().to_path_buf());
+    let file = widgets_pipeline(
+        dir.path(),
+        &ionapi,
+        &dest.toml("env_widgets"),
+        3,
+        PAGE as u32,
+    );
+    let cluster = Cluster::new(
+        dir.path(),
+        &format!("clp_run_{}", std::process::id()),
+        "10s",
+    );
+    for run in 1..=2 {
+        let out = cluster.ionport().arg("run").arg(&file).output().unwrap();
+        let text = ionport_tests::output_text(&out);
+        assert!(out.status.success(), "run {run}: {text}");
+        assert_every_widget_once(&dest, scale);
+    }
+    // Each page of the listing once per run (the three partitions' end probes aside).
+    let served = widget_offsets(&emu);
+    let distinct: BTreeSet<u64> = served.iter().copied().collect();
+    assert!(distinct.is_superset(&pages(scale)), "{served:?}");
+    assert!(served.len() <= 2 * (distinct.len() + 2), "{served:?}");
+    let out = cluster
+        .ionport()
+        .args(["state", "show"])
+        .arg(&file)
+        .args(["--json"])
+        .output()
+        .unwrap();
+    let text = ionport_tests::output_text(&out);
+    for i in 0..3 {
+        assert!(text.contains(&format!("widgets#{i}/3")), "{text}");
+    }
+    // Resetting the task resets its partitions.
+    let out = cluster
+        .ionport()
+        .args(["state", "reset"])
+        .arg(&file)
+        .args(["--pipeline", "p_widgets", "--task", "widgets"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", ionport_tests::output_text(&out));
+    let out = cluster
+        .ionport()
+        .args(["state", "show"])
+        .arg(&file)
+        .args(["--json"])
+        .output()
+        .unwrap();
+    let text = ionport_tests::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("widgets#"), "{text}");
+}
