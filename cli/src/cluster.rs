@@ -202,6 +202,13 @@ pub fn cluster_cmd(cli: &Cli, cmd: &ClusterCommand) -> Result<ExitCode> {
     }
 }
 
+/// A unit's partition as `cluster status` shows it after the task: ` [1/3]` (from 0).
+fn part_text(u: &ionport_cluster::UnitRow) -> String {
+    u.partition
+        .map(|p| format!(" [{p}/{}]", u.partitions))
+        .unwrap_or_default()
+}
+
 fn status_text(st: &ionport_cluster::Status) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -237,10 +244,11 @@ fn status_text(st: &ionport_cluster::Status) -> String {
         };
         let _ = writeln!(
             out,
-            "  #{:<6} {}/{} tick {} {} {} attempt {} {lease}",
+            "  #{:<6} {}/{}{} tick {} {} {} attempt {} {lease}",
             u.id,
             u.pipeline,
             u.task,
+            part_text(u),
             u.tick,
             u.state,
             u.worker.as_deref().unwrap_or("-"),
@@ -261,10 +269,11 @@ fn status_text(st: &ionport_cluster::Status) -> String {
     for u in &st.recent {
         let _ = writeln!(
             out,
-            "  #{:<6} {}/{} tick {} {} by {} after {} attempt(s), {} records{}",
+            "  #{:<6} {}/{}{} tick {} {} by {} after {} attempt(s), {} records{}",
             u.id,
             u.pipeline,
             u.task,
+            part_text(u),
             u.tick,
             u.state,
             u.worker.as_deref().unwrap_or("-"),

@@ -663,6 +663,15 @@ pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
             };
             let d = open_destination(p).map_err(anyhow::Error::msg)?;
             d.reset_state(task.as_deref())?;
+            // A task read in partitions keeps a state per partition (`TASK#i/N`).
+            if let Some(t) = task {
+                let prefix = format!("{t}#");
+                for (key, _) in d.states()? {
+                    if key.starts_with(&prefix) {
+                        d.reset_state(Some(&key))?;
+                    }
+                }
+            }
             println!(
                 "reset the state of {} in environment {}",
                 task.as_deref()

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use ionport_core::destination::DestinationConfig;
+use ionport_core::pipeline::partition::ReadPartition;
 use ionport_core::pipeline::{Plan, Schedule};
 use postgres::{Client, NoTls};
 use serde::Serialize;
@@ -42,6 +43,8 @@ pub struct Claimed {
     pub pipeline: String,
     /// The task.
     pub task: String,
+    /// The partition of the task, when it is read in partitions.
+    pub partition: Option<ReadPartition>,
     /// The tick it belongs to.
     pub fire_at: SystemTime,
     /// This attempt's number (1 for the first).
@@ -106,6 +109,10 @@ pub struct UnitRow {
     pub pipeline: String,
     /// Its task.
     pub task: String,
+    /// Its partition of the task (from 0), when the task is read in partitions.
+    pub partition: Option<i32>,
+    /// How many partitions the task is read in (1: the unit is the task whole).
+    pub partitions: i32,
     /// Its tick (RFC 3339).
     pub tick: String,
     /// queued, running, done or failed.
@@ -199,7 +206,7 @@ fn rfc3339(t: SystemTime) -> String {
 const UNIT_COLUMNS: &str = "id, pipeline, task, fire_at, state, worker, attempts, \
      CASE WHEN state = 'running' THEN EXTRACT(EPOCH FROM now() - claimed_at)::float8 END, \
      CASE WHEN state = 'running' THEN EXTRACT(EPOCH FROM lease_until - now())::float8 END, \
-     records, error";
+     records, error, part, parts";
 
 fn unit_row(r: &postgres::Row) -> UnitRow {
     UnitRow {
@@ -214,7 +221,16 @@ fn unit_row(r: &postgres::Row) -> UnitRow {
         lease_left_secs: r.get(8),
         records: r.get(9),
         error: r.get(10),
+        partition: (r.get::<_, i32>(12) > 1).then(|| r.get(11)),
+        partitions: r.get(12),
     }
+}
+
+/// Whether the partitions of a stream may write to `d` side by side: Postgres, where their
+/// upserts touch disjoint rows and each commits its own state row
+/// ([`ionport_core::destination::open_partition_writer`]). SQLite keeps one writer.
+pub fn partition_writers(d: &DestinationConfig) -> bool {
+    matches!(d, DestinationConfig::Postgres { .. })
 }
 
 impl Coordinator {
@@ -269,13 +285,20 @@ impl Coordinator {
         let mut fired = Vec::new();
         for p in &plan.pipelines {
             let tasks: Vec<String> = p.tasks.iter().map(|t| t.spec.name.clone()).collect();
+            let partitions: Vec<i32> = p
+                .tasks
+                .iter()
+                .map(|t| i32::try_from(t.partitions).unwrap_or(1))
+                .collect();
             let schedule = p.schedule.as_ref().map(Schedule::to_string);
             tx.execute(
                 &format!(
-                    "INSERT INTO {s}.pipelines (name, file, source, tasks, schedule, destination_key)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO {s}.pipelines (name, file, source, tasks, schedule, destination_key,
+                       partitions, partition_writers)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (name) DO UPDATE SET file = $2, source = $3, tasks = $4,
-                       schedule = $5, destination_key = $6, submitted_at = now()"
+                       schedule = $5, destination_key = $6, partitions = $7,
+                       partition_writers = $8, submitted_at = now()"
                 ),
                 &[
                     &p.name,
@@ -284,6 +307,8 @@ impl Coordinator {
                     &tasks,
                     &schedule,
                     &destination_key(&p.destination),
+                    &partitions,
+                    &partition_writers(&p.destination),
                 ],
             )?;
             if now && !Self::has_open(&mut tx, &s, &p.name)? {
@@ -311,7 +336,8 @@ impl Coordinator {
             .get(0))
     }
 
-    /// Inserts a tick and a queued unit per task; `false` when the tick existed.
+    /// Inserts a tick and a queued unit per task — per partition of a task read in
+    /// partitions; `false` when the tick existed.
     fn fire(
         tx: &mut postgres::Transaction<'_>,
         s: &str,
@@ -331,8 +357,14 @@ impl Coordinator {
         }
         tx.execute(
             &format!(
-                "INSERT INTO {s}.units (pipeline, task, fire_at, destination_key)
-                 SELECT name, unnest(tasks), $2, destination_key FROM {s}.pipelines WHERE name = $1"
+                "INSERT INTO {s}.units (pipeline, task, part, parts, fire_at, destination_key, writer)
+                 SELECT p.name, t.task, g.part, coalesce(t.parts, 1), $2, p.destination_key,
+                        CASE WHEN coalesce(t.parts, 1) > 1 AND p.partition_writers
+                             THEN t.task || '#' || g.part || '/' || t.parts END
+                 FROM {s}.pipelines p,
+                      unnest(p.tasks, p.partitions) AS t(task, parts),
+                      generate_series(0, coalesce(t.parts, 1) - 1) AS g(part)
+                 WHERE p.name = $1"
             ),
             &[&pipeline, &at],
         )?;
@@ -408,8 +440,9 @@ impl Coordinator {
     }
 
     /// Claims the oldest unit that is queued or whose lease lapsed, of a destination no
-    /// live lease writes to, under a lease of `lease`. A lapsed attempt is recorded as
-    /// `lease_lost` in the history.
+    /// live lease writes to — unless both are writers of different partitions of a stream
+    /// where the destination lets them in side by side —, under a lease of `lease`. A
+    /// lapsed attempt is recorded as `lease_lost` in the history.
     pub fn claim(
         &mut self,
         worker: &str,
@@ -424,7 +457,8 @@ impl Coordinator {
                  WHERE (u.state = 'queued' OR (u.state = 'running' AND u.lease_until < now()))
                    AND NOT EXISTS (SELECT 1 FROM {s}.units o
                        WHERE o.destination_key = u.destination_key AND o.id <> u.id
-                         AND o.state = 'running' AND o.lease_until >= now())
+                         AND o.state = 'running' AND o.lease_until >= now()
+                         AND (o.writer IS NULL OR u.writer IS NULL OR o.writer = u.writer))
                  ORDER BY u.fire_at, u.id LIMIT 1 FOR UPDATE SKIP LOCKED"
             ),
             &[],
@@ -449,15 +483,20 @@ impl Coordinator {
                 "UPDATE {s}.units u SET state = 'running', worker = $2, claimed_at = now(),
                    lease_until = now() + make_interval(secs => $3), attempts = attempts + 1
                  FROM {s}.pipelines p WHERE u.id = $1 AND p.name = u.pipeline
-                 RETURNING u.pipeline, u.task, u.fire_at, u.attempts, p.file, p.source"
+                 RETURNING u.pipeline, u.task, u.fire_at, u.attempts, p.file, p.source, u.part, u.parts"
             ),
             &[&id, &worker, &lease.as_secs_f64()],
         )?;
         tx.commit()?;
+        let (part, parts): (i32, i32) = (r.get(6), r.get(7));
         Ok(Some(Claimed {
             id,
             pipeline: r.get(0),
             task: r.get(1),
+            partition: (parts > 1).then(|| ReadPartition {
+                index: u32::try_from(part).unwrap_or(0),
+                count: u32::try_from(parts).unwrap_or(1),
+            }),
             fire_at: r.get(2),
             attempt: r.get(3),
             file: r.get(4),

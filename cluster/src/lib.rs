@@ -18,7 +18,8 @@
 //! - [`member`]: the same three for a process that runs work of its own beside the
 //!   workers (`ionport serve --coordinator`).
 //!
-//! A unit of work is one task of one pipeline for one schedule tick. Its checkpoints are
+//! A unit of work is one task of one pipeline for one schedule tick — or one partition of
+//! it, for a task read in partitions (`partitions = N`). Its checkpoints are
 //! the destination's, committed with its records (core's invariant); the coordinator keeps
 //! who runs what, leases and the run history — never records or states.
 //!
@@ -37,7 +38,7 @@ pub mod worker;
 
 pub use coordinator::{
     Claimed, Coordinator, History, Outcome, PipelineRow, QuotaRow, Status, UnitRow, WorkerRow,
-    destination_key,
+    destination_key, partition_writers,
 };
 
 /// What can go wrong talking to the coordinator or registering a pipeline file.

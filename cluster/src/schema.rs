@@ -2,7 +2,7 @@
 //! transaction-scoped advisory lock, so that workers starting together create them once.
 
 /// The schema version this build writes; a newer one in the database is refused.
-pub(crate) const VERSION: i32 = 3;
+pub(crate) const VERSION: i32 = 4;
 
 /// The DDL of version 1, `{s}` the quoted schema name.
 const V1: &str = r#"
@@ -110,6 +110,23 @@ CREATE TABLE {s}.daily_budgets (
 INSERT INTO {s}.meta VALUES (3);
 "#;
 
+/// Version 4: units smaller than a task — one per partition of a task read in partitions.
+const V4: &str = r#"
+-- Per task of `tasks`, in the same order, how many partitions it is read in (NULL: 1 each);
+-- whether the destination lets the partitions of a stream write side by side (Postgres).
+ALTER TABLE {s}.pipelines ADD COLUMN partitions integer[],
+    ADD COLUMN partition_writers boolean NOT NULL DEFAULT false;
+-- A unit is partition `part` of `parts` (0 of 1: the task whole). `writer`: the partition
+-- writer it is (NULL: the destination's one writer); units of one destination run side by
+-- side only when both are partition writers, of different partitions.
+ALTER TABLE {s}.units ADD COLUMN part integer NOT NULL DEFAULT 0,
+    ADD COLUMN parts integer NOT NULL DEFAULT 1,
+    ADD COLUMN writer text,
+    DROP CONSTRAINT units_pipeline_task_fire_at_key,
+    ADD CONSTRAINT units_pipeline_task_part_fire_at_key UNIQUE (pipeline, task, part, fire_at);
+INSERT INTO {s}.meta VALUES (4);
+"#;
+
 /// Creates the schema's tables when missing; refuses a schema of a newer version.
 pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(), String> {
     let s = format!("\"{schema}\"");
@@ -151,6 +168,10 @@ pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<(),
     }
     if version < 3 {
         tx.batch_execute(&V3.replace("{s}", &s))
+            .map_err(|e| e.to_string())?;
+    }
+    if version < 4 {
+        tx.batch_execute(&V4.replace("{s}", &s))
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())

@@ -179,7 +179,11 @@ fn step(
         // The coordinator's cost of a unit: this claim and its end (`end_ms`).
         let claim_ms = asked.elapsed().as_secs_f64() * 1000.0;
         let tick = humantime::format_rfc3339_millis(unit.fire_at).to_string();
-        tracing::info!(target: "ionport::cluster", unit = unit.id, pipeline = %unit.pipeline, task = %unit.task, %tick, attempt = unit.attempt, claim_ms, "unit claimed");
+        let partition = unit
+            .partition
+            .map(|p| format!("{}/{}", p.index, p.count))
+            .unwrap_or_default();
+        tracing::info!(target: "ionport::cluster", unit = unit.id, pipeline = %unit.pipeline, task = %unit.task, %partition, %tick, attempt = unit.attempt, claim_ms, "unit claimed");
         let plan = match load_plan(&unit, registry) {
             Ok(p) => p,
             Err(e) => {
@@ -203,6 +207,7 @@ fn step(
             let mut opts = RunOptions {
                 pipeline: Some(unit.pipeline.clone()),
                 task: Some(unit.task.clone()),
+                partition: unit.partition,
                 ..RunOptions::default()
             };
             // One token per credential across the cluster, kept in the coordinator.

@@ -74,6 +74,7 @@
 //!     options: serde_json::Value::Null,
 //!     columns: None,
 //!     include_deleted: false,
+//!     partition: None,
 //! };
 //! let handler = FnHandler::new(|event: ReadEvent| {
 //!     if let ReadEvent::Checkpoint { stream, state } = event {

@@ -54,6 +54,7 @@
 //!     options: Value::Null,
 //!     columns: None,
 //!     include_deleted: false,
+//!     partition: None,
 //! };
 //! let outcome = read_task(&m3, &connection, request, Arc::new(Print), Cancel::default()).await?;
 //! println!("{} records in {} pages", outcome.summary.records, outcome.summary.pages);

@@ -135,6 +135,75 @@ fn postgres_has_one_writer_per_schema() {
     .unwrap();
 }
 
+#[test]
+fn postgres_lets_the_partitions_of_a_stream_write_side_by_side_each_with_its_state() {
+    let url = std::env::var("IONPORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("ionport_test_partitions_{}", std::process::id());
+    let config = DestinationConfig::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let wait = Duration::from_millis(300);
+    let open_part = |p: &str, wait| destination::open_partition_writer_waiting(&config, p, wait);
+    let p0 = open_part("t#0/2", Duration::ZERO).unwrap();
+    let p1 = open_part("t#1/2", Duration::ZERO).unwrap();
+    // The same partition twice is two writers of one partition; a writer of the whole
+    // schema would write beside them.
+    assert_busy_names_this_process(open_part("t#0/2", wait).unwrap_err(), "t#0/2");
+    assert_busy_names_this_process(
+        destination::open_waiting(&config, wait).unwrap_err(),
+        "advisory lock",
+    );
+    let s = spec("t", true);
+    p0.prepare(&s).unwrap();
+    p1.prepare(&s).unwrap();
+    p0.commit_as(
+        &s,
+        &Records::from_maps(&[rec(1, "a"), rec(2, "b")]).unwrap(),
+        &json!({"resume": 4}),
+        "t#0/2",
+    )
+    .unwrap();
+    p1.commit_as(
+        &s,
+        &Records::from_maps(&[rec(3, "c")]).unwrap(),
+        &json!({"resume": 6}),
+        "t#1/2",
+    )
+    .unwrap();
+    drop((p0, p1));
+    // Once they are gone, the whole schema's writer gets in, and keeps partitions out.
+    let whole = destination::open_waiting(&config, Duration::ZERO).unwrap();
+    assert_busy_names_this_process(open_part("t#1/2", wait).unwrap_err(), "advisory lock");
+    assert_eq!(
+        whole.load_state("t#0/2").unwrap(),
+        Some(json!({"resume": 4}))
+    );
+    assert_eq!(
+        whole.load_state("t#1/2").unwrap(),
+        Some(json!({"resume": 6}))
+    );
+    assert_eq!(whole.load_state("t").unwrap(), None);
+    drop(whole);
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let rows: Vec<(i64, String)> = c
+        .query(
+            &format!("SELECT id, v FROM \"{schema}\".t ORDER BY id"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(1, "a".into()), (2, "b".into()), (3, "c".into())]
+    );
+    c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .unwrap();
+}
+
 /// Overwrites part of line `line` (1-based) of `file` with bytes of the same length, as
 /// two writers interleaving in one log leave it.
 fn damage_line(file: &Path, line: usize) {

@@ -98,6 +98,7 @@ fn read(task: &str, options: Value) -> ReadRequest {
         options,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

@@ -1,13 +1,15 @@
-//! Scale-out throughput (`cargo xtask bench`): the same work — `BENCH_CLUSTER_UNITS`
-//! pipelines (default 6) of the M3 customers task, each into a JSONL file of its own, so
-//! that their units may run side by side — done by 1, 2 and 3 `ionport worker` processes
-//! on the machine's Postgres as coordinator, against the emulator at 150 ms per call and
-//! no quota. Per row: records/s (from `cluster submit --now` to the last unit done), the
-//! speed-up over one worker, the workers' CPU per record (user+sys of the worker
-//! processes, start-up included, from `/proc/self/stat`'s children times), their peak
-//! RSS (the largest `VmHWM`), and the emulator's ceiling: the same page requests replayed
-//! by a minimal client, one stream per worker. Then the coordinator's cost per unit of
-//! work, from the workers' own logs: a claim, an end, and a lease renewal (median, p90).
+//! Scale-out throughput (`cargo xtask bench`): one big task split into partitions — the
+//! `infor-ionapi` connector's offset-paged widgets, `BENCH_CLUSTER_SCALE` records (default
+//! 18 000) in `BENCH_CLUSTER_PARTITIONS` partitions (default 6), each a unit of work of its
+//! own, into one Postgres schema whose partition writers go side by side — done by 1, 2
+//! and 3 `ionport worker` processes on the machine's Postgres as coordinator, against the
+//! emulator at 150 ms per call and no quota. Per row: records/s (from `cluster submit
+//! --now` to the last unit done), the speed-up over one worker, the workers' CPU per
+//! record (user+sys of the worker processes, start-up included, from `/proc/self/stat`'s
+//! children times), their peak RSS (the largest `VmHWM`), and the emulator's ceiling: the
+//! same page requests replayed by a minimal client, one stream per worker. Then the
+//! coordinator's cost per unit of work, from the workers' own logs: a claim, an end, and a
+//! lease renewal (median, p90).
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ionport_emulator::EmulatorConfig;
-use ionport_tests::cluster::Cluster;
-use ionport_tests::destinations::pg_client;
+use ionport_tests::cluster::{Cluster, widgets_pipeline};
+use ionport_tests::destinations::{pg_client, pg_url};
 use ionport_tests::emulated::Emulated;
 use serde_json::Value;
 
@@ -36,36 +38,13 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn pipelines(dir: &Path, ionapi: &Path, units: usize) -> std::path::PathBuf {
-    let mut text = format!(
-        r#"
-[connections.c]
-connector = "infor-m3"
-credentials = {{ ionapi = "{}" }}
-settings = {{ company = 100 }}
-quota = "none"
-"#,
-        ionapi.display()
+/// The pipeline file of one run, into a Postgres schema of its own (dropped by the caller).
+fn pipeline(dir: &Path, ionapi: &Path, schema: &str, partitions: u32) -> std::path::PathBuf {
+    let destination = format!(
+        "{{ type = \"postgres\", url = '{}', schema = \"{schema}\" }}",
+        pg_url()
     );
-    for i in 0..units {
-        text.push_str(&format!(
-            r#"
-[environments.e{i}]
-destination = {{ type = "jsonl", path = "{}" }}
-
-[pipelines.p{i}]
-connection = "c"
-environment = "e{i}"
-tasks = ["customers"]
-page_size = {PAGE}
-pages_in_flight = 1
-"#,
-            dir.join(format!("out{i}")).display()
-        ));
-    }
-    let file = dir.join("pipelines.toml");
-    std::fs::write(&file, text).unwrap();
-    file
+    widgets_pipeline(dir, ionapi, &destination, partitions, PAGE)
 }
 
 struct Row {
@@ -87,8 +66,9 @@ fn field(line: &str, key: &str) -> Option<f64> {
 
 fn run(ionapi: &Path, units: usize, workers: usize) -> Row {
     let dir = tempfile::tempdir().unwrap();
-    let file = pipelines(dir.path(), ionapi, units);
     let schema = format!("bench_cluster_{}_{workers}", std::process::id());
+    let out = format!("{schema}_out");
+    let file = pipeline(dir.path(), ionapi, &out, units as u32);
     let mut cluster = Cluster::new(dir.path(), &schema, "30s");
     cluster.log_filter = "ionport::cluster=debug";
     for _ in 0..workers {
@@ -134,6 +114,8 @@ fn run(ionapi: &Path, units: usize, workers: usize) -> Row {
     );
     assert_eq!(failed, 0, "every unit done");
     cluster.stop_all();
+    db.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{out}\" CASCADE"))
+        .unwrap();
     let cpu = sys::children_cpu_seconds() - cpu0;
     let logs = cluster.logs();
     let take = |what: &str, key: &str| -> Vec<f64> {
@@ -154,14 +136,19 @@ fn run(ionapi: &Path, units: usize, workers: usize) -> Row {
     }
 }
 
-/// The customers page requests the emulator served, replayed with `streams` at a time
+/// The widget page requests the emulator served, replayed with `streams` at a time
 /// by a minimal client (bodies read and dropped): pages per second.
 fn ceiling(emu: &Emulated, streams: usize, pages: usize) -> f64 {
     let recorded = emu.control("GET", "requests", None)["requests"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["path"].as_str().unwrap().contains("CRS610MI/LstByNumber"))
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .contains("GENERIC/v1/widgets/offset")
+        })
         .take(pages)
         .cloned()
         .collect::<Vec<Value>>();
@@ -216,8 +203,8 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 fn main() {
-    let units = env_or("BENCH_CLUSTER_UNITS", 6) as usize;
-    let scale = env_or("BENCH_CLUSTER_SCALE", 3000);
+    let units = env_or("BENCH_CLUSTER_PARTITIONS", 6) as usize;
+    let scale = env_or("BENCH_CLUSTER_SCALE", 18_000);
     let emu = Emulated::start(EmulatorConfig {
         scale,
         latency: LATENCY,
@@ -227,7 +214,7 @@ fn main() {
     let ionapi = dir.path().join("emu.ionapi");
     emu.emu.write_ionapi(&ionapi).unwrap();
     println!(
-        "\n== scale-out: {units} units (M3 customers, {scale} records each, page {PAGE}, 1 page in flight) at {} ms per call, no quota; load {}",
+        "\n== scale-out: one task of {scale} records in {units} partitions (infor-ionapi widgets by offset, page {PAGE}, 1 page in flight, into Postgres) at {} ms per call, no quota; load {}",
         LATENCY.as_millis(),
         sys::loadavg()
     );

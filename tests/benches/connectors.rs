@@ -147,6 +147,7 @@ fn main() {
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     };
     let runs: Vec<Run> = vec![
         (
@@ -176,6 +177,7 @@ fn main() {
                 options: Value::Null,
                 columns: None,
                 include_deleted: false,
+                partition: None,
             },
             |c| c.requests.ln,
         ),
@@ -194,6 +196,7 @@ fn main() {
                 options: Value::Null,
                 columns: None,
                 include_deleted: false,
+                partition: None,
             },
             |c| c.requests.ln,
         ),
@@ -212,6 +215,7 @@ fn main() {
                 options: Value::Null,
                 columns: None,
                 include_deleted: false,
+                partition: None,
             },
             |c| c.requests.datalake,
         ),

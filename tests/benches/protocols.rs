@@ -138,6 +138,7 @@ fn native(emu: &Emulated, ionapi: &Path) -> Row {
             options: Value::Null,
             columns: None,
             include_deleted: false,
+            partition: None,
         };
         read_task(&m3, &connection, request, handler, Cancel::default())
             .await

@@ -166,3 +166,81 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The `infor-ionapi` streams manifest of one stream, `widgets`: the emulator's generic
+/// ION API paged by offset (`GENERIC/v1/widgets/offset`), which the SDK reads in
+/// partitions. Its records are the emulator's documented widget formula: `W{i:06}` for `i`
+/// in `1..=scale`.
+pub const WIDGETS_MANIFEST: &str = r#"
+[[streams]]
+name = "widgets"
+description = "Widgets, by offset."
+path = "GENERIC/v1/widgets/offset"
+records = "/value"
+paging = { style = "offset", offset_param = "offset", size_param = "limit" }
+primary_key = ["id"]
+cursor = { field = "updated", param = "since" }
+schema = { id = "string", name = "string", amount = "number", updated = "string" }
+"#;
+
+/// A pipeline file `p_widgets` reading [`WIDGETS_MANIFEST`] in full, in `partitions`, pages
+/// of `page`, one page in flight, into `destination` (an inline TOML table), through
+/// connection `c` to the emulator of `ionapi`. Writes the manifest beside it.
+pub fn widgets_pipeline(
+    dir: &Path,
+    ionapi: &Path,
+    destination: &str,
+    partitions: u32,
+    page: u32,
+) -> PathBuf {
+    let manifest = dir.join("widgets.toml");
+    std::fs::write(&manifest, WIDGETS_MANIFEST).unwrap();
+    let text = format!(
+        r#"
+[environments.env_widgets]
+destination = {destination}
+
+[connections.c]
+connector = "infor-ionapi"
+credentials = {{ ionapi = "{ionapi}" }}
+settings = {{ manifest = "{manifest}" }}
+quota = "none"
+
+[pipelines.p_widgets]
+connection = "c"
+environment = "env_widgets"
+tasks = [{{ name = "widgets", partitions = {partitions} }}]
+sync_mode = "full_refresh"
+page_size = {page}
+pages_in_flight = 1
+"#,
+        ionapi = ionapi.display(),
+        manifest = manifest.display(),
+    );
+    let file = dir.join("pipelines.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The offsets of the widget pages the emulator served (its own request log), in order.
+pub fn widget_offsets(emu: &crate::emulated::Emulated) -> Vec<u64> {
+    emu.control("GET", "requests", None)["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .contains("GENERIC/v1/widgets/offset")
+        })
+        .map(|r| {
+            let query: Vec<(String, String)> = serde_json::from_value(r["query"].clone()).unwrap();
+            query
+                .iter()
+                .find(|(k, _)| k == "offset")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0)
+        })
+        .collect()
+}

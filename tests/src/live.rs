@@ -147,6 +147,7 @@ pub async fn read(
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     };
     let result = read_task(
         plugin,

@@ -126,6 +126,7 @@ impl Fixture {
             options: Value::Null,
             columns: None,
             include_deleted: false,
+            partition: None,
         };
         plugin
             .read(host.clone() as Arc<dyn HostCallbacks>, &req)

@@ -77,6 +77,7 @@ fn request(
         options,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn request(
         options,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

@@ -258,6 +258,7 @@ fn request(state: Option<Value>, page: u32) -> ReadRequest {
         options: json!({}),
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

@@ -245,6 +245,7 @@ async fn a_plugin_reaches_the_gateway_only_through_the_host() {
             options: json!({ "path": path }),
             columns: None,
             include_deleted: false,
+            partition: None,
         };
         let conn = &conn;
         async move {

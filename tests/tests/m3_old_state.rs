@@ -42,6 +42,7 @@ fn request(task: &str, mode: SyncMode, state: Value) -> ReadRequest {
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

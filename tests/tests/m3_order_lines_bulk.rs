@@ -49,6 +49,7 @@ fn request(task: &str, mode: SyncMode, state: Option<Value>) -> ReadRequest {
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

@@ -151,6 +151,7 @@ fn ln_request(task: &str, mode: SyncMode, page: u32, state: Option<Value>) -> Re
         options: json!({"paging": "skip"}),
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 
@@ -393,6 +394,7 @@ fn dl_request(task: &str, mode: SyncMode, page: u32, state: Option<Value>) -> Re
         options: json!({}),
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

@@ -69,6 +69,7 @@ fn request(
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

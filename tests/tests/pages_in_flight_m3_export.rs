@@ -73,6 +73,7 @@ fn request(
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

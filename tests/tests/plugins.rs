@@ -165,6 +165,7 @@ fn a_panic_in_check_or_read_comes_back_as_an_error_and_the_host_carries_on() {
             options: Value::Null,
             columns: None,
             include_deleted: false,
+            partition: None,
         };
         let e = p.read(host.clone(), &req).unwrap_err();
         assert!(
@@ -239,6 +240,7 @@ fn read(task: &str, options: Value, state: Option<Value>) -> ReadRequest {
         options,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

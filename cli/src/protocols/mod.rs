@@ -165,6 +165,7 @@ impl Session {
             options: Value::Null,
             columns: None,
             include_deleted: false,
+            partition: None,
         };
         let request = match columns {
             Some(wanted) => self.select(request, wanted)?,

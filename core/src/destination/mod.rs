@@ -86,6 +86,39 @@ pub fn open_waiting(
     })
 }
 
+/// [`open`] as the writer of one partition of a stream, `partition` naming it (e.g.
+/// `customers#1/3`): a Postgres destination lets the writers of a stream's partitions in
+/// side by side — their upserts touch disjoint rows and each commits its own state — and
+/// keeps out a writer of the whole destination while any of them is in (and the other way
+/// round). Every other kind takes its one writer lock, so partitions there write one after
+/// the other.
+pub fn open_partition_writer(
+    config: &DestinationConfig,
+    partition: &str,
+) -> Result<Box<dyn Destination>, DestinationError> {
+    let wait = lock::lock_wait().map_err(|message| DestinationError::Open {
+        destination: format!("{config:?}"),
+        message,
+    })?;
+    open_partition_writer_waiting(config, partition, wait)
+}
+
+/// [`open_partition_writer`], waiting at most `wait` for a writer that keeps it out.
+pub fn open_partition_writer_waiting(
+    config: &DestinationConfig,
+    partition: &str,
+    wait: std::time::Duration,
+) -> Result<Box<dyn Destination>, DestinationError> {
+    #[cfg(feature = "postgres")]
+    if let DestinationConfig::Postgres { url, schema } = config {
+        return Ok(Box::new(postgres::PostgresDestination::open_partition(
+            url, schema, wait, partition,
+        )?));
+    }
+    let _ = partition;
+    open_waiting(config, wait)
+}
+
 /// The cargo feature that builds a kind of destination (`None`: always built).
 fn feature_of(config: &DestinationConfig) -> Option<(&'static str, bool)> {
     match config {
@@ -340,6 +373,27 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
         records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError>;
+
+    /// [`Destination::commit`], with `state` stored under `state_key` instead of the
+    /// stream's name: the state of one partition of a stream read in partitions, whose
+    /// records share the stream's table. The default refuses: a file destination's state is
+    /// the commit point of the stream's one log, so it keeps one state per stream.
+    fn commit_as(
+        &self,
+        stream: &StreamSpec,
+        records: &Records,
+        state: &Value,
+        state_key: &str,
+    ) -> Result<(), DestinationError> {
+        let _ = (records, state);
+        Err(DestinationError::Write {
+            destination: self.describe(),
+            message: format!(
+                "stream {}: this destination keeps one state per stream, not {state_key}'s",
+                stream.name
+            ),
+        })
+    }
 
     /// The last committed state of `stream`.
     fn load_state(&self, stream: &str) -> Result<Option<Value>, DestinationError>;

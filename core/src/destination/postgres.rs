@@ -116,31 +116,59 @@ pub fn ping(url: &str) -> Result<(), DestinationError> {
 /// hashtext(schema))`, held by a session of its own for as long as the destination is open.
 const WRITER_LOCK: &str = "ionport-writer";
 
-/// Takes the writer lock of `schema` on `c`, trying again until `wait` has passed; on
-/// failure, says who holds it.
+/// The advisory lock of one partition writer: `(hashtext(PARTITION_LOCK),
+/// hashtext(schema#partition))`, taken with the schema's writer lock shared.
+const PARTITION_LOCK: &str = "ionport-writer-partition";
+
+/// Tries once to take the writer lock of `schema` — exclusive, or for a `partition` shared
+/// with the other partitions' writers and with that partition's own lock exclusive.
+/// Returns the lock that was busy, as `(name, key)`.
+fn try_writer_lock(
+    c: &mut Client,
+    schema: &str,
+    partition: Option<&str>,
+) -> Result<Option<(&'static str, String)>, postgres::Error> {
+    let try_lock =
+        |c: &mut Client, f: &str, name: &str, key: &str| -> Result<bool, postgres::Error> {
+            Ok(c.query_one(
+                &format!("SELECT {f}(hashtext($1), hashtext($2))"),
+                &[&name, &key],
+            )?
+            .get(0))
+        };
+    let Some(part) = partition else {
+        let got = try_lock(c, "pg_try_advisory_lock", WRITER_LOCK, schema)?;
+        return Ok((!got).then(|| (WRITER_LOCK, schema.to_string())));
+    };
+    if !try_lock(c, "pg_try_advisory_lock_shared", WRITER_LOCK, schema)? {
+        return Ok(Some((WRITER_LOCK, schema.to_string())));
+    }
+    let key = format!("{schema}#{part}");
+    if try_lock(c, "pg_try_advisory_lock", PARTITION_LOCK, &key)? {
+        return Ok(None);
+    }
+    try_lock(c, "pg_advisory_unlock_shared", WRITER_LOCK, schema)?;
+    Ok(Some((PARTITION_LOCK, key)))
+}
+
+/// Takes the writer lock of `schema` (of one of its partitions' writers, with
+/// `partition`) on `c`, trying again until `wait` has passed; on failure, says who holds
+/// it and which lock it is.
 fn take_writer_lock(
     c: &mut Client,
     schema: &str,
+    partition: Option<&str>,
     wait: Duration,
     msg: &dyn Fn(&postgres::Error) -> String,
-) -> Result<(), Result<String, String>> {
+) -> Result<(), Result<(String, String), String>> {
     let deadline = Instant::now() + wait;
-    loop {
-        let got: bool = c
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))",
-                &[&WRITER_LOCK, &schema],
-            )
-            .map_err(|e| Err(msg(&e)))?
-            .get(0);
-        if got {
-            return Ok(());
+    let (name, key) = loop {
+        match try_writer_lock(c, schema, partition).map_err(|e| Err(msg(&e)))? {
+            None => return Ok(()),
+            Some(busy) if Instant::now() >= deadline => break busy,
+            Some(_) => std::thread::sleep(POLL),
         }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(POLL);
-    }
+    };
     let holder = c
         .query_opt(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
@@ -149,20 +177,25 @@ fn take_writer_lock(
              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND l.classid = (hashtext($1)::bigint & 4294967295)::oid
-               AND l.objid = (hashtext($2)::bigint & 4294967295)::oid",
-            &[&WRITER_LOCK, &schema],
+               AND l.objid = (hashtext($2)::bigint & 4294967295)::oid
+             LIMIT 1",
+            &[&name, &key],
         )
         .map_err(|e| Err(msg(&e)))?;
-    Err(Ok(match holder {
-        Some(r) => format!(
-            "{} (Postgres backend pid {}, client {}, connected {})",
-            r.get::<_, String>(1),
-            r.get::<_, i32>(0),
-            r.get::<_, String>(2),
-            r.get::<_, String>(3)
-        ),
-        None => "a session that has just let go".into(),
-    }))
+    let lock = format!("Postgres advisory lock (hashtext('{name}'), hashtext('{key}'))");
+    Err(Ok((
+        lock,
+        match holder {
+            Some(r) => format!(
+                "{} (Postgres backend pid {}, client {}, connected {})",
+                r.get::<_, String>(1),
+                r.get::<_, i32>(0),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3)
+            ),
+            None => "a session that has just let go".into(),
+        },
+    )))
 }
 
 /// The `application_name` of the writer session: who this process is (Postgres keeps 63
@@ -192,6 +225,28 @@ impl PostgresDestination {
 
     /// [`PostgresDestination::open`], waiting at most `wait` for the writer lock.
     pub fn open_waiting(url: &str, schema: &str, wait: Duration) -> Result<Self, DestinationError> {
+        Self::open_as(url, schema, wait, None)
+    }
+
+    /// [`PostgresDestination::open_waiting`] as the writer of one partition of a stream
+    /// (`partition`, e.g. `customers#1/3`): side by side with the writers of its other
+    /// partitions, never with a writer of the whole schema
+    /// ([`super::open_partition_writer`]).
+    pub fn open_partition(
+        url: &str,
+        schema: &str,
+        wait: Duration,
+        partition: &str,
+    ) -> Result<Self, DestinationError> {
+        Self::open_as(url, schema, wait, Some(partition))
+    }
+
+    fn open_as(
+        url: &str,
+        schema: &str,
+        wait: Duration,
+        partition: Option<&str>,
+    ) -> Result<Self, DestinationError> {
         let shown = redact_url(url);
         let describe = format!("{shown} (schema {schema})");
         let url = expand_env(url).map_err(|message| DestinationError::Open {
@@ -210,16 +265,14 @@ impl PostgresDestination {
             .application_name(&application_name())
             .connect(NoTls)
             .map_err(|e| open_err(format!("cannot connect: {}", msg(&e))))?;
-        match take_writer_lock(&mut writer, schema, wait, &msg) {
+        match take_writer_lock(&mut writer, schema, partition, wait, &msg) {
             Ok(()) => {}
-            Err(Ok(holder)) => {
+            Err(Ok((lock, holder))) => {
                 return Err(DestinationError::Busy {
                     destination: describe.clone(),
                     holder,
                     waited: wait,
-                    lock: format!(
-                        "Postgres advisory lock (hashtext('{WRITER_LOCK}'), hashtext('{schema}'))"
-                    ),
+                    lock,
                 });
             }
             Err(Err(message)) => return Err(open_err(message)),
@@ -546,6 +599,16 @@ impl Destination for PostgresDestination {
         records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError> {
+        self.commit_as(stream, records, state, &stream.name)
+    }
+
+    fn commit_as(
+        &self,
+        stream: &StreamSpec,
+        records: &Records,
+        state: &Value,
+        state_key: &str,
+    ) -> Result<(), DestinationError> {
         let p = self.prepared(stream)?;
         let mut columns = Columns::new(&self.describe, &p.table);
         let mut values = Vec::with_capacity(p.table.columns.len());
@@ -581,7 +644,7 @@ impl Destination for PostgresDestination {
                 tx.execute(&p.upsert, &[&batch])
                     .map_err(|e| self.write_err(&format!("{what}: upsert"), &e))?;
             }
-            tx.execute(&state_sql, &[&stream.name, &state_text])
+            tx.execute(&state_sql, &[&state_key, &state_text])
                 .map_err(|e| self.write_err(&format!("{what}: state"), &e))?;
             tx.commit()
                 .map_err(|e| self.write_err(&format!("{what}: commit"), &e))

@@ -437,6 +437,16 @@ impl Destination for SqliteDestination {
         records: &Records,
         state: &Value,
     ) -> Result<(), DestinationError> {
+        self.commit_as(stream, records, state, &stream.name)
+    }
+
+    fn commit_as(
+        &self,
+        stream: &StreamSpec,
+        records: &Records,
+        state: &Value,
+        state_key: &str,
+    ) -> Result<(), DestinationError> {
         let p = self.prepared(stream)?;
         let state_text = state.to_string();
         let what = format!("stream {}", stream.name);
@@ -470,7 +480,7 @@ impl Destination for SqliteDestination {
             tx.execute(
                 "INSERT INTO _ionport_state (stream, state, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                (&stream.name, &state_text, now_rfc3339()),
+                (state_key, &state_text, now_rfc3339()),
             )
             .map_err(|e| self.write_err(&format!("stream {}: state", stream.name), e))?;
         }

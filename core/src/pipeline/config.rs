@@ -236,6 +236,14 @@ pub struct TaskDetail {
     /// What happens to rows deleted at the source (default `ignore`).
     #[serde(default)]
     pub deletes: Option<Deletes>,
+    /// Read the task in this many partitions (default 1: whole), each with a state of its
+    /// own: `ionport run` reads them one after the other, a cluster runs each as a unit of
+    /// its own, side by side on a Postgres destination. Only for a task whose connector
+    /// declares its reads partitionable (offset-paged streams), read in full
+    /// (`sync_mode = "full_refresh"`), into SQLite or Postgres, without `deletes = "soft"`.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64))]
+    pub partitions: Option<u32>,
 }
 
 /// What a task does with records deleted at the source.
@@ -277,6 +285,14 @@ impl TaskEntry {
         }
     }
 
+    /// How many partitions the task is read in, when it set it.
+    pub fn partitions(&self) -> Option<u32> {
+        match self {
+            Self::Name(_) => None,
+            Self::Detailed(d) => d.partitions,
+        }
+    }
+
     /// What the task does with deletions at the source.
     pub fn deletes(&self) -> Deletes {
         match self {
@@ -295,7 +311,7 @@ impl<'de> Deserialize<'de> for TaskEntry {
             type Value = TaskEntry;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(
-                    "a task name or a table { name = \"…\", columns = [\"…\"], deletes = \"ignore\" | \"soft\" }",
+                    "a task name or a table { name = \"…\", columns = [\"…\"], deletes = \"ignore\" | \"soft\", partitions = N }",
                 )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TaskEntry, E> {

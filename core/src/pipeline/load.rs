@@ -65,6 +65,8 @@ pub struct TaskPlan {
     pub schema_changes: crate::pipeline::drift::SchemaPolicy,
     /// What happens to rows deleted at the source.
     pub deletes: Deletes,
+    /// How many partitions the task is read in (1: whole).
+    pub partitions: u32,
 }
 
 impl TaskPlan {
@@ -77,6 +79,7 @@ impl TaskPlan {
             discovered: false,
             schema_changes: Default::default(),
             deletes: Deletes::Ignore,
+            partitions: 1,
         }
     }
 
@@ -97,6 +100,7 @@ impl TaskPlan {
             discovered: true,
             schema_changes: Default::default(),
             deletes: Deletes::Ignore,
+            partitions: 1,
         }
     }
 }
@@ -630,6 +634,21 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
                             .schema_changes()
                             .or(p.schema_changes)
                             .unwrap_or_default();
+                        let dest = destinations.get(p.environment.as_str());
+                        if let Some(n) = entry.partitions()
+                            && let Err(e) = partitions_of(&task, n, dest)
+                        {
+                            let at = [
+                                Seg::Key("pipelines"),
+                                Seg::Key(name),
+                                Seg::Key("tasks"),
+                                Seg::Index(i),
+                                Seg::Key("partitions"),
+                            ];
+                            c.err(&at, format!("tasks[{i}].partitions: {e}"));
+                            continue;
+                        }
+                        task.partitions = entry.partitions().unwrap_or(1);
                         tasks.push(task);
                     }
                 }
@@ -690,6 +709,59 @@ pub fn load_str(file: &Path, text: &str, registry: &PluginRegistry) -> Result<Pl
         c.problems.sort_by_key(|d| (d.line, d.column));
         Err(Diagnostics(c.problems))
     }
+}
+
+/// Why `task` cannot be read in `n` partitions into `dest`, if it cannot. A discovered
+/// stream's spec is known only when the run starts: [`check_partitionable`] then.
+fn partitions_of(task: &TaskPlan, n: u32, dest: Option<&DestinationConfig>) -> Result<(), String> {
+    if !(1..=MAX_PARTITIONS).contains(&n) {
+        return Err(format!("expected 1 to {MAX_PARTITIONS}, not {n}"));
+    }
+    if n == 1 {
+        return Ok(());
+    }
+    if task.deletes == Deletes::Soft {
+        return Err(
+            "a partitioned task cannot keep deletions (the keys-only pass reads the whole task); \
+             leave out deletes = \"soft\" or partitions"
+                .into(),
+        );
+    }
+    if let Some(d @ (DestinationConfig::Jsonl { .. } | DestinationConfig::Parquet { .. })) = dest {
+        return Err(format!(
+            "a partitioned task needs a SQLite or Postgres destination, where each partition's \
+             state commits with its records; a {} destination keeps one state per stream",
+            d.kind()
+        ));
+    }
+    if task.discovered {
+        return Ok(());
+    }
+    check_partitionable(&task.spec, task.sync_mode)
+}
+
+/// The most partitions a task is read in.
+pub const MAX_PARTITIONS: u32 = 64;
+
+/// Why a task of `spec` read in `mode` cannot be partitioned, if it cannot: its connector
+/// must declare it partitionable, and it must read in full.
+pub fn check_partitionable(spec: &TaskSpec, mode: SyncMode) -> Result<(), String> {
+    if !spec.partitionable() {
+        return Err(format!(
+            "task '{}' cannot be partitioned: its connector does not declare its reads \
+             partitionable (offset-paged streams are)",
+            spec.name
+        ));
+    }
+    if mode == SyncMode::Incremental {
+        return Err(format!(
+            "task '{}' reads incrementally, and a partitioned task reads in full (each \
+             partition would page a listing filtered from its own high-water mark): set \
+             sync_mode = \"full_refresh\" on the pipeline",
+            spec.name
+        ));
+    }
+    Ok(())
 }
 
 /// The sync mode of `spec` under the pipeline's `choice`: incremental where it can be.

@@ -6,6 +6,7 @@
 //!   file, line and column ([`Diagnostic`]);
 //! - [`run`](mod@run): carrying out a plan: tasks concurrently, records and checkpoints committed
 //!   together, a summary at the end;
+//! - [`partition`]: a task read in partitions, each with a state of its own;
 //! - [`schedule`]: when `ionport daemon` runs a pipeline (`every 15m`, `cron: 0 2 * * *`);
 //!
 //! Only this module knows the TOML pipeline format.
@@ -47,6 +48,7 @@ mod diagnostic;
 pub mod drift;
 pub mod load;
 mod locate;
+pub mod partition;
 pub mod run;
 pub mod schedule;
 

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ionport_plugin_abi::LogLevel;
-use ionport_plugin_abi::wire::{ConnectionConfig, ReadRequest, SyncMode, TaskSpec};
+use ionport_plugin_abi::wire::{ConnectionConfig, ReadPartition, ReadRequest, SyncMode, TaskSpec};
 use serde_json::Value;
 
 use super::commit::{CommitStage, TaskHandler};
 use super::config::Deletes;
 use super::deletes;
 use super::load::{CredentialsPlan, PipelinePlan, Plan, TaskPlan};
+use super::partition::{self, PartitionState};
 use crate::connection::{Connection, ConnectionSettings, CredentialSource};
 use crate::destination::{self, Destination, StreamSpec};
 use crate::read::{self, read_task};
@@ -35,6 +36,11 @@ pub struct RunOptions {
     pub task: Option<String>,
     /// Ignore saved states and read everything.
     pub full_refresh: bool,
+    /// Only this partition of the selected task (a cluster's unit of work), its writer
+    /// beside the other partitions' where the destination allows it
+    /// ([`crate::destination::open_partition_writer`]). `None`: every partition of a
+    /// partitioned task, one after the other.
+    pub partition: Option<ReadPartition>,
     /// Settings of the connections (tokens, gateway).
     pub connection: ConnectionSettings,
 }
@@ -251,11 +257,21 @@ async fn run_pipeline(
     ),
     String,
 > {
+    // One partition's writer may share the destination with its other partitions'.
+    let writer = match (&opts.task, opts.partition) {
+        (Some(task), Some(part)) => Some(partition::state_key(task, part)),
+        _ => None,
+    };
     let dest = {
         let p = p.clone();
-        tokio::task::spawn_blocking(move || open_destination(&p))
-            .await
-            .map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || match writer {
+            Some(w) => destination::open_partition_writer(&p.destination, &w)
+                .map(Arc::from)
+                .map_err(|e| e.to_string()),
+            None => open_destination(&p),
+        })
+        .await
+        .map_err(|e| e.to_string())??
     };
     let mut settings = opts.connection.clone();
     if let Some(q) = p.quota {
@@ -319,17 +335,59 @@ async fn run_pipeline(
         let connection = connection.clone();
         let p = p.clone();
         let full_refresh = opts.full_refresh;
+        let only = opts.partition;
         handles.push(tokio::spawn(async move {
-            let outcome = run_task(
-                &p,
-                &t,
-                dest,
-                &connection,
-                observer.clone(),
-                cancel,
-                full_refresh,
-            )
-            .await;
+            let outcome = match partitions_to_run(&p, &t, only) {
+                Err(why) => TaskOutcome {
+                    pipeline: p.name.clone(),
+                    task: t.spec.name.clone(),
+                    sync_mode: t.sync_mode.as_str().into(),
+                    error: Some(why),
+                    ..TaskOutcome::default()
+                },
+                Ok(None) => {
+                    run_task(
+                        &p,
+                        &t,
+                        dest,
+                        &connection,
+                        observer.clone(),
+                        cancel,
+                        full_refresh,
+                        None,
+                    )
+                    .await
+                }
+                Ok(Some(parts)) => {
+                    let mut total: Option<TaskOutcome> = None;
+                    for part in parts {
+                        let dest = Arc::new(PartitionState {
+                            key: partition::state_key(&t.spec.name, part),
+                            inner: dest.clone(),
+                        });
+                        let o = run_task(
+                            &p,
+                            &t,
+                            dest,
+                            &connection,
+                            observer.clone(),
+                            cancel.clone(),
+                            full_refresh,
+                            Some(part),
+                        )
+                        .await;
+                        let failed = o.error.is_some();
+                        total = Some(match total {
+                            None => o,
+                            Some(t) => add_partition(t, o),
+                        });
+                        if failed {
+                            break;
+                        }
+                    }
+                    total.unwrap_or_default()
+                }
+            };
             observer.task_finished(&outcome);
             drop(permit);
             outcome
@@ -352,6 +410,39 @@ async fn run_pipeline(
         tracing::warn!(connection = %p.connection, "revoking the refresh token failed: {e}");
     }
     Ok((outcomes, metrics, budget))
+}
+
+/// The partitions of `t` to run, one after the other (`None`: the task whole), or why a
+/// partition `only` the task no longer has cannot run (the file changed since the cluster
+/// queued it).
+fn partitions_to_run(
+    p: &PipelinePlan,
+    t: &TaskPlan,
+    only: Option<ReadPartition>,
+) -> Result<Option<Vec<ReadPartition>>, String> {
+    match only {
+        None if t.partitions <= 1 => Ok(None),
+        None => Ok(Some(partition::all(t.partitions).collect())),
+        Some(part) if part.count == t.partitions && part.index < part.count => Ok(Some(vec![part])),
+        Some(part) => Err(format!(
+            "pipeline '{}', task '{}': partition {} of {} was asked, but the task is read in {} \
+             now (the file changed since); its next run reads it as the file says",
+            p.name, t.spec.name, part.index, part.count, t.partitions
+        )),
+    }
+}
+
+/// One task's outcome from those of its partitions, read one after the other.
+fn add_partition(mut total: TaskOutcome, o: TaskOutcome) -> TaskOutcome {
+    total.records += o.records;
+    total.commits += o.commits;
+    total.pages += o.pages;
+    total.requests += o.requests;
+    total.retries += o.retries;
+    total.seconds += o.seconds;
+    total.error = total.error.or(o.error);
+    total.schema_changes.extend(o.schema_changes);
+    total
 }
 
 /// The tasks that can be read, and an outcome for each that cannot. Discovered streams (and
@@ -432,6 +523,12 @@ async fn resolve(
                 }
             }
         }
+        if t.partitions > 1
+            && let Err(e) = super::load::check_partitionable(&t.spec, t.sync_mode)
+        {
+            outcomes.push(failed(&t, format!("partitions: {e}")));
+            continue;
+        }
         if let Some(Err(e)) = t
             .columns
             .as_ref()
@@ -461,6 +558,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("the destination's thread failed: {e}"))?
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_task(
     p: &PipelinePlan,
     t: &TaskPlan,
@@ -469,6 +567,7 @@ async fn run_task(
     observer: Arc<dyn RunObserver>,
     cancel: Cancel,
     full_refresh: bool,
+    partition: Option<ReadPartition>,
 ) -> TaskOutcome {
     let started = Instant::now();
     let request = ReadRequest {
@@ -483,6 +582,7 @@ async fn run_task(
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition,
     };
     // `deletes = "soft"`: a source that flags deleted records is asked for them (and its
     // flag is always read); any other gets the keys-only pass after the sync.

@@ -168,6 +168,7 @@ mod tests {
                 options: Value::Null,
                 columns: None,
                 include_deleted: false,
+                partition: None,
             },
             &spec(),
             Some(&names(&["OKTOWN"])),

@@ -149,6 +149,7 @@ async fn main() -> Result<()> {
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     };
     let outcome = read_task(
         &plugin,

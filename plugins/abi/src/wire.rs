@@ -98,6 +98,15 @@ pub struct TaskSpec {
 /// connector's code but its schema; unknown to JSON Schema, ignored by validators.
 pub const DELETED_FIELD_KEY: &str = "x-ionport-deleted-field";
 
+/// The key of a record schema whose `true` says the task's reads can be partitioned
+/// ([`ReadRequest::partition`]): partition `i` of `N` reads its own share of the listing,
+/// and the N partitions together read every record once. Like [`DELETED_FIELD_KEY`] it
+/// lives in the schema rather than in a field of [`TaskSpec`], so that declaring it
+/// changes no connector's code (the SDK's offset-paged streams declare it for theirs).
+/// Added in ABI 1.x: an older plugin declares nothing, and a host never partitions its
+/// tasks (it would ignore the partition and read everything N times).
+pub const PARTITIONABLE_KEY: &str = "x-ionport-partitionable";
+
 impl TaskSpec {
     /// The field whose `true` says a record was deleted at the source, when the task
     /// declares one ([`DELETED_FIELD_KEY`]). Added in ABI 1.x: an older plugin declares
@@ -106,6 +115,14 @@ impl TaskSpec {
         self.record_schema
             .get(DELETED_FIELD_KEY)
             .and_then(Value::as_str)
+    }
+
+    /// Whether the task's reads can be partitioned ([`PARTITIONABLE_KEY`]).
+    pub fn partitionable(&self) -> bool {
+        self.record_schema
+            .get(PARTITIONABLE_KEY)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 }
 
@@ -199,12 +216,28 @@ pub struct ReadRequest {
     /// field: an older plugin ignores it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_deleted: bool,
+    /// Read only this partition of the task's records (`None`: all of them). Sent only
+    /// for a task that declares it can be partitioned ([`TaskSpec::partitionable`]); each
+    /// partition has a state of its own. Added in ABI 1.x as an optional field: an older
+    /// plugin declares no task partitionable, so it never gets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<ReadPartition>,
+}
+
+/// One partition of a read: the `index`-th (from 0) of `count` disjoint shares of a task's
+/// records that together hold each record once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReadPartition {
+    /// Which partition, from 0.
+    pub index: u32,
+    /// How many partitions the task is read in (at least 1).
+    pub count: u32,
 }
 
 impl ReadRequest {
     /// A request to read `task` with every optional field at its default (no state, the
     /// connector's page size and pages in flight, no options, every field, no deleted
-    /// records). Set the fields you need on the result: a struct literal stops compiling
+    /// records, no partition). Set the fields you need on the result: a struct literal stops compiling
     /// whenever the ABI gains an optional field, this does not.
     pub fn new(connection: ConnectionConfig, task: impl Into<String>, sync_mode: SyncMode) -> Self {
         ReadRequest {
@@ -217,6 +250,7 @@ impl ReadRequest {
             options: Value::Null,
             columns: None,
             include_deleted: false,
+            partition: None,
         }
     }
 }

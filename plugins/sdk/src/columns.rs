@@ -72,6 +72,7 @@ mod tests {
             options: serde_json::Value::Null,
             columns: columns.map(|c| c.iter().map(|s| (*s).to_string()).collect()),
             include_deleted: false,
+            partition: None,
         }
     }
 

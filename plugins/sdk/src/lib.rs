@@ -66,7 +66,7 @@ pub use error::ConnectorError;
 pub use host::{GatewayRequest, GatewayResponse, Host};
 pub use ionport_plugin_abi::wire::{
     CheckReport, ConnectionConfig, DELETED_FIELD_KEY, DiscoveredStream, Discovery, Manifest,
-    ReadRequest, ReadSummary, StreamNames, SyncMode, TaskSpec,
+    PARTITIONABLE_KEY, ReadPartition, ReadRequest, ReadSummary, StreamNames, SyncMode, TaskSpec,
 };
 pub use ionport_plugin_abi::{ABI_VERSION, LogLevel};
 pub use writer::{EncodedKey, Plain, RecordWriter, RowWriter};

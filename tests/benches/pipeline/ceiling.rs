@@ -33,6 +33,7 @@ pub fn read_request(task: &BenchTask, page: u32, pages_in_flight: u32) -> ReadRe
         options: Value::Null,
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 

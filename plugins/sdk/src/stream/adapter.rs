@@ -63,7 +63,10 @@ impl<S: Sync, R: RestStream<S>> AnyStream<S> for R {
         TaskSpec {
             name: self.name().into(),
             description: self.description().into(),
-            record_schema: self.record_schema(),
+            record_schema: super::read::declare_partitionable(
+                self.record_schema(),
+                self.paging() == super::Paging::Offset,
+            ),
             primary_key: self.primary_key(),
             cursor_field: self.cursor().map(str::to_string),
             sync_modes,

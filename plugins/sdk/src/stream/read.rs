@@ -12,6 +12,12 @@ use crate::paging::{AdaptivePageSize, CursorTracker};
 use crate::retry::{Fetched, fetch_decoded};
 use crate::{ConnectorError, Host, ReadRequest, ReadSummary, RecordWriter, SyncMode};
 
+// A partition of an offset-paged read: its own file, a child of this one for the loop's
+// internals.
+#[path = "stride.rs"]
+mod stride;
+pub(crate) use stride::declare as declare_partitionable;
+
 /// Reads `stream` for `request` with the connection's `settings`: every page committed
 /// with its checkpoint (a [`StreamState`]), resumed from the request's state.
 pub fn read<S: Sync, R: RestStream<S>>(
@@ -20,6 +26,10 @@ pub fn read<S: Sync, R: RestStream<S>>(
     settings: &S,
     request: &ReadRequest,
 ) -> Result<ReadSummary, ConnectorError> {
+    if let Some(part) = request.partition {
+        let offset_paged = stream.paging() == Paging::Offset;
+        stride::check(stream.name(), offset_paged, stream.cursor(), request, part)?;
+    }
     let state: StreamState<R::Token> = request.state()?.unwrap_or_default();
     let incremental = request.sync_mode == SyncMode::Incremental && stream.cursor().is_some();
     let since = incremental.then(|| state.cursor.clone()).flatten();
@@ -53,10 +63,13 @@ pub fn read<S: Sync, R: RestStream<S>>(
     match stream.paging() {
         Paging::Offset => {
             let from = match resume {
-                Some(Resume::Offset(n)) => n,
-                _ => 0,
+                Some(Resume::Offset(n)) => Some(n),
+                _ => None,
             };
-            read.by_offset(&mut sink, pager, from)?;
+            match request.partition {
+                Some(part) => read.by_stride(&mut sink, size, part, from)?,
+                None => read.by_offset(&mut sink, pager, from.unwrap_or(0))?,
+            }
         }
         Paging::Token => {
             let token = match resume {
