@@ -108,6 +108,7 @@ mod tests {
             options: Value::Null,
             columns: None,
             include_deleted: false,
+            partition: None,
         };
         assert_eq!(selected(&req, COLS, &["CUNO"]).unwrap(), COLS);
         req.columns = Some(vec!["TOWN".into()]);

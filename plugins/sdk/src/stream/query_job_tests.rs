@@ -281,6 +281,7 @@ fn request(mode: SyncMode, state: Option<Value>, in_flight: u32) -> ReadRequest 
         options: json!({}),
         columns: None,
         include_deleted: false,
+        partition: None,
     }
 }
 
