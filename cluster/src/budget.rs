@@ -60,7 +60,14 @@ impl CoordinatorBudget {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if session.is_none() {
             let mut config: postgres::Config = self.url.parse().map_err(|e| scrub(&e))?;
-            config.connect_timeout(TIMEOUT).tcp_user_timeout(TIMEOUT);
+            // A statement waiting on the budget row's lock (held by a process stopped
+            // mid-transaction) must fail like an unreachable coordinator, not hang every
+            // request to the tenant: the server bounds both the lock wait and the statement.
+            let ms = TIMEOUT.as_millis();
+            config
+                .connect_timeout(TIMEOUT)
+                .tcp_user_timeout(TIMEOUT)
+                .options(&format!("-c lock_timeout={ms} -c statement_timeout={ms}"));
             *session = Some(config.connect(NoTls).map_err(|e| scrub(&e))?);
         }
         let quoted = format!("\"{}\"", self.schema);

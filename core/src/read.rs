@@ -201,6 +201,20 @@ pub enum ReadError {
     /// The blocking thread of the call did not finish.
     #[error("the read's thread failed: {0}")]
     Thread(String),
+    /// A partition was asked of a task whose connector does not declare its reads
+    /// partitionable: such a connector ignores the partition and would read the whole
+    /// task once per partition.
+    #[error(
+        "task '{task}': partition {index} of {count} was asked, but the connector does not declare this task's reads partitionable; read it whole"
+    )]
+    NotPartitionable {
+        /// The task.
+        task: String,
+        /// The partition asked for.
+        index: u32,
+        /// Of how many.
+        count: u32,
+    },
 }
 
 impl ReadError {
@@ -209,6 +223,7 @@ impl ReadError {
         match self {
             Self::Call(e) => e.kind(),
             Self::Thread(_) => error_kind::HOST,
+            Self::NotPartitionable { .. } => error_kind::INVALID_INPUT,
         }
     }
 }
@@ -223,6 +238,19 @@ pub async fn read_task(
     handler: Arc<dyn ReadHandler>,
     cancel: Cancel,
 ) -> Result<ReadOutcome, ReadError> {
+    // Checked here, not only where pipeline files are loaded, so that every consumer
+    // (embedding, serve, the cluster) is kept from doubling records. A stream the
+    // manifest does not list (a discovered one) is left to its connector's own check.
+    if let Some(part) = request.partition
+        && let Some(spec) = plugin.tasks().iter().find(|t| t.name == request.task)
+        && !spec.partitionable()
+    {
+        return Err(ReadError::NotPartitionable {
+            task: request.task.clone(),
+            index: part.index,
+            count: part.count,
+        });
+    }
     let host = Arc::new(ReadHost {
         inner: ConnectionHost::new(
             tokio::runtime::Handle::current(),

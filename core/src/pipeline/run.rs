@@ -260,7 +260,15 @@ async fn run_pipeline(
     // One partition's writer may share the destination with its other partitions'.
     let writer = match (&opts.task, opts.partition) {
         (Some(task), Some(part)) => Some(partition::state_key(task, part)),
-        _ => None,
+        // A partition index means something only for one task: applied to every task of
+        // the pipeline it would fail the unpartitioned ones with a misleading error.
+        (None, Some(part)) => {
+            return Err(format!(
+                "pipeline '{}': partition {} of {} was asked without naming its task",
+                p.name, part.index, part.count
+            ));
+        }
+        (_, None) => None,
     };
     let dest = {
         let p = p.clone();
