@@ -17,11 +17,11 @@ mod tasks;
 use std::time::Duration;
 
 use ionport_plugin_sdk::DELETED_FIELD_KEY;
-use ionport_plugin_sdk::check::passed;
+use ionport_plugin_sdk::check::{failed, failed_with, passed, unanswered_with};
 use ionport_plugin_sdk::columns;
 use ionport_plugin_sdk::decode::error_message;
 use ionport_plugin_sdk::prelude::*;
-use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
+use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
 use ionport_plugin_sdk::schema::sync_modes;
 use ionport_plugin_sdk::stream::wait_for_job;
 use serde::Deserialize;
@@ -244,15 +244,6 @@ fn target_of(
     }
 }
 
-fn failed(part: &str, message: String, details: Value) -> CheckReport {
-    CheckReport {
-        success: false,
-        message,
-        failed_part: Some(part.into()),
-        details,
-    }
-}
-
 fn classify(resp: &GatewayResponse, what: &str) -> (&'static str, String) {
     let msg = error_message(resp);
     match resp.status {
@@ -362,26 +353,22 @@ impl Connector for DataLakeConnector {
     ) -> Result<CheckReport, ConnectorError> {
         let settings = match DlSettings::from_connection(connection) {
             Ok(s) => s,
-            Err(e) => return Ok(failed("settings", e.message().to_string(), Value::Null)),
+            Err(e) => return Ok(failed("settings", e.message())),
         };
         let mut details = json!({});
         let objects = match list_catalog(host, &settings) {
-            Err(e) if e.is_cancelled() => return Err(e),
-            Err(e) => {
-                let (p, m) = host_failure(&e);
-                return Ok(failed(p, m, details));
-            }
+            Err(e) => return unanswered_with(e, details),
             Ok(Err(r)) => {
                 let (p, m) = classify(&r, "the Data Catalog");
-                return Ok(failed(p, m, details));
+                return Ok(failed_with(p, m, details));
             }
             Ok(Ok(list)) => list,
         };
         details["catalog_objects"] = objects.len().into();
         let Some(table) = objects.iter().find_map(object_name) else {
-            return Ok(failed(
+            return Ok(failed_with(
                 "product",
-                "The Data Catalog lists no objects: nothing has been replicated to the Data Lake yet.".into(),
+                "The Data Catalog lists no objects: nothing has been replicated to the Data Lake yet.",
                 details,
             ));
         };
@@ -415,10 +402,8 @@ impl Connector for DataLakeConnector {
                     details,
                 ))
             }
-            Err(e) if e.is_cancelled() => Err(e),
-            Err(e) if ionport_plugin_sdk::retry::is_auth_failure(&e) => {
-                let (p, m) = host_failure(&e);
-                Ok(failed(p, m, details))
+            Err(e) if e.is_cancelled() || ionport_plugin_sdk::retry::is_auth_failure(&e) => {
+                unanswered_with(e, details)
             }
             Err(e) => {
                 let part = if e.message().contains("HTTP 403") {
@@ -426,7 +411,7 @@ impl Connector for DataLakeConnector {
                 } else {
                     "product"
                 };
-                Ok(failed(
+                Ok(failed_with(
                     part,
                     format!(
                         "The Data Catalog answers, but Compass did not run a trivial query: {}",

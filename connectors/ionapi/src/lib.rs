@@ -9,6 +9,7 @@
 pub mod declared;
 pub mod manifest;
 
+use ionport_plugin_sdk::check::{failed, passed};
 use ionport_plugin_sdk::prelude::*;
 use ionport_plugin_sdk::stream::USERS_ME;
 use schemars::JsonSchema;
@@ -132,18 +133,18 @@ impl Connector for IonApi {
         connection: &ConnectionConfig,
     ) -> Result<CheckReport, ConnectorError> {
         if let Err(e) = Self::streams(connection) {
-            return Ok(report(Some("settings"), e.message().to_string()));
+            return Ok(failed("settings", e.message()));
         }
         let request = GatewayRequest::get(USERS_ME);
         match host.gateway(&request) {
             Err(e) if e.is_cancelled() => Err(e),
-            Err(e) => Ok(report(Some("connection"), e.message().to_string())),
-            Ok(resp) if resp.is_success() => Ok(report(
-                None,
+            Err(e) => Ok(failed("connection", e.message())),
+            Ok(resp) if resp.is_success() => Ok(passed(
                 format!("connected: {USERS_ME} answered HTTP {}", resp.status),
+                Value::Null,
             )),
-            Ok(resp) => Ok(report(
-                Some("rights"),
+            Ok(resp) => Ok(failed(
+                "rights",
                 format!("{USERS_ME} answered HTTP {}", resp.status),
             )),
         }
@@ -194,15 +195,6 @@ fn is_stream_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-fn report(failed_part: Option<&str>, message: String) -> CheckReport {
-    CheckReport {
-        success: failed_part.is_none(),
-        message,
-        failed_part: failed_part.map(str::to_string),
-        details: Value::Null,
-    }
 }
 
 export_connector!(IonApi);

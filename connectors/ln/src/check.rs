@@ -1,21 +1,13 @@
 //! "Test Connection" and discovery for LN.
 
 use ionport_infor_odata::{self as odata, Page};
+use ionport_plugin_sdk::check::{failed, failed_with, passed, unanswered_with};
 use ionport_plugin_sdk::prelude::*;
-use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded, host_failure};
+use ionport_plugin_sdk::retry::{Fetched, RetryPolicy, fetch_decoded};
 use serde_json::{Map, Value, json};
 
 use crate::stream::{company_text, with_headers};
 use crate::{LnSettings, tasks};
-
-fn failed(part: &str, message: String, details: Value) -> CheckReport {
-    CheckReport {
-        success: false,
-        message,
-        failed_part: Some(part.into()),
-        details,
-    }
-}
 
 /// Which part a non-2xx LN answer points at, and what to tell the user.
 fn classify(resp: &GatewayResponse, target: &str, settings: &LnSettings) -> (&'static str, String) {
@@ -79,12 +71,12 @@ fn classify(resp: &GatewayResponse, target: &str, settings: &LnSettings) -> (&'s
 pub fn check(host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, ConnectorError> {
     let settings = match LnSettings::from_connection(connection) {
         Ok(s) => s,
-        Err(e) => return Ok(failed("settings", e.message().to_string(), Value::Null)),
+        Err(e) => return Ok(failed("settings", e.message())),
     };
     let Some(list) = settings.fan_out() else {
         return check_company(host, &settings, &tasks::LN_TASKS[..1]);
     };
-    let mut passed: Vec<u16> = Vec::new();
+    let mut companies_ok: Vec<u16> = Vec::new();
     let mut last = None;
     for &c in list {
         let one = settings.for_company(c);
@@ -96,17 +88,16 @@ pub fn check(host: &Host, connection: &ConnectionConfig) -> Result<CheckReport, 
             }
             report.details["companies"] = json!(list);
             report.details["failed_company"] = c.into();
-            report.details["companies_ok"] = json!(passed);
+            report.details["companies_ok"] = json!(companies_ok);
             return Ok(report);
         }
-        passed.push(c);
+        companies_ok.push(c);
         last = Some(report);
     }
     let Some(mut report) = last else {
         return Ok(failed(
             "settings",
-            "companies is empty: list at least one LN company".into(),
-            Value::Null,
+            "companies is empty: list at least one LN company",
         ));
     };
     let sets: Vec<String> = tasks::LN_TASKS
@@ -156,20 +147,16 @@ fn check_company(
             settings,
         );
         match fetch_decoded(host, &req, "LN check", &policy, |r| Page::decode(&req, r)) {
-            Err(e) if e.is_cancelled() => return Err(e),
             // An answer, but not an OData page: the gateway was reached; what answered is
             // not LN.
             Err(e) if e.is_unexpected_body() => {
-                return Ok(failed("product", e.message().into(), details));
+                return Ok(failed_with("product", e.message(), details));
             }
-            Err(e) => {
-                let (part, msg) = host_failure(&e);
-                return Ok(failed(part, msg, details));
-            }
+            Err(e) => return unanswered_with(e, details),
             Ok(Fetched::Status(resp)) => {
                 let (part, msg) = classify(&resp, &target, settings);
                 details["status"] = resp.status.into();
-                return Ok(failed(part, msg, details));
+                return Ok(failed_with(part, msg, details));
             }
             Ok(Fetched::Decoded(_)) => {}
         }
@@ -181,17 +168,15 @@ fn check_company(
     if sets.len() > 1 {
         details["service"] = Value::Null;
     }
-    Ok(CheckReport {
-        success: true,
-        message: format!(
+    Ok(passed(
+        format!(
             "Connected to Infor LN{}: {} answers for {}.",
             user.map(|u| format!(" as {u}")).unwrap_or_default(),
             target,
             company_text(settings)
         ),
-        failed_part: None,
         details,
-    })
+    ))
 }
 
 /// The service account's user name, when the gateway tells it.

@@ -9,11 +9,16 @@ use crate::{CheckReport, ConnectorError};
 /// A failed check: `part` is what failed (`token`, `rights`, `product`, `company`,
 /// `settings` or `network`), `message` what to do about it.
 pub fn failed(part: &str, message: impl Into<String>) -> CheckReport {
+    failed_with(part, message, Value::Null)
+}
+
+/// A failed check that also tells what was found before the failure (`details`).
+pub fn failed_with(part: &str, message: impl Into<String>, details: Value) -> CheckReport {
     CheckReport {
         success: false,
         message: message.into(),
         failed_part: Some(part.into()),
-        details: Value::Null,
+        details,
     }
 }
 
@@ -30,11 +35,16 @@ pub fn passed(message: impl Into<String>, details: Value) -> CheckReport {
 /// A gateway call that got no answer, as a check report ([`host_failure`]): a
 /// cancellation stays an error, for the check is not to report on what it did not finish.
 pub fn unanswered(e: ConnectorError) -> Result<CheckReport, ConnectorError> {
+    unanswered_with(e, Value::Null)
+}
+
+/// [`unanswered`], with what was found before the call (`details`).
+pub fn unanswered_with(e: ConnectorError, details: Value) -> Result<CheckReport, ConnectorError> {
     if e.is_cancelled() {
         return Err(e);
     }
     let (part, message) = host_failure(&e);
-    Ok(failed(part, message))
+    Ok(failed_with(part, message, details))
 }
 
 #[cfg(test)]
@@ -47,6 +57,8 @@ mod tests {
         assert!(!f.success && f.failed_part.as_deref() == Some("rights"));
         let p = passed("connected", Value::from(1));
         assert!(p.success && p.failed_part.is_none() && p.details == 1);
+        let d = failed_with("company", "no company", Value::from(2));
+        assert!(!d.success && d.failed_part.as_deref() == Some("company") && d.details == 2);
     }
 
     #[test]
@@ -55,5 +67,7 @@ mod tests {
         let r = unanswered(ConnectorError::gateway("connection refused")).unwrap();
         assert_eq!(r.failed_part.as_deref(), Some("network"));
         assert!(r.message.contains("connection refused"), "{}", r.message);
+        let d = unanswered_with(ConnectorError::gateway("refused"), Value::from(3)).unwrap();
+        assert!(d.failed_part.as_deref() == Some("network") && d.details == 3);
     }
 }

@@ -7,9 +7,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{RestStream, read};
+use crate::check::{failed, passed, unanswered};
 use crate::decode::{body_head, describe};
 use crate::form::{self, IonApiCredentials};
-use crate::retry::host_failure;
 use crate::{
     CheckReport, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, DiscoveredStream,
     Discovery, GatewayRequest, Host, ReadRequest, ReadSummary, SyncMode, TaskSpec,
@@ -138,25 +138,21 @@ impl<C: StreamConnector> Connector for Streams<C> {
     ) -> Result<CheckReport, ConnectorError> {
         let settings = match self.settings(connection) {
             Ok(s) => s,
-            Err(e) => return Ok(report(Some("settings"), e.message().to_string())),
+            Err(e) => return Ok(failed("settings", e.message())),
         };
         let request = self.0.check_request(&settings);
         match host.gateway(&request) {
-            Err(e) if e.is_cancelled() => Err(e),
-            Err(e) => {
-                let (part, message) = host_failure(&e);
-                Ok(report(Some(part), message))
-            }
-            Ok(resp) if resp.is_success() => Ok(report(
-                None,
+            Err(e) => unanswered(e),
+            Ok(resp) if resp.is_success() => Ok(passed(
                 format!(
                     "connected: {} answered HTTP {}",
                     describe(&request),
                     resp.status
                 ),
+                Value::Null,
             )),
-            Ok(resp) => Ok(report(
-                Some("rights"),
+            Ok(resp) => Ok(failed(
+                "rights",
                 format!(
                     "{} answered HTTP {}: {}",
                     describe(&request),
@@ -202,14 +198,5 @@ impl<C: StreamConnector> Connector for Streams<C> {
                 ))
             })?;
         stream.read_stream(host, &settings, request)
-    }
-}
-
-fn report(failed_part: Option<&str>, message: String) -> CheckReport {
-    CheckReport {
-        success: failed_part.is_none(),
-        message,
-        failed_part: failed_part.map(str::to_string),
-        details: Value::Null,
     }
 }
