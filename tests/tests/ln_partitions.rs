@@ -241,3 +241,25 @@ fn a_resumed_partition_goes_on_from_its_checkpoint_and_the_partitions_make_the_s
     );
     assert!(served_windows(&emu).is_empty());
 }
+
+/// With several companies each would read every window of its company: refused before any
+/// request.
+#[test]
+fn partitions_of_a_companies_connection_are_refused() {
+    let emu = emulator();
+    let p = ln();
+    let host = emu.host();
+    let mut req = request(0, None);
+    req.connection = ConnectionConfig {
+        settings: json!({ "companies": [100, 200], "language": "en-US" }),
+    };
+    let e = p
+        .read(host.clone() as Arc<dyn HostCallbacks>, &req)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot also be split into partitions"),
+        "{e}"
+    );
+    assert!(served_windows(&emu).is_empty());
+}
