@@ -46,7 +46,8 @@ use crate::{
 /// Complete: `{"cursor": …}`, where the next incremental read starts. During a read also
 /// `mode` (the read's sync mode), `next_cursor` (the high-water mark the read will leave)
 /// and `after` (the key of the last record handed over); a read of the same mode goes on
-/// after that key. Other fields are refused: a state of another shape is never read as
+/// after that key. A partition of a full read keeps `mode` and `offset` (its next window)
+/// instead. Other fields are refused: a state of another shape is never read as
 /// "no state", which would start over.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
