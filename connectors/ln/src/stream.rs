@@ -2,8 +2,8 @@
 //! key-ordered OData queries, incremental by `$filter` on the last-modified property,
 //! resumed with `key gt after`. The SDK owns the loop (high-water mark first,
 //! `@odata.nextLink` followed, `$top`/`$skip` windows in flight, a checkpoint after every
-//! page, smaller pages on timeouts); this file says what LN's requests and answers look
-//! like.
+//! page, smaller pages on timeouts, a partition of a full read as every Nth `$skip`
+//! window); this file says what LN's requests and answers look like.
 //!
 //! The state is the SDK's [`ionport_plugin_sdk::stream::AfterKeyState`], the shape this
 //! connector always checkpointed (`cursor`, and during a read `mode`, `next_cursor`,

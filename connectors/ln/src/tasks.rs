@@ -6,7 +6,7 @@
 //! `ChangeCounter`.
 
 use ionport_plugin_sdk::form::record_schema;
-use ionport_plugin_sdk::{SyncMode, TaskSpec};
+use ionport_plugin_sdk::{PARTITIONABLE_KEY, SyncMode, TaskSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -152,11 +152,15 @@ fn both() -> Vec<SyncMode> {
 
 /// The spec of a predefined task.
 pub fn spec(t: &LnTask) -> TaskSpec {
-    let schema = match t.name {
+    let mut schema = match t.name {
         "business_partners" => record_schema::<BusinessPartner>(),
         "sales_orders" => record_schema::<SalesOrder>(),
         _ => record_schema::<Item>(),
     };
+    // A full read splits into partitions of `$skip` windows (the SDK's after-key stride).
+    if let Some(root) = schema.as_object_mut() {
+        root.insert(PARTITIONABLE_KEY.into(), true.into());
+    }
     TaskSpec {
         name: t.name.into(),
         description: format!(

@@ -20,6 +20,12 @@
 //!
 //! The same stream read from several partitions (accounts, companies) is
 //! [`super::read_partitioned`].
+//!
+//! A full read split into partitions ([`crate::ReadRequest::partition`]) reads windows of
+//! one query ordered by key by the stride of offset-paged streams: partition `i` of `N`
+//! windows `i`, `i + N`... ending at its first short one, its checkpoint its next window's
+//! offset (`offset`). The windows keep one size (a window that keeps timing out fails the
+//! partition), and a listing without a key is refused (its windows have no order).
 
 use std::time::Instant;
 
@@ -27,17 +33,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::keyed::{KeyListing, KeyPaging, KeyStart, KeyedStream, PageAt, encode, wrong_paging};
+use super::read::{Stride, check_partition};
 use crate::inflight::pages_in_flight;
 use crate::ordered_pages::{Flow, fetch_in_order};
 use crate::paging::AdaptivePageSize;
-use crate::{ConnectorError, Host, ReadRequest, ReadSummary, RecordWriter, SyncMode};
+use crate::{
+    ConnectorError, Host, ReadPartition, ReadRequest, ReadSummary, RecordWriter, SyncMode,
+};
 
 /// What a stream read after a key checkpoints.
 ///
 /// Complete: `{"cursor": …}`, where the next incremental read starts. During a read also
 /// `mode` (the read's sync mode), `next_cursor` (the high-water mark the read will leave)
 /// and `after` (the key of the last record handed over); a read of the same mode goes on
-/// after that key. Other fields are refused: a state of another shape is never read as
+/// after that key. A partition of a full read keeps `mode` and `offset` (its next window)
+/// instead. Other fields are refused: a state of another shape is never read as
 /// "no state", which would start over.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +64,9 @@ pub struct AfterKeyState {
     /// While a read runs: the key of the last record handed over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Vec<Value>>,
+    /// While a partition of a read runs: the offset of its next window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 /// The values of `fields` in `record` as a listing after a key gives its rows' keys
@@ -84,6 +97,9 @@ pub(super) fn read<S, K: KeyedStream<S> + ?Sized>(
     settings: &S,
     request: &ReadRequest,
 ) -> Result<ReadSummary, ConnectorError> {
+    if let Some(part) = request.partition {
+        return read_stride(stream, host, settings, request, part);
+    }
     let prior: AfterKeyState = super::TypedState::state(request)?.unwrap_or_default();
     let name = stream.spec().name;
     let mut out = writer(stream, host, request, &name);
@@ -103,6 +119,87 @@ pub(super) fn read<S, K: KeyedStream<S> + ?Sized>(
     out.commit(&state)?;
     let records = out.written();
     host.info(&format!("{name}: {records} records in {pages} pages"));
+    Ok(ReadSummary {
+        records,
+        pages,
+        state: Some(encode(&state)?),
+    })
+}
+
+/// Reads partition `part` of `stream`'s full listing: its windows of one query ordered by
+/// key ([`Stride`]), up to the request's pages in flight, handed over in order, from the
+/// state's `offset` or its first window.
+fn read_stride<S, K: KeyedStream<S> + ?Sized>(
+    stream: &K,
+    host: &Host,
+    settings: &S,
+    request: &ReadRequest,
+    part: ReadPartition,
+) -> Result<ReadSummary, ConnectorError> {
+    let spec = stream.spec();
+    let name = spec.name;
+    check_partition(&name, true, spec.cursor_field.as_deref(), request, part)?;
+    if request.sync_mode == SyncMode::Incremental {
+        return Err(ConnectorError::invalid_input(format!(
+            "{name} has no last-modified property, so it can only be read in full",
+        )));
+    }
+    let prior: AfterKeyState = super::TypedState::state(request)?.unwrap_or_default();
+    let resume = prior
+        .offset
+        .filter(|_| prior.mode == Some(request.sync_mode));
+    let listing = stream.open(host, settings, request, None)?;
+    if !listing.ordered() {
+        return Err(ConnectorError::invalid_input(format!(
+            "{name}: partition {} of {}: the stream has no key, so the windows of its query \
+             have no order two requests agree on; read it with one partition (or give its key)",
+            part.index, part.count
+        )));
+    }
+    let size = request.page_size.unwrap_or(stream.page_size()).max(1);
+    let windows = Stride::new(&name, size, part, resume)?;
+    if let Some(at) = resume {
+        host.info(&format!(
+            "{name} (partition {} of {}): resuming at record {at}",
+            part.index, part.count
+        ));
+    }
+    let mut out = writer(stream, host, request, &name);
+    let mut pages = 0u64;
+    let listing = &listing;
+    fetch_in_order(
+        host,
+        pages_in_flight(request),
+        None,
+        |k| window(listing, host, &name, None, windows.offset(k), size),
+        |k, w| {
+            let n = w.rows.len() as u64;
+            let mut extra = 0;
+            for row in &w.rows {
+                extra += listing.write(host, row, &mut out)?;
+            }
+            pages += w.requests + extra;
+            // ordered_pages reports the window as one page; links inside it are pages too.
+            host.report_pages(w.requests.saturating_sub(1));
+            if windows.ends(n) {
+                return Ok(Flow::End);
+            }
+            out.commit(&AfterKeyState {
+                mode: Some(request.sync_mode),
+                offset: Some(windows.offset(k + 1)),
+                ..AfterKeyState::default()
+            })?;
+            Ok(Flow::Next)
+        },
+    )?;
+    // A full read leaves no cursor: partitions read in full only.
+    let state = AfterKeyState::default();
+    out.commit(&state)?;
+    let records = out.written();
+    host.info(&format!(
+        "{name} (partition {} of {}): {records} records in {pages} pages",
+        part.index, part.count
+    ));
     Ok(ReadSummary {
         records,
         pages,
@@ -141,6 +238,14 @@ pub(super) fn read_part<S, K: KeyedStream<S> + ?Sized>(
     part: &Part<'_>,
 ) -> Result<(AfterKeyState, u64), ConnectorError> {
     let name = part.name;
+    if let Some(p) = request.partition {
+        // Each partition of the source would read its whole listing: every record N times.
+        return Err(ConnectorError::invalid_input(format!(
+            "{name}: partition {} of {}: a stream read from several parts of its source \
+             (companies) cannot also be split into partitions; read it with one",
+            p.index, p.count
+        )));
+    }
     let incremental = request.sync_mode == SyncMode::Incremental;
     if incremental && stream.spec().cursor_field.is_none() {
         return Err(ConnectorError::invalid_input(format!(
@@ -378,6 +483,7 @@ impl<L: KeyListing> Run<'_, L> {
             mode: Some(self.mode),
             next_cursor: self.next_cursor.clone(),
             after,
+            offset: None,
         };
         let state = (self.part.checkpoint)(&state)?;
         self.out.commit(&state)

@@ -17,6 +17,8 @@ use crate::{ConnectorError, Host, ReadRequest, ReadSummary, RecordWriter, SyncMo
 #[path = "stride.rs"]
 mod stride;
 pub(crate) use stride::declare as declare_partitionable;
+// The after-key windows of a keyed listing are partitioned by the same stride.
+pub(super) use stride::{Stride, check as check_partition};
 
 /// Reads `stream` for `request` with the connection's `settings`: every page committed
 /// with its checkpoint (a [`StreamState`]), resumed from the request's state.

@@ -18,7 +18,7 @@ use crate::{ConnectorError, ReadPartition, ReadRequest, SyncMode};
 
 /// Why `request`'s partition cannot be read by a stream with `offset_paged` pages and an
 /// incremental cursor `cursor`, if it cannot.
-pub(super) fn check(
+pub(crate) fn check(
     name: &str,
     offset_paged: bool,
     cursor: Option<&str>,
@@ -51,6 +51,57 @@ pub(super) fn check(
     Ok(())
 }
 
+/// The pages of partition `part`: pages of `size` records, `part.count` pages apart,
+/// from the partition's first page or the offset its state resumes at. Offset-paged
+/// streams and the after-key windows of a keyed listing ([`super::super::after_key`]) both
+/// page by it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stride {
+    size: u64,
+    stride: u64,
+    start: u64,
+}
+
+impl Stride {
+    /// Partition `part` of stream `name` in pages of `size`, from `resume` (its own next
+    /// offset) or its first page. A resume offset that does not start one of the
+    /// partition's pages was saved with another page size or partition count.
+    pub(crate) fn new(
+        name: &str,
+        size: u32,
+        part: ReadPartition,
+        resume: Option<u64>,
+    ) -> Result<Self, ConnectorError> {
+        let size = u64::from(size.max(1));
+        let stride = size.saturating_mul(u64::from(part.count));
+        let first = size.saturating_mul(u64::from(part.index));
+        let start = resume.unwrap_or(first);
+        if start % size != 0 || (start / size) % u64::from(part.count) != u64::from(part.index) {
+            return Err(ConnectorError::invalid_input(format!(
+                "{name}: partition {} of {}: the state resumes at record {start}, which does \
+                 not start one of this partition's pages of {size} records; resume a \
+                 partitioned read with the page size and partitions it was read with",
+                part.index, part.count
+            )));
+        }
+        Ok(Self {
+            size,
+            stride,
+            start,
+        })
+    }
+
+    /// The offset of the partition's `k`-th page of this read.
+    pub(crate) fn offset(&self, k: u64) -> u64 {
+        self.start.saturating_add(k.saturating_mul(self.stride))
+    }
+
+    /// Whether a page of `n` records ends the partition (a short page ends the listing).
+    pub(crate) fn ends(&self, n: u64) -> bool {
+        n < self.size
+    }
+}
+
 impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
     /// Partition `part`'s pages of `size` records, from `resume` (its own next offset) or
     /// its first page, up to the request's pages in flight, handed over in order.
@@ -61,38 +112,20 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
         part: ReadPartition,
         resume: Option<u64>,
     ) -> Result<(), ConnectorError> {
-        let size = u64::from(size);
-        let stride = size.saturating_mul(u64::from(part.count));
-        let first = size.saturating_mul(u64::from(part.index));
-        let start = resume.unwrap_or(first);
-        if start % size != 0 || (start / size) % u64::from(part.count) != u64::from(part.index) {
-            return Err(ConnectorError::invalid_input(format!(
-                "{}: partition {} of {}: the state resumes at record {start}, which does not \
-                 start one of this partition's pages of {size} records; resume a partitioned \
-                 read with the page size and partitions it was read with",
-                self.stream.name(),
-                part.index,
-                part.count
-            )));
-        }
+        let pages = Stride::new(self.stream.name(), size, part, resume)?;
         let since = sink.since_text.clone();
-        let page_size = u32::try_from(size).unwrap_or(u32::MAX);
         fetch_in_order(
             self.host,
             pages_in_flight(self.request),
             None,
-            |k| {
-                let offset = start.saturating_add(k.saturating_mul(stride));
-                self.fetch(&self.page(page_size, offset, None, since.as_deref()))
-            },
+            |k| self.fetch(&self.page(size, pages.offset(k), None, since.as_deref())),
             |k, page| {
                 let n = sink.write(page.records)?;
-                if n < size {
+                if pages.ends(n) {
                     sink.commit::<R::Token>(None)?;
                     return Ok(Flow::End);
                 }
-                let next = start.saturating_add((k + 1).saturating_mul(stride));
-                sink.commit(Some(Resume::<R::Token>::Offset(next)))?;
+                sink.commit(Some(Resume::<R::Token>::Offset(pages.offset(k + 1))))?;
                 Ok(Flow::Next)
             },
         )
