@@ -174,6 +174,7 @@ fn read_stride<S, K: KeyedStream<S> + ?Sized>(
         |k| window(listing, host, &name, None, windows.offset(k), size),
         |k, w| {
             let n = w.rows.len() as u64;
+            windows.refuse_overfull(&name, k, n)?;
             let mut extra = 0;
             for row in &w.rows {
                 extra += listing.write(host, row, &mut out)?;

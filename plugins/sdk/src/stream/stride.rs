@@ -100,6 +100,20 @@ impl Stride {
     pub(crate) fn ends(&self, n: u64) -> bool {
         n < self.size
     }
+
+    /// Refuses a page of more records than asked: the records past the page's size are
+    /// the next partition's, and taking them would hand them over twice.
+    pub(crate) fn refuse_overfull(&self, name: &str, k: u64, n: u64) -> Result<(), ConnectorError> {
+        if n > self.size {
+            return Err(ConnectorError::unexpected_body(format!(
+                "{name}: the page of {} records at record {} answered {n} records: more than \
+                 asked, so the pages of a partitioned read would overlap",
+                self.size,
+                self.offset(k)
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
@@ -120,6 +134,7 @@ impl<S: Sync, R: RestStream<S>> Read<'_, S, R> {
             None,
             |k| self.fetch(&self.page(size, pages.offset(k), None, since.as_deref())),
             |k, page| {
+                pages.refuse_overfull(self.stream.name(), k, page.records.len() as u64)?;
                 let n = sink.write(page.records)?;
                 if pages.ends(n) {
                     sink.commit::<R::Token>(None)?;
@@ -271,6 +286,35 @@ mod tests {
         let e = read(&Ten, &host, &(), &req).unwrap_err();
         assert!(e.message().contains("expected an index from 0"), "{e}");
         assert!(seen.asked.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_page_of_more_records_than_asked_is_an_error_not_an_overlap() {
+        // The source ignores `limit` and answers 4 records for pages of 3: the 4th is the
+        // next partition's first.
+        let (host, seen) = scripted(usize::MAX, |q: &Query| {
+            let offset: usize = q["offset"].parse().unwrap();
+            let rows: Vec<Value> = items(10).into_iter().skip(offset).take(4).collect();
+            Ok((200, Value::Array(rows).to_string()))
+        });
+        let mut req = request(SyncMode::FullRefresh, 3, 1, None);
+        req.partition = Some(ReadPartition { index: 0, count: 2 });
+        let e = read(&Ten, &host, &(), &req).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ionport_plugin_abi::error_kind::UNEXPECTED_BODY,
+            "{e}"
+        );
+        assert!(e.message().contains("answered 4 records"), "{e}");
+        assert!(
+            !seen
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, Event::Records(_))),
+            "nothing of the overfull page was handed over"
+        );
     }
 
     #[test]
