@@ -221,6 +221,11 @@ pub fn job_status(
             )));
         }
     };
+    status_of(what, id, &s)
+}
+
+/// What one decoded status answer says of job `id`.
+fn status_of(what: &str, id: &str, s: &Status) -> Result<JobStatus, ConnectorError> {
     Ok(match s.status.to_ascii_uppercase().as_str() {
         "FINISHED" | "COMPLETED" | "SUCCEEDED" => JobStatus::Finished { total: s.row_count },
         "FAILED" | "ERROR" if ran_out_of_time(&s.reason()) => {
@@ -233,7 +238,15 @@ pub fn job_status(
         "CANCELED" | "CANCELLED" => JobStatus::Failed(ConnectorError::gateway(format!(
             "{what}: Compass job {id} was cancelled on the service"
         ))),
-        _ => JobStatus::Running,
+        // Compass documents RUNNING; the others are the queue states job services use.
+        "RUNNING" | "QUEUED" | "SUBMITTED" | "PENDING" | "STARTED" => JobStatus::Running,
+        // Anything else is an answer of the wrong shape, not a job to wait on for ever.
+        other => {
+            return Err(ConnectorError::unexpected_body(format!(
+                "{what}: Compass job {id} answered the status {other:?}; expected RUNNING, \
+                 FINISHED, FAILED or CANCELED"
+            )));
+        }
     })
 }
 
@@ -410,5 +423,32 @@ pub fn page(
             &format!("{what}: Compass job {id} result"),
             &r,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: &str) -> Result<JobStatus, ConnectorError> {
+        let s: Status = serde_json::from_str(json).unwrap();
+        status_of("read", "q1", &s)
+    }
+
+    #[test]
+    fn a_status_compass_does_not_name_is_an_error_not_a_job_to_wait_on() {
+        assert!(matches!(
+            status(r#"{"status":"RUNNING"}"#),
+            Ok(JobStatus::Running)
+        ));
+        assert!(matches!(
+            status(r#"{"status":"FINISHED","rowCount":3}"#),
+            Ok(JobStatus::Finished { total: Some(3) })
+        ));
+        for bad in [r#"{"status":""}"#, r#"{"status":"garbage"}"#] {
+            let e = status(bad).unwrap_err();
+            assert!(e.is_unexpected_body(), "{e}");
+            assert!(e.message().contains("expected RUNNING, FINISHED"), "{e}");
+        }
     }
 }
