@@ -662,16 +662,7 @@ pub fn state_cmd(cli: &Cli, cmd: &StateCommand) -> Result<ExitCode> {
                 bail!("{} has no pipeline '{pipeline}'", file.display());
             };
             let d = open_destination(p).map_err(anyhow::Error::msg)?;
-            d.reset_state(task.as_deref())?;
-            // A task read in partitions keeps a state per partition (`TASK#i/N`).
-            if let Some(t) = task {
-                let prefix = format!("{t}#");
-                for (key, _) in d.states()? {
-                    if key.starts_with(&prefix) {
-                        d.reset_state(Some(&key))?;
-                    }
-                }
-            }
+            ionport_core::pipeline::partition::reset_task_states(d.as_ref(), task.as_deref())?;
             println!(
                 "reset the state of {} in environment {}",
                 task.as_deref()

@@ -18,6 +18,23 @@ pub fn state_key(stream: &str, p: ReadPartition) -> String {
     format!("{stream}#{}/{}", p.index, p.count)
 }
 
+/// Resets the state of `task` and the states of its partitions (every count it was ever
+/// read in), or, for `None`, every state of the destination. Every reset (the CLI's, the
+/// API's, the console's) goes through here, so that no partition state is left behind to
+/// resume a task the user asked to start over.
+pub fn reset_task_states(d: &dyn Destination, task: Option<&str>) -> Result<(), DestinationError> {
+    d.reset_state(task)?;
+    if let Some(t) = task {
+        let prefix = format!("{t}#");
+        for (key, _) in d.states()? {
+            if key.starts_with(&prefix) {
+                d.reset_state(Some(&key))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The partitions of a task read in `count`, in order.
 pub fn all(count: u32) -> impl Iterator<Item = ReadPartition> {
     (0..count).map(move |index| ReadPartition { index, count })

@@ -116,7 +116,8 @@ pub async fn reset(
     let task = q.task.clone();
     tokio::task::spawn_blocking(move || {
         let dest = ionport_core::destination::open_waiting(&d, WAIT).map_err(|e| e.to_string())?;
-        dest.reset_state(task.as_deref()).map_err(|e| e.to_string())
+        ionport_core::pipeline::partition::reset_task_states(dest.as_ref(), task.as_deref())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())

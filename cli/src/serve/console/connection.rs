@@ -416,7 +416,8 @@ pub async fn reset_state(
     let done = tokio::task::spawn_blocking(move || {
         let dest =
             ionport_core::destination::open_waiting(&d, STATE_WAIT).map_err(|e| e.to_string())?;
-        dest.reset_state(t.as_deref()).map_err(|e| e.to_string())
+        ionport_core::pipeline::partition::reset_task_states(dest.as_ref(), t.as_deref())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())
