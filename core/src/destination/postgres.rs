@@ -487,6 +487,10 @@ impl PostgresDestination {
         if table.key_len > 0 {
             let key = &cols[..table.key_len];
             let rest = &cols[table.key_len..];
+            // Rows locked in key order: partition writers commit side by side into one
+            // table, and two commits that meet on some keys (a source whose pages moved
+            // while it was read) would deadlock if each took them in its own order.
+            upsert.push_str(&format!(" ORDER BY {}", key.join(", ")));
             if rest.is_empty() {
                 upsert.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", key.join(", ")));
             } else {
