@@ -415,7 +415,14 @@ impl<Q: QueryJobStream + ?Sized> Run<'_, Q> {
     /// must be submitted (it was said why).
     fn resume(&self, job: JobState) -> Result<Option<(JobState, Option<u64>)>, ConnectorError> {
         let (what, name, from) = (&self.what, self.stream.job_name(&job.id), self.from());
-        match self.stream.status(self.host, &job.id)? {
+        let status = match self.stream.status(self.host, &job.id) {
+            // The wait counts a status that timed out as still running; here a job whose
+            // state cannot be learnt is one that cannot be resumed: querying again
+            // delivers what the job would have (the destination keeps one row per key).
+            Err(e) if e.is_timeout() => JobStatus::Failed(e),
+            other => other?,
+        };
+        match status {
             JobStatus::Finished { total } => {
                 self.host
                     .info(&format!("{what}: resuming {name} at row {}", job.offset));

@@ -548,6 +548,54 @@ fn a_status_that_does_not_decode_is_an_error_not_a_running_job() {
 }
 
 #[test]
+fn a_saved_job_whose_status_times_out_is_queried_again_not_a_failed_read() {
+    /// The service, but the status of `job-0` (the saved job) times out.
+    struct Slow(Service);
+    impl QueryJobStream for Slow {
+        fn name(&self) -> &str {
+            "items"
+        }
+        fn incremental(&self) -> bool {
+            true
+        }
+        fn page_size(&self) -> u32 {
+            10
+        }
+        fn wait_timeout(&self) -> Duration {
+            Duration::from_secs(30)
+        }
+        fn submit(&self, host: &Host, since: Option<&str>) -> Result<Submitted, ConnectorError> {
+            self.0.submit(host, since)
+        }
+        fn status(&self, host: &Host, id: &str) -> Result<JobStatus, ConnectorError> {
+            if id == "job-0" {
+                return Err(ConnectorError::timeout("the status of job-0 timed out"));
+            }
+            self.0.status(host, id)
+        }
+        fn page(&self, h: &Host, id: &str, o: u64, n: u32) -> Result<JobPage, ConnectorError> {
+            self.0.page(h, id, o, n)
+        }
+    }
+    let (host, rec) = recorder();
+    let s = Slow(service(6, 10));
+    let state = json!({"cursor": "2026-01-04", "job": {"id": "job-0", "offset": 1, "mode": "incremental", "bound": "2026-01-09"}});
+    read_query_job(&s, &host, &request(SyncMode::Incremental, Some(state), 1)).unwrap();
+    assert_eq!(ids(&rec.events.lock().unwrap()), vec![4, 5, 6]);
+    assert_eq!(
+        s.0.jobs.lock().unwrap()["job-1"].since.as_deref(),
+        Some("2026-01-04"),
+        "the new job starts at the saved cursor"
+    );
+    let logs = rec.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("cannot be resumed (the status of job-0 timed out)")),
+        "{logs:?}"
+    );
+}
+
+#[test]
 fn states_of_another_shape_and_cursors_the_stream_refuses_are_errors_before_any_job() {
     let (host, _rec) = recorder();
     let s = service(5, 10);
