@@ -383,6 +383,21 @@ impl<L: KeyListing> Run<'_, L> {
                     Err(e) => return Err(e),
                 };
                 let n = page.rows.len() as u64;
+                // A link after nothing, or back to the page it came from, would be
+                // followed for ever: an answer of the wrong shape, not more data.
+                if let Some(link) = &page.next
+                    && (n == 0 || next.as_deref() == Some(link.as_str()))
+                {
+                    let detail = if n == 0 {
+                        "an empty page with a next link"
+                    } else {
+                        "a page whose next link is the link it was asked with"
+                    };
+                    return Err(ConnectorError::unexpected_body(format!(
+                        "unexpected body: {}: {detail}",
+                        self.name
+                    )));
+                }
                 self.commit(page.rows, 1)?;
                 // A page of this loop's own (ordered_pages reports only windows).
                 self.host.report_pages(1);

@@ -392,3 +392,30 @@ fn partitions_keep_a_state_each_and_an_interrupted_read_goes_on_in_the_one_it_st
         }}))
     );
 }
+
+#[test]
+fn a_next_link_after_an_empty_page_or_back_to_itself_is_an_error_not_an_endless_read() {
+    let row = items(1).remove(0);
+    for (answer, says) in [
+        (
+            json!({"items": [], "next": "1;"}),
+            "an empty page with a next link",
+        ),
+        (
+            json!({"items": [row], "next": "1;"}),
+            "a page whose next link is the link it was asked with",
+        ),
+    ] {
+        let body = answer.to_string();
+        let (host, _inner) = scripted(usize::MAX, move |q: &Query| {
+            if q.contains_key("hw") {
+                return Ok((200, json!({"items": []}).to_string()));
+            }
+            Ok((200, body.clone()))
+        });
+        let req = request(SyncMode::FullRefresh, 3, 1, None);
+        let e = read_keyed(&by_links(), &host, &None, &req).unwrap_err();
+        assert_eq!(e.kind(), error_kind::UNEXPECTED_BODY, "{e}");
+        assert!(e.message().contains(says), "{e}");
+    }
+}
