@@ -148,8 +148,8 @@ fn postgres_lets_the_partitions_of_a_stream_write_side_by_side_each_with_its_sta
     let open_part = |p: &str, wait| destination::open_partition_writer_waiting(&config, p, wait);
     let p0 = open_part("t#0/2", Duration::ZERO).unwrap();
     let p1 = open_part("t#1/2", Duration::ZERO).unwrap();
-    // The same partition twice is two writers of one partition; a writer of the whole
-    // schema would write beside them.
+    // The same partition twice would be two writers of one partition, and a writer of
+    // the whole schema would write beside them: both are refused.
     assert_busy_names_this_process(open_part("t#0/2", wait).unwrap_err(), "t#0/2");
     assert_busy_names_this_process(
         destination::open_waiting(&config, wait).unwrap_err(),
