@@ -280,6 +280,7 @@ fn from_key<S, K: KeyedStream<S> + ?Sized>(
     request: &ReadRequest,
 ) -> Result<ReadSummary, ConnectorError> {
     let spec = stream.spec();
+    super::refuse_partition(&spec.name, request)?;
     let state = state(stream, host, request)?;
     let resume = match state.resume {
         None => None,

@@ -59,7 +59,7 @@ use serde::de::DeserializeOwned;
 
 use crate::decode::decode_page;
 use crate::retry::RetryPolicy;
-use crate::{ConnectorError, GatewayRequest, GatewayResponse};
+use crate::{ConnectorError, GatewayRequest, GatewayResponse, ReadRequest};
 
 pub use adapter::{AnyStream, StreamConnector, Streams, USERS_ME};
 pub use after_key::{AfterKeyState, record_key};
@@ -71,6 +71,21 @@ pub use query_job::{
 };
 pub use read::read;
 pub use state::{Resume, StreamState, TypedState};
+
+/// Refuses a read of one partition ([`ReadRequest::partition`]) of a stream whose reads
+/// cannot be split: reading it whole for each partition would hand every record over once
+/// per partition. The host asks partitions only of tasks that declare them; this keeps a
+/// host that does not from doubling records.
+pub(crate) fn refuse_partition(name: &str, request: &ReadRequest) -> Result<(), ConnectorError> {
+    match request.partition {
+        Some(p) => Err(ConnectorError::invalid_input(format!(
+            "{name}: partition {} of {} was asked, but this stream's reads cannot be split \
+             into partitions; read it whole",
+            p.index, p.count
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// How a stream's pages are addressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

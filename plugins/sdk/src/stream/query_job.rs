@@ -242,6 +242,7 @@ pub fn read_query_job<Q: QueryJobStream + ?Sized>(
     host: &Host,
     request: &ReadRequest,
 ) -> Result<ReadSummary, ConnectorError> {
+    super::refuse_partition(stream.name(), request)?;
     let incremental = request.sync_mode == SyncMode::Incremental;
     if incremental && !stream.incremental() {
         return Err(ConnectorError::invalid_input(format!(

@@ -644,3 +644,15 @@ fn a_page_that_keeps_timing_out_is_asked_again_halved_from_the_last_commit_one_a
     let logs = rec.logs.lock().unwrap().clone();
     assert!(logs.iter().any(|l| l.contains("smaller pages")), "{logs:?}");
 }
+
+#[test]
+fn a_partition_of_a_query_job_is_refused_before_any_job() {
+    let (host, _rec) = recorder();
+    let s = service(5, 10);
+    let mut req = request(SyncMode::FullRefresh, None, 1);
+    req.partition = Some(crate::ReadPartition { index: 1, count: 2 });
+    let e = read_query_job(&s, &host, &req).expect_err("refused");
+    assert_eq!(e.kind(), "invalid_input", "{e}");
+    assert!(e.message().contains("partition 1 of 2 was asked"), "{e}");
+    assert!(s.jobs.lock().unwrap().is_empty(), "no job submitted");
+}
