@@ -222,10 +222,10 @@ async fn connection_run(
     };
     let mut options = RunOptions {
         full_refresh,
+        connection: crate::serve::connection_settings(),
         ..RunOptions::default()
     };
     options.connection.gateway.scoped_limit = scoped_limit(st, &r.workspace);
-    options.connection.token.shared_store = super::cluster::shared_tokens();
     Ok(RunRequest {
         options,
         connection: r.name.clone(),
@@ -297,10 +297,10 @@ fn pipeline_run(
                 pipeline: Some(name.to_string()),
                 task: task.map(str::to_string),
                 full_refresh,
+                connection: crate::serve::connection_settings(),
                 ..RunOptions::default()
             };
             o.connection.gateway.scoped_limit = scoped_limit(st, &ws);
-            o.connection.token.shared_store = super::cluster::shared_tokens();
             o
         },
         connection: p.connection.clone(),
