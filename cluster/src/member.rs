@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use ionport_core::token::TokenStoreProvider;
 
-use crate::budget::CoordinatorBudget;
-use crate::quota::QuotaLeases;
+use crate::quota::{Brokers, QuotaLeases};
 use crate::tokens::CoordinatorTokens;
 use crate::{ClusterError, Coordinator};
 
@@ -28,6 +27,8 @@ pub struct ClusterMember {
     tokens: Arc<CoordinatorTokens>,
     stop: Arc<AtomicBool>,
     renewals: Option<JoinHandle<()>>,
+    /// The quota and budget brokers, removed from the gateway when the member leaves.
+    _brokers: Brokers,
 }
 
 /// How long a share is leased without renewal (renewed every third of it).
@@ -40,11 +41,8 @@ impl ClusterMember {
     pub fn join(url: &str, schema: &str, id: &str, lease: Duration) -> Result<Self, ClusterError> {
         // Checks the coordinator and creates or migrates its tables.
         let coord = Coordinator::connect_bounded(url, schema, Some(lease / 3))?;
-        let quota = Arc::new(QuotaLeases::default());
-        ionport_core::gateway::set_quota_broker(Some(quota.clone()));
-        ionport_core::gateway::set_budget_broker(Some(Arc::new(CoordinatorBudget::new(
-            url, schema,
-        ))));
+        let brokers = Brokers::install(url, schema);
+        let quota = brokers.quota.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let renewals = {
             let (url, schema, id, stop) = (
@@ -65,6 +63,7 @@ impl ClusterMember {
             tokens: Arc::new(CoordinatorTokens::new(url, schema)),
             stop,
             renewals: Some(renewals),
+            _brokers: brokers,
         })
     }
 
@@ -86,8 +85,7 @@ impl Drop for ClusterMember {
         if let Some(t) = self.renewals.take() {
             let _ = t.join();
         }
-        ionport_core::gateway::set_quota_broker(None);
-        ionport_core::gateway::set_budget_broker(None);
+        // `_brokers` is dropped after this, once the renewals have stopped.
     }
 }
 

@@ -15,6 +15,35 @@ use ionport_core::gateway::{QuotaBroker, TenantQuota};
 use crate::{ClusterError, Coordinator};
 
 /// The tenants this worker uses, and whether one joined since the last renewal.
+/// The brokers of a process in the cluster, installed in core's gateway for as long as
+/// this lives: its tenants' quotas leased in shares ([`QuotaLeases`]) and their daily
+/// budgets reserved in blocks ([`crate::budget::CoordinatorBudget`]). Dropped on every way
+/// out (an error included), so a process never keeps spending through a cluster it left.
+#[derive(Debug)]
+pub(crate) struct Brokers {
+    /// The quota leases, renewed by the process's own loop.
+    pub(crate) quota: Arc<QuotaLeases>,
+}
+
+impl Brokers {
+    /// Installs the brokers of the coordinator at `url`, schema `schema`.
+    pub(crate) fn install(url: &str, schema: &str) -> Self {
+        let quota = Arc::new(QuotaLeases::default());
+        ionport_core::gateway::set_quota_broker(Some(quota.clone()));
+        ionport_core::gateway::set_budget_broker(Some(Arc::new(
+            crate::budget::CoordinatorBudget::new(url, schema),
+        )));
+        Self { quota }
+    }
+}
+
+impl Drop for Brokers {
+    fn drop(&mut self) {
+        ionport_core::gateway::set_quota_broker(None);
+        ionport_core::gateway::set_budget_broker(None);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct QuotaLeases {
     tenants: Mutex<Vec<Weak<TenantQuota>>>,

@@ -21,7 +21,7 @@ use ionport_core::pipeline::{Cancel, RunOptions, RunSummary, run};
 use ionport_core::plugin::PluginRegistry;
 
 use crate::coordinator::load_plan;
-use crate::quota::QuotaLeases;
+use crate::quota::{Brokers, QuotaLeases};
 use crate::tokens::CoordinatorTokens;
 use crate::{Claimed, ClusterError, Coordinator, Outcome};
 
@@ -71,13 +71,10 @@ pub fn run_worker(
     tracing::info!(target: "ionport::cluster", worker = %config.id, slots = config.slots, lease = ?config.lease, "worker started");
     let running: RunningUnits = Arc::default();
     let renewed = Arc::new(Mutex::new(Instant::now()));
-    // Every tenant quota this process's connections use is leased from the coordinator.
-    let quota = Arc::new(QuotaLeases::default());
-    ionport_core::gateway::set_quota_broker(Some(quota.clone()));
-    // And every tenant's daily budget is counted for the whole cluster.
-    ionport_core::gateway::set_budget_broker(Some(Arc::new(
-        crate::budget::CoordinatorBudget::new(&config.url, &config.schema),
-    )));
+    // Every tenant quota this process's connections use is leased from the coordinator,
+    // and every tenant's daily budget is counted for the whole cluster.
+    let brokers = Brokers::install(&config.url, &config.schema);
+    let quota = brokers.quota.clone();
     let heartbeat = {
         let (config, running, stop, renewed, quota) = (
             config.clone(),
@@ -153,8 +150,7 @@ pub fn run_worker(
     }
     let _ = heartbeat.join();
     let _ = watchdog.join();
-    ionport_core::gateway::set_quota_broker(None);
-    ionport_core::gateway::set_budget_broker(None);
+    drop(brokers);
     tracing::info!(target: "ionport::cluster", worker = %config.id, "worker stopped");
     Ok(())
 }
