@@ -30,6 +30,21 @@ use ionport_tests::emulated::Emulated;
 use ionport_tests::ionport_bin;
 use serde_json::Value;
 
+/// The emulator started with `config`, a temporary directory and the emulator's
+/// `.ionapi` file written in it.
+fn emulator_with_ionapi(config: EmulatorConfig) -> (Emulated, tempfile::TempDir, PathBuf) {
+    let emu = Emulated::start(config);
+    let dir = tempfile::tempdir().unwrap();
+    let ionapi = dir.path().join("emu.ionapi");
+    emu.emu.write_ionapi(&ionapi).unwrap();
+    (emu, dir, ionapi)
+}
+
+/// A pipeline file's `credentials` naming the `.ionapi` file at `ionapi`.
+fn ionapi_credential(ionapi: &Path) -> String {
+    format!("{{ ionapi = \"{}\" }}", ionapi.display())
+}
+
 /// `n` pipelines of the customers task, each into its own JSONL file (one writer each, so
 /// that their units can run at once), on one connection with `credentials` and `quota`.
 fn pipelines(dir: &Path, n: usize, credentials: &str, quota: &str, page_size: u32) -> PathBuf {
@@ -160,15 +175,12 @@ fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a
     const WORKERS: usize = 20;
     // Tokens live 8 s (renewed 2 s before): the units, 100 pages of 40 ms each, outlast
     // the first one, so the shared token is also refreshed while they run.
-    let emu = Emulated::start(EmulatorConfig {
+    let (emu, dir, ionapi) = emulator_with_ionapi(EmulatorConfig {
         scale: 1000,
         latency: Duration::from_millis(40),
         token_ttl: Duration::from_secs(8),
         ..EmulatorConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
     let homes = machine_homes(dir.path(), &ionapi, WORKERS);
     let file = pipelines(dir.path(), WORKERS, "{ vault = \"emu\" }", "none", 10);
 
@@ -222,7 +234,7 @@ fn twenty_workers_on_a_cold_credential_make_one_password_grant_and_never_reuse_a
 fn a_tenant_quota_shared_by_three_workers_sees_no_429() {
     // 100 requests per 5 s for the whole tenant, enforced by the emulator. Each worker on
     // its own would keep to the whole quota; three at once would send three times it.
-    let emu = Emulated::start(EmulatorConfig {
+    let (emu, dir, ionapi) = emulator_with_ionapi(EmulatorConfig {
         scale: 300,
         quota: Some(Quota {
             requests: 100,
@@ -231,16 +243,7 @@ fn a_tenant_quota_shared_by_three_workers_sees_no_429() {
         quota_per_tenant: true,
         ..EmulatorConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
-    let file = pipelines(
-        dir.path(),
-        3,
-        &format!("{{ ionapi = \"{}\" }}", ionapi.display()),
-        "100/5",
-        5,
-    );
+    let file = pipelines(dir.path(), 3, &ionapi_credential(&ionapi), "100/5", 5);
     let mut cluster = Cluster::new(
         dir.path(),
         &format!("cl_quota_{}", std::process::id()),
@@ -292,20 +295,11 @@ fn a_tenant_quota_shared_by_three_workers_sees_no_429() {
 #[test]
 fn serve_with_a_coordinator_registers_its_pipelines_and_shows_the_cluster() {
     use ionport_tests::serve_process::ServeProcess;
-    let emu = Emulated::start(EmulatorConfig {
+    let (_emu, dir, ionapi) = emulator_with_ionapi(EmulatorConfig {
         scale: 50,
         ..EmulatorConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
-    let file = pipelines(
-        dir.path(),
-        1,
-        &format!("{{ ionapi = \"{}\" }}", ionapi.display()),
-        "none",
-        25,
-    );
+    let file = pipelines(dir.path(), 1, &ionapi_credential(&ionapi), "none", 25);
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(
         &file,
@@ -362,20 +356,11 @@ fn serve_with_a_coordinator_registers_its_pipelines_and_shows_the_cluster() {
 
 #[test]
 fn a_worker_with_another_vault_key_fails_its_unit_naming_the_key() {
-    let emu = Emulated::start(EmulatorConfig {
+    let (emu, dir, ionapi) = emulator_with_ionapi(EmulatorConfig {
         scale: 50,
         ..EmulatorConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
-    let file = pipelines(
-        dir.path(),
-        1,
-        &format!("{{ ionapi = \"{}\" }}", ionapi.display()),
-        "none",
-        25,
-    );
+    let file = pipelines(dir.path(), 1, &ionapi_credential(&ionapi), "none", 25);
     let mut cluster = Cluster::new(dir.path(), &format!("cl_keys_{}", std::process::id()), "3s");
     // The first worker stores the credential's tokens, sealed under its home's key.
     cluster.submit(&file, true);
@@ -426,14 +411,11 @@ fn a_daily_budget_shared_by_three_workers_on_three_machines_is_not_exceeded() {
     // 100 customers in pages of 5: a unit sends 20-odd requests. The budget of 40 is more
     // than one unit needs and less than three do.
     const BUDGET: u64 = 40;
-    let emu = Emulated::start(EmulatorConfig {
+    let (emu, dir, ionapi) = emulator_with_ionapi(EmulatorConfig {
         scale: 100,
         latency: Duration::from_millis(20),
         ..EmulatorConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
     let homes = machine_homes(dir.path(), &ionapi, 3);
     let limits = format!("quota = \"none\"\ndaily_budget = {BUDGET}");
     let file = pipelines_named(
@@ -538,15 +520,12 @@ fn a_serve_run_beside_a_worker_shares_its_token_quota_and_budget() {
     use ionport_tests::serve_process::ServeProcess;
     // Runs of 100 pages of 80 ms outlast the 6 s token: the shared token is refreshed
     // while both run.
-    let emu = Emulated::start(EmulatorConfig {
+    let (emu, dir, ionapi) = emulator_with_ionapi(EmulatorConfig {
         scale: 500,
         latency: Duration::from_millis(80),
         token_ttl: Duration::from_secs(6),
         ..EmulatorConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let ionapi = dir.path().join("emu.ionapi");
-    emu.emu.write_ionapi(&ionapi).unwrap();
     let homes = machine_homes(dir.path(), &ionapi, 2);
     // A budget whose blocks (10 requests) are small next to what each side sends.
     let limits = "quota = \"100/2\"\ndaily_budget = 1000";
